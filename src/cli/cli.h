@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/* The subcommands of the keel binary. main.c dispatches argv[1] to one of these; each gets
+ * argc/argv starting at the subcommand's name (argv[0] = "check") and returns the process
+ * exit code (enum keel_exit). */
+#ifndef KEEL_CLI_CLI_H
+#define KEEL_CLI_CLI_H
+
+/* keel check -c FILE: load and validate FILE as `keel run` would, without starting anything.
+ * Prints every error to stderr and returns KEEL_EXIT_CONFIG (1) if there is any; otherwise
+ * prints "FILE: configuration ok (N frontends, N backends, N servers)" to stdout and returns
+ * KEEL_EXIT_OK. Bad usage: KEEL_EXIT_USAGE (2). Blocks (file I/O, name resolution). */
+int cli_check(int argc, char **argv);
+
+
+
+#define KEEL_VERSION "0.1.0"
+
+/* keel run -c FILE [--node NAME]: run the node in the foreground until SIGTERM/SIGINT. */
+int cli_run(int argc, char **argv);
+
+/* Run a node from a configuration file; returns the exit code. Blocks until stopped. */
+int keel_node_run(const char *conf_path, const char *node_name);
+
+/* keel backend --name NAME --listen ADDR [--workers N]: the tiny built-in test backend. */
+int cli_backend(int argc, char **argv);
+
+/* keel up [FILE]: the whole demo stack on this machine until Ctrl-C. */
+int cli_up(int argc, char **argv);
+#endif

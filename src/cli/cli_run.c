@@ -1,0 +1,518 @@
+/* SPDX-License-Identifier: MIT */
+/* `keel run -c FILE [--node NAME]`: the control thread of a node. It loads the
+ * configuration, starts the workers, health checks and the admin listener, and handles
+ * signals: SIGHUP reloads (parse, build, validate, then swap; a bad file changes nothing),
+ * SIGTERM/SIGINT drain. Blocking I/O happens here only while loading a configuration. */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "core/conf.h"
+#include "core/log.h"
+#include "core/qsbr.h"
+#include "lb/lb.h"
+#include "lb/lb_check.h"
+#include "lb/lb_worker.h"
+#include "monitor/admin.h"
+#include "monitor/metrics.h"
+
+#define TICK_MS 50
+
+struct node {
+    struct ev_loop *loop;
+    const char *conf_path;
+    const char *node_name;
+    struct lb_gen *gen;     /* current; the node holds one reference */
+    struct lb_gen *retired; /* waiting for their last connection */
+    struct lb_worker workers[LB_MAX_WORKERS];
+    uint32_t n_workers;
+    struct lb_checks *checks;
+    struct admin *admin;
+    char admin_text[128];
+    int sigfd;
+    struct ev_io sigio;
+    struct ev_timer tick;
+    bool is_draining;
+    uint64_t drain_deadline_ms;
+    uint64_t reloads;
+    uint64_t reload_failures;
+};
+
+static uint32_t default_workers(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) {
+        n = 1;
+    }
+    return n > LB_MAX_WORKERS ? LB_MAX_WORKERS : (uint32_t)n;
+}
+
+static void print_errors(const struct conf_errors *errs, bool to_log)
+{
+    if (errs->text == NULL) {
+        return;
+    }
+    if (!to_log) {
+        fputs(errs->text, stderr);
+        return;
+    }
+    char *copy = strdup(errs->text);
+    if (copy == NULL) {
+        return;
+    }
+    char *save = NULL;
+    for (char *line = strtok_r(copy, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        log_error("config", "%s", line);
+    }
+    free(copy);
+}
+
+/* ---------------------------------------------------------------- admin handler */
+
+static void gauges(struct metrics_out *o, void *data)
+{
+    struct node *n = data;
+    struct lb_gen *gen = n->gen;
+    metrics_out_printf(o, "# HELP keel_server_up Whether the server is in service (1) or not.\n"
+                          "# TYPE keel_server_up gauge\n");
+    for (uint32_t b = 0; b < gen->n_backends; b++) {
+        struct lb_backend *be = &gen->backends[b];
+        for (uint32_t i = 0; i < be->n_servers; i++) {
+            metrics_out_printf(o, "keel_server_up{backend=\"%s\",server=\"%s\"} %d\n",
+                               be->conf->name, be->servers[i].conf->name,
+                               atomic_load(&be->servers[i].is_up) ? 1 : 0);
+        }
+    }
+    metrics_out_printf(o, "# HELP keel_server_active Requests or sessions in flight.\n"
+                          "# TYPE keel_server_active gauge\n");
+    for (uint32_t b = 0; b < gen->n_backends; b++) {
+        struct lb_backend *be = &gen->backends[b];
+        for (uint32_t i = 0; i < be->n_servers; i++) {
+            metrics_out_printf(o, "keel_server_active{backend=\"%s\",server=\"%s\"} %u\n",
+                               be->conf->name, be->servers[i].conf->name,
+                               atomic_load(&be->servers[i].active));
+        }
+    }
+    metrics_out_printf(o, "# HELP keel_backend_queue Requests waiting for a server slot.\n"
+                          "# TYPE keel_backend_queue gauge\n");
+    for (uint32_t b = 0; b < gen->n_backends; b++) {
+        metrics_out_printf(o, "keel_backend_queue{backend=\"%s\"} %u\n",
+                           gen->backends[b].conf->name, atomic_load(&gen->backends[b].queued));
+    }
+    metrics_out_printf(o, "# HELP keel_config_generation Generation of the running "
+                          "configuration.\n# TYPE keel_config_generation gauge\n"
+                          "keel_config_generation %lu\n"
+                          "# HELP keel_config_reloads_total Successful reloads.\n"
+                          "# TYPE keel_config_reloads_total counter\n"
+                          "keel_config_reloads_total %lu\n"
+                          "# HELP keel_config_reload_failures_total Refused reloads.\n"
+                          "# TYPE keel_config_reload_failures_total counter\n"
+                          "keel_config_reload_failures_total %lu\n",
+                       (unsigned long)gen->id, (unsigned long)n->reloads,
+                       (unsigned long)n->reload_failures);
+}
+
+static void status_json(struct node *n, struct metrics_out *o)
+{
+    struct lb_gen *gen = n->gen;
+    metrics_out_printf(o, "{\"node\":\"%s\",\"pid\":%d,\"generation\":%lu,\"workers\":%u,"
+                          "\"draining\":%s,\"frontends\":[",
+                       n->node_name != NULL ? n->node_name : "", (int)getpid(),
+                       (unsigned long)gen->id, n->n_workers, n->is_draining ? "true" : "false");
+    for (uint32_t f = 0; f < gen->n_frontends; f++) {
+        const struct conf_frontend *cf = gen->frontends[f].conf;
+        metrics_out_printf(o, "%s{\"name\":\"%s\",\"mode\":\"%s\",\"backend\":\"%s\",\"binds\":[",
+                           f == 0 ? "" : ",", cf->name, cf->mode == CONF_MODE_TCP ? "tcp" : "http",
+                           cf->backend_name);
+        for (uint32_t b = 0; b < cf->n_binds; b++) {
+            metrics_out_printf(o, "%s\"%s\"", b == 0 ? "" : ",", cf->binds[b].text);
+        }
+        metrics_out_printf(o, "]}");
+    }
+    metrics_out_printf(o, "],\"backends\":[");
+    for (uint32_t b = 0; b < gen->n_backends; b++) {
+        struct lb_backend *be = &gen->backends[b];
+        metrics_out_printf(o, "%s{\"name\":\"%s\",\"servers\":[", b == 0 ? "" : ",",
+                           be->conf->name);
+        for (uint32_t i = 0; i < be->n_servers; i++) {
+            struct lb_server *s = &be->servers[i];
+            char reason[400];
+            const char *r = be->health[i].last_reason;
+            size_t k = 0;
+            for (; *r != '\0' && k + 2 < sizeof(reason); r++) {
+                if (*r == '"' || *r == '\\') {
+                    reason[k++] = '\\';
+                }
+                reason[k++] = *r;
+            }
+            reason[k] = '\0';
+            metrics_out_printf(o, "%s{\"name\":\"%s\",\"address\":\"%s\",\"up\":%s,"
+                                  "\"active\":%u,\"weight\":%u,\"backup\":%s,\"disabled\":%s,"
+                                  "\"reason\":\"%s\"}",
+                               i == 0 ? "" : ",", s->conf->name, s->conf->addr.text,
+                               atomic_load(&s->is_up) ? "true" : "false",
+                               atomic_load(&s->active), s->weight, s->is_backup ? "true" : "false",
+                               s->conf->is_disabled ? "true" : "false", reason);
+        }
+        metrics_out_printf(o, "]}");
+    }
+    metrics_out_printf(o, "]}\n");
+}
+
+static int admin_handler(const char *path, struct metrics_out *out, const char **ctype,
+                         void *data)
+{
+    struct node *n = data;
+    if (strcmp(path, "/metrics") == 0) {
+        *ctype = "text/plain; version=0.0.4; charset=utf-8";
+        metrics_render(out, gauges, n);
+        return 200;
+    }
+    if (strcmp(path, "/status") == 0) {
+        *ctype = "application/json";
+        status_json(n, out);
+        return 200;
+    }
+    if (strcmp(path, "/healthz") == 0) {
+        metrics_out_printf(out, n->is_draining ? "draining\n" : "ok\n");
+        return n->is_draining ? 503 : 200;
+    }
+    metrics_out_printf(out, "not found: try /metrics, /status or /healthz\n");
+    return 404;
+}
+
+static int start_admin(struct node *n, const struct conf *conf, struct errbuf *eb)
+{
+    if (!conf->global.has_admin) {
+        admin_stop(n->admin);
+        n->admin = NULL;
+        n->admin_text[0] = '\0';
+        return 0;
+    }
+    if (n->admin != NULL && strcmp(n->admin_text, conf->global.admin.text) == 0) {
+        return 0;
+    }
+    struct admin *a = admin_start(n->loop, (const struct sockaddr *)&conf->global.admin.sa,
+                                  conf->global.admin.salen, admin_handler, n, eb);
+    if (a == NULL) {
+        return -1;
+    }
+    admin_stop(n->admin);
+    n->admin = a;
+    snprintf(n->admin_text, sizeof(n->admin_text), "%s", conf->global.admin.text);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- reload and drain */
+
+static int check_node(const struct conf *conf, const char *name, struct errbuf *eb)
+{
+    if (name == NULL || conf->n_nodes == 0) {
+        return 0;
+    }
+    if (conf_find_node(conf, name) == NULL) {
+        errbuf_set(eb, "node \"%s\" is not defined in the configuration", name);
+        return -1;
+    }
+    return 0;
+}
+
+static void reload(struct node *n)
+{
+    struct conf *conf = NULL;
+    struct conf_errors errs = {0};
+    struct errbuf eb = {{0}};
+    log_notice("main", "reloading %s", n->conf_path);
+    if (conf_load_file(n->conf_path, &conf, &errs) != 0) {
+        print_errors(&errs, true);
+        conf_errors_fini(&errs);
+        log_error("main", "reload refused: the configuration has errors; still running "
+                          "generation %lu", (unsigned long)n->gen->id);
+        n->reload_failures++;
+        return;
+    }
+    conf_errors_fini(&errs);
+    if (check_node(conf, n->node_name, &eb) != 0) {
+        conf_free(conf);
+        goto refused;
+    }
+    enum log_level level = (enum log_level)conf->global.log_level;
+    struct lb_gen *gen = lb_gen_new(conf, n->gen, n->n_workers, &eb);
+    if (gen == NULL) {
+        goto refused;
+    }
+    if (lb_gen_listen(gen, n->gen, &eb) != 0 || start_admin(n, gen->conf, &eb) != 0) {
+        lb_gen_free(gen);
+        goto refused;
+    }
+    int rc = log_open(gen->conf->global.error_log);
+    if (rc != 0) {
+        log_warn("main", "cannot open error log %s: %s; keeping the current one",
+                 gen->conf->global.error_log, strerror(-rc));
+    }
+    log_set_level(level);
+    lb_checks_stop(n->checks);
+    n->checks = lb_checks_start(n->loop, gen);
+    if (n->checks == NULL) {
+        log_error("main", "out of memory starting health checks");
+    }
+    struct lb_gen *old = n->gen;
+    lb_gen_ref(gen);
+    n->gen = gen;
+    for (uint32_t i = 0; i < n->n_workers; i++) {
+        lb_gen_ref(gen);
+        lb_worker_set_gen(&n->workers[i], gen);
+    }
+    lb_gen_unref(old);
+    old->retired_next = n->retired;
+    n->retired = old;
+    n->reloads++;
+    log_notice("main", "configuration reloaded: generation %lu", (unsigned long)gen->id);
+    return;
+refused:
+    n->reload_failures++;
+    log_error("main", "reload refused: %s; still running generation %lu", eb.msg,
+              (unsigned long)n->gen->id);
+}
+
+static void start_drain(struct node *n, const char *why)
+{
+    if (n->is_draining) {
+        log_notice("main", "%s again: exiting at once", why);
+        ev_loop_stop(n->loop);
+        return;
+    }
+    n->is_draining = true;
+    n->drain_deadline_ms = ev_now_ms(n->loop) + n->gen->conf->global.timeout_drain_ms;
+    log_notice("main", "%s: draining (up to %u ms)", why, n->gen->conf->global.timeout_drain_ms);
+    lb_checks_stop(n->checks);
+    n->checks = NULL;
+    for (uint32_t i = 0; i < n->n_workers; i++) {
+        lb_worker_drain(&n->workers[i]);
+    }
+}
+
+static void free_retired(struct node *n)
+{
+    struct lb_gen **pp = &n->retired;
+    while (*pp != NULL) {
+        struct lb_gen *g = *pp;
+        if (atomic_load_explicit(&g->refs, memory_order_acquire) == 0) {
+            *pp = g->retired_next;
+            log_info("main", "generation %lu retired", (unsigned long)g->id);
+            lb_gen_free(g);
+        } else {
+            pp = &g->retired_next;
+        }
+    }
+}
+
+static void on_tick(struct ev_loop *loop, struct ev_timer *t)
+{
+    struct node *n = t->data;
+    if (n->checks != NULL) {
+        lb_checks_poll_passive(n->checks);
+    }
+    free_retired(n);
+    qsbr_reclaim();
+    if (n->is_draining) {
+        bool all_done = true;
+        for (uint32_t i = 0; i < n->n_workers; i++) {
+            all_done = all_done && atomic_load(&n->workers[i].is_done);
+        }
+        if (all_done) {
+            log_notice("main", "drained: every connection finished");
+            ev_loop_stop(loop);
+            return;
+        }
+        if (ev_now_ms(loop) >= n->drain_deadline_ms) {
+            log_warn("main", "drain timeout: closing the connections still open");
+            ev_loop_stop(loop);
+            return;
+        }
+    }
+    ev_timer_start(loop, t, TICK_MS);
+}
+
+static void on_signal(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+    (void)loop;
+    (void)events;
+    struct node *n = io->data;
+    struct signalfd_siginfo si;
+    while (read(n->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIGHUP) {
+            if (!n->is_draining) {
+                reload(n);
+            }
+        } else if (si.ssi_signo == SIGTERM) {
+            start_drain(n, "SIGTERM");
+        } else if (si.ssi_signo == SIGINT) {
+            start_drain(n, "SIGINT");
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- boot */
+
+static int boot(struct node *n)
+{
+    struct conf *conf = NULL;
+    struct conf_errors errs = {0};
+    struct errbuf eb = {{0}};
+    if (conf_load_file(n->conf_path, &conf, &errs) != 0) {
+        print_errors(&errs, false);
+        conf_errors_fini(&errs);
+        return KEEL_EXIT_CONFIG;
+    }
+    conf_errors_fini(&errs);
+    if (check_node(conf, n->node_name, &eb) != 0) {
+        fprintf(stderr, "keel: %s\n", eb.msg);
+        conf_free(conf);
+        return KEEL_EXIT_CONFIG;
+    }
+    int rc = log_open(conf->global.error_log);
+    if (rc != 0) {
+        fprintf(stderr, "keel: cannot open error log %s: %s\n", conf->global.error_log,
+                strerror(-rc));
+        conf_free(conf);
+        return KEEL_EXIT_CONFIG;
+    }
+    log_set_level((enum log_level)conf->global.log_level);
+    n->n_workers = conf->global.workers != 0 ? conf->global.workers : default_workers();
+    if (n->n_workers > LB_MAX_WORKERS) {
+        n->n_workers = LB_MAX_WORKERS;
+    }
+    n->gen = lb_gen_new(conf, NULL, n->n_workers, &eb);
+    if (n->gen == NULL || lb_gen_listen(n->gen, NULL, &eb) != 0 ||
+        start_admin(n, n->gen->conf, &eb) != 0) {
+        log_error("main", "cannot start: %s", eb.msg);
+        lb_gen_free(n->gen);
+        n->gen = NULL;
+        return KEEL_EXIT_RUNTIME;
+    }
+    lb_gen_ref(n->gen);
+    return 0;
+}
+
+static int setup_signals(struct node *n)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    /* Blocked before the workers start, so only the control thread sees them. */
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) {
+        return -1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    n->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (n->sigfd == -1) {
+        return -errno;
+    }
+    return ev_io_start(n->loop, &n->sigio, n->sigfd, EV_READ, on_signal, n, "signals");
+}
+
+static void shutdown_node(struct node *n)
+{
+    bool all_done = true;
+    for (uint32_t i = 0; i < n->n_workers; i++) {
+        all_done = all_done && atomic_load(&n->workers[i].is_done);
+    }
+    if (!all_done) {
+        return; /* threads still hold connections; process exit closes them */
+    }
+    for (uint32_t i = 0; i < n->n_workers; i++) {
+        lb_worker_join(&n->workers[i]);
+    }
+    lb_checks_stop(n->checks);
+    admin_stop(n->admin);
+    lb_gen_unref(n->gen);
+    free_retired(n);
+    if (atomic_load(&n->gen->refs) == 0) {
+        lb_gen_free(n->gen);
+    }
+    qsbr_drain_all();
+    ev_io_stop(n->loop, &n->sigio);
+    close(n->sigfd);
+    ev_loop_free(n->loop);
+}
+
+int keel_node_run(const char *conf_path, const char *node_name)
+{
+    static struct node node; /* large (worker array); one per process */
+    struct node *n = &node;
+    memset(n, 0, sizeof(*n));
+    n->conf_path = conf_path;
+    n->node_name = node_name;
+    n->loop = ev_loop_new();
+    if (n->loop == NULL) {
+        fprintf(stderr, "keel: cannot create the event loop: %s\n", strerror(errno));
+        return KEEL_EXIT_RUNTIME;
+    }
+    log_set_thread_name("ctl");
+    int rc = boot(n);
+    if (rc != 0) {
+        return rc;
+    }
+    if (setup_signals(n) != 0) {
+        log_error("main", "cannot set up signal handling: %s", strerror(errno));
+        return KEEL_EXIT_RUNTIME;
+    }
+    rc = lb_workers_start(n->workers, n->n_workers, n->gen);
+    if (rc != 0) {
+        log_error("main", "cannot start workers: %s", strerror(-rc));
+        return KEEL_EXIT_RUNTIME;
+    }
+    n->checks = lb_checks_start(n->loop, n->gen);
+    ev_timer_init(&n->tick, on_tick, n, "tick");
+    ev_timer_start(n->loop, &n->tick, TICK_MS);
+    log_notice("main", "keel %s started: %u workers, %u frontends, %u backends%s%s",
+               KEEL_VERSION, n->n_workers, n->gen->n_frontends, n->gen->n_backends,
+               n->admin != NULL ? ", admin on " : "", n->admin_text);
+    ev_run(n->loop);
+    shutdown_node(n);
+    log_notice("main", "stopped");
+    return KEEL_EXIT_OK;
+}
+
+int cli_run(int argc, char **argv)
+{
+    const char *conf_path = NULL, *node_name = NULL;
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"node", required_argument, NULL, 'n'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "c:n:h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            conf_path = optarg;
+            break;
+        case 'n':
+            node_name = optarg;
+            break;
+        case 'h':
+            printf("usage: keel run -c FILE [--node NAME]\n");
+            return KEEL_EXIT_OK;
+        default:
+            fprintf(stderr, "usage: keel run -c FILE [--node NAME]\n");
+            return KEEL_EXIT_USAGE;
+        }
+    }
+    if (conf_path == NULL || optind != argc) {
+        fprintf(stderr, "usage: keel run -c FILE [--node NAME]\n");
+        return KEEL_EXIT_USAGE;
+    }
+    return keel_node_run(conf_path, node_name);
+}

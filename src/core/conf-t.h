@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: MIT */
+/* The configuration model: what a parsed, validated keel configuration file says. Immutable
+ * once built; the runtime (lb/, http/) builds its own objects from it. Types only. */
+#ifndef KEEL_CORE_CONF_T_H
+#define KEEL_CORE_CONF_T_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CONF_NAME_MAX 64
+#define CONF_PATH_MAX 1024
+
+/* Where a directive was written, for error messages. */
+struct conf_pos {
+    char file[CONF_PATH_MAX];
+    int line;
+    int col;
+};
+
+enum conf_mode {
+    CONF_MODE_HTTP = 0, /* HTTP/1.1 proxying */
+    CONF_MODE_TCP       /* plain byte relay */
+};
+
+enum conf_balance {
+    CONF_BALANCE_ROUNDROBIN = 0, /* smooth weighted round robin */
+    CONF_BALANCE_LEASTCONN,      /* weighted least connections, ties in rotation */
+    CONF_BALANCE_SOURCE,         /* client IP on a consistent hash ring */
+    CONF_BALANCE_RANDOM          /* power of two random choices */
+};
+
+enum conf_check_type {
+    CONF_CHECK_NONE = 0,
+    CONF_CHECK_TCP,
+    CONF_CHECK_HTTP
+};
+
+enum conf_log_format {
+    CONF_LOG_COMBINED = 0,
+    CONF_LOG_JSON
+};
+
+/* A socket address with its text form as written (after defaulting, e.g. ":80" ->
+ * "0.0.0.0:80"). */
+struct conf_addr {
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    char text[128];
+};
+
+struct conf_server {
+    char name[CONF_NAME_MAX];
+    struct conf_addr addr;
+    uint32_t weight;  /* 1..256, default 1 */
+    uint32_t maxconn; /* concurrent requests/connections; 0 = unlimited */
+    bool is_backup;   /* used only while every normal server is down */
+    bool is_disabled; /* administratively down */
+    struct conf_pos pos;
+};
+
+struct conf_check {
+    enum conf_check_type type; /* default CONF_CHECK_NONE */
+    char method[16];           /* HTTP: default "GET" */
+    char path[256];            /* HTTP: default "/" */
+    char host[256];            /* HTTP Host header: default "" = server address */
+    int status_min;            /* default 200 */
+    int status_max;            /* default 399 */
+    uint32_t interval_ms;      /* default 2000 */
+    uint32_t timeout_ms;       /* default 1000 */
+    uint32_t rise;             /* default 2 */
+    uint32_t fall;             /* default 3 */
+};
+
+struct conf_backend {
+    char name[CONF_NAME_MAX];
+    enum conf_mode mode;
+    enum conf_balance balance;
+    struct conf_server *servers;
+    uint32_t n_servers;
+    struct conf_check check;
+    uint32_t timeout_connect_ms; /* default 3000 */
+    uint32_t timeout_server_ms;  /* default 60000: response header wait / tcp idle */
+    uint32_t timeout_queue_ms;   /* default 5000 */
+    uint32_t queue_max;          /* default 1024 waiting requests per backend */
+    uint32_t retries;            /* default 1 */
+    uint32_t keepalive;          /* idle pooled connections per server per worker, default 32 */
+    struct conf_pos pos;
+};
+
+struct conf_frontend {
+    char name[CONF_NAME_MAX];
+    enum conf_mode mode;
+    struct conf_addr *binds;
+    uint32_t n_binds;
+    char backend_name[CONF_NAME_MAX];
+    struct conf_pos backend_pos;         /* where backend_name was written, for errors */
+    uint32_t backend_index;              /* index into conf.backends, resolved at validation */
+    uint32_t maxconn;                    /* default 10000 concurrent client connections */
+    uint32_t timeout_header_ms;          /* default 10000: full request head must arrive */
+    uint32_t timeout_idle_ms;            /* default 60000: keep-alive idle between requests */
+    uint32_t timeout_client_ms;          /* default 60000: client inactivity mid-request */
+    uint64_t max_body;                   /* bytes, 0 = unlimited (default) */
+    uint32_t max_header;                 /* bytes of the request head, default 16384 -> 431 */
+    uint32_t max_request_line;           /* bytes, default 8192 -> 414 */
+    char access_log[CONF_PATH_MAX];      /* "" = off (default), "stderr" or a path */
+    enum conf_log_format access_log_format;
+    struct conf_pos pos;
+};
+
+/* A cluster member. Roles are a bit set of CONF_ROLE_*. */
+enum conf_role {
+    CONF_ROLE_LB = 1u << 0,
+    CONF_ROLE_WEB = 1u << 1,
+    CONF_ROLE_APP = 1u << 2,
+    CONF_ROLE_DB = 1u << 3
+};
+
+struct conf_node {
+    char name[CONF_NAME_MAX];
+    char address[64];
+    uint32_t roles;
+    struct conf_pos pos;
+};
+
+struct conf_global {
+    uint32_t workers;          /* 0 = number of cores (default) */
+    char error_log[CONF_PATH_MAX]; /* default "stderr" */
+    int log_level;             /* enum log_level, default LOG_LEVEL_INFO */
+    bool has_admin;
+    struct conf_addr admin;    /* admin listener: /metrics, /status */
+    uint32_t timeout_drain_ms; /* default 10000: SIGTERM waits this long for in-flight work */
+};
+
+struct conf {
+    char cluster_name[CONF_NAME_MAX]; /* "" if no cluster block */
+    char state_dir[CONF_PATH_MAX];    /* cluster state_dir; "" = not set */
+    char secret_file[CONF_PATH_MAX];  /* cluster secret_file; "" = not set */
+    struct conf_global global;
+    struct conf_node *nodes;
+    uint32_t n_nodes;
+    struct conf_frontend *frontends;
+    uint32_t n_frontends;
+    struct conf_backend *backends;
+    uint32_t n_backends;
+};
+
+#endif

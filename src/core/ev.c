@@ -1,0 +1,378 @@
+/* SPDX-License-Identifier: MIT */
+/* The event loop (see ev.h for the phases). Owns the epoll fd, the timer heap, the wakeup
+ * eventfd and the deferred queue; it never owns the watchers or timers it runs. */
+#include "core/ev.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+#define EV_MAX_EVENTS 256
+#define EV_SLOW_CALLBACK_MS 100
+
+struct ev_loop {
+    int epfd;
+    uint64_t now_ms;
+    bool is_stopping;
+    struct ev_timer **heap; /* 1-based min-heap on when_ms */
+    uint32_t heap_len;
+    uint32_t heap_cap;
+    struct ev_defer *defer_head;
+    struct ev_defer *defer_tail;
+    int wake_fd;
+    struct ev_io wake_io;
+    ev_hook_fn on_wakeup;
+    void *wakeup_data;
+    ev_hook_fn on_iteration;
+    ev_hook_fn before_block;
+    ev_hook_fn after_block;
+    void *hook_data;
+};
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+struct ev_loop *ev_loop_new(void)
+{
+    struct ev_loop *loop = calloc(1, sizeof(*loop));
+    if (loop == NULL) {
+        return NULL;
+    }
+    loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (loop->epfd == -1) {
+        int saved = errno;
+        free(loop);
+        errno = saved;
+        return NULL;
+    }
+    loop->wake_fd = -1;
+    loop->heap_cap = 64;
+    loop->heap = calloc(loop->heap_cap + 1, sizeof(*loop->heap));
+    if (loop->heap == NULL) {
+        close(loop->epfd);
+        free(loop);
+        errno = ENOMEM;
+        return NULL;
+    }
+    loop->now_ms = monotonic_ms();
+    return loop;
+}
+
+void ev_loop_free(struct ev_loop *loop)
+{
+    if (loop == NULL) {
+        return;
+    }
+    if (loop->wake_fd != -1) {
+        close(loop->wake_fd);
+    }
+    close(loop->epfd);
+    free(loop->heap);
+    free(loop);
+}
+
+uint64_t ev_now_ms(const struct ev_loop *loop)
+{
+    return loop->now_ms;
+}
+
+void ev_update_time(struct ev_loop *loop)
+{
+    loop->now_ms = monotonic_ms();
+}
+
+void ev_loop_stop(struct ev_loop *loop)
+{
+    loop->is_stopping = true;
+}
+
+/* ---------------------------------------------------------------- fd watchers */
+
+int ev_io_start(struct ev_loop *loop, struct ev_io *io, int fd, uint32_t events,
+                ev_io_fn on_event, void *data, const char *name)
+{
+    io->fd = fd;
+    io->events = events;
+    io->on_event = on_event;
+    io->data = data;
+    io->name = name;
+    struct epoll_event ee = {.events = events, .data.ptr = io};
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ee) == -1) {
+        return -errno;
+    }
+    io->is_active = true;
+    return 0;
+}
+
+int ev_io_set(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+    if (!io->is_active || io->events == events) {
+        io->events = events;
+        return 0;
+    }
+    struct epoll_event ee = {.events = events, .data.ptr = io};
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, io->fd, &ee) == -1) {
+        return -errno;
+    }
+    io->events = events;
+    return 0;
+}
+
+void ev_io_stop(struct ev_loop *loop, struct ev_io *io)
+{
+    if (!io->is_active) {
+        return;
+    }
+    /* Failure means the fd is already gone from the set; nothing to undo. */
+    (void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+    io->is_active = false;
+}
+
+/* ---------------------------------------------------------------- timers (binary heap) */
+
+static void heap_swap(struct ev_loop *loop, uint32_t a, uint32_t b)
+{
+    struct ev_timer *t = loop->heap[a];
+    loop->heap[a] = loop->heap[b];
+    loop->heap[b] = t;
+    loop->heap[a]->heap_index = a;
+    loop->heap[b]->heap_index = b;
+}
+
+static void heap_up(struct ev_loop *loop, uint32_t i)
+{
+    while (i > 1 && loop->heap[i / 2]->when_ms > loop->heap[i]->when_ms) {
+        heap_swap(loop, i, i / 2);
+        i /= 2;
+    }
+}
+
+static void heap_down(struct ev_loop *loop, uint32_t i)
+{
+    for (;;) {
+        uint32_t l = 2 * i, r = l + 1, m = i;
+        if (l <= loop->heap_len && loop->heap[l]->when_ms < loop->heap[m]->when_ms) {
+            m = l;
+        }
+        if (r <= loop->heap_len && loop->heap[r]->when_ms < loop->heap[m]->when_ms) {
+            m = r;
+        }
+        if (m == i) {
+            return;
+        }
+        heap_swap(loop, i, m);
+        i = m;
+    }
+}
+
+void ev_timer_init(struct ev_timer *t, ev_timer_fn on_timeout, void *data, const char *name)
+{
+    t->when_ms = 0;
+    t->heap_index = 0;
+    t->on_timeout = on_timeout;
+    t->data = data;
+    t->name = name;
+}
+
+void ev_timer_start(struct ev_loop *loop, struct ev_timer *t, uint64_t after_ms)
+{
+    uint64_t when = loop->now_ms + after_ms;
+    if (t->heap_index != 0) {
+        uint64_t old = t->when_ms;
+        t->when_ms = when;
+        if (when < old) {
+            heap_up(loop, t->heap_index);
+        } else {
+            heap_down(loop, t->heap_index);
+        }
+        return;
+    }
+    if (loop->heap_len == loop->heap_cap) {
+        uint32_t cap = loop->heap_cap * 2;
+        struct ev_timer **h = realloc(loop->heap, (cap + 1) * sizeof(*h));
+        if (h == NULL) {
+            log_error("ev", "out of memory growing the timer heap");
+            abort();
+        }
+        loop->heap = h;
+        loop->heap_cap = cap;
+    }
+    t->when_ms = when;
+    t->heap_index = ++loop->heap_len;
+    loop->heap[t->heap_index] = t;
+    heap_up(loop, t->heap_index);
+}
+
+void ev_timer_stop(struct ev_loop *loop, struct ev_timer *t)
+{
+    uint32_t i = t->heap_index;
+    if (i == 0) {
+        return;
+    }
+    uint32_t last = loop->heap_len--;
+    if (i != last) {
+        loop->heap[i] = loop->heap[last];
+        loop->heap[i]->heap_index = i;
+        heap_up(loop, i);
+        heap_down(loop, loop->heap[i]->heap_index);
+    }
+    loop->heap[last] = NULL;
+    t->heap_index = 0;
+}
+
+uint32_t ev_loop_timer_count(const struct ev_loop *loop)
+{
+    return loop->heap_len;
+}
+
+static void run_timers(struct ev_loop *loop)
+{
+    while (loop->heap_len > 0 && loop->heap[1]->when_ms <= loop->now_ms) {
+        struct ev_timer *t = loop->heap[1];
+        ev_timer_stop(loop, t);
+        t->on_timeout(loop, t);
+    }
+}
+
+/* ---------------------------------------------------------------- deferred calls */
+
+void ev_defer(struct ev_loop *loop, struct ev_defer *d, ev_defer_fn fn, void *data)
+{
+    if (d->is_queued) {
+        return;
+    }
+    d->fn = fn;
+    d->data = data;
+    d->next = NULL;
+    d->is_queued = true;
+    if (loop->defer_tail != NULL) {
+        loop->defer_tail->next = d;
+    } else {
+        loop->defer_head = d;
+    }
+    loop->defer_tail = d;
+}
+
+static void run_deferred(struct ev_loop *loop)
+{
+    while (loop->defer_head != NULL) {
+        struct ev_defer *d = loop->defer_head;
+        loop->defer_head = d->next;
+        if (loop->defer_head == NULL) {
+            loop->defer_tail = NULL;
+        }
+        d->is_queued = false;
+        d->fn(loop, d->data); /* may free d */
+    }
+}
+
+/* ---------------------------------------------------------------- wakeups */
+
+static void on_wake_fd(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+    (void)events;
+    uint64_t v;
+    ssize_t n = read(io->fd, &v, sizeof(v));
+    (void)n; /* EAGAIN only: the counter was already drained */
+    if (loop->on_wakeup != NULL) {
+        loop->on_wakeup(loop, loop->wakeup_data);
+    }
+}
+
+int ev_loop_set_wakeup(struct ev_loop *loop, ev_hook_fn on_wakeup, void *data)
+{
+    loop->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (loop->wake_fd == -1) {
+        return -errno;
+    }
+    loop->on_wakeup = on_wakeup;
+    loop->wakeup_data = data;
+    return ev_io_start(loop, &loop->wake_io, loop->wake_fd, EV_READ, on_wake_fd, loop, "wakeup");
+}
+
+void ev_loop_wake(struct ev_loop *loop)
+{
+    uint64_t one = 1;
+    ssize_t n = write(loop->wake_fd, &one, sizeof(one));
+    (void)n; /* EAGAIN means a wakeup is already pending */
+}
+
+void ev_loop_set_hooks(struct ev_loop *loop, ev_hook_fn on_iteration, ev_hook_fn before_block,
+                       ev_hook_fn after_block, void *data)
+{
+    loop->on_iteration = on_iteration;
+    loop->before_block = before_block;
+    loop->after_block = after_block;
+    loop->hook_data = data;
+}
+
+/* ---------------------------------------------------------------- the loop */
+
+static int next_timeout_ms(const struct ev_loop *loop)
+{
+    if (loop->defer_head != NULL) {
+        return 0;
+    }
+    if (loop->heap_len == 0) {
+        return -1;
+    }
+    uint64_t when = loop->heap[1]->when_ms;
+    if (when <= loop->now_ms) {
+        return 0;
+    }
+    uint64_t d = when - loop->now_ms;
+    return d > 60000 ? 60000 : (int)d;
+}
+
+int ev_run(struct ev_loop *loop)
+{
+    struct epoll_event events[EV_MAX_EVENTS];
+    loop->is_stopping = false;
+    while (!loop->is_stopping) {
+        ev_update_time(loop);
+        run_timers(loop);
+        int timeout = next_timeout_ms(loop);
+        if (timeout != 0 && loop->before_block != NULL) {
+            loop->before_block(loop, loop->hook_data);
+        }
+        int n = epoll_wait(loop->epfd, events, EV_MAX_EVENTS, timeout);
+        if (timeout != 0 && loop->after_block != NULL) {
+            loop->after_block(loop, loop->hook_data);
+        }
+        if (n == -1 && errno != EINTR) {
+            log_error("ev", "epoll_wait() failed: %s", strerror(errno));
+            return -errno;
+        }
+        ev_update_time(loop);
+        for (int i = 0; i < n; i++) {
+            struct ev_io *io = events[i].data.ptr;
+            if (!io->is_active) {
+                continue;
+            }
+            uint32_t ev = events[i].events;
+            /* Errors and hangups are reported as readiness: the callback's read or write
+             * returns the error. */
+            if ((ev & (EPOLLERR | EPOLLHUP)) != 0) {
+                ev |= io->events & (EV_READ | EV_WRITE);
+                if ((ev & (EV_READ | EV_WRITE)) == 0) {
+                    ev |= EV_READ;
+                }
+            }
+            io->on_event(loop, io, ev);
+        }
+        run_deferred(loop);
+        if (loop->on_iteration != NULL) {
+            loop->on_iteration(loop, loop->hook_data);
+        }
+    }
+    return 0;
+}

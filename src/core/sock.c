@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+/* Socket helpers. Thin wrappers that return -errno and set the options keel always wants. */
+#include "core/sock.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int sock_listen(const struct sockaddr *sa, socklen_t salen, bool reuseport, int backlog,
+                struct errbuf *eb)
+{
+    char text[128];
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        int e = errno;
+        errbuf_set(eb, "socket() failed: %s", strerror(e));
+        return -e;
+    }
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)) {
+        int e = errno;
+        errbuf_set(eb, "setsockopt() failed: %s", strerror(e));
+        close(fd);
+        return -e;
+    }
+    if (sa->sa_family == AF_INET6) {
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)); /* best effort */
+    }
+    if (bind(fd, sa, salen) == -1) {
+        int e = errno;
+        errbuf_set(eb, "bind() to %s failed: %s", sock_addr_text(sa, text, sizeof(text)),
+                   strerror(e));
+        close(fd);
+        return -e;
+    }
+    if (listen(fd, backlog) == -1) {
+        int e = errno;
+        errbuf_set(eb, "listen() on %s failed: %s", sock_addr_text(sa, text, sizeof(text)),
+                   strerror(e));
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+int sock_connect_start(const struct sockaddr *sa, socklen_t salen)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1) {
+        return -errno;
+    }
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* latency only */
+    if (connect(fd, sa, salen) == -1 && errno != EINPROGRESS) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+int sock_connect_result(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1) {
+        return -errno;
+    }
+    return -err;
+}
+
+int sock_accept(int lfd, struct sockaddr_storage *peer, socklen_t *peerlen)
+{
+    *peerlen = sizeof(*peer);
+    int fd = accept4(lfd, (struct sockaddr *)peer, peerlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd == -1) {
+        return -errno;
+    }
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* latency only */
+    return fd;
+}
+
+const char *sock_addr_ip(const struct sockaddr *sa, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    if (sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)outlen);
+    } else if (sa->sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
+                  (socklen_t)outlen);
+    }
+    return out;
+}
+
+const char *sock_addr_text(const struct sockaddr *sa, char *out, size_t outlen)
+{
+    char ip[INET6_ADDRSTRLEN];
+    sock_addr_ip(sa, ip, sizeof(ip));
+    if (sa->sa_family == AF_INET6) {
+        snprintf(out, outlen, "[%s]:%u", ip,
+                 ntohs(((const struct sockaddr_in6 *)sa)->sin6_port));
+    } else {
+        snprintf(out, outlen, "%s:%u", ip, ntohs(((const struct sockaddr_in *)sa)->sin_port));
+    }
+    return out;
+}
+
+const void *sock_addr_bytes(const struct sockaddr *sa, unsigned *len)
+{
+    if (sa->sa_family == AF_INET6) {
+        *len = 16;
+        return &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    }
+    *len = 4;
+    return &((const struct sockaddr_in *)sa)->sin_addr;
+}

@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: MIT */
+/* Message head serialization for the proxy (see http_rewrite.h). */
+#include "http/http_rewrite.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_CONN_TOKENS 16
+
+struct token_list {
+    const char *p[MAX_CONN_TOKENS];
+    size_t len[MAX_CONN_TOKENS];
+    unsigned n;
+};
+
+static bool name_is(const char *name, size_t len, const char *lit)
+{
+    return strlen(lit) == len && strncasecmp(name, lit, len) == 0;
+}
+
+bool http_is_hop_by_hop(const char *name, size_t len)
+{
+    return name_is(name, len, "connection") || name_is(name, len, "keep-alive") ||
+           name_is(name, len, "proxy-connection") || name_is(name, len, "te") ||
+           name_is(name, len, "trailer") || name_is(name, len, "upgrade");
+}
+
+/* Collect the tokens of every Connection header. */
+static void connection_tokens(const struct http_msg *m, const char *buf, struct token_list *tl)
+{
+    tl->n = 0;
+    for (uint32_t i = 0; i < m->n_headers; i++) {
+        const struct http_header *h = &m->headers[i];
+        if (!name_is(buf + h->name.off, h->name.len, "connection")) {
+            continue;
+        }
+        const char *v = buf + h->value.off;
+        size_t vl = h->value.len, pos = 0;
+        while (pos < vl && tl->n < MAX_CONN_TOKENS) {
+            while (pos < vl && (v[pos] == ',' || v[pos] == ' ' || v[pos] == '\t')) {
+                pos++;
+            }
+            size_t start = pos;
+            while (pos < vl && v[pos] != ',' && v[pos] != ' ' && v[pos] != '\t') {
+                pos++;
+            }
+            if (pos > start) {
+                tl->p[tl->n] = v + start;
+                tl->len[tl->n] = pos - start;
+                tl->n++;
+            }
+        }
+    }
+}
+
+static bool is_framing(const char *name, size_t len)
+{
+    return name_is(name, len, "host") || name_is(name, len, "content-length") ||
+           name_is(name, len, "transfer-encoding");
+}
+
+/* Whether header h must not be forwarded. */
+static bool drop_header(const char *name, size_t len, const struct token_list *tl)
+{
+    if (http_is_hop_by_hop(name, len)) {
+        return true;
+    }
+    if (is_framing(name, len)) {
+        return false;
+    }
+    for (unsigned i = 0; i < tl->n; i++) {
+        if (tl->len[i] == len && strncasecmp(tl->p[i], name, len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool put(struct buf *out, const char *p, size_t n)
+{
+    if (buf_tailroom(out) < n) {
+        return false;
+    }
+    memcpy(buf_tail(out), p, n);
+    out->len += n;
+    return true;
+}
+
+static bool put_str(struct buf *out, const char *s)
+{
+    return put(out, s, strlen(s));
+}
+
+static bool put_header(struct buf *out, const char *buf, const struct http_header *h)
+{
+    return put(out, buf + h->name.off, h->name.len) && put(out, ": ", 2) &&
+           put(out, buf + h->value.off, h->value.len) && put(out, "\r\n", 2);
+}
+
+int http_rewrite_request(const struct http_msg *req, const char *buf,
+                         const struct http_rewrite_req *opt, struct buf *out)
+{
+    buf_compact(out);
+    size_t saved = out->len;
+    struct token_list tl;
+    connection_tokens(req, buf, &tl);
+    bool ok = put(out, buf + req->method_span.off, req->method_span.len) && put(out, " ", 1) &&
+              put(out, buf + req->target.off, req->target.len) && put_str(out, " HTTP/1.1\r\n");
+    int last_xff = -1;
+    for (uint32_t i = 0; ok && i < req->n_headers; i++) {
+        const struct http_header *h = &req->headers[i];
+        const char *name = buf + h->name.off;
+        if (name_is(name, h->name.len, "x-forwarded-for")) {
+            last_xff = (int)i;
+        }
+    }
+    for (uint32_t i = 0; ok && i < req->n_headers; i++) {
+        const struct http_header *h = &req->headers[i];
+        const char *name = buf + h->name.off;
+        size_t nl = h->name.len;
+        if (drop_header(name, nl, &tl) || name_is(name, nl, "x-forwarded-proto") ||
+            name_is(name, nl, "x-forwarded-host")) {
+            continue;
+        }
+        ok = put_header(out, buf, h);
+        if (ok && (int)i == last_xff) {
+            /* Append the real peer to the last X-Forwarded-For, as the list grows. */
+            out->len -= 2;
+            ok = put(out, ", ", 2) && put_str(out, opt->client_ip) && put(out, "\r\n", 2);
+        }
+    }
+    if (ok && last_xff == -1) {
+        ok = put_str(out, "X-Forwarded-For: ") && put_str(out, opt->client_ip) &&
+             put(out, "\r\n", 2);
+    }
+    if (ok) {
+        ok = put_str(out, "X-Forwarded-Proto: ") && put_str(out, opt->proto) &&
+             put(out, "\r\n", 2);
+    }
+    if (ok && req->host_index >= 0) {
+        const struct http_header *h = &req->headers[req->host_index];
+        ok = put_str(out, "X-Forwarded-Host: ") &&
+             put(out, buf + h->value.off, h->value.len) && put(out, "\r\n", 2);
+    }
+    ok = ok && put(out, "\r\n", 2);
+    if (!ok) {
+        out->len = saved;
+        return -ENOSPC;
+    }
+    return 0;
+}
+
+int http_rewrite_response(const struct http_msg *res, const char *buf,
+                          const struct http_rewrite_res *opt, struct buf *out)
+{
+    buf_compact(out);
+    size_t saved = out->len;
+    struct token_list tl;
+    connection_tokens(res, buf, &tl);
+    char line[64];
+    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d ", res->status);
+    bool ok = put(out, line, (size_t)n) && put(out, buf + res->reason.off, res->reason.len) &&
+              put(out, "\r\n", 2);
+    for (uint32_t i = 0; ok && i < res->n_headers; i++) {
+        const struct http_header *h = &res->headers[i];
+        const char *name = buf + h->name.off;
+        size_t nl = h->name.len;
+        if (drop_header(name, nl, &tl)) {
+            continue;
+        }
+        bool chunked = (res->flags & HTTP_F_CHUNKED) != 0;
+        if ((opt->drop_framing &&
+             (name_is(name, nl, "transfer-encoding") || name_is(name, nl, "content-length"))) ||
+            (chunked && name_is(name, nl, "content-length"))) {
+            continue;
+        }
+        ok = put_header(out, buf, h);
+    }
+    if (ok && opt->is_close) {
+        ok = put_str(out, "Connection: close\r\n");
+    } else if (ok && opt->is_keepalive_10) {
+        ok = put_str(out, "Connection: keep-alive\r\n");
+    }
+    ok = ok && put(out, "\r\n", 2);
+    if (!ok) {
+        out->len = saved;
+        return -ENOSPC;
+    }
+    return 0;
+}

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+/* The load balancer's runtime: a generation (one loaded configuration with its frontends,
+ * backends and servers), server selection over published snapshots, and the worker
+ * threads that accept and serve connections. */
+#ifndef KEEL_LB_LB_H
+#define KEEL_LB_LB_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/conf-t.h"
+#include "core/ev.h"
+#include "lb/lb_algo.h"
+#include "lb/lb_server-t.h"
+#include "monitor/metrics.h"
+
+#define LB_MAX_WORKERS 32
+
+/* What workers pick from: the eligible servers of a backend and the algorithm's state.
+ * Immutable once published; retired through QSBR. */
+struct lb_snap {
+    const struct lb_algo *algo;
+    void *state;
+    struct lb_server **servers;
+    uint32_t n;
+    bool is_backup_set; /* every normal server is down; these are backups */
+};
+
+/* Health bookkeeping for one server; control thread only. */
+struct lb_health {
+    uint32_t consecutive_ok;
+    uint32_t consecutive_fail;
+    uint64_t last_change_ms;
+    char last_reason[160];
+};
+
+struct lb_backend {
+    const struct conf_backend *conf;
+    struct lb_gen *gen;
+    uint32_t id;
+    struct lb_server *servers;
+    struct lb_health *health;
+    uint32_t n_servers;
+    struct metrics_backend *metrics;
+    _Atomic(struct lb_snap *) snap; /* NULL when no server is eligible */
+    _Atomic uint32_t queued;        /* requests waiting for a server, all workers */
+};
+
+struct lb_frontend {
+    const struct conf_frontend *conf;
+    struct lb_gen *gen;
+    uint32_t id;
+    struct lb_backend *backend;
+    struct metrics_frontend *metrics;
+    int access_log_fd; /* -1 when off */
+};
+
+/* Per-worker state that belongs to a generation: pools of idle server connections, per
+ * server (flattened over backends, see lb_gen.server_base). Only its worker touches it. */
+struct lb_wgen {
+    struct lb_upstream **idle; /* per server: idle list head */
+    uint32_t *idle_count;
+};
+
+struct lb_gen {
+    struct conf *conf;
+    uint64_t id;
+    struct lb_frontend *frontends;
+    uint32_t n_frontends;
+    struct lb_backend *backends;
+    uint32_t n_backends;
+    uint32_t *server_base; /* per backend: index of its first server in flattened arrays */
+    uint32_t n_servers_total;
+    struct lb_wgen wgen[LB_MAX_WORKERS];
+    uint32_t n_workers;
+    _Atomic int refs;
+    struct lb_gen *retired_next; /* control thread's list of retired generations */
+    /* Listening sockets: per frontend bind, one per worker, built by the control thread.
+     * listen_fds[(bind_base[f] + b) * n_workers + worker]; -1 once handed to the next
+     * generation or closed by a draining worker. */
+    int *listen_fds;
+    uint32_t *bind_base;
+    uint32_t n_binds_total;
+};
+
+/* Build a generation from conf (takes ownership of conf). Servers start up unless
+ * disabled, or inherit the state of the same server (backend, name, address) in prev.
+ * Opens access logs. Returns NULL and fills eb on failure. Boot/reload time only. */
+struct lb_gen *lb_gen_new(struct conf *conf, const struct lb_gen *prev, uint32_t n_workers,
+                          struct errbuf *eb);
+/* Open the listening sockets of gen, one per worker per bind, taking over the sockets of
+ * prev bound to the same address. Returns 0, or -errno with eb filled (nothing taken from
+ * prev then). Boot/reload time, control thread. */
+int lb_gen_listen(struct lb_gen *gen, struct lb_gen *prev, struct errbuf *eb) KEEL_MUST_CHECK;
+
+/* Free a generation nobody references anymore (control thread). */
+void lb_gen_free(struct lb_gen *gen);
+
+static inline void lb_gen_ref(struct lb_gen *gen)
+{
+    atomic_fetch_add_explicit(&gen->refs, 1, memory_order_relaxed);
+}
+static inline void lb_gen_unref(struct lb_gen *gen)
+{
+    atomic_fetch_sub_explicit(&gen->refs, 1, memory_order_release);
+}
+
+/* Rebuild and publish a backend's snapshot from its servers' is_up (control thread). */
+void lb_backend_publish(struct lb_backend *be);
+
+/* Choose a server for a request. exclude (may be NULL) is avoided when another server is
+ * eligible. Returns 0 with *out set (and out->active incremented), -KEEL_ENOSERVER when no
+ * server is up, or -EBUSY when every eligible server is at maxconn. Worker threads,
+ * lock-free. */
+int lb_backend_pick(struct lb_backend *be, const struct lb_pick_ctx *ctx,
+                    struct lb_server *exclude, struct lb_server **out) KEEL_MUST_CHECK;
+
+/* Release a slot taken by lb_backend_pick. */
+static inline void lb_server_release(struct lb_server *s)
+{
+    atomic_fetch_sub_explicit(&s->active, 1, memory_order_relaxed);
+}
+
+/* A worker saw a connect error or a reset before the first response byte. */
+static inline void lb_server_report_failure(struct lb_server *s)
+{
+    atomic_fetch_add_explicit(&s->passive_failures, 1, memory_order_relaxed);
+}
+
+#endif

@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: MIT */
+/* Health checks. One struct lb_check per checked server: a timer fires every interval,
+ * a non-blocking connect (and for HTTP a request and a response head) follows, bounded by
+ * the check timeout. Results go through rise/fall counters into lb_server_set_up. */
+#include "lb/lb_check.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/sock.h"
+#include "http/http_parse.h"
+
+#define CHECK_BUF_SIZE 4096
+
+enum check_state {
+    CHECK_STATE_IDLE = 0,   /* waiting for the next interval */
+    CHECK_STATE_CONNECTING, /* non-blocking connect in progress */
+    CHECK_STATE_SENDING,    /* HTTP: writing the request */
+    CHECK_STATE_READING     /* HTTP: reading the response head */
+};
+
+struct lb_check {
+    struct lb_checks *owner;
+    struct lb_backend *be;
+    struct lb_server *srv;
+    enum check_state state;
+    int fd;
+    struct ev_io io;
+    struct ev_timer interval;
+    struct ev_timer timeout;
+    char req[512];
+    size_t req_len;
+    size_t req_sent;
+    char resp[CHECK_BUF_SIZE];
+    size_t resp_len;
+    struct http_parser parser;
+    struct http_msg msg;
+};
+
+struct lb_checks {
+    struct ev_loop *loop;
+    struct lb_gen *gen;
+    struct lb_check *checks; /* one per server, flattened */
+    uint32_t n;
+};
+
+void lb_server_set_up(struct lb_backend *be, struct lb_server *s, bool up, const char *reason)
+{
+    bool was = atomic_load(&s->is_up);
+    struct lb_health *h = &be->health[s->id];
+    snprintf(h->last_reason, sizeof(h->last_reason), "%s", reason);
+    if (was == up) {
+        return;
+    }
+    atomic_store(&s->is_up, up);
+    metrics_add(&s->metrics->transitions, 1);
+    if (up) {
+        log_notice("check", "backend %s/server %s: server up (%s)", be->conf->name,
+                   s->conf->name, reason);
+    } else {
+        log_notice("check", "backend %s/server %s: server down (%s)", be->conf->name,
+                   s->conf->name, reason);
+    }
+    lb_backend_publish(be);
+    if (atomic_load(&be->snap) == NULL) {
+        log_error("check", "backend %s has no server available", be->conf->name);
+    }
+}
+
+/* Feed one check result into the rise/fall counters. */
+static void check_result(struct lb_backend *be, struct lb_server *s, bool ok, const char *why)
+{
+    const struct conf_check *cc = &be->conf->check;
+    struct lb_health *h = &be->health[s->id];
+    if (s->conf->is_disabled) {
+        return;
+    }
+    metrics_add(ok ? &s->metrics->checks_ok : &s->metrics->checks_fail, 1);
+    if (ok) {
+        h->consecutive_fail = 0;
+        h->consecutive_ok++;
+        if (!atomic_load(&s->is_up) && h->consecutive_ok >= cc->rise) {
+            char reason[200];
+            snprintf(reason, sizeof(reason), "%u good checks", h->consecutive_ok);
+            lb_server_set_up(be, s, true, reason);
+        }
+    } else {
+        h->consecutive_ok = 0;
+        h->consecutive_fail++;
+        if (atomic_load(&s->is_up) && h->consecutive_fail >= cc->fall) {
+            char reason[200];
+            snprintf(reason, sizeof(reason), "%u failed checks, last: %s", h->consecutive_fail,
+                     why);
+            lb_server_set_up(be, s, false, reason);
+        } else {
+            snprintf(h->last_reason, sizeof(h->last_reason), "%s", why);
+        }
+    }
+}
+
+static void check_finish(struct lb_check *ck, bool ok, const char *why)
+{
+    struct ev_loop *loop = ck->owner->loop;
+    if (ck->fd != -1) {
+        ev_io_stop(loop, &ck->io);
+        close(ck->fd);
+        ck->fd = -1;
+    }
+    ev_timer_stop(loop, &ck->timeout);
+    ck->state = CHECK_STATE_IDLE;
+    check_result(ck->be, ck->srv, ok, why);
+    ev_timer_start(loop, &ck->interval, ck->be->conf->check.interval_ms);
+}
+
+static void check_read(struct lb_check *ck)
+{
+    const struct conf_check *cc = &ck->be->conf->check;
+    ssize_t n = read(ck->fd, ck->resp + ck->resp_len, sizeof(ck->resp) - ck->resp_len);
+    if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
+        return;
+    }
+    if (n <= 0) {
+        check_finish(ck, false, n == 0 ? "connection closed before a response"
+                                       : "connection reset while reading the response");
+        return;
+    }
+    ck->resp_len += (size_t)n;
+    int rc = http_parse_head(&ck->parser, ck->resp, ck->resp_len, &ck->msg);
+    if (rc == -EAGAIN) {
+        if (ck->resp_len == sizeof(ck->resp)) {
+            check_finish(ck, false, "response head too large");
+        }
+        return;
+    }
+    if (rc != 0) {
+        check_finish(ck, false, "invalid HTTP response");
+        return;
+    }
+    if (ck->msg.status < 200) {
+        /* Skip interim responses. */
+        memmove(ck->resp, ck->resp + ck->msg.head_len, ck->resp_len - ck->msg.head_len);
+        ck->resp_len -= ck->msg.head_len;
+        http_parser_init(&ck->parser, true, 8192, CHECK_BUF_SIZE);
+        return;
+    }
+    char why[96];
+    bool ok = ck->msg.status >= cc->status_min && ck->msg.status <= cc->status_max;
+    snprintf(why, sizeof(why), "HTTP status %d", ck->msg.status);
+    check_finish(ck, ok, why);
+}
+
+static void on_check_io(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+    struct lb_check *ck = io->data;
+    if (ck->state == CHECK_STATE_CONNECTING) {
+        int rc = sock_connect_result(ck->fd);
+        if (rc != 0) {
+            char why[128];
+            snprintf(why, sizeof(why), "connect() failed: %s", strerror(-rc));
+            check_finish(ck, false, why);
+            return;
+        }
+        if (ck->be->conf->check.type == CONF_CHECK_TCP) {
+            check_finish(ck, true, "connected");
+            return;
+        }
+        ck->state = CHECK_STATE_SENDING;
+    }
+    if (ck->state == CHECK_STATE_SENDING && (events & EV_WRITE) != 0) {
+        ssize_t n = write(ck->fd, ck->req + ck->req_sent, ck->req_len - ck->req_sent);
+        if (n == -1 && errno != EAGAIN && errno != EINTR) {
+            check_finish(ck, false, "cannot send the check request");
+            return;
+        }
+        ck->req_sent += n > 0 ? (size_t)n : 0;
+        if (ck->req_sent == ck->req_len) {
+            ck->state = CHECK_STATE_READING;
+            if (ev_io_set(loop, &ck->io, EV_READ) != 0) {
+                check_finish(ck, false, "epoll failed");
+            }
+        }
+        return;
+    }
+    if (ck->state == CHECK_STATE_READING && (events & EV_READ) != 0) {
+        check_read(ck);
+    }
+}
+
+static void on_check_timeout(struct ev_loop *loop, struct ev_timer *t)
+{
+    (void)loop;
+    struct lb_check *ck = t->data;
+    check_finish(ck, false, ck->state == CHECK_STATE_CONNECTING ? "connect timed out"
+                                                                : "response timed out");
+}
+
+static void on_check_interval(struct ev_loop *loop, struct ev_timer *t)
+{
+    struct lb_check *ck = t->data;
+    const struct conf_addr *addr = &ck->srv->conf->addr;
+    int fd = sock_connect_start((const struct sockaddr *)&addr->sa, addr->salen);
+    if (fd < 0) {
+        char why[128];
+        snprintf(why, sizeof(why), "connect() failed: %s", strerror(-fd));
+        check_result(ck->be, ck->srv, false, why);
+        ev_timer_start(loop, &ck->interval, ck->be->conf->check.interval_ms);
+        return;
+    }
+    ck->fd = fd;
+    ck->state = CHECK_STATE_CONNECTING;
+    ck->req_sent = 0;
+    ck->resp_len = 0;
+    http_parser_init(&ck->parser, true, 8192, CHECK_BUF_SIZE);
+    if (ev_io_start(loop, &ck->io, fd, EV_WRITE, on_check_io, ck, "check") != 0) {
+        check_finish(ck, false, "epoll failed");
+        return;
+    }
+    ev_timer_start(loop, &ck->timeout, ck->be->conf->check.timeout_ms);
+}
+
+static void prepare_request(struct lb_check *ck)
+{
+    const struct conf_check *cc = &ck->be->conf->check;
+    const char *host = cc->host[0] != '\0' ? cc->host : ck->srv->conf->addr.text;
+    int n = snprintf(ck->req, sizeof(ck->req),
+                     "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: keel-check\r\n"
+                     "Connection: close\r\n\r\n",
+                     cc->method[0] != '\0' ? cc->method : "GET",
+                     cc->path[0] != '\0' ? cc->path : "/", host);
+    ck->req_len = n > 0 && (size_t)n < sizeof(ck->req) ? (size_t)n : 0;
+}
+
+struct lb_checks *lb_checks_start(struct ev_loop *loop, struct lb_gen *gen)
+{
+    struct lb_checks *cs = calloc(1, sizeof(*cs));
+    if (cs == NULL) {
+        return NULL;
+    }
+    cs->loop = loop;
+    cs->gen = gen;
+    cs->checks = calloc(gen->n_servers_total + 1, sizeof(*cs->checks));
+    if (cs->checks == NULL) {
+        free(cs);
+        return NULL;
+    }
+    for (uint32_t b = 0; b < gen->n_backends; b++) {
+        struct lb_backend *be = &gen->backends[b];
+        for (uint32_t i = 0; i < be->n_servers; i++) {
+            struct lb_check *ck = &cs->checks[cs->n++];
+            ck->owner = cs;
+            ck->be = be;
+            ck->srv = &be->servers[i];
+            ck->fd = -1;
+            ev_timer_init(&ck->interval, on_check_interval, ck, "check-interval");
+            ev_timer_init(&ck->timeout, on_check_timeout, ck, "check-timeout");
+            if (be->conf->check.type == CONF_CHECK_NONE || ck->srv->conf->is_disabled) {
+                continue;
+            }
+            prepare_request(ck);
+            /* Spread the first checks over the interval so they do not all fire at once. */
+            uint32_t spread = be->conf->check.interval_ms / (be->n_servers + 1) * i;
+            ev_timer_start(loop, &ck->interval, spread);
+        }
+    }
+    return cs;
+}
+
+void lb_checks_stop(struct lb_checks *cs)
+{
+    if (cs == NULL) {
+        return;
+    }
+    for (uint32_t i = 0; i < cs->n; i++) {
+        struct lb_check *ck = &cs->checks[i];
+        ev_timer_stop(cs->loop, &ck->interval);
+        ev_timer_stop(cs->loop, &ck->timeout);
+        if (ck->fd != -1) {
+            ev_io_stop(cs->loop, &ck->io);
+            close(ck->fd);
+        }
+    }
+    free(cs->checks);
+    free(cs);
+}
+
+void lb_checks_poll_passive(struct lb_checks *cs)
+{
+    for (uint32_t i = 0; i < cs->n; i++) {
+        struct lb_check *ck = &cs->checks[i];
+        uint32_t n = atomic_exchange(&ck->srv->passive_failures, 0);
+        if (n == 0 || ck->be->conf->check.type == CONF_CHECK_NONE) {
+            continue;
+        }
+        /* Each observed failure counts as a failed check; successes still need active
+         * checks to bring the server back. */
+        for (uint32_t k = 0; k < n && atomic_load(&ck->srv->is_up); k++) {
+            check_result(ck->be, ck->srv, false, "errors seen on live traffic");
+        }
+    }
+}

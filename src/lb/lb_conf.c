@@ -1,0 +1,543 @@
+/* SPDX-License-Identifier: MIT */
+/* The load balancer's directive tables: frontend and backend blocks, their directives, the
+ * server and check lines with their options, and the frontend -> backend checks run after
+ * parsing. It only fills struct conf; building runtime objects from it is lb's other files. */
+#include "lb/lb_conf.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/conf.h"
+
+#define TIMEOUT_MIN 1u                    /* 1ms */
+#define TIMEOUT_MAX (24u * 3600u * 1000u) /* 24h */
+#define CONN_MAX 1000000u
+
+/* Option contexts of check lines. */
+enum check_ctx {
+    CHECK_CTX_TCP = 1u << 0,
+    CHECK_CTX_HTTP = 1u << 1
+};
+#define CHECK_CTX_ANY (CHECK_CTX_TCP | CHECK_CTX_HTTP)
+
+static const struct conf_enum mode_values[] = {
+    {"http", CONF_MODE_HTTP},
+    {"tcp", CONF_MODE_TCP},
+    {NULL, 0},
+};
+
+static const char *mode_name(enum conf_mode mode)
+{
+    return mode == CONF_MODE_TCP ? "tcp" : "http";
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Blocks
+ * ------------------------------------------------------------------------------------------ */
+
+static void check_block_name(struct conf_parser *cp, const char *what, const struct conf_token *tok)
+{
+    struct errbuf eb;
+    if (conf_check_name(tok->text, &eb) != 0) {
+        conf_error(cp, tok, "invalid %s name \"%s\": %s", what, tok->text, eb.msg);
+    }
+}
+
+/* Even a frontend or backend with a bad or duplicate name is built, so that its body is
+ * checked too (the configuration is discarded anyway): every error shows in one run. */
+static void *open_frontend(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                           const struct conf_token *tok, size_t n)
+{
+    (void)d;
+    (void)n;
+    struct conf *conf = obj;
+    check_block_name(cp, "frontend", &tok[1]);
+    for (uint32_t i = 0; i < conf->n_frontends; i++) {
+        if (strcmp(conf->frontends[i].name, tok[1].text) == 0) {
+            conf_error(cp, &tok[1], "duplicate frontend \"%s\" (first defined at line %d)",
+                       tok[1].text, conf->frontends[i].pos.line);
+            break;
+        }
+    }
+    struct conf_frontend *fe = conf_array_push(cp, (void **)&conf->frontends,
+                                               &conf->n_frontends, sizeof(*conf->frontends));
+    if (fe == NULL) {
+        return NULL;
+    }
+    (void)snprintf(fe->name, sizeof(fe->name), "%s", tok[1].text); /* may truncate */
+    conf_pos_set(&fe->pos, &tok[0]);
+    return fe;
+}
+
+static void *open_backend(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                          const struct conf_token *tok, size_t n)
+{
+    (void)d;
+    (void)n;
+    struct conf *conf = obj;
+    check_block_name(cp, "backend", &tok[1]);
+    const struct conf_backend *prev = conf_find_backend(conf, tok[1].text);
+    if (prev != NULL) {
+        conf_error(cp, &tok[1], "duplicate backend \"%s\" (first defined at line %d)",
+                   tok[1].text, prev->pos.line);
+    }
+    struct conf_backend *be = conf_array_push(cp, (void **)&conf->backends, &conf->n_backends,
+                                              sizeof(*conf->backends));
+    if (be == NULL) {
+        return NULL;
+    }
+    (void)snprintf(be->name, sizeof(be->name), "%s", tok[1].text); /* may truncate */
+    conf_pos_set(&be->pos, &tok[0]);
+    /* Check defaults: the check line is one directive with options, not a block. */
+    struct conf_check *c = &be->check;
+    c->type = CONF_CHECK_NONE;
+    (void)snprintf(c->method, sizeof(c->method), "GET");
+    (void)snprintf(c->path, sizeof(c->path), "/");
+    c->status_min = 200;
+    c->status_max = 399;
+    c->interval_ms = 2000;
+    c->timeout_ms = 1000;
+    c->rise = 2;
+    c->fall = 3;
+    return be;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Frontend directives
+ * ------------------------------------------------------------------------------------------ */
+
+static int set_bind(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                    const struct conf_token *tok, size_t n)
+{
+    (void)d;
+    (void)n;
+    struct conf_frontend *fe = obj;
+    const struct conf *conf = conf_parser_conf(cp);
+    struct conf_addr addr;
+    struct errbuf eb;
+    unsigned flags = CONF_ADDR_LISTEN;
+    if (conf_parser_flags(cp) & CONF_LOAD_NO_RESOLVE) {
+        flags |= CONF_ADDR_NO_RESOLVE;
+    }
+    if (conf_parse_addr(tok[1].text, flags, &addr, &eb) != 0) {
+        conf_error(cp, &tok[1], "invalid value \"%s\" for \"bind\": %s", tok[1].text, eb.msg);
+        return -KEEL_ECONFIG;
+    }
+    for (uint32_t i = 0; i < conf->n_frontends; i++) {
+        const struct conf_frontend *other = &conf->frontends[i];
+        for (uint32_t k = 0; k < other->n_binds; k++) {
+            if (strcmp(other->binds[k].text, addr.text) == 0) {
+                conf_error(cp, &tok[1], "duplicate bind address %s (already bound by frontend "
+                           "\"%s\" at line %d)", addr.text, other->name, other->pos.line);
+                return -KEEL_ECONFIG;
+            }
+        }
+    }
+    if (conf->global.has_admin && strcmp(conf->global.admin.text, addr.text) == 0) {
+        conf_error(cp, &tok[1], "duplicate bind address %s (it is the admin address)",
+                   addr.text);
+        return -KEEL_ECONFIG;
+    }
+    struct conf_addr *slot =
+        conf_array_push(cp, (void **)&fe->binds, &fe->n_binds, sizeof(*fe->binds));
+    if (slot == NULL) {
+        return -KEEL_ECONFIG;
+    }
+    *slot = addr;
+    return 0;
+}
+
+static int set_backend_ref(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                           const struct conf_token *tok, size_t n)
+{
+    (void)d;
+    (void)n;
+    struct conf_frontend *fe = obj;
+    struct errbuf eb;
+    if (conf_check_name(tok[1].text, &eb) != 0) {
+        conf_error(cp, &tok[1], "invalid value \"%s\" for \"backend\": %s", tok[1].text, eb.msg);
+        return -KEEL_ECONFIG;
+    }
+    memcpy(fe->backend_name, tok[1].text, tok[1].len + 1);
+    conf_pos_set(&fe->backend_pos, &tok[1]);
+    return 0;
+}
+
+static const struct conf_enum log_format_values[] = {
+    {"combined", CONF_LOG_COMBINED},
+    {"json", CONF_LOG_JSON},
+    {NULL, 0},
+};
+
+static int set_access_log(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                          const struct conf_token *tok, size_t n)
+{
+    struct conf_frontend *fe = obj;
+    int rc = 0;
+    if (n == 3) {
+        struct conf_token pair[2] = {tok[0], tok[2]};
+        struct conf_directive fmt = *d;
+        fmt.offset = offsetof(struct conf_frontend, access_log_format);
+        fmt.values = log_format_values;
+        rc = conf_set_enum(cp, &fmt, obj, pair, 2);
+    } else {
+        fe->access_log_format = CONF_LOG_COMBINED;
+    }
+    if (strcmp(tok[1].text, "off") == 0) {
+        fe->access_log[0] = '\0';
+        return rc;
+    }
+    if (tok[1].len == 0 || tok[1].len >= sizeof(fe->access_log)) {
+        conf_error(cp, &tok[1], "invalid value \"%s\" for \"access_log\": must be off, stderr "
+                   "or a path of at most %zu bytes", tok[1].text, sizeof(fe->access_log) - 1);
+        return -KEEL_ECONFIG;
+    }
+    memcpy(fe->access_log, tok[1].text, tok[1].len + 1);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Backend directives: server and check lines
+ * ------------------------------------------------------------------------------------------ */
+
+static const struct conf_directive server_options[] = {
+    {.name = "weight", .contexts = 1, .min_args = 1, .max_args = 1, .set = conf_set_uint,
+     CONF_FIELD(struct conf_server, weight), .min = 1, .max = 256, .def = "1",
+     .syntax = "weight 1..256", .help = "share of the traffic relative to the other servers"},
+    {.name = "maxconn", .contexts = 1, .min_args = 1, .max_args = 1, .set = conf_set_uint,
+     CONF_FIELD(struct conf_server, maxconn), .min = 0, .max = CONN_MAX, .def = "0",
+     .syntax = "maxconn N", .help = "concurrent requests or connections, 0 = unlimited"},
+    {.name = "backup", .contexts = 1, .max_args = 0, .set = conf_set_flag,
+     CONF_FIELD(struct conf_server, is_backup), .syntax = "backup",
+     .help = "used only while every normal server is down"},
+    {.name = "disabled", .contexts = 1, .max_args = 0, .set = conf_set_flag,
+     CONF_FIELD(struct conf_server, is_disabled), .syntax = "disabled",
+     .help = "administratively down"},
+};
+
+static int set_server(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                      const struct conf_token *tok, size_t n)
+{
+    (void)d;
+    struct conf_backend *be = obj;
+    struct errbuf eb;
+    int rc = 0;
+    if (conf_check_name(tok[1].text, &eb) != 0) {
+        conf_error(cp, &tok[1], "invalid server name \"%s\": %s", tok[1].text, eb.msg);
+        rc = -KEEL_ECONFIG;
+    }
+    for (uint32_t i = 0; i < be->n_servers; i++) {
+        if (strcmp(be->servers[i].name, tok[1].text) == 0) {
+            conf_error(cp, &tok[1], "duplicate server \"%s\" in backend \"%s\" (first defined "
+                       "at line %d)", tok[1].text, be->name, be->servers[i].pos.line);
+            rc = -KEEL_ECONFIG;
+            break;
+        }
+    }
+    struct conf_server srv = {.weight = 1};
+    unsigned flags = 0;
+    if (conf_parser_flags(cp) & CONF_LOAD_NO_RESOLVE) {
+        flags |= CONF_ADDR_NO_RESOLVE;
+    }
+    if (conf_parse_addr(tok[2].text, flags, &srv.addr, &eb) != 0) {
+        conf_error(cp, &tok[2], "invalid server address \"%s\": %s", tok[2].text, eb.msg);
+        rc = -KEEL_ECONFIG;
+    }
+    if (conf_parse_options(cp, server_options, sizeof(server_options) / sizeof(server_options[0]),
+                           1, "server option", "a server line", &srv, &tok[3], n - 3) != 0) {
+        rc = -KEEL_ECONFIG;
+    }
+    /* Kept even when invalid, so that a later duplicate is still reported (the configuration
+     * is discarded anyway). */
+    struct conf_server *slot =
+        conf_array_push(cp, (void **)&be->servers, &be->n_servers, sizeof(*be->servers));
+    if (slot == NULL) {
+        return -KEEL_ECONFIG;
+    }
+    (void)snprintf(srv.name, sizeof(srv.name), "%s", tok[1].text); /* may truncate if invalid */
+    conf_pos_set(&srv.pos, &tok[0]);
+    *slot = srv;
+    return rc;
+}
+
+static int bad_check_value(struct conf_parser *cp, const struct conf_token *tok, const char *why)
+{
+    conf_error(cp, &tok[1], "invalid value \"%s\" for \"%s\": %s", tok[1].text, tok[0].text, why);
+    return -KEEL_ECONFIG;
+}
+
+static int set_check_method(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                            const struct conf_token *tok, size_t n)
+{
+    (void)d;
+    (void)n;
+    struct conf_check *c = obj;
+    bool ok = tok[1].len >= 1 && tok[1].len < sizeof(c->method);
+    for (size_t i = 0; i < tok[1].len && ok; i++) {
+        ok = tok[1].text[i] >= 'A' && tok[1].text[i] <= 'Z';
+    }
+    if (!ok) {
+        return bad_check_value(cp, tok, "expected an uppercase HTTP method such as GET or HEAD");
+    }
+    memcpy(c->method, tok[1].text, tok[1].len + 1);
+    return 0;
+}
+
+static int set_check_path(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                          const struct conf_token *tok, size_t n)
+{
+    (void)d;
+    (void)n;
+    struct conf_check *c = obj;
+    if (tok[1].text[0] != '/' || tok[1].len >= sizeof(c->path) ||
+        strchr(tok[1].text, ' ') != NULL) {
+        return bad_check_value(cp, tok, "expected a path starting with \"/\", without spaces, "
+                               "of at most 255 bytes");
+    }
+    memcpy(c->path, tok[1].text, tok[1].len + 1);
+    return 0;
+}
+
+static int set_check_host(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                          const struct conf_token *tok, size_t n)
+{
+    (void)d;
+    (void)n;
+    struct conf_check *c = obj;
+    bool ok = tok[1].len >= 1 && tok[1].len < sizeof(c->host);
+    for (size_t i = 0; i < tok[1].len && ok; i++) {
+        char ch = tok[1].text[i];
+        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+             strchr(".-_:[]", ch) != NULL;
+    }
+    if (!ok) {
+        return bad_check_value(cp, tok, "expected a host name, optionally with :PORT");
+    }
+    memcpy(c->host, tok[1].text, tok[1].len + 1);
+    return 0;
+}
+
+static int set_check_status(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                            const struct conf_token *tok, size_t n)
+{
+    (void)d;
+    (void)n;
+    struct conf_check *c = obj;
+    struct errbuf eb;
+    char lo_text[16], hi_text[16];
+    const char *dash = strchr(tok[1].text, '-');
+    size_t lo_len = dash != NULL ? (size_t)(dash - tok[1].text) : tok[1].len;
+    const char *hi_src = dash != NULL ? dash + 1 : tok[1].text;
+    uint64_t lo, hi;
+    bool ok = lo_len < sizeof(lo_text) && strlen(hi_src) < sizeof(hi_text);
+    if (ok) {
+        memcpy(lo_text, tok[1].text, lo_len);
+        lo_text[lo_len] = '\0';
+        (void)snprintf(hi_text, sizeof(hi_text), "%s", hi_src); /* fits, checked above */
+        ok = conf_parse_uint(lo_text, &lo, &eb) == 0 && conf_parse_uint(hi_text, &hi, &eb) == 0;
+    }
+    if (!ok || lo < 100 || hi > 599 || lo > hi) {
+        return bad_check_value(cp, tok, "expected CODE or MIN-MAX with 100 <= MIN <= MAX <= 599");
+    }
+    c->status_min = (int)lo;
+    c->status_max = (int)hi;
+    return 0;
+}
+
+static const struct conf_directive check_options[] = {
+    {.name = "method", .contexts = CHECK_CTX_HTTP, .min_args = 1, .max_args = 1,
+     .set = set_check_method, .def = "GET", .syntax = "method METHOD",
+     .help = "HTTP method of the probe"},
+    {.name = "path", .contexts = CHECK_CTX_HTTP, .min_args = 1, .max_args = 1,
+     .set = set_check_path, .def = "/", .syntax = "path PATH", .help = "path of the probe"},
+    {.name = "host", .contexts = CHECK_CTX_HTTP, .min_args = 1, .max_args = 1,
+     .set = set_check_host, .syntax = "host HOST",
+     .help = "Host header of the probe; default: the server's address"},
+    {.name = "status", .contexts = CHECK_CTX_HTTP, .min_args = 1, .max_args = 1,
+     .set = set_check_status, .def = "200-399", .syntax = "status CODE|MIN-MAX",
+     .help = "status codes that mean healthy"},
+    {.name = "interval", .contexts = CHECK_CTX_ANY, .min_args = 1, .max_args = 1,
+     .set = conf_set_duration, CONF_FIELD(struct conf_check, interval_ms), .min = 10,
+     .max = 3600u * 1000u, .def = "2s", .syntax = "interval DURATION",
+     .help = "time between probes"},
+    {.name = "timeout", .contexts = CHECK_CTX_ANY, .min_args = 1, .max_args = 1,
+     .set = conf_set_duration, CONF_FIELD(struct conf_check, timeout_ms), .min = 1,
+     .max = 3600u * 1000u, .def = "1s", .syntax = "timeout DURATION",
+     .help = "how long a probe may take"},
+    {.name = "rise", .contexts = CHECK_CTX_ANY, .min_args = 1, .max_args = 1,
+     .set = conf_set_uint, CONF_FIELD(struct conf_check, rise), .min = 1, .max = 100,
+     .def = "2", .syntax = "rise N", .help = "consecutive successes to mark a server up"},
+    {.name = "fall", .contexts = CHECK_CTX_ANY, .min_args = 1, .max_args = 1,
+     .set = conf_set_uint, CONF_FIELD(struct conf_check, fall), .min = 1, .max = 100,
+     .def = "3", .syntax = "fall N", .help = "consecutive failures to mark a server down"},
+};
+
+static const struct conf_enum check_type_values[] = {
+    {"tcp", CONF_CHECK_TCP},
+    {"http", CONF_CHECK_HTTP},
+    {NULL, 0},
+};
+
+static int set_check(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                     const struct conf_token *tok, size_t n)
+{
+    struct conf_backend *be = obj;
+    struct conf_directive type = *d;
+    type.offset = offsetof(struct conf_backend, check) + offsetof(struct conf_check, type);
+    type.values = check_type_values;
+    if (conf_set_enum(cp, &type, be, tok, 2) != 0) {
+        return -KEEL_ECONFIG;
+    }
+    bool is_http = be->check.type == CONF_CHECK_HTTP;
+    return conf_parse_options(cp, check_options, sizeof(check_options) / sizeof(check_options[0]),
+                              is_http ? CHECK_CTX_HTTP : CHECK_CTX_TCP, "check option",
+                              is_http ? "an http check" : "a tcp check", &be->check, &tok[2],
+                              n - 2);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Tables
+ * ------------------------------------------------------------------------------------------ */
+
+static const struct conf_enum balance_values[] = {
+    {"roundrobin", CONF_BALANCE_ROUNDROBIN},
+    {"leastconn", CONF_BALANCE_LEASTCONN},
+    {"source", CONF_BALANCE_SOURCE},
+    {"random", CONF_BALANCE_RANDOM},
+    {NULL, 0},
+};
+
+#define FE CONF_CTX_FRONTEND
+#define BE CONF_CTX_BACKEND
+
+static const struct conf_directive lb_directives[] = {
+    /* top level */
+    {.name = "frontend", .contexts = CONF_CTX_MAIN, .min_args = 1, .max_args = 1,
+     .flags = CONF_F_REPEAT, .block_ctx = FE, .open = open_frontend,
+     .syntax = "frontend NAME { ... }", .help = "where clients connect"},
+    {.name = "backend", .contexts = CONF_CTX_MAIN, .min_args = 1, .max_args = 1,
+     .flags = CONF_F_REPEAT, .block_ctx = BE, .open = open_backend,
+     .syntax = "backend NAME { ... }", .help = "a pool of servers"},
+
+    /* frontend NAME { } */
+    {.name = "bind", .contexts = FE, .min_args = 1, .max_args = 1,
+     .flags = CONF_F_REPEAT | CONF_F_REQUIRED, .set = set_bind,
+     .syntax = "bind [HOST]:PORT", .help = "address to listen on"},
+    {.name = "mode", .contexts = FE, .min_args = 1, .max_args = 1, .set = conf_set_enum,
+     CONF_FIELD(struct conf_frontend, mode), .values = mode_values, .def = "http",
+     .syntax = "mode http|tcp", .help = "HTTP proxying or plain TCP relay"},
+    {.name = "backend", .contexts = FE, .min_args = 1, .max_args = 1,
+     .flags = CONF_F_REQUIRED, .set = set_backend_ref, .syntax = "backend NAME",
+     .help = "the backend that serves this frontend"},
+    {.name = "maxconn", .contexts = FE, .min_args = 1, .max_args = 1, .set = conf_set_uint,
+     CONF_FIELD(struct conf_frontend, maxconn), .min = 1, .max = CONN_MAX, .def = "10000",
+     .syntax = "maxconn N", .help = "concurrent client connections"},
+    {.name = "timeout_header", .contexts = FE, .min_args = 1, .max_args = 1,
+     .set = conf_set_duration, CONF_FIELD(struct conf_frontend, timeout_header_ms),
+     .min = TIMEOUT_MIN, .max = TIMEOUT_MAX, .def = "10s", .syntax = "timeout_header DURATION",
+     .help = "time for a full request head to arrive"},
+    {.name = "timeout_idle", .contexts = FE, .min_args = 1, .max_args = 1,
+     .set = conf_set_duration, CONF_FIELD(struct conf_frontend, timeout_idle_ms),
+     .min = TIMEOUT_MIN, .max = TIMEOUT_MAX, .def = "60s", .syntax = "timeout_idle DURATION",
+     .help = "keep-alive idle time between requests"},
+    {.name = "timeout_client", .contexts = FE, .min_args = 1, .max_args = 1,
+     .set = conf_set_duration, CONF_FIELD(struct conf_frontend, timeout_client_ms),
+     .min = TIMEOUT_MIN, .max = TIMEOUT_MAX, .def = "60s", .syntax = "timeout_client DURATION",
+     .help = "client inactivity in the middle of a request"},
+    {.name = "max_body", .contexts = FE, .min_args = 1, .max_args = 1, .set = conf_set_size,
+     CONF_FIELD(struct conf_frontend, max_body), .min = 0, .max = (uint64_t)1 << 40,
+     .def = "0", .syntax = "max_body SIZE", .help = "largest request body, 0 = unlimited"},
+    {.name = "max_header", .contexts = FE, .min_args = 1, .max_args = 1, .set = conf_set_size,
+     CONF_FIELD(struct conf_frontend, max_header), .min = 1024, .max = 1024 * 1024,
+     .def = "16k", .syntax = "max_header SIZE", .help = "largest request head (431 beyond)"},
+    {.name = "max_request_line", .contexts = FE, .min_args = 1, .max_args = 1,
+     .set = conf_set_size, CONF_FIELD(struct conf_frontend, max_request_line), .min = 256,
+     .max = 1024 * 1024, .def = "8k", .syntax = "max_request_line SIZE",
+     .help = "longest request line (414 beyond)"},
+    {.name = "access_log", .contexts = FE, .min_args = 1, .max_args = 2, .set = set_access_log,
+     .def = "off", .syntax = "access_log off|stderr|PATH [combined|json]",
+     .help = "where and how requests are logged"},
+
+    /* backend NAME { } */
+    {.name = "mode", .contexts = BE, .min_args = 1, .max_args = 1, .set = conf_set_enum,
+     CONF_FIELD(struct conf_backend, mode), .values = mode_values, .def = "http",
+     .syntax = "mode http|tcp", .help = "HTTP proxying or plain TCP relay"},
+    {.name = "balance", .contexts = BE, .min_args = 1, .max_args = 1, .set = conf_set_enum,
+     CONF_FIELD(struct conf_backend, balance), .values = balance_values, .def = "roundrobin",
+     .syntax = "balance roundrobin|leastconn|source|random", .help = "balancing algorithm"},
+    {.name = "server", .contexts = BE, .min_args = 2, .max_args = CONF_ARGS_MANY,
+     .flags = CONF_F_REPEAT | CONF_F_REQUIRED, .set = set_server,
+     .syntax = "server NAME HOST:PORT [weight N] [maxconn N] [backup] [disabled]",
+     .help = "a server of the pool"},
+    {.name = "check", .contexts = BE, .min_args = 1, .max_args = CONF_ARGS_MANY,
+     .set = set_check,
+     .syntax = "check tcp|http [method M] [path P] [host H] [status MIN-MAX] [interval D] "
+               "[timeout D] [rise N] [fall N]",
+     .help = "active health check of every server"},
+    {.name = "timeout_connect", .contexts = BE, .min_args = 1, .max_args = 1,
+     .set = conf_set_duration, CONF_FIELD(struct conf_backend, timeout_connect_ms),
+     .min = TIMEOUT_MIN, .max = TIMEOUT_MAX, .def = "3s", .syntax = "timeout_connect DURATION",
+     .help = "time to connect to a server"},
+    {.name = "timeout_server", .contexts = BE, .min_args = 1, .max_args = 1,
+     .set = conf_set_duration, CONF_FIELD(struct conf_backend, timeout_server_ms),
+     .min = TIMEOUT_MIN, .max = TIMEOUT_MAX, .def = "60s", .syntax = "timeout_server DURATION",
+     .help = "wait for a response head; tcp: server inactivity"},
+    {.name = "timeout_queue", .contexts = BE, .min_args = 1, .max_args = 1,
+     .set = conf_set_duration, CONF_FIELD(struct conf_backend, timeout_queue_ms),
+     .min = TIMEOUT_MIN, .max = TIMEOUT_MAX, .def = "5s", .syntax = "timeout_queue DURATION",
+     .help = "how long a request may wait for a free server"},
+    {.name = "queue_max", .contexts = BE, .min_args = 1, .max_args = 1, .set = conf_set_uint,
+     CONF_FIELD(struct conf_backend, queue_max), .min = 0, .max = CONN_MAX, .def = "1024",
+     .syntax = "queue_max N", .help = "requests waiting for a free server, 0 = no queue"},
+    {.name = "retries", .contexts = BE, .min_args = 1, .max_args = 1, .set = conf_set_uint,
+     CONF_FIELD(struct conf_backend, retries), .min = 0, .max = 10, .def = "1",
+     .syntax = "retries N", .help = "retries on another server after a failed connect"},
+    {.name = "keepalive", .contexts = BE, .min_args = 1, .max_args = 1, .set = conf_set_uint,
+     CONF_FIELD(struct conf_backend, keepalive), .min = 0, .max = 10000, .def = "32",
+     .syntax = "keepalive N", .help = "idle pooled connections per server per worker"},
+};
+
+/* ------------------------------------------------------------------------------------------
+ * Cross-references
+ * ------------------------------------------------------------------------------------------ */
+
+static void lb_conf_validate(struct conf_parser *cp, struct conf *conf)
+{
+    for (uint32_t i = 0; i < conf->n_frontends; i++) {
+        struct conf_frontend *fe = &conf->frontends[i];
+        if (fe->backend_name[0] == '\0') {
+            continue; /* missing or invalid: already reported */
+        }
+        const struct conf_backend *be = conf_find_backend(conf, fe->backend_name);
+        if (be == NULL) {
+            struct conf_match m;
+            conf_match_init(&m);
+            for (uint32_t k = 0; k < conf->n_backends; k++) {
+                conf_match_try(&m, fe->backend_name, conf->backends[k].name);
+            }
+            if (m.best != NULL) {
+                conf_error_at(cp, &fe->backend_pos,
+                              "unknown backend \"%s\" (did you mean \"%s\"?)", fe->backend_name,
+                              m.best);
+            } else {
+                conf_error_at(cp, &fe->backend_pos, "unknown backend \"%s\"", fe->backend_name);
+            }
+            continue;
+        }
+        fe->backend_index = (uint32_t)(be - conf->backends);
+        if (be->mode != fe->mode) {
+            conf_error_at(cp, &fe->backend_pos,
+                          "mode mismatch: frontend \"%s\" is %s but backend \"%s\" is %s",
+                          fe->name, mode_name(fe->mode), be->name, mode_name(be->mode));
+        }
+    }
+}
+
+const struct conf_section lb_conf_section = {
+    .name = "lb",
+    .directives = lb_directives,
+    .n_directives = sizeof(lb_directives) / sizeof(lb_directives[0]),
+    .validate = lb_conf_validate,
+};

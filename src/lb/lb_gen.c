@@ -1,0 +1,392 @@
+/* SPDX-License-Identifier: MIT */
+/* Generations: building the runtime objects of one configuration, publishing server
+ * selection snapshots, and picking servers. The control thread builds and publishes;
+ * workers pick. */
+#include "lb/lb.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/conf.h"
+#include "core/log.h"
+#include "core/qsbr.h"
+#include "core/sock.h"
+
+static _Atomic uint64_t next_gen_id = 1;
+
+static const struct lb_server *find_prev_server(const struct lb_gen *prev,
+                                                const struct conf_backend *cb,
+                                                const struct conf_server *cs)
+{
+    if (prev == NULL) {
+        return NULL;
+    }
+    for (uint32_t b = 0; b < prev->n_backends; b++) {
+        const struct lb_backend *pb = &prev->backends[b];
+        if (strcmp(pb->conf->name, cb->name) != 0) {
+            continue;
+        }
+        for (uint32_t i = 0; i < pb->n_servers; i++) {
+            const struct conf_server *ps = pb->servers[i].conf;
+            if (strcmp(ps->name, cs->name) == 0 && strcmp(ps->addr.text, cs->addr.text) == 0) {
+                return &pb->servers[i];
+            }
+        }
+    }
+    return NULL;
+}
+
+static int build_backend(struct lb_gen *gen, uint32_t id, const struct lb_gen *prev)
+{
+    const struct conf_backend *cb = &gen->conf->backends[id];
+    struct lb_backend *be = &gen->backends[id];
+    be->conf = cb;
+    be->gen = gen;
+    be->id = id;
+    be->n_servers = cb->n_servers;
+    be->metrics = metrics_backend_get(cb->name);
+    be->servers = calloc(cb->n_servers, sizeof(*be->servers));
+    be->health = calloc(cb->n_servers, sizeof(*be->health));
+    if (be->metrics == NULL || be->servers == NULL || be->health == NULL) {
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < cb->n_servers; i++) {
+        const struct conf_server *cs = &cb->servers[i];
+        struct lb_server *s = &be->servers[i];
+        s->conf = cs;
+        s->id = i;
+        s->weight = cs->weight == 0 ? 1 : cs->weight;
+        s->maxconn = cs->maxconn;
+        s->is_backup = cs->is_backup;
+        s->metrics = metrics_server_get(cb->name, cs->name);
+        if (s->metrics == NULL) {
+            return -ENOMEM;
+        }
+        const struct lb_server *old = find_prev_server(prev, cb, cs);
+        bool up = !cs->is_disabled;
+        if (up && old != NULL) {
+            up = atomic_load(&old->is_up);
+        }
+        atomic_store(&s->is_up, up);
+        if (!up && old == NULL && !cs->is_disabled) {
+            be->health[i].consecutive_fail = 0;
+        }
+        snprintf(be->health[i].last_reason, sizeof(be->health[i].last_reason), "%s",
+                 cs->is_disabled ? "disabled" : (old != NULL ? "inherited" : "initial"));
+    }
+    lb_backend_publish(be);
+    return 0;
+}
+
+static int open_access_log(struct lb_frontend *fe, struct errbuf *eb)
+{
+    const char *path = fe->conf->access_log;
+    fe->access_log_fd = -1;
+    if (path[0] == '\0' || strcmp(path, "off") == 0) {
+        return 0;
+    }
+    if (strcmp(path, "stderr") == 0) {
+        fe->access_log_fd = dup(2);
+    } else {
+        fe->access_log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    }
+    if (fe->access_log_fd == -1) {
+        int e = errno;
+        errbuf_set(eb, "cannot open access log %s: %s", path, strerror(e));
+        return -e;
+    }
+    return 0;
+}
+
+static void wgen_free(struct lb_wgen *w)
+{
+    free(w->idle);
+    free(w->idle_count);
+}
+
+static int wgen_init(struct lb_gen *gen)
+{
+    for (uint32_t i = 0; i < gen->n_workers; i++) {
+        struct lb_wgen *w = &gen->wgen[i];
+        uint32_t ns = gen->n_servers_total == 0 ? 1 : gen->n_servers_total;
+        w->idle = calloc(ns, sizeof(*w->idle));
+        w->idle_count = calloc(ns, sizeof(*w->idle_count));
+        if (w->idle == NULL || w->idle_count == NULL) {
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+struct lb_gen *lb_gen_new(struct conf *conf, const struct lb_gen *prev, uint32_t n_workers,
+                          struct errbuf *eb)
+{
+    struct lb_gen *gen = calloc(1, sizeof(*gen));
+    if (gen == NULL) {
+        conf_free(conf);
+        errbuf_set(eb, "out of memory");
+        return NULL;
+    }
+    gen->conf = conf;
+    gen->id = atomic_fetch_add(&next_gen_id, 1);
+    gen->n_workers = n_workers;
+    gen->n_backends = conf->n_backends;
+    gen->n_frontends = conf->n_frontends;
+    gen->backends = calloc(conf->n_backends + 1, sizeof(*gen->backends));
+    gen->frontends = calloc(conf->n_frontends + 1, sizeof(*gen->frontends));
+    gen->server_base = calloc(conf->n_backends + 1, sizeof(*gen->server_base));
+    if (gen->backends == NULL || gen->frontends == NULL || gen->server_base == NULL) {
+        goto oom;
+    }
+    for (uint32_t b = 0; b < conf->n_backends; b++) {
+        gen->server_base[b] = gen->n_servers_total;
+        gen->n_servers_total += conf->backends[b].n_servers;
+        if (build_backend(gen, b, prev) != 0) {
+            goto oom;
+        }
+    }
+    for (uint32_t f = 0; f < conf->n_frontends; f++) {
+        struct lb_frontend *fe = &gen->frontends[f];
+        fe->conf = &conf->frontends[f];
+        fe->gen = gen;
+        fe->id = f;
+        fe->backend = &gen->backends[fe->conf->backend_index];
+        fe->metrics = metrics_frontend_get(fe->conf->name);
+        fe->access_log_fd = -1;
+        if (fe->metrics == NULL) {
+            goto oom;
+        }
+        if (open_access_log(fe, eb) != 0) {
+            lb_gen_free(gen);
+            return NULL;
+        }
+    }
+    if (wgen_init(gen) != 0) {
+        goto oom;
+    }
+    atomic_store(&gen->refs, 0);
+    return gen;
+oom:
+    errbuf_set(eb, "out of memory building the configuration");
+    lb_gen_free(gen);
+    return NULL;
+}
+
+static void snap_free(void *p)
+{
+    struct lb_snap *snap = p;
+    if (snap == NULL) {
+        return;
+    }
+    snap->algo->free(snap->state);
+    free(snap->servers);
+    free(snap);
+}
+
+void lb_gen_free(struct lb_gen *gen)
+{
+    if (gen == NULL) {
+        return;
+    }
+    for (uint32_t b = 0; b < gen->n_backends; b++) {
+        struct lb_backend *be = &gen->backends[b];
+        /* Readers may still hold the snapshot within their current iteration. */
+        qsbr_retire(atomic_exchange(&be->snap, NULL), snap_free);
+        free(be->servers);
+        free(be->health);
+    }
+    for (uint32_t f = 0; f < gen->n_frontends; f++) {
+        if (gen->frontends[f].access_log_fd != -1) {
+            close(gen->frontends[f].access_log_fd);
+        }
+    }
+    for (uint32_t i = 0; i < gen->n_workers; i++) {
+        wgen_free(&gen->wgen[i]);
+    }
+    for (uint32_t i = 0; gen->listen_fds != NULL && i < gen->n_binds_total * gen->n_workers;
+         i++) {
+        if (gen->listen_fds[i] != -1) {
+            close(gen->listen_fds[i]);
+        }
+    }
+    free(gen->listen_fds);
+    free(gen->bind_base);
+    free(gen->backends);
+    free(gen->frontends);
+    free(gen->server_base);
+    conf_free(gen->conf);
+    free(gen);
+}
+
+/* ---------------------------------------------------------------- snapshots */
+
+static struct lb_snap *snap_build(struct lb_backend *be, bool backups)
+{
+    struct lb_snap *snap = calloc(1, sizeof(*snap));
+    if (snap == NULL) {
+        return NULL;
+    }
+    snap->servers = calloc(be->n_servers, sizeof(*snap->servers));
+    if (snap->servers == NULL) {
+        free(snap);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < be->n_servers; i++) {
+        struct lb_server *s = &be->servers[i];
+        if (s->is_backup == backups && atomic_load(&s->is_up)) {
+            snap->servers[snap->n++] = s;
+        }
+    }
+    if (snap->n == 0) {
+        free(snap->servers);
+        free(snap);
+        return NULL;
+    }
+    snap->is_backup_set = backups;
+    snap->algo = lb_algo_for(be->conf->balance);
+    snap->state = snap->algo->build(snap->servers, snap->n);
+    if (snap->state == NULL) {
+        free(snap->servers);
+        free(snap);
+        return NULL;
+    }
+    return snap;
+}
+
+void lb_backend_publish(struct lb_backend *be)
+{
+    struct lb_snap *snap = snap_build(be, false);
+    if (snap == NULL) {
+        snap = snap_build(be, true);
+    }
+    struct lb_snap *old = atomic_exchange(&be->snap, snap);
+    qsbr_retire(old, snap_free);
+}
+
+int lb_backend_pick(struct lb_backend *be, const struct lb_pick_ctx *ctx,
+                    struct lb_server *exclude, struct lb_server **out)
+{
+    struct lb_snap *snap = atomic_load_explicit(&be->snap, memory_order_acquire);
+    if (snap == NULL) {
+        return -KEEL_ENOSERVER;
+    }
+    int idx = snap->algo->pick(snap->state, ctx);
+    if (idx < 0) {
+        return -EBUSY;
+    }
+    struct lb_server *s = snap->servers[idx];
+    if (s == exclude && snap->n > 1) {
+        /* A retry must go elsewhere: try the algorithm again, then walk the set. */
+        int again = snap->algo->pick(snap->state, ctx);
+        if (again >= 0 && snap->servers[again] != exclude) {
+            s = snap->servers[again];
+        } else {
+            for (uint32_t k = 1; k < snap->n; k++) {
+                struct lb_server *c = snap->servers[((uint32_t)idx + k) % snap->n];
+                if (c != exclude && lb_server_has_room(c)) {
+                    s = c;
+                    break;
+                }
+            }
+        }
+    }
+    uint32_t before = atomic_fetch_add_explicit(&s->active, 1, memory_order_relaxed);
+    if (s->maxconn != 0 && before >= s->maxconn) {
+        /* Another worker took the last slot between the check and the increment. */
+        atomic_fetch_sub_explicit(&s->active, 1, memory_order_relaxed);
+        return -EBUSY;
+    }
+    *out = s;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- listening sockets */
+
+static int *find_prev_fds(struct lb_gen *prev, const struct conf_addr *addr)
+{
+    if (prev == NULL || prev->listen_fds == NULL) {
+        return NULL;
+    }
+    for (uint32_t f = 0; f < prev->n_frontends; f++) {
+        const struct conf_frontend *cf = prev->frontends[f].conf;
+        for (uint32_t b = 0; b < cf->n_binds; b++) {
+            int *fds = &prev->listen_fds[(prev->bind_base[f] + b) * prev->n_workers];
+            if (strcmp(cf->binds[b].text, addr->text) == 0 && fds[0] != -1) {
+                return fds;
+            }
+        }
+    }
+    return NULL;
+}
+
+int lb_gen_listen(struct lb_gen *gen, struct lb_gen *prev, struct errbuf *eb)
+{
+    uint32_t nw = gen->n_workers;
+    gen->bind_base = calloc(gen->n_frontends + 1, sizeof(*gen->bind_base));
+    if (gen->bind_base == NULL) {
+        errbuf_set(eb, "out of memory");
+        return -ENOMEM;
+    }
+    for (uint32_t f = 0; f < gen->n_frontends; f++) {
+        gen->bind_base[f] = gen->n_binds_total;
+        gen->n_binds_total += gen->frontends[f].conf->n_binds;
+    }
+    gen->listen_fds = malloc(((size_t)gen->n_binds_total * nw + 1) * sizeof(int));
+    if (gen->listen_fds == NULL) {
+        errbuf_set(eb, "out of memory");
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < gen->n_binds_total * nw; i++) {
+        gen->listen_fds[i] = -1;
+    }
+    /* Phase 1: open new sockets; prev keeps its own until everything succeeded. */
+    bool *taken = calloc(gen->n_binds_total + 1, sizeof(*taken));
+    if (taken == NULL) {
+        errbuf_set(eb, "out of memory");
+        return -ENOMEM;
+    }
+    int rc = 0;
+    for (uint32_t f = 0; f < gen->n_frontends && rc == 0; f++) {
+        const struct conf_frontend *cf = gen->frontends[f].conf;
+        for (uint32_t b = 0; b < cf->n_binds && rc == 0; b++) {
+            uint32_t slot = gen->bind_base[f] + b;
+            int *prev_fds = find_prev_fds(prev, &cf->binds[b]);
+            if (prev_fds != NULL && prev->n_workers == nw) {
+                taken[slot] = true;
+                continue;
+            }
+            for (uint32_t w = 0; w < nw; w++) {
+                int fd = sock_listen((const struct sockaddr *)&cf->binds[b].sa, cf->binds[b].salen,
+                                     true, 1024, eb);
+                if (fd < 0) {
+                    rc = fd;
+                    break;
+                }
+                gen->listen_fds[slot * nw + w] = fd;
+            }
+        }
+    }
+    if (rc == 0) {
+        /* Phase 2: take over prev's sockets for unchanged addresses. */
+        for (uint32_t f = 0; f < gen->n_frontends; f++) {
+            const struct conf_frontend *cf = gen->frontends[f].conf;
+            for (uint32_t b = 0; b < cf->n_binds; b++) {
+                uint32_t slot = gen->bind_base[f] + b;
+                if (!taken[slot]) {
+                    continue;
+                }
+                int *prev_fds = find_prev_fds(prev, &cf->binds[b]);
+                for (uint32_t w = 0; w < nw; w++) {
+                    gen->listen_fds[slot * nw + w] = prev_fds[w];
+                    prev_fds[w] = -1;
+                }
+            }
+        }
+    }
+    free(taken);
+    return rc;
+}

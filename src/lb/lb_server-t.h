@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/* A server of a backend as the runtime sees it: static settings from the configuration
+ * plus state shared by every worker (atomics only). Types only. */
+#ifndef KEEL_LB_LB_SERVER_T_H
+#define KEEL_LB_LB_SERVER_T_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/conf-t.h"
+
+struct metrics_server;
+
+struct lb_server {
+    const struct conf_server *conf; /* name, address; lives as long as the generation */
+    uint32_t id;                    /* index in the backend's server array */
+    uint32_t weight;                /* 1..256 */
+    uint32_t maxconn;               /* 0 = unlimited */
+    bool is_backup;
+    _Atomic bool is_up;             /* health verdict (false when administratively down) */
+    _Atomic uint32_t active;        /* requests or TCP sessions in flight, all workers */
+    _Atomic uint32_t passive_failures; /* connect errors/resets seen by workers, drained by
+                                        * the control thread into the health verdict */
+    struct metrics_server *metrics;
+};
+
+/* Whether s can take one more request now (maxconn not reached). */
+static inline bool lb_server_has_room(struct lb_server *s)
+{
+    return s->maxconn == 0 ||
+           atomic_load_explicit(&s->active, memory_order_relaxed) < s->maxconn;
+}
+
+#endif

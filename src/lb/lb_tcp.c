@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: MIT */
+/* TCP mode: relay bytes between a client and one server, with half-close propagation and
+ * an inactivity timeout. A failed connect is retried on another server. */
+#include "lb/lb_tcp.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/sock.h"
+#include "lb/lb_worker.h"
+
+#define TCP_BUF_SIZE 16384
+
+enum tcp_state {
+    TCP_STATE_CONNECTING = 0, /* waiting for the server's connect to finish */
+    TCP_STATE_RELAY,          /* bytes flow both ways */
+    TCP_STATE_CLOSED
+};
+
+static const char *const tcp_state_names[] = {"connecting", "relay", "closed"};
+
+/* One direction of the relay: bytes read from `from` wait in buf until written to `to`. */
+struct tcp_pipe {
+    struct buf buf;
+    bool is_eof;      /* the reading side closed */
+    bool is_shut;     /* we shut the writing side after draining */
+};
+
+struct tcp_conn {
+    struct lb_conn_base base;
+    struct lb_worker *w;
+    struct lb_gen *gen;
+    struct lb_frontend *fe;
+    struct lb_backend *be;
+    enum tcp_state state;
+    int cfd;
+    int sfd;
+    struct ev_io cio;
+    struct ev_io sio;
+    struct ev_timer timer;
+    struct ev_defer defer;
+    struct sockaddr_storage peer;
+    struct lb_server *srv;
+    struct lb_server *failed_srv;
+    uint32_t retries_left;
+    struct tcp_pipe up;   /* client -> server */
+    struct tcp_pipe down; /* server -> client */
+};
+
+static void tcp_connect(struct tcp_conn *t);
+
+static void tcp_set_state(struct tcp_conn *t, enum tcp_state to, const char *reason)
+{
+    log_debug("tcp", "conn %d: %s -> %s (%s)", t->cfd, tcp_state_names[t->state],
+              tcp_state_names[to], reason);
+    t->state = to;
+}
+
+static void tcp_free(struct ev_loop *loop, void *data)
+{
+    (void)loop;
+    struct tcp_conn *t = data;
+    buf_fini(&t->up.buf);
+    buf_fini(&t->down.buf);
+    lb_gen_unref(t->gen);
+    free(t);
+}
+
+static void close_server(struct tcp_conn *t)
+{
+    if (t->sfd != -1) {
+        ev_io_stop(t->w->loop, &t->sio);
+        close(t->sfd);
+        t->sfd = -1;
+    }
+    if (t->srv != NULL) {
+        lb_server_release(t->srv);
+        t->srv = NULL;
+    }
+}
+
+static void tcp_close(struct tcp_conn *t, const char *reason)
+{
+    if (t->state == TCP_STATE_CLOSED) {
+        return;
+    }
+    tcp_set_state(t, TCP_STATE_CLOSED, reason);
+    close_server(t);
+    ev_io_stop(t->w->loop, &t->cio);
+    ev_timer_stop(t->w->loop, &t->timer);
+    close(t->cfd);
+    atomic_fetch_sub_explicit(&t->fe->metrics->connections_active, 1, memory_order_relaxed);
+    lb_worker_conn_remove(t->w, &t->base);
+    ev_defer(t->w->loop, &t->defer, tcp_free, t);
+}
+
+static void on_drain(struct lb_conn_base *base)
+{
+    /* A relay has no request boundary to wait for; it ends when either side closes or
+     * when the drain timeout stops the process. */
+    (void)base;
+}
+
+/* Move bytes from fd into p. Returns false when the connection must close. */
+static bool pipe_read(struct tcp_pipe *p, int fd, _Atomic uint64_t *counter)
+{
+    buf_compact(&p->buf);
+    if (buf_tailroom(&p->buf) == 0 || p->is_eof) {
+        return true;
+    }
+    ssize_t n = read(fd, buf_tail(&p->buf), buf_tailroom(&p->buf));
+    if (n > 0) {
+        buf_commit(&p->buf, (size_t)n);
+        metrics_add(counter, (uint64_t)n);
+        return true;
+    }
+    if (n == 0) {
+        p->is_eof = true;
+        return true;
+    }
+    return errno == EAGAIN || errno == EINTR;
+}
+
+static bool pipe_write(struct tcp_pipe *p, int fd, _Atomic uint64_t *counter)
+{
+    while (p->buf.len > 0) {
+        ssize_t n = write(fd, buf_head(&p->buf), p->buf.len);
+        if (n == -1) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno == EAGAIN;
+        }
+        buf_consume(&p->buf, (size_t)n);
+        metrics_add(counter, (uint64_t)n);
+    }
+    if (p->is_eof && !p->is_shut) {
+        p->is_shut = true;
+        (void)shutdown(fd, SHUT_WR); /* failure: the peer is gone; the next read says so */
+    }
+    return true;
+}
+
+static void tcp_update(struct tcp_conn *t)
+{
+    if (t->state != TCP_STATE_RELAY) {
+        return;
+    }
+    if (t->up.is_shut && t->down.is_shut) {
+        tcp_close(t, "both sides closed");
+        return;
+    }
+    uint32_t cev = 0, sev = 0;
+    if (!t->up.is_eof && buf_tailroom(&t->up.buf) + t->up.buf.off > 0) {
+        cev |= EV_READ;
+    }
+    if (t->down.buf.len > 0) {
+        cev |= EV_WRITE;
+    }
+    if (!t->down.is_eof && buf_tailroom(&t->down.buf) + t->down.buf.off > 0) {
+        sev |= EV_READ;
+    }
+    if (t->up.buf.len > 0) {
+        sev |= EV_WRITE;
+    }
+    if (ev_io_set(t->w->loop, &t->cio, cev) != 0 || ev_io_set(t->w->loop, &t->sio, sev) != 0) {
+        tcp_close(t, "epoll failed");
+        return;
+    }
+    ev_timer_start(t->w->loop, &t->timer, t->fe->conf->timeout_client_ms);
+}
+
+static void relay(struct tcp_conn *t)
+{
+    struct metrics_server *sm = t->srv->metrics;
+    struct metrics_frontend *fm = t->fe->metrics;
+    if (!pipe_read(&t->up, t->cfd, &fm->bytes_in) || !pipe_write(&t->up, t->sfd, &sm->bytes_out) ||
+        !pipe_read(&t->down, t->sfd, &sm->bytes_in) ||
+        !pipe_write(&t->down, t->cfd, &fm->bytes_out)) {
+        tcp_close(t, "connection reset");
+        return;
+    }
+    tcp_update(t);
+}
+
+static void connect_failed(struct tcp_conn *t, const char *why)
+{
+    log_warn("tcp", "connect() to server %s failed: %s (backend %s)", t->srv->conf->name, why,
+             t->be->conf->name);
+    lb_server_report_failure(t->srv);
+    metrics_add(&t->srv->metrics->connect_failures, 1);
+    t->failed_srv = t->srv;
+    close_server(t);
+    if (t->retries_left > 0) {
+        t->retries_left--;
+        metrics_add(&t->be->metrics->retries, 1);
+        tcp_connect(t);
+        return;
+    }
+    tcp_close(t, "no server reachable");
+}
+
+static void on_server_event(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+    (void)loop;
+    (void)events;
+    struct tcp_conn *t = io->data;
+    if (t->state == TCP_STATE_CONNECTING) {
+        int rc = sock_connect_result(t->sfd);
+        if (rc != 0) {
+            connect_failed(t, strerror(-rc));
+            return;
+        }
+        tcp_set_state(t, TCP_STATE_RELAY, "connected");
+        metrics_add(&t->be->metrics->requests[2], 1);
+        metrics_add(&t->srv->metrics->requests[2], 1);
+    }
+    relay(t);
+}
+
+static void on_client_event(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+    (void)loop;
+    (void)events;
+    struct tcp_conn *t = io->data;
+    if (t->state == TCP_STATE_CONNECTING) {
+        /* Buffer early client bytes; detect a client that gave up. */
+        if (!pipe_read(&t->up, t->cfd, &t->fe->metrics->bytes_in) || t->up.is_eof) {
+            tcp_close(t, "client closed while connecting");
+            return;
+        }
+        if (buf_tailroom(&t->up.buf) == 0 && ev_io_set(t->w->loop, &t->cio, 0) != 0) {
+            tcp_close(t, "epoll failed");
+        }
+        return;
+    }
+    relay(t);
+}
+
+static void on_timeout(struct ev_loop *loop, struct ev_timer *timer)
+{
+    (void)loop;
+    struct tcp_conn *t = timer->data;
+    if (t->state == TCP_STATE_CONNECTING) {
+        connect_failed(t, "timed out");
+        return;
+    }
+    tcp_close(t, "idle timeout");
+}
+
+static void tcp_connect(struct tcp_conn *t)
+{
+    struct lb_pick_ctx ctx = {.rng = &t->w->rng};
+    unsigned alen;
+    const void *ab = sock_addr_bytes((const struct sockaddr *)&t->peer, &alen);
+    ctx.client_hash = lb_hash_client(ab, alen);
+    int rc = lb_backend_pick(t->be, &ctx, t->failed_srv, &t->srv);
+    if (rc != 0) {
+        metrics_add(&t->be->metrics->no_server, 1);
+        tcp_close(t, rc == -EBUSY ? "every server at maxconn" : "no server available");
+        return;
+    }
+    int fd = sock_connect_start((const struct sockaddr *)&t->srv->conf->addr.sa,
+                                t->srv->conf->addr.salen);
+    if (fd < 0) {
+        connect_failed(t, strerror(-fd));
+        return;
+    }
+    t->sfd = fd;
+    tcp_set_state(t, TCP_STATE_CONNECTING, t->srv->conf->name);
+    if (ev_io_start(t->w->loop, &t->sio, fd, EV_WRITE, on_server_event, t, "tcp-server") != 0) {
+        tcp_close(t, "epoll failed");
+        return;
+    }
+    ev_timer_start(t->w->loop, &t->timer, t->be->conf->timeout_connect_ms);
+}
+
+void tcp_conn_accept(struct lb_worker *w, struct lb_frontend *fe, int fd,
+                     const struct sockaddr_storage *peer)
+{
+    struct tcp_conn *t = calloc(1, sizeof(*t));
+    if (t == NULL || buf_init(&t->up.buf, TCP_BUF_SIZE) != 0 ||
+        buf_init(&t->down.buf, TCP_BUF_SIZE) != 0) {
+        if (t != NULL) {
+            buf_fini(&t->up.buf);
+            free(t);
+        }
+        log_warn("tcp", "out of memory accepting a connection on %s", fe->conf->name);
+        close(fd);
+        return;
+    }
+    t->w = w;
+    t->gen = fe->gen;
+    lb_gen_ref(t->gen);
+    t->fe = fe;
+    t->be = fe->backend;
+    t->cfd = fd;
+    t->sfd = -1;
+    t->peer = *peer;
+    t->retries_left = t->be->conf->retries;
+    t->base.on_drain = on_drain;
+    ev_timer_init(&t->timer, on_timeout, t, "tcp");
+    lb_worker_conn_add(w, &t->base);
+    metrics_add(&fe->metrics->connections_total, 1);
+    atomic_fetch_add_explicit(&fe->metrics->connections_active, 1, memory_order_relaxed);
+    if (ev_io_start(w->loop, &t->cio, fd, EV_READ, on_client_event, t, "tcp-client") != 0) {
+        t->state = TCP_STATE_RELAY;
+        tcp_close(t, "epoll failed");
+        return;
+    }
+    tcp_connect(t);
+}

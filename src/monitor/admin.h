@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: MIT */
+/* The admin listener: a small HTTP/1.1 server on the control thread's loop answering
+ * GET requests (/metrics, /status, ...) through a handler. One request per connection. */
+#ifndef KEEL_MONITOR_ADMIN_H
+#define KEEL_MONITOR_ADMIN_H
+
+#include <sys/socket.h>
+
+#include "core/err.h"
+#include "core/ev.h"
+#include "monitor/metrics.h"
+
+/* Fill out with the body for path; set *content_type; return the HTTP status. */
+typedef int (*admin_handler_fn)(const char *path, struct metrics_out *out,
+                                const char **content_type, void *data);
+
+struct admin;
+
+/* Listen on sa and serve with handler. NULL with eb filled on failure. */
+struct admin *admin_start(struct ev_loop *loop, const struct sockaddr *sa, socklen_t salen,
+                          admin_handler_fn handler, void *data, struct errbuf *eb);
+void admin_stop(struct admin *admin);
+
+#endif

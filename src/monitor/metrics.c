@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: MIT */
+/* The metrics registry and the Prometheus text exposition format (version 0.0.4). */
+#include "monitor/metrics.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const double metrics_latency_bounds_s[METRICS_LATENCY_BUCKETS] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct metrics_frontend *frontends;
+static struct metrics_backend *backends;
+static struct metrics_server *servers;
+
+struct metrics_frontend *metrics_frontend_get(const char *name)
+{
+    pthread_mutex_lock(&registry_lock);
+    struct metrics_frontend *m = frontends;
+    while (m != NULL && strcmp(m->name, name) != 0) {
+        m = m->next;
+    }
+    if (m == NULL && (m = calloc(1, sizeof(*m))) != NULL) {
+        snprintf(m->name, sizeof(m->name), "%s", name);
+        m->next = frontends;
+        frontends = m;
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return m;
+}
+
+struct metrics_backend *metrics_backend_get(const char *name)
+{
+    pthread_mutex_lock(&registry_lock);
+    struct metrics_backend *m = backends;
+    while (m != NULL && strcmp(m->name, name) != 0) {
+        m = m->next;
+    }
+    if (m == NULL && (m = calloc(1, sizeof(*m))) != NULL) {
+        snprintf(m->name, sizeof(m->name), "%s", name);
+        m->next = backends;
+        backends = m;
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return m;
+}
+
+struct metrics_server *metrics_server_get(const char *backend, const char *name)
+{
+    pthread_mutex_lock(&registry_lock);
+    struct metrics_server *m = servers;
+    while (m != NULL && (strcmp(m->name, name) != 0 || strcmp(m->backend, backend) != 0)) {
+        m = m->next;
+    }
+    if (m == NULL && (m = calloc(1, sizeof(*m))) != NULL) {
+        snprintf(m->backend, sizeof(m->backend), "%s", backend);
+        snprintf(m->name, sizeof(m->name), "%s", name);
+        m->next = servers;
+        servers = m;
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return m;
+}
+
+void metrics_backend_observe(struct metrics_backend *m, uint64_t latency_us)
+{
+    double s = (double)latency_us / 1e6;
+    for (int i = 0; i < METRICS_LATENCY_BUCKETS; i++) {
+        if (s <= metrics_latency_bounds_s[i]) {
+            metrics_add(&m->latency_buckets[i], 1);
+            break;
+        }
+    }
+    metrics_add(&m->latency_count, 1);
+    metrics_add(&m->latency_sum_us, latency_us);
+}
+
+void metrics_out_printf(struct metrics_out *out, const char *fmt, ...)
+{
+    if (out->failed) {
+        return;
+    }
+    for (;;) {
+        size_t room = out->cap - out->len;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(out->data == NULL ? NULL : out->data + out->len, room, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            out->failed = 1;
+            return;
+        }
+        if ((size_t)n < room) {
+            out->len += (size_t)n;
+            return;
+        }
+        size_t cap = out->cap == 0 ? 4096 : out->cap * 2;
+        while (cap - out->len <= (size_t)n) {
+            cap *= 2;
+        }
+        char *p = realloc(out->data, cap);
+        if (p == NULL) {
+            out->failed = 1;
+            return;
+        }
+        out->data = p;
+        out->cap = cap;
+    }
+}
+
+void metrics_out_fini(struct metrics_out *out)
+{
+    free(out->data);
+    out->data = NULL;
+    out->len = out->cap = 0;
+}
+
+static const char *const class_names[METRICS_CLASSES] = {"other", "1xx", "2xx",
+                                                          "3xx",   "4xx", "5xx"};
+
+static void load_snapshot(struct metrics_frontend **f, struct metrics_backend **b,
+                          struct metrics_server **s)
+{
+    pthread_mutex_lock(&registry_lock);
+    *f = frontends;
+    *b = backends;
+    *s = servers;
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void render_frontends(struct metrics_out *o, struct metrics_frontend *head)
+{
+    metrics_out_printf(o, "# HELP keel_frontend_requests_total HTTP requests answered by "
+                          "frontend and status class.\n"
+                          "# TYPE keel_frontend_requests_total counter\n");
+    for (struct metrics_frontend *m = head; m != NULL; m = m->next) {
+        for (int c = 0; c < METRICS_CLASSES; c++) {
+            metrics_out_printf(o, "keel_frontend_requests_total{frontend=\"%s\",code=\"%s\"} %lu\n",
+                               m->name, class_names[c], (unsigned long)atomic_load(&m->requests[c]));
+        }
+    }
+    metrics_out_printf(o, "# HELP keel_frontend_connections_total Client connections accepted.\n"
+                          "# TYPE keel_frontend_connections_total counter\n");
+    for (struct metrics_frontend *m = head; m != NULL; m = m->next) {
+        metrics_out_printf(o, "keel_frontend_connections_total{frontend=\"%s\"} %lu\n", m->name,
+                           (unsigned long)atomic_load(&m->connections_total));
+    }
+    metrics_out_printf(o, "# HELP keel_frontend_connections_active Client connections open.\n"
+                          "# TYPE keel_frontend_connections_active gauge\n");
+    for (struct metrics_frontend *m = head; m != NULL; m = m->next) {
+        metrics_out_printf(o, "keel_frontend_connections_active{frontend=\"%s\"} %ld\n", m->name,
+                           (long)atomic_load(&m->connections_active));
+    }
+    metrics_out_printf(o, "# HELP keel_frontend_bytes_in_total Bytes received from clients.\n"
+                          "# TYPE keel_frontend_bytes_in_total counter\n");
+    for (struct metrics_frontend *m = head; m != NULL; m = m->next) {
+        metrics_out_printf(o, "keel_frontend_bytes_in_total{frontend=\"%s\"} %lu\n", m->name,
+                           (unsigned long)atomic_load(&m->bytes_in));
+    }
+    metrics_out_printf(o, "# HELP keel_frontend_bytes_out_total Bytes sent to clients.\n"
+                          "# TYPE keel_frontend_bytes_out_total counter\n");
+    for (struct metrics_frontend *m = head; m != NULL; m = m->next) {
+        metrics_out_printf(o, "keel_frontend_bytes_out_total{frontend=\"%s\"} %lu\n", m->name,
+                           (unsigned long)atomic_load(&m->bytes_out));
+    }
+}
+
+static void render_backends(struct metrics_out *o, struct metrics_backend *head)
+{
+    metrics_out_printf(o, "# HELP keel_backend_requests_total Requests answered through the "
+                          "backend by status class.\n"
+                          "# TYPE keel_backend_requests_total counter\n");
+    for (struct metrics_backend *m = head; m != NULL; m = m->next) {
+        for (int c = 0; c < METRICS_CLASSES; c++) {
+            metrics_out_printf(o, "keel_backend_requests_total{backend=\"%s\",code=\"%s\"} %lu\n",
+                               m->name, class_names[c], (unsigned long)atomic_load(&m->requests[c]));
+        }
+    }
+    metrics_out_printf(o, "# HELP keel_backend_retries_total Requests retried on another server.\n"
+                          "# TYPE keel_backend_retries_total counter\n");
+    for (struct metrics_backend *m = head; m != NULL; m = m->next) {
+        metrics_out_printf(o, "keel_backend_retries_total{backend=\"%s\"} %lu\n", m->name,
+                           (unsigned long)atomic_load(&m->retries));
+    }
+    metrics_out_printf(o, "# HELP keel_backend_queued_total Requests that waited in the queue.\n"
+                          "# TYPE keel_backend_queued_total counter\n");
+    for (struct metrics_backend *m = head; m != NULL; m = m->next) {
+        metrics_out_printf(o, "keel_backend_queued_total{backend=\"%s\"} %lu\n", m->name,
+                           (unsigned long)atomic_load(&m->queued_total));
+    }
+    metrics_out_printf(o, "# HELP keel_backend_no_server_total Requests refused because no "
+                          "server was available.\n"
+                          "# TYPE keel_backend_no_server_total counter\n");
+    for (struct metrics_backend *m = head; m != NULL; m = m->next) {
+        metrics_out_printf(o, "keel_backend_no_server_total{backend=\"%s\"} %lu\n", m->name,
+                           (unsigned long)atomic_load(&m->no_server));
+    }
+    metrics_out_printf(o, "# HELP keel_backend_request_duration_seconds Time from sending the "
+                          "request to the server to the end of its response.\n"
+                          "# TYPE keel_backend_request_duration_seconds histogram\n");
+    for (struct metrics_backend *m = head; m != NULL; m = m->next) {
+        uint64_t cum = 0;
+        for (int i = 0; i < METRICS_LATENCY_BUCKETS; i++) {
+            cum += atomic_load(&m->latency_buckets[i]);
+            metrics_out_printf(o, "keel_backend_request_duration_seconds_bucket{backend=\"%s\","
+                                  "le=\"%g\"} %lu\n",
+                               m->name, metrics_latency_bounds_s[i], (unsigned long)cum);
+        }
+        uint64_t count = atomic_load(&m->latency_count);
+        metrics_out_printf(o, "keel_backend_request_duration_seconds_bucket{backend=\"%s\","
+                              "le=\"+Inf\"} %lu\n", m->name, (unsigned long)count);
+        metrics_out_printf(o, "keel_backend_request_duration_seconds_sum{backend=\"%s\"} %.6f\n",
+                           m->name, (double)atomic_load(&m->latency_sum_us) / 1e6);
+        metrics_out_printf(o, "keel_backend_request_duration_seconds_count{backend=\"%s\"} %lu\n",
+                           m->name, (unsigned long)count);
+    }
+}
+
+static void render_server_counter(struct metrics_out *o, struct metrics_server *head,
+                                  const char *name, const char *help, size_t offset)
+{
+    metrics_out_printf(o, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    for (struct metrics_server *m = head; m != NULL; m = m->next) {
+        _Atomic uint64_t *c = (_Atomic uint64_t *)((char *)m + offset);
+        metrics_out_printf(o, "%s{backend=\"%s\",server=\"%s\"} %lu\n", name, m->backend, m->name,
+                           (unsigned long)atomic_load(c));
+    }
+}
+
+static void render_servers(struct metrics_out *o, struct metrics_server *head)
+{
+    metrics_out_printf(o, "# HELP keel_server_requests_total Requests answered by server and "
+                          "status class.\n"
+                          "# TYPE keel_server_requests_total counter\n");
+    for (struct metrics_server *m = head; m != NULL; m = m->next) {
+        for (int c = 0; c < METRICS_CLASSES; c++) {
+            metrics_out_printf(o, "keel_server_requests_total{backend=\"%s\",server=\"%s\","
+                                  "code=\"%s\"} %lu\n",
+                               m->backend, m->name, class_names[c],
+                               (unsigned long)atomic_load(&m->requests[c]));
+        }
+    }
+    metrics_out_printf(o, "# HELP keel_server_check_total Active health check results.\n"
+                          "# TYPE keel_server_check_total counter\n");
+    for (struct metrics_server *m = head; m != NULL; m = m->next) {
+        metrics_out_printf(o, "keel_server_check_total{backend=\"%s\",server=\"%s\",result=\"ok\"} "
+                              "%lu\n", m->backend, m->name, (unsigned long)atomic_load(&m->checks_ok));
+        metrics_out_printf(o, "keel_server_check_total{backend=\"%s\",server=\"%s\",result=\"fail\"}"
+                              " %lu\n", m->backend, m->name,
+                           (unsigned long)atomic_load(&m->checks_fail));
+    }
+    render_server_counter(o, head, "keel_server_connect_failures_total",
+                          "Failed connection attempts to the server.",
+                          offsetof(struct metrics_server, connect_failures));
+    render_server_counter(o, head, "keel_server_response_failures_total",
+                          "Connections reset or closed by the server before a response.",
+                          offsetof(struct metrics_server, response_failures));
+    render_server_counter(o, head, "keel_server_transitions_total",
+                          "Up/down state changes of the server.",
+                          offsetof(struct metrics_server, transitions));
+    render_server_counter(o, head, "keel_server_bytes_in_total", "Bytes received from the server.",
+                          offsetof(struct metrics_server, bytes_in));
+    render_server_counter(o, head, "keel_server_bytes_out_total", "Bytes sent to the server.",
+                          offsetof(struct metrics_server, bytes_out));
+}
+
+void metrics_render(struct metrics_out *out, metrics_gauges_fn gauges, void *data)
+{
+    struct metrics_frontend *f;
+    struct metrics_backend *b;
+    struct metrics_server *s;
+    load_snapshot(&f, &b, &s);
+    render_frontends(out, f);
+    render_backends(out, b);
+    render_servers(out, s);
+    if (gauges != NULL) {
+        gauges(out, data);
+    }
+}

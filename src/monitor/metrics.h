@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/* The metrics registry. Counters are registered by name (frontend, backend, server) and
+ * live for the whole process, so they survive reloads; workers bump them with relaxed
+ * atomics. The Prometheus text exposition is written by metrics_render. */
+#ifndef KEEL_MONITOR_METRICS_H
+#define KEEL_MONITOR_METRICS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Status classes: index 0 = other/none (no response sent), 1..5 = 1xx..5xx. */
+#define METRICS_CLASSES 6
+
+#define METRICS_LATENCY_BUCKETS 12
+extern const double metrics_latency_bounds_s[METRICS_LATENCY_BUCKETS];
+
+struct metrics_frontend {
+    char name[64];
+    _Atomic uint64_t requests[METRICS_CLASSES];
+    _Atomic uint64_t connections_total;
+    _Atomic int64_t connections_active;
+    _Atomic uint64_t bytes_in;
+    _Atomic uint64_t bytes_out;
+    _Atomic uint64_t errors_parse; /* 4xx answered by keel for malformed requests */
+    struct metrics_frontend *next;
+};
+
+struct metrics_backend {
+    char name[64];
+    _Atomic uint64_t requests[METRICS_CLASSES];
+    _Atomic uint64_t retries;
+    _Atomic uint64_t queued_total;
+    _Atomic uint64_t queue_timeouts;
+    _Atomic uint64_t no_server;
+    _Atomic uint64_t latency_buckets[METRICS_LATENCY_BUCKETS]; /* cumulative at render */
+    _Atomic uint64_t latency_count;
+    _Atomic uint64_t latency_sum_us;
+    struct metrics_backend *next;
+};
+
+struct metrics_server {
+    char backend[64];
+    char name[64];
+    _Atomic uint64_t requests[METRICS_CLASSES];
+    _Atomic uint64_t connect_failures;
+    _Atomic uint64_t response_failures;
+    _Atomic uint64_t checks_ok;
+    _Atomic uint64_t checks_fail;
+    _Atomic uint64_t transitions;
+    _Atomic uint64_t bytes_in;
+    _Atomic uint64_t bytes_out;
+    struct metrics_server *next;
+};
+
+/* Find or create by name (boot/reload time; takes a mutex). NULL only on OOM. */
+struct metrics_frontend *metrics_frontend_get(const char *name);
+struct metrics_backend *metrics_backend_get(const char *name);
+struct metrics_server *metrics_server_get(const char *backend, const char *name);
+
+static inline unsigned metrics_class(int status)
+{
+    return status >= 100 && status <= 599 ? (unsigned)(status / 100) : 0;
+}
+
+static inline void metrics_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* Record one response latency for a backend. */
+void metrics_backend_observe(struct metrics_backend *m, uint64_t latency_us);
+
+/* Gauges that the registry does not own are supplied by a callback at render time. */
+struct metrics_out;
+typedef void (*metrics_gauges_fn)(struct metrics_out *out, void *data);
+
+/* A growable output buffer for the exposition text. */
+struct metrics_out {
+    char *data;
+    size_t len;
+    size_t cap;
+    int failed; /* OOM */
+};
+void metrics_out_printf(struct metrics_out *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void metrics_out_fini(struct metrics_out *out);
+
+/* Render every registered counter, then call gauges(out, data). */
+void metrics_render(struct metrics_out *out, metrics_gauges_fn gauges, void *data);
+
+#endif

@@ -1,0 +1,801 @@
+# SPDX-License-Identifier: MIT
+"""The system-test library: processes (keel, keel backend), ports, raw HTTP, metrics.
+
+Everything here polls with a deadline and never sleeps blindly; every process it starts is
+stopped by PID (SIGTERM, then SIGKILL) by the fixtures in conftest.py, even when a test fails.
+Only the stdlib is used (the tests run under Debian's python3-pytest).
+"""
+import http.client
+import json
+import os
+import random
+import re
+import select
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+KEEL = os.environ.get("KEEL_BIN", os.path.join(ROOT, "build", "keel"))
+
+# Sanitizer reports and crash traces: always a failure, in keel and in keel backend alike.
+SANITIZER_RE = re.compile(
+    r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|ThreadSanitizer"
+    r"|runtime error:|Segmentation fault|stack-buffer|heap-use-after-free|double free")
+ERROR_RE = re.compile(r"\[error\]")
+
+
+def deadline_poll(fn, timeout, interval=0.02, what="condition"):
+    """Call fn() until it returns a truthy value, or raise AssertionError after timeout s."""
+    end = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = fn()
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            last = None
+            err = e
+        else:
+            err = None
+        if last:
+            return last
+        if time.monotonic() >= end:
+            raise AssertionError("timed out after %.1fs waiting for %s%s" % (
+                timeout, what, " (last error: %r)" % (err,) if err else ""))
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------------------------
+# Ports: a per-process range below the kernel's ephemeral range, so a port handed out here is
+# never taken meanwhile by an outgoing connection's source port (which bind(0)-then-release
+# cannot promise under load).
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+class PortAllocator:
+    def __init__(self):
+        high = min(_ephemeral_low(), 65535) - 1
+        low = 20000 if high > 21000 else 10000
+        self._lock = threading.Lock()
+        span = high - low
+        self._next = low + (os.getpid() * 97) % span
+        self._low, self._high = low, high
+        self._given = set()
+
+    def _free(self, port):
+        for family, addr in ((socket.AF_INET, "127.0.0.1"),):
+            s = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                s.bind((addr, port))
+            except OSError:
+                return False
+            finally:
+                s.close()
+        return True
+
+    def get(self):
+        with self._lock:
+            for _ in range(self._high - self._low):
+                p = self._next
+                self._next += 1
+                if self._next >= self._high:
+                    self._next = self._low
+                if p not in self._given and self._free(p):
+                    self._given.add(p)
+                    return p
+        raise RuntimeError("no free port")
+
+
+PORTS = PortAllocator()
+
+
+def free_port():
+    return PORTS.get()
+
+
+def port_accepts(port, host="127.0.0.1", timeout=0.2):
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_port(port, timeout=10.0, host="127.0.0.1", proc=None):
+    def ok():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError("process exited with %s before port %d accepted" % (
+                proc.returncode, port))
+        return port_accepts(port, host)
+    deadline_poll(ok, timeout, interval=0.02, what="port %d to accept" % port)
+
+
+def wait_port_closed(port, timeout=10.0, host="127.0.0.1"):
+    deadline_poll(lambda: not port_accepts(port, host), timeout,
+                  what="port %d to stop accepting" % port)
+
+
+# --------------------------------------------------------------------------------------------
+# Processes
+
+class LogReader:
+    """Reads a pipe line by line in a thread; lines are kept with their arrival time."""
+
+    def __init__(self, stream, name):
+        self.lines = []        # list of (monotonic_time, str)
+        self._cond = threading.Condition()
+        self._stream = stream
+        self.closed = False
+        self._t = threading.Thread(target=self._run, name="log-" + name, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        for raw in iter(self._stream.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            with self._cond:
+                self.lines.append((time.monotonic(), line))
+                self._cond.notify_all()
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    def join(self, timeout=5):
+        self._t.join(timeout)
+
+    def text(self):
+        with self._cond:
+            return [l for _, l in self.lines]
+
+    def mark(self):
+        with self._cond:
+            return len(self.lines)
+
+    def find(self, pattern, start=0):
+        rx = re.compile(pattern)
+        with self._cond:
+            return [(t, l) for t, l in self.lines[start:] if rx.search(l)]
+
+    def wait(self, pattern, timeout=5.0, start=0):
+        """Wait for a line matching pattern (regex) at index >= start; return (time, line)."""
+        rx = re.compile(pattern)
+        end = time.monotonic() + timeout
+        i = start
+        with self._cond:
+            while True:
+                while i < len(self.lines):
+                    t, l = self.lines[i]
+                    i += 1
+                    if rx.search(l):
+                        return t, l
+                left = end - time.monotonic()
+                if left <= 0 or self.closed:
+                    tail = "\n".join(l for _, l in self.lines[-30:])
+                    raise AssertionError("no log line matching %r within %.1fs; log tail:\n%s"
+                                         % (pattern, timeout, tail))
+                self._cond.wait(min(left, 0.1))
+
+
+class Proc:
+    """A child process whose stderr (and stdout) are read into lists of lines."""
+
+    def __init__(self, argv, name, env=None, cwd=None):
+        self.argv = argv
+        self.name = name
+        e = dict(os.environ)
+        # Sanitizer builds: keep reports on stderr and make them fatal.
+        e.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
+        e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        if env:
+            e.update(env)
+        self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, env=e, cwd=cwd,
+                                  start_new_session=True)
+        self.pid = self.p.pid
+        self.log = LogReader(self.p.stderr, name)
+        self.out = LogReader(self.p.stdout, name + "-out")
+        self.stopped_by_test = False
+
+    def poll(self):
+        return self.p.poll()
+
+    @property
+    def returncode(self):
+        return self.p.returncode
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def signal(self, sig):
+        if self.p.poll() is None:
+            os.kill(self.pid, sig)
+
+    def kill9(self):
+        self.stopped_by_test = True
+        self.signal(signal.SIGKILL)
+        self.p.wait(10)
+
+    def wait(self, timeout):
+        try:
+            return self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, timeout=10.0):
+        """SIGTERM, wait, then SIGKILL. Returns (returncode, was_killed)."""
+        self.stopped_by_test = True
+        if self.p.poll() is not None:
+            self._close()
+            return self.p.returncode, False
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        rc = self.wait(timeout)
+        killed = False
+        if rc is None:
+            killed = True
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            rc = self.p.wait(10)
+        self._close()
+        return rc, killed
+
+    def _close(self):
+        self.log.join(5)
+        self.out.join(5)
+
+    def lines(self):
+        return self.log.text()
+
+    def tail(self, n=40):
+        return "\n".join(self.lines()[-n:])
+
+    def rss_kib(self, field="VmRSS"):
+        return proc_status_kib(self.pid, field)
+
+
+def proc_status_kib(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise ValueError("no %s in /proc/%d/status" % (field, pid))
+
+
+def proc_children(pid):
+    """Direct children of pid, from /proc/PID/task/*/children."""
+    kids = []
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return kids
+    for t in tasks:
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, t)) as f:
+                kids += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    return kids
+
+
+def proc_descendants(pid):
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        for c in proc_children(p):
+            if c not in out:
+                out.append(c)
+                todo.append(c)
+    return out
+
+
+def pid_running(pid):
+    """True if pid exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            data = f.read()
+    except OSError:
+        return False
+    state = data[data.rindex(")") + 2:].split()[0]
+    return state not in ("Z", "X")
+
+
+class Backend(Proc):
+    """`keel backend --name NAME --listen 127.0.0.1:PORT`."""
+
+    def __init__(self, name, port=None, workers=None):
+        self.bname = name
+        self.port = port or free_port()
+        argv = [KEEL, "backend", "--name", name, "--listen", "127.0.0.1:%d" % self.port]
+        if workers:
+            argv += ["--workers", str(workers)]
+        super().__init__(argv, "backend-" + name)
+        wait_port(self.port, proc=self.p)
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+    def requests(self, path_prefix=None):
+        """Request lines logged so far: list of (method, target)."""
+        out = []
+        for l in self.lines():
+            m = re.search(r"backend \S+: request (\S+) (\S+)", l)
+            if m and (path_prefix is None or m.group(2).startswith(path_prefix)):
+                out.append((m.group(1), m.group(2)))
+        return out
+
+    def wait_request(self, pattern, timeout=5.0, start=0):
+        return self.log.wait(r"backend %s: request %s" % (re.escape(self.bname), pattern),
+                             timeout, start)
+
+
+class Keel(Proc):
+    """`keel run -c FILE` with a generated config."""
+
+    def __init__(self, config, tmpdir, ports=(), admin=None, allow_errors=(), env=None,
+                 wait=True, drain_s=None):
+        self.tmpdir = tmpdir
+        self.conf = os.path.join(tmpdir, "keel.conf")
+        with open(self.conf, "w") as f:
+            f.write(config)
+        self.ports = list(ports)
+        self.admin = admin
+        self.allow_errors = [re.compile(p) for p in allow_errors]
+        self.drain_s = drain_s
+        super().__init__([KEEL, "run", "-c", self.conf], "keel", env=env)
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout=10.0):
+        for p in self.ports:
+            wait_port(p, timeout, proc=self.p)
+        if self.admin:
+            deadline_poll(lambda: self._admin_ok(), timeout, what="admin /metrics")
+
+    def _admin_ok(self):
+        if self.p.poll() is not None:
+            raise AssertionError("keel exited with %s:\n%s" % (self.p.returncode, self.tail()))
+        st, _, _ = http_get(self.admin, "/metrics", timeout=1)
+        return st == 200
+
+    def allow_error(self, pattern):
+        self.allow_errors.append(re.compile(pattern))
+
+    def write_config(self, config):
+        tmp = self.conf + ".new"
+        with open(tmp, "w") as f:
+            f.write(config)
+        os.replace(tmp, self.conf)
+
+    def reload(self, config=None):
+        """Write the new config (if given) and send SIGHUP. Returns the log mark before it."""
+        if config is not None:
+            self.write_config(config)
+        mark = self.log.mark()
+        self.signal(signal.SIGHUP)
+        return mark
+
+    # metrics and status
+    def metrics(self):
+        st, _, body = http_get(self.admin, "/metrics", timeout=3)
+        assert st == 200, "GET /metrics: %s" % st
+        return Metrics(body.decode())
+
+    def status(self):
+        st, _, body = http_get(self.admin, "/status", timeout=3)
+        assert st == 200, "GET /status: %s" % st
+        return json.loads(body)
+
+    def server_up(self, backend, server):
+        v = self.metrics().get("keel_server_up", backend=backend, server=server)
+        return None if v is None else int(v)
+
+    def wait_server_state(self, backend, server, up, timeout=5.0):
+        want = 1 if up else 0
+        deadline_poll(lambda: self.server_up(backend, server) == want, timeout,
+                      what="keel_server_up{backend=%s,server=%s} == %d" % (backend, server, want))
+
+    def unexpected_errors(self):
+        bad = []
+        for l in self.lines():
+            if SANITIZER_RE.search(l):
+                bad.append(l)
+            elif ERROR_RE.search(l) and not any(r.search(l) for r in self.allow_errors):
+                bad.append(l)
+        return bad
+
+
+# --------------------------------------------------------------------------------------------
+# Config generation
+
+def lb_config(port, servers, admin, balance="roundrobin", check=None, workers=2,
+              frontend_extra="", backend_extra="", global_extra="", mode="http",
+              log_level="info", drain="2s", backend_name="web", frontend_name="www"):
+    """A config with one frontend on 127.0.0.1:port and one backend.
+
+    servers: list of (name, addr, options) or (name, addr)."""
+    lines = []
+    for s in servers:
+        name, addr = s[0], s[1]
+        opts = (" " + s[2]) if len(s) > 2 and s[2] else ""
+        lines.append("    server %s %s%s;" % (name, addr, opts))
+    chk = ("    check %s;\n" % check) if check else ""
+    return """global {
+    workers %(workers)d;
+    log_level %(log_level)s;
+    admin 127.0.0.1:%(admin)d;
+    timeout_drain %(drain)s;
+%(global_extra)s}
+frontend %(fname)s {
+    bind 127.0.0.1:%(port)d;
+    mode %(mode)s;
+    backend %(bname)s;
+%(frontend_extra)s}
+backend %(bname)s {
+    mode %(mode)s;
+    balance %(balance)s;
+%(servers)s
+%(check)s%(backend_extra)s}
+""" % dict(workers=workers, log_level=log_level, admin=admin, drain=drain, port=port,
+           mode=mode, balance=balance, servers="\n".join(lines), check=chk,
+           frontend_extra=frontend_extra, backend_extra=backend_extra,
+           global_extra=global_extra, fname=frontend_name, bname=backend_name)
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics
+
+_METRIC_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\S+)?$')
+_LABEL_RE = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?')
+
+
+def _unescape(v):
+    return v.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\")
+
+
+class Metrics:
+    """Prometheus text exposition, parsed into (name, labels dict, value) samples."""
+
+    def __init__(self, text):
+        self.text = text
+        self.samples = []
+        self.types = {}
+        for line in text.splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            if line.startswith("#"):
+                parts = line.split(None, 3)
+                if len(parts) >= 4 and parts[1] == "TYPE":
+                    self.types[parts[2]] = parts[3]
+                continue
+            m = _METRIC_RE.match(line)
+            if not m:
+                raise ValueError("bad metrics line: %r" % line)
+            labels = {}
+            if m.group(3):
+                pos = 0
+                s = m.group(3)
+                while pos < len(s):
+                    lm = _LABEL_RE.match(s, pos)
+                    if not lm:
+                        raise ValueError("bad labels in %r" % line)
+                    labels[lm.group(1)] = _unescape(lm.group(2))
+                    pos = lm.end()
+            self.samples.append((m.group(1), labels, float(m.group(4))))
+
+    def select(self, name, **labels):
+        return [(l, v) for n, l, v in self.samples
+                if n == name and all(l.get(k) == str(x) for k, x in labels.items())]
+
+    def get(self, name, **labels):
+        """Sum of matching samples, or None if there is none."""
+        s = self.select(name, **labels)
+        if not s:
+            return None
+        return sum(v for _, v in s)
+
+    def names(self):
+        return {n for n, _, _ in self.samples}
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP clients
+
+def http_get(addr_or_port, path, headers=None, method="GET", body=None, timeout=5,
+             source=None):
+    """One request on a fresh connection. Returns (status, headers dict lowercased, body)."""
+    if isinstance(addr_or_port, int):
+        host, port = "127.0.0.1", addr_or_port
+    elif isinstance(addr_or_port, str) and ":" in addr_or_port:
+        host, port = addr_or_port.rsplit(":", 1)
+        port = int(port)
+    else:
+        host, port = "127.0.0.1", int(addr_or_port)
+    c = http.client.HTTPConnection(host, port, timeout=timeout,
+                                   source_address=(source, 0) if source else None)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+    finally:
+        c.close()
+
+
+class KeepAlive:
+    """A keep-alive http.client connection; every failure is raised, never retried."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=10, source=None):
+        self.c = http.client.HTTPConnection(host, port, timeout=timeout,
+                                            source_address=(source, 0) if source else None)
+
+    def request(self, path, method="GET", headers=None, body=None):
+        self.c.request(method, path, body=body, headers=headers or {})
+        r = self.c.getresponse()
+        data = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+
+    def close(self):
+        self.c.close()
+
+
+def server_of(headers, body):
+    """Which backend answered: X-Server, else the first word of the body."""
+    s = headers.get("x-server")
+    if s:
+        return s
+    return body.decode(errors="replace").split()[0] if body.strip() else None
+
+
+class Response:
+    def __init__(self, version, status, reason, headers, body, interim):
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.headers = headers          # list of (name, value) as received
+        self.body = body
+        self.interim = interim          # 1xx responses before it: list of status codes
+
+    def header(self, name):
+        name = name.lower()
+        for k, v in self.headers:
+            if k.lower() == name:
+                return v
+        return None
+
+    def header_all(self, name):
+        name = name.lower()
+        return [v for k, v in self.headers if k.lower() == name]
+
+    def __repr__(self):
+        return "<Response %s %s %r>" % (self.status, self.reason, self.body[:200])
+
+
+class Raw:
+    """A raw TCP connection: send exact bytes, read exact responses."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=5.0, source=None):
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+        self.timeout = timeout
+        self.eof = False
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode("latin-1")
+        self.sock.sendall(data)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    def _fill(self, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("raw read deadline")
+        self.sock.settimeout(left)
+        try:
+            d = self.sock.recv(65536)
+        except ConnectionResetError:
+            d = b""
+        if not d:
+            self.eof = True
+            return False
+        self.buf += d
+        return True
+
+    def _line(self, deadline):
+        while b"\r\n" not in self.buf:
+            if len(self.buf) > 1 << 20:
+                raise ValueError("line too long")
+            if not self._fill(deadline):
+                raise ConnectionError("EOF while reading a line (have %r)" % self.buf[:200])
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, n, deadline):
+        while len(self.buf) < n:
+            if not self._fill(deadline):
+                raise ConnectionError("EOF with %d of %d body bytes" % (len(self.buf), n))
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def read_head(self, deadline):
+        status_line = self._line(deadline).decode("latin-1")
+        m = re.match(r"^(HTTP/\d\.\d) (\d{3})(?: (.*))?$", status_line)
+        if not m:
+            raise ValueError("bad status line %r" % status_line)
+        headers = []
+        while True:
+            l = self._line(deadline)
+            if l == b"":
+                break
+            k, _, v = l.decode("latin-1").partition(":")
+            headers.append((k.strip(), v.strip()))
+        return m.group(1), int(m.group(2)), m.group(3) or "", headers
+
+    def read_response(self, head=False, timeout=None, max_body=1 << 30):
+        """Read one final response (collecting 1xx). head: the request was HEAD."""
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        interim = []
+        while True:
+            version, status, reason, headers = self.read_head(deadline)
+            if 100 <= status < 200:
+                interim.append(status)
+                if status == 101:
+                    return Response(version, status, reason, headers, b"", interim)
+                continue
+            break
+        r = Response(version, status, reason, headers, b"", interim)
+        te = (r.header("transfer-encoding") or "").lower()
+        cl = r.header("content-length")
+        if head or status in (204, 304):
+            return r
+        if "chunked" in te:
+            body = []
+            while True:
+                size_line = self._line(deadline).split(b";")[0].strip()
+                size = int(size_line, 16)
+                if size == 0:
+                    while self._line(deadline) != b"":
+                        pass
+                    break
+                body.append(self._exact(size, deadline))
+                if self._exact(2, deadline) != b"\r\n":
+                    raise ValueError("bad chunk terminator")
+            r.body = b"".join(body)
+        elif cl is not None:
+            r.body = self._exact(int(cl), deadline)
+        else:
+            while self._fill(deadline):
+                if len(self.buf) > max_body:
+                    raise ValueError("body too large")
+            r.body, self.buf = self.buf, b""
+        return r
+
+    def closed_by_peer(self, timeout=3.0):
+        """True if the peer closes (EOF or RST) within timeout with no more data.
+        Returns the unexpected bytes (truthy str) if data arrives instead."""
+        if self.buf:
+            return False
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.sock.settimeout(left)
+            try:
+                d = self.sock.recv(65536)
+            except socket.timeout:
+                return False
+            except ConnectionResetError:
+                return True
+            if not d:
+                return True
+            self.buf += d
+            return False
+
+
+def raw_request(port, data, timeout=5.0, head=False):
+    with Raw(port, timeout=timeout) as r:
+        r.send(data)
+        return r.read_response(head=head)
+
+
+# --------------------------------------------------------------------------------------------
+# Tiny Python servers for faults keel backend cannot produce (garbage, echo)
+
+class TinyServer:
+    """A threaded TCP server on 127.0.0.1; handler(conn) runs per connection."""
+
+    def __init__(self, handler, port=None):
+        self.port = port or free_port()
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", self.port))
+        self.lsock.listen(128)
+        self.handler = handler
+        self.accepted = 0
+        self.conns = []
+        self._stop = False
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+    def _run(self):
+        while not self._stop:
+            r, _, _ = select.select([self.lsock], [], [], 0.1)
+            if not r:
+                continue
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                break
+            self.accepted += 1
+            self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        try:
+            c.settimeout(10)
+            self.handler(c)
+        except OSError:
+            pass
+        finally:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self._stop = True
+        self._t.join(2)
+        self.lsock.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
+def read_http_head(conn, limit=65536):
+    """Read from conn up to the end of an HTTP head; returns (head, rest) or (None, data)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        d = conn.recv(4096)
+        if not d:
+            return None, data
+        data += d
+        if len(data) > limit:
+            return None, data
+    head, rest = data.split(b"\r\n\r\n", 1)
+    return head, rest
+
+
+def random_token(n=8):
+    return "".join(random.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(n))

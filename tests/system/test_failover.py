@@ -1,0 +1,91 @@
+# SPDX-License-Identifier: MIT
+"""Failover under load: idempotent requests see no error when a server dies."""
+import collections
+import threading
+import time
+
+import pytest
+
+import keeltest as kt
+
+CHECK = "http method GET path /healthz status 200-399 interval 200ms timeout 200ms rise 2 fall 2"
+THREADS = 4
+PER_THREAD = 2000
+LOAD_DEADLINE_S = 60
+
+
+class Load:
+    """THREADS client threads, PER_THREAD GETs each on one keep-alive connection.
+    Any failure (status != 200, reset, timeout, closed connection) counts as an error."""
+
+    def __init__(self, port, path="/"):
+        self.port = port
+        self.path = path
+        self.done = 0
+        self.errors = []
+        self.servers = collections.Counter()
+        self.lock = threading.Lock()
+        self.deadline = time.monotonic() + LOAD_DEADLINE_S
+        self.threads = [threading.Thread(target=self.run, args=(i,), daemon=True)
+                        for i in range(THREADS)]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def run(self, idx):
+        conn = kt.KeepAlive(self.port, timeout=10)
+        for i in range(PER_THREAD):
+            if time.monotonic() > self.deadline:
+                with self.lock:
+                    self.errors.append("thread %d: load deadline reached at %d" % (idx, i))
+                break
+            try:
+                st, h, body = conn.request(self.path)
+                ok = st == 200
+                who = kt.server_of(h, body)
+            except Exception as e:  # noqa: BLE001 - every failure is a test failure
+                ok, st, who = False, repr(e), None
+                conn.close()
+                conn = kt.KeepAlive(self.port, timeout=10)
+            with self.lock:
+                self.done += 1
+                if ok:
+                    self.servers[who] += 1
+                else:
+                    self.errors.append("thread %d request %d: %s" % (idx, i, st))
+        conn.close()
+
+    def wait_done(self, n):
+        kt.deadline_poll(lambda: self.done >= n, LOAD_DEADLINE_S, interval=0.01,
+                         what="%d requests done" % n)
+
+    def join(self):
+        for t in self.threads:
+            t.join(LOAD_DEADLINE_S + 15)
+        assert not any(t.is_alive() for t in self.threads), "load threads hung"
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("with_check", [True, False], ids=["checked", "passive"])
+def test_kill9_under_load_no_errors(env, with_check):
+    bs = env.backends(3)
+    k = env.lb(bs, check=CHECK if with_check else None,
+               backend_extra="    retries 1;\n    timeout_connect 1s;\n")
+    if with_check:
+        for b in bs:
+            k.wait_server_state("web", b.bname, up=True)
+    load = Load(k.port)
+    load.start()
+    total = THREADS * PER_THREAD
+    load.wait_done(total // 2)
+    bs[1].kill9()
+    served_by_b_at_kill = load.servers["b"]
+    load.join()
+    print("servers:", dict(load.servers), "errors:", len(load.errors))
+    assert load.errors == [], "%d errors, first: %s" % (len(load.errors), load.errors[:10])
+    assert load.done == total
+    assert sum(load.servers.values()) == total
+    # b served before the kill, and the survivors took over after it.
+    assert served_by_b_at_kill > 0
+    assert load.servers["a"] > total // 3 and load.servers["c"] > total // 3

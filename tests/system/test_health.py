@@ -1,0 +1,169 @@
+# SPDX-License-Identifier: MIT
+"""Active health checks: detection time, recovery, HTTP status ranges, backup, disabled."""
+import collections
+import time
+
+import pytest
+
+import keeltest as kt
+
+INTERVAL, TIMEOUT, RISE, FALL = 0.2, 0.2, 2, 2
+CHECK = ("http method GET path /healthz status 200-399 interval 200ms timeout 200ms "
+         "rise %d fall %d" % (RISE, FALL))
+# Log lines and metric polls are seen a little after the event itself.
+SLACK = 0.25
+
+
+def count(port, n, path="/"):
+    c = collections.Counter()
+    conn = kt.KeepAlive(port)
+    try:
+        for i in range(n):
+            st, h, body = conn.request(path)
+            assert st == 200, "request %d: %s %r" % (i, st, body)
+            c[kt.server_of(h, body)] += 1
+    finally:
+        conn.close()
+    return c
+
+
+def user_requests(backend, prefix="/user"):
+    return backend.requests(prefix)
+
+
+def wait_transition(k, server, word, mark, timeout):
+    """Time at which keel reported server `word` ("down"/"up"): its log line or its metric."""
+    rx = r"backend web/server %s: server %s" % (server, word)
+    want = 0 if word == "down" else 1
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        hit = k.log.find(rx, mark)
+        if hit:
+            return hit[0][0]
+        try:
+            if k.server_up("web", server) == want:
+                return time.monotonic()
+        except (OSError, AssertionError):
+            pass
+        time.sleep(0.01)
+    raise AssertionError("server %s not reported %s within %.1fs; log:\n%s"
+                         % (server, word, timeout, k.tail()))
+
+
+def test_killed_server_down_in_time_then_back_after_rise(env):
+    bs = env.backends(3)
+    k = env.lb(bs, check=CHECK)
+    for b in bs:
+        k.wait_server_state("web", b.bname, up=True)
+    mark = k.log.mark()
+    t0 = time.monotonic()
+    bs[1].kill9()
+    t_down = wait_transition(k, "b", "down", mark, timeout=5)
+    took = t_down - t0
+    bound = FALL * INTERVAL + TIMEOUT
+    print("down detected after %.3fs (bound %.3fs)" % (took, bound))
+    assert took <= bound + SLACK, "down after %.3fs, bound %.3fs" % (took, bound)
+    assert k.server_up("web", "b") == 0
+    # Marked down: no request goes to it (none fails either).
+    c = count(k.port, 60)
+    assert dict(c) == {"a": 30, "c": 30}
+
+    # Back on the same port: up after `rise` good checks, then it gets its share again.
+    mark = k.log.mark()
+    t0 = time.monotonic()
+    b2 = env.restart_backend(bs[1])
+    t_up = wait_transition(k, "b", "up", mark, timeout=5)
+    took = t_up - t0
+    bound = RISE * INTERVAL + TIMEOUT
+    print("up detected after %.3fs (bound %.3fs)" % (took, bound))
+    assert took <= bound + SLACK, "up after %.3fs, bound %.3fs" % (took, bound)
+    # and not before `rise` checks: at least rise-1 intervals after the restart
+    assert took >= (RISE - 1) * INTERVAL - 0.05, "up after only %.3fs" % took
+    c = count(k.port, 30, path="/user")
+    assert dict(c) == {"a": 10, "b": 10, "c": 10}
+    assert len(user_requests(b2)) == 10
+
+
+@pytest.mark.parametrize("path,statuses,expect_up", [
+    ("/status?code=500", "200-399", False),
+    ("/status?code=404", "200-399", False),
+    ("/status?code=302", "200-399", True),
+    ("/status?code=500", "500-599", True),
+])
+def test_http_check_status_range(env, path, statuses, expect_up):
+    bs = env.backends(2)
+    check = ("http method GET path %s status %s interval 200ms timeout 200ms rise 2 fall 2"
+             % (path, statuses))
+    k = env.lb(bs, check=check)
+    # The check really ran against the path given.
+    for b in bs:
+        b.wait_request(r"GET %s" % path.replace("?", r"\?"), timeout=3)
+    for b in bs:
+        k.wait_server_state("web", b.bname, up=expect_up, timeout=5)
+    m = k.metrics()
+    result = "ok" if expect_up else "fail"
+    for b in bs:
+        v = m.get("keel_server_check_total", backend="web", server=b.bname, result=result)
+        assert v and v >= 1, "keel_server_check_total{result=%s} for %s: %s" % (
+            result, b.bname, v)
+    if expect_up:
+        assert dict(count(k.port, 10, path="/user")) == {"a": 5, "b": 5}
+    else:
+        for _ in range(5):
+            st, _, body = kt.http_get(k.port, "/user")
+            assert st == 503 and b"no server available" in body, (st, body)
+        for b in bs:
+            assert user_requests(b) == [], "a down server got requests"
+
+
+def test_all_down_503_immediately(env):
+    bs = env.backends(2)
+    k = env.lb(bs, check=CHECK)
+    for b in bs:
+        k.wait_server_state("web", b.bname, up=True)
+    for b in bs:
+        b.kill9()
+    for b in bs:
+        k.wait_server_state("web", b.bname, up=False, timeout=5)
+    for i in range(3):
+        t0 = time.monotonic()
+        st, h, body = kt.http_get(k.port, "/", timeout=5)
+        took = time.monotonic() - t0
+        assert st == 503, (st, body)
+        assert b"no server available" in body, body
+        assert took < 1.0, "503 took %.3fs" % took
+
+
+def test_backup_only_when_all_normal_down(env):
+    a, b, c = env.backends(3)
+    k = env.lb([("a", a.addr), ("b", b.addr), ("c", c.addr, "backup")], check=CHECK)
+    for s in "abc":
+        k.wait_server_state("web", s, up=True)
+    assert dict(count(k.port, 30, path="/user")) == {"a": 15, "b": 15}
+    assert user_requests(c) == []
+
+    a.kill9()
+    k.wait_server_state("web", "a", up=False)
+    assert dict(count(k.port, 10, path="/user")) == {"b": 10}
+    assert user_requests(c) == [], "backup used while b was up"
+
+    b.kill9()
+    k.wait_server_state("web", "b", up=False)
+    assert dict(count(k.port, 10, path="/user")) == {"c": 10}
+
+    a2 = env.restart_backend(a)
+    k.wait_server_state("web", "a", up=True)
+    before = len(user_requests(c))
+    assert dict(count(k.port, 10, path="/user")) == {"a": 10}
+    assert len(user_requests(c)) == before
+    assert len(user_requests(a2)) == 10
+
+
+def test_disabled_server_gets_nothing(env):
+    a, b, c = env.backends(3)
+    k = env.lb([("a", a.addr), ("b", b.addr), ("c", c.addr, "disabled")], check=CHECK)
+    for s in "ab":
+        k.wait_server_state("web", s, up=True)
+    assert dict(count(k.port, 60, path="/user")) == {"a": 30, "b": 30}
+    assert user_requests(c) == []
+    assert k.server_up("web", "c") == 0

@@ -1,0 +1,434 @@
+# SPDX-License-Identifier: MIT
+"""HTTP/1.1 proxying: keep-alive, pipelining, framing, headers, limits, smuggling, timeouts,
+and errors from broken servers. Exact bytes go through kt.Raw."""
+import select
+import threading
+import time
+
+import pytest
+
+import keeltest as kt
+
+SMUGGLED = "GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+def start(env, n=2, frontend_extra="", backend_extra="", **kw):
+    bs = env.backends(n)
+    k = env.lb(bs, frontend_extra=frontend_extra, backend_extra=backend_extra, **kw)
+    return k, bs
+
+
+def assert_closed(raw, timeout=3.0):
+    got = raw.closed_by_peer(timeout)
+    assert got is True, "connection not closed by keel (extra bytes: %r)" % raw.buf[:200]
+
+
+def assert_never_logged(backends, pattern, window=0.5):
+    """No backend logs pattern during a short window (absence cannot be shown otherwise)."""
+    end = time.monotonic() + window
+    while True:
+        for b in backends:
+            hit = b.log.find(pattern)
+            assert not hit, "backend %s received %s" % (b.bname, hit)
+        if time.monotonic() >= end:
+            return
+        time.sleep(0.05)
+
+
+# ---------------------------------------------------------------------------------------------
+# Connection management
+
+def test_keepalive_several_requests_one_connection(env):
+    k, _ = start(env)
+    with kt.Raw(k.port) as r:
+        seen = set()
+        for i in range(6):
+            r.send("GET /ka?i=%d HTTP/1.1\r\nHost: t\r\n\r\n" % i)
+            resp = r.read_response()
+            assert resp.status == 200, resp
+            assert (resp.header("connection") or "").lower() != "close"
+            seen.add(resp.header("x-server"))
+        assert seen == {"a", "b"}, "requests on one connection are balanced per request"
+
+
+def test_pipelining_responses_in_order(env):
+    k, _ = start(env)
+    with kt.Raw(k.port, timeout=10) as r:
+        t0 = time.monotonic()
+        r.send("GET /slow?ms=300 HTTP/1.1\r\nHost: t\r\n\r\n"
+               "GET /headers?p=2 HTTP/1.1\r\nHost: t\r\n\r\n"
+               "GET /headers?p=3 HTTP/1.1\r\nHost: t\r\n\r\n")
+        r1 = r.read_response()
+        t1 = time.monotonic() - t0
+        r2 = r.read_response()
+        r3 = r.read_response()
+    assert [x.status for x in (r1, r2, r3)] == [200, 200, 200]
+    assert r1.body.strip() in (b"a", b"b"), r1
+    assert t1 >= 0.29
+    assert b"GET /headers?p=2 " in r2.body, r2.body
+    assert b"GET /headers?p=3 " in r3.body, r3.body
+
+
+def test_http10_client(env):
+    k, _ = start(env)
+    with kt.Raw(k.port) as r:
+        r.send("GET /headers HTTP/1.0\r\n\r\n")
+        resp = r.read_response()
+        assert resp.status == 200, resp
+        assert resp.version in ("HTTP/1.0", "HTTP/1.1")
+        assert b"GET /headers " in resp.body
+        assert (resp.header("transfer-encoding") or "") == ""
+        assert_closed(r)
+
+
+def test_http10_keepalive_client(env):
+    """HTTP/1.0 with Connection: keep-alive (ab, old clients): kept open, framed by length."""
+    k, _ = start(env)
+    with kt.Raw(k.port) as r:
+        for _ in range(2):
+            r.send("GET / HTTP/1.0\r\nHost: t\r\nConnection: keep-alive\r\n\r\n")
+            resp = r.read_response()
+            assert resp.status == 200
+            assert resp.header("content-length") is not None
+            assert (resp.header("connection") or "").lower() == "keep-alive", resp.headers
+
+
+def test_http10_gets_no_chunked_response(env):
+    k, bs = start(env, n=1)
+    direct = kt.raw_request(bs[0].port, "GET /chunked HTTP/1.1\r\nHost: t\r\n\r\n")
+    with kt.Raw(k.port) as r:
+        r.send("GET /chunked HTTP/1.0\r\n\r\n")
+        resp = r.read_response()
+    assert resp.status == 200
+    assert "chunked" not in (resp.header("transfer-encoding") or "").lower(), resp.headers
+    assert resp.body == direct.body
+
+
+def test_head(env):
+    k, _ = start(env)
+    with kt.Raw(k.port) as r:
+        r.send("HEAD /size?bytes=5000 HTTP/1.1\r\nHost: t\r\n\r\n")
+        resp = r.read_response(head=True)
+        assert resp.status == 200
+        # no body bytes follow a HEAD response
+        assert r.closed_by_peer(0.3) is False and r.buf == b"", r.buf[:100]
+        r.send("GET /size?bytes=10 HTTP/1.1\r\nHost: t\r\n\r\n")
+        resp = r.read_response()
+        assert resp.status == 200 and len(resp.body) == 10
+
+
+def test_expect_100_continue(env):
+    k, _ = start(env)
+    with kt.Raw(k.port) as r:
+        r.send("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n"
+               "Expect: 100-continue\r\n\r\n")
+        version, status, _, _ = r.read_head(time.monotonic() + 3)
+        assert status == 100, "expected 100 Continue before the body, got %s" % status
+        r.send(b"x" * 1000)
+        resp = r.read_response()
+        assert resp.status == 200
+        assert b"received=1000" in resp.body, resp.body
+
+
+def test_expect_100_continue_over_max_body_gets_413(env):
+    k, _ = start(env, frontend_extra="    max_body 1m;\n")
+    with kt.Raw(k.port) as r:
+        r.send("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n"
+               "Expect: 100-continue\r\n\r\n" % (2 << 20))
+        resp = r.read_response(timeout=3)
+        assert resp.status == 413 and resp.interim == [], resp
+
+
+def test_chunked_upload(env):
+    k, _ = start(env)
+    sizes = [1, 10, 1000, 65536, 3]
+    body = "".join("%x%s\r\n%s\r\n" % (n, ";ext=1" if i == 2 else "", "y" * n)
+                   for i, n in enumerate(sizes))
+    with kt.Raw(k.port) as r:
+        r.send("POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+               + body + "0\r\nX-Trailer: t\r\n\r\n")
+        resp = r.read_response()
+        assert resp.status == 200, resp
+        assert b"received=%d" % sum(sizes) in resp.body, resp.body
+        # the connection is still usable: the body was framed exactly
+        r.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert r.read_response().status == 200
+
+
+def test_chunked_response(env):
+    k, bs = start(env, n=1)
+    direct = kt.raw_request(bs[0].port, "GET /chunked HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert direct.body
+    with kt.Raw(k.port) as r:
+        for _ in range(2):
+            r.send("GET /chunked HTTP/1.1\r\nHost: t\r\n\r\n")
+            resp = r.read_response()
+            assert resp.status == 200
+            assert resp.body == direct.body
+
+
+def test_forwarded_headers_and_hop_by_hop_removed(env):
+    k, _ = start(env)
+    hop = ("Connection: keep-alive, X-Secret-Hop\r\nKeep-Alive: timeout=5\r\n"
+           "Proxy-Connection: keep-alive\r\nTE: trailers\r\nUpgrade: foo/1\r\n"
+           "Trailer: X-T\r\nX-Secret-Hop: 1\r\n")
+    with kt.Raw(k.port, source="127.0.0.7") as r:
+        r.send("GET /headers HTTP/1.1\r\nHost: example.test:8080\r\n"
+               "X-Forwarded-For: 10.1.2.3\r\nX-Keep: yes\r\n" + hop + "\r\n")
+        resp = r.read_response()
+        assert resp.status == 200
+        got = parse_head(resp.body)
+        r.send("GET /headers HTTP/1.1\r\nHost: example.test\r\n\r\n")
+        got2 = parse_head(r.read_response().body)
+    assert got.get("x-forwarded-for") == ["10.1.2.3, 127.0.0.7"], got
+    assert got.get("x-forwarded-proto") == ["http"], got
+    assert got.get("x-forwarded-host") == ["example.test:8080"], got
+    assert got.get("x-keep") == ["yes"]
+    for name in ("keep-alive", "proxy-connection", "te", "upgrade", "trailer", "x-secret-hop"):
+        assert name not in got, "hop-by-hop header %s forwarded: %s" % (name, got[name])
+    for v in got.get("connection", []):
+        assert "secret" not in v.lower(), "client's Connection header forwarded: %s" % v
+    assert got2.get("x-forwarded-for") == ["127.0.0.7"], got2
+
+
+def parse_head(body):
+    """The request head echoed by /headers: {lowercase name: [values]}."""
+    lines = body.decode("latin-1").split("\r\n") if b"\r\n" in body else \
+        body.decode("latin-1").split("\n")
+    out = {}
+    for l in lines[1:]:
+        if not l:
+            break
+        k, _, v = l.partition(":")
+        out.setdefault(k.strip().lower(), []).append(v.strip())
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Large bodies and limits
+
+GIB = 1 << 30
+
+
+@pytest.mark.timeout(240)
+def test_1gib_upload_streamed_constant_memory(env):
+    k, _ = start(env, n=1, frontend_extra="    max_body 2g;\n")
+    # warm up: buffers and pools exist before the baseline is taken
+    for _ in range(3):
+        assert kt.raw_request(k.port, "POST /upload HTTP/1.1\r\nHost: t\r\n"
+                              "Content-Length: 100000\r\n\r\n" + "z" * 100000).status == 200
+    rss0 = k.rss_kib("VmRSS")
+    samples = []
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            try:
+                samples.append(k.rss_kib("VmRSS"))
+            except (OSError, ValueError):
+                return
+            stop.wait(0.05)
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    chunk = memoryview(b"\xa5" * (1 << 20))
+    t0 = time.monotonic()
+    try:
+        with kt.Raw(k.port, timeout=30) as r:
+            r.send("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % GIB)
+            for i in range(GIB // len(chunk)):
+                r.sock.sendall(chunk)
+                assert time.monotonic() - t0 < 150, "upload too slow: %d MiB sent" % i
+            resp = r.read_response(timeout=60)
+    finally:
+        stop.set()
+        t.join(2)
+    took = time.monotonic() - t0
+    hwm = k.rss_kib("VmHWM")
+    peak = max(samples + [k.rss_kib("VmRSS")])
+    print("1 GiB in %.1fs; RSS before %d KiB, peak sampled %d KiB, VmHWM %d KiB"
+          % (took, rss0, peak, hwm))
+    assert resp.status == 200, resp
+    assert b"received=%d" % GIB in resp.body, resp.body
+    assert peak - rss0 < 64 * 1024, "RSS grew by %d KiB" % (peak - rss0)
+    assert hwm - rss0 < 64 * 1024, "VmHWM is %d KiB above the RSS before" % (hwm - rss0)
+
+
+def test_413_content_length_over_max_body(env):
+    k, bs = start(env, frontend_extra="    max_body 1m;\n")
+    with kt.Raw(k.port) as r:
+        r.send("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % ((1 << 20) + 1))
+        resp = r.read_response(timeout=3)
+        assert resp.status == 413, resp
+        assert resp.body.strip(), "error responses carry a short body"
+        assert_closed(r)
+    assert bs[0].requests("/upload") == [] and bs[1].requests("/upload") == []
+    # exactly max_body is fine
+    resp = kt.raw_request(k.port, "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n"
+                          % (1 << 20) + "q" * (1 << 20))
+    assert resp.status == 200 and b"received=%d" % (1 << 20) in resp.body
+
+
+def test_413_chunked_over_max_body(env):
+    k, _ = start(env, frontend_extra="    max_body 1m;\n")
+    piece = "%x\r\n%s\r\n" % (65536, "c" * 65536)
+    with kt.Raw(k.port, timeout=5) as r:
+        r.send("POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+        # a polite client: stops sending as soon as a response starts
+        for _ in range(24):
+            if select.select([r.sock], [], [], 0)[0]:
+                break
+            try:
+                r.send(piece)
+            except OSError:
+                break
+        resp = r.read_response(timeout=5)
+        assert resp.status == 413, resp
+
+
+def test_414_request_line_too_long(env):
+    k, _ = start(env, frontend_extra="    max_request_line 8k;\n")
+    with kt.Raw(k.port) as r:
+        r.send("GET /%s HTTP/1.1\r\nHost: t\r\n\r\n" % ("a" * 9000))
+        resp = r.read_response()
+        assert resp.status == 414, resp
+        assert resp.body.strip()
+        assert_closed(r)
+
+
+@pytest.mark.parametrize("shape", ["many-headers", "one-huge-header"])
+def test_431_head_too_large(env, shape):
+    k, _ = start(env, frontend_extra="    max_header 16k;\n")
+    if shape == "many-headers":
+        extra = "".join("X-Fill-%d: %s\r\n" % (i, "f" * 1000) for i in range(30))
+    else:
+        extra = "X-Huge: %s\r\n" % ("h" * 20000)
+    with kt.Raw(k.port) as r:
+        r.send("GET / HTTP/1.1\r\nHost: t\r\n" + extra + "\r\n")
+        resp = r.read_response()
+        assert resp.status == 431, resp
+        assert resp.body.strip()
+        assert_closed(r)
+    # a head just under the limit still passes
+    small = "".join("X-Fill-%d: %s\r\n" % (i, "f" * 1000) for i in range(10))
+    assert kt.raw_request(k.port, "GET / HTTP/1.1\r\nHost: t\r\n" + small + "\r\n").status == 200
+
+
+# ---------------------------------------------------------------------------------------------
+# Request smuggling and malformed requests: 400, closed, and nothing smuggled reaches a server
+
+SMUGGLING = {
+    "cl-te": "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n"
+             "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + SMUGGLED,
+    "te-cl": "POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+             "Content-Length: 6\r\n\r\n0\r\n\r\n" + SMUGGLED,
+    "duplicate-differing-cl": "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n"
+                              "Content-Length: %d\r\n\r\n%s" % (len(SMUGGLED), SMUGGLED),
+    "cl-list-differing": "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 0, %d\r\n\r\n%s"
+                         % (len(SMUGGLED), SMUGGLED),
+    "bad-chunk-size": "POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "zz\r\n" + SMUGGLED,
+    "chunk-size-overflow": "POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                           "\r\n10000000000000000\r\n" + SMUGGLED,
+    "negative-chunk-size": "POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                           "\r\n-1\r\n" + SMUGGLED,
+    "obs-fold": "GET /headers HTTP/1.1\r\nHost: t\r\nX-Folded: a\r\n b\r\n\r\n" + SMUGGLED,
+    "obs-fold-te": "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                   "Transfer-Encoding: identity\r\n chunked\r\n\r\n0\r\n\r\n" + SMUGGLED,
+    "space-before-colon": "POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding : chunked\r\n"
+                          "Content-Length: 5\r\n\r\n0\r\n\r\n" + SMUGGLED,
+    "space-in-header-name": "GET / HTTP/1.1\r\nHost: t\r\nBad Name: x\r\n\r\n" + SMUGGLED,
+    "ctl-in-header-name": "GET / HTTP/1.1\r\nHost: t\r\nX\x01Y: x\r\n\r\n" + SMUGGLED,
+    "missing-host-http11": "GET / HTTP/1.1\r\nX-A: b\r\n\r\n" + SMUGGLED,
+    "duplicate-host": "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n" + SMUGGLED,
+    "te-in-http10": "POST /upload HTTP/1.0\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "0\r\n\r\n" + SMUGGLED,
+    "te-chunked-not-last": "POST /upload HTTP/1.1\r\nHost: t\r\n"
+                           "Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n" + SMUGGLED,
+}
+
+
+@pytest.mark.parametrize("case", sorted(SMUGGLING))
+def test_smuggling_rejected(env, case):
+    k, bs = start(env)
+    with kt.Raw(k.port) as r:
+        r.send(SMUGGLING[case])
+        resp = r.read_response()
+        assert resp.status == 400, resp
+        assert resp.body.strip(), "400 carries a short body"
+        assert_closed(r)
+    assert_never_logged(bs, r"request \S+ /smuggled")
+    # keel still serves
+    assert kt.http_get(k.port, "/")[0] == 200
+
+
+# ---------------------------------------------------------------------------------------------
+# Timeouts and broken servers
+
+def test_slowloris_408(env):
+    k, _ = start(env, frontend_extra="    timeout_header 2s;\n")
+    data = b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: 1234567890\r\n\r\n"
+    with kt.Raw(k.port, timeout=8) as r:
+        t0 = time.monotonic()
+        stop = threading.Event()
+
+        def trickle():
+            for i in range(10):
+                if stop.wait(1.0 if i else 0):
+                    return
+                try:
+                    r.sock.send(data[i:i + 1])
+                except OSError:
+                    return
+        t = threading.Thread(target=trickle, daemon=True)
+        t.start()
+        try:
+            resp = r.read_response(timeout=8)
+            took = time.monotonic() - t0
+            assert resp.status == 408, resp
+            assert 1.5 <= took <= 4.0, "408 after %.2fs with timeout_header 2s" % took
+            assert_closed(r)
+        finally:
+            stop.set()
+            t.join(3)
+
+
+def _garbage_handler(reply, read_head=True):
+    def handler(conn):
+        if read_head:
+            head, _ = kt.read_http_head(conn)
+            if head is None:
+                return
+        if reply:
+            conn.sendall(reply)
+    return handler
+
+
+GARBAGE = {
+    "not-http": b"this is not http at all\r\n\r\n",
+    "bad-status": b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n",
+    "close-without-response": b"",
+    "differing-content-lengths": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+                                 b"Content-Length: 6\r\n\r\nhello!",
+}
+
+
+@pytest.mark.parametrize("case", sorted(GARBAGE))
+def test_502_on_garbage_from_server(env, case):
+    srv = env.tiny(_garbage_handler(GARBAGE[case]))
+    k = env.lb([("g", srv.addr)], allow_errors=[r"."])
+    t0 = time.monotonic()
+    st, h, body = kt.http_get(k.port, "/", timeout=10)
+    assert st == 502, (st, body)
+    assert body.startswith(b"bad gateway"), body
+    assert time.monotonic() - t0 < 5
+
+
+def test_504_when_server_slower_than_timeout_server(env):
+    k, bs = start(env, n=1, backend_extra="    timeout_server 500ms;\n", allow_errors=[r"."])
+    t0 = time.monotonic()
+    st, h, body = kt.http_get(k.port, "/slow?ms=3000", timeout=10)
+    took = time.monotonic() - t0
+    assert st == 504, (st, body)
+    assert body.startswith(b"gateway timeout"), body
+    assert 0.4 <= took <= 2.5, "504 after %.2fs with timeout_server 500ms" % took
+    assert kt.http_get(k.port, "/")[0] == 200

@@ -1,0 +1,111 @@
+# SPDX-License-Identifier: MIT
+"""TCP mode: byte relay, half-close, balancing and TCP health checks."""
+import collections
+import os
+import socket
+import threading
+
+import keeltest as kt
+
+TCP_CHECK = "tcp interval 200ms timeout 200ms rise 2 fall 2"
+
+
+def echo_handler(name):
+    """Greets with NAME\\n, then echoes every byte until the client half-closes."""
+    def handler(conn):
+        conn.sendall(name.encode() + b"\n")
+        while True:
+            d = conn.recv(65536)
+            if not d:
+                return
+            conn.sendall(d)
+    return handler
+
+
+def tcp_session(port, payload=b"", timeout=10):
+    """Connect, read the greeting, send payload, half-close, read the echo to EOF."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        f = b""
+        while b"\n" not in f:
+            d = s.recv(4096)
+            assert d, "closed before the greeting"
+            f += d
+        name, rest = f.split(b"\n", 1)
+        sender_err = []
+
+        def send():
+            try:
+                view = memoryview(payload)
+                for i in range(0, len(view), 65536):
+                    s.sendall(view[i:i + 65536])
+                s.shutdown(socket.SHUT_WR)
+            except OSError as e:
+                sender_err.append(e)
+        t = threading.Thread(target=send, daemon=True)
+        t.start()
+        got = [rest]
+        while True:
+            d = s.recv(1 << 16)
+            if not d:
+                break
+            got.append(d)
+        t.join(timeout)
+        assert not sender_err, sender_err
+        return name.decode(), b"".join(got)
+    finally:
+        s.close()
+
+
+def start_echo(env, names):
+    return [env.tiny(echo_handler(n)) for n in names]
+
+
+def test_tcp_relay_and_roundrobin(env):
+    srvs = start_echo(env, "abc")
+    k = env.lb([(n, s.addr) for n, s in zip("abc", srvs)], mode="tcp")
+    c = collections.Counter()
+    for i in range(6):
+        payload = os.urandom(256 * 1024 + i)
+        name, echo = tcp_session(k.port, payload)
+        assert echo == payload, "connection %d: %d bytes echoed of %d" % (i, len(echo),
+                                                                          len(payload))
+        c[name] += 1
+    assert dict(c) == {"a": 2, "b": 2, "c": 2}
+
+
+def test_tcp_health_check_removes_dead_server(env):
+    srvs = start_echo(env, "abc")
+    k = env.lb([(n, s.addr) for n, s in zip("abc", srvs)], mode="tcp", check=TCP_CHECK)
+    for n in "abc":
+        k.wait_server_state("web", n, up=True)
+    srvs[1].close()
+    k.wait_server_state("web", "b", up=False, timeout=5)
+    c = collections.Counter()
+    for _ in range(6):
+        name, echo = tcp_session(k.port, b"ping")
+        assert echo == b"ping"
+        c[name] += 1
+    assert dict(c) == {"a": 3, "c": 3}
+    # back on the same port
+    env.tiny(echo_handler("b"), port=srvs[1].port)
+    k.wait_server_state("web", "b", up=True, timeout=5)
+    c = collections.Counter(tcp_session(k.port, b"x")[0] for _ in range(6))
+    assert dict(c) == {"a": 2, "b": 2, "c": 2}
+
+
+def test_tcp_frontend_to_http_backends(env):
+    bs = env.backends(2)
+    k = env.lb(bs, mode="tcp", check=TCP_CHECK)
+    for b in bs:
+        k.wait_server_state("web", b.bname, up=True)
+    seen = collections.Counter()
+    for _ in range(4):
+        st, h, body = kt.http_get(k.port, "/")
+        assert st == 200
+        seen[kt.server_of(h, body)] += 1
+    assert dict(seen) == {"a": 2, "b": 2}
+    # a TCP frontend relays bytes: no HTTP header is added
+    resp = kt.raw_request(k.port, "GET /headers HTTP/1.1\r\nHost: t\r\nX-Mark: m1\r\n\r\n")
+    assert b"X-Mark: m1" in resp.body, resp.body
+    assert b"x-forwarded-for" not in resp.body.lower(), resp.body

@@ -319,7 +319,7 @@ void ev_loop_set_hooks(struct ev_loop *loop, ev_hook_fn on_iteration, ev_hook_fn
 
 static int next_timeout_ms(const struct ev_loop *loop)
 {
-    if (loop->defer_head != NULL) {
+    if (loop->defer_head != NULL || loop->is_stopping) {
         return 0;
     }
     if (loop->heap_len == 0) {

@@ -85,7 +85,7 @@ struct hp_conn {
     bool up_write_blocked;
     bool up_eof;              /* the server closed its side */
     uint64_t t_start_ms;      /* request head complete */
-    uint64_t t_sent_ms;       /* first byte to the server */
+    uint64_t t_sent_us;       /* connected to the server (monotonic µs) */
     struct hp_logreq *log;    /* NULL when the access log is off */
 
     /* current response */

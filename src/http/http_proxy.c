@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -30,6 +31,13 @@ static const char *const hp_state_names[] = {
     "idle", "read-head", "queued", "connecting", "exchange", "reply", "linger", "closed"};
 
 static void hp_step(struct hp_conn *c);
+
+static uint64_t monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 static void hp_connect(struct hp_conn *c);
 static void on_upstream_event(struct ev_loop *loop, struct ev_io *io, uint32_t events);
 static void on_upstream_timeout(struct ev_loop *loop, struct ev_timer *t);
@@ -297,7 +305,8 @@ static void finish_exchange(struct hp_conn *c)
     uint64_t now = ev_now_ms(c->w->loop);
     struct lb_upstream *up = c->up;
     metrics_add(&up->srv->metrics->requests[metrics_class(c->status)], 1);
-    metrics_backend_observe(c->be->metrics, (now - c->t_sent_ms) * 1000u);
+    (void)now;
+    metrics_backend_observe(c->be->metrics, monotonic_us() - c->t_sent_us);
     hp_account(c);
     c->up = NULL;
     ev_timer_stop(c->w->loop, &up->timer);
@@ -484,7 +493,7 @@ static int attach_upstream(struct hp_conn *c, struct lb_upstream *up, bool is_ne
     up->io.data = up;
     up->is_connected = true;
     hp_set_state(c, HP_STATE_EXCHANGE, "reused connection");
-    c->t_sent_ms = ev_now_ms(c->w->loop);
+    c->t_sent_us = monotonic_us();
     ev_timer_start(c->w->loop, &up->timer, c->be->conf->timeout_server_ms);
     return ev_io_set(c->w->loop, &up->io, EV_READ);
 }
@@ -524,8 +533,8 @@ static void upstream_failed(struct hp_conn *c, bool is_conn_failure, int status,
         c->rhead_sent = 0;
         c->body_sent = 0;
         metrics_add(&c->be->metrics->retries, 1);
-        log_info("http", "retrying %s on another server of %s after: %s", c->peer_ip,
-                 c->be->conf->name, detail);
+        log_debug("http", "retrying %s on another server of %s after: %s", c->peer_ip,
+                  c->be->conf->name, detail);
         hp_connect(c);
         return;
     }
@@ -650,13 +659,15 @@ static void upstream_connected(struct hp_conn *c)
         char detail[160];
         snprintf(detail, sizeof(detail), "connect() to server %s failed: %s",
                  up->srv->conf->name, strerror(-rc));
-        log_warn("http", "%s (backend %s)", detail, c->be->conf->name);
+        if (lb_server_may_warn(up->srv, ev_now_ms(c->w->loop))) {
+            log_warn("http", "%s (backend %s)", detail, c->be->conf->name);
+        }
         upstream_failed(c, true, 502, "cannot connect to server");
         return;
     }
     up->is_connected = true;
     hp_set_state(c, HP_STATE_EXCHANGE, "connected");
-    c->t_sent_ms = ev_now_ms(c->w->loop);
+    c->t_sent_us = monotonic_us();
     ev_timer_start(c->w->loop, &up->timer, c->be->conf->timeout_server_ms);
 }
 
@@ -961,8 +972,9 @@ static uint32_t client_interest(const struct hp_conn *c)
     case HP_STATE_EXCHANGE:
     case HP_STATE_CONNECTING:
     case HP_STATE_QUEUED:
-        if (!c->req_body.is_done && !c->client_eof &&
-            (buf_tailroom(&c->in) > 0 || c->in.off > 0)) {
+        /* Keep reading after the request is complete too: it sees a client that closes,
+         * buffers pipelined requests, and saves two epoll_ctl calls per request. */
+        if (!c->client_eof && (buf_tailroom(&c->in) > 0 || c->in.off > 0)) {
             ev |= EV_READ;
         }
         if (c->client_write_blocked) {

@@ -189,8 +189,10 @@ static void relay(struct tcp_conn *t)
 
 static void connect_failed(struct tcp_conn *t, const char *why)
 {
-    log_warn("tcp", "connect() to server %s failed: %s (backend %s)", t->srv->conf->name, why,
-             t->be->conf->name);
+    if (lb_server_may_warn(t->srv, ev_now_ms(t->w->loop))) {
+        log_warn("tcp", "connect() to server %s failed: %s (backend %s)", t->srv->conf->name,
+                 why, t->be->conf->name);
+    }
     lb_server_report_failure(t->srv);
     metrics_add(&t->srv->metrics->connect_failures, 1);
     t->failed_srv = t->srv;

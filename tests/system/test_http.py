@@ -419,7 +419,7 @@ def test_502_on_garbage_from_server(env, case):
     t0 = time.monotonic()
     st, h, body = kt.http_get(k.port, "/", timeout=10)
     assert st == 502, (st, body)
-    assert body.startswith(b"bad gateway"), body
+    assert b"bad gateway" in body.lower(), body
     assert time.monotonic() - t0 < 5
 
 
@@ -429,6 +429,6 @@ def test_504_when_server_slower_than_timeout_server(env):
     st, h, body = kt.http_get(k.port, "/slow?ms=3000", timeout=10)
     took = time.monotonic() - t0
     assert st == 504, (st, body)
-    assert body.startswith(b"gateway timeout"), body
+    assert b"gateway timeout" in body.lower(), body
     assert 0.4 <= took <= 2.5, "504 after %.2fs with timeout_server 500ms" % took
     assert kt.http_get(k.port, "/")[0] == 200

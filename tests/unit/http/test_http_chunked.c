@@ -243,18 +243,20 @@ Test(http_chunked, huge_extension)
     size_t len = HTTP_CHUNK_MAX_LINE + 64;
     char *in = malloc(len + 32);
     cr_assert_not_null(in);
-    /* "1;" + 'a' * k + CRLF: the size line is k + 3 bytes with its CR. */
+    /* "1;" + 'a' * k: the size line is k + 2 bytes before its CRLF. */
     memcpy(in, "1;", 2);
-    memset(in + 2, 'a', HTTP_CHUNK_MAX_LINE - 3);
-    memcpy(in + HTTP_CHUNK_MAX_LINE - 1, "\r\nx\r\n0\r\n\r\n", 11);
-    struct scan_result r = scan_steps(in, HTTP_CHUNK_MAX_LINE + 10, 4096, sink);
-    cr_assert_eq(r.rc, 0, "rc %d (%s)", r.rc, r.error);
-    /* One byte more is too long, and fails before the line ends. */
     memset(in + 2, 'a', HTTP_CHUNK_MAX_LINE - 2);
     memcpy(in + HTTP_CHUNK_MAX_LINE, "\r\nx\r\n0\r\n\r\n", 11);
-    r = scan_steps(in, HTTP_CHUNK_MAX_LINE + 11, 4096, sink);
+    struct scan_result r = scan_steps(in, HTTP_CHUNK_MAX_LINE + 11, 4096, sink);
+    cr_assert_eq(r.rc, 0, "rc %d (%s)", r.rc, r.error);
+    /* One byte more is too long. */
+    memset(in + 2, 'a', HTTP_CHUNK_MAX_LINE - 1);
+    memcpy(in + HTTP_CHUNK_MAX_LINE + 1, "\r\nx\r\n0\r\n\r\n", 11);
+    r = scan_steps(in, HTTP_CHUNK_MAX_LINE + 12, 4096, sink);
     cr_assert_eq(r.rc, -KEEL_EHTTP_BAD_REQUEST);
     cr_assert_str_eq(r.error, "chunk size line too long");
+    cr_assert_eq(r.consumed, HTTP_CHUNK_MAX_LINE);
+    /* And it fails as soon as that byte arrives, without waiting for the line end. */
     memset(in + 2, 'a', len - 2);
     r = scan_steps(in, len, 1, sink);
     cr_assert_eq(r.rc, -KEEL_EHTTP_BAD_REQUEST);

@@ -556,23 +556,30 @@ Test(http_parse, host_rules)
 Test(http_parse, request_line_limit)
 {
     char in[200];
-    /* "GET /" + 'a' * n + " HTTP/1.1" is 14 + n bytes before CRLF; max_line counts the CR. */
+    /* "GET /" + 'a' * 50 + " HTTP/1.1" is 64 bytes before the CRLF. */
     memset(in, 0, sizeof(in));
     memcpy(in, "GET /", 5);
     memset(in + 5, 'a', 50);
     memcpy(in + 55, " HTTP/1.1\r\nHost: a\r\n\r\n", 22);
     size_t len = strlen(in);
-    cr_assert_eq(parse_limits(result, false, in, len, 65, 1000), 0); /* 64 + CR */
-    cr_assert_eq(parse_limits(result, false, in, len, 64, 1000), -KEEL_EHTTP_URI_TOO_LONG);
-    cr_assert_eq(http_parse_error_status(-KEEL_EHTTP_URI_TOO_LONG), 414);
-    /* Early: a line with no end yet fails once it is longer than the limit. */
-    cr_assert_eq(parse_limits(result, false, in, 20, 64, 1000), -EAGAIN);
-    cr_assert_eq(parse_limits(result, false, in, 20, 18, 1000), -KEEL_EHTTP_URI_TOO_LONG);
+    cr_assert_eq(parse_limits(result, false, in, len, 64, 1000), 0);
+    cr_assert_eq(parse_limits(result, false, in, len, 63, 1000), -KEEL_EHTTP_URI_TOO_LONG);
     cr_assert_str_eq(result->p.error, "request line too long");
+    cr_assert_eq(http_parse_error_status(-KEEL_EHTTP_URI_TOO_LONG), 414);
+    /* Early: fails as soon as byte max_line + 1 of the line arrives, not at its end. */
+    cr_assert_eq(parse_limits(result, false, in, 20, 19, 1000), -KEEL_EHTTP_URI_TOO_LONG);
+    cr_assert_eq(parse_limits(result, false, in, 19, 19, 1000), -EAGAIN);
+    cr_assert_eq(parse_limits(result, false, in, 20, 20, 1000), -EAGAIN);
+    /* A bare LF terminator at the limit is fine too. */
+    const char *lf = "GET /aaaaa HTTP/1.1\nHost: a\n\n";
+    cr_assert_eq(parse_limits(result, false, lf, strlen(lf), 19, 1000), 0);
+    cr_assert_eq(parse_limits(result, false, lf, strlen(lf), 18, 1000), -KEEL_EHTTP_URI_TOO_LONG);
     /* Leading empty lines do not count against the line. */
     char in2[300];
     snprintf(in2, sizeof(in2), "\r\n\r\n%s", in);
-    cr_assert_eq(parse_limits(result, false, in2, strlen(in2), 65, 1000), 0);
+    cr_assert_eq(parse_limits(result, false, in2, strlen(in2), 64, 1000), 0);
+    cr_assert_eq(parse_limits(result, false, in2, strlen(in2), 63, 1000),
+                 -KEEL_EHTTP_URI_TOO_LONG);
 }
 
 Test(http_parse, head_limit)
@@ -715,6 +722,11 @@ Test(http_parse, response_limits)
     cr_assert_str_eq(result->p.error, "header section too large");
     cr_assert_eq(parse_limits(result, true, in, strlen(in), 10, 100), -KEEL_EHTTP_BAD_RESPONSE);
     cr_assert_str_eq(result->p.error, "status line too long");
+    /* "HTTP/1.1 200 OK" is 15 bytes: exactly at the limit, with CRLF or LF. */
+    cr_assert_eq(parse_limits(result, true, in, strlen(in), 15, 100), 0);
+    cr_assert_eq(parse_limits(result, true, in, strlen(in), 14, 100), -KEEL_EHTTP_BAD_RESPONSE);
+    cr_assert_eq(parse_limits(result, true, "HTTP/1.1 200 OK\n\n", 17, 15, 100), 0);
+    cr_assert_eq(parse_limits(result, true, "HTTP/1.1 200\r\n\r\n", 16, 12, 100), 0);
 }
 
 /* ------------------------------------------------------------------------------------ */

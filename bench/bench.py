@@ -15,7 +15,7 @@ A report, never a test: it exits 0 unless a proxy failed to start or answer.
 Environment: BENCH_SECONDS (5), BENCH_ROUNDS (3), BENCH_CONNS ("64 256"),
 BENCH_THREADS ("1 2"), BENCH_PROXIES ("keel haproxy nginx"), BENCH_PATH ("/"),
 BENCH_WARMUP_SECONDS (1), KEEL_BIN (build/keel), BENCH_BACKEND_CMD (a template with {name}
-and {port}, default "KEEL_BIN backend --name {name} --listen 127.0.0.1:{port}"),
+and {port}, default "KEEL_BIN backend --quiet --name {name} --listen 127.0.0.1:{port}"),
 BENCH_KEEP_TMP (keep the temp dir with configs and logs).
 """
 import os
@@ -39,8 +39,9 @@ CONNS = [int(x) for x in os.environ.get("BENCH_CONNS", "64 256").split()]
 THREADS = [int(x) for x in os.environ.get("BENCH_THREADS", "1 2").split()]
 PROXIES = os.environ.get("BENCH_PROXIES", "keel haproxy nginx").split()
 PATH = os.environ.get("BENCH_PATH", "/")
-BACKEND_CMD = os.environ.get("BENCH_BACKEND_CMD",
-                             shlex.quote(KEEL) + " backend --name {name} --listen 127.0.0.1:{port}")
+BACKEND_CMD = os.environ.get(
+    "BENCH_BACKEND_CMD",
+    shlex.quote(KEEL) + " backend --quiet --name {name} --listen 127.0.0.1:{port}")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 TMP = tempfile.mkdtemp(prefix="keel-bench.")

@@ -229,6 +229,12 @@ static void start_request(struct bk_conn *c)
     c->in_body = true;
 }
 
+static void count_data(void *ctx, const char *data, size_t len)
+{
+    (void)data;
+    ((struct bk_conn *)ctx)->received += len;
+}
+
 /* Discard body bytes that follow the head. Returns true when the body is complete. */
 static bool eat_body(struct bk_conn *c)
 {
@@ -244,8 +250,8 @@ static bool eat_body(struct bk_conn *c)
         c->received += used;
         done = c->body_left == 0;
     } else {
-        int rc = http_chunked_scan(&c->ck, buf_head(&c->in) + base, avail, &used, NULL, NULL);
-        c->received += used;
+        int rc = http_chunked_scan(&c->ck, buf_head(&c->in) + base, avail, &used,
+                                   count_data, c);
         if (rc != 0 && rc != -EAGAIN) {
             c->close_after = true;
             put_response(c, 400, "bad chunked body\n", 17, false);

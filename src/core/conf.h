@@ -10,6 +10,7 @@
 
 #include "core/conf-t.h"
 #include "core/conf_lex.h"
+#include "core/conf_value.h"
 #include "core/err.h"
 
 /* Every error found, one per line, each "file:line:col: error: message", at most
@@ -165,7 +166,7 @@ void *conf_array_push(struct conf_parser *cp, void **arr, uint32_t *n, size_t el
  * Returns 0, or -KEEL_ECONFIG after reporting. */
 int conf_parse_options(struct conf_parser *cp, const struct conf_directive *opts, size_t n_opts,
                        uint32_t ctx, const char *what, const char *where, void *obj,
-                       const struct conf_token *tok, size_t n);
+                       const struct conf_token *tok, size_t n) KEEL_MUST_CHECK;
 
 /* Nearest-name suggestions: feed candidates to conf_match_try; best is the closest within
  * edit distance 2 (ties: the first), or NULL. */
@@ -176,57 +177,32 @@ struct conf_match {
 void conf_match_init(struct conf_match *m);
 void conf_match_try(struct conf_match *m, const char *word, const char *candidate);
 
-/* Value parsers. Pure (no parser state); on error they return -KEEL_ECONFIG and describe the
- * problem in eb ("duration needs a unit (ms, s, m, h)"). */
-int conf_parse_uint(const char *s, uint64_t *out, struct errbuf *eb) KEEL_MUST_CHECK;
-/* "100ms" "1s" "2m" "1h" -> milliseconds. */
-int conf_parse_duration_ms(const char *s, uint64_t *out, struct errbuf *eb) KEEL_MUST_CHECK;
-/* "512" "16k" "1m" "1g" (also K M G) -> bytes, k = 1024. */
-int conf_parse_size(const char *s, uint64_t *out, struct errbuf *eb) KEEL_MUST_CHECK;
-
-enum conf_addr_flags {
-    CONF_ADDR_LISTEN = 1u << 0,    /* host may be empty or "*" (0.0.0.0) */
-    CONF_ADDR_NO_RESOLVE = 1u << 1 /* host names are errors */
-};
-/* "1.2.3.4:80", "[::1]:80", ":80" (listen), "host:80" (getaddrinfo: the first IPv4 address,
- * else the first IPv6 one; blocks). Port 1-65535 required. Fills out->text with the
- * canonical "ip:port" ("[ip]:port" for IPv6). */
-int conf_parse_addr(const char *s, unsigned flags, struct conf_addr *out, struct errbuf *eb)
-    KEEL_MUST_CHECK;
-/* Names of frontends, backends, servers, nodes, the cluster: 1-63 of [A-Za-z0-9_.-]. */
-int conf_check_name(const char *s, struct errbuf *eb) KEEL_MUST_CHECK;
-/* A host name (RFC 1123 labels) or an IPv4/IPv6 literal, without a port. */
-int conf_check_host(const char *s, struct errbuf *eb) KEEL_MUST_CHECK;
-
-/* Format ms as the largest exact unit ("1500ms", "2s", "1h") / bytes as "16k", "1g". */
-void conf_format_duration(uint64_t ms, char *buf, size_t size);
-void conf_format_size(uint64_t bytes, char *buf, size_t size);
-
-/* Generic setters, for directives with one argument (options too). */
+/* Generic setters, for directives with one argument (options too); core/conf_value.c.
+ * Value parsers they use are in core/conf_value.h. */
 /* Unsigned integer in [d->min, d->max] into a 4- or 8-byte field. */
 int conf_set_uint(struct conf_parser *cp, const struct conf_directive *d, void *obj,
-                  const struct conf_token *tok, size_t n);
+                  const struct conf_token *tok, size_t n) KEEL_MUST_CHECK;
 /* Duration in [d->min, d->max] ms. */
 int conf_set_duration(struct conf_parser *cp, const struct conf_directive *d, void *obj,
-                      const struct conf_token *tok, size_t n);
+                      const struct conf_token *tok, size_t n) KEEL_MUST_CHECK;
 /* Size in [d->min, d->max] bytes. */
 int conf_set_size(struct conf_parser *cp, const struct conf_directive *d, void *obj,
-                  const struct conf_token *tok, size_t n);
+                  const struct conf_token *tok, size_t n) KEEL_MUST_CHECK;
 /* One of d->values into an int (or enum) field. */
 int conf_set_enum(struct conf_parser *cp, const struct conf_directive *d, void *obj,
-                  const struct conf_token *tok, size_t n);
+                  const struct conf_token *tok, size_t n) KEEL_MUST_CHECK;
 /* No argument: sets a bool field to true. */
 int conf_set_flag(struct conf_parser *cp, const struct conf_directive *d, void *obj,
-                  const struct conf_token *tok, size_t n);
+                  const struct conf_token *tok, size_t n) KEEL_MUST_CHECK;
 /* Any non-empty string shorter than d->size into a char array field. */
 int conf_set_string(struct conf_parser *cp, const struct conf_directive *d, void *obj,
-                    const struct conf_token *tok, size_t n);
+                    const struct conf_token *tok, size_t n) KEEL_MUST_CHECK;
 /* A name (conf_check_name) into a char array field. */
 int conf_set_name(struct conf_parser *cp, const struct conf_directive *d, void *obj,
-                  const struct conf_token *tok, size_t n);
+                  const struct conf_token *tok, size_t n) KEEL_MUST_CHECK;
 /* An address to connect to / to listen on (d->min = CONF_ADDR_* flags) into a struct
  * conf_addr field. */
 int conf_set_addr(struct conf_parser *cp, const struct conf_directive *d, void *obj,
-                  const struct conf_token *tok, size_t n);
+                  const struct conf_token *tok, size_t n) KEEL_MUST_CHECK;
 
 #endif

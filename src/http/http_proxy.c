@@ -777,6 +777,11 @@ static void start_response(struct hp_conn *c)
     if (!c->req_body.is_done) {
         c->close_after = true; /* early response: the rest of the request cannot be parsed */
     }
+    if (c->gen != c->w->gen) {
+        /* A reload happened: finish this exchange on the old configuration, and tell the
+         * client in this very response not to send another request here. */
+        c->close_after = true;
+    }
     opt.is_close = c->close_after || !c->req_keepalive || c->client_eof;
     opt.is_keepalive_10 = c->req_minor == 0 && !opt.is_close;
     if (http_rewrite_response(&c->res, buf, &opt, &c->out) != 0) {
@@ -933,7 +938,14 @@ static void exchange_step(struct hp_conn *c)
     }
     release_sent_body(c);
     parse_response(c);
-    if (c->state != HP_STATE_EXCHANGE || !c->res_head_done) {
+    if (c->state != HP_STATE_EXCHANGE) {
+        return;
+    }
+    if (!c->res_head_done) {
+        /* Interim responses (100 Continue) must reach the client now. */
+        if (c->out.len != 0 && !c->client_write_blocked && client_flush(c) != 0) {
+            hp_close(c, "client write failed");
+        }
         return;
     }
     rc = scan_response_body(c);

@@ -193,7 +193,17 @@ static size_t fuzz_head(bool is_response, const uint8_t *data, size_t size, uint
     check_head(&once.msg, (const char *)data, size, is_response);
     (void)http_request_body_kind(&once.msg);
     (void)http_response_body_kind(&once.msg, HTTP_METHOD_GET);
+    (void)http_response_body_kind(&once.msg, HTTP_METHOD_CONNECT);
     (void)http_msg_keepalive(&once.msg);
+    int host = http_msg_find(&once.msg, (const char *)data, "host", 4);
+    check(is_response || host == once.msg.host_index, "http_msg_find disagrees on host");
+    check(http_method_name(once.msg.method) != NULL, "method name");
+    check(http_method_from(http_method_name(once.msg.method),
+                           strlen(http_method_name(once.msg.method))) == once.msg.method ||
+              once.msg.method == HTTP_METHOD_OTHER,
+          "method round trip");
+    (void)http_method_is_idempotent(once.msg.method);
+    check(http_status_reason(once.msg.status) != NULL, "status reason");
     return once.msg.head_len;
 }
 

@@ -11,6 +11,7 @@ Every test has a wall-clock limit (default 120 s, `@pytest.mark.timeout(S)` to c
 enforced with SIGALRM, since pytest-timeout is not a Debian dependency here.
 """
 import os
+import re
 import signal
 import sys
 
@@ -67,8 +68,9 @@ class Env:
 
     # processes
     def backend(self, name, port=None, workers=None):
-        b = kt.Backend(name, port=port, workers=workers)
-        self.backs.append(b)
+        b = kt.Backend(name, port=port, workers=workers, wait=False)
+        self.backs.append(b)    # registered before the wait, so a failed start is cleaned up
+        b.wait_ready()
         return b
 
     def backends(self, n, prefix=""):
@@ -94,7 +96,7 @@ class Env:
         port, admin = self.port(), self.port()
         spec = []
         for s in servers:
-            if isinstance(s, (kt.Backend,)):
+            if isinstance(s, kt.Backend):
                 spec.append((s.bname, s.addr))
             else:
                 spec.append(s)
@@ -110,7 +112,7 @@ class Env:
 
     def proc(self, argv, name, allow_errors=()):
         p = kt.Proc(argv, name)
-        p.allow_errors = [kt.re.compile(x) for x in allow_errors]
+        p.allow_errors = [re.compile(x) for x in allow_errors]
         self.others.append(p)
         return p
 
@@ -123,9 +125,9 @@ class Env:
                     k.pid, k.returncode))
                 k.stop()
             elif k.poll() is None:
-                rc, killed = k.stop(timeout=15)
+                rc, killed = k.stop(timeout=8)
                 if killed:
-                    problems.append("keel (pid %d) did not exit within 15s of SIGTERM" % k.pid)
+                    problems.append("keel (pid %d) did not exit within 8s of SIGTERM" % k.pid)
                 elif rc != 0:
                     problems.append("keel (pid %d) exited with %s after SIGTERM" % (k.pid, rc))
         for p in self.others:

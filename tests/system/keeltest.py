@@ -70,15 +70,15 @@ class PortAllocator:
         self._low, self._high = low, high
         self._given = set()
 
-    def _free(self, port):
-        for family, addr in ((socket.AF_INET, "127.0.0.1"),):
-            s = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                s.bind((addr, port))
-            except OSError:
-                return False
-            finally:
-                s.close()
+    @staticmethod
+    def _free(port):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        finally:
+            s.close()
         return True
 
     def get(self):
@@ -313,14 +313,18 @@ def pid_running(pid):
 class Backend(Proc):
     """`keel backend --name NAME --listen 127.0.0.1:PORT`."""
 
-    def __init__(self, name, port=None, workers=None):
+    def __init__(self, name, port=None, workers=None, wait=True):
         self.bname = name
         self.port = port or free_port()
         argv = [KEEL, "backend", "--name", name, "--listen", "127.0.0.1:%d" % self.port]
         if workers:
             argv += ["--workers", str(workers)]
         super().__init__(argv, "backend-" + name)
-        wait_port(self.port, proc=self.p)
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout=10.0):
+        wait_port(self.port, timeout, proc=self.p)
 
     @property
     def addr(self):
@@ -344,7 +348,7 @@ class Keel(Proc):
     """`keel run -c FILE` with a generated config."""
 
     def __init__(self, config, tmpdir, ports=(), admin=None, allow_errors=(), env=None,
-                 wait=True, drain_s=None):
+                 wait=True):
         self.tmpdir = tmpdir
         self.conf = os.path.join(tmpdir, "keel.conf")
         with open(self.conf, "w") as f:
@@ -352,7 +356,6 @@ class Keel(Proc):
         self.ports = list(ports)
         self.admin = admin
         self.allow_errors = [re.compile(p) for p in allow_errors]
-        self.drain_s = drain_s
         super().__init__([KEEL, "run", "-c", self.conf], "keel", env=env)
         if wait:
             self.wait_ready()

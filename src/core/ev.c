@@ -26,6 +26,9 @@ struct ev_loop {
     struct ev_defer *defer_tail;
     int wake_fd;
     struct ev_io wake_io;
+    void **to_free;
+    uint32_t n_to_free;
+    uint32_t cap_to_free;
     ev_hook_fn on_wakeup;
     void *wakeup_data;
     ev_hook_fn on_iteration;
@@ -76,6 +79,10 @@ void ev_loop_free(struct ev_loop *loop)
         close(loop->wake_fd);
     }
     close(loop->epfd);
+    for (uint32_t i = 0; i < loop->n_to_free; i++) {
+        free(loop->to_free[i]);
+    }
+    free(loop->to_free);
     free(loop->heap);
     free(loop);
 }
@@ -262,6 +269,24 @@ void ev_defer(struct ev_loop *loop, struct ev_defer *d, ev_defer_fn fn, void *da
     loop->defer_tail = d;
 }
 
+void ev_free_later(struct ev_loop *loop, void *ptr)
+{
+    if (ptr == NULL) {
+        return;
+    }
+    if (loop->n_to_free == loop->cap_to_free) {
+        uint32_t cap = loop->cap_to_free == 0 ? 16 : loop->cap_to_free * 2;
+        void **v = realloc(loop->to_free, cap * sizeof(*v));
+        if (v == NULL) {
+            log_warn("ev", "out of memory deferring a free; leaking %p", ptr);
+            return;
+        }
+        loop->to_free = v;
+        loop->cap_to_free = cap;
+    }
+    loop->to_free[loop->n_to_free++] = ptr;
+}
+
 static void run_deferred(struct ev_loop *loop)
 {
     while (loop->defer_head != NULL) {
@@ -273,6 +298,10 @@ static void run_deferred(struct ev_loop *loop)
         d->is_queued = false;
         d->fn(loop, d->data); /* may free d */
     }
+    for (uint32_t i = 0; i < loop->n_to_free; i++) {
+        free(loop->to_free[i]);
+    }
+    loop->n_to_free = 0;
 }
 
 /* ---------------------------------------------------------------- wakeups */

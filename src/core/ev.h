@@ -94,6 +94,11 @@ struct ev_defer {
 };
 void ev_defer(struct ev_loop *loop, struct ev_defer *d, ev_defer_fn fn, void *data);
 
+/* free(ptr) at the end of this iteration, after every callback of the current batch ran:
+ * for objects embedding watchers that a pending event may still reference. NULL allowed.
+ * On OOM the pointer is leaked rather than freed early. */
+void ev_free_later(struct ev_loop *loop, void *ptr);
+
 /* Wake-up from other threads: on_wakeup runs in the loop's thread after any number of
  * ev_loop_wake calls (coalesced). */
 int ev_loop_set_wakeup(struct ev_loop *loop, ev_hook_fn on_wakeup, void *data) KEEL_MUST_CHECK;

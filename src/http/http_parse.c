@@ -179,7 +179,7 @@ static int step_method(struct http_parser *p, const unsigned char *s, uint32_t e
 /* Whether t[0, len) is a valid absolute-form scheme followed by ':' (RFC 3986 3.1). */
 static bool has_scheme(const unsigned char *t, uint32_t len)
 {
-    if (len == 0 || !((lower(t[0]) >= 'a' && lower(t[0]) <= 'z'))) {
+    if (len == 0 || !(lower(t[0]) >= 'a' && lower(t[0]) <= 'z')) {
         return false;
     }
     for (uint32_t i = 1; i < len; i++) {

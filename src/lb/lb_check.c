@@ -283,8 +283,9 @@ void lb_checks_stop(struct lb_checks *cs)
             close(ck->fd);
         }
     }
-    free(cs->checks);
-    free(cs);
+    /* Events for these sockets may be pending in the current batch. */
+    ev_free_later(cs->loop, cs->checks);
+    ev_free_later(cs->loop, cs);
 }
 
 void lb_checks_poll_passive(struct lb_checks *cs)

@@ -60,7 +60,7 @@ static void listeners_stop(struct lb_worker *w)
     for (uint32_t i = 0; i < w->n_listeners; i++) {
         ev_io_stop(w->loop, &w->listeners[i].io);
     }
-    free(w->listeners);
+    ev_free_later(w->loop, w->listeners); /* an accept event may be pending in this batch */
     w->listeners = NULL;
     w->n_listeners = 0;
 }
@@ -131,7 +131,7 @@ static void drain_now(struct lb_worker *w)
         close(*l->fd_slot);
         *l->fd_slot = -1;
     }
-    free(w->listeners);
+    ev_free_later(w->loop, w->listeners);
     w->listeners = NULL;
     w->n_listeners = 0;
     close_idle_pools(w, w->gen);

@@ -214,5 +214,5 @@ void admin_stop(struct admin *a)
     }
     ev_io_stop(a->loop, &a->io);
     close(a->fd);
-    free(a);
+    ev_free_later(a->loop, a); /* an accept event may be pending in this batch */
 }

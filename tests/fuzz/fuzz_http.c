@@ -175,8 +175,9 @@ static size_t fuzz_head(bool is_response, const uint8_t *data, size_t size, uint
     parse_growing(is_response, data, size, max_line, max_head, &grow);
     if (once.rc != grow.rc) {
         fprintf(stderr, "fuzz_http: %s: at once %d (%s), byte by byte %d (%s)\n",
-                is_response ? "response" : "request", once.rc, once.error ? once.error : "-",
-                grow.rc, grow.error ? grow.error : "-");
+                is_response ? "response" : "request", once.rc,
+                once.error != NULL ? once.error : "-", grow.rc,
+                grow.error != NULL ? grow.error : "-");
         abort();
     }
     if (once.rc == -EAGAIN) {

@@ -100,14 +100,19 @@ def test_http_check_status_range(env, path, statuses, expect_up):
     # The check really ran against the path given.
     for b in bs:
         b.wait_request(r"GET %s" % path.replace("?", r"\?"), timeout=3)
-    for b in bs:
-        k.wait_server_state("web", b.bname, up=expect_up, timeout=5)
-    m = k.metrics()
+    # Servers may start up: wait until each has seen `rise`/`fall` verdicts of the kind
+    # expected, then the state must follow.
     result = "ok" if expect_up else "fail"
     for b in bs:
-        v = m.get("keel_server_check_total", backend="web", server=b.bname, result=result)
-        assert v and v >= 1, "keel_server_check_total{result=%s} for %s: %s" % (
-            result, b.bname, v)
+        kt.deadline_poll(lambda: k.metrics().get("keel_server_check_total", backend="web",
+                                                  server=b.bname, result=result) >= 2, 5,
+                         what="2 checks with result=%s for %s" % (result, b.bname))
+        k.wait_server_state("web", b.bname, up=expect_up, timeout=5)
+    m = k.metrics()
+    other = "fail" if expect_up else "ok"
+    for b in bs:
+        v = m.get("keel_server_check_total", backend="web", server=b.bname, result=other)
+        assert not v, "keel_server_check_total{result=%s} for %s: %s" % (other, b.bname, v)
     if expect_up:
         assert dict(count(k.port, 10, path="/user")) == {"a": 5, "b": 5}
     else:

@@ -91,8 +91,10 @@ fuzz: $(FUZZ_NAMES:%=$(FUZZ_BUILD)/%)
 test:
 	@scripts/test.sh
 
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 san:
-	$(MAKE) BUILD=build-san SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" OPT="-O1 -g" all unit
+	$(MAKE) BUILD=build-san SAN="$(SAN_FLAGS)" OPT="-O1 -g" all unit
+	KEEL_BIN=$(CURDIR)/build-san/keel /usr/bin/python3 -m pytest -q tests/system
 
 bench: $(BUILD)/keel
 	@bench/run.sh

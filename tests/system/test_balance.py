@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: MIT
 """Balancing algorithms seen from outside: which server answered (X-Server / body)."""
 import collections
+import threading
+import time
 
 import pytest
 
@@ -137,3 +139,42 @@ def test_random_spreads(env):
     # Binomial(300, 1/3): mean 100, sd 8.2; 60 is ~5 sd away.
     for name in "abc":
         assert c[name] >= 60, dict(c)
+
+
+def test_maxconn_queues_then_times_out(env):
+    (a,) = env.backends(1)
+    k = env.lb([("a", a.addr, "maxconn 1")],
+               backend_extra="    timeout_queue 2s;\n    queue_max 16;\n")
+    results = []
+
+    def slow(i):
+        t0 = time.monotonic()
+        st, _, _ = kt.http_get(k.port, "/slow?ms=400&i=%d" % i, timeout=10)
+        results.append((st, time.monotonic() - t0))
+    threads = [threading.Thread(target=slow, args=(i,), daemon=True) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(15)
+    # maxconn 1: served one after the other, none refused
+    assert sorted(st for st, _ in results) == [200, 200, 200], results
+    assert max(d for _, d in results) >= 1.15, "not serialized: %s" % results
+
+
+def test_queue_timeout_503(env):
+    (a,) = env.backends(1)
+    k = env.lb([("a", a.addr, "maxconn 1")],
+               backend_extra="    timeout_queue 300ms;\n    queue_max 16;\n")
+    hold = kt.Raw(k.port, timeout=10)
+    try:
+        hold.send("GET /slow?ms=2000 HTTP/1.1\r\nHost: t\r\n\r\n")
+        a.wait_request(r"GET /slow", timeout=3)
+        t0 = time.monotonic()
+        st, _, body = kt.http_get(k.port, "/", timeout=10)
+        took = time.monotonic() - t0
+        assert st == 503, (st, body)
+        assert body.strip(), "503 carries a short body"
+        assert 0.25 <= took <= 1.5, "503 after %.2fs with timeout_queue 300ms" % took
+        assert hold.read_response().status == 200
+    finally:
+        hold.close()

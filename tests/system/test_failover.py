@@ -89,3 +89,29 @@ def test_kill9_under_load_no_errors(env, with_check):
     # b served before the kill, and the survivors took over after it.
     assert served_by_b_at_kill > 0
     assert load.servers["a"] > total // 3 and load.servers["c"] > total // 3
+
+
+def _close_after_head(log):
+    """A server that reads one request head, records its request line, and closes."""
+    def handler(conn):
+        head, _ = kt.read_http_head(conn)
+        if head is not None:
+            log.append(head.split(b"\r\n", 1)[0].decode())
+    return handler
+
+
+@pytest.mark.parametrize("method,retried", [("GET", True), ("POST", False)])
+def test_only_idempotent_requests_retried(env, method, retried):
+    """A request that reached a server which then closed without answering is retried on
+    another server only if it is idempotent: a POST may have had its effect already."""
+    seen = []
+    s1, s2 = env.tiny(_close_after_head(seen)), env.tiny(_close_after_head(seen))
+    k = env.lb([("s1", s1.addr), ("s2", s2.addr)],
+               backend_extra="    retries 1;\n", allow_errors=[r"."])
+    body = b"x=1" if method == "POST" else None
+    st, _, resp = kt.http_get(k.port, "/once", method=method, body=body, timeout=10)
+    assert st == 502, (st, resp)
+    lines = kt.deadline_poll(lambda: list(seen), 2, what="the request at a server")
+    assert all(l == "%s /once HTTP/1.1" % method for l in lines), lines
+    assert len(lines) == (2 if retried else 1), "%s reached servers %d times: %s" % (
+        method, len(lines), lines)

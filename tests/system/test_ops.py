@@ -354,16 +354,25 @@ def test_metrics_names_and_counts(env):
             bytes_body += len(body)
     conn.close()
 
+    def fe(m, c):
+        return m.get("keel_frontend_requests_total", frontend="www", code=c)
+
+    def be(m, c):
+        return m.get("keel_backend_requests_total", backend="web", code=c)
+    # Counters are not updated atomically with the response: poll until all have caught up.
+    snap = []
+
     def counted():
-        m = k.metrics()
-        return m if m.get("keel_frontend_requests_total", frontend="www", code="2xx") == 20 \
-            and m.get("keel_backend_request_duration_seconds_count", backend="web") == 30 \
-            else None
-    m = kt.deadline_poll(counted, 3, what="metrics to count 30 requests")
-    fe = lambda c: m.get("keel_frontend_requests_total", frontend="www", code=c)  # noqa: E731
-    be = lambda c: m.get("keel_backend_requests_total", backend="web", code=c)  # noqa: E731
-    assert (fe("2xx"), fe("4xx"), fe("5xx")) == (20, 7, 3), m.text
-    assert (be("2xx"), be("4xx"), be("5xx")) == (20, 7, 3), m.text
+        snap[:] = [k.metrics()]
+        m = snap[0]
+        return ((fe(m, "2xx"), fe(m, "4xx"), fe(m, "5xx")) == (20, 7, 3)
+                and (be(m, "2xx"), be(m, "4xx"), be(m, "5xx")) == (20, 7, 3)
+                and m.get("keel_backend_request_duration_seconds_count", backend="web") == 30)
+    try:
+        kt.deadline_poll(counted, 3, what="metrics to count the 30 requests")
+    except AssertionError as e:
+        raise AssertionError("%s; last scrape:\n%s" % (e, snap[0].text if snap else "")) from None
+    m = snap[0]
     for s in "ab":
         assert m.get("keel_server_requests_total", backend="web", server=s) == 15
         assert m.get("keel_server_up", backend="web", server=s) == 1

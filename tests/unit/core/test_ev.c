@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for src/core/ev.c: timers in order, fd readiness, deferred calls, wakeups. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include "core/ev.c"
+
+static int order[16];
+static int n_order;
+
+static void on_timer(struct ev_loop *loop, struct ev_timer *t)
+{
+    order[n_order++] = (int)(intptr_t)t->data;
+    if (n_order == 4) {
+        ev_loop_stop(loop);
+    }
+}
+
+Test(ev, timers_fire_in_deadline_order)
+{
+    struct ev_loop *loop = ev_loop_new();
+    cr_assert_not_null(loop);
+    struct ev_timer t[5];
+    int delays[5] = {30, 10, 20, 5, 40};
+    for (int i = 0; i < 5; i++) {
+        ev_timer_init(&t[i], on_timer, (void *)(intptr_t)i, "t");
+        ev_timer_start(loop, &t[i], (uint64_t)delays[i]);
+    }
+    ev_timer_stop(loop, &t[4]); /* stopped timers never fire */
+    n_order = 0;
+    ev_run(loop);
+    cr_assert_eq(n_order, 4);
+    cr_assert_eq(order[0], 3);
+    cr_assert_eq(order[1], 1);
+    cr_assert_eq(order[2], 2);
+    cr_assert_eq(order[3], 0);
+    cr_assert_eq(ev_loop_timer_count(loop), 0);
+    ev_loop_free(loop);
+}
+
+Test(ev, rearming_moves_a_timer)
+{
+    struct ev_loop *loop = ev_loop_new();
+    struct ev_timer a, b;
+    ev_timer_init(&a, on_timer, (void *)1, "a");
+    ev_timer_init(&b, on_timer, (void *)2, "b");
+    ev_timer_start(loop, &a, 10);
+    ev_timer_start(loop, &b, 20);
+    ev_timer_start(loop, &a, 30); /* now after b */
+    cr_assert_eq(ev_loop_timer_count(loop), 2);
+    n_order = 2; /* stop after two more */
+    ev_run(loop);
+    cr_assert_eq(order[2], 2);
+    cr_assert_eq(order[3], 1);
+    ev_loop_free(loop);
+}
+
+static int reads;
+
+static void on_readable(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+    char c;
+    cr_assert(events & EV_READ);
+    cr_assert_eq(read(io->fd, &c, 1), 1);
+    reads++;
+    ev_io_stop(loop, io);
+    ev_loop_stop(loop);
+}
+
+Test(ev, io_readiness)
+{
+    struct ev_loop *loop = ev_loop_new();
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    struct ev_io io;
+    cr_assert_eq(ev_io_start(loop, &io, fds[0], EV_READ, on_readable, NULL, "pipe"), 0);
+    cr_assert_eq(write(fds[1], "x", 1), 1);
+    reads = 0;
+    ev_run(loop);
+    cr_assert_eq(reads, 1);
+    close(fds[0]);
+    close(fds[1]);
+    ev_loop_free(loop);
+}
+
+static int deferred;
+
+static void on_defer(struct ev_loop *loop, void *data)
+{
+    (void)data;
+    deferred++;
+    ev_loop_stop(loop);
+}
+
+static void queue_defer(struct ev_loop *loop, struct ev_timer *t)
+{
+    static struct ev_defer d;
+    ev_defer(loop, &d, on_defer, NULL);
+    ev_defer(loop, &d, on_defer, NULL); /* queued once */
+    ev_free_later(loop, t->data);
+}
+
+Test(ev, defer_runs_once_at_iteration_end)
+{
+    struct ev_loop *loop = ev_loop_new();
+    struct ev_timer t;
+    ev_timer_init(&t, queue_defer, malloc(32), "t");
+    ev_timer_start(loop, &t, 1);
+    deferred = 0;
+    ev_run(loop);
+    cr_assert_eq(deferred, 1);
+    ev_loop_free(loop);
+}
+
+static int wakeups;
+
+static void on_wakeup(struct ev_loop *loop, void *data)
+{
+    (void)data;
+    wakeups++;
+    ev_loop_stop(loop);
+}
+
+static void *waker(void *arg)
+{
+    usleep(20000);
+    ev_loop_wake(arg);
+    return NULL;
+}
+
+Test(ev, wakeup_from_another_thread)
+{
+    struct ev_loop *loop = ev_loop_new();
+    cr_assert_eq(ev_loop_set_wakeup(loop, on_wakeup, NULL), 0);
+    pthread_t th;
+    pthread_create(&th, NULL, waker, loop);
+    wakeups = 0;
+    ev_run(loop); /* blocks until the other thread wakes it */
+    pthread_join(th, NULL);
+    cr_assert_eq(wakeups, 1);
+    ev_loop_free(loop);
+}

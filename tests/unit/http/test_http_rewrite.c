@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for src/http/http_rewrite.c: what the proxy sends upstream and downstream. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "http/http_rewrite.c"
+
+static struct buf out;
+static struct http_msg msg;
+static char text[8192];
+
+static void parse(const char *raw, bool is_response)
+{
+    struct http_parser p;
+    snprintf(text, sizeof(text), "%s", raw);
+    http_parser_init(&p, is_response, 8192, 8192);
+    cr_assert_eq(http_parse_head(&p, text, strlen(text), &msg), 0, "parse: %s",
+                 p.error != NULL ? p.error : "?");
+    cr_assert_eq(buf_init(&out, 4096), 0);
+}
+
+static char *rewrite_request(const char *raw)
+{
+    parse(raw, false);
+    struct http_rewrite_req opt = {.client_ip = "10.1.2.3", .proto = "http"};
+    cr_assert_eq(http_rewrite_request(&msg, text, &opt, &out), 0);
+    static char res[4096];
+    snprintf(res, sizeof(res), "%.*s", (int)out.len, buf_head(&out));
+    buf_fini(&out);
+    return res;
+}
+
+Test(rewrite, adds_forwarded_headers)
+{
+    char *r = rewrite_request("GET /a?b HTTP/1.1\r\nHost: ex.com\r\nAccept: */*\r\n\r\n");
+    cr_assert_str_eq(r, "GET /a?b HTTP/1.1\r\nHost: ex.com\r\nAccept: */*\r\n"
+                        "X-Forwarded-For: 10.1.2.3\r\nX-Forwarded-Proto: http\r\n"
+                        "X-Forwarded-Host: ex.com\r\n\r\n");
+}
+
+Test(rewrite, appends_to_last_xff_and_replaces_proto_host)
+{
+    char *r = rewrite_request("GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1\r\n"
+                              "X-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\n"
+                              "X-Forwarded-For: 2.2.2.2\r\n\r\n");
+    cr_assert(strstr(r, "X-Forwarded-For: 1.1.1.1\r\n") != NULL);
+    cr_assert(strstr(r, "X-Forwarded-For: 2.2.2.2, 10.1.2.3\r\n") != NULL);
+    cr_assert(strstr(r, "X-Forwarded-Proto: http\r\n") != NULL);
+    cr_assert(strstr(r, "https") == NULL);
+    cr_assert(strstr(r, "evil") == NULL);
+}
+
+Test(rewrite, removes_hop_by_hop_and_connection_named_headers)
+{
+    char *r = rewrite_request("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-Secret\r\n"
+                              "Keep-Alive: timeout=5\r\nProxy-Connection: x\r\nTE: trailers\r\n"
+                              "Upgrade: websocket\r\nTrailer: X\r\nX-Secret: 1\r\nX-Kept: 2\r\n\r\n");
+    cr_assert(strstr(r, "Connection") == NULL, "%s", r);
+    cr_assert(strstr(r, "Keep-Alive") == NULL);
+    cr_assert(strstr(r, "TE:") == NULL);
+    cr_assert(strstr(r, "Upgrade") == NULL);
+    cr_assert(strstr(r, "Trailer") == NULL);
+    cr_assert(strstr(r, "X-Secret") == NULL);
+    cr_assert(strstr(r, "X-Kept: 2\r\n") != NULL);
+}
+
+Test(rewrite, never_removes_framing_headers_named_in_connection)
+{
+    char *r = rewrite_request("POST / HTTP/1.1\r\nHost: h\r\n"
+                              "Connection: Content-Length, Host, Transfer-Encoding\r\n"
+                              "Content-Length: 3\r\n\r\n");
+    cr_assert(strstr(r, "Content-Length: 3\r\n") != NULL, "%s", r);
+    cr_assert(strstr(r, "Host: h\r\n") != NULL);
+}
+
+Test(rewrite, http10_without_host_gets_empty_host_and_11)
+{
+    char *r = rewrite_request("GET / HTTP/1.0\r\nAccept: */*\r\n\r\n");
+    cr_assert(strncmp(r, "GET / HTTP/1.1\r\n", 16) == 0);
+    cr_assert(strstr(r, "Host: \r\n") != NULL);
+    cr_assert(strstr(r, "X-Forwarded-Host") == NULL);
+}
+
+Test(rewrite, too_small_buffer_leaves_it_unchanged)
+{
+    parse("GET / HTTP/1.1\r\nHost: h\r\n\r\n", false);
+    buf_fini(&out);
+    cr_assert_eq(buf_init(&out, 40), 0);
+    cr_assert(buf_append(&out, "abc", 3));
+    struct http_rewrite_req opt = {.client_ip = "10.1.2.3", .proto = "http"};
+    cr_assert_eq(http_rewrite_request(&msg, text, &opt, &out), -ENOSPC);
+    cr_assert_eq(out.len, 3);
+    buf_fini(&out);
+}
+
+Test(rewrite, response_close_and_hop_by_hop)
+{
+    parse("HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Drop\r\nKeep-Alive: timeout=5\r\n"
+          "X-Drop: 1\r\nContent-Length: 2\r\n\r\n", true);
+    struct http_rewrite_res opt = {.is_close = true};
+    cr_assert_eq(http_rewrite_response(&msg, text, &opt, &out), 0);
+    char r[1024];
+    snprintf(r, sizeof(r), "%.*s", (int)out.len, buf_head(&out));
+    cr_assert_str_eq(r, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n");
+    buf_fini(&out);
+}
+
+Test(rewrite, response_dechunk_for_http10_drops_framing)
+{
+    parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: b\r\n\r\n", true);
+    struct http_rewrite_res opt = {.is_close = true, .drop_framing = true};
+    cr_assert_eq(http_rewrite_response(&msg, text, &opt, &out), 0);
+    char r[1024];
+    snprintf(r, sizeof(r), "%.*s", (int)out.len, buf_head(&out));
+    cr_assert_str_eq(r, "HTTP/1.1 200 OK\r\nX-A: b\r\nConnection: close\r\n\r\n");
+    buf_fini(&out);
+}
+
+Test(rewrite, response_with_te_and_cl_drops_cl)
+{
+    parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", true);
+    struct http_rewrite_res opt = {0};
+    cr_assert_eq(http_rewrite_response(&msg, text, &opt, &out), 0);
+    char r[1024];
+    snprintf(r, sizeof(r), "%.*s", (int)out.len, buf_head(&out));
+    cr_assert(strstr(r, "Content-Length") == NULL, "%s", r);
+    cr_assert(strstr(r, "Transfer-Encoding: chunked\r\n") != NULL);
+    buf_fini(&out);
+}
+
+Test(rewrite, keepalive_for_http10_client)
+{
+    parse("HTTP/1.1 204 No Content\r\n\r\n", true);
+    struct http_rewrite_res opt = {.is_keepalive_10 = true};
+    cr_assert_eq(http_rewrite_response(&msg, text, &opt, &out), 0);
+    char r[1024];
+    snprintf(r, sizeof(r), "%.*s", (int)out.len, buf_head(&out));
+    cr_assert_str_eq(r, "HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n");
+    buf_fini(&out);
+}

@@ -100,7 +100,11 @@ bench: $(BUILD)/keel
 	@bench/run.sh
 
 fmt:
-	clang-format -i $(SRCS) $(wildcard src/*/*.h)
+	clang-format -i $(SRCS) $(wildcard src/*/*.h) $(wildcard tests/unit/*/*.c tests/fuzz/*.c)
+
+lint:
+	@scripts/checksrc.sh
+	@clang-format --dry-run -Werror $(SRCS) $(wildcard src/*/*.h) >/dev/null
 
 clean:
 	rm -rf build build-san build-fuzz

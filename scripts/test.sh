@@ -22,6 +22,14 @@ run_logged() {
     return "$(cat "$work/$name.rc")"
 }
 
+echo "== source rules (scripts/checksrc.sh)"
+if run_logged checksrc scripts/checksrc.sh; then
+    echo "test: source rules ok"
+else
+    echo "test: source rules FAILED"
+    fail=$((fail + 1))
+fi
+
 echo "== unit tests (make unit)"
 run_logged unit make unit
 rc=$?

@@ -42,8 +42,8 @@ struct bk_conn {
     struct buf out;
     struct http_parser parser;
     struct http_msg req;
-    bool in_body;      /* discarding the current request's body */
-    bool is_waiting;   /* a /slow answer is pending */
+    bool in_body;    /* discarding the current request's body */
+    bool is_waiting; /* a /slow answer is pending */
     bool close_after;
     enum http_body_kind body_kind;
     uint64_t body_left;
@@ -104,13 +104,12 @@ static bool path_is(const char *path, const char *p)
     return strncmp(path, p, n) == 0 && (path[n] == '\0' || path[n] == '?');
 }
 
-static void put_response(struct bk_conn *c, int status, const char *body, size_t len,
-                         bool chunked)
+static void put_response(struct bk_conn *c, int status, const char *body, size_t len, bool chunked)
 {
     char head[512];
     int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nX-Server: %s\r\nContent-Type: text/plain\r\n%s%s",
-                     status, http_status_reason(status), c->srv->name,
+                     "HTTP/1.1 %d %s\r\nX-Server: %s\r\nContent-Type: text/plain\r\n%s%s", status,
+                     http_status_reason(status), c->srv->name,
                      c->close_after ? "Connection: close\r\n" : "",
                      chunked ? "Transfer-Encoding: chunked\r\n" : "");
     if (!chunked) {
@@ -219,8 +218,8 @@ static void start_request(struct bk_conn *c)
     c->body_left = c->req.content_length;
     http_chunked_init(&c->ck);
     if (c->srv->log_requests) {
-        fprintf(stderr, "backend %s: request %.*s %s\n", c->srv->name,
-                (int)c->req.method_span.len, b + c->req.method_span.off, c->path);
+        fprintf(stderr, "backend %s: request %.*s %s\n", c->srv->name, (int)c->req.method_span.len,
+                b + c->req.method_span.off, c->path);
     }
     if ((c->req.flags & HTTP_F_EXPECT_CONTINUE) != 0 && c->body_kind != HTTP_BODY_NONE) {
         bool ok = buf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
@@ -250,8 +249,7 @@ static bool eat_body(struct bk_conn *c)
         c->received += used;
         done = c->body_left == 0;
     } else {
-        int rc = http_chunked_scan(&c->ck, buf_head(&c->in) + base, avail, &used,
-                                   count_data, c);
+        int rc = http_chunked_scan(&c->ck, buf_head(&c->in) + base, avail, &used, count_data, c);
         if (rc != 0 && rc != -EAGAIN) {
             c->close_after = true;
             put_response(c, 400, "bad chunked body\n", 17, false);

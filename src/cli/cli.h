@@ -11,8 +11,6 @@
  * KEEL_EXIT_OK. Bad usage: KEEL_EXIT_USAGE (2). Blocks (file I/O, name resolution). */
 int cli_check(int argc, char **argv);
 
-
-
 #define KEEL_VERSION "0.1.0"
 
 /* keel run -c FILE [--node NAME]: run the node in the foreground until SIGTERM/SIGINT. */

@@ -34,9 +34,8 @@ int cli_check(int argc, char **argv)
             path = arg + 2;
         } else {
             fprintf(stderr, "keel check: %s \"%s\"\n",
-                    strcmp(arg, "-c") == 0 || strcmp(arg, "--config") == 0
-                        ? "missing file after"
-                        : "unexpected argument",
+                    strcmp(arg, "-c") == 0 || strcmp(arg, "--config") == 0 ? "missing file after"
+                                                                           : "unexpected argument",
                     arg);
             usage(stderr);
             return KEEL_EXIT_USAGE;

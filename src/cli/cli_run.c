@@ -107,15 +107,16 @@ static void gauges(struct metrics_out *o, void *data)
         metrics_out_printf(o, "keel_backend_queue{backend=\"%s\"} %u\n",
                            gen->backends[b].conf->name, atomic_load(&gen->backends[b].queued));
     }
-    metrics_out_printf(o, "# HELP keel_config_generation Generation of the running "
-                          "configuration.\n# TYPE keel_config_generation gauge\n"
-                          "keel_config_generation %lu\n"
-                          "# HELP keel_config_reloads_total Successful reloads.\n"
-                          "# TYPE keel_config_reloads_total counter\n"
-                          "keel_config_reloads_total %lu\n"
-                          "# HELP keel_config_reload_failures_total Refused reloads.\n"
-                          "# TYPE keel_config_reload_failures_total counter\n"
-                          "keel_config_reload_failures_total %lu\n",
+    metrics_out_printf(o,
+                       "# HELP keel_config_generation Generation of the running "
+                       "configuration.\n# TYPE keel_config_generation gauge\n"
+                       "keel_config_generation %lu\n"
+                       "# HELP keel_config_reloads_total Successful reloads.\n"
+                       "# TYPE keel_config_reloads_total counter\n"
+                       "keel_config_reloads_total %lu\n"
+                       "# HELP keel_config_reload_failures_total Refused reloads.\n"
+                       "# TYPE keel_config_reload_failures_total counter\n"
+                       "keel_config_reload_failures_total %lu\n",
                        (unsigned long)gen->id, (unsigned long)n->reloads,
                        (unsigned long)n->reload_failures);
 }
@@ -123,8 +124,9 @@ static void gauges(struct metrics_out *o, void *data)
 static void status_json(struct node *n, struct metrics_out *o)
 {
     struct lb_gen *gen = n->gen;
-    metrics_out_printf(o, "{\"node\":\"%s\",\"pid\":%d,\"generation\":%lu,\"workers\":%u,"
-                          "\"draining\":%s,\"frontends\":[",
+    metrics_out_printf(o,
+                       "{\"node\":\"%s\",\"pid\":%d,\"generation\":%lu,\"workers\":%u,"
+                       "\"draining\":%s,\"frontends\":[",
                        n->node_name != NULL ? n->node_name : "", (int)getpid(),
                        (unsigned long)gen->id, n->n_workers, n->is_draining ? "true" : "false");
     for (uint32_t f = 0; f < gen->n_frontends; f++) {
@@ -154,12 +156,13 @@ static void status_json(struct node *n, struct metrics_out *o)
                 reason[k++] = *r;
             }
             reason[k] = '\0';
-            metrics_out_printf(o, "%s{\"name\":\"%s\",\"address\":\"%s\",\"up\":%s,"
-                                  "\"active\":%u,\"weight\":%u,\"backup\":%s,\"disabled\":%s,"
-                                  "\"reason\":\"%s\"}",
+            metrics_out_printf(o,
+                               "%s{\"name\":\"%s\",\"address\":\"%s\",\"up\":%s,"
+                               "\"active\":%u,\"weight\":%u,\"backup\":%s,\"disabled\":%s,"
+                               "\"reason\":\"%s\"}",
                                i == 0 ? "" : ",", s->conf->name, s->conf->addr.text,
-                               atomic_load(&s->is_up) ? "true" : "false",
-                               atomic_load(&s->active), s->weight, s->is_backup ? "true" : "false",
+                               atomic_load(&s->is_up) ? "true" : "false", atomic_load(&s->active),
+                               s->weight, s->is_backup ? "true" : "false",
                                s->conf->is_disabled ? "true" : "false", reason);
         }
         metrics_out_printf(o, "]}");
@@ -167,8 +170,7 @@ static void status_json(struct node *n, struct metrics_out *o)
     metrics_out_printf(o, "]}\n");
 }
 
-static int admin_handler(const char *path, struct metrics_out *out, const char **ctype,
-                         void *data)
+static int admin_handler(const char *path, struct metrics_out *out, const char **ctype, void *data)
 {
     struct node *n = data;
     if (strcmp(path, "/metrics") == 0) {
@@ -234,8 +236,10 @@ static void reload(struct node *n)
     if (conf_load_file(n->conf_path, &conf, &errs) != 0) {
         print_errors(&errs, true);
         conf_errors_fini(&errs);
-        log_error("main", "reload refused: the configuration has errors; still running "
-                          "generation %lu", (unsigned long)n->gen->id);
+        log_error("main",
+                  "reload refused: the configuration has errors; still running "
+                  "generation %lu",
+                  (unsigned long)n->gen->id);
         n->reload_failures++;
         return;
     }
@@ -476,8 +480,8 @@ int keel_node_run(const char *conf_path, const char *node_name)
     n->checks = lb_checks_start(n->loop, n->gen);
     ev_timer_init(&n->tick, on_tick, n, "tick");
     ev_timer_start(n->loop, &n->tick, TICK_MS);
-    log_notice("main", "keel %s started: %u workers, %u frontends, %u backends%s%s",
-               KEEL_VERSION, n->n_workers, n->gen->n_frontends, n->gen->n_backends,
+    log_notice("main", "keel %s started: %u workers, %u frontends, %u backends%s%s", KEEL_VERSION,
+               n->n_workers, n->gen->n_frontends, n->gen->n_backends,
                n->admin != NULL ? ", admin on " : "", n->admin_text);
     ev_run(n->loop);
     shutdown_node(n);

@@ -32,7 +32,7 @@ struct up_child {
     char *argv[12];
     char args[12][256];
     pid_t pid;
-    uint16_t port;      /* the port that shows it is ready */
+    uint16_t port; /* the port that shows it is ready */
     uint64_t started_ms;
 };
 
@@ -79,9 +79,8 @@ static bool port_accepts(uint16_t port)
     if (fd == -1) {
         return false;
     }
-    struct sockaddr_in sin = {.sin_family = AF_INET,
-                              .sin_port = htons(port),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in sin = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     bool ok = connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
     close(fd);
     return ok;
@@ -241,8 +240,7 @@ static int run_stack(struct up_child *children, int n, const char *self, const c
 {
     for (int i = 0; i < n; i++) {
         if (child_start(&children[i], self) != 0) {
-            fprintf(stderr, "keel up: cannot start %s: %s\n", children[i].label,
-                    strerror(errno));
+            fprintf(stderr, "keel up: cannot start %s: %s\n", children[i].label, strerror(errno));
             stop_all(children, n);
             return KEEL_EXIT_RUNTIME;
         }
@@ -325,8 +323,8 @@ int cli_up(int argc, char **argv)
         snprintf(c->label, sizeof(c->label), "backend web%d", i + 1);
         char name[16];
         snprintf(name, sizeof(name), "web%d", i + 1);
-        const char *args[] = {"keel", "backend", "--name", name, "--listen", ports[i],
-                              "--quiet", NULL};
+        const char *args[] = {"keel",     "backend", "--name",  name,
+                              "--listen", ports[i],  "--quiet", NULL};
         child_set_args(c, args);
         c->port = web_ports[i];
     }

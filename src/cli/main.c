@@ -21,8 +21,7 @@ static const struct subcommand subcommands[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "keel %s: distributed web infrastructure in one binary\n\nusage:\n",
-            KEEL_VERSION);
+    fprintf(out, "keel %s: distributed web infrastructure in one binary\n\nusage:\n", KEEL_VERSION);
     for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++) {
         fprintf(out, "  keel %-8s %s\n", subcommands[i].name, subcommands[i].summary);
     }

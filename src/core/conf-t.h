@@ -30,16 +30,9 @@ enum conf_balance {
     CONF_BALANCE_RANDOM          /* power of two random choices */
 };
 
-enum conf_check_type {
-    CONF_CHECK_NONE = 0,
-    CONF_CHECK_TCP,
-    CONF_CHECK_HTTP
-};
+enum conf_check_type { CONF_CHECK_NONE = 0, CONF_CHECK_TCP, CONF_CHECK_HTTP };
 
-enum conf_log_format {
-    CONF_LOG_COMBINED = 0,
-    CONF_LOG_JSON
-};
+enum conf_log_format { CONF_LOG_COMBINED = 0, CONF_LOG_JSON };
 
 /* A socket address with its text form as written (after defaulting, e.g. ":80" ->
  * "0.0.0.0:80"). */
@@ -94,16 +87,16 @@ struct conf_frontend {
     struct conf_addr *binds;
     uint32_t n_binds;
     char backend_name[CONF_NAME_MAX];
-    struct conf_pos backend_pos;         /* where backend_name was written, for errors */
-    uint32_t backend_index;              /* index into conf.backends, resolved at validation */
-    uint32_t maxconn;                    /* default 10000 concurrent client connections */
-    uint32_t timeout_header_ms;          /* default 10000: full request head must arrive */
-    uint32_t timeout_idle_ms;            /* default 60000: keep-alive idle between requests */
-    uint32_t timeout_client_ms;          /* default 60000: client inactivity mid-request */
-    uint64_t max_body;                   /* bytes, 0 = unlimited (default) */
-    uint32_t max_header;                 /* bytes of the request head, default 16384 -> 431 */
-    uint32_t max_request_line;           /* bytes, default 8192 -> 414 */
-    char access_log[CONF_PATH_MAX];      /* "" = off (default), "stderr" or a path */
+    struct conf_pos backend_pos;    /* where backend_name was written, for errors */
+    uint32_t backend_index;         /* index into conf.backends, resolved at validation */
+    uint32_t maxconn;               /* default 10000 concurrent client connections */
+    uint32_t timeout_header_ms;     /* default 10000: full request head must arrive */
+    uint32_t timeout_idle_ms;       /* default 60000: keep-alive idle between requests */
+    uint32_t timeout_client_ms;     /* default 60000: client inactivity mid-request */
+    uint64_t max_body;              /* bytes, 0 = unlimited (default) */
+    uint32_t max_header;            /* bytes of the request head, default 16384 -> 431 */
+    uint32_t max_request_line;      /* bytes, default 8192 -> 414 */
+    char access_log[CONF_PATH_MAX]; /* "" = off (default), "stderr" or a path */
     enum conf_log_format access_log_format;
     struct conf_pos pos;
 };
@@ -124,9 +117,9 @@ struct conf_node {
 };
 
 struct conf_global {
-    uint32_t workers;          /* 0 = number of cores (default) */
+    uint32_t workers;              /* 0 = number of cores (default) */
     char error_log[CONF_PATH_MAX]; /* default "stderr" */
-    int log_level;             /* enum log_level, default LOG_LEVEL_INFO */
+    int log_level;                 /* enum log_level, default LOG_LEVEL_INFO */
     bool has_admin;
     struct conf_addr admin;    /* admin listener: /metrics, /status */
     uint32_t timeout_drain_ms; /* default 10000: SIGTERM waits this long for in-flight work */

@@ -26,22 +26,16 @@
  * ------------------------------------------------------------------------------------------ */
 
 struct conf_error_entry {
-    bool has_file;              /* false: not about a place in a file */
-    char file[CONF_PATH_MAX];   /* a copy: positions may live in short-lived frames */
-    int line;                   /* 0: about the whole file */
+    bool has_file;            /* false: not about a place in a file */
+    char file[CONF_PATH_MAX]; /* a copy: positions may live in short-lived frames */
+    int line;                 /* 0: about the whole file */
     int col;
     char msg[CONF_MSG_MAX];
 };
 
 /* How the statement being parsed ended: the lookahead token, or a word on a later line that
  * names a directive (the previous line lacks its ';'). */
-enum stmt_end {
-    STMT_END_SEMI = 0,
-    STMT_END_LBRACE,
-    STMT_END_RBRACE,
-    STMT_END_EOF,
-    STMT_END_SPLIT
-};
+enum stmt_end { STMT_END_SEMI = 0, STMT_END_LBRACE, STMT_END_RBRACE, STMT_END_EOF, STMT_END_SPLIT };
 
 /* How parsing a block body ended. */
 enum body_end {
@@ -60,7 +54,7 @@ struct seen_entry {
 /* A block being parsed: the top level or a { } body. */
 struct frame {
     uint32_t ctx;
-    void *obj; /* NULL: check the body, apply nothing (its header was wrong) */
+    void *obj;                      /* NULL: check the body, apply nothing (its header was wrong) */
     char label[CONF_NAME_MAX + 32]; /* for messages: frontend "www" */
     struct conf_pos pos;            /* of the block's directive name */
     int open_line;                  /* of its '{' */
@@ -333,8 +327,7 @@ static const char *ctx_name(uint32_t ctx)
 
 /* The directive called name that is valid in ctx, or NULL. *where gets the union of the
  * contexts in which some directive of that name is valid (0: unknown everywhere). */
-static const struct conf_directive *find_directive(const char *name, uint32_t ctx,
-                                                   uint32_t *where)
+static const struct conf_directive *find_directive(const char *name, uint32_t ctx, uint32_t *where)
 {
     size_t n_sections;
     const struct conf_section *const *sections = conf_registry_sections(&n_sections);
@@ -534,10 +527,20 @@ static void apply_defaults(struct conf_parser *cp, uint32_t ctx, void *obj)
                 continue;
             }
             struct conf_token tok[2] = {
-                {.kind = CONF_TOK_WORD, .text = d->name, .len = strlen(d->name),
-                 .file = "<default>", .line = 0, .col = 0, .end_col = 0},
-                {.kind = CONF_TOK_WORD, .text = d->def, .len = strlen(d->def),
-                 .file = "<default>", .line = 0, .col = 0, .end_col = 0},
+                {.kind = CONF_TOK_WORD,
+                 .text = d->name,
+                 .len = strlen(d->name),
+                 .file = "<default>",
+                 .line = 0,
+                 .col = 0,
+                 .end_col = 0},
+                {.kind = CONF_TOK_WORD,
+                 .text = d->def,
+                 .len = strlen(d->def),
+                 .file = "<default>",
+                 .line = 0,
+                 .col = 0,
+                 .end_col = 0},
             };
             /* A default the setter rejects is a bug in a table; it is reported (and the unit
              * tests load an empty configuration, so it cannot go unnoticed). */
@@ -908,8 +911,8 @@ static void parser_free(struct conf_parser *cp)
     free(cp);
 }
 
-int conf_load_mem(const char *name, const char *text, size_t len, unsigned flags,
-                  struct conf **out, struct conf_errors *errs)
+int conf_load_mem(const char *name, const char *text, size_t len, unsigned flags, struct conf **out,
+                  struct conf_errors *errs)
 {
     memset(errs, 0, sizeof(*errs));
     *out = NULL;

@@ -17,7 +17,7 @@
  * CONF_MAX_ERRORS of them (then one "too many errors" line). */
 #define CONF_MAX_ERRORS 20
 struct conf_errors {
-    char *text;   /* NUL-terminated, malloc'd; NULL when there is no error */
+    char *text; /* NUL-terminated, malloc'd; NULL when there is no error */
     size_t len;
     unsigned count;
 };
@@ -25,8 +25,7 @@ struct conf_errors {
 /* Parse and validate the file at path. On success returns 0 and *out (caller frees with
  * conf_free). On failure returns -KEEL_ECONFIG (or -errno if the file cannot be read) and
  * fills errs; the caller frees errs with conf_errors_fini. */
-int conf_load_file(const char *path, struct conf **out, struct conf_errors *errs)
-    KEEL_MUST_CHECK;
+int conf_load_file(const char *path, struct conf **out, struct conf_errors *errs) KEEL_MUST_CHECK;
 
 /* Same, from memory; name is used as the file name in positions. */
 int conf_load_string(const char *name, const char *text, size_t len, struct conf **out,
@@ -39,8 +38,8 @@ enum conf_load_flags {
 };
 
 /* conf_load_string with flags (a bit set of enum conf_load_flags). */
-int conf_load_mem(const char *name, const char *text, size_t len, unsigned flags,
-                  struct conf **out, struct conf_errors *errs) KEEL_MUST_CHECK;
+int conf_load_mem(const char *name, const char *text, size_t len, unsigned flags, struct conf **out,
+                  struct conf_errors *errs) KEEL_MUST_CHECK;
 
 void conf_free(struct conf *conf);
 void conf_errors_fini(struct conf_errors *errs);
@@ -83,8 +82,8 @@ typedef int (*conf_set_fn)(struct conf_parser *cp, const struct conf_directive *
  * struct conf_backend to conf->backends) and return it; the parser then applies the defaults
  * of the body's context and parses the body into it. Returns NULL after reporting an error
  * (the body is still checked, but not applied) or on OOM (after conf_parser_oom()). */
-typedef void *(*conf_open_fn)(struct conf_parser *cp, const struct conf_directive *d,
-                              void *obj, const struct conf_token *tok, size_t n);
+typedef void *(*conf_open_fn)(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                              const struct conf_token *tok, size_t n);
 
 /* A named value of an enumerated directive; tables end with {NULL, 0}. */
 struct conf_enum {
@@ -100,8 +99,8 @@ enum conf_directive_flags {
 };
 
 /* Field of a struct, for the generic setters: CONF_FIELD(struct conf_backend, retries). */
-#define CONF_FIELD(type, member) .offset = offsetof(type, member), \
-                                 .size = sizeof(((type *)0)->member)
+#define CONF_FIELD(type, member)                                                                   \
+    .offset = offsetof(type, member), .size = sizeof(((type *)0)->member)
 
 struct conf_directive {
     const char *name;

@@ -165,10 +165,13 @@ static void lex_string(struct conf_lexer *lx, struct conf_token *tok)
             } else if (!bad) {
                 bad = true;
                 if (e >= 0x21 && e < 0x7f) {
-                    set_error(lx, tok, line, ccol, "invalid escape \"\\%c\" in string "
-                              "(only \\\" and \\\\ are allowed)", e);
+                    set_error(lx, tok, line, ccol,
+                              "invalid escape \"\\%c\" in string "
+                              "(only \\\" and \\\\ are allowed)",
+                              e);
                 } else {
-                    set_error(lx, tok, line, ccol, "invalid escape in string "
+                    set_error(lx, tok, line, ccol,
+                              "invalid escape in string "
                               "(only \\\" and \\\\ are allowed)");
                 }
                 continue;

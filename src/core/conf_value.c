@@ -364,8 +364,7 @@ static void store_uint(void *obj, const struct conf_directive *d, uint64_t v)
     }
 }
 
-static int bad_value(struct conf_parser *cp, const struct conf_token *tok,
-                     const struct errbuf *eb)
+static int bad_value(struct conf_parser *cp, const struct conf_token *tok, const struct errbuf *eb)
 {
     conf_error(cp, &tok[1], "invalid value \"%s\" for \"%s\": %s", tok[1].text, tok[0].text,
                eb->msg);

@@ -26,8 +26,8 @@ enum conf_addr_flags {
 /* "1.2.3.4:80", "[::1]:80", ":80" (listen), "host:80" (getaddrinfo: the first IPv4 address,
  * else the first IPv6 one; blocks). Port 1-65535 required. Fills out->text with the
  * canonical "ip:port" ("[ip]:port" for IPv6). */
-int conf_parse_addr(const char *s, unsigned flags, struct conf_addr *out, struct errbuf *eb)
-    KEEL_MUST_CHECK;
+int conf_parse_addr(const char *s, unsigned flags, struct conf_addr *out,
+                    struct errbuf *eb) KEEL_MUST_CHECK;
 /* Names of frontends, backends, servers, nodes, the cluster: 1-63 of [A-Za-z0-9_.-]. */
 int conf_check_name(const char *s, struct errbuf *eb) KEEL_MUST_CHECK;
 /* A host name (RFC 1123 labels) or an IPv4/IPv6 literal, without a port. */

@@ -10,16 +10,16 @@
 /* keel's own error codes live above the errno range. Functions return -KEEL_E*. */
 enum keel_err {
     KEEL_EBASE = 10000,
-    KEEL_ECONFIG,            /* invalid configuration */
-    KEEL_EHTTP_BAD_REQUEST,  /* malformed HTTP message: 400 */
-    KEEL_EHTTP_URI_TOO_LONG, /* request line over the limit: 414 */
-    KEEL_EHTTP_HEAD_TOO_LARGE, /* header section over the limit: 431 */
-    KEEL_EHTTP_VERSION,      /* unsupported HTTP version: 505 */
+    KEEL_ECONFIG,               /* invalid configuration */
+    KEEL_EHTTP_BAD_REQUEST,     /* malformed HTTP message: 400 */
+    KEEL_EHTTP_URI_TOO_LONG,    /* request line over the limit: 414 */
+    KEEL_EHTTP_HEAD_TOO_LARGE,  /* header section over the limit: 431 */
+    KEEL_EHTTP_VERSION,         /* unsupported HTTP version: 505 */
     KEEL_EHTTP_NOT_IMPLEMENTED, /* unsupported transfer coding: 501 */
-    KEEL_EHTTP_BAD_RESPONSE, /* malformed response from a server: 502 */
-    KEEL_ENOSERVER,          /* no server available: 503 */
-    KEEL_EQUEUE_FULL,        /* backend queue is full: 503 */
-    KEEL_ETIMEDOUT,          /* a keel timer expired */
+    KEEL_EHTTP_BAD_RESPONSE,    /* malformed response from a server: 502 */
+    KEEL_ENOSERVER,             /* no server available: 503 */
+    KEEL_EQUEUE_FULL,           /* backend queue is full: 503 */
+    KEEL_ETIMEDOUT,             /* a keel timer expired */
     KEEL_ELAST
 };
 

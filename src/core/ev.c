@@ -104,8 +104,8 @@ void ev_loop_stop(struct ev_loop *loop)
 
 /* ---------------------------------------------------------------- fd watchers */
 
-int ev_io_start(struct ev_loop *loop, struct ev_io *io, int fd, uint32_t events,
-                ev_io_fn on_event, void *data, const char *name)
+int ev_io_start(struct ev_loop *loop, struct ev_io *io, int fd, uint32_t events, ev_io_fn on_event,
+                void *data, const char *name)
 {
     io->fd = fd;
     io->events = events;
@@ -184,6 +184,7 @@ static void heap_down(struct ev_loop *loop, uint32_t i)
 void ev_timer_init(struct ev_timer *t, ev_timer_fn on_timeout, void *data, const char *name)
 {
     t->when_ms = 0;
+    t->deadline_ms = 0;
     t->heap_index = 0;
     t->on_timeout = on_timeout;
     t->data = data;
@@ -193,13 +194,13 @@ void ev_timer_init(struct ev_timer *t, ev_timer_fn on_timeout, void *data, const
 void ev_timer_start(struct ev_loop *loop, struct ev_timer *t, uint64_t after_ms)
 {
     uint64_t when = loop->now_ms + after_ms;
+    t->deadline_ms = when;
     if (t->heap_index != 0) {
-        uint64_t old = t->when_ms;
-        t->when_ms = when;
-        if (when < old) {
+        /* Re-arming later (an inactivity timeout pushed on every read) only records the
+         * new deadline; run_timers re-inserts the timer when its old key comes up. */
+        if (when < t->when_ms) {
+            t->when_ms = when;
             heap_up(loop, t->heap_index);
-        } else {
-            heap_down(loop, t->heap_index);
         }
         return;
     }
@@ -245,6 +246,11 @@ static void run_timers(struct ev_loop *loop)
 {
     while (loop->heap_len > 0 && loop->heap[1]->when_ms <= loop->now_ms) {
         struct ev_timer *t = loop->heap[1];
+        if (t->deadline_ms > loop->now_ms) {
+            t->when_ms = t->deadline_ms;
+            heap_down(loop, 1);
+            continue;
+        }
         ev_timer_stop(loop, t);
         t->on_timeout(loop, t);
     }

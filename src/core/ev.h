@@ -36,7 +36,7 @@ typedef void (*ev_hook_fn)(struct ev_loop *loop, void *data);
 /* An fd watcher. Embed it; the loop does not own it. */
 struct ev_io {
     int fd;
-    uint32_t events;  /* current interest */
+    uint32_t events; /* current interest */
     ev_io_fn on_event;
     void *data;
     const char *name; /* for slow-callback logs */
@@ -45,8 +45,9 @@ struct ev_io {
 
 /* A one-shot timer. Embed it in the object it guards. */
 struct ev_timer {
-    uint64_t when_ms;
-    uint32_t heap_index; /* 0 = not armed, else 1-based position in the heap */
+    uint64_t when_ms;     /* heap key: never later than deadline_ms */
+    uint64_t deadline_ms; /* when it really fires; pushing it later costs no heap work */
+    uint32_t heap_index;  /* 0 = not armed, else 1-based position in the heap */
     ev_timer_fn on_timeout;
     void *data;
     const char *name;
@@ -68,8 +69,8 @@ uint64_t ev_now_ms(const struct ev_loop *loop);
 void ev_update_time(struct ev_loop *loop);
 
 /* Watch fd for events (EV_READ|EV_WRITE, may be 0). Returns 0 or -errno. */
-int ev_io_start(struct ev_loop *loop, struct ev_io *io, int fd, uint32_t events,
-                ev_io_fn on_event, void *data, const char *name) KEEL_MUST_CHECK;
+int ev_io_start(struct ev_loop *loop, struct ev_io *io, int fd, uint32_t events, ev_io_fn on_event,
+                void *data, const char *name) KEEL_MUST_CHECK;
 /* Change interest; a no-op when unchanged. Returns 0 or -errno. */
 int ev_io_set(struct ev_loop *loop, struct ev_io *io, uint32_t events) KEEL_MUST_CHECK;
 /* Stop watching (does not close the fd). Safe on an inactive watcher. */

@@ -9,7 +9,7 @@
 enum log_level {
     LOG_LEVEL_ERROR = 0, /* the operator must act */
     LOG_LEVEL_WARN,
-    LOG_LEVEL_NOTICE,    /* state transitions */
+    LOG_LEVEL_NOTICE, /* state transitions */
     LOG_LEVEL_INFO,
     LOG_LEVEL_DEBUG
 };

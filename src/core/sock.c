@@ -92,8 +92,7 @@ const char *sock_addr_ip(const struct sockaddr *sa, char *out, size_t outlen)
     if (sa->sa_family == AF_INET) {
         inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)outlen);
     } else if (sa->sa_family == AF_INET6) {
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
-                  (socklen_t)outlen);
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)outlen);
     }
     return out;
 }
@@ -103,8 +102,7 @@ const char *sock_addr_text(const struct sockaddr *sa, char *out, size_t outlen)
     char ip[INET6_ADDRSTRLEN];
     sock_addr_ip(sa, ip, sizeof(ip));
     if (sa->sa_family == AF_INET6) {
-        snprintf(out, outlen, "[%s]:%u", ip,
-                 ntohs(((const struct sockaddr_in6 *)sa)->sin6_port));
+        snprintf(out, outlen, "[%s]:%u", ip, ntohs(((const struct sockaddr_in6 *)sa)->sin6_port));
     } else {
         snprintf(out, outlen, "%s:%u", ip, ntohs(((const struct sockaddr_in *)sa)->sin_port));
     }

@@ -173,8 +173,8 @@ static int ext_byte(struct http_chunked *c, unsigned char ch)
 static int size_line_byte(struct http_chunked *c, unsigned char ch)
 {
     /* line_len counts the size line without its CRLF. */
-    if (c->state != CS_SIZE_LF && c->state != CS_DATA_CR && c->state != CS_DATA_LF &&
-        ch != '\r' && ++c->line_len > HTTP_CHUNK_MAX_LINE) {
+    if (c->state != CS_SIZE_LF && c->state != CS_DATA_CR && c->state != CS_DATA_LF && ch != '\r' &&
+        ++c->line_len > HTTP_CHUNK_MAX_LINE) {
         return chunked_bad(c, "chunk size line too long");
     }
     switch (c->state) {

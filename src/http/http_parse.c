@@ -456,8 +456,7 @@ static int step_reason(struct http_parser *p, const unsigned char *s, uint32_t e
 
 /* Content-Length = 1*DIGIT; a list or repeated field is accepted only when every value is
  * the same (RFC 9112 6.3 item 5). Values above INT64_MAX are rejected. */
-static int on_content_length(struct http_parser *p, const char *v, size_t len,
-                             struct http_msg *msg)
+static int on_content_length(struct http_parser *p, const char *v, size_t len, struct http_msg *msg)
 {
     size_t i = 0;
 
@@ -581,8 +580,7 @@ static int on_field(struct http_parser *p, const char *buf, struct http_msg *msg
         break;
     case 6:
         /* An HTTP/1.0 server must ignore 100-continue (RFC 9110 10.1.1). */
-        if (!p->is_response && msg->version_minor == 1 &&
-            http_span_eq(buf, h->name, "expect", 6) &&
+        if (!p->is_response && msg->version_minor == 1 && http_span_eq(buf, h->name, "expect", 6) &&
             http_span_eq(buf, h->value, "100-continue", 12)) {
             msg->flags |= HTTP_F_EXPECT_CONTINUE;
         }
@@ -911,8 +909,7 @@ static int step(struct http_parser *p, const unsigned char *s, uint32_t end, str
     }
 }
 
-void http_parser_init(struct http_parser *p, bool is_response, uint32_t max_line,
-                      uint32_t max_head)
+void http_parser_init(struct http_parser *p, bool is_response, uint32_t max_line, uint32_t max_head)
 {
     memset(p, 0, sizeof(*p));
     p->state = PS_INIT;
@@ -1018,8 +1015,7 @@ enum http_body_kind http_request_body_kind(const struct http_msg *msg)
     return HTTP_BODY_NONE;
 }
 
-enum http_body_kind http_response_body_kind(const struct http_msg *msg,
-                                            enum http_method req_method)
+enum http_body_kind http_response_body_kind(const struct http_msg *msg, enum http_method req_method)
 {
     /* RFC 9112 6.3 items 1-2. */
     if (req_method == HTTP_METHOD_HEAD || msg->status < 200 || msg->status == 204 ||
@@ -1054,8 +1050,7 @@ bool http_msg_keepalive(const struct http_msg *msg)
     return (msg->flags & HTTP_F_CONN_KEEPALIVE) != 0;
 }
 
-int http_msg_find(const struct http_msg *msg, const char *buf, const char *name,
-                  size_t name_len)
+int http_msg_find(const struct http_msg *msg, const char *buf, const char *name, size_t name_len)
 {
     for (uint32_t i = 0; i < msg->n_headers; i++) {
         if (http_span_eq(buf, msg->headers[i].name, name, name_len)) {
@@ -1070,8 +1065,7 @@ bool http_span_eq(const char *buf, struct http_span s, const char *str, size_t l
     return s.len == len && ascii_case_eq(buf + s.off, str, len);
 }
 
-bool http_list_has_token(const char *value, size_t value_len, const char *token,
-                         size_t token_len)
+bool http_list_has_token(const char *value, size_t value_len, const char *token, size_t token_len)
 {
     size_t i = 0;
 

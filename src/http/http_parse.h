@@ -58,10 +58,10 @@ struct http_msg {
     struct http_span method_span;
     struct http_span target;
     /* status line */
-    int status;              /* 100..599 */
+    int status; /* 100..599 */
     struct http_span reason;
     /* both */
-    int version_minor;       /* HTTP/1.<minor>: 0 or 1 */
+    int version_minor; /* HTTP/1.<minor>: 0 or 1 */
     struct http_header headers[HTTP_MAX_HEADERS];
     uint32_t n_headers;
     int host_index;          /* index in headers of Host, -1 if none */
@@ -80,22 +80,22 @@ enum http_body_kind {
 
 /* Resumable parser state for one message head. */
 struct http_parser {
-    int state;               /* internal */
-    uint32_t pos;            /* bytes of the buffer already examined */
-    uint32_t mark;           /* internal: start of the current token */
-    uint32_t mark2;          /* internal */
+    int state;      /* internal */
+    uint32_t pos;   /* bytes of the buffer already examined */
+    uint32_t mark;  /* internal: start of the current token */
+    uint32_t mark2; /* internal */
     bool is_response;
-    uint32_t max_line;       /* request/status line limit -> KEEL_EHTTP_URI_TOO_LONG */
-    uint32_t max_head;       /* head size limit -> KEEL_EHTTP_HEAD_TOO_LARGE */
-    const char *error;       /* short reason after a failure, for logs and error bodies */
+    uint32_t max_line; /* request/status line limit -> KEEL_EHTTP_URI_TOO_LONG */
+    uint32_t max_head; /* head size limit -> KEEL_EHTTP_HEAD_TOO_LARGE */
+    const char *error; /* short reason after a failure, for logs and error bodies */
     /* internal to http_parse.c */
-    uint32_t _line_start;    /* offset of the start line (after leading empty lines) */
-    int _err;                /* the error returned, repeated by later calls */
-    uint8_t _empty_lines;    /* leading empty lines skipped */
-    uint8_t _te_chunked;     /* "chunked" codings seen in Transfer-Encoding */
-    uint8_t _te_other;       /* other codings seen in Transfer-Encoding */
-    bool _te_last_chunked;   /* the last coding seen was "chunked" */
-    bool _bad_version;       /* HTTP/x.y other than 1.0 and 1.1 (505 at the line end) */
+    uint32_t _line_start;  /* offset of the start line (after leading empty lines) */
+    int _err;              /* the error returned, repeated by later calls */
+    uint8_t _empty_lines;  /* leading empty lines skipped */
+    uint8_t _te_chunked;   /* "chunked" codings seen in Transfer-Encoding */
+    uint8_t _te_other;     /* other codings seen in Transfer-Encoding */
+    bool _te_last_chunked; /* the last coding seen was "chunked" */
+    bool _bad_version;     /* HTTP/x.y other than 1.0 and 1.1 (505 at the line end) */
 };
 
 /* Limits used when http_parser_init gets 0. */
@@ -122,8 +122,8 @@ void http_parser_init(struct http_parser *p, bool is_response, uint32_t max_line
  * response mode every failure is -KEEL_EHTTP_BAD_RESPONSE. After 0 or an error, later calls
  * return the same result. Pipelining: parse the next message with a fresh parser and msg on
  * the buffer starting where this one (head_len + body) ended. Never blocks. */
-int http_parse_head(struct http_parser *p, const char *buf, size_t len, struct http_msg *msg)
-    KEEL_MUST_CHECK;
+int http_parse_head(struct http_parser *p, const char *buf, size_t len,
+                    struct http_msg *msg) KEEL_MUST_CHECK;
 
 /* The HTTP status that answers a -KEEL_EHTTP_* parse error (400, 414, 431, 501, 505; 502 for
  * KEEL_EHTTP_BAD_RESPONSE; 400 for anything else). */
@@ -142,24 +142,22 @@ enum http_body_kind http_response_body_kind(const struct http_msg *msg,
 bool http_msg_keepalive(const struct http_msg *msg);
 
 /* Find the first header named name (case-insensitive); -1 if absent. */
-int http_msg_find(const struct http_msg *msg, const char *buf, const char *name,
-                  size_t name_len);
+int http_msg_find(const struct http_msg *msg, const char *buf, const char *name, size_t name_len);
 
 /* Case-insensitive comparison of a span with a string. */
 bool http_span_eq(const char *buf, struct http_span s, const char *str, size_t len);
 
 /* Whether a comma-separated header value list contains token (case-insensitive). */
-bool http_list_has_token(const char *value, size_t value_len, const char *token,
-                         size_t token_len);
+bool http_list_has_token(const char *value, size_t value_len, const char *token, size_t token_len);
 
 /* Resumable chunked-body scanner (RFC 9112 section 7.1). It tracks framing only; the
  * caller forwards the raw bytes it consumed. */
 struct http_chunked {
-    int state;          /* internal */
-    uint64_t remaining; /* data bytes left in the current chunk */
-    uint32_t line_len;  /* bytes of the current size/trailer line, bounded */
+    int state;            /* internal */
+    uint64_t remaining;   /* data bytes left in the current chunk */
+    uint32_t line_len;    /* bytes of the current size/trailer line, bounded */
     uint32_t trailer_len; /* bytes of trailer section, bounded */
-    uint32_t digits;    /* hex digits seen in the current size */
+    uint32_t digits;      /* hex digits seen in the current size */
     const char *error;
 };
 

@@ -15,22 +15,22 @@
 #include "lb/lb_worker.h"
 
 enum hp_state {
-    HP_STATE_IDLE = 0,    /* between requests: waiting for the first byte of the next one */
-    HP_STATE_READ_HEAD,   /* reading a request head (header timeout running) */
-    HP_STATE_QUEUED,      /* request parsed, waiting for a server slot (maxconn) */
-    HP_STATE_CONNECTING,  /* connecting to the chosen server */
-    HP_STATE_EXCHANGE,    /* request and response flowing through */
-    HP_STATE_REPLY,       /* writing a response made by keel (error), then close */
-    HP_STATE_LINGER,      /* write side shut; discarding input until EOF before close */
+    HP_STATE_IDLE = 0,   /* between requests: waiting for the first byte of the next one */
+    HP_STATE_READ_HEAD,  /* reading a request head (header timeout running) */
+    HP_STATE_QUEUED,     /* request parsed, waiting for a server slot (maxconn) */
+    HP_STATE_CONNECTING, /* connecting to the chosen server */
+    HP_STATE_EXCHANGE,   /* request and response flowing through */
+    HP_STATE_REPLY,      /* writing a response made by keel (error), then close */
+    HP_STATE_LINGER,     /* write side shut; discarding input until EOF before close */
     HP_STATE_CLOSED
 };
 
 /* How a message body is being delimited and how much of it was seen. */
 struct hp_body {
     enum http_body_kind kind;
-    uint64_t remaining;      /* HTTP_BODY_LENGTH */
-    struct http_chunked ck;  /* HTTP_BODY_CHUNKED */
-    uint64_t data_bytes;     /* payload bytes seen (chunk data or length bytes) */
+    uint64_t remaining;     /* HTTP_BODY_LENGTH */
+    struct http_chunked ck; /* HTTP_BODY_CHUNKED */
+    uint64_t data_bytes;    /* payload bytes seen (chunk data or length bytes) */
     bool is_done;
 };
 
@@ -46,23 +46,23 @@ struct hp_logreq {
 struct hp_conn {
     struct lb_conn_base base; /* first: the worker's connection list */
     struct lb_worker *w;
-    struct lb_gen *gen;       /* reference held for the connection's life */
+    struct lb_gen *gen; /* reference held for the connection's life */
     struct lb_frontend *fe;
     struct lb_backend *be;
     enum hp_state state;
     int fd;
     struct ev_io io;
-    struct ev_timer timer;    /* meaning depends on state, see arm_client_timer() */
+    struct ev_timer timer; /* meaning depends on state, see arm_client_timer() */
     struct ev_defer defer;
     struct sockaddr_storage peer;
     char peer_ip[INET6_ADDRSTRLEN];
     bool client_write_blocked;
     bool client_eof;
-    bool close_after;         /* close once the current response is out */
+    bool close_after; /* close once the current response is out */
 
-    struct buf in;            /* bytes from the client (current request body, pipelined) */
-    struct buf out;           /* bytes for the client made by keel: heads, de-chunked data */
-    struct buf rhead;         /* the request head for the server, kept for retries */
+    struct buf in;    /* bytes from the client (current request body, pipelined) */
+    struct buf out;   /* bytes for the client made by keel: heads, de-chunked data */
+    struct buf rhead; /* the request head for the server, kept for retries */
 
     /* current request */
     struct http_parser parser;
@@ -71,34 +71,34 @@ struct hp_conn {
     bool req_keepalive;
     int req_minor;
     struct hp_body req_body;
-    size_t body_scanned;      /* bytes at the head of `in` known to be this request's body */
-    size_t body_sent;         /* of which written to the server */
+    size_t body_scanned; /* bytes at the head of `in` known to be this request's body */
+    size_t body_sent;    /* of which written to the server */
     size_t rhead_sent;
-    bool body_consumed;       /* some body bytes were dropped from `in`: no retry possible */
+    bool body_consumed; /* some body bytes were dropped from `in`: no retry possible */
     bool is_idempotent;
     uint32_t retries_left;
     bool stale_retry_used;
     struct lb_waiter waiter;
-    struct lb_server *srv;    /* slot held (active counted) */
+    struct lb_server *srv; /* slot held (active counted) */
     struct lb_server *failed_srv;
     struct lb_upstream *up;
     bool up_write_blocked;
-    bool up_eof;              /* the server closed its side */
-    uint64_t t_start_ms;      /* request head complete */
-    uint64_t t_sent_us;       /* connected to the server (monotonic µs) */
-    struct hp_logreq *log;    /* NULL when the access log is off */
+    bool up_eof;           /* the server closed its side */
+    uint64_t t_start_ms;   /* request head complete */
+    uint64_t t_sent_us;    /* connected to the server (monotonic µs) */
+    struct hp_logreq *log; /* NULL when the access log is off */
 
     /* current response */
     struct http_parser rparser;
     struct http_msg res;
     bool res_head_done;
     struct hp_body res_body;
-    size_t res_scanned;       /* bytes at the head of up->in that are response body */
-    size_t res_sent;          /* of which written to the client */
-    bool dechunk;             /* HTTP/1.0 client, chunked response: body goes through out */
-    bool res_started;         /* a byte of the final response reached the client socket */
-    int status;               /* status sent (or 0) */
-    uint64_t res_bytes;       /* response bytes written to the client */
+    size_t res_scanned; /* bytes at the head of up->in that are response body */
+    size_t res_sent;    /* of which written to the client */
+    bool dechunk;       /* HTTP/1.0 client, chunked response: body goes through out */
+    bool res_started;   /* a byte of the final response reached the client socket */
+    int status;         /* status sent (or 0) */
+    uint64_t res_bytes; /* response bytes written to the client */
     uint64_t req_bytes;
     const char *error_detail; /* why keel answered itself, for the log */
 };

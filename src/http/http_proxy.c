@@ -27,8 +27,8 @@
 #define HP_RHEAD_EXTRA 1024
 #define HP_LINGER_MS 2000
 
-static const char *const hp_state_names[] = {
-    "idle", "read-head", "queued", "connecting", "exchange", "reply", "linger", "closed"};
+static const char *const hp_state_names[] = {"idle",     "read-head", "queued", "connecting",
+                                             "exchange", "reply",     "linger", "closed"};
 
 static void hp_step(struct hp_conn *c);
 
@@ -52,8 +52,8 @@ static void hp_set_state(struct hp_conn *c, enum hp_state to, const char *reason
         return;
     }
     c->state = to;
-    log_debug("http", "conn %d: %s -> %s (%s)", c->fd, hp_state_names[from],
-              hp_state_names[to], reason);
+    log_debug("http", "conn %d: %s -> %s (%s)", c->fd, hp_state_names[from], hp_state_names[to],
+              reason);
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -310,9 +310,9 @@ static void finish_exchange(struct hp_conn *c)
     hp_account(c);
     c->up = NULL;
     ev_timer_stop(c->w->loop, &up->timer);
-    bool reusable = up->is_connected && !c->up_eof && c->res_body.kind != HTTP_BODY_UNTIL_CLOSE && http_msg_keepalive(&c->res) &&
-                    c->req_body.is_done && c->body_sent == c->body_scanned &&
-                    up->in.len == c->res_scanned;
+    bool reusable = up->is_connected && !c->up_eof && c->res_body.kind != HTTP_BODY_UNTIL_CLOSE &&
+                    http_msg_keepalive(&c->res) && c->req_body.is_done &&
+                    c->body_sent == c->body_scanned && up->in.len == c->res_scanned;
     buf_consume(&up->in, c->res_scanned);
     up->requests++;
     if (reusable) {
@@ -437,8 +437,8 @@ static void parse_head(struct hp_conn *c)
             c->log->referer[0] = c->log->user_agent[0] = '\0';
             c->log->minor = 1;
         }
-        hp_fail(c, http_parse_error_status(rc), c->parser.error != NULL ? c->parser.error
-                                                                        : "malformed request");
+        hp_fail(c, http_parse_error_status(rc),
+                c->parser.error != NULL ? c->parser.error : "malformed request");
         return;
     }
     start_request(c);
@@ -500,8 +500,7 @@ static int attach_upstream(struct hp_conn *c, struct lb_upstream *up, bool is_ne
 
 /* After a failure with the current server: retry elsewhere when that is safe, else
  * answer with status. is_conn_failure: the server never got a byte of the request. */
-static void upstream_failed(struct hp_conn *c, bool is_conn_failure, int status,
-                            const char *detail)
+static void upstream_failed(struct hp_conn *c, bool is_conn_failure, int status, const char *detail)
 {
     struct lb_upstream *up = c->up;
     bool stale = up != NULL && up->is_reused && !is_conn_failure;
@@ -657,8 +656,8 @@ static void upstream_connected(struct hp_conn *c)
     int rc = sock_connect_result(up->fd);
     if (rc != 0) {
         char detail[160];
-        snprintf(detail, sizeof(detail), "connect() to server %s failed: %s",
-                 up->srv->conf->name, strerror(-rc));
+        snprintf(detail, sizeof(detail), "connect() to server %s failed: %s", up->srv->conf->name,
+                 strerror(-rc));
         if (lb_server_may_warn(up->srv, ev_now_ms(c->w->loop))) {
             log_warn("http", "%s (backend %s)", detail, c->be->conf->name);
         }
@@ -707,8 +706,9 @@ static void upstream_input(struct hp_conn *c)
     /* EOF or error from the server. */
     bool nothing_yet = !c->res_head_done && up->in.len == 0 && c->rparser.pos == 0;
     if (nothing_yet) {
-        upstream_failed(c, false, 502, n == 0 ? "server closed the connection before responding"
-                                              : "server reset the connection");
+        upstream_failed(c, false, 502,
+                        n == 0 ? "server closed the connection before responding"
+                               : "server reset the connection");
         return;
     }
     if (c->res_head_done && c->res_body.kind == HTTP_BODY_UNTIL_CLOSE) {
@@ -721,8 +721,8 @@ static void upstream_input(struct hp_conn *c)
         hp_fail(c, 502, "server closed the connection in the response head");
         return;
     }
-    log_warn("http", "server %s closed the connection mid-body (backend %s)",
-             up->srv->conf->name, c->be->conf->name);
+    log_warn("http", "server %s closed the connection mid-body (backend %s)", up->srv->conf->name,
+             c->be->conf->name);
     hp_fail(c, 502, "server closed the connection mid-body");
 }
 

@@ -103,20 +103,19 @@ void http_reply_access_log(struct hp_conn *c)
     int n;
     if (c->fe->conf->access_log_format == CONF_LOG_JSON) {
         strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        n = snprintf(line, sizeof(line),
-                     "{\"time\":\"%s\",\"client\":\"%s\",\"frontend\":\"%s\",\"backend\":\"%s\","
-                     "\"server\":\"%s\",\"method\":\"%s\",\"target\":\"%s\",\"protocol\":"
-                     "\"HTTP/1.%d\",\"status\":%d,\"bytes\":%lu,\"duration_ms\":%lu,"
-                     "\"referer\":\"%s\",\"user_agent\":\"%s\"%s%s%s}\n",
-                     tbuf, c->peer_ip, c->fe->conf->name, c->be->conf->name, server,
-                     http_json_escape(lr->method, m, sizeof(m)),
-                     http_json_escape(lr->target, t, sizeof(t)), lr->minor, c->status,
-                     (unsigned long)c->res_bytes, (unsigned long)dur_ms,
-                     http_json_escape(lr->referer, r, sizeof(r)),
-                     http_json_escape(lr->user_agent, u, sizeof(u)),
-                     c->error_detail != NULL ? ",\"error\":\"" : "",
-                     c->error_detail != NULL ? c->error_detail : "",
-                     c->error_detail != NULL ? "\"" : "");
+        n = snprintf(
+            line, sizeof(line),
+            "{\"time\":\"%s\",\"client\":\"%s\",\"frontend\":\"%s\",\"backend\":\"%s\","
+            "\"server\":\"%s\",\"method\":\"%s\",\"target\":\"%s\",\"protocol\":"
+            "\"HTTP/1.%d\",\"status\":%d,\"bytes\":%lu,\"duration_ms\":%lu,"
+            "\"referer\":\"%s\",\"user_agent\":\"%s\"%s%s%s}\n",
+            tbuf, c->peer_ip, c->fe->conf->name, c->be->conf->name, server,
+            http_json_escape(lr->method, m, sizeof(m)), http_json_escape(lr->target, t, sizeof(t)),
+            lr->minor, c->status, (unsigned long)c->res_bytes, (unsigned long)dur_ms,
+            http_json_escape(lr->referer, r, sizeof(r)),
+            http_json_escape(lr->user_agent, u, sizeof(u)),
+            c->error_detail != NULL ? ",\"error\":\"" : "",
+            c->error_detail != NULL ? c->error_detail : "", c->error_detail != NULL ? "\"" : "");
     } else {
         strftime(tbuf, sizeof(tbuf), "%d/%b/%Y:%H:%M:%S +0000", &tm);
         n = snprintf(line, sizeof(line),

@@ -136,13 +136,12 @@ int http_rewrite_request(const struct http_msg *req, const char *buf,
              put(out, "\r\n", 2);
     }
     if (ok) {
-        ok = put_str(out, "X-Forwarded-Proto: ") && put_str(out, opt->proto) &&
-             put(out, "\r\n", 2);
+        ok = put_str(out, "X-Forwarded-Proto: ") && put_str(out, opt->proto) && put(out, "\r\n", 2);
     }
     if (ok && req->host_index >= 0) {
         const struct http_header *h = &req->headers[req->host_index];
-        ok = put_str(out, "X-Forwarded-Host: ") &&
-             put(out, buf + h->value.off, h->value.len) && put(out, "\r\n", 2);
+        ok = put_str(out, "X-Forwarded-Host: ") && put(out, buf + h->value.off, h->value.len) &&
+             put(out, "\r\n", 2);
     } else if (ok) {
         /* An HTTP/1.0 request without Host goes out as 1.1, which requires one: empty,
          * as RFC 9110 section 7.2 says for a target without an authority. */

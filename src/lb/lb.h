@@ -115,8 +115,8 @@ void lb_backend_publish(struct lb_backend *be);
  * eligible. Returns 0 with *out set (and out->active incremented), -KEEL_ENOSERVER when no
  * server is up, or -EBUSY when every eligible server is at maxconn. Worker threads,
  * lock-free. */
-int lb_backend_pick(struct lb_backend *be, const struct lb_pick_ctx *ctx,
-                    struct lb_server *exclude, struct lb_server **out) KEEL_MUST_CHECK;
+int lb_backend_pick(struct lb_backend *be, const struct lb_pick_ctx *ctx, struct lb_server *exclude,
+                    struct lb_server **out) KEEL_MUST_CHECK;
 
 /* Release a slot taken by lb_backend_pick. */
 static inline void lb_server_release(struct lb_server *s)

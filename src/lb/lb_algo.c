@@ -64,8 +64,8 @@ uint32_t lb_hash_client(const void *addr_bytes, uint32_t len)
         /* Read little-endian byte by byte: no alignment needed, and every node of a cluster
          * maps a client to the same point whatever its byte order. */
         const unsigned char *b = p + 4u * i;
-        uint32_t k = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
-                     (uint32_t)b[3] << 24;
+        uint32_t k =
+            (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 
         h ^= murmur_mix_block(k);
         h = rotl32(h, 13);

@@ -59,11 +59,11 @@ void lb_server_set_up(struct lb_backend *be, struct lb_server *s, bool up, const
     atomic_store(&s->is_up, up);
     metrics_add(&s->metrics->transitions, 1);
     if (up) {
-        log_notice("check", "backend %s/server %s: server up (%s)", be->conf->name,
-                   s->conf->name, reason);
+        log_notice("check", "backend %s/server %s: server up (%s)", be->conf->name, s->conf->name,
+                   reason);
     } else {
-        log_notice("check", "backend %s/server %s: server down (%s)", be->conf->name,
-                   s->conf->name, reason);
+        log_notice("check", "backend %s/server %s: server down (%s)", be->conf->name, s->conf->name,
+                   reason);
     }
     lb_backend_publish(be);
     if (atomic_load(&be->snap) == NULL) {
@@ -124,8 +124,9 @@ static void check_read(struct lb_check *ck)
         return;
     }
     if (n <= 0) {
-        check_finish(ck, false, n == 0 ? "connection closed before a response"
-                                       : "connection reset while reading the response");
+        check_finish(ck, false,
+                     n == 0 ? "connection closed before a response"
+                            : "connection reset while reading the response");
         return;
     }
     ck->resp_len += (size_t)n;
@@ -194,8 +195,8 @@ static void on_check_timeout(struct ev_loop *loop, struct ev_timer *t)
 {
     (void)loop;
     struct lb_check *ck = t->data;
-    check_finish(ck, false, ck->state == CHECK_STATE_CONNECTING ? "connect timed out"
-                                                                : "response timed out");
+    check_finish(ck, false,
+                 ck->state == CHECK_STATE_CONNECTING ? "connect timed out" : "response timed out");
 }
 
 static void on_check_interval(struct ev_loop *loop, struct ev_timer *t)

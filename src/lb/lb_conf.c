@@ -16,10 +16,7 @@
 #define CONN_MAX 1000000u
 
 /* Option contexts of check lines. */
-enum check_ctx {
-    CHECK_CTX_TCP = 1u << 0,
-    CHECK_CTX_HTTP = 1u << 1
-};
+enum check_ctx { CHECK_CTX_TCP = 1u << 0, CHECK_CTX_HTTP = 1u << 1 };
 #define CHECK_CTX_ANY (CHECK_CTX_TCP | CHECK_CTX_HTTP)
 
 static const struct conf_enum mode_values[] = {
@@ -61,8 +58,8 @@ static void *open_frontend(struct conf_parser *cp, const struct conf_directive *
             break;
         }
     }
-    struct conf_frontend *fe = conf_array_push(cp, (void **)&conf->frontends,
-                                               &conf->n_frontends, sizeof(*conf->frontends));
+    struct conf_frontend *fe = conf_array_push(cp, (void **)&conf->frontends, &conf->n_frontends,
+                                               sizeof(*conf->frontends));
     if (fe == NULL) {
         return NULL;
     }
@@ -80,11 +77,11 @@ static void *open_backend(struct conf_parser *cp, const struct conf_directive *d
     check_block_name(cp, "backend", &tok[1]);
     const struct conf_backend *prev = conf_find_backend(conf, tok[1].text);
     if (prev != NULL) {
-        conf_error(cp, &tok[1], "duplicate backend \"%s\" (first defined at line %d)",
-                   tok[1].text, prev->pos.line);
+        conf_error(cp, &tok[1], "duplicate backend \"%s\" (first defined at line %d)", tok[1].text,
+                   prev->pos.line);
     }
-    struct conf_backend *be = conf_array_push(cp, (void **)&conf->backends, &conf->n_backends,
-                                              sizeof(*conf->backends));
+    struct conf_backend *be =
+        conf_array_push(cp, (void **)&conf->backends, &conf->n_backends, sizeof(*conf->backends));
     if (be == NULL) {
         return NULL;
     }
@@ -129,15 +126,16 @@ static int set_bind(struct conf_parser *cp, const struct conf_directive *d, void
         const struct conf_frontend *other = &conf->frontends[i];
         for (uint32_t k = 0; k < other->n_binds; k++) {
             if (strcmp(other->binds[k].text, addr.text) == 0) {
-                conf_error(cp, &tok[1], "duplicate bind address %s (already bound by frontend "
-                           "\"%s\" at line %d)", addr.text, other->name, other->pos.line);
+                conf_error(cp, &tok[1],
+                           "duplicate bind address %s (already bound by frontend "
+                           "\"%s\" at line %d)",
+                           addr.text, other->name, other->pos.line);
                 return -KEEL_ECONFIG;
             }
         }
     }
     if (conf->global.has_admin && strcmp(conf->global.admin.text, addr.text) == 0) {
-        conf_error(cp, &tok[1], "duplicate bind address %s (it is the admin address)",
-                   addr.text);
+        conf_error(cp, &tok[1], "duplicate bind address %s (it is the admin address)", addr.text);
         return -KEEL_ECONFIG;
     }
     struct conf_addr *slot =
@@ -190,8 +188,10 @@ static int set_access_log(struct conf_parser *cp, const struct conf_directive *d
         return rc;
     }
     if (tok[1].len == 0 || tok[1].len >= sizeof(fe->access_log)) {
-        conf_error(cp, &tok[1], "invalid value \"%s\" for \"access_log\": must be off, stderr "
-                   "or a path of at most %zu bytes", tok[1].text, sizeof(fe->access_log) - 1);
+        conf_error(cp, &tok[1],
+                   "invalid value \"%s\" for \"access_log\": must be off, stderr "
+                   "or a path of at most %zu bytes",
+                   tok[1].text, sizeof(fe->access_log) - 1);
         return -KEEL_ECONFIG;
     }
     memcpy(fe->access_log, tok[1].text, tok[1].len + 1);
@@ -203,17 +203,41 @@ static int set_access_log(struct conf_parser *cp, const struct conf_directive *d
  * ------------------------------------------------------------------------------------------ */
 
 static const struct conf_directive server_options[] = {
-    {.name = "weight", .contexts = 1, .min_args = 1, .max_args = 1, .set = conf_set_uint,
-     CONF_FIELD(struct conf_server, weight), .min = 1, .max = 256, .def = "1",
-     .syntax = "weight 1..256", .help = "share of the traffic relative to the other servers"},
-    {.name = "maxconn", .contexts = 1, .min_args = 1, .max_args = 1, .set = conf_set_uint,
-     CONF_FIELD(struct conf_server, maxconn), .min = 0, .max = CONN_MAX, .def = "0",
-     .syntax = "maxconn N", .help = "concurrent requests or connections, 0 = unlimited"},
-    {.name = "backup", .contexts = 1, .max_args = 0, .set = conf_set_flag,
-     CONF_FIELD(struct conf_server, is_backup), .syntax = "backup",
+    {.name = "weight",
+     .contexts = 1,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_uint,
+     CONF_FIELD(struct conf_server, weight),
+     .min = 1,
+     .max = 256,
+     .def = "1",
+     .syntax = "weight 1..256",
+     .help = "share of the traffic relative to the other servers"},
+    {.name = "maxconn",
+     .contexts = 1,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_uint,
+     CONF_FIELD(struct conf_server, maxconn),
+     .min = 0,
+     .max = CONN_MAX,
+     .def = "0",
+     .syntax = "maxconn N",
+     .help = "concurrent requests or connections, 0 = unlimited"},
+    {.name = "backup",
+     .contexts = 1,
+     .max_args = 0,
+     .set = conf_set_flag,
+     CONF_FIELD(struct conf_server, is_backup),
+     .syntax = "backup",
      .help = "used only while every normal server is down"},
-    {.name = "disabled", .contexts = 1, .max_args = 0, .set = conf_set_flag,
-     CONF_FIELD(struct conf_server, is_disabled), .syntax = "disabled",
+    {.name = "disabled",
+     .contexts = 1,
+     .max_args = 0,
+     .set = conf_set_flag,
+     CONF_FIELD(struct conf_server, is_disabled),
+     .syntax = "disabled",
      .help = "administratively down"},
 };
 
@@ -230,8 +254,10 @@ static int set_server(struct conf_parser *cp, const struct conf_directive *d, vo
     }
     for (uint32_t i = 0; i < be->n_servers; i++) {
         if (strcmp(be->servers[i].name, tok[1].text) == 0) {
-            conf_error(cp, &tok[1], "duplicate server \"%s\" in backend \"%s\" (first defined "
-                       "at line %d)", tok[1].text, be->name, be->servers[i].pos.line);
+            conf_error(cp, &tok[1],
+                       "duplicate server \"%s\" in backend \"%s\" (first defined "
+                       "at line %d)",
+                       tok[1].text, be->name, be->servers[i].pos.line);
             rc = -KEEL_ECONFIG;
             break;
         }
@@ -293,7 +319,8 @@ static int set_check_path(struct conf_parser *cp, const struct conf_directive *d
     struct conf_check *c = obj;
     if (tok[1].text[0] != '/' || tok[1].len >= sizeof(c->path) ||
         strchr(tok[1].text, ' ') != NULL) {
-        return bad_check_value(cp, tok, "expected a path starting with \"/\", without spaces, "
+        return bad_check_value(cp, tok,
+                               "expected a path starting with \"/\", without spaces, "
                                "of at most 255 bytes");
     }
     memcpy(c->path, tok[1].text, tok[1].len + 1);
@@ -347,31 +374,81 @@ static int set_check_status(struct conf_parser *cp, const struct conf_directive 
 }
 
 static const struct conf_directive check_options[] = {
-    {.name = "method", .contexts = CHECK_CTX_HTTP, .min_args = 1, .max_args = 1,
-     .set = set_check_method, .def = "GET", .syntax = "method METHOD",
+    {.name = "method",
+     .contexts = CHECK_CTX_HTTP,
+     .min_args = 1,
+     .max_args = 1,
+     .set = set_check_method,
+     .def = "GET",
+     .syntax = "method METHOD",
      .help = "HTTP method of the probe"},
-    {.name = "path", .contexts = CHECK_CTX_HTTP, .min_args = 1, .max_args = 1,
-     .set = set_check_path, .def = "/", .syntax = "path PATH", .help = "path of the probe"},
-    {.name = "host", .contexts = CHECK_CTX_HTTP, .min_args = 1, .max_args = 1,
-     .set = set_check_host, .syntax = "host HOST",
+    {.name = "path",
+     .contexts = CHECK_CTX_HTTP,
+     .min_args = 1,
+     .max_args = 1,
+     .set = set_check_path,
+     .def = "/",
+     .syntax = "path PATH",
+     .help = "path of the probe"},
+    {.name = "host",
+     .contexts = CHECK_CTX_HTTP,
+     .min_args = 1,
+     .max_args = 1,
+     .set = set_check_host,
+     .syntax = "host HOST",
      .help = "Host header of the probe; default: the server's address"},
-    {.name = "status", .contexts = CHECK_CTX_HTTP, .min_args = 1, .max_args = 1,
-     .set = set_check_status, .def = "200-399", .syntax = "status CODE|MIN-MAX",
+    {.name = "status",
+     .contexts = CHECK_CTX_HTTP,
+     .min_args = 1,
+     .max_args = 1,
+     .set = set_check_status,
+     .def = "200-399",
+     .syntax = "status CODE|MIN-MAX",
      .help = "status codes that mean healthy"},
-    {.name = "interval", .contexts = CHECK_CTX_ANY, .min_args = 1, .max_args = 1,
-     .set = conf_set_duration, CONF_FIELD(struct conf_check, interval_ms), .min = 10,
-     .max = 3600u * 1000u, .def = "2s", .syntax = "interval DURATION",
+    {.name = "interval",
+     .contexts = CHECK_CTX_ANY,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_duration,
+     CONF_FIELD(struct conf_check, interval_ms),
+     .min = 10,
+     .max = 3600u * 1000u,
+     .def = "2s",
+     .syntax = "interval DURATION",
      .help = "time between probes"},
-    {.name = "timeout", .contexts = CHECK_CTX_ANY, .min_args = 1, .max_args = 1,
-     .set = conf_set_duration, CONF_FIELD(struct conf_check, timeout_ms), .min = 1,
-     .max = 3600u * 1000u, .def = "1s", .syntax = "timeout DURATION",
+    {.name = "timeout",
+     .contexts = CHECK_CTX_ANY,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_duration,
+     CONF_FIELD(struct conf_check, timeout_ms),
+     .min = 1,
+     .max = 3600u * 1000u,
+     .def = "1s",
+     .syntax = "timeout DURATION",
      .help = "how long a probe may take"},
-    {.name = "rise", .contexts = CHECK_CTX_ANY, .min_args = 1, .max_args = 1,
-     .set = conf_set_uint, CONF_FIELD(struct conf_check, rise), .min = 1, .max = 100,
-     .def = "2", .syntax = "rise N", .help = "consecutive successes to mark a server up"},
-    {.name = "fall", .contexts = CHECK_CTX_ANY, .min_args = 1, .max_args = 1,
-     .set = conf_set_uint, CONF_FIELD(struct conf_check, fall), .min = 1, .max = 100,
-     .def = "3", .syntax = "fall N", .help = "consecutive failures to mark a server down"},
+    {.name = "rise",
+     .contexts = CHECK_CTX_ANY,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_uint,
+     CONF_FIELD(struct conf_check, rise),
+     .min = 1,
+     .max = 100,
+     .def = "2",
+     .syntax = "rise N",
+     .help = "consecutive successes to mark a server up"},
+    {.name = "fall",
+     .contexts = CHECK_CTX_ANY,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_uint,
+     CONF_FIELD(struct conf_check, fall),
+     .min = 1,
+     .max = 100,
+     .def = "3",
+     .syntax = "fall N",
+     .help = "consecutive failures to mark a server down"},
 };
 
 static const struct conf_enum check_type_values[] = {
@@ -414,89 +491,241 @@ static const struct conf_enum balance_values[] = {
 
 static const struct conf_directive lb_directives[] = {
     /* top level */
-    {.name = "frontend", .contexts = CONF_CTX_MAIN, .min_args = 1, .max_args = 1,
-     .flags = CONF_F_REPEAT, .block_ctx = FE, .open = open_frontend,
-     .syntax = "frontend NAME { ... }", .help = "where clients connect"},
-    {.name = "backend", .contexts = CONF_CTX_MAIN, .min_args = 1, .max_args = 1,
-     .flags = CONF_F_REPEAT, .block_ctx = BE, .open = open_backend,
-     .syntax = "backend NAME { ... }", .help = "a pool of servers"},
+    {.name = "frontend",
+     .contexts = CONF_CTX_MAIN,
+     .min_args = 1,
+     .max_args = 1,
+     .flags = CONF_F_REPEAT,
+     .block_ctx = FE,
+     .open = open_frontend,
+     .syntax = "frontend NAME { ... }",
+     .help = "where clients connect"},
+    {.name = "backend",
+     .contexts = CONF_CTX_MAIN,
+     .min_args = 1,
+     .max_args = 1,
+     .flags = CONF_F_REPEAT,
+     .block_ctx = BE,
+     .open = open_backend,
+     .syntax = "backend NAME { ... }",
+     .help = "a pool of servers"},
 
     /* frontend NAME { } */
-    {.name = "bind", .contexts = FE, .min_args = 1, .max_args = 1,
-     .flags = CONF_F_REPEAT | CONF_F_REQUIRED, .set = set_bind,
-     .syntax = "bind [HOST]:PORT", .help = "address to listen on"},
-    {.name = "mode", .contexts = FE, .min_args = 1, .max_args = 1, .set = conf_set_enum,
-     CONF_FIELD(struct conf_frontend, mode), .values = mode_values, .def = "http",
-     .syntax = "mode http|tcp", .help = "HTTP proxying or plain TCP relay"},
-    {.name = "backend", .contexts = FE, .min_args = 1, .max_args = 1,
-     .flags = CONF_F_REQUIRED, .set = set_backend_ref, .syntax = "backend NAME",
+    {.name = "bind",
+     .contexts = FE,
+     .min_args = 1,
+     .max_args = 1,
+     .flags = CONF_F_REPEAT | CONF_F_REQUIRED,
+     .set = set_bind,
+     .syntax = "bind [HOST]:PORT",
+     .help = "address to listen on"},
+    {.name = "mode",
+     .contexts = FE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_enum,
+     CONF_FIELD(struct conf_frontend, mode),
+     .values = mode_values,
+     .def = "http",
+     .syntax = "mode http|tcp",
+     .help = "HTTP proxying or plain TCP relay"},
+    {.name = "backend",
+     .contexts = FE,
+     .min_args = 1,
+     .max_args = 1,
+     .flags = CONF_F_REQUIRED,
+     .set = set_backend_ref,
+     .syntax = "backend NAME",
      .help = "the backend that serves this frontend"},
-    {.name = "maxconn", .contexts = FE, .min_args = 1, .max_args = 1, .set = conf_set_uint,
-     CONF_FIELD(struct conf_frontend, maxconn), .min = 1, .max = CONN_MAX, .def = "10000",
-     .syntax = "maxconn N", .help = "concurrent client connections"},
-    {.name = "timeout_header", .contexts = FE, .min_args = 1, .max_args = 1,
-     .set = conf_set_duration, CONF_FIELD(struct conf_frontend, timeout_header_ms),
-     .min = TIMEOUT_MIN, .max = TIMEOUT_MAX, .def = "10s", .syntax = "timeout_header DURATION",
+    {.name = "maxconn",
+     .contexts = FE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_uint,
+     CONF_FIELD(struct conf_frontend, maxconn),
+     .min = 1,
+     .max = CONN_MAX,
+     .def = "10000",
+     .syntax = "maxconn N",
+     .help = "concurrent client connections"},
+    {.name = "timeout_header",
+     .contexts = FE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_duration,
+     CONF_FIELD(struct conf_frontend, timeout_header_ms),
+     .min = TIMEOUT_MIN,
+     .max = TIMEOUT_MAX,
+     .def = "10s",
+     .syntax = "timeout_header DURATION",
      .help = "time for a full request head to arrive"},
-    {.name = "timeout_idle", .contexts = FE, .min_args = 1, .max_args = 1,
-     .set = conf_set_duration, CONF_FIELD(struct conf_frontend, timeout_idle_ms),
-     .min = TIMEOUT_MIN, .max = TIMEOUT_MAX, .def = "60s", .syntax = "timeout_idle DURATION",
+    {.name = "timeout_idle",
+     .contexts = FE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_duration,
+     CONF_FIELD(struct conf_frontend, timeout_idle_ms),
+     .min = TIMEOUT_MIN,
+     .max = TIMEOUT_MAX,
+     .def = "60s",
+     .syntax = "timeout_idle DURATION",
      .help = "keep-alive idle time between requests"},
-    {.name = "timeout_client", .contexts = FE, .min_args = 1, .max_args = 1,
-     .set = conf_set_duration, CONF_FIELD(struct conf_frontend, timeout_client_ms),
-     .min = TIMEOUT_MIN, .max = TIMEOUT_MAX, .def = "60s", .syntax = "timeout_client DURATION",
+    {.name = "timeout_client",
+     .contexts = FE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_duration,
+     CONF_FIELD(struct conf_frontend, timeout_client_ms),
+     .min = TIMEOUT_MIN,
+     .max = TIMEOUT_MAX,
+     .def = "60s",
+     .syntax = "timeout_client DURATION",
      .help = "client inactivity in the middle of a request"},
-    {.name = "max_body", .contexts = FE, .min_args = 1, .max_args = 1, .set = conf_set_size,
-     CONF_FIELD(struct conf_frontend, max_body), .min = 0, .max = (uint64_t)1 << 40,
-     .def = "0", .syntax = "max_body SIZE", .help = "largest request body, 0 = unlimited"},
-    {.name = "max_header", .contexts = FE, .min_args = 1, .max_args = 1, .set = conf_set_size,
-     CONF_FIELD(struct conf_frontend, max_header), .min = 1024, .max = 1024 * 1024,
-     .def = "16k", .syntax = "max_header SIZE", .help = "largest request head (431 beyond)"},
-    {.name = "max_request_line", .contexts = FE, .min_args = 1, .max_args = 1,
-     .set = conf_set_size, CONF_FIELD(struct conf_frontend, max_request_line), .min = 256,
-     .max = 1024 * 1024, .def = "8k", .syntax = "max_request_line SIZE",
+    {.name = "max_body",
+     .contexts = FE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_size,
+     CONF_FIELD(struct conf_frontend, max_body),
+     .min = 0,
+     .max = (uint64_t)1 << 40,
+     .def = "0",
+     .syntax = "max_body SIZE",
+     .help = "largest request body, 0 = unlimited"},
+    {.name = "max_header",
+     .contexts = FE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_size,
+     CONF_FIELD(struct conf_frontend, max_header),
+     .min = 1024,
+     .max = 1024 * 1024,
+     .def = "16k",
+     .syntax = "max_header SIZE",
+     .help = "largest request head (431 beyond)"},
+    {.name = "max_request_line",
+     .contexts = FE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_size,
+     CONF_FIELD(struct conf_frontend, max_request_line),
+     .min = 256,
+     .max = 1024 * 1024,
+     .def = "8k",
+     .syntax = "max_request_line SIZE",
      .help = "longest request line (414 beyond)"},
-    {.name = "access_log", .contexts = FE, .min_args = 1, .max_args = 2, .set = set_access_log,
-     .def = "off", .syntax = "access_log off|stderr|PATH [combined|json]",
+    {.name = "access_log",
+     .contexts = FE,
+     .min_args = 1,
+     .max_args = 2,
+     .set = set_access_log,
+     .def = "off",
+     .syntax = "access_log off|stderr|PATH [combined|json]",
      .help = "where and how requests are logged"},
 
     /* backend NAME { } */
-    {.name = "mode", .contexts = BE, .min_args = 1, .max_args = 1, .set = conf_set_enum,
-     CONF_FIELD(struct conf_backend, mode), .values = mode_values, .def = "http",
-     .syntax = "mode http|tcp", .help = "HTTP proxying or plain TCP relay"},
-    {.name = "balance", .contexts = BE, .min_args = 1, .max_args = 1, .set = conf_set_enum,
-     CONF_FIELD(struct conf_backend, balance), .values = balance_values, .def = "roundrobin",
-     .syntax = "balance roundrobin|leastconn|source|random", .help = "balancing algorithm"},
-    {.name = "server", .contexts = BE, .min_args = 2, .max_args = CONF_ARGS_MANY,
-     .flags = CONF_F_REPEAT | CONF_F_REQUIRED, .set = set_server,
+    {.name = "mode",
+     .contexts = BE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_enum,
+     CONF_FIELD(struct conf_backend, mode),
+     .values = mode_values,
+     .def = "http",
+     .syntax = "mode http|tcp",
+     .help = "HTTP proxying or plain TCP relay"},
+    {.name = "balance",
+     .contexts = BE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_enum,
+     CONF_FIELD(struct conf_backend, balance),
+     .values = balance_values,
+     .def = "roundrobin",
+     .syntax = "balance roundrobin|leastconn|source|random",
+     .help = "balancing algorithm"},
+    {.name = "server",
+     .contexts = BE,
+     .min_args = 2,
+     .max_args = CONF_ARGS_MANY,
+     .flags = CONF_F_REPEAT | CONF_F_REQUIRED,
+     .set = set_server,
      .syntax = "server NAME HOST:PORT [weight N] [maxconn N] [backup] [disabled]",
      .help = "a server of the pool"},
-    {.name = "check", .contexts = BE, .min_args = 1, .max_args = CONF_ARGS_MANY,
+    {.name = "check",
+     .contexts = BE,
+     .min_args = 1,
+     .max_args = CONF_ARGS_MANY,
      .set = set_check,
      .syntax = "check tcp|http [method M] [path P] [host H] [status MIN-MAX] [interval D] "
                "[timeout D] [rise N] [fall N]",
      .help = "active health check of every server"},
-    {.name = "timeout_connect", .contexts = BE, .min_args = 1, .max_args = 1,
-     .set = conf_set_duration, CONF_FIELD(struct conf_backend, timeout_connect_ms),
-     .min = TIMEOUT_MIN, .max = TIMEOUT_MAX, .def = "3s", .syntax = "timeout_connect DURATION",
+    {.name = "timeout_connect",
+     .contexts = BE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_duration,
+     CONF_FIELD(struct conf_backend, timeout_connect_ms),
+     .min = TIMEOUT_MIN,
+     .max = TIMEOUT_MAX,
+     .def = "3s",
+     .syntax = "timeout_connect DURATION",
      .help = "time to connect to a server"},
-    {.name = "timeout_server", .contexts = BE, .min_args = 1, .max_args = 1,
-     .set = conf_set_duration, CONF_FIELD(struct conf_backend, timeout_server_ms),
-     .min = TIMEOUT_MIN, .max = TIMEOUT_MAX, .def = "60s", .syntax = "timeout_server DURATION",
+    {.name = "timeout_server",
+     .contexts = BE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_duration,
+     CONF_FIELD(struct conf_backend, timeout_server_ms),
+     .min = TIMEOUT_MIN,
+     .max = TIMEOUT_MAX,
+     .def = "60s",
+     .syntax = "timeout_server DURATION",
      .help = "wait for a response head; tcp: server inactivity"},
-    {.name = "timeout_queue", .contexts = BE, .min_args = 1, .max_args = 1,
-     .set = conf_set_duration, CONF_FIELD(struct conf_backend, timeout_queue_ms),
-     .min = TIMEOUT_MIN, .max = TIMEOUT_MAX, .def = "5s", .syntax = "timeout_queue DURATION",
+    {.name = "timeout_queue",
+     .contexts = BE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_duration,
+     CONF_FIELD(struct conf_backend, timeout_queue_ms),
+     .min = TIMEOUT_MIN,
+     .max = TIMEOUT_MAX,
+     .def = "5s",
+     .syntax = "timeout_queue DURATION",
      .help = "how long a request may wait for a free server"},
-    {.name = "queue_max", .contexts = BE, .min_args = 1, .max_args = 1, .set = conf_set_uint,
-     CONF_FIELD(struct conf_backend, queue_max), .min = 0, .max = CONN_MAX, .def = "1024",
-     .syntax = "queue_max N", .help = "requests waiting for a free server, 0 = no queue"},
-    {.name = "retries", .contexts = BE, .min_args = 1, .max_args = 1, .set = conf_set_uint,
-     CONF_FIELD(struct conf_backend, retries), .min = 0, .max = 10, .def = "1",
-     .syntax = "retries N", .help = "retries on another server after a failed connect"},
-    {.name = "keepalive", .contexts = BE, .min_args = 1, .max_args = 1, .set = conf_set_uint,
-     CONF_FIELD(struct conf_backend, keepalive), .min = 0, .max = 10000, .def = "32",
-     .syntax = "keepalive N", .help = "idle pooled connections per server per worker"},
+    {.name = "queue_max",
+     .contexts = BE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_uint,
+     CONF_FIELD(struct conf_backend, queue_max),
+     .min = 0,
+     .max = CONN_MAX,
+     .def = "1024",
+     .syntax = "queue_max N",
+     .help = "requests waiting for a free server, 0 = no queue"},
+    {.name = "retries",
+     .contexts = BE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_uint,
+     CONF_FIELD(struct conf_backend, retries),
+     .min = 0,
+     .max = 10,
+     .def = "1",
+     .syntax = "retries N",
+     .help = "retries on another server after a failed connect"},
+    {.name = "keepalive",
+     .contexts = BE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_uint,
+     CONF_FIELD(struct conf_backend, keepalive),
+     .min = 0,
+     .max = 10000,
+     .def = "32",
+     .syntax = "keepalive N",
+     .help = "idle pooled connections per server per worker"},
 };
 
 /* ------------------------------------------------------------------------------------------
@@ -518,9 +747,8 @@ static void lb_conf_validate(struct conf_parser *cp, struct conf *conf)
                 conf_match_try(&m, fe->backend_name, conf->backends[k].name);
             }
             if (m.best != NULL) {
-                conf_error_at(cp, &fe->backend_pos,
-                              "unknown backend \"%s\" (did you mean \"%s\"?)", fe->backend_name,
-                              m.best);
+                conf_error_at(cp, &fe->backend_pos, "unknown backend \"%s\" (did you mean \"%s\"?)",
+                              fe->backend_name, m.best);
             } else {
                 conf_error_at(cp, &fe->backend_pos, "unknown backend \"%s\"", fe->backend_name);
             }
@@ -529,8 +757,8 @@ static void lb_conf_validate(struct conf_parser *cp, struct conf *conf)
         fe->backend_index = (uint32_t)(be - conf->backends);
         if (be->mode != fe->mode) {
             conf_error_at(cp, &fe->backend_pos,
-                          "mode mismatch: frontend \"%s\" is %s but backend \"%s\" is %s",
-                          fe->name, mode_name(fe->mode), be->name, mode_name(be->mode));
+                          "mode mismatch: frontend \"%s\" is %s but backend \"%s\" is %s", fe->name,
+                          mode_name(fe->mode), be->name, mode_name(be->mode));
         }
     }
 }

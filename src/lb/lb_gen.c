@@ -207,8 +207,7 @@ void lb_gen_free(struct lb_gen *gen)
     for (uint32_t i = 0; i < gen->n_workers; i++) {
         wgen_free(&gen->wgen[i]);
     }
-    for (uint32_t i = 0; gen->listen_fds != NULL && i < gen->n_binds_total * gen->n_workers;
-         i++) {
+    for (uint32_t i = 0; gen->listen_fds != NULL && i < gen->n_binds_total * gen->n_workers; i++) {
         if (gen->listen_fds[i] != -1) {
             close(gen->listen_fds[i]);
         }
@@ -267,8 +266,8 @@ void lb_backend_publish(struct lb_backend *be)
     qsbr_retire(old, snap_free);
 }
 
-int lb_backend_pick(struct lb_backend *be, const struct lb_pick_ctx *ctx,
-                    struct lb_server *exclude, struct lb_server **out)
+int lb_backend_pick(struct lb_backend *be, const struct lb_pick_ctx *ctx, struct lb_server *exclude,
+                    struct lb_server **out)
 {
     struct lb_snap *snap = atomic_load_explicit(&be->snap, memory_order_acquire);
     if (snap == NULL) {

@@ -104,8 +104,7 @@ static int rnd_pick(void *state, const struct lb_pick_ctx *ctx)
     first_has_room = lb_server_has_room(st->servers[first]);
     second_has_room = lb_server_has_room(st->servers[second]);
     if (first_has_room && second_has_room) {
-        return rnd_is_lighter(st->servers[second], st->servers[first]) ? (int)second
-                                                                        : (int)first;
+        return rnd_is_lighter(st->servers[second], st->servers[first]) ? (int)second : (int)first;
     }
     if (first_has_room) {
         return (int)first;

@@ -20,10 +20,10 @@ struct rr_state {
      * would jump in the schedule at 2^32 when len does not divide it). The only mutable
      * field. */
     _Alignas(RR_CACHE_LINE) _Atomic uint64_t cursor;
-    _Alignas(RR_CACHE_LINE) uint32_t n;  /* servers */
-    uint32_t len;                        /* schedule slots: sum(weight / gcd), >= n */
-    struct lb_server **servers;          /* [n], points into this allocation */
-    uint32_t *schedule;                  /* [len] server indexes, points into this allocation */
+    _Alignas(RR_CACHE_LINE) uint32_t n; /* servers */
+    uint32_t len;                       /* schedule slots: sum(weight / gcd), >= n */
+    struct lb_server **servers;         /* [n], points into this allocation */
+    uint32_t *schedule;                 /* [len] server indexes, points into this allocation */
 };
 
 /* weight 0 is rejected by the configuration; were it to get here it would leave the server

@@ -18,27 +18,25 @@ struct lb_server {
     uint32_t weight;                /* 1..256 */
     uint32_t maxconn;               /* 0 = unlimited */
     bool is_backup;
-    _Atomic bool is_up;             /* health verdict (false when administratively down) */
-    _Atomic uint32_t active;        /* requests or TCP sessions in flight, all workers */
+    _Atomic bool is_up;                /* health verdict (false when administratively down) */
+    _Atomic uint32_t active;           /* requests or TCP sessions in flight, all workers */
     _Atomic uint32_t passive_failures; /* connect errors/resets seen by workers, drained by
                                         * the control thread into the health verdict */
     struct metrics_server *metrics;
-    _Atomic uint64_t last_warn_ms;  /* rate limit of repeated failure logs */
+    _Atomic uint64_t last_warn_ms; /* rate limit of repeated failure logs */
 };
 
 /* Whether a repeated warning about s may be logged now (at most one per second). */
 static inline bool lb_server_may_warn(struct lb_server *s, uint64_t now_ms)
 {
     uint64_t last = atomic_load_explicit(&s->last_warn_ms, memory_order_relaxed);
-    return now_ms - last >= 1000 &&
-           atomic_compare_exchange_strong(&s->last_warn_ms, &last, now_ms);
+    return now_ms - last >= 1000 && atomic_compare_exchange_strong(&s->last_warn_ms, &last, now_ms);
 }
 
 /* Whether s can take one more request now (maxconn not reached). */
 static inline bool lb_server_has_room(struct lb_server *s)
 {
-    return s->maxconn == 0 ||
-           atomic_load_explicit(&s->active, memory_order_relaxed) < s->maxconn;
+    return s->maxconn == 0 || atomic_load_explicit(&s->active, memory_order_relaxed) < s->maxconn;
 }
 
 #endif

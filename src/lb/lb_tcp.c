@@ -26,8 +26,8 @@ static const char *const tcp_state_names[] = {"connecting", "relay", "closed"};
 /* One direction of the relay: bytes read from `from` wait in buf until written to `to`. */
 struct tcp_pipe {
     struct buf buf;
-    bool is_eof;      /* the reading side closed */
-    bool is_shut;     /* we shut the writing side after draining */
+    bool is_eof;  /* the reading side closed */
+    bool is_shut; /* we shut the writing side after draining */
 };
 
 struct tcp_conn {
@@ -190,8 +190,8 @@ static void relay(struct tcp_conn *t)
 static void connect_failed(struct tcp_conn *t, const char *why)
 {
     if (lb_server_may_warn(t->srv, ev_now_ms(t->w->loop))) {
-        log_warn("tcp", "connect() to server %s failed: %s (backend %s)", t->srv->conf->name,
-                 why, t->be->conf->name);
+        log_warn("tcp", "connect() to server %s failed: %s (backend %s)", t->srv->conf->name, why,
+                 t->be->conf->name);
     }
     lb_server_report_failure(t->srv);
     metrics_add(&t->srv->metrics->connect_failures, 1);

@@ -35,8 +35,7 @@ static void on_accept(struct ev_loop *loop, struct ev_io *io, uint32_t events)
         int fd = sock_accept(io->fd, &peer, &peerlen);
         if (fd < 0) {
             if (fd != -EAGAIN && fd != -EINTR && fd != -ECONNABORTED) {
-                log_warn("frontend", "accept() on %s failed: %s", l->fe->conf->name,
-                         strerror(-fd));
+                log_warn("frontend", "accept() on %s failed: %s", l->fe->conf->name, strerror(-fd));
             }
             return;
         }
@@ -392,8 +391,7 @@ static void on_idle_timeout(struct ev_loop *loop, struct ev_timer *t)
 
 #define POOL_IDLE_TIMEOUT_MS 30000
 
-struct lb_upstream *lb_pool_get(struct lb_worker *w, struct lb_backend *be,
-                                struct lb_server *srv)
+struct lb_upstream *lb_pool_get(struct lb_worker *w, struct lb_backend *be, struct lb_server *srv)
 {
     struct lb_gen *gen = be->gen;
     struct lb_wgen *wg = &gen->wgen[w->id];
@@ -453,8 +451,8 @@ struct lb_upstream *lb_upstream_new(struct lb_worker *w, struct lb_backend *be,
         *err = -ENOMEM;
         return NULL;
     }
-    int fd = sock_connect_start((const struct sockaddr *)&srv->conf->addr.sa,
-                                srv->conf->addr.salen);
+    int fd =
+        sock_connect_start((const struct sockaddr *)&srv->conf->addr.sa, srv->conf->addr.salen);
     if (fd < 0) {
         buf_fini(&up->in);
         buf_fini(&up->out);

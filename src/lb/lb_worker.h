@@ -33,15 +33,15 @@ struct lb_upstream {
     struct ev_timer timer;
     struct ev_defer defer;
     bool is_connected;
-    bool is_reused;      /* came from the idle pool */
+    bool is_reused; /* came from the idle pool */
     bool is_closed;
-    struct buf in;       /* bytes from the server */
-    struct buf out;      /* bytes for the server (request head) */
-    size_t out_sent;     /* bytes of out already written */
-    void *owner;         /* the exchange using it; NULL while idle */
+    struct buf in;   /* bytes from the server */
+    struct buf out;  /* bytes for the server (request head) */
+    size_t out_sent; /* bytes of out already written */
+    void *owner;     /* the exchange using it; NULL while idle */
     struct lb_upstream *idle_next;
     struct lb_upstream *idle_prev;
-    uint32_t requests;   /* requests carried */
+    uint32_t requests; /* requests carried */
 };
 
 /* A request waiting for a server slot (maxconn reached). */
@@ -59,20 +59,20 @@ struct lb_worker {
     pthread_t thread;
     struct ev_loop *loop;
     int qsbr_slot;
-    struct lb_gen *gen;                    /* current generation, reference held */
-    _Atomic(struct lb_gen *) pending_gen;  /* handed over by the control thread */
+    struct lb_gen *gen;                   /* current generation, reference held */
+    _Atomic(struct lb_gen *) pending_gen; /* handed over by the control thread */
     _Atomic bool drain_requested;
     _Atomic bool is_done;
     bool is_draining;
     struct lb_listener *listeners;
     uint32_t n_listeners;
     uint64_t rng;
-    uint32_t n_conns;         /* client connections open */
+    uint32_t n_conns; /* client connections open */
     struct lb_waiter *waiters_head;
     struct lb_waiter *waiters_tail;
     uint32_t n_waiters;
     struct ev_timer queue_timer;
-    struct buf alog;          /* access log lines, flushed at the end of each iteration */
+    struct buf alog; /* access log lines, flushed at the end of each iteration */
     int alog_fd;
     /* client connections, for drain: intrusive list maintained by the protocols */
     struct lb_conn_base *conns;
@@ -100,8 +100,7 @@ void lb_worker_conn_add(struct lb_worker *w, struct lb_conn_base *c);
 void lb_worker_conn_remove(struct lb_worker *w, struct lb_conn_base *c);
 
 /* An idle connection to srv from the pool, or NULL. */
-struct lb_upstream *lb_pool_get(struct lb_worker *w, struct lb_backend *be,
-                                struct lb_server *srv);
+struct lb_upstream *lb_pool_get(struct lb_worker *w, struct lb_backend *be, struct lb_server *srv);
 /* Return up to the pool, or close it if the pool is full or its generation is old. */
 void lb_pool_put(struct lb_worker *w, struct lb_upstream *up);
 

@@ -60,8 +60,9 @@ static void respond(struct admin_conn *c, int status, const char *ctype, const c
 {
     struct metrics_out *o = &c->out;
     o->len = 0;
-    metrics_out_printf(o, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                          "Connection: close\r\n\r\n",
+    metrics_out_printf(o,
+                       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                       "Connection: close\r\n\r\n",
                        status, http_status_reason(status), ctype, len);
     size_t head = o->len;
     metrics_out_printf(o, "%.*s", (int)len, body);

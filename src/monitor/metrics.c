@@ -119,7 +119,7 @@ void metrics_out_fini(struct metrics_out *out)
 }
 
 static const char *const class_names[METRICS_CLASSES] = {"other", "1xx", "2xx",
-                                                          "3xx",   "4xx", "5xx"};
+                                                         "3xx",   "4xx", "5xx"};
 
 static void load_snapshot(struct metrics_frontend **f, struct metrics_backend **b,
                           struct metrics_server **s)
@@ -139,7 +139,8 @@ static void render_frontends(struct metrics_out *o, struct metrics_frontend *hea
     for (struct metrics_frontend *m = head; m != NULL; m = m->next) {
         for (int c = 0; c < METRICS_CLASSES; c++) {
             metrics_out_printf(o, "keel_frontend_requests_total{frontend=\"%s\",code=\"%s\"} %lu\n",
-                               m->name, class_names[c], (unsigned long)atomic_load(&m->requests[c]));
+                               m->name, class_names[c],
+                               (unsigned long)atomic_load(&m->requests[c]));
         }
     }
     metrics_out_printf(o, "# HELP keel_frontend_connections_total Client connections accepted.\n"
@@ -176,7 +177,8 @@ static void render_backends(struct metrics_out *o, struct metrics_backend *head)
     for (struct metrics_backend *m = head; m != NULL; m = m->next) {
         for (int c = 0; c < METRICS_CLASSES; c++) {
             metrics_out_printf(o, "keel_backend_requests_total{backend=\"%s\",code=\"%s\"} %lu\n",
-                               m->name, class_names[c], (unsigned long)atomic_load(&m->requests[c]));
+                               m->name, class_names[c],
+                               (unsigned long)atomic_load(&m->requests[c]));
         }
     }
     metrics_out_printf(o, "# HELP keel_backend_retries_total Requests retried on another server.\n"
@@ -205,13 +207,16 @@ static void render_backends(struct metrics_out *o, struct metrics_backend *head)
         uint64_t cum = 0;
         for (int i = 0; i < METRICS_LATENCY_BUCKETS; i++) {
             cum += atomic_load(&m->latency_buckets[i]);
-            metrics_out_printf(o, "keel_backend_request_duration_seconds_bucket{backend=\"%s\","
-                                  "le=\"%g\"} %lu\n",
+            metrics_out_printf(o,
+                               "keel_backend_request_duration_seconds_bucket{backend=\"%s\","
+                               "le=\"%g\"} %lu\n",
                                m->name, metrics_latency_bounds_s[i], (unsigned long)cum);
         }
         uint64_t count = atomic_load(&m->latency_count);
-        metrics_out_printf(o, "keel_backend_request_duration_seconds_bucket{backend=\"%s\","
-                              "le=\"+Inf\"} %lu\n", m->name, (unsigned long)count);
+        metrics_out_printf(o,
+                           "keel_backend_request_duration_seconds_bucket{backend=\"%s\","
+                           "le=\"+Inf\"} %lu\n",
+                           m->name, (unsigned long)count);
         metrics_out_printf(o, "keel_backend_request_duration_seconds_sum{backend=\"%s\"} %.6f\n",
                            m->name, (double)atomic_load(&m->latency_sum_us) / 1e6);
         metrics_out_printf(o, "keel_backend_request_duration_seconds_count{backend=\"%s\"} %lu\n",
@@ -237,8 +242,9 @@ static void render_servers(struct metrics_out *o, struct metrics_server *head)
                           "# TYPE keel_server_requests_total counter\n");
     for (struct metrics_server *m = head; m != NULL; m = m->next) {
         for (int c = 0; c < METRICS_CLASSES; c++) {
-            metrics_out_printf(o, "keel_server_requests_total{backend=\"%s\",server=\"%s\","
-                                  "code=\"%s\"} %lu\n",
+            metrics_out_printf(o,
+                               "keel_server_requests_total{backend=\"%s\",server=\"%s\","
+                               "code=\"%s\"} %lu\n",
                                m->backend, m->name, class_names[c],
                                (unsigned long)atomic_load(&m->requests[c]));
         }
@@ -246,11 +252,14 @@ static void render_servers(struct metrics_out *o, struct metrics_server *head)
     metrics_out_printf(o, "# HELP keel_server_check_total Active health check results.\n"
                           "# TYPE keel_server_check_total counter\n");
     for (struct metrics_server *m = head; m != NULL; m = m->next) {
-        metrics_out_printf(o, "keel_server_check_total{backend=\"%s\",server=\"%s\",result=\"ok\"} "
-                              "%lu\n", m->backend, m->name, (unsigned long)atomic_load(&m->checks_ok));
-        metrics_out_printf(o, "keel_server_check_total{backend=\"%s\",server=\"%s\",result=\"fail\"}"
-                              " %lu\n", m->backend, m->name,
-                           (unsigned long)atomic_load(&m->checks_fail));
+        metrics_out_printf(o,
+                           "keel_server_check_total{backend=\"%s\",server=\"%s\",result=\"ok\"} "
+                           "%lu\n",
+                           m->backend, m->name, (unsigned long)atomic_load(&m->checks_ok));
+        metrics_out_printf(o,
+                           "keel_server_check_total{backend=\"%s\",server=\"%s\",result=\"fail\"}"
+                           " %lu\n",
+                           m->backend, m->name, (unsigned long)atomic_load(&m->checks_fail));
     }
     render_server_counter(o, head, "keel_server_connect_failures_total",
                           "Failed connection attempts to the server.",

@@ -46,8 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct conf *conf = NULL;
     struct conf_errors errs;
-    int rc = conf_load_mem("fuzz.conf", (const char *)data, size, CONF_LOAD_NO_RESOLVE, &conf,
-                           &errs);
+    int rc =
+        conf_load_mem("fuzz.conf", (const char *)data, size, CONF_LOAD_NO_RESOLVE, &conf, &errs);
     if (rc == 0) {
         if (conf == NULL || errs.text != NULL) {
             abort();

@@ -96,8 +96,8 @@ static void check_head(const struct http_msg *m, const char *buf, size_t size, b
     uint32_t hl = m->head_len;
 
     check(hl >= 2 && hl <= size, "head_len out of range");
-    check(buf[hl - 1] == '\n' && (buf[hl - 2] == '\n' || (hl >= 3 && buf[hl - 2] == '\r' &&
-                                                          buf[hl - 3] == '\n')),
+    check(buf[hl - 1] == '\n' &&
+              (buf[hl - 2] == '\n' || (hl >= 3 && buf[hl - 2] == '\r' && buf[hl - 3] == '\n')),
           "head does not end with an empty line");
     check(m->version_minor == 0 || m->version_minor == 1, "bad version");
     check(m->n_headers <= HTTP_MAX_HEADERS, "too many headers");

@@ -68,7 +68,8 @@ Test(cli_check, missing_file_exits_1, .init = redirect)
     const char *argv[] = {"check", "-c", "/nonexistent/keel.conf"};
     cr_assert_eq(run(3, argv), KEEL_EXIT_CONFIG);
     fflush(stderr);
-    cr_assert_stderr_eq_str("error: cannot open /nonexistent/keel.conf: No such file or directory\n");
+    cr_assert_stderr_eq_str(
+        "error: cannot open /nonexistent/keel.conf: No such file or directory\n");
 }
 
 Test(cli_check, attached_option_forms, .init = redirect)

@@ -43,8 +43,9 @@ static void expect_errors(const char *text, const char *want)
 }
 
 /* A valid frontend/backend pair, for tests that need something around their subject. */
-#define PAIR "frontend www { bind :8080; backend web; }\n" \
-             "backend web { server a 127.0.0.1:9001; }\n"
+#define PAIR                                                                                       \
+    "frontend www { bind :8080; backend web; }\n"                                                  \
+    "backend web { server a 127.0.0.1:9001; }\n"
 
 /* ------------------------------------------------------------------------------------------
  * Valid configurations and defaults
@@ -303,7 +304,7 @@ Test(conf, many_servers_grow_the_array)
 {
     char *text = malloc(64 * 1024);
     cr_assert_not_null(text);
-    size_t len = (size_t)sprintf(text, "backend big {\n");
+    size_t len = (size_t)snprintf(text, 64 * 1024, "backend big {\n");
     for (int i = 0; i < 1000; i++) {
         len += (size_t)snprintf(text + len, 64 * 1024 - len, "server s%d 10.0.%d.%d:80;\n", i,
                                 i / 256, i % 256);
@@ -367,8 +368,9 @@ Test(conf_errors, unknown_directive_with_suggestion)
 {
     expect_errors("backend web {\n  server a 1.2.3.4:80;\n  balanse roundrobin;\n}\n",
                   "t.conf:3:3: error: unknown directive \"balanse\" (did you mean \"balance\"?)\n");
-    expect_errors("frontnd www { }\n",
-                  "t.conf:1:1: error: unknown directive \"frontnd\" (did you mean \"frontend\"?)\n");
+    expect_errors(
+        "frontnd www { }\n",
+        "t.conf:1:1: error: unknown directive \"frontnd\" (did you mean \"frontend\"?)\n");
 }
 
 Test(conf_errors, unknown_directive_without_suggestion)
@@ -411,10 +413,12 @@ Test(conf_errors, wrong_number_of_arguments)
     expect_errors("backend b { server a; }\n",
                   "t.conf:1:13: error: \"server\" takes at least 2 arguments, got 1 (usage: "
                   "server NAME HOST:PORT [weight N] [maxconn N] [backup] [disabled])\n");
-    expect_errors("global x { }\n",
-                  "t.conf:1:8: error: \"global\" takes no arguments, got 1 (usage: global { ... })\n");
-    expect_errors("node { address 10.0.0.1; roles lb; }\n",
-                  "t.conf:1:1: error: \"node\" takes 1 argument, got 0 (usage: node NAME { ... })\n");
+    expect_errors(
+        "global x { }\n",
+        "t.conf:1:8: error: \"global\" takes no arguments, got 1 (usage: global { ... })\n");
+    expect_errors(
+        "node { address 10.0.0.1; roles lb; }\n",
+        "t.conf:1:1: error: \"node\" takes 1 argument, got 0 (usage: node NAME { ... })\n");
     expect_errors(PAIR "frontend f { bind :1; backend web; access_log stderr json x; }\n",
                   "t.conf:3:59: error: \"access_log\" takes 1 to 2 arguments, got 3 (usage: "
                   "access_log off|stderr|PATH [combined|json])\n");
@@ -437,8 +441,9 @@ Test(conf_errors, duplicate_names)
                   "line 2)\n");
     expect_errors(PAIR "frontend www { bind :8081; backend web; }\n",
                   "t.conf:3:10: error: duplicate frontend \"www\" (first defined at line 1)\n");
-    expect_errors("node n1 { address 10.0.0.1; roles lb; }\nnode n1 { address 10.0.0.2; roles db; }\n",
-                  "t.conf:2:6: error: duplicate node \"n1\" (first defined at line 1)\n");
+    expect_errors(
+        "node n1 { address 10.0.0.1; roles lb; }\nnode n1 { address 10.0.0.2; roles db; }\n",
+        "t.conf:2:6: error: duplicate node \"n1\" (first defined at line 1)\n");
 }
 
 Test(conf_errors, duplicate_directives)
@@ -523,8 +528,9 @@ Test(conf_errors, weight_out_of_range)
     expect_errors("backend b { server a 1.2.3.4:5 weight 257; }\n",
                   "t.conf:1:39: error: invalid value \"257\" for \"weight\": must be between 1 and "
                   "256\n");
-    expect_errors("backend b { server a 1.2.3.4:5 weight heavy; }\n",
-                  "t.conf:1:39: error: invalid value \"heavy\" for \"weight\": expected a number\n");
+    expect_errors(
+        "backend b { server a 1.2.3.4:5 weight heavy; }\n",
+        "t.conf:1:39: error: invalid value \"heavy\" for \"weight\": expected a number\n");
 }
 
 Test(conf_errors, server_options)
@@ -591,9 +597,10 @@ Test(conf_errors, check_status_single_code)
 
 Test(conf_errors, rise_fall_zero)
 {
-    expect_errors("backend b { server a 1.2.3.4:5; check tcp rise 0 fall 0; }\n",
-                  "t.conf:1:48: error: invalid value \"0\" for \"rise\": must be between 1 and 100\n"
-                  "t.conf:1:55: error: invalid value \"0\" for \"fall\": must be between 1 and 100\n");
+    expect_errors(
+        "backend b { server a 1.2.3.4:5; check tcp rise 0 fall 0; }\n",
+        "t.conf:1:48: error: invalid value \"0\" for \"rise\": must be between 1 and 100\n"
+        "t.conf:1:55: error: invalid value \"0\" for \"fall\": must be between 1 and 100\n");
 }
 
 Test(conf_errors, duplicate_bind_addresses)
@@ -618,9 +625,10 @@ Test(conf_errors, values_out_of_range_say_the_range)
     expect_errors(PAIR "frontend f { bind :1; backend web; maxconn 0; }\n",
                   "t.conf:3:44: error: invalid value \"0\" for \"maxconn\": must be between 1 and "
                   "1000000\n");
-    expect_errors(PAIR "frontend f { bind :1; backend web; max_header 100; }\n",
-                  "t.conf:3:47: error: invalid value \"100\" for \"max_header\": must be between 1k "
-                  "and 1m\n");
+    expect_errors(
+        PAIR "frontend f { bind :1; backend web; max_header 100; }\n",
+        "t.conf:3:47: error: invalid value \"100\" for \"max_header\": must be between 1k "
+        "and 1m\n");
     expect_errors(PAIR "frontend f { bind :1; backend web; timeout_idle 25h; }\n",
                   "t.conf:3:49: error: invalid value \"25h\" for \"timeout_idle\": must be between "
                   "1ms and 24h\n");
@@ -647,9 +655,10 @@ Test(conf_errors, enums)
     expect_errors("backend b { server a 1.2.3.4:5; balance roundrobbin; }\n",
                   "t.conf:1:41: error: invalid value \"roundrobbin\" for \"balance\": expected one "
                   "of roundrobin, leastconn, source, random (did you mean \"roundrobin\"?)\n");
-    expect_errors("global { log_level verbose; }\n",
-                  "t.conf:1:20: error: invalid value \"verbose\" for \"log_level\": expected one of "
-                  "error, warn, notice, info, debug\n");
+    expect_errors(
+        "global { log_level verbose; }\n",
+        "t.conf:1:20: error: invalid value \"verbose\" for \"log_level\": expected one of "
+        "error, warn, notice, info, debug\n");
     expect_errors(PAIR "frontend f { bind :1; backend web; access_log stderr xml; }\n",
                   "t.conf:3:54: error: invalid value \"xml\" for \"access_log\": expected one of "
                   "combined, json\n");
@@ -678,10 +687,10 @@ Test(conf_errors, block_where_a_directive_is_expected)
 
 Test(conf_errors, directive_where_a_block_is_expected)
 {
-    expect_errors("frontend www;\n",
-                  "t.conf:1:13: error: \"frontend\" needs a block (usage: frontend NAME { ... })\n");
-    expect_errors("global\n",
-                  "t.conf:1:7: error: expected \"{\" after \"global\"\n");
+    expect_errors(
+        "frontend www;\n",
+        "t.conf:1:13: error: \"frontend\" needs a block (usage: frontend NAME { ... })\n");
+    expect_errors("global\n", "t.conf:1:7: error: expected \"{\" after \"global\"\n");
 }
 
 Test(conf_errors, missing_semicolon_before_brace)
@@ -703,25 +712,28 @@ Test(conf_errors, missing_semicolon_at_end_of_line)
 
 Test(conf_errors, missing_semicolon_at_end_of_file)
 {
-    expect_errors("global { workers 2; }\nnode n { address 10.0.0.1; roles db; }\ncluster c { state_dir /x",
-                  "t.conf:3:25: error: expected \";\" after \"/x\"\n"
-                  "t.conf:3:25: error: expected \"}\" at end of file (cluster \"c\" opened at line "
-                  "3)\n");
+    expect_errors(
+        "global { workers 2; }\nnode n { address 10.0.0.1; roles db; }\ncluster c { state_dir /x",
+        "t.conf:3:25: error: expected \";\" after \"/x\"\n"
+        "t.conf:3:25: error: expected \"}\" at end of file (cluster \"c\" opened at line "
+        "3)\n");
 }
 
 Test(conf_errors, missing_close_brace_at_end_of_file)
 {
-    expect_errors("backend web {\n  server a 1.2.3.4:5;\n",
-                  "t.conf:3:1: error: expected \"}\" at end of file (backend \"web\" opened at line "
-                  "1)\n");
+    expect_errors(
+        "backend web {\n  server a 1.2.3.4:5;\n",
+        "t.conf:3:1: error: expected \"}\" at end of file (backend \"web\" opened at line "
+        "1)\n");
 }
 
 Test(conf_errors, missing_close_brace_before_next_block)
 {
-    expect_errors("frontend www {\n  bind :80;\n  backend web;\n\nbackend web {\n"
-                  "  server a 1.2.3.4:5;\n}\n",
-                  "t.conf:5:1: error: expected \"}\" before \"backend\" (frontend \"www\" opened at "
-                  "line 1)\n");
+    expect_errors(
+        "frontend www {\n  bind :80;\n  backend web;\n\nbackend web {\n"
+        "  server a 1.2.3.4:5;\n}\n",
+        "t.conf:5:1: error: expected \"}\" before \"backend\" (frontend \"www\" opened at "
+        "line 1)\n");
     expect_errors("backend web {\n  server a 1.2.3.4:5;\nglobal {\n  workers 1;\n}\n",
                   "t.conf:3:1: error: expected \"}\" before \"global\" (backend \"web\" opened at "
                   "line 1)\n");
@@ -755,30 +767,31 @@ Test(conf_errors, nul_byte_in_input)
 
 Test(conf_errors, multiple_errors_reported_together_in_position_order)
 {
-    expect_errors("global {\n"
-                  "    workers many;\n"
-                  "}\n"
-                  "frontend www {\n"
-                  "    bind :80;\n"
-                  "    backend wbe;\n"
-                  "    timeout_idle 10;\n"
-                  "}\n"
-                  "frontend api { bind :80; backend web; }\n"
-                  "backend web {\n"
-                  "    server a 1.2.3.4:5 weight 300;\n"
-                  "    balanse roundrobin;\n"
-                  "}\n"
-                  "backend empty { }\n",
-                  "t.conf:2:13: error: invalid value \"many\" for \"workers\": expected a number\n"
-                  "t.conf:6:13: error: unknown backend \"wbe\" (did you mean \"web\"?)\n"
-                  "t.conf:7:18: error: invalid value \"10\" for \"timeout_idle\": duration needs a "
-                  "unit (ms, s, m, h)\n"
-                  "t.conf:9:21: error: duplicate bind address 0.0.0.0:80 (already bound by "
-                  "frontend \"www\" at line 4)\n"
-                  "t.conf:11:31: error: invalid value \"300\" for \"weight\": must be between 1 and "
-                  "256\n"
-                  "t.conf:12:5: error: unknown directive \"balanse\" (did you mean \"balance\"?)\n"
-                  "t.conf:14:1: error: backend \"empty\" has no \"server\" directive\n");
+    expect_errors(
+        "global {\n"
+        "    workers many;\n"
+        "}\n"
+        "frontend www {\n"
+        "    bind :80;\n"
+        "    backend wbe;\n"
+        "    timeout_idle 10;\n"
+        "}\n"
+        "frontend api { bind :80; backend web; }\n"
+        "backend web {\n"
+        "    server a 1.2.3.4:5 weight 300;\n"
+        "    balanse roundrobin;\n"
+        "}\n"
+        "backend empty { }\n",
+        "t.conf:2:13: error: invalid value \"many\" for \"workers\": expected a number\n"
+        "t.conf:6:13: error: unknown backend \"wbe\" (did you mean \"web\"?)\n"
+        "t.conf:7:18: error: invalid value \"10\" for \"timeout_idle\": duration needs a "
+        "unit (ms, s, m, h)\n"
+        "t.conf:9:21: error: duplicate bind address 0.0.0.0:80 (already bound by "
+        "frontend \"www\" at line 4)\n"
+        "t.conf:11:31: error: invalid value \"300\" for \"weight\": must be between 1 and "
+        "256\n"
+        "t.conf:12:5: error: unknown directive \"balanse\" (did you mean \"balance\"?)\n"
+        "t.conf:14:1: error: backend \"empty\" has no \"server\" directive\n");
 }
 
 Test(conf_errors, too_many_errors_are_capped)
@@ -887,8 +900,8 @@ Test(conf_tables, every_directive_is_well_formed)
     size_t n_sections;
     const struct conf_section *const *sections = conf_registry_sections(&n_sections);
     cr_assert_gt(n_sections, 0);
-    static const uint32_t ctxs[] = {CONF_CTX_MAIN,     CONF_CTX_CLUSTER, CONF_CTX_GLOBAL,
-                                    CONF_CTX_NODE,     CONF_CTX_FRONTEND, CONF_CTX_BACKEND};
+    static const uint32_t ctxs[] = {CONF_CTX_MAIN, CONF_CTX_CLUSTER,  CONF_CTX_GLOBAL,
+                                    CONF_CTX_NODE, CONF_CTX_FRONTEND, CONF_CTX_BACKEND};
     size_t per_ctx[6] = {0};
     for (size_t s = 0; s < n_sections; s++) {
         for (size_t i = 0; i < sections[s]->n_directives; i++) {
@@ -911,8 +924,8 @@ Test(conf_tables, every_directive_is_well_formed)
             }
             for (size_t k = 0; k < i; k++) { /* unique per context */
                 const struct conf_directive *o = &sections[s]->directives[k];
-                cr_assert(strcmp(o->name, d->name) != 0 || (o->contexts & d->contexts) == 0,
-                          "%s", d->name);
+                cr_assert(strcmp(o->name, d->name) != 0 || (o->contexts & d->contexts) == 0, "%s",
+                          d->name);
             }
         }
     }

@@ -100,8 +100,8 @@ Test(conf_docs, every_directive_has_a_page_and_every_page_a_directive)
     doc_names(&docs);
     cr_assert_gt(tables.n, 0);
     for (size_t i = 0; i < tables.n; i++) {
-        cr_expect(names_has(&docs, tables.v[i]), "directive \"%s\" has no %s/%s.md",
-                  tables.v[i], DOCS_DIR, tables.v[i]);
+        cr_expect(names_has(&docs, tables.v[i]), "directive \"%s\" has no %s/%s.md", tables.v[i],
+                  DOCS_DIR, tables.v[i]);
     }
     for (size_t i = 0; i < docs.n; i++) {
         cr_expect(names_has(&tables, docs.v[i]), "%s/%s.md documents no directive of the tables",
@@ -150,8 +150,8 @@ static void expect_example_loads(const char *what, const char *text, const char 
     cr_assert_not_null(close, "%s: unterminated code block", what);
     struct conf *conf = NULL;
     struct conf_errors errs;
-    int rc = conf_load_mem(what, open, (size_t)(close - open) + 1, CONF_LOAD_NO_RESOLVE, &conf,
-                           &errs);
+    int rc =
+        conf_load_mem(what, open, (size_t)(close - open) + 1, CONF_LOAD_NO_RESOLVE, &conf, &errs);
     cr_expect_eq(rc, 0, "the example of %s does not load:\n%s", what,
                  errs.text != NULL ? errs.text : "");
     conf_free(conf);

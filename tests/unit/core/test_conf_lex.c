@@ -40,12 +40,11 @@ static void lex_expect(const char *src, size_t len, const struct expect *want, s
 
 Test(conf_lex, words_punctuation_and_positions)
 {
-    LEX("backend web {\n  server a 1.2.3.4:80;\n}\n",
-        {CONF_TOK_WORD, "backend", 1, 1, 8}, {CONF_TOK_WORD, "web", 1, 9, 12},
-        {CONF_TOK_LBRACE, "{", 1, 13, 14}, {CONF_TOK_WORD, "server", 2, 3, 9},
-        {CONF_TOK_WORD, "a", 2, 10, 11}, {CONF_TOK_WORD, "1.2.3.4:80", 2, 12, 22},
-        {CONF_TOK_SEMI, ";", 2, 22, 23}, {CONF_TOK_RBRACE, "}", 3, 1, 2},
-        {CONF_TOK_EOF, "", 4, 1, 0}, {CONF_TOK_EOF, "", 4, 1, 0});
+    LEX("backend web {\n  server a 1.2.3.4:80;\n}\n", {CONF_TOK_WORD, "backend", 1, 1, 8},
+        {CONF_TOK_WORD, "web", 1, 9, 12}, {CONF_TOK_LBRACE, "{", 1, 13, 14},
+        {CONF_TOK_WORD, "server", 2, 3, 9}, {CONF_TOK_WORD, "a", 2, 10, 11},
+        {CONF_TOK_WORD, "1.2.3.4:80", 2, 12, 22}, {CONF_TOK_SEMI, ";", 2, 22, 23},
+        {CONF_TOK_RBRACE, "}", 3, 1, 2}, {CONF_TOK_EOF, "", 4, 1, 0}, {CONF_TOK_EOF, "", 4, 1, 0});
 }
 
 Test(conf_lex, punctuation_ends_words)
@@ -96,13 +95,13 @@ Test(conf_lex, unterminated_string_resumes_on_next_line)
 
 Test(conf_lex, bad_escapes_and_characters_in_strings)
 {
-    LEX("\"a\\nb\" c", {CONF_TOK_ERROR,
-                        "invalid escape \"\\n\" in string (only \\\" and \\\\ are allowed)", 1, 3,
-                        7},
+    LEX("\"a\\nb\" c",
+        {CONF_TOK_ERROR, "invalid escape \"\\n\" in string (only \\\" and \\\\ are allowed)", 1, 3,
+         7},
         {CONF_TOK_WORD, "c", 1, 8, 9});
     LEX("\"a\\", {CONF_TOK_ERROR, "unterminated string", 1, 1, 0});
-    LEX("\"a\\ b\"", {CONF_TOK_ERROR, "invalid escape in string (only \\\" and \\\\ are allowed)",
-                      1, 3, 7});
+    LEX("\"a\\ b\"",
+        {CONF_TOK_ERROR, "invalid escape in string (only \\\" and \\\\ are allowed)", 1, 3, 7});
     LEX("\"a\tb\x01\"", {CONF_TOK_ERROR, "invalid character 0x01 in string", 1, 5, 7});
 }
 
@@ -110,12 +109,9 @@ Test(conf_lex, invalid_characters)
 {
     static const char src[] = "a\0b\x1b c\x7f";
     static const struct expect want[] = {
-        {CONF_TOK_WORD, "a", 1, 1, 2},
-        {CONF_TOK_ERROR, "invalid character 0x00", 1, 2, 3},
-        {CONF_TOK_WORD, "b", 1, 3, 4},
-        {CONF_TOK_ERROR, "invalid character 0x1b", 1, 4, 5},
-        {CONF_TOK_WORD, "c", 1, 6, 7},
-        {CONF_TOK_ERROR, "invalid character 0x7f", 1, 7, 8},
+        {CONF_TOK_WORD, "a", 1, 1, 2}, {CONF_TOK_ERROR, "invalid character 0x00", 1, 2, 3},
+        {CONF_TOK_WORD, "b", 1, 3, 4}, {CONF_TOK_ERROR, "invalid character 0x1b", 1, 4, 5},
+        {CONF_TOK_WORD, "c", 1, 6, 7}, {CONF_TOK_ERROR, "invalid character 0x7f", 1, 7, 8},
         {CONF_TOK_EOF, "", 1, 8, 0},
     };
     lex_expect(src, sizeof(src) - 1, want, sizeof(want) / sizeof(want[0]));

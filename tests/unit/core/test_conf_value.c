@@ -11,8 +11,8 @@ Test(conf_value, durations)
     static const struct {
         const char *text;
         uint64_t ms;
-    } ok[] = {{"100ms", 100}, {"1s", 1000},       {"2m", 120000}, {"1h", 3600000},
-              {"0s", 0},      {"1500ms", 1500},   {"007s", 7000}, {"48h", 172800000}};
+    } ok[] = {{"100ms", 100}, {"1s", 1000},     {"2m", 120000}, {"1h", 3600000},
+              {"0s", 0},      {"1500ms", 1500}, {"007s", 7000}, {"48h", 172800000}};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         uint64_t v = 1;
         struct errbuf eb;
@@ -49,8 +49,8 @@ Test(conf_value, sizes)
     static const struct {
         const char *text;
         uint64_t bytes;
-    } ok[] = {{"512", 512}, {"0", 0}, {"16k", 16384}, {"16K", 16384}, {"1m", 1048576},
-              {"1M", 1048576}, {"1g", 1073741824}, {"3G", 3ull << 30}};
+    } ok[] = {{"512", 512},    {"0", 0},        {"16k", 16384},     {"16K", 16384},
+              {"1m", 1048576}, {"1M", 1048576}, {"1g", 1073741824}, {"3G", 3ull << 30}};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         uint64_t v = 1;
         struct errbuf eb;

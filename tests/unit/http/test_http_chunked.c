@@ -165,8 +165,7 @@ Test(http_chunked, extensions)
 
 Test(http_chunked, trailers)
 {
-    assert_body("5\r\nhello\r\n0\r\nX-Checksum: abc\r\nX-Empty:\r\nX-Ows:  v \t\r\n\r\n",
-                "hello");
+    assert_body("5\r\nhello\r\n0\r\nX-Checksum: abc\r\nX-Empty:\r\nX-Ows:  v \t\r\n\r\n", "hello");
 }
 
 Test(http_chunked, stops_at_end_of_body)
@@ -179,9 +178,16 @@ Test(http_chunked, stops_at_end_of_body)
 
 Test(http_chunked, incomplete)
 {
-    const char *cases[] = {"5", "5\r", "5\r\nhel", "5\r\nhello", "5\r\nhello\r",
-                           "5\r\nhello\r\n0\r\n", "0\r\nX: y\r\n", "0\r\n\r",
-                           "ffffffffffffffff\r\nabc", "5;a=\"x"};
+    const char *cases[] = {"5",
+                           "5\r",
+                           "5\r\nhel",
+                           "5\r\nhello",
+                           "5\r\nhello\r",
+                           "5\r\nhello\r\n0\r\n",
+                           "0\r\nX: y\r\n",
+                           "0\r\n\r",
+                           "ffffffffffffffff\r\nabc",
+                           "5;a=\"x"};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct scan_result r = scan_all_ways(cases[i], strlen(cases[i]), sink);
         cr_assert_eq(r.rc, -EAGAIN, "[%s] rc %d", cases[i], r.rc);
@@ -312,8 +318,7 @@ Test(http_chunked, null_callback_and_repeat_calls)
     cr_assert_eq(consumed, 0);
 
     http_chunked_init(&c);
-    cr_assert_eq(http_chunked_scan(&c, "1\nx", 3, &consumed, NULL, NULL),
-                 -KEEL_EHTTP_BAD_REQUEST);
+    cr_assert_eq(http_chunked_scan(&c, "1\nx", 3, &consumed, NULL, NULL), -KEEL_EHTTP_BAD_REQUEST);
     cr_assert_eq(consumed, 1);
     cr_assert_str_eq(c.error, "bare lf in chunk size line");
     cr_assert_eq(http_chunked_scan(&c, "0\r\n\r\n", 5, &consumed, NULL, NULL),

@@ -37,8 +37,8 @@ TestSuite(http_parse, .init = setup, .fini = teardown);
 
 static void assert_span_eq(struct http_span a, struct http_span b, const char *what)
 {
-    cr_assert(a.off == b.off && a.len == b.len, "%s differs: %u+%u vs %u+%u", what, a.off,
-              a.len, b.off, b.len);
+    cr_assert(a.off == b.off && a.len == b.len, "%s differs: %u+%u vs %u+%u", what, a.off, a.len,
+              b.off, b.len);
 }
 
 static void assert_msg_eq(const struct http_msg *a, const struct http_msg *b)
@@ -266,8 +266,7 @@ Test(http_parse, pipelined_requests)
     cr_assert_eq(parse_limits(result, false, second, len - first, MAX_LINE, MAX_HEAD), 0);
     cr_assert(span_is(second, result->msg.target, "/2"));
     const char *third = second + result->msg.head_len + result->msg.content_length;
-    cr_assert_eq(parse_limits(result, false, third, (size_t)(in + len - third), MAX_LINE,
-                              MAX_HEAD),
+    cr_assert_eq(parse_limits(result, false, third, (size_t)(in + len - third), MAX_LINE, MAX_HEAD),
                  0);
     cr_assert(span_is(third, result->msg.target, "/3"));
     cr_assert_eq(third + result->msg.head_len, in + len);
@@ -315,8 +314,8 @@ Test(http_parse, connection_flags_across_fields)
 {
     assert_req_ok("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\n"
                   "Upgrade: websocket\r\nconnection: CLOSE\r\n\r\n");
-    cr_assert_eq(result->msg.flags, HTTP_F_HAS_HOST | HTTP_F_CONN_KEEPALIVE |
-                                         HTTP_F_CONN_UPGRADE | HTTP_F_CONN_CLOSE);
+    cr_assert_eq(result->msg.flags,
+                 HTTP_F_HAS_HOST | HTTP_F_CONN_KEEPALIVE | HTTP_F_CONN_UPGRADE | HTTP_F_CONN_CLOSE);
     cr_assert_not(http_msg_keepalive(&result->msg));
     assert_req_ok("GET / HTTP/1.1\r\nHost: a\r\nConnection: closed, x-close\r\n\r\n");
     cr_assert_eq(result->msg.flags & HTTP_F_CONN_CLOSE, 0);
@@ -335,8 +334,8 @@ Test(http_parse, expect_continue)
 
 Test(http_parse, host_forms)
 {
-    const char *ok[] = {"a", "example.com:80", "[::1]", "[::1]:8080", "127.0.0.1:1",
-                        "xn--bcher-kva.example", "a_b-c~d%41"};
+    const char *ok[] = {"a",           "example.com:80",        "[::1]",     "[::1]:8080",
+                        "127.0.0.1:1", "xn--bcher-kva.example", "a_b-c~d%41"};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         char in[256];
         snprintf(in, sizeof(in), "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", ok[i]);
@@ -365,9 +364,16 @@ Test(http_parse, max_headers_exactly)
 
 Test(http_parse, incomplete_heads_ask_for_more)
 {
-    const char *cases[] = {"", "G", "GET", "GET /", "GET / HTTP/1.", "GET / HTTP/1.1\r",
-                           "GET / HTTP/1.1\r\nHost: a", "GET / HTTP/1.1\r\nHost: a\r\n",
-                           "GET / HTTP/1.1\r\nHost: a\r\n\r", "\r\n"};
+    const char *cases[] = {"",
+                           "G",
+                           "GET",
+                           "GET /",
+                           "GET / HTTP/1.",
+                           "GET / HTTP/1.1\r",
+                           "GET / HTTP/1.1\r\nHost: a",
+                           "GET / HTTP/1.1\r\nHost: a\r\n",
+                           "GET / HTTP/1.1\r\nHost: a\r\n\r",
+                           "\r\n"};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         cr_assert_eq(parse_req(cases[i]), -EAGAIN, "[%s]", cases[i]);
     }
@@ -379,33 +385,33 @@ Test(http_parse, incomplete_heads_ask_for_more)
 Test(http_parse, bad_request_lines)
 {
     const char *cases[] = {
-        "GET  / HTTP/1.1\r\nHost: a\r\n\r\n",     /* double space */
-        "GET /  HTTP/1.1\r\nHost: a\r\n\r\n",     /* double space */
-        " GET / HTTP/1.1\r\nHost: a\r\n\r\n",     /* leading space */
-        "GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n",     /* tab separator */
-        "GET /\r\nHost: a\r\n\r\n",               /* HTTP/0.9 */
-        "GET / http/1.1\r\nHost: a\r\n\r\n",      /* lowercase version */
-        "GET / HTTP/1.1 \r\nHost: a\r\n\r\n",     /* trailing space */
-        "GET / HTTP/1.1x\r\nHost: a\r\n\r\n",     /* junk after version */
-        "GET / HTTP/11\r\nHost: a\r\n\r\n",       /* malformed version */
-        "GET / HTXP/1.1\r\nHost: a\r\n\r\n",      /* not HTTP */
-        "GET / HTTP/1.10\r\nHost: a\r\n\r\n",     /* three digits */
-        "G(T / HTTP/1.1\r\nHost: a\r\n\r\n",      /* method not a token */
-        "GET /a\x01 HTTP/1.1\r\nHost: a\r\n\r\n", /* CTL in target */
-        "GET /\x80 HTTP/1.1\r\nHost: a\r\n\r\n",  /* non-ASCII in target */
-        "GET /a\x7f HTTP/1.1\r\nHost: a\r\n\r\n", /* DEL in target */
-        "GET /\rx HTTP/1.1\r\nHost: a\r\n\r\n",   /* CR in target */
-        "GET / HTTP/1.1\rHost: a\r\n\r\n",        /* bare CR ending the line */
-        "\rGET / HTTP/1.1\r\nHost: a\r\n\r\n",    /* bare CR before the line */
-        "GET * HTTP/1.1\r\nHost: a\r\n\r\n",      /* asterisk-form outside OPTIONS */
-        "GET foo HTTP/1.1\r\nHost: a\r\n\r\n",    /* not origin/absolute form */
-        "GET 1http://a/ HTTP/1.1\r\nHost: a\r\n\r\n", /* bad scheme */
-        "CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n", /* CONNECT needs host:port */
-        "CONNECT a HTTP/1.1\r\nHost: a\r\n\r\n",  /* CONNECT without port */
-        "CONNECT a:b HTTP/1.1\r\nHost: a\r\n\r\n", /* non-numeric port */
-        "CONNECT u@a:1 HTTP/1.1\r\nHost: a\r\n\r\n", /* userinfo */
+        "GET  / HTTP/1.1\r\nHost: a\r\n\r\n",           /* double space */
+        "GET /  HTTP/1.1\r\nHost: a\r\n\r\n",           /* double space */
+        " GET / HTTP/1.1\r\nHost: a\r\n\r\n",           /* leading space */
+        "GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n",           /* tab separator */
+        "GET /\r\nHost: a\r\n\r\n",                     /* HTTP/0.9 */
+        "GET / http/1.1\r\nHost: a\r\n\r\n",            /* lowercase version */
+        "GET / HTTP/1.1 \r\nHost: a\r\n\r\n",           /* trailing space */
+        "GET / HTTP/1.1x\r\nHost: a\r\n\r\n",           /* junk after version */
+        "GET / HTTP/11\r\nHost: a\r\n\r\n",             /* malformed version */
+        "GET / HTXP/1.1\r\nHost: a\r\n\r\n",            /* not HTTP */
+        "GET / HTTP/1.10\r\nHost: a\r\n\r\n",           /* three digits */
+        "G(T / HTTP/1.1\r\nHost: a\r\n\r\n",            /* method not a token */
+        "GET /a\x01 HTTP/1.1\r\nHost: a\r\n\r\n",       /* CTL in target */
+        "GET /\x80 HTTP/1.1\r\nHost: a\r\n\r\n",        /* non-ASCII in target */
+        "GET /a\x7f HTTP/1.1\r\nHost: a\r\n\r\n",       /* DEL in target */
+        "GET /\rx HTTP/1.1\r\nHost: a\r\n\r\n",         /* CR in target */
+        "GET / HTTP/1.1\rHost: a\r\n\r\n",              /* bare CR ending the line */
+        "\rGET / HTTP/1.1\r\nHost: a\r\n\r\n",          /* bare CR before the line */
+        "GET * HTTP/1.1\r\nHost: a\r\n\r\n",            /* asterisk-form outside OPTIONS */
+        "GET foo HTTP/1.1\r\nHost: a\r\n\r\n",          /* not origin/absolute form */
+        "GET 1http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",   /* bad scheme */
+        "CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n",       /* CONNECT needs host:port */
+        "CONNECT a HTTP/1.1\r\nHost: a\r\n\r\n",        /* CONNECT without port */
+        "CONNECT a:b HTTP/1.1\r\nHost: a\r\n\r\n",      /* non-numeric port */
+        "CONNECT u@a:1 HTTP/1.1\r\nHost: a\r\n\r\n",    /* userinfo */
         "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", /* TLS ClientHello */
-        "GET / HTTP/1.1\x00\r\nHost: a\r\n\r\n",  /* NUL */
+        "GET / HTTP/1.1\x00\r\nHost: a\r\n\r\n",        /* NUL */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         /* strlen stops at the NUL of the last case, so give lengths explicitly. */
@@ -438,21 +444,21 @@ Test(http_parse, unsupported_versions)
 Test(http_parse, bad_field_lines)
 {
     const char *cases[] = {
-        "GET / HTTP/1.1\r\nHost : a\r\n\r\n",              /* space before colon */
-        "GET / HTTP/1.1\r\nHost\t: a\r\n\r\n",             /* tab before colon */
-        "GET / HTTP/1.1\r\n: a\r\nHost: a\r\n\r\n",        /* empty name */
-        "GET / HTTP/1.1\r\nX(Y: z\r\nHost: a\r\n\r\n",     /* separator in name */
+        "GET / HTTP/1.1\r\nHost : a\r\n\r\n",                /* space before colon */
+        "GET / HTTP/1.1\r\nHost\t: a\r\n\r\n",               /* tab before colon */
+        "GET / HTTP/1.1\r\n: a\r\nHost: a\r\n\r\n",          /* empty name */
+        "GET / HTTP/1.1\r\nX(Y: z\r\nHost: a\r\n\r\n",       /* separator in name */
         "GET / HTTP/1.1\r\nX\xc3\xa9: z\r\nHost: a\r\n\r\n", /* non-ASCII name */
-        "GET / HTTP/1.1\r\nHost a\r\n\r\n",                /* no colon */
-        "GET / HTTP/1.1\r\nHost: a\r\nX: a\x01z\r\n\r\n",  /* CTL in value */
-        "GET / HTTP/1.1\r\nHost: a\r\nX: a\x7fz\r\n\r\n",  /* DEL in value */
-        "GET / HTTP/1.1\r\nHost: a\r\nX: a\rz\r\n\r\n",    /* bare CR in value */
-        "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\r\n\r\n",     /* CR CR LF */
-        "GET / HTTP/1.1\r\nHost: a\r\nX\r: a\r\n\r\n",     /* CR in name */
-        "GET / HTTP/1.1\r\nHost: a\r\n\rX\r\n",            /* bare CR at head end */
-        "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", /* obs-fold */
-        "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n\tb\r\n\r\n", /* obs-fold with tab */
-        "GET / HTTP/1.1\r\n Host: a\r\n\r\n",              /* space after start line */
+        "GET / HTTP/1.1\r\nHost a\r\n\r\n",                  /* no colon */
+        "GET / HTTP/1.1\r\nHost: a\r\nX: a\x01z\r\n\r\n",    /* CTL in value */
+        "GET / HTTP/1.1\r\nHost: a\r\nX: a\x7fz\r\n\r\n",    /* DEL in value */
+        "GET / HTTP/1.1\r\nHost: a\r\nX: a\rz\r\n\r\n",      /* bare CR in value */
+        "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\r\n\r\n",       /* CR CR LF */
+        "GET / HTTP/1.1\r\nHost: a\r\nX\r: a\r\n\r\n",       /* CR in name */
+        "GET / HTTP/1.1\r\nHost: a\r\n\rX\r\n",              /* bare CR at head end */
+        "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n",   /* obs-fold */
+        "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n\tb\r\n\r\n",  /* obs-fold with tab */
+        "GET / HTTP/1.1\r\n Host: a\r\n\r\n",                /* space after start line */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         assert_req_fails(cases[i], -KEEL_EHTTP_BAD_REQUEST);
@@ -469,8 +475,20 @@ Test(http_parse, nul_in_value)
 
 Test(http_parse, bad_content_length)
 {
-    const char *values[] = {"abc", "-1", "+5", "", " ", "5 5", "0x10", "5,,5", "5,", ",5",
-                            "1.0", "5, 6", "99999999999999999999", "9223372036854775808"};
+    const char *values[] = {"abc",
+                            "-1",
+                            "+5",
+                            "",
+                            " ",
+                            "5 5",
+                            "0x10",
+                            "5,,5",
+                            "5,",
+                            ",5",
+                            "1.0",
+                            "5, 6",
+                            "99999999999999999999",
+                            "9223372036854775808"};
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
         char in[256];
         snprintf(in, sizeof(in), "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %s\r\n\r\n",
@@ -506,8 +524,8 @@ Test(http_parse, transfer_encoding_in_http10)
 
 Test(http_parse, transfer_encoding_lists)
 {
-    const char *bad[] = {"chunked, chunked", "chunked,chunked", "chunked, gzip", "", ",chunked",
-                         "chunked,", "chunked, , gzip"};
+    const char *bad[] = {"chunked, chunked", "chunked,chunked", "chunked, gzip",  "",
+                         ",chunked",         "chunked,",        "chunked, , gzip"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char in[256];
         snprintf(in, sizeof(in), "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: %s\r\n\r\n",
@@ -540,8 +558,8 @@ Test(http_parse, host_rules)
     assert_req_fails("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", -KEEL_EHTTP_BAD_REQUEST);
     cr_assert_str_eq(result->p.error, "multiple host fields");
     assert_req_fails("GET / HTTP/1.0\r\nHost: a\r\nhost: b\r\n\r\n", -KEEL_EHTTP_BAD_REQUEST);
-    const char *bad[] = {"a b", "a/b", "a@b", "a:b", "a:", ":80", "[::1", "[]", "[::1]x",
-                         "a:123456", "a\tb", "a\"b", "\xc3\xa9", "a?b", "a#b"};
+    const char *bad[] = {"a b",    "a/b",      "a@b",  "a:b",  "a:",       ":80", "[::1", "[]",
+                         "[::1]x", "a:123456", "a\tb", "a\"b", "\xc3\xa9", "a?b", "a#b"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char in[256];
         snprintf(in, sizeof(in), "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", bad[i]);
@@ -578,8 +596,7 @@ Test(http_parse, request_line_limit)
     char in2[300];
     snprintf(in2, sizeof(in2), "\r\n\r\n%s", in);
     cr_assert_eq(parse_limits(result, false, in2, strlen(in2), 64, 1000), 0);
-    cr_assert_eq(parse_limits(result, false, in2, strlen(in2), 63, 1000),
-                 -KEEL_EHTTP_URI_TOO_LONG);
+    cr_assert_eq(parse_limits(result, false, in2, strlen(in2), 63, 1000), -KEEL_EHTTP_URI_TOO_LONG);
 }
 
 Test(http_parse, head_limit)
@@ -692,13 +709,20 @@ Test(http_parse, response_connection_and_host)
 Test(http_parse, bad_responses)
 {
     const char *cases[] = {
-        "HTTP/1.1 099 X\r\n\r\n",         "HTTP/1.1 600 X\r\n\r\n",
-        "HTTP/1.1 20 X\r\n\r\n",          "HTTP/1.1 2x0 X\r\n\r\n",
-        "HTTP/1.1 2000 X\r\n\r\n",        "HTTP/1.1  200 X\r\n\r\n",
-        "HTTP/2.0 200 X\r\n\r\n",         "HTTP/1.2 200 X\r\n\r\n",
-        "http/1.1 200 X\r\n\r\n",         "HTTP/1.1\r\n\r\n",
-        "\r\nHTTP/1.1 200 OK\r\n\r\n",    "HTTP/1.1 200 O\x01K\r\n\r\n",
-        "HTTP/1.1 200 OK\rX\r\n\r\n",     "HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n",
+        "HTTP/1.1 099 X\r\n\r\n",
+        "HTTP/1.1 600 X\r\n\r\n",
+        "HTTP/1.1 20 X\r\n\r\n",
+        "HTTP/1.1 2x0 X\r\n\r\n",
+        "HTTP/1.1 2000 X\r\n\r\n",
+        "HTTP/1.1  200 X\r\n\r\n",
+        "HTTP/2.0 200 X\r\n\r\n",
+        "HTTP/1.2 200 X\r\n\r\n",
+        "http/1.1 200 X\r\n\r\n",
+        "HTTP/1.1\r\n\r\n",
+        "\r\nHTTP/1.1 200 OK\r\n\r\n",
+        "HTTP/1.1 200 O\x01K\r\n\r\n",
+        "HTTP/1.1 200 OK\rX\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n",
         "HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n",
         "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
         "HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n",

@@ -52,9 +52,10 @@ Test(rewrite, appends_to_last_xff_and_replaces_proto_host)
 
 Test(rewrite, removes_hop_by_hop_and_connection_named_headers)
 {
-    char *r = rewrite_request("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-Secret\r\n"
-                              "Keep-Alive: timeout=5\r\nProxy-Connection: x\r\nTE: trailers\r\n"
-                              "Upgrade: websocket\r\nTrailer: X\r\nX-Secret: 1\r\nX-Kept: 2\r\n\r\n");
+    char *r =
+        rewrite_request("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-Secret\r\n"
+                        "Keep-Alive: timeout=5\r\nProxy-Connection: x\r\nTE: trailers\r\n"
+                        "Upgrade: websocket\r\nTrailer: X\r\nX-Secret: 1\r\nX-Kept: 2\r\n\r\n");
     cr_assert(strstr(r, "Connection") == NULL, "%s", r);
     cr_assert(strstr(r, "Keep-Alive") == NULL);
     cr_assert(strstr(r, "TE:") == NULL);
@@ -96,7 +97,8 @@ Test(rewrite, too_small_buffer_leaves_it_unchanged)
 Test(rewrite, response_close_and_hop_by_hop)
 {
     parse("HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Drop\r\nKeep-Alive: timeout=5\r\n"
-          "X-Drop: 1\r\nContent-Length: 2\r\n\r\n", true);
+          "X-Drop: 1\r\nContent-Length: 2\r\n\r\n",
+          true);
     struct http_rewrite_res opt = {.is_close = true};
     cr_assert_eq(http_rewrite_response(&msg, text, &opt, &out), 0);
     char r[1024];

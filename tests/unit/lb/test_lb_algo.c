@@ -47,8 +47,7 @@ static void pool_fill(struct test_pool *p, uint32_t i)
     atomic_store(&p->srv[i].active, 3);
 }
 
-static void *build_or_fail(const struct lb_algo *algo, struct lb_server *const *servers,
-                           uint32_t n)
+static void *build_or_fail(const struct lb_algo *algo, struct lb_server *const *servers, uint32_t n)
 {
     void *st = algo->build(servers, n);
 

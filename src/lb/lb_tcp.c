@@ -4,10 +4,13 @@
 #include "lb/lb_tcp.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
+#include <netinet/in.h>
 
 #include "core/log.h"
 #include "core/sock.h"
@@ -28,6 +31,7 @@ struct tcp_pipe {
     struct buf buf;
     bool is_eof;  /* the reading side closed */
     bool is_shut; /* we shut the writing side after draining */
+    uint64_t total; /* bytes carried, for the access log */
 };
 
 struct tcp_conn {
@@ -48,7 +52,8 @@ struct tcp_conn {
     struct lb_server *failed_srv;
     uint32_t retries_left;
     struct tcp_pipe up;   /* client -> server */
-    struct tcp_pipe down; /* server -> client */
+    struct tcp_pipe down; /* server -> client */    const char *server_name; /* last server tried, for the access log */
+    uint64_t t_start_ms;
 };
 
 static void tcp_connect(struct tcp_conn *t);
@@ -83,11 +88,49 @@ static void close_server(struct tcp_conn *t)
     }
 }
 
+/* One line per session: client, frontend, backend/server, bytes each way, duration, why
+ * it ended. */
+static void tcp_access_log(struct tcp_conn *t, const char *reason)
+{
+    int fd = t->fe->access_log_fd;
+    if (fd == -1) {
+        return;
+    }
+    char ip[INET6_ADDRSTRLEN], tbuf[64], line[1024];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    sock_addr_ip((const struct sockaddr *)&t->peer, ip, sizeof(ip));
+    const char *server = t->server_name != NULL ? t->server_name : "-";
+    unsigned long dur = (unsigned long)(ev_now_ms(t->w->loop) - t->t_start_ms);
+    int n;
+    if (t->fe->conf->access_log_format == CONF_LOG_JSON) {
+        strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        n = snprintf(line, sizeof(line),
+                     "{\"time\":\"%s\",\"client\":\"%s\",\"frontend\":\"%s\","
+                     "\"backend\":\"%s\",\"server\":\"%s\",\"mode\":\"tcp\","
+                     "\"bytes_in\":%lu,\"bytes_out\":%lu,\"duration_ms\":%lu,"
+                     "\"end\":\"%s\"}\n",
+                     tbuf, ip, t->fe->conf->name, t->be->conf->name, server,
+                     (unsigned long)t->up.total, (unsigned long)t->down.total, dur, reason);
+    } else {
+        strftime(tbuf, sizeof(tbuf), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+        n = snprintf(line, sizeof(line), "%s - - [%s] \"TCP %s\" %s/%s %lu %lu %lums \"%s\"\n",
+                     ip, tbuf, t->fe->conf->name, t->be->conf->name, server,
+                     (unsigned long)t->up.total, (unsigned long)t->down.total, dur, reason);
+    }
+    if (n > 0 && (size_t)n < sizeof(line)) {
+        lb_worker_access_log(t->w, fd, line, (size_t)n);
+    }
+}
+
 static void tcp_close(struct tcp_conn *t, const char *reason)
 {
     if (t->state == TCP_STATE_CLOSED) {
         return;
     }
+    tcp_access_log(t, reason);
     tcp_set_state(t, TCP_STATE_CLOSED, reason);
     close_server(t);
     ev_io_stop(t->w->loop, &t->cio);
@@ -115,6 +158,7 @@ static bool pipe_read(struct tcp_pipe *p, int fd, _Atomic uint64_t *counter)
     ssize_t n = read(fd, buf_tail(&p->buf), buf_tailroom(&p->buf));
     if (n > 0) {
         buf_commit(&p->buf, (size_t)n);
+        p->total += (uint64_t)n;
         metrics_add(counter, (uint64_t)n);
         return true;
     }
@@ -273,6 +317,7 @@ static void tcp_connect(struct tcp_conn *t)
         return;
     }
     t->sfd = fd;
+    t->server_name = t->srv->conf->name;
     tcp_set_state(t, TCP_STATE_CONNECTING, t->srv->conf->name);
     if (ev_io_start(t->w->loop, &t->sio, fd, EV_WRITE, on_server_event, t, "tcp-server") != 0) {
         tcp_close(t, "epoll failed");
@@ -304,6 +349,7 @@ void tcp_conn_accept(struct lb_worker *w, struct lb_frontend *fe, int fd,
     t->sfd = -1;
     t->peer = *peer;
     t->retries_left = t->be->conf->retries;
+    t->t_start_ms = ev_now_ms(w->loop);
     t->base.on_drain = on_drain;
     ev_timer_init(&t->timer, on_timeout, t, "tcp");
     lb_worker_conn_add(w, &t->base);

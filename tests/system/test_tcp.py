@@ -109,3 +109,26 @@ def test_tcp_frontend_to_http_backends(env):
     resp = kt.raw_request(k.port, "GET /headers HTTP/1.1\r\nHost: t\r\nX-Mark: m1\r\n\r\n")
     assert b"X-Mark: m1" in resp.body, resp.body
     assert b"x-forwarded-for" not in resp.body.lower(), resp.body
+
+
+def test_tcp_sessions_are_access_logged(env):
+    import json
+    srvs = start_echo(env, "a")
+    path = os.path.join(env.tmp, "tcp.json")
+    k = env.lb([("a", srvs[0].addr)], mode="tcp",
+               frontend_extra="    access_log %s json;\n" % path)
+    name, echo = tcp_session(k.port, b"hello tcp")
+    assert echo == b"hello tcp"
+
+    def lines():
+        if not os.path.exists(path):
+            return None
+        with open(path) as f:
+            got = [json.loads(l) for l in f.read().splitlines() if l.strip()]
+        # the harness's readiness probe is a session too, with no bytes
+        got = [r for r in got if r.get("bytes_in")]
+        return got or None
+    rec = kt.deadline_poll(lines, 5, what="a tcp access log line")[0]
+    assert rec["mode"] == "tcp" and rec["server"] == "a" and rec["backend"] == "web", rec
+    assert rec["bytes_in"] == len(b"hello tcp"), rec
+    assert rec["bytes_out"] >= len(b"hello tcp"), rec

@@ -102,7 +102,7 @@ static void hp_close(struct hp_conn *c, const char *reason)
     ev_io_stop(c->w->loop, &c->io);
     ev_timer_stop(c->w->loop, &c->timer);
     close(c->fd);
-    atomic_fetch_sub_explicit(&c->fe->metrics->connections_active, 1, memory_order_relaxed);
+    metrics_add(&metrics_local(c->fe->metrics)->connections_closed, 1);
     lb_worker_conn_remove(c->w, &c->base);
     ev_defer(c->w->loop, &c->defer, hp_free, c);
 }
@@ -151,7 +151,7 @@ static ssize_t client_read(struct hp_conn *c)
         return -errno;
     }
     buf_commit(&c->in, (size_t)n);
-    metrics_add(&c->fe->metrics->bytes_in, (uint64_t)n);
+    metrics_add(&metrics_local(c->fe->metrics)->bytes_in, (uint64_t)n);
     c->req_bytes += (uint64_t)n;
     return n;
 }
@@ -187,7 +187,7 @@ static int client_flush(struct hp_conn *c)
             return -errno;
         }
         size_t done = (size_t)n;
-        metrics_add(&c->fe->metrics->bytes_out, done);
+        metrics_add(&metrics_local(c->fe->metrics)->bytes_out, done);
         c->res_bytes += done;
         if (c->state == HP_STATE_EXCHANGE && c->res_head_done) {
             c->res_started = true;
@@ -293,9 +293,9 @@ static void reset_for_next_request(struct hp_conn *c)
 static void hp_account(struct hp_conn *c)
 {
     unsigned cls = metrics_class(c->status);
-    metrics_add(&c->fe->metrics->requests[cls], 1);
+    metrics_add(&metrics_local(c->fe->metrics)->requests[cls], 1);
     if (c->be != NULL && c->status != 0) {
-        metrics_add(&c->be->metrics->requests[cls], 1);
+        metrics_add(&metrics_local(c->be->metrics)->requests[cls], 1);
     }
     http_reply_access_log(c);
 }
@@ -304,7 +304,7 @@ static void finish_exchange(struct hp_conn *c)
 {
     uint64_t now = ev_now_ms(c->w->loop);
     struct lb_upstream *up = c->up;
-    metrics_add(&up->srv->metrics->requests[metrics_class(c->status)], 1);
+    metrics_add(&metrics_local(up->srv->metrics)->requests[metrics_class(c->status)], 1);
     (void)now;
     metrics_backend_observe(c->be->metrics, monotonic_us() - c->t_sent_us);
     hp_account(c);
@@ -429,7 +429,7 @@ static void parse_head(struct hp_conn *c)
     }
     ev_timer_stop(c->w->loop, &c->timer);
     if (rc != 0) {
-        metrics_add(&c->fe->metrics->errors_parse, 1);
+        metrics_add(&metrics_local(c->fe->metrics)->errors_parse, 1);
         c->close_after = true;
         if (c->log != NULL) {
             snprintf(c->log->method, sizeof(c->log->method), "-");
@@ -507,9 +507,9 @@ static void upstream_failed(struct hp_conn *c, bool is_conn_failure, int status,
     if (up != NULL && !stale) {
         lb_server_report_failure(up->srv);
         if (is_conn_failure) {
-            metrics_add(&up->srv->metrics->connect_failures, 1);
+            metrics_add(&metrics_local(up->srv->metrics)->connect_failures, 1);
         } else {
-            metrics_add(&up->srv->metrics->response_failures, 1);
+            metrics_add(&metrics_local(up->srv->metrics)->response_failures, 1);
         }
     }
     struct lb_server *failed = c->srv;
@@ -531,7 +531,7 @@ static void upstream_failed(struct hp_conn *c, bool is_conn_failure, int status,
         c->failed_srv = failed;
         c->rhead_sent = 0;
         c->body_sent = 0;
-        metrics_add(&c->be->metrics->retries, 1);
+        metrics_add(&metrics_local(c->be->metrics)->retries, 1);
         log_debug("http", "retrying %s on another server of %s after: %s", c->peer_ip,
                   c->be->conf->name, detail);
         hp_connect(c);
@@ -556,13 +556,13 @@ static void hp_connect(struct hp_conn *c)
             c->waiter.be = c->be;
             c->waiter.on_ready = on_waiter_ready;
             lb_worker_enqueue(c->w, &c->waiter);
-            metrics_add(&c->be->metrics->queued_total, 1);
+            metrics_add(&metrics_local(c->be->metrics)->queued_total, 1);
             hp_set_state(c, HP_STATE_QUEUED, "all servers at maxconn");
             ev_timer_start(c->w->loop, &c->timer, c->be->conf->timeout_queue_ms);
             return;
         }
         if (rc != 0) {
-            metrics_add(&c->be->metrics->no_server, 1);
+            metrics_add(&metrics_local(c->be->metrics)->no_server, 1);
             hp_fail(c, 503, "no server available");
             return;
         }
@@ -614,7 +614,7 @@ static int upstream_flush(struct hp_conn *c)
             return -errno;
         }
         size_t done = (size_t)n;
-        metrics_add(&up->srv->metrics->bytes_out, done);
+        metrics_add(&metrics_local(up->srv->metrics)->bytes_out, done);
         ev_timer_start(c->w->loop, &up->timer, c->be->conf->timeout_server_ms);
         size_t head_left = c->rhead.len - c->rhead_sent;
         size_t from_head = done < head_left ? done : head_left;
@@ -646,7 +646,7 @@ static ssize_t upstream_read(struct hp_conn *c)
         return -errno;
     }
     buf_commit(&up->in, (size_t)n);
-    metrics_add(&up->srv->metrics->bytes_in, (uint64_t)n);
+    metrics_add(&metrics_local(up->srv->metrics)->bytes_in, (uint64_t)n);
     return n;
 }
 
@@ -1097,7 +1097,7 @@ static void on_client_timeout(struct ev_loop *loop, struct ev_timer *t)
         hp_fail(c, 408, "request head not received in time");
         break;
     case HP_STATE_QUEUED:
-        metrics_add(&c->be->metrics->queue_timeouts, 1);
+        metrics_add(&metrics_local(c->be->metrics)->queue_timeouts, 1);
         hp_fail(c, 503, "no server slot became free in time (queue timeout)");
         break;
     case HP_STATE_EXCHANGE:
@@ -1182,8 +1182,8 @@ void http_conn_accept(struct lb_worker *w, struct lb_frontend *fe, int fd,
     ev_timer_init(&c->timer, on_client_timeout, c, "client");
     c->state = HP_STATE_IDLE;
     lb_worker_conn_add(w, &c->base);
-    metrics_add(&fe->metrics->connections_total, 1);
-    atomic_fetch_add_explicit(&fe->metrics->connections_active, 1, memory_order_relaxed);
+    metrics_add(&metrics_local(fe->metrics)->connections_total, 1);
+    metrics_add(&metrics_local(fe->metrics)->connections_opened, 1);
     if (ev_io_start(w->loop, &c->io, fd, EV_READ, on_client_event, c, "client") != 0) {
         hp_close(c, "epoll failed");
         return;

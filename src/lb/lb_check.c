@@ -57,7 +57,7 @@ void lb_server_set_up(struct lb_backend *be, struct lb_server *s, bool up, const
         return;
     }
     atomic_store(&s->is_up, up);
-    metrics_add(&s->metrics->transitions, 1);
+    metrics_add(&metrics_local(s->metrics)->transitions, 1);
     if (up) {
         log_notice("check", "backend %s/server %s: server up (%s)", be->conf->name, s->conf->name,
                    reason);
@@ -79,7 +79,8 @@ static void check_result(struct lb_backend *be, struct lb_server *s, bool ok, co
     if (s->conf->is_disabled) {
         return;
     }
-    metrics_add(ok ? &s->metrics->checks_ok : &s->metrics->checks_fail, 1);
+    metrics_add(
+        ok ? &metrics_local(s->metrics)->checks_ok : &metrics_local(s->metrics)->checks_fail, 1);
     if (ok) {
         h->consecutive_fail = 0;
         h->consecutive_ok++;

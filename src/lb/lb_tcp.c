@@ -29,8 +29,8 @@ static const char *const tcp_state_names[] = {"connecting", "relay", "closed"};
 /* One direction of the relay: bytes read from `from` wait in buf until written to `to`. */
 struct tcp_pipe {
     struct buf buf;
-    bool is_eof;  /* the reading side closed */
-    bool is_shut; /* we shut the writing side after draining */
+    bool is_eof;    /* the reading side closed */
+    bool is_shut;   /* we shut the writing side after draining */
     uint64_t total; /* bytes carried, for the access log */
 };
 
@@ -51,8 +51,9 @@ struct tcp_conn {
     struct lb_server *srv;
     struct lb_server *failed_srv;
     uint32_t retries_left;
-    struct tcp_pipe up;   /* client -> server */
-    struct tcp_pipe down; /* server -> client */    const char *server_name; /* last server tried, for the access log */
+    struct tcp_pipe up;      /* client -> server */
+    struct tcp_pipe down;    /* server -> client */
+    const char *server_name; /* last server tried, for the access log */
     uint64_t t_start_ms;
 };
 
@@ -116,9 +117,9 @@ static void tcp_access_log(struct tcp_conn *t, const char *reason)
                      (unsigned long)t->up.total, (unsigned long)t->down.total, dur, reason);
     } else {
         strftime(tbuf, sizeof(tbuf), "%d/%b/%Y:%H:%M:%S +0000", &tm);
-        n = snprintf(line, sizeof(line), "%s - - [%s] \"TCP %s\" %s/%s %lu %lu %lums \"%s\"\n",
-                     ip, tbuf, t->fe->conf->name, t->be->conf->name, server,
-                     (unsigned long)t->up.total, (unsigned long)t->down.total, dur, reason);
+        n = snprintf(line, sizeof(line), "%s - - [%s] \"TCP %s\" %s/%s %lu %lu %lums \"%s\"\n", ip,
+                     tbuf, t->fe->conf->name, t->be->conf->name, server, (unsigned long)t->up.total,
+                     (unsigned long)t->down.total, dur, reason);
     }
     if (n > 0 && (size_t)n < sizeof(line)) {
         lb_worker_access_log(t->w, fd, line, (size_t)n);
@@ -136,7 +137,7 @@ static void tcp_close(struct tcp_conn *t, const char *reason)
     ev_io_stop(t->w->loop, &t->cio);
     ev_timer_stop(t->w->loop, &t->timer);
     close(t->cfd);
-    atomic_fetch_sub_explicit(&t->fe->metrics->connections_active, 1, memory_order_relaxed);
+    metrics_add(&metrics_local(t->fe->metrics)->connections_closed, 1);
     lb_worker_conn_remove(t->w, &t->base);
     ev_defer(t->w->loop, &t->defer, tcp_free, t);
 }
@@ -220,8 +221,8 @@ static void tcp_update(struct tcp_conn *t)
 
 static void relay(struct tcp_conn *t)
 {
-    struct metrics_server *sm = t->srv->metrics;
-    struct metrics_frontend *fm = t->fe->metrics;
+    struct metrics_server_c *sm = metrics_local(t->srv->metrics);
+    struct metrics_frontend_c *fm = metrics_local(t->fe->metrics);
     if (!pipe_read(&t->up, t->cfd, &fm->bytes_in) || !pipe_write(&t->up, t->sfd, &sm->bytes_out) ||
         !pipe_read(&t->down, t->sfd, &sm->bytes_in) ||
         !pipe_write(&t->down, t->cfd, &fm->bytes_out)) {
@@ -238,12 +239,12 @@ static void connect_failed(struct tcp_conn *t, const char *why)
                  t->be->conf->name);
     }
     lb_server_report_failure(t->srv);
-    metrics_add(&t->srv->metrics->connect_failures, 1);
+    metrics_add(&metrics_local(t->srv->metrics)->connect_failures, 1);
     t->failed_srv = t->srv;
     close_server(t);
     if (t->retries_left > 0) {
         t->retries_left--;
-        metrics_add(&t->be->metrics->retries, 1);
+        metrics_add(&metrics_local(t->be->metrics)->retries, 1);
         tcp_connect(t);
         return;
     }
@@ -262,8 +263,8 @@ static void on_server_event(struct ev_loop *loop, struct ev_io *io, uint32_t eve
             return;
         }
         tcp_set_state(t, TCP_STATE_RELAY, "connected");
-        metrics_add(&t->be->metrics->requests[2], 1);
-        metrics_add(&t->srv->metrics->requests[2], 1);
+        metrics_add(&metrics_local(t->be->metrics)->requests[2], 1);
+        metrics_add(&metrics_local(t->srv->metrics)->requests[2], 1);
     }
     relay(t);
 }
@@ -275,7 +276,7 @@ static void on_client_event(struct ev_loop *loop, struct ev_io *io, uint32_t eve
     struct tcp_conn *t = io->data;
     if (t->state == TCP_STATE_CONNECTING) {
         /* Buffer early client bytes; detect a client that gave up. */
-        if (!pipe_read(&t->up, t->cfd, &t->fe->metrics->bytes_in) || t->up.is_eof) {
+        if (!pipe_read(&t->up, t->cfd, &metrics_local(t->fe->metrics)->bytes_in) || t->up.is_eof) {
             tcp_close(t, "client closed while connecting");
             return;
         }
@@ -306,7 +307,7 @@ static void tcp_connect(struct tcp_conn *t)
     ctx.client_hash = lb_hash_client(ab, alen);
     int rc = lb_backend_pick(t->be, &ctx, t->failed_srv, &t->srv);
     if (rc != 0) {
-        metrics_add(&t->be->metrics->no_server, 1);
+        metrics_add(&metrics_local(t->be->metrics)->no_server, 1);
         tcp_close(t, rc == -EBUSY ? "every server at maxconn" : "no server available");
         return;
     }
@@ -353,8 +354,8 @@ void tcp_conn_accept(struct lb_worker *w, struct lb_frontend *fe, int fd,
     t->base.on_drain = on_drain;
     ev_timer_init(&t->timer, on_timeout, t, "tcp");
     lb_worker_conn_add(w, &t->base);
-    metrics_add(&fe->metrics->connections_total, 1);
-    atomic_fetch_add_explicit(&fe->metrics->connections_active, 1, memory_order_relaxed);
+    metrics_add(&metrics_local(fe->metrics)->connections_total, 1);
+    metrics_add(&metrics_local(fe->metrics)->connections_opened, 1);
     if (ev_io_start(w->loop, &t->cio, fd, EV_READ, on_client_event, t, "tcp-client") != 0) {
         t->state = TCP_STATE_RELAY;
         tcp_close(t, "epoll failed");

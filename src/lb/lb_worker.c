@@ -41,8 +41,7 @@ static void on_accept(struct ev_loop *loop, struct ev_io *io, uint32_t events)
         }
         struct metrics_frontend *m = l->fe->metrics;
         if (l->fe->conf->maxconn != 0 &&
-            atomic_load_explicit(&m->connections_active, memory_order_relaxed) >=
-                (int64_t)l->fe->conf->maxconn) {
+            metrics_frontend_active(m) >= (int64_t)l->fe->conf->maxconn) {
             close(fd); /* over the frontend's maxconn: refuse at once rather than queue */
             continue;
         }
@@ -225,6 +224,7 @@ static void *worker_main(void *arg)
 {
     struct lb_worker *w = arg;
     log_set_thread_name(w->name);
+    metrics_set_slot(w->id);
     qsbr_online(w->qsbr_slot);
     ev_run(w->loop);
     if (w->alog.len != 0) {

@@ -11,6 +11,42 @@
 const double metrics_latency_bounds_s[METRICS_LATENCY_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
 
+_Thread_local unsigned metrics_slot = METRICS_SLOTS - 1;
+
+void metrics_set_slot(unsigned slot)
+{
+    metrics_slot = slot < METRICS_SLOTS - 1 ? slot : METRICS_SLOTS - 1;
+}
+
+/* Registry entries hold cache-line aligned per-thread counters. */
+static void *zalloc_aligned(size_t size)
+{
+    size_t rounded = (size + 63) / 64 * 64;
+    void *p = aligned_alloc(64, rounded);
+    if (p != NULL) {
+        memset(p, 0, rounded);
+    }
+    return p;
+}
+
+/* Sum one uint64 counter over every slot: base is slot 0's counter, stride the slot size. */
+static uint64_t sum_slots(const void *first, size_t stride)
+{
+    uint64_t total = 0;
+    for (unsigned i = 0; i < METRICS_SLOTS; i++) {
+        const _Atomic uint64_t *c = (const _Atomic uint64_t *)((const char *)first + i * stride);
+        total += atomic_load_explicit(c, memory_order_relaxed);
+    }
+    return total;
+}
+
+#define SUM(m, field) sum_slots(&(m)->c[0].field, sizeof((m)->c[0]))
+
+int64_t metrics_frontend_active(const struct metrics_frontend *m)
+{
+    return (int64_t)(SUM(m, connections_opened) - SUM(m, connections_closed));
+}
+
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct metrics_frontend *frontends;
 static struct metrics_backend *backends;
@@ -23,7 +59,7 @@ struct metrics_frontend *metrics_frontend_get(const char *name)
     while (m != NULL && strcmp(m->name, name) != 0) {
         m = m->next;
     }
-    if (m == NULL && (m = calloc(1, sizeof(*m))) != NULL) {
+    if (m == NULL && (m = zalloc_aligned(sizeof(*m))) != NULL) {
         snprintf(m->name, sizeof(m->name), "%s", name);
         m->next = frontends;
         frontends = m;
@@ -39,7 +75,7 @@ struct metrics_backend *metrics_backend_get(const char *name)
     while (m != NULL && strcmp(m->name, name) != 0) {
         m = m->next;
     }
-    if (m == NULL && (m = calloc(1, sizeof(*m))) != NULL) {
+    if (m == NULL && (m = zalloc_aligned(sizeof(*m))) != NULL) {
         snprintf(m->name, sizeof(m->name), "%s", name);
         m->next = backends;
         backends = m;
@@ -55,7 +91,7 @@ struct metrics_server *metrics_server_get(const char *backend, const char *name)
     while (m != NULL && (strcmp(m->name, name) != 0 || strcmp(m->backend, backend) != 0)) {
         m = m->next;
     }
-    if (m == NULL && (m = calloc(1, sizeof(*m))) != NULL) {
+    if (m == NULL && (m = zalloc_aligned(sizeof(*m))) != NULL) {
         snprintf(m->backend, sizeof(m->backend), "%s", backend);
         snprintf(m->name, sizeof(m->name), "%s", name);
         m->next = servers;
@@ -65,8 +101,9 @@ struct metrics_server *metrics_server_get(const char *backend, const char *name)
     return m;
 }
 
-void metrics_backend_observe(struct metrics_backend *m, uint64_t latency_us)
+void metrics_backend_observe(struct metrics_backend *entry, uint64_t latency_us)
 {
+    struct metrics_backend_c *m = metrics_local(entry);
     double s = (double)latency_us / 1e6;
     for (int i = 0; i < METRICS_LATENCY_BUCKETS; i++) {
         if (s <= metrics_latency_bounds_s[i]) {
@@ -139,33 +176,32 @@ static void render_frontends(struct metrics_out *o, struct metrics_frontend *hea
     for (struct metrics_frontend *m = head; m != NULL; m = m->next) {
         for (int c = 0; c < METRICS_CLASSES; c++) {
             metrics_out_printf(o, "keel_frontend_requests_total{frontend=\"%s\",code=\"%s\"} %lu\n",
-                               m->name, class_names[c],
-                               (unsigned long)atomic_load(&m->requests[c]));
+                               m->name, class_names[c], (unsigned long)SUM(m, requests[c]));
         }
     }
     metrics_out_printf(o, "# HELP keel_frontend_connections_total Client connections accepted.\n"
                           "# TYPE keel_frontend_connections_total counter\n");
     for (struct metrics_frontend *m = head; m != NULL; m = m->next) {
         metrics_out_printf(o, "keel_frontend_connections_total{frontend=\"%s\"} %lu\n", m->name,
-                           (unsigned long)atomic_load(&m->connections_total));
+                           (unsigned long)SUM(m, connections_total));
     }
     metrics_out_printf(o, "# HELP keel_frontend_connections_active Client connections open.\n"
                           "# TYPE keel_frontend_connections_active gauge\n");
     for (struct metrics_frontend *m = head; m != NULL; m = m->next) {
         metrics_out_printf(o, "keel_frontend_connections_active{frontend=\"%s\"} %ld\n", m->name,
-                           (long)atomic_load(&m->connections_active));
+                           (long)metrics_frontend_active(m));
     }
     metrics_out_printf(o, "# HELP keel_frontend_bytes_in_total Bytes received from clients.\n"
                           "# TYPE keel_frontend_bytes_in_total counter\n");
     for (struct metrics_frontend *m = head; m != NULL; m = m->next) {
         metrics_out_printf(o, "keel_frontend_bytes_in_total{frontend=\"%s\"} %lu\n", m->name,
-                           (unsigned long)atomic_load(&m->bytes_in));
+                           (unsigned long)SUM(m, bytes_in));
     }
     metrics_out_printf(o, "# HELP keel_frontend_bytes_out_total Bytes sent to clients.\n"
                           "# TYPE keel_frontend_bytes_out_total counter\n");
     for (struct metrics_frontend *m = head; m != NULL; m = m->next) {
         metrics_out_printf(o, "keel_frontend_bytes_out_total{frontend=\"%s\"} %lu\n", m->name,
-                           (unsigned long)atomic_load(&m->bytes_out));
+                           (unsigned long)SUM(m, bytes_out));
     }
 }
 
@@ -177,28 +213,27 @@ static void render_backends(struct metrics_out *o, struct metrics_backend *head)
     for (struct metrics_backend *m = head; m != NULL; m = m->next) {
         for (int c = 0; c < METRICS_CLASSES; c++) {
             metrics_out_printf(o, "keel_backend_requests_total{backend=\"%s\",code=\"%s\"} %lu\n",
-                               m->name, class_names[c],
-                               (unsigned long)atomic_load(&m->requests[c]));
+                               m->name, class_names[c], (unsigned long)SUM(m, requests[c]));
         }
     }
     metrics_out_printf(o, "# HELP keel_backend_retries_total Requests retried on another server.\n"
                           "# TYPE keel_backend_retries_total counter\n");
     for (struct metrics_backend *m = head; m != NULL; m = m->next) {
         metrics_out_printf(o, "keel_backend_retries_total{backend=\"%s\"} %lu\n", m->name,
-                           (unsigned long)atomic_load(&m->retries));
+                           (unsigned long)SUM(m, retries));
     }
     metrics_out_printf(o, "# HELP keel_backend_queued_total Requests that waited in the queue.\n"
                           "# TYPE keel_backend_queued_total counter\n");
     for (struct metrics_backend *m = head; m != NULL; m = m->next) {
         metrics_out_printf(o, "keel_backend_queued_total{backend=\"%s\"} %lu\n", m->name,
-                           (unsigned long)atomic_load(&m->queued_total));
+                           (unsigned long)SUM(m, queued_total));
     }
     metrics_out_printf(o, "# HELP keel_backend_no_server_total Requests refused because no "
                           "server was available.\n"
                           "# TYPE keel_backend_no_server_total counter\n");
     for (struct metrics_backend *m = head; m != NULL; m = m->next) {
         metrics_out_printf(o, "keel_backend_no_server_total{backend=\"%s\"} %lu\n", m->name,
-                           (unsigned long)atomic_load(&m->no_server));
+                           (unsigned long)SUM(m, no_server));
     }
     metrics_out_printf(o, "# HELP keel_backend_request_duration_seconds Time from sending the "
                           "request to the server to the end of its response.\n"
@@ -206,19 +241,19 @@ static void render_backends(struct metrics_out *o, struct metrics_backend *head)
     for (struct metrics_backend *m = head; m != NULL; m = m->next) {
         uint64_t cum = 0;
         for (int i = 0; i < METRICS_LATENCY_BUCKETS; i++) {
-            cum += atomic_load(&m->latency_buckets[i]);
+            cum += SUM(m, latency_buckets[i]);
             metrics_out_printf(o,
                                "keel_backend_request_duration_seconds_bucket{backend=\"%s\","
                                "le=\"%g\"} %lu\n",
                                m->name, metrics_latency_bounds_s[i], (unsigned long)cum);
         }
-        uint64_t count = atomic_load(&m->latency_count);
+        uint64_t count = SUM(m, latency_count);
         metrics_out_printf(o,
                            "keel_backend_request_duration_seconds_bucket{backend=\"%s\","
                            "le=\"+Inf\"} %lu\n",
                            m->name, (unsigned long)count);
         metrics_out_printf(o, "keel_backend_request_duration_seconds_sum{backend=\"%s\"} %.6f\n",
-                           m->name, (double)atomic_load(&m->latency_sum_us) / 1e6);
+                           m->name, (double)SUM(m, latency_sum_us) / 1e6);
         metrics_out_printf(o, "keel_backend_request_duration_seconds_count{backend=\"%s\"} %lu\n",
                            m->name, (unsigned long)count);
     }
@@ -229,9 +264,9 @@ static void render_server_counter(struct metrics_out *o, struct metrics_server *
 {
     metrics_out_printf(o, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
     for (struct metrics_server *m = head; m != NULL; m = m->next) {
-        _Atomic uint64_t *c = (_Atomic uint64_t *)((char *)m + offset);
+        const char *c = (const char *)&m->c[0] + offset;
         metrics_out_printf(o, "%s{backend=\"%s\",server=\"%s\"} %lu\n", name, m->backend, m->name,
-                           (unsigned long)atomic_load(c));
+                           (unsigned long)sum_slots(c, sizeof(m->c[0])));
     }
 }
 
@@ -246,7 +281,7 @@ static void render_servers(struct metrics_out *o, struct metrics_server *head)
                                "keel_server_requests_total{backend=\"%s\",server=\"%s\","
                                "code=\"%s\"} %lu\n",
                                m->backend, m->name, class_names[c],
-                               (unsigned long)atomic_load(&m->requests[c]));
+                               (unsigned long)SUM(m, requests[c]));
         }
     }
     metrics_out_printf(o, "# HELP keel_server_check_total Active health check results.\n"
@@ -255,25 +290,25 @@ static void render_servers(struct metrics_out *o, struct metrics_server *head)
         metrics_out_printf(o,
                            "keel_server_check_total{backend=\"%s\",server=\"%s\",result=\"ok\"} "
                            "%lu\n",
-                           m->backend, m->name, (unsigned long)atomic_load(&m->checks_ok));
+                           m->backend, m->name, (unsigned long)SUM(m, checks_ok));
         metrics_out_printf(o,
                            "keel_server_check_total{backend=\"%s\",server=\"%s\",result=\"fail\"}"
                            " %lu\n",
-                           m->backend, m->name, (unsigned long)atomic_load(&m->checks_fail));
+                           m->backend, m->name, (unsigned long)SUM(m, checks_fail));
     }
     render_server_counter(o, head, "keel_server_connect_failures_total",
                           "Failed connection attempts to the server.",
-                          offsetof(struct metrics_server, connect_failures));
+                          offsetof(struct metrics_server_c, connect_failures));
     render_server_counter(o, head, "keel_server_response_failures_total",
                           "Connections reset or closed by the server before a response.",
-                          offsetof(struct metrics_server, response_failures));
+                          offsetof(struct metrics_server_c, response_failures));
     render_server_counter(o, head, "keel_server_transitions_total",
                           "Up/down state changes of the server.",
-                          offsetof(struct metrics_server, transitions));
+                          offsetof(struct metrics_server_c, transitions));
     render_server_counter(o, head, "keel_server_bytes_in_total", "Bytes received from the server.",
-                          offsetof(struct metrics_server, bytes_in));
+                          offsetof(struct metrics_server_c, bytes_in));
     render_server_counter(o, head, "keel_server_bytes_out_total", "Bytes sent to the server.",
-                          offsetof(struct metrics_server, bytes_out));
+                          offsetof(struct metrics_server_c, bytes_out));
 }
 
 void metrics_render(struct metrics_out *out, metrics_gauges_fn gauges, void *data)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The metrics registry. Counters are registered by name (frontend, backend, server) and
- * live for the whole process, so they survive reloads; workers bump them with relaxed
- * atomics. The Prometheus text exposition is written by metrics_render. */
+ * live for the whole process, so they survive reloads; workers bump per-thread slots. The
+ * Prometheus text exposition is written by metrics_render. */
 #ifndef KEEL_MONITOR_METRICS_H
 #define KEEL_MONITOR_METRICS_H
 
@@ -15,19 +15,35 @@
 #define METRICS_LATENCY_BUCKETS 12
 extern const double metrics_latency_bounds_s[METRICS_LATENCY_BUCKETS];
 
-struct metrics_frontend {
-    char name[64];
+/* Counters are kept per thread ("slot") so that workers never share a cache line on the
+ * data path: each slot has a single writer, so an update is a plain relaxed load and store
+ * (no locked instruction). Readers (the admin listener) sum the slots. Workers take slots
+ * 0..METRICS_SLOTS-2 with metrics_set_slot(); every other thread uses the last one, which
+ * only the control thread writes. */
+#define METRICS_SLOTS 33
+
+extern _Thread_local unsigned metrics_slot;
+
+/* Bind the calling thread to a slot (< METRICS_SLOTS - 1). Worker start-up only. */
+void metrics_set_slot(unsigned slot);
+
+struct metrics_frontend_c {
     _Atomic uint64_t requests[METRICS_CLASSES];
     _Atomic uint64_t connections_total;
-    _Atomic int64_t connections_active;
+    _Atomic uint64_t connections_opened; /* minus closed = active */
+    _Atomic uint64_t connections_closed;
     _Atomic uint64_t bytes_in;
     _Atomic uint64_t bytes_out;
     _Atomic uint64_t errors_parse; /* 4xx answered by keel for malformed requests */
+} __attribute__((aligned(64)));
+
+struct metrics_frontend {
+    char name[64];
+    struct metrics_frontend_c c[METRICS_SLOTS];
     struct metrics_frontend *next;
 };
 
-struct metrics_backend {
-    char name[64];
+struct metrics_backend_c {
     _Atomic uint64_t requests[METRICS_CLASSES];
     _Atomic uint64_t retries;
     _Atomic uint64_t queued_total;
@@ -36,12 +52,15 @@ struct metrics_backend {
     _Atomic uint64_t latency_buckets[METRICS_LATENCY_BUCKETS]; /* cumulative at render */
     _Atomic uint64_t latency_count;
     _Atomic uint64_t latency_sum_us;
+} __attribute__((aligned(64)));
+
+struct metrics_backend {
+    char name[64];
+    struct metrics_backend_c c[METRICS_SLOTS];
     struct metrics_backend *next;
 };
 
-struct metrics_server {
-    char backend[64];
-    char name[64];
+struct metrics_server_c {
     _Atomic uint64_t requests[METRICS_CLASSES];
     _Atomic uint64_t connect_failures;
     _Atomic uint64_t response_failures;
@@ -50,8 +69,21 @@ struct metrics_server {
     _Atomic uint64_t transitions;
     _Atomic uint64_t bytes_in;
     _Atomic uint64_t bytes_out;
+} __attribute__((aligned(64)));
+
+struct metrics_server {
+    char backend[64];
+    char name[64];
+    struct metrics_server_c c[METRICS_SLOTS];
     struct metrics_server *next;
 };
+
+/* The calling thread's counters of a frontend, backend or server registry entry. A macro
+ * only because it serves the three types; it evaluates m once and hides no control flow. */
+#define metrics_local(m) (&(m)->c[metrics_slot])
+
+/* Client connections open on a frontend, all threads. */
+int64_t metrics_frontend_active(const struct metrics_frontend *m);
 
 /* Find or create by name (boot/reload time; takes a mutex). NULL only on OOM. */
 struct metrics_frontend *metrics_frontend_get(const char *name);
@@ -63,9 +95,11 @@ static inline unsigned metrics_class(int status)
     return status >= 100 && status <= 599 ? (unsigned)(status / 100) : 0;
 }
 
+/* Add to a counter of the calling thread's slot (single writer: no locked instruction). */
 static inline void metrics_add(_Atomic uint64_t *c, uint64_t n)
 {
-    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
 }
 
 /* Record one response latency for a backend. */

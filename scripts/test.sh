@@ -104,5 +104,22 @@ echo "test: system $p passed, $f failed"
 pass=$((pass + p))
 fail=$((fail + f))
 
+# The sanitizer variant: the same system tests against an ASan/UBSan build of keel (the
+# harness fails a test on any sanitizer report in keel's log, leaks included). Counted as
+# one step, not added to the totals, since the tests are the same ones.
+if [ "${KEEL_TEST_SAN:-1}" = 1 ]; then
+    echo "== sanitizer variant (ASan/UBSan build, system tests)"
+    if run_logged san-build make -j2 BUILD=build-san OPT="-O1 -g" \
+        SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
+        build-san/keel >/dev/null &&
+        run_logged san env KEEL_BIN="$PWD/build-san/keel" "$PYTHON" -m pytest -q \
+            -p no:cacheprovider tests/system; then
+        echo "test: sanitizer variant ok"
+    else
+        echo "test: sanitizer variant FAILED"
+        fail=$((fail + 1))
+    fi
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -266,7 +266,7 @@ static bool eat_body(struct bk_conn *c)
 static void bk_flush(struct bk_conn *c)
 {
     while (c->out.len > 0) {
-        ssize_t n = write(c->fd, buf_head(&c->out), c->out.len);
+        ssize_t n = send(c->fd, buf_head(&c->out), c->out.len, MSG_NOSIGNAL);
         if (n == -1) {
             if (errno == EINTR) {
                 continue;
@@ -339,7 +339,7 @@ static void on_conn_event(struct ev_loop *loop, struct ev_io *io, uint32_t event
     struct bk_conn *c = io->data;
     if ((events & EV_READ) != 0) {
         buf_compact(&c->in);
-        ssize_t n = read(c->fd, buf_tail(&c->in), buf_tailroom(&c->in));
+        ssize_t n = sock_recv(c->fd, buf_tail(&c->in), buf_tailroom(&c->in));
         if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
             bk_close(c);
             return;

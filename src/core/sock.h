@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include "core/err.h"
 
@@ -31,5 +33,22 @@ const char *sock_addr_ip(const struct sockaddr *sa, char *out, size_t outlen);
 const char *sock_addr_text(const struct sockaddr *sa, char *out, size_t outlen);
 /* The raw IP bytes of sa (4 or 16) and their length, for hashing. */
 const void *sock_addr_bytes(const struct sockaddr *sa, unsigned *len);
+
+/* Data-path I/O on connected sockets. send/recv instead of write/read: the socket calls skip
+ * the generic file layer (file position lock, iov_iter over the VFS), and MSG_NOSIGNAL
+ * makes a peer's reset an EPIPE rather than a signal. Return what the syscalls return. */
+static inline ssize_t sock_recv(int fd, void *buf, size_t len)
+{
+    return recv(fd, buf, len, 0);
+}
+
+static inline ssize_t sock_sendv(int fd, struct iovec *iov, int n_iov)
+{
+    if (n_iov == 1) {
+        return send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+    }
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n_iov};
+    return sendmsg(fd, &msg, MSG_NOSIGNAL);
+}
 
 #endif

@@ -145,7 +145,7 @@ static ssize_t client_read(struct hp_conn *c)
     }
     ssize_t n;
     do {
-        n = read(c->fd, buf_tail(&c->in), buf_tailroom(&c->in));
+        n = sock_recv(c->fd, buf_tail(&c->in), buf_tailroom(&c->in));
     } while (n == -1 && errno == EINTR);
     if (n == -1) {
         return -errno;
@@ -175,7 +175,7 @@ static int client_flush(struct hp_conn *c)
             c->client_write_blocked = false;
             return 0;
         }
-        ssize_t n = writev(c->fd, iov, n_iov);
+        ssize_t n = sock_sendv(c->fd, iov, n_iov);
         if (n == -1) {
             if (errno == EINTR) {
                 continue;
@@ -602,7 +602,7 @@ static int upstream_flush(struct hp_conn *c)
             c->up_write_blocked = false;
             return 0;
         }
-        ssize_t n = writev(up->fd, iov, n_iov);
+        ssize_t n = sock_sendv(up->fd, iov, n_iov);
         if (n == -1) {
             if (errno == EINTR) {
                 continue;
@@ -640,7 +640,7 @@ static ssize_t upstream_read(struct hp_conn *c)
     }
     ssize_t n;
     do {
-        n = read(up->fd, buf_tail(&up->in), buf_tailroom(&up->in));
+        n = sock_recv(up->fd, buf_tail(&up->in), buf_tailroom(&up->in));
     } while (n == -1 && errno == EINTR);
     if (n == -1) {
         return -errno;

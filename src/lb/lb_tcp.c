@@ -156,7 +156,7 @@ static bool pipe_read(struct tcp_pipe *p, int fd, _Atomic uint64_t *counter)
     if (buf_tailroom(&p->buf) == 0 || p->is_eof) {
         return true;
     }
-    ssize_t n = read(fd, buf_tail(&p->buf), buf_tailroom(&p->buf));
+    ssize_t n = sock_recv(fd, buf_tail(&p->buf), buf_tailroom(&p->buf));
     if (n > 0) {
         buf_commit(&p->buf, (size_t)n);
         p->total += (uint64_t)n;
@@ -173,7 +173,7 @@ static bool pipe_read(struct tcp_pipe *p, int fd, _Atomic uint64_t *counter)
 static bool pipe_write(struct tcp_pipe *p, int fd, _Atomic uint64_t *counter)
 {
     while (p->buf.len > 0) {
-        ssize_t n = write(fd, buf_head(&p->buf), p->buf.len);
+        ssize_t n = send(fd, buf_head(&p->buf), p->buf.len, MSG_NOSIGNAL);
         if (n == -1) {
             if (errno == EINTR) {
                 continue;

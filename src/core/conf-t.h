@@ -81,6 +81,37 @@ struct conf_backend {
     struct conf_pos pos;
 };
 
+enum conf_loc_match {
+    CONF_LOC_PREFIX = 0, /* location /path/ { }: longest prefix wins */
+    CONF_LOC_EXACT       /* location = /path { } */
+};
+
+enum conf_loc_action {
+    CONF_LOC_NONE = 0, /* nothing configured (an error at validation) */
+    CONF_LOC_PROXY,    /* proxy BACKEND */
+    CONF_LOC_STATIC,   /* root DIR */
+    CONF_LOC_RETURN    /* return CODE [TEXT|URL] */
+};
+
+/* A location of an HTTP frontend: what to do with requests whose path matches. */
+struct conf_location {
+    char path[256];
+    enum conf_loc_match match;
+    enum conf_loc_action action;
+    char backend_name[CONF_NAME_MAX]; /* proxy */
+    uint32_t backend_index;           /* resolved at validation */
+    struct conf_pos backend_pos;
+    char root[CONF_PATH_MAX];         /* static: files are root + request path */
+    char index[64];                   /* default "index.html" */
+    bool autoindex;                   /* directory listings, default off */
+    bool gzip_static;                 /* serve FILE.gz to gzip clients, default on */
+    bool follow_symlinks;             /* may symlinks leave the root? default off */
+    char cache_control[128];          /* "" = no Cache-Control header */
+    int return_status;                /* return */
+    char return_text[512];            /* 3xx: the Location; otherwise the body */
+    struct conf_pos pos;
+};
+
 struct conf_frontend {
     char name[CONF_NAME_MAX];
     enum conf_mode mode;
@@ -98,6 +129,9 @@ struct conf_frontend {
     uint32_t max_request_line;      /* bytes, default 8192 -> 414 */
     char access_log[CONF_PATH_MAX]; /* "" = off (default), "stderr" or a path */
     enum conf_log_format access_log_format;
+    struct conf_location *locations; /* in the order written; matched exact, then longest */
+    uint32_t n_locations;
+    bool has_backend;                /* a default backend for requests no location takes */
     struct conf_pos pos;
 };
 
@@ -125,6 +159,31 @@ struct conf_global {
     uint32_t timeout_drain_ms; /* default 10000: SIGTERM waits this long for in-flight work */
 };
 
+/* An application the node supervises: app NAME { } (app/app_conf.c fills it). */
+enum conf_app_kind {
+    CONF_APP_COMMAND = 0, /* an external command: argv */
+    CONF_APP_BUILTIN_DEMO /* keel's built-in demo application (keel demo-app) */
+};
+
+struct conf_app {
+    char name[CONF_NAME_MAX];
+    struct conf_addr listen;     /* base address: process i listens on its port + i */
+    struct conf_pos listen_pos;  /* where listen's value was written, for errors */
+    enum conf_app_kind kind;     /* from run */
+    char **argv;                 /* CONF_APP_COMMAND: argc malloc'd strings, then NULL */
+    uint32_t argc;
+    char **env;                  /* "KEY=VALUE", malloc'd, n_env of them (no NULL at the end) */
+    uint32_t n_env;
+    uint32_t processes;          /* 1..64, default 1 */
+    char directory[CONF_PATH_MAX]; /* working directory; "" = keel's */
+    char user[CONF_NAME_MAX];    /* run as this user when keel is root; "" = keel's user */
+    uint32_t stop_timeout_ms;    /* default 5000: SIGTERM, then SIGKILL after this */
+    uint32_t backoff_initial_ms; /* default 500: first restart delay, doubled each quick exit */
+    uint32_t backoff_max_ms;     /* default 30000 */
+    struct conf_check check;     /* type CONF_CHECK_NONE (default): no health check */
+    struct conf_pos pos;
+};
+
 struct conf {
     char cluster_name[CONF_NAME_MAX]; /* "" if no cluster block */
     char state_dir[CONF_PATH_MAX];    /* cluster state_dir; "" = not set */
@@ -136,6 +195,8 @@ struct conf {
     uint32_t n_frontends;
     struct conf_backend *backends;
     uint32_t n_backends;
+    struct conf_app *apps;
+    uint32_t n_apps;
 };
 
 #endif

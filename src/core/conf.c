@@ -320,6 +320,10 @@ static const char *ctx_name(uint32_t ctx)
         return "frontend";
     case CONF_CTX_BACKEND:
         return "backend";
+    case CONF_CTX_APP:
+        return "app";
+    case CONF_CTX_LOCATION:
+        return "location";
     default:
         return "?";
     }
@@ -358,7 +362,7 @@ static void report_unknown(struct conf_parser *cp, const struct conf_token *tok,
     if (where != 0) {
         char list[128] = "";
         size_t len = 0;
-        for (uint32_t bit = CONF_CTX_MAIN; bit <= CONF_CTX_BACKEND; bit <<= 1) {
+        for (uint32_t bit = CONF_CTX_MAIN; bit != 0; bit <<= 1) { /* every context bit */
             if (where & bit) {
                 int w = snprintf(list + len, sizeof(list) - len, "%s%s", len ? ", " : "",
                                  ctx_name(bit));
@@ -1056,6 +1060,24 @@ void conf_free(struct conf *conf)
         free(conf->backends[i].servers);
         conf->backends[i].servers = NULL;
     }
+    for (uint32_t i = 0; i < conf->n_frontends; i++) {
+        free(conf->frontends[i].locations);
+        conf->frontends[i].locations = NULL;
+    }
+    for (uint32_t i = 0; i < conf->n_apps; i++) {
+        struct conf_app *app = &conf->apps[i];
+        for (uint32_t k = 0; k < app->argc; k++) {
+            free(app->argv[k]);
+        }
+        free(app->argv);
+        app->argv = NULL;
+        for (uint32_t k = 0; k < app->n_env; k++) {
+            free(app->env[k]);
+        }
+        free(app->env);
+        app->env = NULL;
+    }
+    free(conf->apps);
     free(conf->frontends);
     free(conf->backends);
     free(conf->nodes);

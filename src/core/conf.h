@@ -63,7 +63,9 @@ enum conf_ctx {
     CONF_CTX_GLOBAL = 1u << 2,   /* global { } */
     CONF_CTX_NODE = 1u << 3,     /* node NAME { } */
     CONF_CTX_FRONTEND = 1u << 4, /* frontend NAME { } */
-    CONF_CTX_BACKEND = 1u << 5   /* backend NAME { } */
+    CONF_CTX_BACKEND = 1u << 5,  /* backend NAME { } */
+    CONF_CTX_APP = 1u << 6,      /* app NAME { } (app/app_conf.c) */
+    CONF_CTX_LOCATION = 1u << 7  /* location [=] PATH { } in a frontend (lb/lb_conf.c) */
 };
 
 /* The parser, opaque to subsystems. */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "app/app_conf.h"
 #include "core/conf.h"
 #include "core/log.h"
 #include "lb/lb_conf.h"
@@ -299,6 +300,7 @@ static const struct conf_section core_section = {
 static const struct conf_section *const sections[] = {
     &core_section,
     &lb_conf_section,
+    &app_conf_section,
 };
 
 const struct conf_section *const *conf_registry_sections(size_t *n)

@@ -20,6 +20,7 @@ enum hp_state {
     HP_STATE_QUEUED,     /* request parsed, waiting for a server slot (maxconn) */
     HP_STATE_CONNECTING, /* connecting to the chosen server */
     HP_STATE_EXCHANGE,   /* request and response flowing through */
+    HP_STATE_LOCAL,      /* sending a response keel makes (file, redirect, 404), then go on */
     HP_STATE_REPLY,      /* writing a response made by keel (error), then close */
     HP_STATE_LINGER,     /* write side shut; discarding input until EOF before close */
     HP_STATE_CLOSED
@@ -101,6 +102,14 @@ struct hp_conn {
     uint64_t res_bytes; /* response bytes written to the client */
     uint64_t req_bytes;
     const char *error_detail; /* why keel answered itself, for the log */
+
+    /* a local response (HP_STATE_LOCAL): head in out, then a file range or a memory body */
+    int file_fd; /* -1 when none */
+    uint64_t file_off;
+    uint64_t file_left;
+    char *mem_body; /* malloc'd (directory listing); NULL when none */
+    size_t mem_len;
+    size_t mem_sent;
 };
 
 #endif

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/sendfile.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,7 +20,9 @@
 #include "core/sock.h"
 #include "http/http_proxy-t.h"
 #include "http/http_reply.h"
+#include "http/http_path.h"
 #include "http/http_rewrite.h"
+#include "http/http_static.h"
 #include "lb/lb.h"
 
 #define HP_IN_SIZE 16384
@@ -27,10 +30,11 @@
 #define HP_RHEAD_EXTRA 1024
 #define HP_LINGER_MS 2000
 
-static const char *const hp_state_names[] = {"idle",     "read-head", "queued", "connecting",
-                                             "exchange", "reply",     "linger", "closed"};
+static const char *const hp_state_names[] = {
+    "idle", "read-head", "queued", "connecting", "exchange", "local", "reply", "linger", "closed"};
 
 static void hp_step(struct hp_conn *c);
+static void release_local_body(struct hp_conn *c);
 
 static uint64_t monotonic_us(void)
 {
@@ -96,6 +100,7 @@ static void hp_close(struct hp_conn *c, const char *reason)
         return;
     }
     hp_set_state(c, HP_STATE_CLOSED, reason);
+    release_local_body(c);
     lb_worker_dequeue(c->w, &c->waiter);
     drop_upstream(c);
     release_slot(c);
@@ -380,6 +385,156 @@ static void copy_log_fields(struct hp_conn *c, const char *buf)
     lr->minor = m->version_minor;
 }
 
+/* ---------------------------------------------------------------- local responses */
+
+/* Send the local response prepared in out (and file_* / mem_body): HP_STATE_LOCAL. */
+static void start_local(struct hp_conn *c)
+{
+    if (!c->req_body.is_done) {
+        c->close_after = true; /* the request body is never read: the connection ends */
+    }
+    buf_consume(&c->in, c->req.head_len);
+    c->body_scanned = c->body_sent = 0;
+    c->res_bytes = 0;
+    hp_set_state(c, HP_STATE_LOCAL, "local response");
+    ev_timer_start(c->w->loop, &c->timer, c->fe->conf->timeout_client_ms);
+}
+
+static void respond_locally(struct hp_conn *c, int status, const char *why)
+{
+    char body[256];
+    int n = snprintf(body, sizeof(body), "%d %s: %s\n", status, http_status_reason(status), why);
+    if (!c->req_body.is_done) {
+        c->close_after = true;
+    }
+    http_local_respond(c, status, "", body, n > 0 ? (size_t)n : 0);
+    start_local(c);
+}
+
+static void release_local_body(struct hp_conn *c)
+{
+    if (c->file_fd != -1) {
+        close(c->file_fd);
+        c->file_fd = -1;
+    }
+    c->file_left = 0;
+    free(c->mem_body);
+    c->mem_body = NULL;
+    c->mem_len = c->mem_sent = 0;
+}
+
+/* Choose the location of the request. Returns true when keel answers it itself (the
+ * response is prepared and HP_STATE_LOCAL entered), false to proxy it to c->be. */
+static bool route_request(struct hp_conn *c)
+{
+    char path[1024];
+    size_t plen = 0;
+    const struct http_msg *m = &c->req;
+    int rc = http_path_normalize(buf_head(&c->in) + m->target.off, m->target.len, path,
+                                 sizeof(path), &plen);
+    if (!c->req_body.is_done) {
+        c->close_after = true; /* set before any head is written */
+    }
+    if (rc == -KEEL_EHTTP_BAD_REQUEST) {
+        c->close_after = true;
+        hp_fail(c, 400, "invalid request path");
+        return true;
+    }
+    if (rc != 0) {
+        respond_locally(c, rc == -EACCES ? 403 : 404,
+                        rc == -EACCES ? "the path leaves the root" : "not found");
+        return true;
+    }
+    int i = http_location_match(c->fe->conf, path, plen);
+    if (i < 0) {
+        if (!c->req_body.is_done && c->be != NULL) {
+            c->close_after = false; /* proxied: the body is forwarded */
+        }
+        return false;
+    }
+    const struct conf_location *loc = &c->fe->conf->locations[i];
+    switch (loc->action) {
+    case CONF_LOC_PROXY:
+        c->be = c->fe->loc_backends[i];
+        if (!c->req_body.is_done) {
+            c->close_after = false;
+        }
+        return false;
+    case CONF_LOC_STATIC:
+        http_static_respond(c, loc, c->fe->loc_root_fds[i], path, plen);
+        break;
+    case CONF_LOC_RETURN:
+        http_return_respond(c, loc);
+        break;
+    case CONF_LOC_NONE:
+        respond_locally(c, 500, "location without an action");
+        return true;
+    }
+    start_local(c);
+    return true;
+}
+
+static void finish_local(struct hp_conn *c)
+{
+    release_local_body(c);
+    hp_account(c);
+    bool keep = !c->close_after && c->req_keepalive && c->req_body.is_done && !c->client_eof;
+    if (!keep) {
+        hp_linger(c);
+        return;
+    }
+    reset_for_next_request(c);
+}
+
+/* Push the local response out: head (corked with MSG_MORE when a body follows), then
+ * the memory body or the file with sendfile. */
+static void local_step(struct hp_conn *c)
+{
+    while (!c->client_write_blocked) {
+        ssize_t n;
+        bool more = c->file_left > 0 || c->mem_sent < c->mem_len;
+        if (c->out.len > 0) {
+            n = send(c->fd, buf_head(&c->out), c->out.len, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+        } else if (c->mem_sent < c->mem_len) {
+            n = send(c->fd, c->mem_body + c->mem_sent, c->mem_len - c->mem_sent, MSG_NOSIGNAL);
+        } else if (c->file_left > 0) {
+            off_t off = (off_t)c->file_off;
+            size_t chunk = c->file_left < (1u << 20) ? (size_t)c->file_left : (1u << 20);
+            n = sendfile(c->fd, c->file_fd, &off, chunk);
+            if (n == 0) {
+                hp_close(c, "file shrank while being sent");
+                return;
+            }
+        } else {
+            finish_local(c);
+            return;
+        }
+        if (n == -1) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EAGAIN) {
+                c->client_write_blocked = true;
+                return;
+            }
+            hp_close(c, "client write failed");
+            return;
+        }
+        size_t done = (size_t)n;
+        metrics_add(&metrics_local(c->fe->metrics)->bytes_out, done);
+        c->res_bytes += done;
+        ev_timer_start(c->w->loop, &c->timer, c->fe->conf->timeout_client_ms);
+        if (c->out.len > 0) {
+            buf_consume(&c->out, done);
+        } else if (c->mem_sent < c->mem_len) {
+            c->mem_sent += done;
+        } else {
+            c->file_off += done;
+            c->file_left -= done;
+        }
+    }
+}
+
 static void start_request(struct hp_conn *c)
 {
     const char *buf = buf_head(&c->in);
@@ -389,12 +544,20 @@ static void start_request(struct hp_conn *c)
     c->req_minor = c->req.version_minor;
     c->req_keepalive = http_msg_keepalive(&c->req);
     c->is_idempotent = http_method_is_idempotent(c->method);
-    c->retries_left = c->be->conf->retries;
     if (c->log != NULL) {
         copy_log_fields(c, buf);
     }
     enum http_body_kind kind = http_request_body_kind(&c->req);
     body_init(&c->req_body, kind, c->req.content_length);
+    c->be = c->fe->backend;
+    if (cf->n_locations > 0 && route_request(c)) {
+        return;
+    }
+    if (c->be == NULL) {
+        respond_locally(c, 404, "no location matches this path");
+        return;
+    }
+    c->retries_left = c->be->conf->retries;
     if (kind == HTTP_BODY_LENGTH && cf->max_body != 0 && c->req.content_length > cf->max_body) {
         c->close_after = true;
         hp_fail(c, 413, "request body larger than max_body");
@@ -982,6 +1145,7 @@ static uint32_t client_interest(const struct hp_conn *c)
         }
         break;
     case HP_STATE_EXCHANGE:
+    case HP_STATE_LOCAL:
     case HP_STATE_CONNECTING:
     case HP_STATE_QUEUED:
         /* Keep reading after the request is complete too: it sees a client that closes,
@@ -1053,6 +1217,9 @@ static void hp_step(struct hp_conn *c)
         case HP_STATE_EXCHANGE:
             exchange_step(c);
             break;
+        case HP_STATE_LOCAL:
+            local_step(c);
+            break;
         case HP_STATE_REPLY:
             if (client_flush(c) != 0) {
                 hp_close(c, "client write failed");
@@ -1105,6 +1272,7 @@ static void on_client_timeout(struct ev_loop *loop, struct ev_timer *t)
         c->close_after = true;
         hp_fail(c, 408, "client stopped sending the request body");
         break;
+    case HP_STATE_LOCAL:
     case HP_STATE_REPLY:
     case HP_STATE_LINGER:
         hp_close(c, "client did not read or close in time");
@@ -1175,6 +1343,7 @@ void http_conn_accept(struct lb_worker *w, struct lb_frontend *fe, int fd,
     c->fe = fe;
     c->be = fe->backend;
     c->fd = fd;
+    c->file_fd = -1;
     c->peer = *peer;
     c->base.on_drain = on_drain;
     sock_addr_ip((const struct sockaddr *)peer, c->peer_ip, sizeof(c->peer_ip));

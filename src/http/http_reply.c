@@ -34,10 +34,11 @@ void http_reply_error(struct hp_conn *c, int status, const char *detail)
 {
     char body[512];
     const char *srv = c->failed_srv != NULL ? c->failed_srv->conf->name : NULL;
-    int n = snprintf(body, sizeof(body), "%d %s: %s%s%s%s\n", status, http_status_reason(status),
-                     detail, c->be != NULL && status >= 500 ? " (backend " : "",
-                     c->be != NULL && status >= 500 ? c->be->conf->name : "",
-                     c->be != NULL && status >= 500 ? ")" : "");
+    int n =
+        snprintf(body, sizeof(body), "%d %s: %s%s%s%s\n", status, http_status_reason(status),
+                 detail, c->be != NULL && status >= 500 ? " (backend " : "",
+                 c->be != NULL && status >= 500 ? (c->be != NULL ? c->be->conf->name : "-") : "",
+                 c->be != NULL && status >= 500 ? ")" : "");
     (void)srv;
     if (n < 0) {
         n = 0;
@@ -109,7 +110,7 @@ void http_reply_access_log(struct hp_conn *c)
             "\"server\":\"%s\",\"method\":\"%s\",\"target\":\"%s\",\"protocol\":"
             "\"HTTP/1.%d\",\"status\":%d,\"bytes\":%lu,\"duration_ms\":%lu,"
             "\"referer\":\"%s\",\"user_agent\":\"%s\"%s%s%s}\n",
-            tbuf, c->peer_ip, c->fe->conf->name, c->be->conf->name, server,
+            tbuf, c->peer_ip, c->fe->conf->name, (c->be != NULL ? c->be->conf->name : "-"), server,
             http_json_escape(lr->method, m, sizeof(m)), http_json_escape(lr->target, t, sizeof(t)),
             lr->minor, c->status, (unsigned long)c->res_bytes, (unsigned long)dur_ms,
             http_json_escape(lr->referer, r, sizeof(r)),
@@ -125,7 +126,7 @@ void http_reply_access_log(struct hp_conn *c)
                      (unsigned long)c->res_bytes,
                      lr->referer[0] != '\0' ? clf_escape(lr->referer, r, sizeof(r)) : "-",
                      lr->user_agent[0] != '\0' ? clf_escape(lr->user_agent, u, sizeof(u)) : "-",
-                     c->be->conf->name, server, (unsigned long)dur_ms);
+                     (c->be != NULL ? c->be->conf->name : "-"), server, (unsigned long)dur_ms);
     }
     if (n <= 0) {
         return;

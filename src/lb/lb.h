@@ -53,9 +53,13 @@ struct lb_frontend {
     const struct conf_frontend *conf;
     struct lb_gen *gen;
     uint32_t id;
-    struct lb_backend *backend;
+    struct lb_backend *backend; /* for requests no location takes; NULL when none */
     struct metrics_frontend *metrics;
     int access_log_fd; /* -1 when off */
+    /* per conf location: its backend (proxy) and its root directory (static, -1 if it
+     * could not be opened: requests get 404) */
+    struct lb_backend **loc_backends;
+    int *loc_root_fds;
 };
 
 /* Per-worker state that belongs to a generation: pools of idle server connections, per

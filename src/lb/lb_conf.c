@@ -154,6 +154,7 @@ static int set_backend_ref(struct conf_parser *cp, const struct conf_directive *
     (void)n;
     struct conf_frontend *fe = obj;
     struct errbuf eb;
+    fe->has_backend = true; /* written, even if invalid: not also "missing" */
     if (conf_check_name(tok[1].text, &eb) != 0) {
         conf_error(cp, &tok[1], "invalid value \"%s\" for \"backend\": %s", tok[1].text, eb.msg);
         return -KEEL_ECONFIG;
@@ -475,6 +476,147 @@ static int set_check(struct conf_parser *cp, const struct conf_directive *d, voi
 }
 
 /* ------------------------------------------------------------------------------------------
+ * Locations
+ * ------------------------------------------------------------------------------------------ */
+
+static void *open_location(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                           const struct conf_token *tok, size_t n)
+{
+    (void)d;
+    struct conf_frontend *fe = obj;
+    bool exact = n == 3;
+    const struct conf_token *path = &tok[n - 1];
+    if (exact && strcmp(tok[1].text, "=") != 0) {
+        conf_error(cp, &tok[1], "expected \"=\" or a path, got \"%s\" (usage: location [=] PATH)",
+                   tok[1].text);
+    }
+    if (path->text[0] != '/' || path->len >= sizeof(fe->locations[0].path) ||
+        strpbrk(path->text, " ?#%") != NULL) {
+        conf_error(cp, path,
+                   "invalid location path \"%s\": expected a path starting with \"/\", "
+                   "without spaces, \"?\", \"#\" or \"%%\", of at most 255 bytes",
+                   path->text);
+    }
+    for (uint32_t i = 0; i < fe->n_locations; i++) {
+        const struct conf_location *o = &fe->locations[i];
+        if (strcmp(o->path, path->text) == 0 && (o->match == CONF_LOC_EXACT) == exact) {
+            conf_error(cp, path, "duplicate location \"%s\" (first defined at line %d)", path->text,
+                       o->pos.line);
+            break;
+        }
+    }
+    struct conf_location *loc =
+        conf_array_push(cp, (void **)&fe->locations, &fe->n_locations, sizeof(*fe->locations));
+    if (loc == NULL) {
+        return NULL;
+    }
+    (void)snprintf(loc->path, sizeof(loc->path), "%s", path->text); /* may truncate if bad */
+    loc->match = exact ? CONF_LOC_EXACT : CONF_LOC_PREFIX;
+    conf_pos_set(&loc->pos, &tok[0]);
+    return loc;
+}
+
+static int set_action(struct conf_parser *cp, struct conf_location *loc,
+                      const struct conf_token *tok, enum conf_loc_action action)
+{
+    if (loc->action != CONF_LOC_NONE && loc->action != action) {
+        conf_error(cp, &tok[0], "a location takes one of \"proxy\", \"root\" and \"return\"");
+        return -KEEL_ECONFIG;
+    }
+    loc->action = action;
+    return 0;
+}
+
+static int set_loc_proxy(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                         const struct conf_token *tok, size_t n)
+{
+    (void)d;
+    (void)n;
+    struct conf_location *loc = obj;
+    struct errbuf eb;
+    if (set_action(cp, loc, tok, CONF_LOC_PROXY) != 0) {
+        return -KEEL_ECONFIG;
+    }
+    if (conf_check_name(tok[1].text, &eb) != 0) {
+        conf_error(cp, &tok[1], "invalid value \"%s\" for \"proxy\": %s", tok[1].text, eb.msg);
+        return -KEEL_ECONFIG;
+    }
+    memcpy(loc->backend_name, tok[1].text, tok[1].len + 1);
+    conf_pos_set(&loc->backend_pos, &tok[1]);
+    return 0;
+}
+
+static int set_loc_root(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                        const struct conf_token *tok, size_t n)
+{
+    (void)d;
+    (void)n;
+    struct conf_location *loc = obj;
+    if (set_action(cp, loc, tok, CONF_LOC_STATIC) != 0) {
+        return -KEEL_ECONFIG;
+    }
+    if (tok[1].text[0] != '/' || tok[1].len >= sizeof(loc->root)) {
+        conf_error(cp, &tok[1], "invalid value \"%s\" for \"root\": expected an absolute path",
+                   tok[1].text);
+        return -KEEL_ECONFIG;
+    }
+    memcpy(loc->root, tok[1].text, tok[1].len + 1);
+    return 0;
+}
+
+static int set_loc_return(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                          const struct conf_token *tok, size_t n)
+{
+    (void)d;
+    struct conf_location *loc = obj;
+    struct errbuf eb;
+    uint64_t code;
+    if (set_action(cp, loc, tok, CONF_LOC_RETURN) != 0) {
+        return -KEEL_ECONFIG;
+    }
+    if (conf_parse_uint(tok[1].text, &code, &eb) != 0 || code < 200 || code > 599) {
+        conf_error(cp, &tok[1], "invalid status \"%s\" for \"return\": expected 200..599",
+                   tok[1].text);
+        return -KEEL_ECONFIG;
+    }
+    bool redirect = code >= 300 && code <= 399 && code != 304;
+    if (redirect && n < 3) {
+        conf_error(cp, &tok[0], "\"return %lu\" redirects: it needs a URL", (unsigned long)code);
+        return -KEEL_ECONFIG;
+    }
+    if (n == 3) {
+        if (tok[2].len >= sizeof(loc->return_text) || strpbrk(tok[2].text, "\r\n") != NULL) {
+            conf_error(cp, &tok[2], "invalid text for \"return\": at most 511 bytes on one line");
+            return -KEEL_ECONFIG;
+        }
+        memcpy(loc->return_text, tok[2].text, tok[2].len + 1);
+    }
+    loc->return_status = (int)code;
+    return 0;
+}
+
+static const struct conf_enum onoff_values[] = {
+    {"on", 1},
+    {"off", 0},
+    {NULL, 0},
+};
+
+static int set_onoff(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                     const struct conf_token *tok, size_t n)
+{
+    (void)n;
+    for (const struct conf_enum *e = onoff_values; e->name != NULL; e++) {
+        if (strcmp(tok[1].text, e->name) == 0) {
+            *(bool *)((char *)obj + d->offset) = e->value != 0;
+            return 0;
+        }
+    }
+    conf_error(cp, &tok[1], "invalid value \"%s\" for \"%s\": expected on or off", tok[1].text,
+               d->name);
+    return -KEEL_ECONFIG;
+}
+
+/* ------------------------------------------------------------------------------------------
  * Tables
  * ------------------------------------------------------------------------------------------ */
 
@@ -488,6 +630,7 @@ static const struct conf_enum balance_values[] = {
 
 #define FE CONF_CTX_FRONTEND
 #define BE CONF_CTX_BACKEND
+#define LOC CONF_CTX_LOCATION
 
 static const struct conf_directive lb_directives[] = {
     /* top level */
@@ -533,10 +676,18 @@ static const struct conf_directive lb_directives[] = {
      .contexts = FE,
      .min_args = 1,
      .max_args = 1,
-     .flags = CONF_F_REQUIRED,
      .set = set_backend_ref,
      .syntax = "backend NAME",
-     .help = "the backend that serves this frontend"},
+     .help = "the backend for requests that no location takes (required without locations)"},
+    {.name = "location",
+     .contexts = FE,
+     .min_args = 1,
+     .max_args = 2,
+     .flags = CONF_F_REPEAT,
+     .block_ctx = LOC,
+     .open = open_location,
+     .syntax = "location [=] PATH { ... }",
+     .help = "what to do with requests under PATH (exact with =, else longest prefix)"},
     {.name = "maxconn",
      .contexts = FE,
      .min_args = 1,
@@ -726,35 +877,149 @@ static const struct conf_directive lb_directives[] = {
      .def = "32",
      .syntax = "keepalive N",
      .help = "idle pooled connections per server per worker"},
+
+    /* location [=] PATH { } */
+    {.name = "proxy",
+     .contexts = LOC,
+     .min_args = 1,
+     .max_args = 1,
+     .set = set_loc_proxy,
+     .syntax = "proxy BACKEND",
+     .help = "forward the requests to a backend"},
+    {.name = "root",
+     .contexts = LOC,
+     .min_args = 1,
+     .max_args = 1,
+     .set = set_loc_root,
+     .syntax = "root DIR",
+     .help = "serve files: DIR + the request path"},
+    {.name = "return",
+     .contexts = LOC,
+     .min_args = 1,
+     .max_args = 2,
+     .set = set_loc_return,
+     .syntax = "return CODE [TEXT|URL]",
+     .help = "answer with a fixed status; 3xx: redirect to URL"},
+    {.name = "index",
+     .contexts = LOC,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_string,
+     CONF_FIELD(struct conf_location, index),
+     .def = "index.html",
+     .syntax = "index FILE",
+     .help = "file served for a directory"},
+    {.name = "autoindex",
+     .contexts = LOC,
+     .min_args = 1,
+     .max_args = 1,
+     .set = set_onoff,
+     CONF_FIELD(struct conf_location, autoindex),
+     .def = "off",
+     .syntax = "autoindex on|off",
+     .help = "list directories that have no index file"},
+    {.name = "gzip_static",
+     .contexts = LOC,
+     .min_args = 1,
+     .max_args = 1,
+     .set = set_onoff,
+     CONF_FIELD(struct conf_location, gzip_static),
+     .def = "on",
+     .syntax = "gzip_static on|off",
+     .help = "serve FILE.gz to clients that accept gzip"},
+    {.name = "follow_symlinks",
+     .contexts = LOC,
+     .min_args = 1,
+     .max_args = 1,
+     .set = set_onoff,
+     CONF_FIELD(struct conf_location, follow_symlinks),
+     .def = "off",
+     .syntax = "follow_symlinks on|off",
+     .help = "may symbolic links lead outside the root"},
+    {.name = "cache_control",
+     .contexts = LOC,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_string,
+     CONF_FIELD(struct conf_location, cache_control),
+     .syntax = "cache_control VALUE",
+     .help = "Cache-Control header of the responses"},
 };
 
 /* ------------------------------------------------------------------------------------------
  * Cross-references
  * ------------------------------------------------------------------------------------------ */
 
+/* Resolve a reference to a backend written at pos; -1 (reported) if there is none. */
+static int resolve_backend(struct conf_parser *cp, const struct conf *conf, const char *name,
+                           const struct conf_pos *pos)
+{
+    const struct conf_backend *be = conf_find_backend(conf, name);
+    if (be != NULL) {
+        return (int)(be - conf->backends);
+    }
+    struct conf_match m;
+    conf_match_init(&m);
+    for (uint32_t k = 0; k < conf->n_backends; k++) {
+        conf_match_try(&m, name, conf->backends[k].name);
+    }
+    if (m.best != NULL) {
+        conf_error_at(cp, pos, "unknown backend \"%s\" (did you mean \"%s\"?)", name, m.best);
+    } else {
+        conf_error_at(cp, pos, "unknown backend \"%s\"", name);
+    }
+    return -1;
+}
+
+static void validate_locations(struct conf_parser *cp, struct conf *conf, struct conf_frontend *fe)
+{
+    for (uint32_t i = 0; i < fe->n_locations; i++) {
+        struct conf_location *loc = &fe->locations[i];
+        if (fe->mode == CONF_MODE_TCP) {
+            conf_error_at(cp, &loc->pos, "location in frontend \"%s\", which is tcp", fe->name);
+            continue;
+        }
+        if (loc->action == CONF_LOC_NONE) {
+            conf_error_at(cp, &loc->pos,
+                          "location \"%s\" needs one of \"proxy\", \"root\" or \"return\"",
+                          loc->path);
+            continue;
+        }
+        if (loc->action != CONF_LOC_PROXY || loc->backend_name[0] == '\0') {
+            continue;
+        }
+        int b = resolve_backend(cp, conf, loc->backend_name, &loc->backend_pos);
+        if (b < 0) {
+            continue;
+        }
+        loc->backend_index = (uint32_t)b;
+        if (conf->backends[b].mode != CONF_MODE_HTTP) {
+            conf_error_at(cp, &loc->backend_pos,
+                          "mode mismatch: location \"%s\" needs an http "
+                          "backend but \"%s\" is tcp",
+                          loc->path, loc->backend_name);
+        }
+    }
+}
+
 static void lb_conf_validate(struct conf_parser *cp, struct conf *conf)
 {
     for (uint32_t i = 0; i < conf->n_frontends; i++) {
         struct conf_frontend *fe = &conf->frontends[i];
-        if (fe->backend_name[0] == '\0') {
-            continue; /* missing or invalid: already reported */
-        }
-        const struct conf_backend *be = conf_find_backend(conf, fe->backend_name);
-        if (be == NULL) {
-            struct conf_match m;
-            conf_match_init(&m);
-            for (uint32_t k = 0; k < conf->n_backends; k++) {
-                conf_match_try(&m, fe->backend_name, conf->backends[k].name);
-            }
-            if (m.best != NULL) {
-                conf_error_at(cp, &fe->backend_pos, "unknown backend \"%s\" (did you mean \"%s\"?)",
-                              fe->backend_name, m.best);
-            } else {
-                conf_error_at(cp, &fe->backend_pos, "unknown backend \"%s\"", fe->backend_name);
-            }
+        validate_locations(cp, conf, fe);
+        if (!fe->has_backend && fe->n_locations == 0) {
+            conf_error_at(cp, &fe->pos, "frontend \"%s\" has no \"backend\" directive", fe->name);
             continue;
         }
-        fe->backend_index = (uint32_t)(be - conf->backends);
+        if (fe->backend_name[0] == '\0') {
+            continue; /* no default backend, or an invalid one (already reported) */
+        }
+        int b = resolve_backend(cp, conf, fe->backend_name, &fe->backend_pos);
+        if (b < 0) {
+            continue;
+        }
+        const struct conf_backend *be = &conf->backends[b];
+        fe->backend_index = (uint32_t)b;
         if (be->mode != fe->mode) {
             conf_error_at(cp, &fe->backend_pos,
                           "mode mismatch: frontend \"%s\" is %s but backend \"%s\" is %s", fe->name,

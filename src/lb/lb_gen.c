@@ -102,6 +102,37 @@ static int open_access_log(struct lb_frontend *fe, struct errbuf *eb)
     return 0;
 }
 
+/* Resolve the frontend's locations: backends, and root directories opened once (O_PATH)
+ * so that every file is opened beneath them. A missing root is logged, not fatal: like
+ * nginx, keel serves 404 until it appears (and a reload picks it up). */
+static int open_locations(struct lb_frontend *fe)
+{
+    uint32_t n = fe->conf->n_locations;
+    fe->loc_backends = calloc(n + 1, sizeof(*fe->loc_backends));
+    fe->loc_root_fds = malloc((n + 1) * sizeof(*fe->loc_root_fds));
+    if (fe->loc_backends == NULL || fe->loc_root_fds == NULL) {
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        fe->loc_root_fds[i] = -1;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const struct conf_location *loc = &fe->conf->locations[i];
+        if (loc->action == CONF_LOC_PROXY) {
+            fe->loc_backends[i] = &fe->gen->backends[loc->backend_index];
+        } else if (loc->action == CONF_LOC_STATIC) {
+            fe->loc_root_fds[i] = open(loc->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+            if (fe->loc_root_fds[i] == -1) {
+                log_warn("frontend",
+                         "%s: location %s: cannot open root %s: %s; its requests "
+                         "get 404",
+                         fe->conf->name, loc->path, loc->root, strerror(errno));
+            }
+        }
+    }
+    return 0;
+}
+
 static void wgen_free(struct lb_wgen *w)
 {
     free(w->idle);
@@ -154,7 +185,10 @@ struct lb_gen *lb_gen_new(struct conf *conf, const struct lb_gen *prev, uint32_t
         fe->conf = &conf->frontends[f];
         fe->gen = gen;
         fe->id = f;
-        fe->backend = &gen->backends[fe->conf->backend_index];
+        fe->backend = fe->conf->has_backend ? &gen->backends[fe->conf->backend_index] : NULL;
+        if (open_locations(fe) != 0) {
+            goto oom;
+        }
         fe->metrics = metrics_frontend_get(fe->conf->name);
         fe->access_log_fd = -1;
         if (fe->metrics == NULL) {
@@ -200,9 +234,17 @@ void lb_gen_free(struct lb_gen *gen)
         free(be->health);
     }
     for (uint32_t f = 0; f < gen->n_frontends; f++) {
-        if (gen->frontends[f].access_log_fd != -1) {
-            close(gen->frontends[f].access_log_fd);
+        struct lb_frontend *fe = &gen->frontends[f];
+        if (fe->access_log_fd != -1) {
+            close(fe->access_log_fd);
         }
+        for (uint32_t i = 0; fe->loc_root_fds != NULL && i < fe->conf->n_locations; i++) {
+            if (fe->loc_root_fds[i] != -1) {
+                close(fe->loc_root_fds[i]);
+            }
+        }
+        free(fe->loc_root_fds);
+        free(fe->loc_backends);
     }
     for (uint32_t i = 0; i < gen->n_workers; i++) {
         wgen_free(&gen->wgen[i]);

@@ -1,0 +1,424 @@
+/* SPDX-License-Identifier: MIT */
+/* Static files (see http_static.h). Files are opened with openat2 beneath the location's
+ * root (RESOLVE_BENEATH: neither ".." nor a symbolic link can leave it, unless
+ * follow_symlinks is on); the path was already normalised, so a request that names ".."
+ * never gets here. The body is sent with sendfile by the proxy state machine. */
+#include "http/http_static.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include "core/buf.h"
+#include "http/http_path.h"
+#include "http/http_proxy-t.h"
+
+#define LISTING_MAX (1024 * 1024)
+
+int http_location_match(const struct conf_frontend *fe, const char *path, size_t len)
+{
+    int best = -1;
+    size_t best_len = 0;
+    for (uint32_t i = 0; i < fe->n_locations; i++) {
+        const struct conf_location *loc = &fe->locations[i];
+        size_t n = strlen(loc->path);
+        if (loc->match == CONF_LOC_EXACT) {
+            if (n == len && memcmp(loc->path, path, len) == 0) {
+                return (int)i;
+            }
+        } else if (n <= len && memcmp(loc->path, path, n) == 0 && (best < 0 || n > best_len)) {
+            best = (int)i;
+            best_len = n;
+        }
+    }
+    return best;
+}
+
+/* The Date header value, formatted once per second per thread. */
+static const char *date_now(void)
+{
+    static _Thread_local time_t cached_at = -1;
+    static _Thread_local char cached[40];
+    time_t now = time(NULL);
+    if (now != cached_at) {
+        http_date_format(now, cached, sizeof(cached));
+        cached_at = now;
+    }
+    return cached;
+}
+
+/* Write the head of a local response; length UINT64_MAX: no Content-Length (304). */
+static void put_head(struct hp_conn *c, int status, const char *headers, uint64_t length)
+{
+    char head[2048];
+    char cl[48] = "";
+    if (length != UINT64_MAX) {
+        (void)snprintf(cl, sizeof(cl), "Content-Length: %lu\r\n", (unsigned long)length);
+    }
+    int n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s\r\n", status,
+                     http_status_reason(status), date_now(), cl, headers,
+                     c->close_after || !c->req_keepalive ? "Connection: close\r\n" : "");
+    c->out.off = c->out.len = 0;
+    if (n < 0 || (size_t)n >= sizeof(head) || !buf_append(&c->out, head, (size_t)n)) {
+        /* Cannot happen with the bounded header values used here; fail closed. */
+        c->close_after = true;
+        c->out.len = 0;
+        (void)buf_append_str(&c->out, "HTTP/1.1 500 Internal Server Error\r\n"
+                                      "Content-Length: 0\r\nConnection: close\r\n\r\n");
+        status = 500;
+    }
+    c->status = status;
+}
+
+void http_local_respond(struct hp_conn *c, int status, const char *extra_headers, const char *body,
+                        size_t body_len)
+{
+    char headers[1024];
+    (void)snprintf(headers, sizeof(headers), "Content-Type: text/plain; charset=utf-8\r\n%s",
+                   extra_headers);
+    put_head(c, status, headers, body_len);
+    c->file_fd = -1;
+    c->file_left = 0;
+    if (c->method != HTTP_METHOD_HEAD && body_len > 0 && !buf_append(&c->out, body, body_len)) {
+        c->close_after = true; /* body larger than the buffer: never with keel's texts */
+    }
+}
+
+void http_return_respond(struct hp_conn *c, const struct conf_location *loc)
+{
+    int status = loc->return_status;
+    char headers[1024] = "";
+    char body[600];
+    int n;
+    if (status >= 300 && status <= 399 && status != 304) {
+        (void)snprintf(headers, sizeof(headers), "Location: %s\r\n", loc->return_text);
+        n = snprintf(body, sizeof(body), "%d %s: %s\n", status, http_status_reason(status),
+                     loc->return_text);
+    } else {
+        n = snprintf(body, sizeof(body), "%s%s", loc->return_text,
+                     loc->return_text[0] != '\0' ? "\n" : "");
+    }
+    if (loc->cache_control[0] != '\0') {
+        size_t l = strlen(headers);
+        (void)snprintf(headers + l, sizeof(headers) - l, "Cache-Control: %s\r\n",
+                       loc->cache_control);
+    }
+    http_local_respond(c, status, headers, body, n > 0 ? (size_t)n : 0);
+}
+
+static void respond_error(struct hp_conn *c, int status, const char *why)
+{
+    char body[256];
+    int n = snprintf(body, sizeof(body), "%d %s: %s\n", status, http_status_reason(status), why);
+    http_local_respond(c, status, status == 405 ? "Allow: GET, HEAD\r\n" : "", body,
+                       n > 0 ? (size_t)n : 0);
+}
+
+static int open_beneath(int root_fd, const char *rel, bool follow, int flags)
+{
+    struct open_how how = {
+        .flags = (uint64_t)(flags | O_CLOEXEC),
+        .resolve = follow ? 0 : RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+    };
+    long fd = syscall(SYS_openat2, root_fd, rel, &how, sizeof(how));
+    return fd < 0 ? -errno : (int)fd;
+}
+
+static int status_for_errno(int err)
+{
+    switch (-err) {
+    case ENOENT:
+    case ENOTDIR:
+    case ENAMETOOLONG:
+        return 404;
+    case EACCES:
+    case EPERM:
+    case EXDEV: /* a symbolic link leads outside the root */
+    case ELOOP:
+        return 403;
+    default:
+        return 500;
+    }
+}
+
+/* The value of request header name, or NULL. */
+static const char *req_header(struct hp_conn *c, const char *name, size_t *len)
+{
+    const char *buf = buf_head(&c->in);
+    int i = http_msg_find(&c->req, buf, name, strlen(name));
+    if (i < 0) {
+        return NULL;
+    }
+    *len = c->req.headers[i].value.len;
+    return buf + c->req.headers[i].value.off;
+}
+
+/* Whether the client's cached copy is still good (RFC 9110 13.2.2 order). */
+static bool not_modified(struct hp_conn *c, const char *etag, time_t mtime)
+{
+    size_t len;
+    const char *v = req_header(c, "if-none-match", &len);
+    if (v != NULL) {
+        return http_etag_matches(v, len, etag);
+    }
+    v = req_header(c, "if-modified-since", &len);
+    time_t since;
+    return v != NULL && http_date_parse(v, len, &since) == 0 && mtime <= since;
+}
+
+/* Whether a Range may apply given If-Range (a strong ETag or the exact date). */
+static bool if_range_ok(struct hp_conn *c, const char *etag, time_t mtime)
+{
+    size_t len;
+    const char *v = req_header(c, "if-range", &len);
+    if (v == NULL) {
+        return true;
+    }
+    if (len > 0 && v[0] == '"') {
+        return len == strlen(etag) && memcmp(v, etag, len) == 0;
+    }
+    time_t t;
+    return http_date_parse(v, len, &t) == 0 && t == mtime;
+}
+
+/* Escape <, >, &, " and ' for HTML text and attribute values. */
+static void html_escape(const char *s, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (; *s != '\0' && o + 7 < outlen; s++) {
+        const char *e = *s == '<'    ? "&lt;"
+                        : *s == '>'  ? "&gt;"
+                        : *s == '&'  ? "&amp;"
+                        : *s == '"'  ? "&quot;"
+                        : *s == '\'' ? "&#39;"
+                                     : NULL;
+        if (e != NULL) {
+            size_t l = strlen(e);
+            memcpy(out + o, e, l);
+            o += l;
+        } else {
+            out[o++] = *s;
+        }
+    }
+    out[o] = '\0';
+}
+
+static void listing(struct hp_conn *c, int dir_fd, const char *path)
+{
+    int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd == -1 ? NULL : fdopendir(fd);
+    if (d == NULL) {
+        if (fd != -1) {
+            close(fd);
+        }
+        respond_error(c, 403, "directory cannot be listed");
+        return;
+    }
+    char *body = malloc(LISTING_MAX);
+    size_t n = 0;
+    if (body == NULL) {
+        closedir(d);
+        respond_error(c, 500, "out of memory");
+        return;
+    }
+    char safe[4096];
+    html_escape(path, safe, sizeof(safe));
+    n += (size_t)snprintf(body, LISTING_MAX,
+                          "<!doctype html>\n<title>Index of %s</title>\n<h1>Index of %s</h1>\n"
+                          "<ul>\n",
+                          safe, safe);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n + 1024 < LISTING_MAX) {
+        if (e->d_name[0] == '.') {
+            continue; /* hidden files and . / .. are not listed */
+        }
+        bool is_dir = e->d_type == DT_DIR;
+        /* Names are escaped for HTML; links are relative. */
+        n += (size_t)snprintf(body + n, LISTING_MAX - n, "<li><a href=\"");
+        for (const char *p = e->d_name; *p != '\0' && n + 16 < LISTING_MAX; p++) {
+            unsigned char ch = (unsigned char)*p;
+            if (ch < 0x21 || ch > 0x7e || strchr("\"<>&%#?'", ch) != NULL) {
+                n += (size_t)snprintf(body + n, LISTING_MAX - n, "%%%02X", ch);
+            } else {
+                body[n++] = (char)ch;
+            }
+        }
+        n += (size_t)snprintf(body + n, LISTING_MAX - n, "%s\">", is_dir ? "/" : "");
+        for (const char *p = e->d_name; *p != '\0' && n + 16 < LISTING_MAX; p++) {
+            const char *esc = *p == '<' ? "&lt;" : *p == '>' ? "&gt;" : *p == '&' ? "&amp;" : NULL;
+            if (esc != NULL) {
+                n += (size_t)snprintf(body + n, LISTING_MAX - n, "%s", esc);
+            } else {
+                body[n++] = *p;
+            }
+        }
+        n += (size_t)snprintf(body + n, LISTING_MAX - n, "%s</a>\n", is_dir ? "/" : "");
+    }
+    closedir(d);
+    n += (size_t)snprintf(body + n, LISTING_MAX - n, "</ul>\n");
+    put_head(c, 200, "Content-Type: text/html; charset=utf-8\r\n", n);
+    if (c->method == HTTP_METHOD_HEAD) {
+        free(body);
+        return;
+    }
+    c->mem_body = body;
+    c->mem_len = n;
+    c->mem_sent = 0;
+}
+
+/* Open the file for rel, resolving directories to their index. Returns the fd, with *st
+ * filled, or a negative errno; *listed when a directory listing was sent instead. */
+static int open_file(struct hp_conn *c, const struct conf_location *loc, int root_fd,
+                     const char *path, size_t path_len, struct stat *st, bool *done)
+{
+    const char *rel = path_len > 1 ? path + 1 : ".";
+    int fd = open_beneath(root_fd, rel, loc->follow_symlinks, O_RDONLY);
+    if (fd < 0) {
+        return fd;
+    }
+    if (fstat(fd, st) == -1) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    if (!S_ISDIR(st->st_mode)) {
+        return fd;
+    }
+    if (path[path_len - 1] != '/') {
+        close(fd);
+        char loc_hdr[600];
+        (void)snprintf(loc_hdr, sizeof(loc_hdr), "Location: %s/\r\n", path);
+        http_local_respond(c, 301, loc_hdr, "moved: add a trailing slash\n", 28);
+        *done = true;
+        return 0;
+    }
+    int ifd = open_beneath(fd, loc->index, loc->follow_symlinks, O_RDONLY);
+    if (ifd >= 0 && fstat(ifd, st) == 0 && S_ISREG(st->st_mode)) {
+        close(fd);
+        return ifd;
+    }
+    if (ifd >= 0) {
+        close(ifd);
+    }
+    if (loc->autoindex) {
+        listing(c, fd, path);
+    } else {
+        respond_error(c, 403, "directory listing is off");
+    }
+    close(fd);
+    *done = true;
+    return 0;
+}
+
+/* Swap in FILE.gz when the client takes gzip and it exists. */
+static int try_gzip(struct hp_conn *c, const struct conf_location *loc, int root_fd,
+                    const char *path, size_t path_len, int fd, struct stat *st, bool *is_gz)
+{
+    size_t len;
+    const char *ae = req_header(c, "accept-encoding", &len);
+    if (!loc->gzip_static || ae == NULL || !http_accepts_gzip(ae, len) || path_len + 4 > 1024) {
+        return fd;
+    }
+    char gz[1030];
+    (void)snprintf(gz, sizeof(gz), "%s.gz", path_len > 1 ? path + 1 : ".");
+    struct stat gst;
+    int gfd = open_beneath(root_fd, gz, loc->follow_symlinks, O_RDONLY);
+    if (gfd < 0) {
+        return fd;
+    }
+    if (fstat(gfd, &gst) == 0 && S_ISREG(gst.st_mode)) {
+        close(fd);
+        *st = gst;
+        *is_gz = true;
+        return gfd;
+    }
+    close(gfd);
+    return fd;
+}
+
+void http_static_respond(struct hp_conn *c, const struct conf_location *loc, int root_fd,
+                         const char *path, size_t path_len)
+{
+    if (c->method != HTTP_METHOD_GET && c->method != HTTP_METHOD_HEAD) {
+        respond_error(c, 405, "files answer GET and HEAD only");
+        return;
+    }
+    if (root_fd == -1) {
+        respond_error(c, 404, "not found");
+        return;
+    }
+    struct stat st;
+    bool done = false, is_gz = false;
+    int fd = open_file(c, loc, root_fd, path, path_len, &st, &done);
+    if (done) {
+        return;
+    }
+    if (fd < 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        int status = fd < 0 ? status_for_errno(fd) : 403;
+        respond_error(c, status, status == 404 ? "not found" : "forbidden");
+        return;
+    }
+    const char *type = http_mime_type(path[path_len - 1] == '/' ? loc->index : path);
+    fd = try_gzip(c, loc, root_fd, path, path_len, fd, &st, &is_gz);
+    char etag[64], lastmod[40], headers[1024];
+    (void)snprintf(etag, sizeof(etag), "\"%lx-%lx\"", (unsigned long)st.st_mtime,
+                   (unsigned long)st.st_size);
+    http_date_format(st.st_mtime, lastmod, sizeof(lastmod));
+    int hl = snprintf(headers, sizeof(headers),
+                      "Content-Type: %s\r\nLast-Modified: %s\r\nETag: %s\r\n"
+                      "Accept-Ranges: bytes\r\n%s%s%s%s",
+                      type, lastmod, etag, is_gz ? "Content-Encoding: gzip\r\n" : "",
+                      is_gz ? "Vary: Accept-Encoding\r\n" : "",
+                      loc->cache_control[0] != '\0' ? "Cache-Control: " : "",
+                      loc->cache_control[0] != '\0' ? loc->cache_control : "");
+    if (loc->cache_control[0] != '\0') {
+        hl += snprintf(headers + hl, sizeof(headers) - (size_t)hl, "\r\n");
+    }
+    uint64_t size = (uint64_t)st.st_size, first = 0, last = size == 0 ? 0 : size - 1;
+    if (not_modified(c, etag, st.st_mtime)) {
+        close(fd);
+        put_head(c, 304, headers, UINT64_MAX); /* no body, no Content-Length */
+        return;
+    }
+    int status = 200;
+    size_t rlen;
+    const char *range = req_header(c, "range", &rlen);
+    if (range != NULL && c->method == HTTP_METHOD_GET && if_range_ok(c, etag, st.st_mtime)) {
+        enum http_range_result r = http_range_parse(range, rlen, size, &first, &last);
+        if (r == HTTP_RANGE_UNSATISFIABLE) {
+            close(fd);
+            char cr[128];
+            (void)snprintf(cr, sizeof(cr), "Content-Range: bytes */%lu\r\n", (unsigned long)size);
+            char body[64];
+            int n = snprintf(body, sizeof(body), "416 Range Not Satisfiable\n");
+            http_local_respond(c, 416, cr, body, (size_t)n);
+            return;
+        }
+        if (r == HTTP_RANGE_OK) {
+            status = 206;
+            (void)snprintf(headers + hl, sizeof(headers) - (size_t)hl,
+                           "Content-Range: bytes %lu-%lu/%lu\r\n", (unsigned long)first,
+                           (unsigned long)last, (unsigned long)size);
+        }
+    }
+    uint64_t length = size == 0 ? 0 : last - first + 1;
+    put_head(c, status, headers, length);
+    if (c->method == HTTP_METHOD_HEAD || length == 0) {
+        close(fd);
+        return;
+    }
+    c->file_fd = fd;
+    c->file_off = first;
+    c->file_left = length;
+}

@@ -1,0 +1,176 @@
+# SPDX-License-Identifier: MIT
+"""The web server role (issue 3, first part): static files under a root, locations
+(exact and longest prefix), proxying to a backend, fixed answers and redirects."""
+import gzip
+import os
+import socket
+
+import pytest
+
+import keeltest as kt
+
+
+@pytest.fixture
+def site(env):
+    root = os.path.join(env.tmp, "www")
+    outside = os.path.join(env.tmp, "outside")
+    os.makedirs(os.path.join(root, "sub"))
+    os.makedirs(os.path.join(root, "empty"))
+    os.makedirs(os.path.join(root, "pub", "list"))
+    os.makedirs(outside)
+    with open(os.path.join(root, "index.html"), "w") as f:
+        f.write("<h1>home</h1>\n")
+    with open(os.path.join(root, "a.txt"), "w") as f:
+        f.write("hello static world\n")
+    with open(os.path.join(root, "a.txt.gz"), "wb") as f:
+        f.write(gzip.compress(b"hello static world\n"))
+    with open(os.path.join(root, "k64.bin"), "wb") as f:
+        f.write(os.urandom(65536))
+    with open(os.path.join(root, "sub", "x.css"), "w") as f:
+        f.write("body{}\n")
+    with open(os.path.join(root, "pub", "list", "one.txt"), "w") as f:
+        f.write("1\n")
+    with open(os.path.join(outside, "secret"), "w") as f:
+        f.write("secret\n")
+    os.symlink(os.path.join(outside, "secret"), os.path.join(root, "leak"))
+    os.symlink("a.txt", os.path.join(root, "inside-link"))  # relative: stays beneath
+    (b,) = env.backends(1)
+    port, admin = env.port(), env.port()
+    cfg = """global { workers 2; admin 127.0.0.1:%d; }
+frontend www {
+    bind 127.0.0.1:%d;
+    location / { root %s; cache_control "max-age=60"; }
+    location /pub/ { root %s; autoindex on; }
+    location = /old { return 301 /new; }
+    location = /hz { return 200 "ok"; }
+    location /api/ { proxy app; }
+    location /api/v2/ { return 410 "gone"; }
+}
+backend app { server a %s; }
+""" % (admin, port, root, root, b.addr)
+    k = env.keel(cfg, ports=[port], admin=admin)
+    k.port = port
+    k.root = root
+    return k
+
+
+def get(k, path, headers=None, method="GET"):
+    return kt.http_get(k.port, path, headers=headers, method=method)
+
+
+def test_static_file_with_type_validators_and_cache_control(site):
+    st, h, body = get(site, "/a.txt")
+    assert st == 200 and body == b"hello static world\n"
+    assert h["content-type"].startswith("text/plain")
+    assert h["cache-control"] == "max-age=60"
+    assert "etag" in h and "last-modified" in h and h["accept-ranges"] == "bytes"
+    st, h, body = get(site, "/")
+    assert st == 200 and body == b"<h1>home</h1>\n" and h["content-type"].startswith("text/html")
+
+
+def test_conditional_requests_get_304(site):
+    st, h, _ = get(site, "/a.txt")
+    st, h2, body = get(site, "/a.txt", headers={"If-None-Match": h["etag"]})
+    assert st == 304 and body == b"" and h2["etag"] == h["etag"]
+    assert "content-length" not in h2
+    st, _, _ = get(site, "/a.txt", headers={"If-Modified-Since": h["last-modified"]})
+    assert st == 304
+    st, _, _ = get(site, "/a.txt", headers={"If-None-Match": '"other"'})
+    assert st == 200
+    st, _, _ = get(site, "/a.txt", headers={"If-Modified-Since": "Mon, 01 Jan 1990 00:00:00 GMT"})
+    assert st == 200
+
+
+def test_range_206_and_416(site):
+    with open(os.path.join(site.root, "k64.bin"), "rb") as f:
+        data = f.read()
+    st, h, body = get(site, "/k64.bin", headers={"Range": "bytes=100-199"})
+    assert st == 206 and body == data[100:200]
+    assert h["content-range"] == "bytes 100-199/65536"
+    st, h, body = get(site, "/k64.bin", headers={"Range": "bytes=-10"})
+    assert st == 206 and body == data[-10:]
+    st, h, _ = get(site, "/k64.bin", headers={"Range": "bytes=70000-"})
+    assert st == 416 and h["content-range"] == "bytes */65536"
+    st, _, body = get(site, "/k64.bin", headers={"Range": "bytes=0-1,5-6"})
+    assert st == 200 and body == data  # several ranges: the whole file
+    st, _, body = get(site, "/k64.bin", headers={"Range": "bytes=0-9", "If-Range": '"stale"'})
+    assert st == 200 and body == data
+
+
+def test_head_has_headers_only(site):
+    with kt.Raw(site.port) as r:
+        r.send("HEAD /k64.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        resp = r.read_response(head=True)
+        assert resp.status == 200 and resp.header("content-length") == "65536"
+        r.send("GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n")  # still usable: nothing was sent
+        resp = r.read_response()
+        assert resp.body == b"hello static world\n"
+
+
+def test_precompressed_gzip_sibling(site):
+    st, h, body = get(site, "/a.txt", headers={"Accept-Encoding": "gzip, br"})
+    assert st == 200 and h.get("content-encoding") == "gzip"
+    assert "accept-encoding" in h.get("vary", "").lower()
+    assert gzip.decompress(body) == b"hello static world\n"
+    st, h, body = get(site, "/a.txt", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in h and body == b"hello static world\n"
+
+
+@pytest.mark.parametrize("path,statuses", [
+    ("/../outside/secret", (403, 404)),
+    ("/%2e%2e/outside/secret", (403, 404)),
+    ("/sub/%2e%2e/%2e%2e/outside/secret", (403, 404)),
+    ("/sub%2f..%2f..%2foutside%2fsecret", (403, 404)),
+    ("/a.txt%00.html", (400, 403, 404)),
+    ("/leak", (403, 404)),
+])
+def test_traversal_never_leaves_the_root(site, path, statuses):
+    resp = kt.raw_request(site.port, "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+                          % path)
+    assert resp.status in statuses, (path, resp.status, resp.body)
+    assert b"secret" not in resp.body
+
+
+def test_symlink_inside_the_root_is_served(site):
+    st, _, body = get(site, "/inside-link")
+    assert st == 200 and body == b"hello static world\n"
+
+
+def test_directories(site):
+    st, h, _ = get(site, "/sub")
+    assert st == 301 and h["location"] == "/sub/"
+    st, _, _ = get(site, "/empty/")
+    assert st == 403  # no index, no listing
+    st, h, body = get(site, "/pub/list/")
+    assert st == 200 and b"one.txt" in body and h["content-type"].startswith("text/html")
+    st, _, _ = get(site, "/nothing-here")
+    assert st == 404
+
+
+def test_locations_exact_prefix_and_actions(site):
+    st, h, _ = get(site, "/old")
+    assert st == 301 and h["location"] == "/new"
+    st, _, body = get(site, "/hz")
+    assert st == 200 and body == b"ok\n"
+    st, h, body = get(site, "/api/users")
+    assert st == 200 and body == b"a\n" and h["x-server"] == "a"
+    st, _, body = get(site, "/api/v2/users")  # longer prefix wins
+    assert st == 410 and body == b"gone\n"
+    st, _, _ = get(site, "/hz/more")  # exact does not match longer paths: falls to "/"
+    assert st == 404
+
+
+def test_methods_other_than_get_head_get_405(site):
+    st, h, _ = get(site, "/a.txt", method="DELETE")
+    assert st == 405 and "GET" in h["allow"]
+
+
+def test_keepalive_across_static_responses(site):
+    with kt.Raw(site.port) as r:
+        for _ in range(3):
+            r.send("GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert r.read_response().body == b"hello static world\n"
+        r.send("GET /missing HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert r.read_response().status == 404
+        r.send("GET /k64.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert len(r.read_response().body) == 65536

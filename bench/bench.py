@@ -12,7 +12,8 @@ that drift in the machine hits all three alike. Medians per configuration are pr
 
 A report, never a test: it exits 0 unless a proxy failed to start or answer.
 
-Environment: BENCH_SECONDS (5), BENCH_ROUNDS (3), BENCH_CONNS ("64 256"),
+Environment: BENCH_STATIC ("1k 64k": files served by keel and nginx, "" to skip), BENCH_STATIC_CONNS ("64"),
+BENCH_SECONDS (5), BENCH_ROUNDS (3), BENCH_CONNS ("64 256"),
 BENCH_THREADS ("1 2"), BENCH_PROXIES ("keel haproxy nginx"), BENCH_PATH ("/"),
 BENCH_WARMUP_SECONDS (1), KEEL_BIN (build/keel), BENCH_BACKEND_CMD (a template with {name}
 and {port}, default "KEEL_BIN backend --quiet --name {name} --listen 127.0.0.1:{port}"),
@@ -299,6 +300,120 @@ http {
 
 STARTERS = {"keel": start_keel, "haproxy": start_haproxy, "nginx": start_nginx}
 
+# ---------------------------------------------------------------------------------------------
+# static files: keel's web role against nginx, serving the same directory
+
+STATIC = os.environ.get("BENCH_STATIC", "1k 64k").split()
+STATIC_CONNS = [int(x) for x in os.environ.get("BENCH_STATIC_CONNS", "64").split()]
+
+
+def static_root():
+    root = os.path.join(TMP, "www")
+    if not os.path.isdir(root):
+        os.makedirs(root)
+        with open(os.path.join(root, "index.html"), "w") as f:
+            f.write("bench\n")    # wait_http asks for /
+        for size in STATIC:
+            n = int(size[:-1]) * 1024 if size.endswith("k") else int(size)
+            with open(os.path.join(root, "static-%s.bin" % size), "wb") as f:
+                f.write(os.urandom(n))
+    return root
+
+
+def start_keel_static(backends, threads):
+    port = free_port()
+    conf = os.path.join(TMP, "keel-static-t%d.conf" % threads)
+    with open(conf, "w") as f:
+        f.write("""global { workers %d; log_level warn; timeout_drain 1s; }
+frontend web {
+    bind 127.0.0.1:%d;
+    access_log off;
+    location / { root %s; }
+}
+""" % (threads, port, static_root()))
+    return spawn([KEEL, "run", "-c", conf], "keel"), port
+
+
+def start_nginx_static(backends, threads):
+    port = free_port()
+    prefix = os.path.join(TMP, "nginx-static-t%d" % threads)
+    os.makedirs(prefix, exist_ok=True)
+    conf = os.path.join(prefix, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("""user root;
+worker_processes %d;
+worker_rlimit_nofile 20000;
+pid %s/nginx.pid;
+error_log %s/error.log warn;
+events { worker_connections 10000; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    client_body_temp_path %s/client_body;
+    proxy_temp_path %s/proxy;
+    fastcgi_temp_path %s/fastcgi;
+    uwsgi_temp_path %s/uwsgi;
+    scgi_temp_path %s/scgi;
+    server {
+        listen 127.0.0.1:%d;
+        location / { root %s; }
+    }
+}
+""" % (threads, prefix, prefix, prefix, prefix, prefix, prefix, prefix, port, static_root()))
+    argv = ["nginx", "-p", prefix + "/", "-e", prefix + "/error.log", "-c", conf,
+            "-g", "daemon off;"]
+    return spawn(argv, "nginx"), port
+
+
+STATIC_STARTERS = {"keel": start_keel_static, "nginx": start_nginx_static}
+
+
+def static_section():
+    """keel vs nginx serving files; prints a table and RATIO keel/nginx static-SIZE lines."""
+    if not STATIC or shutil.which("nginx") is None:
+        return
+    results = {}
+    for rnd in range(ROUNDS):
+        order = ["keel", "nginx"] if rnd % 2 == 0 else ["nginx", "keel"]
+        for t in THREADS:
+            for c in STATIC_CONNS:
+                for size in STATIC:
+                    for name in order:
+                        r = one_run(name, [], c, t, STATIC_STARTERS[name],
+                                    "/static-%s.bin" % size)
+                        results.setdefault((name, size, c, t), []).append(r)
+                        log("round %d %-6s static-%-4s c=%-4d t=%d %9.0f req/s  p99 %7.3f ms"
+                            "  cpu %6.2f us/req  errors %d" % (
+                                rnd + 1, name, size, c, t, r["rps"], r["p99"], r["cpu_us"],
+                                r["errors"]))
+    print()
+    print("static files, medians of %d rounds, %ds each, wrk -t2" % (ROUNDS, SECONDS))
+    print("%-8s %6s %5s %2s %11s %10s %12s %9s %7s" % (
+        "server", "file", "conns", "t", "req/s", "p99 ms", "cpu us/req", "rss MiB", "errors"))
+    med_of = {}
+    for t in THREADS:
+        for c in STATIC_CONNS:
+            for size in STATIC:
+                for name in ("keel", "nginx"):
+                    runs = results[(name, size, c, t)]
+                    m = {k: med([r[k] for r in runs]) for k in ("rps", "p99", "cpu_us", "rss_mib")}
+                    m["errors"] = sum(r["errors"] for r in runs)
+                    med_of[(name, size, c, t)] = m
+                    print("%-8s %6s %5d %2d %11.0f %10.3f %12.2f %9.1f %7d" % (
+                        name, size, c, t, m["rps"], m["p99"], m["cpu_us"], m["rss_mib"],
+                        m["errors"]))
+    print()
+    for metric, key in (("req/s", "rps"), ("cpu/req", "cpu_us"), ("p99", "p99")):
+        for t in THREADS:
+            for c in STATIC_CONNS:
+                for size in STATIC:
+                    a = med_of[("keel", size, c, t)][key]
+                    b = med_of[("nginx", size, c, t)][key]
+                    ratio = a / b if b and b == b and a == a else float("nan")
+                    print("RATIO keel/nginx static-%s %s c=%d t=%d %.2f" % (size, metric, c, t,
+                                                                           ratio))
+
 
 # ---------------------------------------------------------------------------------------------
 # measurement
@@ -347,9 +462,9 @@ def to_ms(text):
     return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
 
 
-def run_wrk(port, conns, seconds):
+def run_wrk(port, conns, seconds, path=None):
     argv = ["wrk", "-t2", "-c%d" % conns, "-d%ds" % seconds, "--latency",
-            "http://127.0.0.1:%d%s" % (port, PATH)]
+            "http://127.0.0.1:%d%s" % (port, path or PATH)]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60).stdout
     res = {"requests": 0, "rps": 0.0, "p50": float("nan"), "p99": float("nan"), "errors": 0,
            "raw": out}
@@ -372,15 +487,15 @@ def run_wrk(port, conns, seconds):
     return res
 
 
-def one_run(name, backends, conns, threads):
-    p, port = STARTERS[name](backends, threads)
+def one_run(name, backends, conns, threads, starter=None, path=None):
+    p, port = (starter or STARTERS[name])(backends, threads)
     try:
         wait_http(port, p, name)
         if WARMUP > 0:
-            run_wrk(port, conns, WARMUP)
+            run_wrk(port, conns, WARMUP, path)
         pids = proxy_pids(name, p)
         c0 = cpu_ticks(pids)
-        w = run_wrk(port, conns, SECONDS)
+        w = run_wrk(port, conns, SECONDS, path)
         c1 = cpu_ticks(proxy_pids(name, p))
         rss = sum(vm_kib(pid, "VmHWM") for pid in rss_pids(name, p))
         if p.poll() is not None:
@@ -461,6 +576,7 @@ def main():
                         a, b = medians[("keel", c, t)][key], medians[(other, c, t)][key]
                         ratio = a / b if b and b == b and a == a else float("nan")
                         print("RATIO keel/%s %s c=%d t=%d %.2f" % (other, metric, c, t, ratio))
+    static_section()
     return 0
 
 

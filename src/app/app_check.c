@@ -18,7 +18,9 @@ enum app_check_state {
     APP_CHECK_IDLE = 0,   /* waiting for the next probe (the timer is the interval) */
     APP_CHECK_CONNECTING, /* non-blocking connect in progress (the timer is the deadline) */
     APP_CHECK_SENDING,    /* HTTP: writing the request */
-    APP_CHECK_READING     /* HTTP: reading the status line */
+    APP_CHECK_READING,    /* HTTP: reading the status line */
+    APP_CHECK_DRAINING    /* HTTP: status known; reading the rest up to the server's close,
+                           * so that closing does not reset a server still writing */
 };
 
 struct app_check {
@@ -38,7 +40,11 @@ struct app_check {
     size_t req_sent;
     char resp[64]; /* enough for "HTTP/1.1 200 " */
     size_t resp_len;
+    size_t drained;
+    int status; /* the status code, once read */
 };
+
+#define APP_CHECK_DRAIN_MAX 65536 /* a longer answer is cut (the result is known anyway) */
 
 int app_check_parse_status(const char *buf, size_t len)
 {
@@ -132,9 +138,40 @@ static void on_writable(struct app_check *c)
     }
 }
 
+static void report_status(struct app_check *c)
+{
+    char reason[32];
+    (void)snprintf(reason, sizeof(reason), "status %d", c->status);
+    probe_done(c, c->status >= c->conf->status_min && c->status <= c->conf->status_max, reason);
+}
+
+/* Status known: discard the rest of the answer until the server closes. */
+static void on_drain(struct app_check *c)
+{
+    char buf[4096];
+    for (;;) {
+        ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+        if (n == -1 && errno == EINTR) {
+            continue;
+        }
+        if (n == -1 && errno == EAGAIN) {
+            return;
+        }
+        if (n > 0 && (c->drained += (size_t)n) < APP_CHECK_DRAIN_MAX) {
+            continue;
+        }
+        report_status(c); /* closed, reset or long enough: the status is what counts */
+        return;
+    }
+}
+
 static void on_readable(struct app_check *c)
 {
     char reason[160];
+    if (c->state == APP_CHECK_DRAINING) {
+        on_drain(c);
+        return;
+    }
     ssize_t n;
     do {
         n = recv(c->fd, c->resp + c->resp_len, sizeof(c->resp) - c->resp_len, 0);
@@ -157,15 +194,21 @@ static void on_readable(struct app_check *c)
                                     : "not an HTTP/1.x status line");
         return;
     }
-    (void)snprintf(reason, sizeof(reason), "status %d", code);
-    probe_done(c, code >= c->conf->status_min && code <= c->conf->status_max, reason);
+    c->status = code;
+    if (n == 0) {
+        report_status(c);
+        return;
+    }
+    c->state = APP_CHECK_DRAINING;
+    c->drained = 0;
+    on_drain(c);
 }
 
 static void on_io(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 {
     (void)loop;
     struct app_check *c = io->data;
-    if (c->state == APP_CHECK_READING) {
+    if (c->state == APP_CHECK_READING || c->state == APP_CHECK_DRAINING) {
         on_readable(c);
     } else if ((events & (EV_WRITE | EPOLLERR | EPOLLHUP)) != 0) {
         on_writable(c);
@@ -198,6 +241,8 @@ static void on_timer(struct ev_loop *loop, struct ev_timer *t)
     struct app_check *c = t->data;
     if (c->state == APP_CHECK_IDLE) {
         probe_start(c);
+    } else if (c->state == APP_CHECK_DRAINING) {
+        report_status(c); /* the server did not close in time, but it answered */
     } else {
         probe_done(c, false, "timeout");
     }

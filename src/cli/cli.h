@@ -24,4 +24,9 @@ int cli_backend(int argc, char **argv);
 
 /* keel up [FILE]: the whole demo stack on this machine until Ctrl-C. */
 int cli_up(int argc, char **argv);
+
+/* keel demo-app [--name NODE] [--listen IP:PORT]: the built-in demo application (what
+ * `run builtin demo` supervises; src/app/app_demo.c). Without --listen, $HOST:$PORT. Runs
+ * until killed. */
+int cli_demo_app(int argc, char **argv);
 #endif

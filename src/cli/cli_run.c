@@ -14,6 +14,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "app/app_supervisor.h"
 #include "core/conf.h"
 #include "core/log.h"
 #include "core/qsbr.h"
@@ -43,6 +44,7 @@ struct node {
     uint64_t drain_deadline_ms;
     uint64_t reloads;
     uint64_t reload_failures;
+    struct app_supervisor *apps; /* the app role's processes (src/app/app_supervisor.c) */
 };
 
 static uint32_t default_workers(void)
@@ -119,6 +121,7 @@ static void gauges(struct metrics_out *o, void *data)
                        "keel_config_reload_failures_total %lu\n",
                        (unsigned long)gen->id, (unsigned long)n->reloads,
                        (unsigned long)n->reload_failures);
+    app_supervisor_metrics(n->apps, o);
 }
 
 static void status_json(struct node *n, struct metrics_out *o)
@@ -167,7 +170,9 @@ static void status_json(struct node *n, struct metrics_out *o)
         }
         metrics_out_printf(o, "]}");
     }
-    metrics_out_printf(o, "]}\n");
+    metrics_out_printf(o, "],\"apps\":");
+    app_supervisor_status_json(n->apps, o);
+    metrics_out_printf(o, "}\n");
 }
 
 static int admin_handler(const char *path, struct metrics_out *out, const char **ctype, void *data)
@@ -278,6 +283,7 @@ static void reload(struct node *n)
     lb_gen_unref(old);
     old->retired_next = n->retired;
     n->retired = old;
+    (void)app_supervisor_reload(n->apps, gen->conf); /* logs its own failures */
     n->reloads++;
     log_notice("main", "configuration reloaded: generation %lu", (unsigned long)gen->id);
     return;
@@ -302,6 +308,7 @@ static void start_drain(struct node *n, const char *why)
     for (uint32_t i = 0; i < n->n_workers; i++) {
         lb_worker_drain(&n->workers[i]);
     }
+    app_supervisor_stop(n->apps, 0); /* SIGTERM now, SIGKILL after each app's stop_timeout */
 }
 
 static void free_retired(struct node *n)
@@ -328,6 +335,10 @@ static void on_tick(struct ev_loop *loop, struct ev_timer *t)
     free_retired(n);
     qsbr_reclaim();
     if (n->is_draining) {
+        if (!app_supervisor_is_stopped(n->apps)) {
+            ev_timer_start(loop, t, TICK_MS); /* bounded: SIGKILL after stop_timeout */
+            return;
+        }
         bool all_done = true;
         for (uint32_t i = 0; i < n->n_workers; i++) {
             all_done = all_done && atomic_load(&n->workers[i].is_done);
@@ -428,6 +439,8 @@ static int setup_signals(struct node *n)
 
 static void shutdown_node(struct node *n)
 {
+    app_supervisor_free(n->apps); /* kills and reaps what still runs (a second SIGTERM) */
+    n->apps = NULL;
     bool all_done = true;
     for (uint32_t i = 0; i < n->n_workers; i++) {
         all_done = all_done && atomic_load(&n->workers[i].is_done);
@@ -478,6 +491,11 @@ int keel_node_run(const char *conf_path, const char *node_name)
         return KEEL_EXIT_RUNTIME;
     }
     n->checks = lb_checks_start(n->loop, n->gen);
+    n->apps = app_supervisor_start(n->loop, n->gen->conf, n->node_name);
+    if (n->apps == NULL) {
+        log_error("main", "out of memory starting the application supervisor");
+        return KEEL_EXIT_RUNTIME;
+    }
     ev_timer_init(&n->tick, on_tick, n, "tick");
     ev_timer_start(n->loop, &n->tick, TICK_MS);
     log_notice("main", "keel %s started: %u workers, %u frontends, %u backends%s%s", KEEL_VERSION,

@@ -17,6 +17,7 @@ static const struct subcommand subcommands[] = {
     {"run", cli_run, "run one node: keel run -c FILE [--node NAME]"},
     {"check", cli_check, "validate a configuration: keel check -c FILE"},
     {"backend", cli_backend, "a tiny built-in HTTP backend: keel backend --name N --listen A"},
+    {"demo-app", cli_demo_app, "the built-in demo application: keel demo-app --listen A"},
 };
 
 static void usage(FILE *out)

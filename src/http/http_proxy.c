@@ -20,6 +20,7 @@
 #include "core/sock.h"
 #include "http/http_proxy-t.h"
 #include "http/http_reply.h"
+#include "http/http_filecache.h"
 #include "http/http_path.h"
 #include "http/http_rewrite.h"
 #include "http/http_static.h"
@@ -413,10 +414,13 @@ static void respond_locally(struct hp_conn *c, int status, const char *why)
 
 static void release_local_body(struct hp_conn *c)
 {
-    if (c->file_fd != -1) {
+    if (c->file_entry != NULL) {
+        http_filecache_release(c->file_entry);
+        c->file_entry = NULL;
+    } else if (c->file_fd != -1) {
         close(c->file_fd);
-        c->file_fd = -1;
     }
+    c->file_fd = -1;
     c->file_left = 0;
     free(c->mem_body);
     c->mem_body = NULL;

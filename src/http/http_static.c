@@ -18,6 +18,7 @@
 #include <dirent.h>
 
 #include "core/buf.h"
+#include "http/http_filecache.h"
 #include "http/http_path.h"
 #include "http/http_proxy-t.h"
 
@@ -319,8 +320,28 @@ static int open_file(struct hp_conn *c, const struct conf_location *loc, int roo
 }
 
 /* Swap in FILE.gz when the client takes gzip and it exists. */
+/* Let go of a file: back to the cache, or closed. */
+static void drop_file(int fd, struct http_filecache_entry *entry)
+{
+    if (entry != NULL) {
+        http_filecache_release(entry);
+    } else {
+        close(fd);
+    }
+}
+
+/* The calling worker's open-file cache, created on first use; NULL on OOM. */
+static struct http_filecache *filecache_of(struct hp_conn *c)
+{
+    if (c->w->filecache == NULL) {
+        c->w->filecache = http_filecache_new();
+    }
+    return c->w->filecache;
+}
+
 static int try_gzip(struct hp_conn *c, const struct conf_location *loc, int root_fd,
-                    const char *path, size_t path_len, int fd, struct stat *st, bool *is_gz)
+                    const char *path, size_t path_len, int fd, struct stat *st, bool *is_gz,
+                    struct http_filecache_entry **entry)
 {
     size_t len;
     const char *ae = req_header(c, "accept-encoding", &len);
@@ -335,7 +356,8 @@ static int try_gzip(struct hp_conn *c, const struct conf_location *loc, int root
         return fd;
     }
     if (fstat(gfd, &gst) == 0 && S_ISREG(gst.st_mode)) {
-        close(fd);
+        drop_file(fd, *entry);
+        *entry = NULL;
         *st = gst;
         *is_gz = true;
         return gfd;
@@ -357,20 +379,36 @@ void http_static_respond(struct hp_conn *c, const struct conf_location *loc, int
     }
     struct stat st;
     bool done = false, is_gz = false;
-    int fd = open_file(c, loc, root_fd, path, path_len, &st, &done);
-    if (done) {
-        return;
-    }
-    if (fd < 0 || !S_ISREG(st.st_mode)) {
-        if (fd >= 0) {
-            close(fd);
+    struct http_filecache *fc = filecache_of(c);
+    struct http_filecache_entry *entry = NULL;
+    char key[HTTP_FILECACHE_KEY_MAX];
+    uint64_t now = ev_now_ms(c->w->loop);
+    bool cacheable = fc != NULL && path[path_len - 1] != '/' &&
+                     http_filecache_key(key, c->gen->id, c->fe->id,
+                                        (uint32_t)(loc - c->fe->conf->locations), path);
+    int fd;
+    if (cacheable && (entry = http_filecache_get(fc, key, now)) != NULL) {
+        fd = entry->fd;
+        st = entry->st;
+    } else {
+        fd = open_file(c, loc, root_fd, path, path_len, &st, &done);
+        if (done) {
+            return;
         }
-        int status = fd < 0 ? status_for_errno(fd) : 403;
-        respond_error(c, status, status == 404 ? "not found" : "forbidden");
-        return;
+        if (fd < 0 || !S_ISREG(st.st_mode)) {
+            if (fd >= 0) {
+                close(fd);
+            }
+            int status = fd < 0 ? status_for_errno(fd) : 403;
+            respond_error(c, status, status == 404 ? "not found" : "forbidden");
+            return;
+        }
+        if (cacheable) {
+            entry = http_filecache_put(fc, key, fd, &st, now);
+        }
     }
     const char *type = http_mime_type(path[path_len - 1] == '/' ? loc->index : path);
-    fd = try_gzip(c, loc, root_fd, path, path_len, fd, &st, &is_gz);
+    fd = try_gzip(c, loc, root_fd, path, path_len, fd, &st, &is_gz, &entry);
     char etag[64], lastmod[40], headers[1024];
     (void)snprintf(etag, sizeof(etag), "\"%lx-%lx\"", (unsigned long)st.st_mtime,
                    (unsigned long)st.st_size);
@@ -387,7 +425,7 @@ void http_static_respond(struct hp_conn *c, const struct conf_location *loc, int
     }
     uint64_t size = (uint64_t)st.st_size, first = 0, last = size == 0 ? 0 : size - 1;
     if (not_modified(c, etag, st.st_mtime)) {
-        close(fd);
+        drop_file(fd, entry);
         put_head(c, 304, headers, UINT64_MAX); /* no body, no Content-Length */
         return;
     }
@@ -397,7 +435,7 @@ void http_static_respond(struct hp_conn *c, const struct conf_location *loc, int
     if (range != NULL && c->method == HTTP_METHOD_GET && if_range_ok(c, etag, st.st_mtime)) {
         enum http_range_result r = http_range_parse(range, rlen, size, &first, &last);
         if (r == HTTP_RANGE_UNSATISFIABLE) {
-            close(fd);
+            drop_file(fd, entry);
             char cr[128];
             (void)snprintf(cr, sizeof(cr), "Content-Range: bytes */%lu\r\n", (unsigned long)size);
             char body[64];
@@ -415,10 +453,11 @@ void http_static_respond(struct hp_conn *c, const struct conf_location *loc, int
     uint64_t length = size == 0 ? 0 : last - first + 1;
     put_head(c, status, headers, length);
     if (c->method == HTTP_METHOD_HEAD || length == 0) {
-        close(fd);
+        drop_file(fd, entry);
         return;
     }
     c->file_fd = fd;
+    c->file_entry = entry;
     c->file_off = first;
     c->file_left = length;
 }

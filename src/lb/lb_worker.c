@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/qsbr.h"
 #include "core/sock.h"
+#include "http/http_filecache.h"
 #include "http/http_proxy.h"
 #include "lb/lb_tcp.h"
 
@@ -231,6 +232,12 @@ static void *worker_main(void *arg)
         alog_flush(w);
     }
     buf_fini(&w->alog);
+    if (w->n_conns == 0) {
+        /* Otherwise a connection cut by the drain timeout may still use a cached file;
+         * the process is about to exit anyway. */
+        http_filecache_free(w->filecache);
+        w->filecache = NULL;
+    }
     listeners_stop(w);
     close_idle_pools(w, w->gen);
     qsbr_unregister(w->qsbr_slot);

@@ -15,6 +15,8 @@
 #include "core/ev.h"
 #include "lb/lb.h"
 
+struct http_filecache;
+
 struct lb_listener {
     struct ev_io io;
     struct lb_worker *w;
@@ -76,6 +78,7 @@ struct lb_worker {
     int alog_fd;
     /* client connections, for drain: intrusive list maintained by the protocols */
     struct lb_conn_base *conns;
+    struct http_filecache *filecache; /* open static files, created on first use */
 };
 
 /* The part every client connection (HTTP or TCP) starts with. */

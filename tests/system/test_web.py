@@ -174,3 +174,22 @@ def test_keepalive_across_static_responses(site):
         assert r.read_response().status == 404
         r.send("GET /k64.bin HTTP/1.1\r\nHost: t\r\n\r\n")
         assert len(r.read_response().body) == 65536
+
+
+def test_changed_file_is_served_within_the_cache_validity(site):
+    path = os.path.join(site.root, "changing.txt")
+    with open(path, "w") as f:
+        f.write("one\n")
+    assert get(site, "/changing.txt")[2] == b"one\n"
+    with open(path + ".tmp", "w") as f:
+        f.write("two, longer\n")
+    os.rename(path + ".tmp", path)
+
+    def fresh():
+        return get(site, "/changing.txt")[2] == b"two, longer\n" or None
+    kt.deadline_poll(fresh, 3, what="the new content (cache validity 1 s)")
+    os.unlink(path)
+
+    def gone():
+        return get(site, "/changing.txt")[0] == 404 or None
+    kt.deadline_poll(gone, 3, what="404 after the file was removed")

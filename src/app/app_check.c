@@ -190,8 +190,9 @@ static void on_readable(struct app_check *c)
         return; /* more bytes needed */
     }
     if (code <= 0) {
-        probe_done(c, false, n == 0 ? "connection closed before a status line"
-                                    : "not an HTTP/1.x status line");
+        probe_done(c, false,
+                   n == 0 ? "connection closed before a status line"
+                          : "not an HTTP/1.x status line");
         return;
     }
     c->status = code;

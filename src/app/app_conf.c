@@ -277,8 +277,9 @@ static int set_run(struct conf_parser *cp, const struct conf_directive *d, void 
     struct conf_app *app = obj;
     if (tok[1].kind == CONF_TOK_WORD && strcmp(tok[1].text, "builtin") == 0) {
         if (n != 3) {
-            conf_error(cp, &tok[1], "\"run builtin\" takes the name of one built-in "
-                                    "application (available: demo)");
+            conf_error(cp, &tok[1],
+                       "\"run builtin\" takes the name of one built-in "
+                       "application (available: demo)");
             return -KEEL_ECONFIG;
         }
         if (strcmp(tok[2].text, "demo") != 0) {
@@ -339,8 +340,7 @@ static bool env_key_ok(const char *s, size_t len)
     bool ok = len >= 1 && len <= ENV_KEY_MAX && !(s[0] >= '0' && s[0] <= '9');
     for (size_t i = 0; i < len && ok; i++) {
         char c = s[i];
-        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-             c == '_';
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
     }
     return ok;
 }
@@ -359,8 +359,9 @@ static int set_env(struct conf_parser *cp, const struct conf_directive *d, void 
     }
     for (size_t i = 0; i < sizeof(reserved_env) / sizeof(reserved_env[0]); i++) {
         if (strcmp(key, reserved_env[i]) == 0) {
-            conf_error(cp, &tok[1], "\"%s\" is set by keel for each process and cannot be set with "
-                                    "\"env\"",
+            conf_error(cp, &tok[1],
+                       "\"%s\" is set by keel for each process and cannot be set with "
+                       "\"env\"",
                        key);
             return -KEEL_ECONFIG;
         }
@@ -794,8 +795,8 @@ static void check_ports(struct conf_parser *cp, const struct conf *conf, uint32_
     for (uint32_t k = 0; k < i; k++) {
         const struct conf_app *other = &conf->apps[k];
         uint32_t ofirst = app_conf_port(other, 0), olast = ofirst + other->processes - 1;
-        if (other->listen.salen != 0 && same_ip(&app->listen, &other->listen) &&
-            first <= olast && ofirst <= last) {
+        if (other->listen.salen != 0 && same_ip(&app->listen, &other->listen) && first <= olast &&
+            ofirst <= last) {
             conf_error_at(cp, &app->listen_pos,
                           "ports %u-%u of app \"%s\" overlap ports %u-%u of app \"%s\" (line %d)",
                           first, last, app->name, ofirst, olast, other->name, other->pos.line);

@@ -183,7 +183,7 @@ static void conn_close(struct demo_conn *c)
     c->is_closed = true;
     ev_io_stop(c->d->loop, &c->io);
     ev_timer_stop(c->d->loop, &c->idle);
-    (void)close(c->fd); /* everything queued was sent or is abandoned */
+    (void)close(c->fd);                            /* everything queued was sent or is abandoned */
     ev_defer(c->d->loop, &c->defer, conn_free, c); /* after this iteration's events */
 }
 
@@ -256,8 +256,8 @@ static void answer(struct demo_conn *c)
     }
     char page[DEMO_PAGE_MAX];
     bool is_json = path_is(target, len, "/api/info");
-    int n = is_json ? page_json(d, &info, page, sizeof(page))
-                    : page_html(d, &info, page, sizeof(page));
+    int n =
+        is_json ? page_json(d, &info, page, sizeof(page)) : page_html(d, &info, page, sizeof(page));
     size_t plen = n < 0 ? 0 : (size_t)n < sizeof(page) ? (size_t)n : sizeof(page) - 1;
     respond(c, 200, is_json ? "application/json" : "text/html; charset=utf-8", "", page, plen,
             is_head);
@@ -423,8 +423,8 @@ int cli_demo_app(int argc, char **argv)
     if (listen_text == NULL && getenv("PORT") != NULL) {
         const char *host = getenv("HOST");
         host = host != NULL && host[0] != '\0' ? host : "127.0.0.1";
-        (void)snprintf(from_env, sizeof(from_env), strchr(host, ':') ? "[%s]:%s" : "%s:%s",
-                       host, getenv("PORT"));
+        (void)snprintf(from_env, sizeof(from_env), strchr(host, ':') ? "[%s]:%s" : "%s:%s", host,
+                       getenv("PORT"));
         listen_text = from_env;
     }
     if (listen_text == NULL) {

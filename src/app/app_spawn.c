@@ -37,8 +37,8 @@ static void child_write(const char *s)
     }
 }
 
-static void __attribute__((noreturn)) child_fail(const char *what, const char *arg, int err,
-                                                 int code)
+static void __attribute__((noreturn))
+child_fail(const char *what, const char *arg, int err, int code)
 {
     child_write("keel: cannot ");
     child_write(what);
@@ -59,10 +59,14 @@ static void __attribute__((noreturn)) child_exec(const struct child_plan *cp)
         _exit(126);
     }
     (void)close_range(3, ~0u, 0); /* every fd keel did not mean to pass (all are CLOEXEC) */
-    /* keel's control thread blocks SIGHUP/SIGTERM/SIGINT and ignores SIGPIPE: both would be
-     * inherited through execve. */
+    /* keel's control thread blocks SIGHUP/SIGTERM/SIGINT and ignores SIGPIPE (and whoever
+     * started keel may have ignored others): blocked and ignored signals survive execve. */
     struct sigaction dfl = {.sa_handler = SIG_DFL};
-    (void)sigaction(SIGPIPE, &dfl, NULL);
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP) {
+            (void)sigaction(sig, &dfl, NULL); /* EINVAL for the few that cannot change */
+        }
+    }
     sigset_t none;
     sigemptyset(&none);
     (void)sigprocmask(SIG_SETMASK, &none, NULL);

@@ -25,16 +25,16 @@ struct app_ids {
 
 /* What to start. Everything is borrowed for the call. */
 struct app_spawn {
-    const char *path;            /* what execve runs */
-    char *const *argv;           /* NULL-terminated */
-    char *const *envp;           /* NULL-terminated (see app_spawn_env) */
-    const char *directory;       /* working directory; NULL: keel's */
-    const struct app_ids *ids;   /* NULL or !is_set: keel's own ids */
-    const char *user;            /* the user's name, for the error message */
+    const char *path;          /* what execve runs */
+    char *const *argv;         /* NULL-terminated */
+    char *const *envp;         /* NULL-terminated (see app_spawn_env) */
+    const char *directory;     /* working directory; NULL: keel's */
+    const struct app_ids *ids; /* NULL or !is_set: keel's own ids */
+    const char *user;          /* the user's name, for the error message */
 };
 
 /* Fork and exec req. The child gets its own process group, /dev/null as stdin, pipes as
- * stdout and stderr, no other fd, SIGPIPE at its default and no blocked signal, the working
+ * stdout and stderr, no other fd, every signal at its default and none blocked, the working
  * directory and ids asked for, and SIGKILL when keel dies (PR_SET_PDEATHSIG). If setting
  * that up or execve fails, it writes "keel: cannot <what> <arg>: <reason>" to its stderr
  * and exits with 126 (setup) or 127 (execve). On success returns 0 with *pid and, in

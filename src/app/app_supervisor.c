@@ -30,14 +30,14 @@
 
 extern char **environ;
 
-#define APP_READS_AT_EXIT 256     /* at most 1 MiB drained after an exit */
-#define APP_LOG_RATE 100          /* output lines per second per process ... */
-#define APP_LOG_BURST 200         /* ... with bursts up to this; the rest is counted, dropped */
-#define APP_START_GRACE_MS 1000   /* without a check: starting -> running after this */
-#define APP_KILL_GRACE_MS 2000    /* after SIGKILL, a stop waits this long, then gives up */
-#define APP_POLL_MS 100           /* exit polling when pidfd_open is missing */
-#define APP_FIRST_CHECK_MS 250    /* first probe after a start (or the interval if shorter) */
-#define APP_REAP_AT_FREE_MS 1000  /* app_supervisor_free waits this long for SIGKILLed ones */
+#define APP_READS_AT_EXIT 256    /* at most 1 MiB drained after an exit */
+#define APP_LOG_RATE 100         /* output lines per second per process ... */
+#define APP_LOG_BURST 200        /* ... with bursts up to this; the rest is counted, dropped */
+#define APP_START_GRACE_MS 1000  /* without a check: starting -> running after this */
+#define APP_KILL_GRACE_MS 2000   /* after SIGKILL, a stop waits this long, then gives up */
+#define APP_POLL_MS 100          /* exit polling when pidfd_open is missing */
+#define APP_FIRST_CHECK_MS 250   /* first probe after a start (or the interval if shorter) */
+#define APP_REAP_AT_FREE_MS 1000 /* app_supervisor_free waits this long for SIGKILLed ones */
 
 /* ------------------------------------------------------------------------------------------
  * Objects
@@ -72,7 +72,7 @@ struct app_proc {
     uint64_t restarts;
     struct app_backoff backoff;
     struct app_exit_history exits;
-    char last_exit[96]; /* "exit status 1", "killed by signal 9 (SIGKILL)", "" */
+    char last_exit[96];  /* "exit status 1", "killed by signal 9 (SIGKILL)", "" */
     uint64_t log_tokens; /* output lines allowed, in thousandths */
     uint64_t log_refill_ms;
     uint64_t lines_dropped;
@@ -87,7 +87,7 @@ struct app {
     bool is_removed;            /* a reload removed it: freed once every process left */
     bool is_waiting;            /* starts once the apps being stopped for a reload are gone */
     char exec_path[PATH_MAX];
-    struct app_ids ids; /* of `user`, when keel is root */
+    struct app_ids ids;      /* of `user`, when keel is root */
     uint64_t restarts_total; /* across reloads that changed the app */
     struct app_proc *procs;
     uint32_t n_procs;
@@ -167,8 +167,8 @@ static const uint32_t legal_next[] = {
     /* exited; stop requested */
     [APP_PROC_RUNNING] = BIT(APP_PROC_BACKOFF) | BIT(APP_PROC_CRASHLOOP) | BIT(APP_PROC_STOPPING),
     /* respawned; the respawn failed; stop requested (nothing to signal) */
-    [APP_PROC_BACKOFF] = BIT(APP_PROC_STARTING) | BIT(APP_PROC_BACKOFF) |
-                         BIT(APP_PROC_CRASHLOOP) | BIT(APP_PROC_STOPPED),
+    [APP_PROC_BACKOFF] = BIT(APP_PROC_STARTING) | BIT(APP_PROC_BACKOFF) | BIT(APP_PROC_CRASHLOOP) |
+                         BIT(APP_PROC_STOPPED),
     [APP_PROC_CRASHLOOP] = BIT(APP_PROC_STARTING) | BIT(APP_PROC_BACKOFF) |
                            BIT(APP_PROC_CRASHLOOP) | BIT(APP_PROC_STOPPED),
     /* exited (or given up on after SIGKILL) */
@@ -183,8 +183,7 @@ static void proc_set_state(struct app_proc *p, enum app_proc_state to, const cha
         log_error(p->ctx, "BUG: illegal transition %s -> %s (%s)", app_proc_state_name(from),
                   app_proc_state_name(to), reason);
     }
-    log_notice(p->ctx, "%s -> %s (%s)", app_proc_state_name(from), app_proc_state_name(to),
-               reason);
+    log_notice(p->ctx, "%s -> %s (%s)", app_proc_state_name(from), app_proc_state_name(to), reason);
     p->state = to;
 }
 
@@ -257,8 +256,8 @@ static int proc_spawn(struct app_proc *p)
     struct app *a = p->app;
     struct app_supervisor *sv = a->sv;
     const struct conf_app *c = a->conf;
-    char ip[64], port_kv[16], host_kv[80], app_kv[CONF_NAME_MAX + 16],
-        node_kv[CONF_NAME_MAX + 16], listen_arg[96];
+    char ip[64], port_kv[16], host_kv[80], app_kv[CONF_NAME_MAX + 16], node_kv[CONF_NAME_MAX + 16],
+        listen_arg[96];
     listen_ip(c, ip, sizeof(ip));
     (void)snprintf(port_kv, sizeof(port_kv), "PORT=%u", p->port);
     (void)snprintf(host_kv, sizeof(host_kv), "HOST=%s", ip);
@@ -350,8 +349,8 @@ static void proc_schedule_restart(struct app_proc *p, pid_t pid, uint64_t uptime
 {
     const struct conf_app *c = p->app->conf;
     uint64_t now = ev_now_ms(p->app->sv->loop);
-    uint32_t delay = app_backoff_next(&p->backoff, uptime_ms, c->backoff_initial_ms,
-                                      c->backoff_max_ms);
+    uint32_t delay =
+        app_backoff_next(&p->backoff, uptime_ms, c->backoff_initial_ms, c->backoff_max_ms);
     bool is_loop = app_exit_history_add(&p->exits, now);
     char up[32], wait[32];
     format_ms(uptime_ms, up, sizeof(up));
@@ -530,8 +529,7 @@ static void proc_on_stop_timer(struct app_proc *p)
     if (!p->is_killed) {
         char t[32];
         format_ms(p->app->conf->stop_timeout_ms, t, sizeof(t));
-        log_warn(p->ctx, "pid %d still running %s after SIGTERM: sending SIGKILL", (int)p->pid,
-                 t);
+        log_warn(p->ctx, "pid %d still running %s after SIGTERM: sending SIGKILL", (int)p->pid, t);
         proc_signal(p, SIGKILL);
         p->is_killed = true;
         ev_timer_start(p->app->sv->loop, &p->timer, APP_KILL_GRACE_MS);
@@ -590,8 +588,8 @@ static void proc_stop(struct app_proc *p, uint64_t kill_by_ms)
     proc_signal(p, SIGTERM);
     p->is_killed = false;
     char reason[96];
-    (void)snprintf(reason, sizeof(reason), "SIGTERM sent to pid %d, SIGKILL in %lums",
-                   (int)p->pid, (unsigned long)wait);
+    (void)snprintf(reason, sizeof(reason), "SIGTERM sent to pid %d, SIGKILL in %lums", (int)p->pid,
+                   (unsigned long)wait);
     proc_set_state(p, APP_PROC_STOPPING, reason);
     ev_timer_start(loop, &p->timer, wait);
 }
@@ -693,8 +691,8 @@ static int app_build_procs(struct app *a)
             char host[96];
             if (sa.ss_family == AF_INET6) {
                 ((struct sockaddr_in6 *)&sa)->sin6_port = htons(p->port);
-                (void)snprintf(host, sizeof(host), "[%s]:%u",
-                               strcmp(ip, "::") == 0 ? "::1" : ip, p->port);
+                (void)snprintf(host, sizeof(host), "[%s]:%u", strcmp(ip, "::") == 0 ? "::1" : ip,
+                               p->port);
             } else {
                 ((struct sockaddr_in *)&sa)->sin_port = htons(p->port);
                 (void)snprintf(host, sizeof(host), "%s:%u",
@@ -1103,10 +1101,12 @@ void app_supervisor_metrics(struct app_supervisor *sv, struct metrics_out *out)
         return;
     }
     static const char *const gauges[] = {
-        "keel_app_process_up", "Whether the app process is running (1) or not (0).",
+        "keel_app_process_up",
+        "Whether the app process is running (1) or not (0).",
         "keel_app_process_healthy",
         "Whether the app process passes its health check (running, without a check).",
-        "keel_app_crashloop", "Whether the app process is in a crash loop episode."};
+        "keel_app_crashloop",
+        "Whether the app process is in a crash loop episode."};
     for (int g = 0; g < 3; g++) {
         metrics_out_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", gauges[2 * g], gauges[2 * g + 1],
                            gauges[2 * g]);

@@ -167,20 +167,20 @@ enum conf_app_kind {
 
 struct conf_app {
     char name[CONF_NAME_MAX];
-    struct conf_addr listen;     /* base address: process i listens on its port + i */
-    struct conf_pos listen_pos;  /* where listen's value was written, for errors */
-    enum conf_app_kind kind;     /* from run */
-    char **argv;                 /* CONF_APP_COMMAND: argc malloc'd strings, then NULL */
+    struct conf_addr listen;    /* base address: process i listens on its port + i */
+    struct conf_pos listen_pos; /* where listen's value was written, for errors */
+    enum conf_app_kind kind;    /* from run */
+    char **argv;                /* CONF_APP_COMMAND: argc malloc'd strings, then NULL */
     uint32_t argc;
-    char **env;                  /* "KEY=VALUE", malloc'd, n_env of them (no NULL at the end) */
+    char **env; /* "KEY=VALUE", malloc'd, n_env of them, no NULL after */
     uint32_t n_env;
-    uint32_t processes;          /* 1..64, default 1 */
+    uint32_t processes;            /* 1..64, default 1 */
     char directory[CONF_PATH_MAX]; /* working directory; "" = keel's */
-    char user[CONF_NAME_MAX];    /* run as this user when keel is root; "" = keel's user */
-    uint32_t stop_timeout_ms;    /* default 5000: SIGTERM, then SIGKILL after this */
-    uint32_t backoff_initial_ms; /* default 500: first restart delay, doubled each quick exit */
-    uint32_t backoff_max_ms;     /* default 30000 */
-    struct conf_check check;     /* type CONF_CHECK_NONE (default): no health check */
+    char user[CONF_NAME_MAX];      /* run as this user when keel is root; "" = keel's user */
+    uint32_t stop_timeout_ms;      /* default 5000: SIGTERM, then SIGKILL after this */
+    uint32_t backoff_initial_ms;   /* default 500: first restart delay, doubled each quick exit */
+    uint32_t backoff_max_ms;       /* default 30000 */
+    struct conf_check check;       /* type CONF_CHECK_NONE (default): no health check */
     struct conf_pos pos;
 };
 

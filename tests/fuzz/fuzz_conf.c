@@ -40,6 +40,16 @@ static void check_loaded(const struct conf *conf)
             abort();
         }
     }
+    for (uint32_t i = 0; i < conf->n_apps; i++) {
+        const struct conf_app *a = &conf->apps[i];
+        if (a->listen.salen == 0 || a->processes < 1 || a->processes > 64 ||
+            a->backoff_initial_ms > a->backoff_max_ms || a->check.rise == 0 || a->check.fall == 0 ||
+            a->check.status_min > a->check.status_max ||
+            (a->kind == CONF_APP_COMMAND &&
+             (a->argc == 0 || a->argv[a->argc] != NULL || a->argv[0][0] == '\0'))) {
+            abort();
+        }
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

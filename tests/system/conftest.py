@@ -80,9 +80,11 @@ class Env:
         """Start a new backend with b's name on b's port (b must be dead)."""
         return self.backend(b.bname, port=b.port)
 
-    def keel(self, config, ports=(), admin=None, allow_errors=(), wait=True, env=None):
+    def keel(self, config, ports=(), admin=None, allow_errors=(), wait=True, env=None,
+             args=()):
+        """args: extra arguments of `keel run` (e.g. ["--node", "web1"])."""
         k = kt.Keel(config, self.tmp, ports=ports, admin=admin, allow_errors=allow_errors,
-                    wait=False, env=env)
+                    wait=False, env=env, args=args)
         self.keels.append(k)
         if wait:
             k.wait_ready()

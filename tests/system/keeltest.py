@@ -348,7 +348,7 @@ class Keel(Proc):
     """`keel run -c FILE` with a generated config."""
 
     def __init__(self, config, tmpdir, ports=(), admin=None, allow_errors=(), env=None,
-                 wait=True):
+                 wait=True, args=()):
         self.tmpdir = tmpdir
         self.conf = os.path.join(tmpdir, "keel.conf")
         with open(self.conf, "w") as f:
@@ -356,7 +356,7 @@ class Keel(Proc):
         self.ports = list(ports)
         self.admin = admin
         self.allow_errors = [re.compile(p) for p in allow_errors]
-        super().__init__([KEEL, "run", "-c", self.conf], "keel", env=env)
+        super().__init__([KEEL, "run", "-c", self.conf] + list(args), "keel", env=env)
         if wait:
             self.wait_ready()
 

@@ -17,6 +17,21 @@ int buf_init(struct buf *b, size_t cap)
     return 0;
 }
 
+int buf_grow(struct buf *b, size_t cap)
+{
+    if (cap <= b->cap) {
+        return 0;
+    }
+    buf_compact(b);
+    char *p = realloc(b->data, cap);
+    if (p == NULL) {
+        return -ENOMEM;
+    }
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
 void buf_fini(struct buf *b)
 {
     free(b->data);

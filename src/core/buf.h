@@ -19,6 +19,11 @@ struct buf {
 
 /* Allocate cap bytes. Returns 0 or -ENOMEM. */
 int buf_init(struct buf *b, size_t cap) __attribute__((warn_unused_result));
+/* Enlarge the storage to cap bytes, keeping the pending bytes (compacted to the start).
+ * For buffers that start small and may grow to a limit their owner enforces (a head that
+ * is larger than usual). Returns 0 or -ENOMEM (the buffer is then unchanged). */
+int buf_grow(struct buf *b, size_t cap) __attribute__((warn_unused_result));
+
 /* Release the storage; safe on a zeroed or finalized buf. */
 void buf_fini(struct buf *b);
 

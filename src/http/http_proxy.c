@@ -27,7 +27,11 @@
 #include "lb/lb.h"
 
 #define HP_IN_SIZE 16384
-#define HP_OUT_SIZE 16384
+/* out and rhead start small and grow (once) for unusually large heads: most heads are a
+ * few hundred bytes, and memory per connection is what limits concurrency. */
+#define HP_OUT_SIZE 4096
+#define HP_OUT_MAX 16384
+#define HP_RHEAD_SIZE 2048
 #define HP_RHEAD_EXTRA 1024
 #define HP_LINGER_MS 2000
 
@@ -568,7 +572,9 @@ static void start_request(struct hp_conn *c)
         return;
     }
     struct http_rewrite_req opt = {.client_ip = c->peer_ip, .proto = "http"};
-    if (http_rewrite_request(&c->req, buf, &opt, &c->rhead) != 0) {
+    if (http_rewrite_request(&c->req, buf, &opt, &c->rhead) != 0 &&
+        (buf_grow(&c->rhead, cf->max_header + HP_RHEAD_EXTRA) != 0 ||
+         http_rewrite_request(&c->req, buf, &opt, &c->rhead) != 0)) {
         hp_fail(c, 431, "request head too large to forward");
         return;
     }
@@ -951,7 +957,9 @@ static void start_response(struct hp_conn *c)
     }
     opt.is_close = c->close_after || !c->req_keepalive || c->client_eof;
     opt.is_keepalive_10 = c->req_minor == 0 && !opt.is_close;
-    if (http_rewrite_response(&c->res, buf, &opt, &c->out) != 0) {
+    if (http_rewrite_response(&c->res, buf, &opt, &c->out) != 0 &&
+        (buf_grow(&c->out, HP_OUT_MAX) != 0 ||
+         http_rewrite_response(&c->res, buf, &opt, &c->out) != 0)) {
         hp_fail(c, 502, "response head too large");
         return;
     }
@@ -966,7 +974,9 @@ static void forward_interim(struct hp_conn *c)
     struct lb_upstream *up = c->up;
     if (c->req_minor == 1) {
         struct http_rewrite_res opt = {0};
-        if (http_rewrite_response(&c->res, buf_head(&up->in), &opt, &c->out) != 0) {
+        if (http_rewrite_response(&c->res, buf_head(&up->in), &opt, &c->out) != 0 &&
+            (buf_grow(&c->out, HP_OUT_MAX) != 0 ||
+             http_rewrite_response(&c->res, buf_head(&up->in), &opt, &c->out) != 0)) {
             hp_fail(c, 502, "interim response head too large");
             return;
         }
@@ -1329,7 +1339,7 @@ void http_conn_accept(struct lb_worker *w, struct lb_frontend *fe, int fd,
 {
     struct hp_conn *c = calloc(1, sizeof(*c));
     if (c == NULL || buf_init(&c->in, HP_IN_SIZE) != 0 || buf_init(&c->out, HP_OUT_SIZE) != 0 ||
-        buf_init(&c->rhead, fe->conf->max_header + HP_RHEAD_EXTRA) != 0 ||
+        buf_init(&c->rhead, HP_RHEAD_SIZE) != 0 ||
         (fe->access_log_fd != -1 && (c->log = calloc(1, sizeof(*c->log))) == NULL)) {
         if (c != NULL) {
             buf_fini(&c->in);

@@ -432,3 +432,19 @@ def test_504_when_server_slower_than_timeout_server(env):
     assert b"gateway timeout" in body.lower(), body
     assert 0.4 <= took <= 2.5, "504 after %.2fs with timeout_server 500ms" % took
     assert kt.http_get(k.port, "/")[0] == 200
+
+
+def test_large_heads_pass_both_ways(env):
+    """Heads of 10 KB (under the 16 KiB limits) go through: keel's head buffers start small
+    and grow for them."""
+    big = "x" * 10000
+    reply = ("HTTP/1.1 200 OK\r\nX-Big: %s\r\nContent-Length: 2\r\n\r\nok" % big).encode()
+    srv = env.tiny(_garbage_handler(reply))
+    k = env.lb([("g", srv.addr)])
+    st, h, body = kt.http_get(k.port, "/", headers={"X-Req-Big": big}, timeout=10)
+    assert st == 200 and body == b"ok" and h["x-big"] == big
+    (b,) = env.backends(1)
+    k2 = env.lb([b])
+    st, h, body = kt.http_get(k2.port, "/headers", headers={"X-Req-Big": big}, timeout=10)
+    # the test backend echoes at most 8 KiB of the head it received
+    assert st == 200 and b"X-Req-Big: " + b"x" * 6000 in body

@@ -26,7 +26,11 @@
 #include "http/http_static.h"
 #include "lb/lb.h"
 
-#define HP_IN_SIZE 16384
+/* Buffers start small and grow once, to their maximum, when a head or a body needs it:
+ * memory per connection is what limits concurrency. */
+#define HP_IN_SIZE 4096
+#define HP_IN_MAX 16384
+#define HP_UP_IN_MAX 16384
 /* out and rhead start small and grow (once) for unusually large heads: most heads are a
  * few hundred bytes, and memory per connection is what limits concurrency. */
 #define HP_OUT_SIZE 4096
@@ -144,12 +148,26 @@ static void on_drain(struct lb_conn_base *base)
 
 /* ---------------------------------------------------------------- client I/O */
 
+/* The largest `in` may grow to: a whole request head plus some pipelined bytes. */
+static size_t in_max(const struct hp_conn *c)
+{
+    size_t m = (size_t)c->fe->conf->max_header + HP_RHEAD_EXTRA;
+    return m > HP_IN_MAX ? m : HP_IN_MAX;
+}
+
+/* Whether `in` can take more bytes, if need be after compacting or growing. */
+static bool in_can_take_more(const struct hp_conn *c)
+{
+    return buf_tailroom(&c->in) > 0 || c->in.off > 0 || c->in.cap < in_max(c);
+}
+
 /* Read from the client into `in`. Returns bytes read, 0 on EOF, -EAGAIN, or -errno. */
 static ssize_t client_read(struct hp_conn *c)
 {
     if (buf_tailroom(&c->in) == 0) {
         buf_compact(&c->in);
-        if (buf_tailroom(&c->in) == 0) {
+        if (buf_tailroom(&c->in) == 0 &&
+            (c->in.cap >= in_max(c) || buf_grow(&c->in, in_max(c)) != 0)) {
             return -ENOBUFS;
         }
     }
@@ -807,7 +825,8 @@ static ssize_t upstream_read(struct hp_conn *c)
             c->res_sent = 0;
         }
         buf_compact(&up->in);
-        if (buf_tailroom(&up->in) == 0) {
+        if (buf_tailroom(&up->in) == 0 &&
+            (up->in.cap >= HP_UP_IN_MAX || buf_grow(&up->in, HP_UP_IN_MAX) != 0)) {
             return -ENOBUFS;
         }
     }
@@ -991,7 +1010,7 @@ static void parse_response(struct hp_conn *c)
     while (!c->res_head_done && c->up != NULL && up->in.len > 0) {
         int rc = http_parse_head(&c->rparser, buf_head(&up->in), up->in.len, &c->res);
         if (rc == -EAGAIN) {
-            if (buf_tailroom(&up->in) == 0 && up->in.off == 0) {
+            if (buf_tailroom(&up->in) == 0 && up->in.off == 0 && up->in.cap >= HP_UP_IN_MAX) {
                 hp_fail(c, 502, "response head too large");
             }
             return;
@@ -1082,8 +1101,9 @@ static int scan_request_body(struct hp_conn *c)
 /* Make room in `in` for more request body once what is there was sent. */
 static void release_sent_body(struct hp_conn *c)
 {
-    if (buf_tailroom(&c->in) > 0 || c->body_sent == 0 || c->req_body.is_done) {
-        return;
+    if (buf_tailroom(&c->in) > 0 || c->in.cap < in_max(c) || c->body_sent == 0 ||
+        c->req_body.is_done) {
+        return; /* room left, or the buffer can still grow: keep the body replayable */
     }
     buf_consume(&c->in, c->body_sent);
     c->body_scanned -= c->body_sent;
@@ -1154,7 +1174,7 @@ static uint32_t client_interest(const struct hp_conn *c)
     switch (c->state) {
     case HP_STATE_IDLE:
     case HP_STATE_READ_HEAD:
-        if (c->in.len < c->in.cap) {
+        if (in_can_take_more(c)) {
             ev |= EV_READ;
         }
         break;
@@ -1164,7 +1184,7 @@ static uint32_t client_interest(const struct hp_conn *c)
     case HP_STATE_QUEUED:
         /* Keep reading after the request is complete too: it sees a client that closes,
          * buffers pipelined requests, and saves two epoll_ctl calls per request. */
-        if (!c->client_eof && (buf_tailroom(&c->in) > 0 || c->in.off > 0)) {
+        if (!c->client_eof && in_can_take_more(c)) {
             ev |= EV_READ;
         }
         if (c->client_write_blocked) {
@@ -1191,7 +1211,8 @@ static uint32_t upstream_interest(const struct hp_conn *c)
     }
     uint32_t ev = 0;
     if (!c->up_eof && (!c->res_body.is_done || !c->res_head_done)) {
-        if (buf_tailroom(&up->in) > 0 || c->res_sent > 0 || up->in.off > 0) {
+        if (buf_tailroom(&up->in) > 0 || c->res_sent > 0 || up->in.off > 0 ||
+            up->in.cap < HP_UP_IN_MAX) {
             ev |= EV_READ;
         }
     }

@@ -452,7 +452,9 @@ struct lb_upstream *lb_upstream_new(struct lb_worker *w, struct lb_backend *be,
         return NULL;
     }
     up->fd = -1;
-    if (buf_init(&up->in, 16384) != 0 || buf_init(&up->out, 20480) != 0) {
+    /* 4 KiB holds most response heads; the proxy grows it for large heads and bodies. The
+     * request head is sent from the client side's buffer: out stays empty. */
+    if (buf_init(&up->in, 4096) != 0) {
         buf_fini(&up->in);
         free(up);
         *err = -ENOMEM;

@@ -17,13 +17,10 @@
 #include <unistd.h>
 
 #include "core/conf.h"
+#include "core/conf_check.h"
 
 #define DURATION_MAX (3600u * 1000u) /* 1h */
 #define ENV_KEY_MAX 255
-
-/* Option contexts of check lines. */
-enum check_ctx { CHECK_CTX_TCP = 1u << 0, CHECK_CTX_HTTP = 1u << 1 };
-#define CHECK_CTX_ANY (CHECK_CTX_TCP | CHECK_CTX_HTTP)
 
 /* Variables keel sets itself in every process's environment. */
 static const char *const reserved_env[] = {"PORT", "HOST", "KEEL_APP", "KEEL_NODE"};
@@ -474,181 +471,10 @@ static int set_backoff(struct conf_parser *cp, const struct conf_directive *d, v
  * The check line (the same options as a backend's, probing each process)
  * ------------------------------------------------------------------------------------------ */
 
-static int bad_check_value(struct conf_parser *cp, const struct conf_token *tok, const char *why)
-{
-    return bad_value(cp, &tok[1], tok[0].text, why);
-}
-
-static int set_check_method(struct conf_parser *cp, const struct conf_directive *d, void *obj,
-                            const struct conf_token *tok, size_t n)
-{
-    (void)d;
-    (void)n;
-    struct conf_check *c = obj;
-    bool ok = tok[1].len >= 1 && tok[1].len < sizeof(c->method);
-    for (size_t i = 0; i < tok[1].len && ok; i++) {
-        ok = tok[1].text[i] >= 'A' && tok[1].text[i] <= 'Z';
-    }
-    if (!ok) {
-        return bad_check_value(cp, tok, "expected an uppercase HTTP method such as GET or HEAD");
-    }
-    memcpy(c->method, tok[1].text, tok[1].len + 1);
-    return 0;
-}
-
-static int set_check_path(struct conf_parser *cp, const struct conf_directive *d, void *obj,
-                          const struct conf_token *tok, size_t n)
-{
-    (void)d;
-    (void)n;
-    struct conf_check *c = obj;
-    bool ok = tok[1].text[0] == '/' && tok[1].len < sizeof(c->path);
-    for (size_t i = 0; i < tok[1].len && ok; i++) {
-        ok = (unsigned char)tok[1].text[i] > ' ' && tok[1].text[i] != 0x7f;
-    }
-    if (!ok) {
-        return bad_check_value(cp, tok,
-                               "expected a path starting with \"/\", without spaces or control "
-                               "characters, of at most 255 bytes");
-    }
-    memcpy(c->path, tok[1].text, tok[1].len + 1);
-    return 0;
-}
-
-static int set_check_host(struct conf_parser *cp, const struct conf_directive *d, void *obj,
-                          const struct conf_token *tok, size_t n)
-{
-    (void)d;
-    (void)n;
-    struct conf_check *c = obj;
-    bool ok = tok[1].len >= 1 && tok[1].len < sizeof(c->host);
-    for (size_t i = 0; i < tok[1].len && ok; i++) {
-        char ch = tok[1].text[i];
-        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-             strchr(".-_:[]", ch) != NULL;
-    }
-    if (!ok) {
-        return bad_check_value(cp, tok, "expected a host name, optionally with :PORT");
-    }
-    memcpy(c->host, tok[1].text, tok[1].len + 1);
-    return 0;
-}
-
-static int set_check_status(struct conf_parser *cp, const struct conf_directive *d, void *obj,
-                            const struct conf_token *tok, size_t n)
-{
-    (void)d;
-    (void)n;
-    struct conf_check *c = obj;
-    unsigned lo = 0, hi = 0;
-    char rest = '\0';
-    int k = sscanf(tok[1].text, "%3u-%3u%c", &lo, &hi, &rest);
-    bool digits_only = strspn(tok[1].text, "0123456789-") == tok[1].len;
-    if (k == 1 && strchr(tok[1].text, '-') == NULL) {
-        hi = lo;
-    } else if (k != 2) {
-        digits_only = false;
-    }
-    if (!digits_only || lo < 100 || hi > 599 || lo > hi) {
-        return bad_check_value(cp, tok, "expected CODE or MIN-MAX with 100 <= MIN <= MAX <= 599");
-    }
-    c->status_min = (int)lo;
-    c->status_max = (int)hi;
-    return 0;
-}
-
-static const struct conf_directive check_options[] = {
-    {.name = "method",
-     .contexts = CHECK_CTX_HTTP,
-     .min_args = 1,
-     .max_args = 1,
-     .set = set_check_method,
-     .syntax = "method METHOD",
-     .help = "HTTP method of the probe"},
-    {.name = "path",
-     .contexts = CHECK_CTX_HTTP,
-     .min_args = 1,
-     .max_args = 1,
-     .set = set_check_path,
-     .syntax = "path PATH",
-     .help = "path of the probe"},
-    {.name = "host",
-     .contexts = CHECK_CTX_HTTP,
-     .min_args = 1,
-     .max_args = 1,
-     .set = set_check_host,
-     .syntax = "host HOST",
-     .help = "Host header of the probe; default: the process's address"},
-    {.name = "status",
-     .contexts = CHECK_CTX_HTTP,
-     .min_args = 1,
-     .max_args = 1,
-     .set = set_check_status,
-     .syntax = "status CODE|MIN-MAX",
-     .help = "status codes that mean healthy"},
-    {.name = "interval",
-     .contexts = CHECK_CTX_ANY,
-     .min_args = 1,
-     .max_args = 1,
-     .set = conf_set_duration,
-     CONF_FIELD(struct conf_check, interval_ms),
-     .min = 10,
-     .max = DURATION_MAX,
-     .syntax = "interval DURATION",
-     .help = "time between probes"},
-    {.name = "timeout",
-     .contexts = CHECK_CTX_ANY,
-     .min_args = 1,
-     .max_args = 1,
-     .set = conf_set_duration,
-     CONF_FIELD(struct conf_check, timeout_ms),
-     .min = 1,
-     .max = DURATION_MAX,
-     .syntax = "timeout DURATION",
-     .help = "how long a probe may take"},
-    {.name = "rise",
-     .contexts = CHECK_CTX_ANY,
-     .min_args = 1,
-     .max_args = 1,
-     .set = conf_set_uint,
-     CONF_FIELD(struct conf_check, rise),
-     .min = 1,
-     .max = 100,
-     .syntax = "rise N",
-     .help = "consecutive successes to mark a process healthy"},
-    {.name = "fall",
-     .contexts = CHECK_CTX_ANY,
-     .min_args = 1,
-     .max_args = 1,
-     .set = conf_set_uint,
-     CONF_FIELD(struct conf_check, fall),
-     .min = 1,
-     .max = 100,
-     .syntax = "fall N",
-     .help = "consecutive failures to mark a process unhealthy"},
-};
-
-static const struct conf_enum check_type_values[] = {
-    {"tcp", CONF_CHECK_TCP},
-    {"http", CONF_CHECK_HTTP},
-    {NULL, 0},
-};
-
 static int set_check(struct conf_parser *cp, const struct conf_directive *d, void *obj,
                      const struct conf_token *tok, size_t n)
 {
-    struct conf_app *app = obj;
-    struct conf_directive type = *d;
-    type.offset = offsetof(struct conf_app, check) + offsetof(struct conf_check, type);
-    type.values = check_type_values;
-    if (conf_set_enum(cp, &type, app, tok, 2) != 0) {
-        return -KEEL_ECONFIG;
-    }
-    bool is_http = app->check.type == CONF_CHECK_HTTP;
-    return conf_parse_options(cp, check_options, sizeof(check_options) / sizeof(check_options[0]),
-                              is_http ? CHECK_CTX_HTTP : CHECK_CTX_TCP, "check option",
-                              is_http ? "an http check" : "a tcp check", &app->check, &tok[2],
-                              n - 2);
+    return conf_set_check_at(cp, d, obj, tok, n, offsetof(struct conf_app, check));
 }
 
 /* ------------------------------------------------------------------------------------------

@@ -578,7 +578,7 @@ Test(conf_errors, check_lines)
                   "t.conf:1:51: error: invalid value \"get\" for \"method\": expected an uppercase "
                   "HTTP method such as GET or HEAD\n"
                   "t.conf:1:60: error: invalid value \"x\" for \"path\": expected a path starting "
-                  "with \"/\", without spaces, of at most 255 bytes\n");
+                  "with \"/\", without spaces or control characters, of at most 255 bytes\n");
     expect_errors("backend b { server a 1.2.3.4:5; check http host \"a b\"; }\n",
                   "t.conf:1:49: error: invalid value \"a b\" for \"host\": expected a host name, "
                   "optionally with :PORT\n");

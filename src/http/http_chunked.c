@@ -60,20 +60,6 @@ static bool is_ows(unsigned char c)
     return c == ' ' || c == '\t';
 }
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 static int chunked_bad(struct http_chunked *c, const char *why)
 {
     c->error = why;
@@ -83,7 +69,7 @@ static int chunked_bad(struct http_chunked *c, const char *why)
 /* chunk-size: at most 16 HEXDIG, so it always fits 64 bits. */
 static int size_digit(struct http_chunked *c, unsigned char ch)
 {
-    int d = hex_value(ch);
+    int d = http_hex_value((unsigned char)ch);
 
     if (d < 0) {
         return chunked_bad(c, "invalid chunk size");
@@ -181,7 +167,7 @@ static int size_line_byte(struct http_chunked *c, unsigned char ch)
     case CS_SIZE_START:
         return size_digit(c, ch);
     case CS_SIZE:
-        if (hex_value(ch) >= 0) {
+        if (http_hex_value((unsigned char)ch) >= 0) {
             return size_digit(c, ch);
         }
         return size_line_delim(c, ch, false);

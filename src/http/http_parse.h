@@ -183,6 +183,21 @@ typedef void (*http_chunk_data_fn)(void *ctx, const char *data, size_t len);
 int http_chunked_scan(struct http_chunked *c, const char *buf, size_t len, size_t *consumed,
                       http_chunk_data_fn on_data, void *ctx) KEEL_MUST_CHECK;
 
+/* The value of a hexadecimal digit, or -1 (chunk sizes, percent-encoding). */
+static inline int http_hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
 /* Method name -> enum (exact, case-sensitive per RFC 9110). */
 enum http_method http_method_from(const char *s, size_t len);
 const char *http_method_name(enum http_method m);

@@ -2,24 +2,12 @@
 /* The web server's pure helpers (see http_path.h). */
 #include "http/http_path.h"
 
+#include "http/http_parse.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
 
 /* Skip "scheme://authority" of an absolute-form target. */
 static size_t skip_authority(const char *t, size_t len)
@@ -69,8 +57,8 @@ int http_path_normalize(const char *target, size_t len, char *out, size_t outlen
     for (; i < len && target[i] != '?' && target[i] != '#'; i++) {
         char c = target[i];
         if (c == '%') {
-            int hi = i + 2 < len ? hex_value(target[i + 1]) : -1;
-            int lo = i + 2 < len ? hex_value(target[i + 2]) : -1;
+            int hi = i + 2 < len ? http_hex_value((unsigned char)target[i + 1]) : -1;
+            int lo = i + 2 < len ? http_hex_value((unsigned char)target[i + 2]) : -1;
             if (hi < 0 || lo < 0) {
                 return -KEEL_EHTTP_BAD_REQUEST;
             }

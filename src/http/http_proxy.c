@@ -410,12 +410,18 @@ static void copy_log_fields(struct hp_conn *c, const char *buf)
 
 /* ---------------------------------------------------------------- local responses */
 
+/* A local response never reads the request body, so a request that has one ends the
+ * connection. Called before the response head is written (it says Connection: close). */
+static void local_body_unread(struct hp_conn *c)
+{
+    if (!c->req_body.is_done) {
+        c->close_after = true;
+    }
+}
+
 /* Send the local response prepared in out (and file_* / mem_body): HP_STATE_LOCAL. */
 static void start_local(struct hp_conn *c)
 {
-    if (!c->req_body.is_done) {
-        c->close_after = true; /* the request body is never read: the connection ends */
-    }
     buf_consume(&c->in, c->req.head_len);
     c->body_scanned = c->body_sent = 0;
     c->res_bytes = 0;
@@ -427,9 +433,7 @@ static void respond_locally(struct hp_conn *c, int status, const char *why)
 {
     char body[256];
     int n = snprintf(body, sizeof(body), "%d %s: %s\n", status, http_status_reason(status), why);
-    if (!c->req_body.is_done) {
-        c->close_after = true;
-    }
+    local_body_unread(c);
     http_local_respond(c, status, "", body, n > 0 ? (size_t)n : 0);
     start_local(c);
 }
@@ -458,9 +462,6 @@ static bool route_request(struct hp_conn *c)
     const struct http_msg *m = &c->req;
     int rc = http_path_normalize(buf_head(&c->in) + m->target.off, m->target.len, path,
                                  sizeof(path), &plen);
-    if (!c->req_body.is_done) {
-        c->close_after = true; /* set before any head is written */
-    }
     if (rc == -KEEL_EHTTP_BAD_REQUEST) {
         c->close_after = true;
         hp_fail(c, 400, "invalid request path");
@@ -473,23 +474,19 @@ static bool route_request(struct hp_conn *c)
     }
     int i = http_location_match(c->fe->conf, path, plen);
     if (i < 0) {
-        if (!c->req_body.is_done && c->be != NULL) {
-            c->close_after = false; /* proxied: the body is forwarded */
-        }
         return false;
     }
     const struct conf_location *loc = &c->fe->conf->locations[i];
     switch (loc->action) {
     case CONF_LOC_PROXY:
         c->be = c->fe->loc_backends[i];
-        if (!c->req_body.is_done) {
-            c->close_after = false;
-        }
         return false;
     case CONF_LOC_STATIC:
+        local_body_unread(c);
         http_static_respond(c, loc, c->fe->loc_root_fds[i], path, plen);
         break;
     case CONF_LOC_RETURN:
+        local_body_unread(c);
         http_return_respond(c, loc);
         break;
     case CONF_LOC_NONE:

@@ -237,7 +237,7 @@ static void listing(struct hp_conn *c, int dir_fd, const char *path)
                           "<ul>\n",
                           safe, safe);
     struct dirent *e;
-    while ((e = readdir(d)) != NULL && n + 1024 < LISTING_MAX) {
+    while ((e = readdir(d)) != NULL && n + 4096 < LISTING_MAX) { /* an entry < 2.5 KiB */
         if (e->d_name[0] == '.') {
             continue; /* hidden files and . / .. are not listed */
         }
@@ -252,15 +252,9 @@ static void listing(struct hp_conn *c, int dir_fd, const char *path)
                 body[n++] = (char)ch;
             }
         }
-        n += (size_t)snprintf(body + n, LISTING_MAX - n, "%s\">", is_dir ? "/" : "");
-        for (const char *p = e->d_name; *p != '\0' && n + 16 < LISTING_MAX; p++) {
-            const char *esc = *p == '<' ? "&lt;" : *p == '>' ? "&gt;" : *p == '&' ? "&amp;" : NULL;
-            if (esc != NULL) {
-                n += (size_t)snprintf(body + n, LISTING_MAX - n, "%s", esc);
-            } else {
-                body[n++] = *p;
-            }
-        }
+        char text[1600];
+        html_escape(e->d_name, text, sizeof(text));
+        n += (size_t)snprintf(body + n, LISTING_MAX - n, "%s\">%s", is_dir ? "/" : "", text);
         n += (size_t)snprintf(body + n, LISTING_MAX - n, "%s</a>\n", is_dir ? "/" : "");
     }
     closedir(d);

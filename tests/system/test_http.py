@@ -448,3 +448,16 @@ def test_large_heads_pass_both_ways(env):
     st, h, body = kt.http_get(k2.port, "/headers", headers={"X-Req-Big": big}, timeout=10)
     # the test backend echoes at most 8 KiB of the head it received
     assert st == 200 and b"X-Req-Big: " + b"x" * 6000 in body
+
+
+def test_regression_max_header_above_16k_does_not_stall(env):
+    """The client input buffer was fixed at 16 KiB: with max_header 32k a 20 KB head filled
+    it, keel stopped reading and the client got 408 after the header timeout."""
+    big = "y" * 20000
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    srv = env.tiny(_garbage_handler(reply))
+    k = env.lb([("g", srv.addr)], frontend_extra="    max_header 32k;\n")
+    t0 = time.monotonic()
+    st, _, body = kt.http_get(k.port, "/", headers={"X-Big": big}, timeout=10)
+    assert st == 200 and body == b"ok"
+    assert time.monotonic() - t0 < 3

@@ -193,3 +193,19 @@ def test_changed_file_is_served_within_the_cache_validity(site):
     def gone():
         return get(site, "/changing.txt")[0] == 404 or None
     kt.deadline_poll(gone, 3, what="404 after the file was removed")
+
+
+def test_regression_drain_closes_a_proxied_request_with_body(site):
+    """Routing a request with a body to a proxy location used to clear the "close after this
+    response" flag that SIGTERM had set, so a draining keel kept the connection open."""
+    import signal
+    import time
+    with kt.Raw(site.port) as r:
+        r.send("POST /api/upload HTTP/1.1\r\nHost: t\r\n")
+        time.sleep(0.2)  # the head is incomplete when the drain starts
+        site.signal(signal.SIGTERM)
+        site.log.wait(r"draining", timeout=5)
+        r.send("Content-Length: 3\r\n\r\nabc")
+        resp = r.read_response()
+        assert resp.status == 200 and resp.body == b"a\n"
+        assert (resp.header("connection") or "").lower() == "close"

@@ -48,6 +48,14 @@ Test(path, escapes_are_refused)
     cr_assert_eq(norm("*", out), -KEEL_EHTTP_BAD_REQUEST);
 }
 
+/* Regression (found by fuzz_path): a raw NUL byte in the target was copied into the path. */
+Test(path, regression_raw_nul_byte)
+{
+    char out[256];
+    size_t n;
+    cr_assert_eq(http_path_normalize("/a\0b", 4, out, sizeof(out), &n), -KEEL_EHTTP_BAD_REQUEST);
+}
+
 Test(path, too_long)
 {
     char big[600], out[256];

@@ -25,6 +25,10 @@ int cli_backend(int argc, char **argv);
 /* keel up [FILE]: the whole demo stack on this machine until Ctrl-C. */
 int cli_up(int argc, char **argv);
 
+/* keel status -c FILE: every node's state from its admin listener, as a table and a list of
+ * problems; KEEL_EXIT_OK when everything is healthy, KEEL_EXIT_CONFIG (1) otherwise. */
+int cli_status(int argc, char **argv);
+
 /* keel demo-app [--name NODE] [--listen IP:PORT]: the built-in demo application (what
  * `run builtin demo` supervises; src/app/app_demo.c). Without --listen, $HOST:$PORT. Runs
  * until killed. */

@@ -16,6 +16,7 @@
 
 #include "app/app_supervisor.h"
 #include "core/conf.h"
+#include "core/conf_node.h"
 #include "core/log.h"
 #include "core/qsbr.h"
 #include "lb/lb.h"
@@ -220,18 +221,6 @@ static int start_admin(struct node *n, const struct conf *conf, struct errbuf *e
 
 /* ---------------------------------------------------------------- reload and drain */
 
-static int check_node(const struct conf *conf, const char *name, struct errbuf *eb)
-{
-    if (name == NULL || conf->n_nodes == 0) {
-        return 0;
-    }
-    if (conf_find_node(conf, name) == NULL) {
-        errbuf_set(eb, "node \"%s\" is not defined in the configuration", name);
-        return -1;
-    }
-    return 0;
-}
-
 static void reload(struct node *n)
 {
     struct conf *conf = NULL;
@@ -249,7 +238,7 @@ static void reload(struct node *n)
         return;
     }
     conf_errors_fini(&errs);
-    if (check_node(conf, n->node_name, &eb) != 0) {
+    if (conf_apply_node(conf, n->node_name, 0, &eb) != 0) {
         conf_free(conf);
         goto refused;
     }
@@ -389,7 +378,7 @@ static int boot(struct node *n)
         return KEEL_EXIT_CONFIG;
     }
     conf_errors_fini(&errs);
-    if (check_node(conf, n->node_name, &eb) != 0) {
+    if (conf_apply_node(conf, n->node_name, 0, &eb) != 0) {
         fprintf(stderr, "keel: %s\n", eb.msg);
         conf_free(conf);
         return KEEL_EXIT_CONFIG;

@@ -30,6 +30,14 @@ enum conf_balance {
     CONF_BALANCE_RANDOM          /* power of two random choices */
 };
 
+/* A cluster member. Roles are a bit set of CONF_ROLE_*. */
+enum conf_role {
+    CONF_ROLE_LB = 1u << 0,
+    CONF_ROLE_WEB = 1u << 1,
+    CONF_ROLE_APP = 1u << 2,
+    CONF_ROLE_DB = 1u << 3
+};
+
 enum conf_check_type { CONF_CHECK_NONE = 0, CONF_CHECK_TCP, CONF_CHECK_HTTP };
 
 enum conf_log_format { CONF_LOG_COMBINED = 0, CONF_LOG_JSON };
@@ -40,6 +48,7 @@ struct conf_addr {
     struct sockaddr_storage sa;
     socklen_t salen;
     char text[128];
+    bool host_omitted; /* written as ":PORT" or "*:PORT": a node binds its own address */
 };
 
 struct conf_server {
@@ -49,6 +58,10 @@ struct conf_server {
     uint32_t maxconn; /* concurrent requests/connections; 0 = unlimited */
     bool is_backup;   /* used only while every normal server is down */
     bool is_disabled; /* administratively down */
+    /* The host was a name, resolved at validation: a node's name gives that node's address,
+     * anything else goes to the resolver. "" when the address was a literal. */
+    char host_name[256];
+    struct conf_pos addr_pos; /* where the address was written */
     struct conf_pos pos;
 };
 
@@ -101,14 +114,14 @@ struct conf_location {
     char backend_name[CONF_NAME_MAX]; /* proxy */
     uint32_t backend_index;           /* resolved at validation */
     struct conf_pos backend_pos;
-    char root[CONF_PATH_MAX];         /* static: files are root + request path */
-    char index[64];                   /* default "index.html" */
-    bool autoindex;                   /* directory listings, default off */
-    bool gzip_static;                 /* serve FILE.gz to gzip clients, default on */
-    bool follow_symlinks;             /* may symlinks leave the root? default off */
-    char cache_control[128];          /* "" = no Cache-Control header */
-    int return_status;                /* return */
-    char return_text[512];            /* 3xx: the Location; otherwise the body */
+    char root[CONF_PATH_MAX]; /* static: files are root + request path */
+    char index[64];           /* default "index.html" */
+    bool autoindex;           /* directory listings, default off */
+    bool gzip_static;         /* serve FILE.gz to gzip clients, default on */
+    bool follow_symlinks;     /* may symlinks leave the root? default off */
+    char cache_control[128];  /* "" = no Cache-Control header */
+    int return_status;        /* return */
+    char return_text[512];    /* 3xx: the Location; otherwise the body */
     struct conf_pos pos;
 };
 
@@ -131,16 +144,12 @@ struct conf_frontend {
     enum conf_log_format access_log_format;
     struct conf_location *locations; /* in the order written; matched exact, then longest */
     uint32_t n_locations;
-    bool has_backend;                /* a default backend for requests no location takes */
+    bool has_backend; /* a default backend for requests no location takes */
+    uint32_t role;    /* CONF_ROLE_LB (frontend) or CONF_ROLE_WEB (site) */
+    /* Set when the node view (conf_apply_node) keeps a site: the node's name, sent as
+     * X-Served-By on every response and on requests forwarded to the app tier. */
+    char served_by[CONF_NAME_MAX];
     struct conf_pos pos;
-};
-
-/* A cluster member. Roles are a bit set of CONF_ROLE_*. */
-enum conf_role {
-    CONF_ROLE_LB = 1u << 0,
-    CONF_ROLE_WEB = 1u << 1,
-    CONF_ROLE_APP = 1u << 2,
-    CONF_ROLE_DB = 1u << 3
 };
 
 struct conf_node {

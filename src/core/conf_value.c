@@ -289,6 +289,35 @@ static int split_host_port(const char *s, char *host, size_t size, const char **
     return 0;
 }
 
+bool conf_addr_host_is_name(const char *s)
+{
+    char host[256];
+    const char *port;
+    bool is_bracketed;
+    struct errbuf eb;
+    if (split_host_port(s, host, sizeof(host), &port, &is_bracketed, &eb) != 0 || is_bracketed ||
+        host[0] == '\0' || strcmp(host, "*") == 0) {
+        return false;
+    }
+    struct in_addr a;
+    return inet_pton(AF_INET, host, &a) != 1;
+}
+
+int conf_addr_with_host(const char *s, const char *host, unsigned flags, struct conf_addr *out,
+                        struct errbuf *eb)
+{
+    char h[256];
+    const char *port;
+    bool is_bracketed;
+    if (split_host_port(s, h, sizeof(h), &port, &is_bracketed, eb) != 0) {
+        return -KEEL_ECONFIG;
+    }
+    char text[300];
+    bool v6 = strchr(host, ':') != NULL;
+    (void)snprintf(text, sizeof(text), "%s%s%s:%s", v6 ? "[" : "", host, v6 ? "]" : "", port);
+    return conf_parse_addr(text, flags & CONF_ADDR_NO_RESOLVE, out, eb);
+}
+
 int conf_parse_addr(const char *s, unsigned flags, struct conf_addr *out, struct errbuf *eb)
 {
     char host[256];
@@ -314,6 +343,7 @@ int conf_parse_addr(const char *s, unsigned flags, struct conf_addr *out, struct
         s4->sin_family = AF_INET;
         s4->sin_addr.s_addr = htonl(INADDR_ANY);
         out->salen = sizeof(*s4);
+        out->host_omitted = true;
     } else if (is_bracketed) {
         if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1) {
             errbuf_set(eb, "invalid IPv6 address \"%.64s\"", host);

@@ -5,6 +5,7 @@
 #ifndef KEEL_CORE_CONF_VALUE_H
 #define KEEL_CORE_CONF_VALUE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,12 @@ enum conf_addr_flags {
  * canonical "ip:port" ("[ip]:port" for IPv6). */
 int conf_parse_addr(const char *s, unsigned flags, struct conf_addr *out,
                     struct errbuf *eb) KEEL_MUST_CHECK;
+/* Whether s ("HOST:PORT") names its host by a name rather than an IP literal or a wildcard. */
+bool conf_addr_host_is_name(const char *s);
+/* s ("HOST:PORT" or ":PORT") with its host replaced by host (an IP literal, or a name that
+ * is resolved unless flags has CONF_ADDR_NO_RESOLVE). */
+int conf_addr_with_host(const char *s, const char *host, unsigned flags, struct conf_addr *out,
+                        struct errbuf *eb) KEEL_MUST_CHECK;
 /* Names of frontends, backends, servers, nodes, the cluster: 1-63 of [A-Za-z0-9_.-]. */
 int conf_check_name(const char *s, struct errbuf *eb) KEEL_MUST_CHECK;
 /* A host name (RFC 1123 labels) or an IPv4/IPv6 literal, without a port. */

@@ -586,7 +586,8 @@ static void start_request(struct hp_conn *c)
         hp_fail(c, 413, "request body larger than max_body");
         return;
     }
-    struct http_rewrite_req opt = {.client_ip = c->peer_ip, .proto = "http"};
+    struct http_rewrite_req opt = {
+        .client_ip = c->peer_ip, .proto = "http", .served_by = cf->served_by};
     if (http_rewrite_request(&c->req, buf, &opt, &c->rhead) != 0 &&
         (buf_grow(&c->rhead, cf->max_header + HP_RHEAD_EXTRA) != 0 ||
          http_rewrite_request(&c->req, buf, &opt, &c->rhead) != 0)) {
@@ -952,7 +953,7 @@ static void start_response(struct hp_conn *c)
     c->status = c->res.status;
     enum http_body_kind kind = http_response_body_kind(&c->res, c->method);
     body_init(&c->res_body, kind, c->res.content_length);
-    struct http_rewrite_res opt = {0};
+    struct http_rewrite_res opt = {.served_by = c->fe->conf->served_by};
     if (c->req_minor == 0) {
         c->dechunk = kind == HTTP_BODY_CHUNKED;
         if (kind == HTTP_BODY_CHUNKED || kind == HTTP_BODY_UNTIL_CLOSE) {
@@ -989,7 +990,7 @@ static void forward_interim(struct hp_conn *c)
 {
     struct lb_upstream *up = c->up;
     if (c->req_minor == 1) {
-        struct http_rewrite_res opt = {0};
+        struct http_rewrite_res opt = {.served_by = c->fe->conf->served_by};
         if (http_rewrite_response(&c->res, buf_head(&up->in), &opt, &c->out) != 0 &&
             (buf_grow(&c->out, HP_OUT_MAX) != 0 ||
              http_rewrite_response(&c->res, buf_head(&up->in), &opt, &c->out) != 0)) {

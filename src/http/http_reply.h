@@ -15,7 +15,7 @@ void http_reply_error(struct hp_conn *c, int status, const char *detail);
 /* Format a complete response with a text body into out (used by the admin listener and
  * the built-in backend too). Returns 0 or -ENOSPC. */
 int http_reply_format(struct buf *out, int status, const char *content_type, const char *body,
-                      size_t body_len, int is_close);
+                      size_t body_len, const char *served_by, int is_close);
 
 /* Write the access log line of the request that just finished on c, if logging is on. */
 void http_reply_access_log(struct hp_conn *c);

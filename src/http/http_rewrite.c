@@ -99,6 +99,17 @@ static bool put_header(struct buf *out, const char *buf, const struct http_heade
            put(out, buf + h->value.off, h->value.len) && put(out, "\r\n", 2);
 }
 
+static bool has_text(const char *s)
+{
+    return s != NULL && s[0] != '\0';
+}
+
+static bool put_served_by(struct buf *out, const char *name)
+{
+    return !has_text(name) ||
+           (put_str(out, "X-Served-By: ") && put_str(out, name) && put(out, "\r\n", 2));
+}
+
 int http_rewrite_request(const struct http_msg *req, const char *buf,
                          const struct http_rewrite_req *opt, struct buf *out)
 {
@@ -121,7 +132,8 @@ int http_rewrite_request(const struct http_msg *req, const char *buf,
         const char *name = buf + h->name.off;
         size_t nl = h->name.len;
         if (drop_header(name, nl, &tl) || name_is(name, nl, "x-forwarded-proto") ||
-            name_is(name, nl, "x-forwarded-host")) {
+            name_is(name, nl, "x-forwarded-host") ||
+            (has_text(opt->served_by) && name_is(name, nl, "x-served-by"))) {
             continue;
         }
         ok = put_header(out, buf, h);
@@ -147,7 +159,7 @@ int http_rewrite_request(const struct http_msg *req, const char *buf,
          * as RFC 9110 section 7.2 says for a target without an authority. */
         ok = put_str(out, "Host: \r\n");
     }
-    ok = ok && put(out, "\r\n", 2);
+    ok = ok && put_served_by(out, opt->served_by) && put(out, "\r\n", 2);
     if (!ok) {
         out->len = saved;
         return -ENOSPC;
@@ -170,7 +182,8 @@ int http_rewrite_response(const struct http_msg *res, const char *buf,
         const struct http_header *h = &res->headers[i];
         const char *name = buf + h->name.off;
         size_t nl = h->name.len;
-        if (drop_header(name, nl, &tl)) {
+        if (drop_header(name, nl, &tl) ||
+            (has_text(opt->served_by) && name_is(name, nl, "x-served-by"))) {
             continue;
         }
         bool chunked = (res->flags & HTTP_F_CHUNKED) != 0;
@@ -186,7 +199,7 @@ int http_rewrite_response(const struct http_msg *res, const char *buf,
     } else if (ok && opt->is_keepalive_10) {
         ok = put_str(out, "Connection: keep-alive\r\n");
     }
-    ok = ok && put(out, "\r\n", 2);
+    ok = ok && put_served_by(out, opt->served_by) && put(out, "\r\n", 2);
     if (!ok) {
         out->len = saved;
         return -ENOSPC;

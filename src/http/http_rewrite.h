@@ -13,6 +13,7 @@
 struct http_rewrite_req {
     const char *client_ip; /* appended to X-Forwarded-For */
     const char *proto;     /* X-Forwarded-Proto: "http" or "https" */
+    const char *served_by; /* a web node's name: replaces any X-Served-By; NULL or "": none */
 };
 
 /* Write the request head for a server into out (HTTP/1.1, hop-by-hop headers and every
@@ -27,6 +28,7 @@ struct http_rewrite_res {
     bool is_keepalive_10; /* HTTP/1.0 client keeping the connection: Connection: keep-alive */
     bool drop_framing;    /* remove Transfer-Encoding and Content-Length (body is de-chunked and
                            * delimited by close for an HTTP/1.0 client) */
+    const char *served_by; /* a web node's name: replaces any X-Served-By; NULL or "": none */
 };
 
 /* Write the response head for a client into out. Same rules and return as above. */

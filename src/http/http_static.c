@@ -64,8 +64,10 @@ static void put_head(struct hp_conn *c, int status, const char *headers, uint64_
     if (length != UINT64_MAX) {
         (void)snprintf(cl, sizeof(cl), "Content-Length: %lu\r\n", (unsigned long)length);
     }
-    int n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s\r\n", status,
+    const char *by = c->fe->conf->served_by;
+    int n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s%s%s%s\r\n", status,
                      http_status_reason(status), date_now(), cl, headers,
+                     by[0] != '\0' ? "X-Served-By: " : "", by, by[0] != '\0' ? "\r\n" : "",
                      c->close_after || !c->req_keepalive ? "Connection: close\r\n" : "");
     c->out.off = c->out.len = 0;
     if (n < 0 || (size_t)n >= sizeof(head) || !buf_append(&c->out, head, (size_t)n)) {

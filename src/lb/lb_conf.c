@@ -44,13 +44,15 @@ static void check_block_name(struct conf_parser *cp, const char *what, const str
 static void *open_frontend(struct conf_parser *cp, const struct conf_directive *d, void *obj,
                            const struct conf_token *tok, size_t n)
 {
-    (void)d;
     (void)n;
     struct conf *conf = obj;
-    check_block_name(cp, "frontend", &tok[1]);
+    bool is_site = strcmp(d->name, "site") == 0;
+    check_block_name(cp, d->name, &tok[1]);
     for (uint32_t i = 0; i < conf->n_frontends; i++) {
         if (strcmp(conf->frontends[i].name, tok[1].text) == 0) {
-            conf_error(cp, &tok[1], "duplicate frontend \"%s\" (first defined at line %d)",
+            conf_error(cp, &tok[1],
+                       "duplicate name \"%s\": a frontend or site of that name is defined at "
+                       "line %d",
                        tok[1].text, conf->frontends[i].pos.line);
             break;
         }
@@ -62,6 +64,7 @@ static void *open_frontend(struct conf_parser *cp, const struct conf_directive *
     }
     (void)snprintf(fe->name, sizeof(fe->name), "%s", tok[1].text); /* may truncate */
     conf_pos_set(&fe->pos, &tok[0]);
+    fe->role = is_site ? CONF_ROLE_WEB : CONF_ROLE_LB;
     return fe;
 }
 
@@ -121,6 +124,9 @@ static int set_bind(struct conf_parser *cp, const struct conf_directive *d, void
     }
     for (uint32_t i = 0; i < conf->n_frontends; i++) {
         const struct conf_frontend *other = &conf->frontends[i];
+        if (other->role != fe->role) {
+            continue; /* maybe other nodes; conf_apply_node checks what one node binds */
+        }
         for (uint32_t k = 0; k < other->n_binds; k++) {
             if (strcmp(other->binds[k].text, addr.text) == 0) {
                 conf_error(cp, &tok[1],
@@ -265,7 +271,11 @@ static int set_server(struct conf_parser *cp, const struct conf_directive *d, vo
     if (conf_parser_flags(cp) & CONF_LOAD_NO_RESOLVE) {
         flags |= CONF_ADDR_NO_RESOLVE;
     }
-    if (conf_parse_addr(tok[2].text, flags, &srv.addr, &eb) != 0) {
+    conf_pos_set(&srv.addr_pos, &tok[2]);
+    if (conf_addr_host_is_name(tok[2].text)) {
+        /* Maybe a node defined further down: resolved at validation. */
+        (void)snprintf(srv.host_name, sizeof(srv.host_name), "%s", tok[2].text);
+    } else if (conf_parse_addr(tok[2].text, flags, &srv.addr, &eb) != 0) {
         conf_error(cp, &tok[2], "invalid server address \"%s\": %s", tok[2].text, eb.msg);
         rc = -KEEL_ECONFIG;
     }
@@ -460,6 +470,15 @@ static const struct conf_directive lb_directives[] = {
      .open = open_frontend,
      .syntax = "frontend NAME { ... }",
      .help = "where clients connect"},
+    {.name = "site",
+     .contexts = CONF_CTX_MAIN,
+     .min_args = 1,
+     .max_args = 1,
+     .flags = CONF_F_REPEAT,
+     .block_ctx = FE,
+     .open = open_frontend,
+     .syntax = "site NAME { ... }",
+     .help = "a web server: an HTTP frontend run by nodes with the web role"},
     {.name = "backend",
      .contexts = CONF_CTX_MAIN,
      .min_args = 1,
@@ -819,8 +838,43 @@ static void validate_locations(struct conf_parser *cp, struct conf *conf, struct
     }
 }
 
+/* Server addresses written with a host name: a node's name means that node's address;
+ * anything else is resolved (getaddrinfo, unless the load forbids it). */
+static void resolve_server_names(struct conf_parser *cp, struct conf *conf)
+{
+    unsigned flags = 0;
+    if (conf_parser_flags(cp) & CONF_LOAD_NO_RESOLVE) {
+        flags |= CONF_ADDR_NO_RESOLVE;
+    }
+    for (uint32_t b = 0; b < conf->n_backends; b++) {
+        for (uint32_t i = 0; i < conf->backends[b].n_servers; i++) {
+            struct conf_server *srv = &conf->backends[b].servers[i];
+            if (srv->host_name[0] == '\0') {
+                continue;
+            }
+            struct errbuf eb;
+            char host[256];
+            (void)snprintf(host, sizeof(host), "%s", srv->host_name);
+            char *colon = strrchr(host, ':');
+            if (colon != NULL) {
+                *colon = '\0';
+            }
+            const struct conf_node *node = conf_find_node(conf, host);
+            int rc = node != NULL ? conf_addr_with_host(srv->host_name, node->address, flags,
+                                                        &srv->addr, &eb)
+                                  : conf_parse_addr(srv->host_name, flags, &srv->addr, &eb);
+            if (rc != 0) {
+                conf_error_at(cp, &srv->addr_pos, "invalid server address \"%s\": %s%s",
+                              srv->host_name, eb.msg,
+                              node != NULL ? " (the address of that node)" : "");
+            }
+        }
+    }
+}
+
 static void lb_conf_validate(struct conf_parser *cp, struct conf *conf)
 {
+    resolve_server_names(cp, conf);
     for (uint32_t i = 0; i < conf->n_frontends; i++) {
         struct conf_frontend *fe = &conf->frontends[i];
         validate_locations(cp, conf, fe);

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
 
 import pytest
@@ -233,6 +234,14 @@ def test_crash_loop_is_reported_in_the_log_and_status(env):
     n = p["restarts"]
     kt.deadline_poll(lambda: procs(k, "bad")[0]["restarts"] >= n + 3, 10, what="more restarts")
     assert len(k.log.find(r"crash loop")) == 1
+    # and in `keel status`, which exits 1
+    r = subprocess.run([kt.KEEL, "status", "-c", k.conf], capture_output=True, text=True,
+                       timeout=20)
+    assert r.returncode == 1, r.stdout + r.stderr
+    row = r.stdout.splitlines()[1].split()
+    assert row[:4] == ["-", "-", "all", "up"] and row[-2:] == ["0/1", "CRASHLOOP"], r.stdout
+    assert re.search(r"^-: app bad/0 \(pid \d+\) is \w+(, unhealthy)?, IN A CRASH LOOP; check: none; "
+                     r"restarts \d+; last exit: exit status 3$", r.stdout, re.M), r.stdout
 
 
 @pytest.mark.timeout(60)

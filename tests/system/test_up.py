@@ -1,9 +1,13 @@
 # SPDX-License-Identifier: MIT
-"""`keel up`: the demo answers through its LB from three backends, and Ctrl-C leaves nothing."""
+"""`keel up`: the demo topology (lb1 in front of web1..3, each web node also running the demo
+app, every node its own process on its own 127.0.0.x) comes up, answers through the LB from
+all three nodes, restarts a node that is killed, and leaves nothing running after Ctrl-C."""
 import collections
+import json
 import os
 import re
 import signal
+import subprocess
 import time
 
 import pytest
@@ -11,39 +15,70 @@ import pytest
 import keeltest as kt
 
 
-@pytest.mark.timeout(60)
-def test_keel_up_serves_and_sigint_stops_everything(env):
+def wait_line(up, rx, timeout=20, start=0):
+    def hit():
+        hits = up.out.find(rx, start) or up.log.find(rx, start)
+        return hits[0][1] if hits else None
+    return kt.deadline_poll(hit, timeout, what="keel up output %r" % rx)
+
+
+@pytest.mark.timeout(90)
+def test_keel_up_demo_serves_restarts_and_sigint_stops_everything(env):
     up = env.proc([kt.KEEL, "up"], "keel-up")
     kids = []
     try:
-        # the URL line, on stdout (or stderr)
-        rx = r"keel up: http://127\.0\.0\.1:\d+/"
+        line = wait_line(up, r"keel up: http://127\.0\.0\.10:\d+/")
+        port = int(re.search(r"http://127\.0\.0\.10:(\d+)/", line).group(1))
+        lb = "127.0.0.10:%d" % port
+        # progress: each node came up, on its own address, and the health checks were waited for
+        for name, addr in [("lb1", "127.0.0.10"), ("web1", "127.0.0.11"),
+                           ("web2", "127.0.0.12"), ("web3", "127.0.0.13")]:
+            wait_line(up, r"up  %s\s+.*pid \d+\s+%s" % (name, re.escape(addr)), timeout=1)
+        wait_line(up, r"every server is up", timeout=1)
+        conf = re.search(r"keel status -c (\S+)", wait_line(up, r"keel status -c \S+")).group(1)
 
-        def url_line():
-            hits = up.out.find(rx) or up.log.find(rx)
-            return hits[0][1] if hits else None
-        line = kt.deadline_poll(url_line, 15, what="the 'keel up: http://...' line")
-        port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", line).group(1))
-        seen = collections.Counter()
-
-        def three():
-            st, h, body = kt.http_get(port, "/", timeout=3)
-            if st == 200:
-                seen[kt.server_of(h, body)] += 1
-            return len(seen) >= 3
-        kt.deadline_poll(three, 15, interval=0.01, what="answers from three backends")
+        # through the LB: all three web nodes, and all three app servers
+        webs, apps = collections.Counter(), collections.Counter()
         for _ in range(30):
-            st, h, body = kt.http_get(port, "/")
+            st, h, body = kt.http_get(lb, "/api/info", timeout=3)
             assert st == 200, (st, body)
-            seen[kt.server_of(h, body)] += 1
-        assert len(seen) == 3, dict(seen)
+            webs[h["x-served-by"]] += 1
+            apps[json.loads(body)["app_node"]] += 1
+        assert set(webs) == {"web1", "web2", "web3"}, webs
+        assert set(apps) == {"web1", "web2", "web3"}, apps
+        st, h, body = kt.http_get(lb, "/")
+        assert st == 200 and b"<html" in body.lower() and h["x-served-by"] in webs
+        st, h, body = kt.http_get(lb, "/static/style.css")
+        assert st == 200 and h["content-type"].startswith("text/css"), h
+
+        # keel status sees the four nodes
+        r = subprocess.run([kt.KEEL, "status", "-c", conf], capture_output=True, text=True,
+                           timeout=20)
+        assert r.returncode == 0, r.stdout + r.stderr
+        rows = {l.split()[0]: l.split() for l in r.stdout.splitlines()[1:]}
+        assert set(rows) == {"lb1", "web1", "web2", "web3"}, r.stdout
+        pids = {n: int(rows[n][5] if n != "lb1" else rows[n][4]) for n in rows}
+
+        # a node that dies is reported and restarted; the LB routes around it meanwhile
+        kids = kt.proc_descendants(up.pid)
+        assert pids["web2"] in kids
+        mark = up.out.mark()
+        os.kill(pids["web2"], signal.SIGKILL)
+        wait_line(up, r"keel up: node web2 \(pid %d\) was killed by signal 9; restarting"
+                  % pids["web2"], timeout=5, start=mark)
+        wait_line(up, r"keel up: node web2 restarted as pid \d+", timeout=10, start=mark)
+
+        def web2_back():
+            st, h, _ = kt.http_get(lb, "/api/info", timeout=3)
+            return st == 200 and h["x-served-by"] == "web2"
+        kt.deadline_poll(web2_back, 15, interval=0.05, what="web2 serving again through the LB")
 
         kids = kt.proc_descendants(up.pid)
-        assert len(kids) >= 3, "keel up has %d child processes: %s" % (len(kids), kids)
+        assert len(kids) >= 7, "keel up has %d descendants: %s" % (len(kids), kids)
         up.signal(signal.SIGINT)
         up.stopped_by_test = True
-        rc = up.wait(15)
-        assert rc is not None, "keel up still running 15s after SIGINT"
+        rc = up.wait(20)
+        assert rc is not None, "keel up still running 20s after SIGINT"
         left = []
         end = time.monotonic() + 5
         while time.monotonic() < end:
@@ -53,7 +88,9 @@ def test_keel_up_serves_and_sigint_stops_everything(env):
             time.sleep(0.05)
         assert left == [], "processes left after SIGINT: %s" % left
         assert rc == 0, "keel up exit code %s after SIGINT" % rc
-        assert not kt.port_accepts(port)
+        assert not kt.port_accepts(port, host="127.0.0.10")
+        wait_line(up, r"keel up: everything stopped", timeout=1)
+        assert not os.path.exists(conf), "the demo's temporary config was left behind"
     finally:
         for p in kids:
             if kt.pid_running(p):
@@ -61,3 +98,46 @@ def test_keel_up_serves_and_sigint_stops_everything(env):
                     os.kill(p, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+
+@pytest.mark.timeout(60)
+def test_keel_up_file_runs_one_process_per_node(env):
+    ports = [env.port() for _ in range(3)]
+    cfg = ("global { admin :%d; }\n"
+           "node a { address 127.0.0.51; roles lb; }\n"
+           "node b { address 127.0.0.52; roles web; }\n"
+           "frontend f { bind :%d; backend w; }\n"
+           "backend w { server b b:%d; }\n"
+           "site s { bind :%d; location / { return 200 \"hi from the site\"; } }\n"
+           % (ports[0], ports[1], ports[2], ports[2]))
+    path = os.path.join(env.tmp, "mine.conf")
+    with open(path, "w") as f:
+        f.write(cfg)
+    up = env.proc([kt.KEEL, "up", path], "keel-up")
+    kids = []
+    try:
+        wait_line(up, r"press Ctrl-C to stop")
+        wait_line(up, r"up  a\s+lb\s+pid \d+\s+127\.0\.0\.51", timeout=1)
+        wait_line(up, r"up  b\s+web\s+pid \d+\s+127\.0\.0\.52", timeout=1)
+        st, h, body = kt.http_get("127.0.0.51:%d" % ports[1], "/")
+        assert (st, body, h["x-served-by"]) == (200, b"hi from the site\n", "b")
+        kids = kt.proc_descendants(up.pid)
+        assert len(kids) == 2, kids
+        up.signal(signal.SIGINT)
+        up.stopped_by_test = True
+        assert up.wait(15) == 0
+        assert [p for p in kids if kt.pid_running(p)] == []
+    finally:
+        for p in kids:
+            if kt.pid_running(p):
+                os.kill(p, signal.SIGKILL)
+
+
+@pytest.mark.timeout(30)
+def test_keel_up_refuses_a_bad_file(env):
+    path = os.path.join(env.tmp, "bad.conf")
+    with open(path, "w") as f:
+        f.write("frontend f { bind :1; backend nope; }\n")
+    r = subprocess.run([kt.KEEL, "up", path], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert re.search(r"bad\.conf:1:\d+: error: unknown backend \"nope\"", r.stderr), r.stderr

@@ -440,7 +440,8 @@ Test(conf_errors, duplicate_names)
                   "t.conf:3:10: error: duplicate server \"a\" in backend \"web\" (first defined at "
                   "line 2)\n");
     expect_errors(PAIR "frontend www { bind :8081; backend web; }\n",
-                  "t.conf:3:10: error: duplicate frontend \"www\" (first defined at line 1)\n");
+                  "t.conf:3:10: error: duplicate name \"www\": a frontend or site of that name is "
+                  "defined at line 1\n");
     expect_errors(
         "node n1 { address 10.0.0.1; roles lb; }\nnode n1 { address 10.0.0.2; roles db; }\n",
         "t.conf:2:6: error: duplicate node \"n1\" (first defined at line 1)\n");

@@ -140,3 +140,29 @@ Test(rewrite, keepalive_for_http10_client)
     cr_assert_str_eq(r, "HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n");
     buf_fini(&out);
 }
+
+Test(rewrite, served_by_replaces_the_header_both_ways)
+{
+    parse("GET / HTTP/1.1\r\nHost: h\r\nX-Served-By: spoofed\r\n\r\n", false);
+    struct http_rewrite_req ro = {.client_ip = "10.1.2.3", .proto = "http", .served_by = "web2"};
+    cr_assert_eq(http_rewrite_request(&msg, text, &ro, &out), 0);
+    char r[4096];
+    snprintf(r, sizeof(r), "%.*s", (int)out.len, buf_head(&out));
+    buf_fini(&out);
+    cr_assert(strstr(r, "spoofed") == NULL, "%s", r);
+    cr_assert(strstr(r, "X-Served-By: web2\r\n\r\n") != NULL, "%s", r);
+
+    parse("HTTP/1.1 200 OK\r\nX-Served-By: app\r\nContent-Length: 0\r\n\r\n", true);
+    struct http_rewrite_res so = {.served_by = "web2"};
+    cr_assert_eq(http_rewrite_response(&msg, text, &so, &out), 0);
+    snprintf(r, sizeof(r), "%.*s", (int)out.len, buf_head(&out));
+    buf_fini(&out);
+    cr_assert_str_eq(r, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Served-By: web2\r\n\r\n");
+
+    parse("HTTP/1.1 200 OK\r\nX-Served-By: app\r\nContent-Length: 0\r\n\r\n", true);
+    struct http_rewrite_res none = {0};
+    cr_assert_eq(http_rewrite_response(&msg, text, &none, &out), 0);
+    snprintf(r, sizeof(r), "%.*s", (int)out.len, buf_head(&out));
+    buf_fini(&out);
+    cr_assert(strstr(r, "X-Served-By: app\r\n") != NULL, "%s", r); /* untouched off a site */
+}

@@ -24,6 +24,8 @@
 #include "lb/lb_worker.h"
 #include "monitor/admin.h"
 #include "monitor/metrics.h"
+#include "vrrp/vrrp.h"
+#include "lb/lb_gate.h"
 
 #define TICK_MS 50
 
@@ -46,6 +48,7 @@ struct node {
     uint64_t reloads;
     uint64_t reload_failures;
     struct app_supervisor *apps; /* the app role's processes (src/app/app_supervisor.c) */
+    struct vrrp *vrrp;           /* the node's virtual routers (src/vrrp/vrrp.c); NULL: none */
 };
 
 static uint32_t default_workers(void)
@@ -123,6 +126,7 @@ static void gauges(struct metrics_out *o, void *data)
                        (unsigned long)gen->id, (unsigned long)n->reloads,
                        (unsigned long)n->reload_failures);
     app_supervisor_metrics(n->apps, o);
+    vrrp_metrics(n->vrrp, o);
 }
 
 static void status_json(struct node *n, struct metrics_out *o)
@@ -173,6 +177,8 @@ static void status_json(struct node *n, struct metrics_out *o)
     }
     metrics_out_printf(o, "],\"apps\":");
     app_supervisor_status_json(n->apps, o);
+    metrics_out_printf(o, ",\"vrrp\":");
+    vrrp_status_json(n->vrrp, o);
     metrics_out_printf(o, "}\n");
 }
 
@@ -292,6 +298,7 @@ static void start_drain(struct node *n, const char *why)
     n->is_draining = true;
     n->drain_deadline_ms = ev_now_ms(n->loop) + n->gen->conf->global.timeout_drain_ms;
     log_notice("main", "%s: draining (up to %u ms)", why, n->gen->conf->global.timeout_drain_ms);
+    vrrp_stop(n->vrrp); /* priority 0: a backup takes the addresses at once */
     lb_checks_stop(n->checks);
     n->checks = NULL;
     for (uint32_t i = 0; i < n->n_workers; i++) {
@@ -315,12 +322,43 @@ static void free_retired(struct node *n)
     }
 }
 
+/* Whether the node can serve: every backend with servers has one up (VRRP tracking). */
+static bool can_serve(const struct lb_gen *gen)
+{
+    for (uint32_t b = 0; b < gen->n_backends; b++) {
+        const struct lb_backend *be = &gen->backends[b];
+        bool any = be->n_servers == 0;
+        for (uint32_t i = 0; !any && i < be->n_servers; i++) {
+            any = atomic_load(&be->servers[i].is_up);
+        }
+        if (!any) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* VRRP took or gave up a virtual IP: open or close its listener gates. */
+static void on_hold(void *data, struct in_addr ip, bool held)
+{
+    struct node *n = data;
+    struct lb_gate *g = lb_gate_define(ip);
+    if (g == NULL) {
+        return;
+    }
+    lb_gate_set(g, n->gen, held);
+    for (uint32_t i = 0; i < n->n_workers; i++) {
+        lb_worker_poke(&n->workers[i]);
+    }
+}
+
 static void on_tick(struct ev_loop *loop, struct ev_timer *t)
 {
     struct node *n = t->data;
     if (n->checks != NULL) {
         lb_checks_poll_passive(n->checks);
     }
+    vrrp_set_can_serve(n->vrrp, can_serve(n->gen));
     free_retired(n);
     qsbr_reclaim();
     if (n->is_draining) {
@@ -395,6 +433,7 @@ static int boot(struct node *n)
     if (n->n_workers > LB_MAX_WORKERS) {
         n->n_workers = LB_MAX_WORKERS;
     }
+    vrrp_declare_gates(conf, n->node_name);
     n->gen = lb_gen_new(conf, NULL, n->n_workers, &eb);
     if (n->gen == NULL || lb_gen_listen(n->gen, NULL, &eb) != 0 ||
         start_admin(n, n->gen->conf, &eb) != 0) {
@@ -430,6 +469,8 @@ static void shutdown_node(struct node *n)
 {
     app_supervisor_free(n->apps); /* kills and reaps what still runs (a second SIGTERM) */
     n->apps = NULL;
+    vrrp_free(n->vrrp);
+    n->vrrp = NULL;
     bool all_done = true;
     for (uint32_t i = 0; i < n->n_workers; i++) {
         all_done = all_done && atomic_load(&n->workers[i].is_done);
@@ -481,6 +522,7 @@ int keel_node_run(const char *conf_path, const char *node_name)
     }
     n->checks = lb_checks_start(n->loop, n->gen);
     n->apps = app_supervisor_start(n->loop, n->gen->conf, n->node_name);
+    n->vrrp = vrrp_start(n->loop, n->gen->conf, n->node_name, on_hold, n);
     if (n->apps == NULL) {
         log_error("main", "out of memory starting the application supervisor");
         return KEEL_EXIT_RUNTIME;

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #define CONF_NAME_MAX 64
@@ -193,6 +194,37 @@ struct conf_app {
     struct conf_pos pos;
 };
 
+/* Virtual IPs moved between LB nodes by VRRPv3: vip ADDR... { } (vrrp/vrrp_conf.c fills
+ * it). Active-passive: one virtual router (vrid) holding every address. Active-active:
+ * address i is its own virtual router (vrid + i) that prefers nodes[(i + k) % n] in
+ * order k = 0, 1, ... */
+#define CONF_VIP_MAX_ADDRS 16
+#define CONF_VIP_MAX_NODES 8
+
+enum conf_vip_mode { CONF_VIP_ACTIVE_PASSIVE = 0, CONF_VIP_ACTIVE_ACTIVE };
+
+struct conf_vip {
+    struct in_addr addrs[CONF_VIP_MAX_ADDRS]; /* network order */
+    uint32_t n_addrs;
+    char nodes[CONF_VIP_MAX_NODES][CONF_NAME_MAX]; /* in order of preference */
+    uint32_t n_nodes;
+    uint32_t priorities[CONF_VIP_MAX_NODES]; /* 0: by position (200, 150, 100, 50, 1...) */
+    uint32_t vrid;                           /* 1..255; active-active: vrid + i for address i */
+    enum conf_vip_mode mode;
+    char interface[32];         /* "" in loopback mode (every address in 127.0.0.0/8) */
+    bool is_loopback;           /* set at validation */
+    uint32_t prefix;            /* prefix length on the interface, default 32 */
+    uint32_t advert_ms;         /* default 50, a multiple of 10 */
+    bool preempt;               /* default on */
+    uint32_t preempt_delay_ms;  /* default 0 */
+    bool unicast;               /* default off (multicast 224.0.0.18); loopback: always */
+    bool auth;                  /* default off: HMAC trailer keyed by the cluster secret */
+    bool track;                 /* default on: FAULT while every server of a backend is down */
+    char notify[CONF_PATH_MAX]; /* "" = none; run as NOTIFY STATE VRID ADDRESSES... */
+    uint32_t port;              /* loopback mode: the UDP port adverts use, default 11200 */
+    struct conf_pos pos;
+};
+
 struct conf {
     char cluster_name[CONF_NAME_MAX]; /* "" if no cluster block */
     char state_dir[CONF_PATH_MAX];    /* cluster state_dir; "" = not set */
@@ -206,6 +238,8 @@ struct conf {
     uint32_t n_backends;
     struct conf_app *apps;
     uint32_t n_apps;
+    struct conf_vip *vips;
+    uint32_t n_vips;
 };
 
 #endif

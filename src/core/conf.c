@@ -322,6 +322,8 @@ static const char *ctx_name(uint32_t ctx)
         return "backend";
     case CONF_CTX_APP:
         return "app";
+    case CONF_CTX_VIP:
+        return "vip";
     case CONF_CTX_LOCATION:
         return "location";
     default:
@@ -1078,6 +1080,7 @@ void conf_free(struct conf *conf)
         app->env = NULL;
     }
     free(conf->apps);
+    free(conf->vips);
     free(conf->frontends);
     free(conf->backends);
     free(conf->nodes);

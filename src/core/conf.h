@@ -65,7 +65,8 @@ enum conf_ctx {
     CONF_CTX_FRONTEND = 1u << 4, /* frontend NAME { } */
     CONF_CTX_BACKEND = 1u << 5,  /* backend NAME { } */
     CONF_CTX_APP = 1u << 6,      /* app NAME { } (app/app_conf.c) */
-    CONF_CTX_LOCATION = 1u << 7  /* location [=] PATH { } in a frontend (lb/lb_conf.c) */
+    CONF_CTX_LOCATION = 1u << 7, /* location [=] PATH { } in a frontend (lb/lb_conf.c) */
+    CONF_CTX_VIP = 1u << 8       /* vip ADDR... { } (vrrp/vrrp_conf.c) */
 };
 
 /* The parser, opaque to subsystems. */
@@ -195,6 +196,9 @@ int conf_set_enum(struct conf_parser *cp, const struct conf_directive *d, void *
 /* No argument: sets a bool field to true. */
 int conf_set_flag(struct conf_parser *cp, const struct conf_directive *d, void *obj,
                   const struct conf_token *tok, size_t n) KEEL_MUST_CHECK;
+/* on|off into a bool field. */
+int conf_set_onoff(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                   const struct conf_token *tok, size_t n) KEEL_MUST_CHECK;
 /* Any non-empty string shorter than d->size into a char array field. */
 int conf_set_string(struct conf_parser *cp, const struct conf_directive *d, void *obj,
                     const struct conf_token *tok, size_t n) KEEL_MUST_CHECK;

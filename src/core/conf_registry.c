@@ -13,6 +13,7 @@
 #include "core/conf.h"
 #include "core/log.h"
 #include "lb/lb_conf.h"
+#include "vrrp/vrrp_conf.h"
 
 /* ------------------------------------------------------------------------------------------
  * Block openers
@@ -301,6 +302,7 @@ static const struct conf_section *const sections[] = {
     &core_section,
     &lb_conf_section,
     &app_conf_section,
+    &vrrp_conf_section,
 };
 
 const struct conf_section *const *conf_registry_sections(size_t *n)

@@ -497,6 +497,19 @@ int conf_set_flag(struct conf_parser *cp, const struct conf_directive *d, void *
     return 0;
 }
 
+int conf_set_onoff(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                   const struct conf_token *tok, size_t n)
+{
+    (void)n;
+    if (strcmp(tok[1].text, "on") == 0 || strcmp(tok[1].text, "off") == 0) {
+        *(bool *)field(obj, d) = tok[1].text[1] == 'n';
+        return 0;
+    }
+    conf_error(cp, &tok[1], "invalid value \"%s\" for \"%s\": expected on or off", tok[1].text,
+               d->name);
+    return -KEEL_ECONFIG;
+}
+
 int conf_set_string(struct conf_parser *cp, const struct conf_directive *d, void *obj,
                     const struct conf_token *tok, size_t n)
 {

@@ -13,6 +13,13 @@
 int sock_listen(const struct sockaddr *sa, socklen_t salen, bool reuseport, int backlog,
                 struct errbuf *eb)
 {
+    return sock_listen_ex(sa, salen, reuseport ? SOCK_F_REUSEPORT : 0, backlog, eb);
+}
+
+int sock_listen_ex(const struct sockaddr *sa, socklen_t salen, unsigned flags, int backlog,
+                   struct errbuf *eb)
+{
+    bool reuseport = (flags & SOCK_F_REUSEPORT) != 0;
     char text[128];
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd == -1) {
@@ -31,6 +38,13 @@ int sock_listen(const struct sockaddr *sa, socklen_t salen, bool reuseport, int 
     if (sa->sa_family == AF_INET6) {
         (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)); /* best effort */
     }
+    if ((flags & SOCK_F_FREEBIND) && sa->sa_family == AF_INET &&
+        setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one)) == -1) {
+        int e = errno;
+        errbuf_set(eb, "setsockopt(IP_FREEBIND) failed: %s", strerror(e));
+        close(fd);
+        return -e;
+    }
     if (bind(fd, sa, salen) == -1) {
         int e = errno;
         errbuf_set(eb, "bind() to %s failed: %s", sock_addr_text(sa, text, sizeof(text)),
@@ -38,7 +52,7 @@ int sock_listen(const struct sockaddr *sa, socklen_t salen, bool reuseport, int 
         close(fd);
         return -e;
     }
-    if (listen(fd, backlog) == -1) {
+    if ((flags & SOCK_F_NO_LISTEN) == 0 && listen(fd, backlog) == -1) {
         int e = errno;
         errbuf_set(eb, "listen() on %s failed: %s", sock_addr_text(sa, text, sizeof(text)),
                    strerror(e));

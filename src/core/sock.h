@@ -14,6 +14,14 @@
 
 /* A non-blocking listening TCP socket bound to sa. With reuseport, several sockets may bind
  * the same address (one per worker thread). Returns the fd or -errno. Fills eb on failure. */
+enum sock_flags {
+    SOCK_F_REUSEPORT = 1u << 0, /* SO_REUSEPORT */
+    SOCK_F_FREEBIND = 1u << 1,  /* IP_FREEBIND: bind an address this host does not have (yet) */
+    SOCK_F_NO_LISTEN = 1u << 2  /* bind only; listen() later (a gated virtual IP) */
+};
+/* sock_listen with flags (enum sock_flags). */
+int sock_listen_ex(const struct sockaddr *sa, socklen_t salen, unsigned flags, int backlog,
+                   struct errbuf *eb) KEEL_MUST_CHECK;
 int sock_listen(const struct sockaddr *sa, socklen_t salen, bool reuseport, int backlog,
                 struct errbuf *eb) KEEL_MUST_CHECK;
 

@@ -422,27 +422,6 @@ static int set_loc_return(struct conf_parser *cp, const struct conf_directive *d
     return 0;
 }
 
-static const struct conf_enum onoff_values[] = {
-    {"on", 1},
-    {"off", 0},
-    {NULL, 0},
-};
-
-static int set_onoff(struct conf_parser *cp, const struct conf_directive *d, void *obj,
-                     const struct conf_token *tok, size_t n)
-{
-    (void)n;
-    for (const struct conf_enum *e = onoff_values; e->name != NULL; e++) {
-        if (strcmp(tok[1].text, e->name) == 0) {
-            *(bool *)((char *)obj + d->offset) = e->value != 0;
-            return 0;
-        }
-    }
-    conf_error(cp, &tok[1], "invalid value \"%s\" for \"%s\": expected on or off", tok[1].text,
-               d->name);
-    return -KEEL_ECONFIG;
-}
-
 /* ------------------------------------------------------------------------------------------
  * Tables
  * ------------------------------------------------------------------------------------------ */
@@ -749,7 +728,7 @@ static const struct conf_directive lb_directives[] = {
      .contexts = LOC,
      .min_args = 1,
      .max_args = 1,
-     .set = set_onoff,
+     .set = conf_set_onoff,
      CONF_FIELD(struct conf_location, autoindex),
      .def = "off",
      .syntax = "autoindex on|off",
@@ -758,7 +737,7 @@ static const struct conf_directive lb_directives[] = {
      .contexts = LOC,
      .min_args = 1,
      .max_args = 1,
-     .set = set_onoff,
+     .set = conf_set_onoff,
      CONF_FIELD(struct conf_location, gzip_static),
      .def = "on",
      .syntax = "gzip_static on|off",
@@ -767,7 +746,7 @@ static const struct conf_directive lb_directives[] = {
      .contexts = LOC,
      .min_args = 1,
      .max_args = 1,
-     .set = set_onoff,
+     .set = conf_set_onoff,
      CONF_FIELD(struct conf_location, follow_symlinks),
      .def = "off",
      .syntax = "follow_symlinks on|off",

@@ -3,6 +3,7 @@
  * selection snapshots, and picking servers. The control thread builds and publishes;
  * workers pick. */
 #include "lb/lb.h"
+#include "lb/lb_gate.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -401,8 +402,13 @@ int lb_gen_listen(struct lb_gen *gen, struct lb_gen *prev, struct errbuf *eb)
                 continue;
             }
             for (uint32_t w = 0; w < nw; w++) {
-                int fd = sock_listen((const struct sockaddr *)&cf->binds[b].sa, cf->binds[b].salen,
-                                     true, 1024, eb);
+                const struct sockaddr *sa = (const struct sockaddr *)&cf->binds[b].sa;
+                const struct lb_gate *gate = lb_gate_find(sa);
+                unsigned flags = SOCK_F_REUSEPORT;
+                if (gate != NULL) {
+                    flags |= SOCK_F_FREEBIND | (atomic_load(&gate->is_open) ? 0 : SOCK_F_NO_LISTEN);
+                }
+                int fd = sock_listen_ex(sa, cf->binds[b].salen, flags, 1024, eb);
                 if (fd < 0) {
                     rc = fd;
                     break;

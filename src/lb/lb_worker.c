@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "lb/lb_gate.h"
 #include "core/qsbr.h"
 #include "core/sock.h"
 #include "http/http_filecache.h"
@@ -35,6 +36,10 @@ static void on_accept(struct ev_loop *loop, struct ev_io *io, uint32_t events)
         socklen_t peerlen;
         int fd = sock_accept(io->fd, &peer, &peerlen);
         if (fd < 0) {
+            if (fd == -EINVAL && l->gate != NULL) {
+                ev_io_stop(loop, io); /* the gate closed: no longer listening */
+                return;
+            }
             if (fd != -EAGAIN && fd != -EINTR && fd != -ECONNABORTED) {
                 log_warn("frontend", "accept() on %s failed: %s", l->fe->conf->name, strerror(-fd));
             }
@@ -82,15 +87,44 @@ static void listeners_start(struct lb_worker *w, struct lb_gen *gen)
             l->w = w;
             l->fe = fe;
             l->fd_slot = slot;
+            l->gate = lb_gate_find((const struct sockaddr *)&fe->conf->binds[b].sa);
+            l->io.fd = *slot;
+            w->n_listeners++;
+            if (l->gate != NULL && !atomic_load(&l->gate->is_open)) {
+                continue; /* started when the gate opens */
+            }
             int rc = ev_io_start(w->loop, &l->io, *slot, EV_READ, on_accept, l, "accept");
             if (rc != 0) {
                 log_error(w->name, "cannot watch listener %s: %s", fe->conf->binds[b].text,
                           strerror(-rc));
-                continue;
             }
-            w->n_listeners++;
         }
     }
+}
+
+/* Poll the gated listeners whose gate is open, stop polling the others. */
+static void listeners_gate(struct lb_worker *w)
+{
+    for (uint32_t i = 0; i < w->n_listeners; i++) {
+        struct lb_listener *l = &w->listeners[i];
+        if (l->gate == NULL) {
+            continue;
+        }
+        bool want = atomic_load(&l->gate->is_open);
+        if (want && !l->io.is_active) {
+            int rc = ev_io_start(w->loop, &l->io, *l->fd_slot, EV_READ, on_accept, l, "accept");
+            if (rc != 0) {
+                log_error(w->name, "cannot watch listener: %s", strerror(-rc));
+            }
+        } else if (!want && l->io.is_active) {
+            ev_io_stop(w->loop, &l->io);
+        }
+    }
+}
+
+void lb_worker_poke(struct lb_worker *w)
+{
+    ev_loop_wake(w->loop);
 }
 
 /* ---------------------------------------------------------------- generations */
@@ -152,6 +186,9 @@ static void on_wakeup(struct ev_loop *loop, void *data)
     }
     if (atomic_load(&w->drain_requested) && !w->is_draining) {
         drain_now(w);
+    }
+    if (!w->is_draining) {
+        listeners_gate(w);
     }
 }
 

@@ -22,6 +22,7 @@ struct lb_listener {
     struct lb_worker *w;
     struct lb_frontend *fe;
     int *fd_slot; /* where the generation keeps this fd */
+    struct lb_gate *gate; /* NULL, or a virtual IP's gate: polled only while open */
 };
 
 /* A connection to a server, owned by one client exchange or idle in a pool. */
@@ -93,6 +94,9 @@ struct lb_conn_base {
 int lb_workers_start(struct lb_worker *workers, uint32_t n, struct lb_gen *gen) KEEL_MUST_CHECK;
 /* Hand a new generation to a worker (the caller already took a reference for it). */
 void lb_worker_set_gen(struct lb_worker *w, struct lb_gen *gen);
+/* Wake a worker to look at its listener gates again (lb/lb_gate.h). */
+void lb_worker_poke(struct lb_worker *w);
+
 /* Ask a worker to drain: close its listeners, finish its connections, then stop. */
 void lb_worker_drain(struct lb_worker *w);
 /* Join a stopped worker and free its loop. */

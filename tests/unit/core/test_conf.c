@@ -398,7 +398,7 @@ Test(conf_errors, wrong_context)
                   "(allowed in: global)\n");
     expect_errors("node n { address 10.0.0.1; roles lb; mode http; }\n",
                   "t.conf:1:38: error: directive \"mode\" is not allowed in node "
-                  "(allowed in: frontend, backend)\n");
+                  "(allowed in: frontend, backend, vip)\n");
     expect_errors("cluster c { backend b; }\n",
                   "t.conf:1:13: error: directive \"backend\" is not allowed in cluster "
                   "(allowed in: top level, frontend)\n");

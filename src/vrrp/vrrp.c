@@ -1,0 +1,714 @@
+/* SPDX-License-Identifier: MIT */
+/* The VRRP role on the control thread: one virtual router per (vip block, router) that lists
+ * this node, driven by the pure state machine (vrrp_fsm.c) and codec (vrrp_pkt.c).
+ *
+ * Two transports. Interface mode: a raw IP socket (protocol 112) on the vip's interface,
+ * multicast to 224.0.0.18 or unicast to the other nodes, addresses added and removed with
+ * rtnetlink, gratuitous ARP on takeover, link changes from an rtnetlink monitor (a link that
+ * is not usable puts the routers in fault). Loopback mode (every address in 127.0.0.0/8,
+ * for `keel up` on one machine): adverts as UDP datagrams between the nodes' own addresses
+ * (same message, TTL 255 checked through IP_RECVTTL), and no address is added anywhere:
+ * the whole /8 is local, so holding an address means opening the listener gates of it. In
+ * both modes the node's frontends bind the virtual IPs through gates (lb/lb_gate.h) and
+ * accept connections only while master. Never blocks, except the rtnetlink requests (local
+ * kernel calls) and reading the secret at start. */
+#include "vrrp/vrrp.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/conf.h"
+#include "core/log.h"
+#include "lb/lb_gate.h"
+#include "monitor/metrics.h"
+#include "vrrp/vrrp_conf.h"
+#include "vrrp/vrrp_fsm.h"
+#include "vrrp/vrrp_net.h"
+#include "vrrp/vrrp_pkt.h"
+
+#define VRRP_MAX_ROUTERS 32
+#define VRRP_GARP_COUNT 3
+
+struct vrrp_router {
+    struct vrrp *v;
+    const struct conf_vip *vip; /* = &vip_copy */
+    struct conf_vip vip_copy;   /* a copy: a reload frees the configuration it came from */
+    uint8_t vrid;
+    uint8_t priority; /* configured */
+    struct in_addr addrs[CONF_VIP_MAX_ADDRS];
+    uint32_t n_addrs;
+    struct in_addr self;                      /* advert source: the node's address */
+    struct in_addr peers[CONF_VIP_MAX_NODES]; /* the other nodes' addresses */
+    uint32_t n_peers;
+    int fd;      /* shared with the other routers of the same vip block */
+    int ifindex; /* interface mode */
+    bool is_loopback;
+    bool is_holding;
+    bool link_down;
+    bool track_fault;
+    struct vrrp_fsm fsm;
+    struct ev_timer timer;
+    uint64_t sent, received, transitions;
+    uint64_t dropped[VRRP_PKT_REASON_COUNT];
+};
+
+struct vrrp_sock {
+    struct vrrp *v;
+    int fd;
+    bool is_udp;
+    struct ev_io io;
+    uint32_t first, n; /* its routers: v->routers[first, first + n) */
+};
+
+struct vrrp {
+    struct ev_loop *loop;
+    vrrp_hold_fn on_hold;
+    void *data;
+    struct vrrp_router routers[VRRP_MAX_ROUTERS];
+    uint32_t n_routers;
+    struct vrrp_sock socks[VRRP_MAX_ROUTERS];
+    uint32_t n_socks;
+    struct vrrp_pkt_vr vrs[VRRP_MAX_ROUTERS]; /* parse table, same index as routers */
+    struct vrrp_auth_key key;
+    bool has_key;
+    int garp_fd;
+    int mon_fd;
+    struct ev_io mon_io;
+    bool can_serve;
+    bool is_stopped;
+};
+
+static bool node_in(const struct conf_vip *vip, const char *node)
+{
+    for (uint32_t k = 0; k < vip->n_nodes; k++) {
+        if (strcmp(vip->nodes[k], node) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void vrrp_declare_gates(const struct conf *conf, const char *node)
+{
+    for (uint32_t i = 0; node != NULL && i < conf->n_vips; i++) {
+        const struct conf_vip *vip = &conf->vips[i];
+        for (uint32_t a = 0; node_in(vip, node) && a < vip->n_addrs; a++) {
+            if (lb_gate_define(vip->addrs[a]) == NULL) {
+                log_error("vrrp", "too many virtual IPs (at most %d)", LB_GATE_MAX);
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- actions */
+
+static void run_notify(struct vrrp_router *r, const char *state)
+{
+    if (r->vip->notify[0] == '\0') {
+        return;
+    }
+    char vrid[8];
+    char addrs[CONF_VIP_MAX_ADDRS][INET_ADDRSTRLEN];
+    char *argv[4 + CONF_VIP_MAX_ADDRS];
+    int k = 0;
+    argv[k++] = (char *)r->vip->notify;
+    argv[k++] = (char *)state;
+    (void)snprintf(vrid, sizeof(vrid), "%u", r->vrid);
+    argv[k++] = vrid;
+    for (uint32_t i = 0; i < r->n_addrs; i++) {
+        (void)inet_ntop(AF_INET, &r->addrs[i], addrs[i], sizeof(addrs[i]));
+        argv[k++] = addrs[i];
+    }
+    argv[k] = NULL;
+    pid_t pid = fork(); /* double fork: the hook is never our zombie */
+    if (pid == 0) {
+        if (fork() == 0) {
+            setsid();
+            execv(argv[0], argv);
+            _exit(127);
+        }
+        _exit(0);
+    }
+    if (pid > 0) {
+        (void)waitpid(pid, NULL, 0);
+    } else {
+        log_warn("vrrp", "vrrp %u: cannot run notify %s: %m", r->vrid, r->vip->notify);
+    }
+}
+
+static void hold(struct vrrp_router *r, bool held)
+{
+    if (r->is_holding == held) {
+        return;
+    }
+    r->is_holding = held;
+    for (uint32_t i = 0; i < r->n_addrs; i++) {
+        char ip[INET_ADDRSTRLEN];
+        (void)inet_ntop(AF_INET, &r->addrs[i], ip, sizeof(ip));
+        struct errbuf eb = {{0}};
+        if (!r->is_loopback) {
+            int rc = held ? vrrp_net_vip_add(r->ifindex, r->addrs[i], r->vip->prefix, NULL, &eb)
+                          : vrrp_net_vip_del(r->ifindex, r->addrs[i], r->vip->prefix, &eb);
+            if (rc != 0 && rc != -EEXIST && rc != -EADDRNOTAVAIL) {
+                log_error("vrrp", "vrrp %u: cannot %s %s on %s: %s", r->vrid,
+                          held ? "add" : "remove", ip, r->vip->interface, eb.msg);
+            }
+            for (int g = 0; held && r->v->garp_fd >= 0 && g < VRRP_GARP_COUNT; g++) {
+                if (vrrp_net_garp_send(r->v->garp_fd, r->ifindex, NULL, r->addrs[i],
+                                       g % 2 == 0 ? VRRP_NET_ARP_REQUEST : VRRP_NET_ARP_REPLY) !=
+                    0) {
+                    break; /* link down: the next takeover sends them */
+                }
+            }
+        }
+        r->v->on_hold(r->v->data, r->addrs[i], held);
+    }
+}
+
+struct encode_ctx {
+    struct vrrp_router *r;
+    uint8_t priority;
+};
+
+static int encode(void *ctx, struct in_addr src, struct in_addr dst, uint8_t *out, size_t cap)
+{
+    struct encode_ctx *e = ctx;
+    struct vrrp_router *r = e->r;
+    struct vrrp_advert adv = {.vrid = r->vrid,
+                              .priority = e->priority,
+                              .max_advert_int_cs = (uint16_t)(r->vip->advert_ms / 10),
+                              .addrs = r->addrs,
+                              .n_addrs = r->n_addrs};
+    size_t len = 0;
+    int rc = vrrp_pkt_build(&adv, src, dst, r->vip->auth && r->v->has_key ? &r->v->key : NULL, out,
+                            cap, &len);
+    return rc != 0 ? rc : (int)len;
+}
+
+static void send_advert(struct vrrp_router *r, uint8_t priority)
+{
+    struct encode_ctx e = {.r = r, .priority = priority};
+    int rc = 0;
+    if (r->is_loopback) {
+        for (uint32_t i = 0; i < r->n_peers; i++) {
+            uint8_t msg[VRRP_PKT_MAX_LEN];
+            int len = encode(&e, r->self, r->peers[i], msg, sizeof(msg));
+            struct sockaddr_in to = {.sin_family = AF_INET,
+                                     .sin_port = htons((uint16_t)r->vip->port),
+                                     .sin_addr = r->peers[i]};
+            if (len > 0 &&
+                sendto(r->fd, msg, (size_t)len, MSG_DONTWAIT, (struct sockaddr *)&to, sizeof(to)) ==
+                    -1 &&
+                errno != ECONNREFUSED) {
+                rc = -errno;
+            }
+        }
+    } else if (r->vip->unicast) {
+        rc = vrrp_net_send_peers(r->fd, r->ifindex, r->self, r->peers, r->n_peers, encode, &e);
+    } else {
+        uint8_t msg[VRRP_PKT_MAX_LEN];
+        int len = encode(&e, r->self, vrrp_net_group(), msg, sizeof(msg));
+        rc = len < 0
+                 ? len
+                 : vrrp_net_send(r->fd, r->ifindex, r->self, vrrp_net_group(), msg, (size_t)len);
+    }
+    if (rc == 0) {
+        r->sent++;
+    } else if (rc != -ENETUNREACH) {
+        log_debug("vrrp", "vrrp %u: advert not sent: %s", r->vrid, strerror(-rc));
+    }
+}
+
+static void apply(struct vrrp_router *r, const struct vrrp_fsm_actions *a)
+{
+    if (a->del_vips) {
+        hold(r, false);
+    }
+    if (a->send_advert) {
+        send_advert(r, a->advert_priority);
+    }
+    if (a->add_vips) {
+        hold(r, true);
+    }
+    if (a->is_transition) {
+        r->transitions++;
+        log_notice("vrrp", "vrrp %u: %s -> %s (%s), priority %u", r->vrid, vrrp_state_name(a->from),
+                   vrrp_state_name(a->to), a->reason, r->fsm.cfg.priority);
+        run_notify(r, vrrp_state_name(a->to));
+    }
+    ev_timer_stop(r->v->loop, &r->timer);
+    if (a->deadline_ms != VRRP_FSM_NEVER) {
+        uint64_t now = ev_now_ms(r->v->loop);
+        ev_timer_start(r->v->loop, &r->timer, a->deadline_ms > now ? a->deadline_ms - now : 0);
+    }
+}
+
+static void update_fault(struct vrrp_router *r)
+{
+    struct vrrp_fsm_actions a;
+    bool fault = r->link_down || r->track_fault;
+    if (fault == (r->fsm.state == VRRP_STATE_FAULT) || r->v->is_stopped) {
+        return;
+    }
+    vrrp_fsm_set_fault(&r->fsm, ev_now_ms(r->v->loop), fault, &a);
+    apply(r, &a);
+}
+
+static void on_timer(struct ev_loop *loop, struct ev_timer *t)
+{
+    struct vrrp_router *r = t->data;
+    struct vrrp_fsm_actions a;
+    vrrp_fsm_on_timer(&r->fsm, ev_now_ms(loop), &a);
+    apply(r, &a);
+}
+
+/* ---------------------------------------------------------------- receiving */
+
+static void deliver(struct vrrp_sock *s, const struct vrrp_pkt_rx *rx)
+{
+    struct vrrp *v = s->v;
+    struct vrrp_pkt_info info;
+    enum vrrp_pkt_reason why = vrrp_pkt_parse(rx, &v->vrs[s->first], s->n, &info);
+    if (why != VRRP_PKT_REASON_OK) {
+        v->routers[s->first].dropped[why]++; /* counted on the socket's first router */
+        return;
+    }
+    struct vrrp_router *r = &v->routers[s->first + info.vr_index];
+    if (rx->src.s_addr == r->self.s_addr) {
+        return; /* our own, looped back */
+    }
+    r->received++;
+    struct vrrp_fsm_actions a;
+    vrrp_fsm_on_advert(&r->fsm, ev_now_ms(v->loop), rx->src, info.priority, info.max_advert_int_cs,
+                       &a);
+    apply(r, &a);
+}
+
+static void on_readable(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+    (void)loop;
+    (void)events;
+    struct vrrp_sock *s = io->data;
+    for (int i = 0; i < 64; i++) {
+        uint8_t buf[VRRP_NET_MAX_MSG + 64];
+        struct vrrp_pkt_rx rx = {0};
+        if (s->is_udp) {
+            struct sockaddr_in from;
+            char cbuf[256];
+            struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+            struct msghdr mh = {.msg_name = &from,
+                                .msg_namelen = sizeof(from),
+                                .msg_iov = &iov,
+                                .msg_iovlen = 1,
+                                .msg_control = cbuf,
+                                .msg_controllen = sizeof(cbuf)};
+            ssize_t n = recvmsg(s->fd, &mh, MSG_DONTWAIT);
+            if (n < 0) {
+                return;
+            }
+            rx.src = from.sin_addr;
+            for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
+                if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL) {
+                    int ttl;
+                    memcpy(&ttl, CMSG_DATA(c), sizeof(ttl));
+                    rx.ttl = (uint8_t)ttl;
+                } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+                    struct in_pktinfo pi;
+                    memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+                    rx.dst = pi.ipi_addr;
+                }
+            }
+            rx.payload = buf;
+            rx.len = (size_t)n;
+        } else {
+            struct vrrp_net_rx nrx;
+            int rc = vrrp_net_recv(s->fd, buf, sizeof(buf), &nrx);
+            if (rc == -EAGAIN) {
+                return;
+            }
+            if (rc != 0) {
+                continue;
+            }
+            rx.src = nrx.src;
+            rx.dst = nrx.dst;
+            rx.ttl = nrx.ttl;
+            rx.payload = nrx.payload;
+            rx.len = nrx.payload_len;
+        }
+        deliver(s, &rx);
+    }
+}
+
+static void on_link(const struct vrrp_net_event *ev, void *data)
+{
+    struct vrrp *v = data;
+    for (uint32_t i = 0; i < v->n_routers; i++) {
+        struct vrrp_router *r = &v->routers[i];
+        if (r->is_loopback ||
+            (ev->type != VRRP_NET_EVENT_LINK && ev->type != VRRP_NET_EVENT_LINK_GONE) ||
+            ev->ifindex != r->ifindex) {
+            continue;
+        }
+        bool down = ev->type == VRRP_NET_EVENT_LINK_GONE || !ev->is_up;
+        if (down != r->link_down) {
+            log_notice("vrrp", "vrrp %u: interface %s is %s", r->vrid, r->vip->interface,
+                       down ? "down" : "up");
+            r->link_down = down;
+            update_fault(r);
+        }
+    }
+}
+
+static void on_monitor(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+    (void)loop;
+    (void)events;
+    struct vrrp *v = io->data;
+    if (vrrp_net_monitor_drain(v->mon_fd, on_link, v) < 0) {
+        log_debug("vrrp", "reading link changes failed");
+    }
+}
+
+/* ---------------------------------------------------------------- setup */
+
+static int read_secret(const char *path, struct vrrp_auth_key *key)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        return -errno;
+    }
+    uint8_t buf[4096];
+    ssize_t n = read(fd, buf, sizeof(buf));
+    close(fd);
+    if (n <= 0) {
+        return n == 0 ? -EINVAL : -errno;
+    }
+    return vrrp_auth_key_init(key, buf, (size_t)n, 1);
+}
+
+static int open_udp(struct in_addr self, uint32_t port, struct errbuf *eb)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1, ttl = 255;
+    struct sockaddr_in sin = {
+        .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr = self};
+    if (fd == -1 || setsockopt(fd, IPPROTO_IP, IP_RECVTTL, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof(ttl)) != 0 ||
+        bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
+        errbuf_set(eb, "UDP socket on %s:%u: %s", inet_ntoa(self), port, strerror(errno));
+        if (fd != -1) {
+            close(fd);
+        }
+        return -1;
+    }
+    return fd;
+}
+
+static bool parse_ip(const char *text, struct in_addr *out)
+{
+    return inet_pton(AF_INET, text, out) == 1;
+}
+
+/* The routers of one vip block; false if the block cannot run here (logged). */
+static bool add_block(struct vrrp *v, const struct conf *conf, const struct conf_vip *vip,
+                      const char *node)
+{
+    const struct conf_node *me = conf_find_node(conf, node);
+    struct in_addr self;
+    if (me == NULL || !parse_ip(me->address, &self)) {
+        log_error("vrrp", "vip at line %d: node %s needs an IPv4 address", vip->pos.line, node);
+        return false;
+    }
+    struct errbuf eb = {{0}};
+    int ifindex = 0;
+    int fd;
+    if (vip->is_loopback) {
+        fd = open_udp(self, vip->port, &eb);
+    } else {
+        ifindex = vrrp_net_ifindex(vip->interface, &eb);
+        fd = ifindex <= 0 ? -1 : vrrp_net_sock_open(ifindex, &eb);
+    }
+    if (fd < 0) {
+        log_error("vrrp", "vip at line %d: cannot run VRRP: %s", vip->pos.line, eb.msg);
+        return false;
+    }
+    struct vrrp_sock *s = &v->socks[v->n_socks];
+    s->v = v;
+    s->fd = fd;
+    s->is_udp = vip->is_loopback;
+    s->first = v->n_routers;
+    s->n = 0;
+    uint32_t n = vrrp_conf_n_routers(vip);
+    for (uint32_t i = 0; i < n && v->n_routers < VRRP_MAX_ROUTERS; i++) {
+        struct vrrp_router *r = &v->routers[v->n_routers];
+        memset(r, 0, sizeof(*r));
+        r->v = v;
+        r->vip_copy = *vip;
+        r->vip = &r->vip_copy;
+        r->vrid = (uint8_t)(vip->vrid + i);
+        r->priority = (uint8_t)vrrp_conf_priority(vip, i, node);
+        r->self = self;
+        r->fd = fd;
+        r->ifindex = ifindex;
+        r->is_loopback = vip->is_loopback;
+        if (vip->mode == CONF_VIP_ACTIVE_ACTIVE) {
+            r->addrs[0] = vip->addrs[i];
+            r->n_addrs = 1;
+        } else {
+            memcpy(r->addrs, vip->addrs, sizeof(r->addrs));
+            r->n_addrs = vip->n_addrs;
+        }
+        for (uint32_t k = 0; k < vip->n_nodes; k++) {
+            const struct conf_node *o = conf_find_node(conf, vip->nodes[k]);
+            if (o != NULL && strcmp(o->name, node) != 0 &&
+                parse_ip(o->address, &r->peers[r->n_peers])) {
+                r->n_peers++;
+            }
+        }
+        struct vrrp_fsm_config fc = {.vrid = r->vrid,
+                                     .priority = r->priority,
+                                     .advert_int_cs = (uint16_t)(vip->advert_ms / 10),
+                                     .preempt = vip->preempt,
+                                     .preempt_delay_ms = vip->preempt_delay_ms,
+                                     .primary_ip = self};
+        if (vrrp_fsm_init(&r->fsm, &fc) != 0) {
+            log_error("vrrp", "vrrp %u: invalid parameters", r->vrid);
+            continue;
+        }
+        ev_timer_init(&r->timer, on_timer, r, "vrrp");
+        v->vrs[v->n_routers] =
+            (struct vrrp_pkt_vr){.vrid = r->vrid,
+                                 .auth = vip->auth && v->has_key ? &v->key : NULL,
+                                 .peers = vip->unicast || vip->is_loopback ? r->peers : NULL,
+                                 .n_peers = vip->unicast || vip->is_loopback ? r->n_peers : 0};
+        v->n_routers++;
+        s->n++;
+    }
+    v->n_socks++;
+    int rc = ev_io_start(v->loop, &s->io, fd, EV_READ, on_readable, s, "vrrp");
+    if (rc != 0) {
+        log_error("vrrp", "cannot watch the VRRP socket: %s", strerror(-rc));
+    }
+    return true;
+}
+
+/* Remove addresses an earlier run left on the interface before taking part. */
+static void clear_stale(struct vrrp_router *r)
+{
+    for (uint32_t i = 0; !r->is_loopback && i < r->n_addrs; i++) {
+        struct errbuf eb = {{0}};
+        if (vrrp_net_vip_find(r->ifindex, r->addrs[i], &eb) == 1) {
+            log_notice("vrrp", "vrrp %u: removing %s, left on %s by an earlier run", r->vrid,
+                       inet_ntoa(r->addrs[i]), r->vip->interface);
+            if (vrrp_net_vip_del(r->ifindex, r->addrs[i], r->vip->prefix, &eb) != 0) {
+                log_error("vrrp", "vrrp %u: cannot remove it: %s", r->vrid, eb.msg);
+            }
+        }
+    }
+}
+
+struct vrrp *vrrp_start(struct ev_loop *loop, const struct conf *conf, const char *node,
+                        vrrp_hold_fn on_hold, void *data)
+{
+    if (node == NULL) {
+        return NULL;
+    }
+    struct vrrp *v = NULL;
+    for (uint32_t i = 0; i < conf->n_vips; i++) {
+        const struct conf_vip *vip = &conf->vips[i];
+        if (!node_in(vip, node)) {
+            continue;
+        }
+        if (v == NULL) {
+            v = calloc(1, sizeof(*v));
+            if (v == NULL) {
+                return NULL;
+            }
+            v->loop = loop;
+            v->on_hold = on_hold;
+            v->data = data;
+            v->garp_fd = -1;
+            v->mon_fd = -1;
+            v->can_serve = true;
+            if (conf->secret_file[0] != '\0') {
+                int rc = read_secret(conf->secret_file, &v->key);
+                v->has_key = rc == 0;
+                if (rc != 0) {
+                    log_error("vrrp", "cannot read the cluster secret %s: %s", conf->secret_file,
+                              strerror(-rc));
+                }
+            }
+        }
+        if (vip->auth && !v->has_key) {
+            log_error("vrrp", "vip at line %d: auth on but no secret: not running it",
+                      vip->pos.line);
+            continue;
+        }
+        if (!vip->is_loopback) {
+            struct errbuf eb = {{0}};
+            if (v->garp_fd < 0) {
+                v->garp_fd = vrrp_net_garp_open(&eb);
+            }
+            if (v->mon_fd < 0) {
+                v->mon_fd = vrrp_net_monitor_open(&eb);
+                if (v->mon_fd >= 0 &&
+                    ev_io_start(loop, &v->mon_io, v->mon_fd, EV_READ, on_monitor, v, "rtnl") != 0) {
+                    log_warn("vrrp", "cannot watch link changes");
+                }
+            }
+        }
+        (void)add_block(v, conf, vip, node);
+    }
+    if (v == NULL) {
+        return NULL;
+    }
+    uint64_t now = ev_now_ms(loop);
+    for (uint32_t i = 0; i < v->n_routers; i++) {
+        struct vrrp_router *r = &v->routers[i];
+        clear_stale(r);
+        if (!r->is_loopback) {
+            struct vrrp_net_link link;
+            struct errbuf eb = {{0}};
+            r->link_down = vrrp_net_link_by_index(r->ifindex, &link, &eb) != 0 || !link.is_up;
+        }
+        struct vrrp_fsm_actions a;
+        vrrp_fsm_start(&r->fsm, now, &a);
+        log_notice("vrrp", "vrrp %u: %s mode on %s, priority %u, advert %u ms, %u peer%s", r->vrid,
+                   r->is_loopback ? "loopback" : (r->vip->unicast ? "unicast" : "multicast"),
+                   r->is_loopback ? "127.0.0.0/8" : r->vip->interface, r->priority,
+                   r->vip->advert_ms, r->n_peers, r->n_peers == 1 ? "" : "s");
+        apply(r, &a);
+        update_fault(r);
+    }
+    return v;
+}
+
+void vrrp_set_can_serve(struct vrrp *v, bool can_serve)
+{
+    if (v == NULL || v->can_serve == can_serve) {
+        return;
+    }
+    v->can_serve = can_serve;
+    for (uint32_t i = 0; i < v->n_routers; i++) {
+        struct vrrp_router *r = &v->routers[i];
+        if (r->vip->track) {
+            if (r->track_fault != !can_serve) {
+                log_notice("vrrp", "vrrp %u: %s", r->vrid,
+                           can_serve ? "the node can serve again"
+                                     : "the node cannot serve (every server of a backend is "
+                                       "down): giving up mastership");
+            }
+            r->track_fault = !can_serve;
+            update_fault(r);
+        }
+    }
+}
+
+void vrrp_stop(struct vrrp *v)
+{
+    if (v == NULL || v->is_stopped) {
+        return;
+    }
+    uint64_t now = ev_now_ms(v->loop);
+    for (uint32_t i = 0; i < v->n_routers; i++) {
+        struct vrrp_router *r = &v->routers[i];
+        struct vrrp_fsm_actions a;
+        vrrp_fsm_shutdown(&r->fsm, now, &a);
+        apply(r, &a);
+        hold(r, false);
+        ev_timer_stop(v->loop, &r->timer);
+    }
+    v->is_stopped = true;
+}
+
+void vrrp_free(struct vrrp *v)
+{
+    if (v == NULL) {
+        return;
+    }
+    vrrp_stop(v);
+    for (uint32_t i = 0; i < v->n_socks; i++) {
+        ev_io_stop(v->loop, &v->socks[i].io);
+        close(v->socks[i].fd);
+    }
+    if (v->mon_fd >= 0) {
+        ev_io_stop(v->loop, &v->mon_io);
+        close(v->mon_fd);
+    }
+    if (v->garp_fd >= 0) {
+        close(v->garp_fd);
+    }
+    free(v);
+}
+
+/* ---------------------------------------------------------------- reporting */
+
+void vrrp_metrics(const struct vrrp *v, struct metrics_out *out)
+{
+    if (v == NULL) {
+        return;
+    }
+    metrics_out_printf(out, "# HELP keel_vrrp_state VRRP state: 0 init, 1 backup, 2 master, "
+                            "3 fault.\n# TYPE keel_vrrp_state gauge\n");
+    for (uint32_t i = 0; i < v->n_routers; i++) {
+        metrics_out_printf(out, "keel_vrrp_state{vrid=\"%u\"} %d\n", v->routers[i].vrid,
+                           (int)v->routers[i].fsm.state);
+    }
+    metrics_out_printf(out, "# HELP keel_vrrp_priority Effective VRRP priority.\n"
+                            "# TYPE keel_vrrp_priority gauge\n");
+    for (uint32_t i = 0; i < v->n_routers; i++) {
+        metrics_out_printf(out, "keel_vrrp_priority{vrid=\"%u\"} %u\n", v->routers[i].vrid,
+                           v->routers[i].fsm.cfg.priority);
+    }
+    static const char *const counters[] = {"transitions", "adverts_sent", "adverts_received"};
+    for (int c = 0; c < 3; c++) {
+        metrics_out_printf(out, "# TYPE keel_vrrp_%s_total counter\n", counters[c]);
+        for (uint32_t i = 0; i < v->n_routers; i++) {
+            const struct vrrp_router *r = &v->routers[i];
+            uint64_t val = c == 0 ? r->transitions : c == 1 ? r->sent : r->received;
+            metrics_out_printf(out, "keel_vrrp_%s_total{vrid=\"%u\"} %lu\n", counters[c], r->vrid,
+                               (unsigned long)val);
+        }
+    }
+    metrics_out_printf(out, "# HELP keel_vrrp_dropped_total Received VRRP packets dropped, by "
+                            "reason.\n# TYPE keel_vrrp_dropped_total counter\n");
+    for (uint32_t s = 0; s < v->n_socks; s++) {
+        const struct vrrp_router *r = &v->routers[v->socks[s].first];
+        for (int why = 1; why < VRRP_PKT_REASON_COUNT; why++) {
+            metrics_out_printf(out, "keel_vrrp_dropped_total{vrid=\"%u\",reason=\"%s\"} %lu\n",
+                               r->vrid, vrrp_pkt_reason_name((enum vrrp_pkt_reason)why),
+                               (unsigned long)r->dropped[why]);
+        }
+    }
+}
+
+void vrrp_status_json(const struct vrrp *v, struct metrics_out *out)
+{
+    metrics_out_printf(out, "[");
+    for (uint32_t i = 0; v != NULL && i < v->n_routers; i++) {
+        const struct vrrp_router *r = &v->routers[i];
+        metrics_out_printf(out,
+                           "%s{\"vrid\":%u,\"state\":\"%s\",\"priority\":%u,\"holding\":%s,"
+                           "\"mode\":\"%s\",\"advert_ms\":%u,\"transitions\":%lu,\"addresses\":[",
+                           i == 0 ? "" : ",", r->vrid, vrrp_state_name(r->fsm.state),
+                           r->fsm.cfg.priority, r->is_holding ? "true" : "false",
+                           r->is_loopback ? "loopback"
+                                          : (r->vip->unicast ? "unicast" : "multicast"),
+                           r->vip->advert_ms, (unsigned long)r->transitions);
+        for (uint32_t a = 0; a < r->n_addrs; a++) {
+            char ip[INET_ADDRSTRLEN];
+            (void)inet_ntop(AF_INET, &r->addrs[a], ip, sizeof(ip));
+            metrics_out_printf(out, "%s\"%s\"", a == 0 ? "" : ",", ip);
+        }
+        metrics_out_printf(out, "]}");
+    }
+    metrics_out_printf(out, "]");
+}

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/* The VRRP role of an lb node (vrrp/vrrp.c): the virtual routers of every vip block that
+ * lists this node, on the control thread's event loop. */
+#ifndef KEEL_VRRP_VRRP_H
+#define KEEL_VRRP_VRRP_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+
+#include "core/conf-t.h"
+#include "core/ev.h"
+
+struct vrrp;
+struct metrics_out;
+
+/* Called when this node takes (held true) or gives up a virtual IP: the node opens or closes
+ * the listener gates of that address (lb/lb_gate.h). */
+typedef void (*vrrp_hold_fn)(void *data, struct in_addr ip, bool held);
+
+/* Declare the gates of the node's virtual IPs (before its listeners are opened), then start
+ * its routers: remove addresses a crashed run left behind, open the sockets, begin as
+ * backup. Errors are logged; a router that cannot run stays in fault. NULL only when the
+ * node is in no vip block or on out of memory. */
+struct vrrp *vrrp_start(struct ev_loop *loop, const struct conf *conf, const char *node,
+                        vrrp_hold_fn on_hold, void *data);
+
+/* Declare gates for conf's virtual IPs of node without starting anything (boot: before
+ * the listeners exist). */
+void vrrp_declare_gates(const struct conf *conf, const char *node);
+
+/* Tracking: whether the node can serve (some server up in each backend). A router with
+ * track on goes to fault while it cannot, and comes back when it can. */
+void vrrp_set_can_serve(struct vrrp *v, bool can_serve);
+
+/* Graceful stop: masters send a priority-0 advert and release their addresses. */
+void vrrp_stop(struct vrrp *v);
+void vrrp_free(struct vrrp *v);
+
+void vrrp_metrics(const struct vrrp *v, struct metrics_out *out);
+void vrrp_status_json(const struct vrrp *v, struct metrics_out *out); /* a JSON array */
+
+#endif

@@ -30,6 +30,7 @@ struct row {
     char pid[16];
     char servers[256];
     char apps[256];
+    char vrrp[128];
 };
 
 struct problems {
@@ -141,6 +142,22 @@ static void read_apps(const struct json_value *st, struct row *r, struct problem
     }
 }
 
+/* VRRP: "51 master" per virtual router. */
+static void read_vrrp(const struct json_value *st, struct row *r)
+{
+    const struct json_value *vrs = json_get(st, "vrrp");
+    for (size_t i = 0; i < json_len(vrs); i++) {
+        const struct json_value *vr = json_at(vrs, i);
+        int64_t vrid = 0;
+        (void)json_int(json_get(vr, "vrid"), &vrid);
+        cat(r->vrrp, sizeof(r->vrrp), "%s%lld %s", i == 0 ? "" : ", ", (long long)vrid,
+            str_or(json_get(vr, "state"), "?"));
+    }
+    if (r->vrrp[0] == '\0') {
+        (void)snprintf(r->vrrp, sizeof(r->vrrp), "-");
+    }
+}
+
 /* Ask one node; fill its row. Returns true when the node answered and is healthy. */
 static bool query(const struct conf_addr *admin, struct row *r, struct problems *p)
 {
@@ -151,6 +168,7 @@ static bool query(const struct conf_addr *admin, struct row *r, struct problems 
     (void)snprintf(r->servers, sizeof(r->servers), "-");
     (void)snprintf(r->apps, sizeof(r->apps), "-");
     (void)snprintf(r->pid, sizeof(r->pid), "-");
+    (void)snprintf(r->vrrp, sizeof(r->vrrp), "-");
     if (cli_http_get((const struct sockaddr *)&admin->sa, admin->salen, "/status",
                      STATUS_TIMEOUT_MS, &status, &body, &len, &eb) != 0) {
         (void)snprintf(r->state, sizeof(r->state), "DOWN");
@@ -182,6 +200,8 @@ static bool query(const struct conf_addr *admin, struct row *r, struct problems 
     r->servers[0] = r->apps[0] = '\0';
     read_backends(st, r, p);
     read_apps(st, r, p);
+    r->vrrp[0] = '\0';
+    read_vrrp(st, r);
     json_free(doc);
     return ok && !draining && p->n + p->dropped == before;
 }
@@ -220,28 +240,28 @@ static int node_admin(const char *path, const char *node, struct conf_addr *out,
 
 static void print_table(const struct row *rows, int n)
 {
-    static const char *const heads[] = {"NODE", "ADDRESS",    "ROLES",       "STATE",
-                                        "PID",  "SERVERS UP", "APPS HEALTHY"};
-    size_t w[7];
-    for (int c = 0; c < 7; c++) {
+    static const char *const heads[] = {"NODE", "ADDRESS",    "ROLES",        "STATE",
+                                        "PID",  "SERVERS UP", "APPS HEALTHY", "VRRP"};
+    size_t w[8];
+    for (int c = 0; c < 8; c++) {
         w[c] = strlen(heads[c]);
     }
     for (int i = 0; i < n; i++) {
         const char *cells[] = {rows[i].node, rows[i].address, rows[i].roles, rows[i].state,
-                               rows[i].pid,  rows[i].servers, rows[i].apps};
-        for (int c = 0; c < 7; c++) {
+                               rows[i].pid,  rows[i].servers, rows[i].apps,  rows[i].vrrp};
+        for (int c = 0; c < 8; c++) {
             size_t l = strlen(cells[c]);
             w[c] = l > w[c] ? l : w[c];
         }
     }
-    for (int c = 0; c < 7; c++) {
-        printf("%-*s%s", c == 6 ? 0 : (int)w[c], heads[c], c == 6 ? "\n" : "  ");
+    for (int c = 0; c < 8; c++) {
+        printf("%-*s%s", c == 7 ? 0 : (int)w[c], heads[c], c == 7 ? "\n" : "  ");
     }
     for (int i = 0; i < n; i++) {
         const char *cells[] = {rows[i].node, rows[i].address, rows[i].roles, rows[i].state,
-                               rows[i].pid,  rows[i].servers, rows[i].apps};
-        for (int c = 0; c < 7; c++) {
-            printf("%-*s%s", c == 6 ? 0 : (int)w[c], cells[c], c == 6 ? "\n" : "  ");
+                               rows[i].pid,  rows[i].servers, rows[i].apps,  rows[i].vrrp};
+        for (int c = 0; c < 8; c++) {
+            printf("%-*s%s", c == 7 ? 0 : (int)w[c], cells[c], c == 7 ? "\n" : "  ");
         }
     }
 }
@@ -289,6 +309,7 @@ static int status_of_file(const char *path)
             (void)snprintf(r->pid, sizeof(r->pid), "-");
             (void)snprintf(r->servers, sizeof(r->servers), "-");
             (void)snprintf(r->apps, sizeof(r->apps), "-");
+            (void)snprintf(r->vrrp, sizeof(r->vrrp), "-");
             problem(p, "%s: %s", r->node,
                     eb.msg[0] != '\0' ? eb.msg
                                       : "no admin listener configured (global { admin :PORT; })");

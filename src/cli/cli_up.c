@@ -455,8 +455,23 @@ static void supervise(struct up *u)
     }
 }
 
+static bool already_printed(char (*seen)[128], int *n, const char *text)
+{
+    for (int i = 0; i < *n; i++) {
+        if (strcmp(seen[i], text) == 0) {
+            return true;
+        }
+    }
+    if (*n < 64) {
+        (void)snprintf(seen[(*n)++], 128, "%s", text);
+    }
+    return false;
+}
+
 static void print_urls(struct up *u)
 {
+    static char printed[64][128];
+    int n_printed = 0;
     struct conf *conf = NULL;
     struct conf_errors errs = {0};
     if (conf_load_file(u->conf_path, &conf, &errs) != 0) {
@@ -479,6 +494,9 @@ static void print_urls(struct up *u)
         for (uint32_t f = 0; f < view->n_frontends; f++) {
             const struct conf_frontend *fe = &view->frontends[f];
             for (uint32_t b = 0; b < fe->n_binds; b++) {
+                if (already_printed(printed, &n_printed, fe->binds[b].text)) {
+                    continue; /* a virtual IP that several nodes bind */
+                }
                 const char *what = fe->role == CONF_ROLE_WEB ? "web" : "keel up";
                 say("%s: %s://%s/%s%s%s\n", what, fe->mode == CONF_MODE_TCP ? "tcp" : "http",
                     fe->binds[b].text, fe->role == CONF_ROLE_WEB ? "   (" : "",
@@ -519,6 +537,8 @@ static int run(struct up *u)
 /* ---------------------------------------------------------------- the demo topology */
 
 #define DEMO_LB_ADDR "127.0.0.10"
+#define DEMO_LB2_ADDR "127.0.0.14"
+#define DEMO_VIP "127.0.0.100"
 #define DEMO_WEB_BASE 11 /* web1..3 on 127.0.0.11..13 */
 
 static bool port_free_on(const char *ip, uint16_t port)
@@ -539,7 +559,8 @@ static bool port_free_on(const char *ip, uint16_t port)
 /* A port free on every demo address, preferably the given one. */
 static uint16_t demo_port(uint16_t preferred, uint16_t avoid)
 {
-    static const char *const ips[] = {DEMO_LB_ADDR, "127.0.0.11", "127.0.0.12", "127.0.0.13"};
+    static const char *const ips[] = {DEMO_LB_ADDR, "127.0.0.11",  "127.0.0.12",
+                                      "127.0.0.13", DEMO_LB2_ADDR, DEMO_VIP};
     uint32_t seed = (uint32_t)getpid() * 2654435761u;
     for (int attempt = 0; attempt < 200; attempt++) {
         uint16_t port =
@@ -593,17 +614,20 @@ static int write_demo(const char *dir, char *conf_path, size_t size)
         return -errno;
     }
     fprintf(f,
-            "# keel up: the built-in demo topology (generated). One load balancer in front\n"
-            "# of three nodes that each run the web tier and the demo application.\n"
+            "# keel up: the built-in demo topology (generated). Two load balancers sharing\n"
+            "# a virtual IP (VRRP, active-passive) in front of three nodes that each run the\n"
+            "# web tier and the demo application.\n"
             "cluster demo { }\n"
             "global { log_level notice; admin :%u; }\n\n"
-            "node lb1 { address " DEMO_LB_ADDR "; roles lb; }\n",
+            "node lb1 { address " DEMO_LB_ADDR "; roles lb; }\n"
+            "node lb2 { address " DEMO_LB2_ADDR "; roles lb; }\n",
             admin);
     for (int i = 0; i < 3; i++) {
         fprintf(f, "node web%d { address 127.0.0.%d; roles web app; }\n", i + 1, DEMO_WEB_BASE + i);
     }
     fprintf(f,
-            "\nfrontend www {\n    bind :%u;\n    backend web;\n}\n"
+            "\nvip " DEMO_VIP " {\n    nodes lb1 lb2;\n    vrid 51;\n    mode active-passive;\n}\n"
+            "frontend www {\n    bind " DEMO_VIP ":%u;\n    backend web;\n}\n"
             "backend web {\n    balance roundrobin;\n"
             "    check http path /healthz interval 500ms timeout 500ms rise 2 fall 2;\n",
             lb);
@@ -688,7 +712,8 @@ int cli_up(int argc, char **argv)
         return KEEL_EXIT_RUNTIME;
     }
     u.conf_path = conf_path;
-    say("keel up: demo topology (load balancer lb1, web+app nodes web1 web2 web3), config %s\n",
+    say("keel up: demo topology (load balancers lb1 lb2 sharing " DEMO_VIP
+        ", web+app nodes web1 web2 web3), config %s\n",
         conf_path);
     rc = run(&u);
     remove_demo(dir);

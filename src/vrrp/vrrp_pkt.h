@@ -116,15 +116,15 @@ struct vrrp_pkt_info {
     bool is_authenticated;      /* the trailer was present and valid */
 };
 
-/* Parse and validate a received message against the virtual routers vrs[0..n_vrs) (the
- * caller says which VRIDs it runs; the first entry with the message's VRID is used). The
- * checks run in the order of enum vrrp_pkt_reason, so exactly one reason is reported: TTL,
- * fixed fields, version, type, length against the address count, checksum (over the whole
- * payload, trailer included), interval, VRID, source against vr->peers, then the trailer:
- * present exactly when vr->auth is set, well-formed, and its MAC right (constant time).
- * Fills *out only on VRRP_PKT_REASON_OK; out's addr_bytes points into rx->payload. Adverts from
- * this node itself, the address-list comparison (RFC 5798 7.1 "MAY") and the owner check are the
- * caller's. Never blocks. */
+/* Parse and validate a received message against the virtual routers vrs[0..n_vrs): the
+ * caller says which VRIDs it runs; the first entry with the message's VRID is used, and VRID 0
+ * never matches. The checks run in the order of enum vrrp_pkt_reason, so exactly one reason
+ * is reported: TTL, fixed fields, version, type, length against the address count, checksum
+ * (over the whole payload, trailer included), interval, VRID, source against vr->peers, then
+ * the trailer: present exactly when vr->auth is set, well-formed, and its MAC right (compared
+ * in constant time). Fills *out only on VRRP_PKT_REASON_OK; out->addr_bytes points into
+ * rx->payload. Adverts from this node itself and the owner rule are vrrp_fsm's business, the
+ * address-list comparison (RFC 5798 7.1 "MAY") the caller's. Never blocks. */
 enum vrrp_pkt_reason vrrp_pkt_parse(const struct vrrp_pkt_rx *rx, const struct vrrp_pkt_vr *vrs,
                                     size_t n_vrs, struct vrrp_pkt_info *out);
 

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
-"""`keel up`: the demo topology (lb1 in front of web1..3, each web node also running the demo
-app, every node its own process on its own 127.0.0.x) comes up, answers through the LB from
-all three nodes, restarts a node that is killed, and leaves nothing running after Ctrl-C."""
+"""`keel up`: the demo topology (lb1 and lb2 sharing the virtual IP 127.0.0.100 by VRRP, in
+front of web1..3, each web node also running the demo app, every node its own process on its
+own 127.0.0.x) comes up, answers through the VIP from all three nodes, moves the VIP when the
+master is killed, restarts a node that is killed, and leaves nothing running after Ctrl-C."""
 import collections
 import json
 import os
@@ -13,6 +14,11 @@ import time
 import pytest
 
 import keeltest as kt
+
+
+def admin_port(conf):
+    with open(conf) as f:
+        return int(re.search(r"admin :(\d+);", f.read()).group(1))
 
 
 def wait_line(up, rx, timeout=20, start=0):
@@ -27,11 +33,11 @@ def test_keel_up_demo_serves_restarts_and_sigint_stops_everything(env):
     up = env.proc([kt.KEEL, "up"], "keel-up")
     kids = []
     try:
-        line = wait_line(up, r"keel up: http://127\.0\.0\.10:\d+/")
-        port = int(re.search(r"http://127\.0\.0\.10:(\d+)/", line).group(1))
-        lb = "127.0.0.10:%d" % port
+        line = wait_line(up, r"keel up: http://127\.0\.0\.100:\d+/")
+        port = int(re.search(r"http://127\.0\.0\.100:(\d+)/", line).group(1))
+        lb = "127.0.0.100:%d" % port
         # progress: each node came up, on its own address, and the health checks were waited for
-        for name, addr in [("lb1", "127.0.0.10"), ("web1", "127.0.0.11"),
+        for name, addr in [("lb1", "127.0.0.10"), ("lb2", "127.0.0.14"), ("web1", "127.0.0.11"),
                            ("web2", "127.0.0.12"), ("web3", "127.0.0.13")]:
             wait_line(up, r"up  %s\s+.*pid \d+\s+%s" % (name, re.escape(addr)), timeout=1)
         wait_line(up, r"every server is up", timeout=1)
@@ -56,8 +62,32 @@ def test_keel_up_demo_serves_restarts_and_sigint_stops_everything(env):
                            timeout=20)
         assert r.returncode == 0, r.stdout + r.stderr
         rows = {l.split()[0]: l.split() for l in r.stdout.splitlines()[1:]}
-        assert set(rows) == {"lb1", "web1", "web2", "web3"}, r.stdout
-        pids = {n: int(rows[n][5] if n != "lb1" else rows[n][4]) for n in rows}
+        assert set(rows) == {"lb1", "lb2", "web1", "web2", "web3"}, r.stdout
+        pids = {n: int(rows[n][5] if n.startswith("web") else rows[n][4]) for n in rows}
+        assert rows["lb1"][-2:] == ["51", "master"] and rows["lb2"][-2:] == ["51", "backup"], \
+            r.stdout
+
+        # the master LB killed: lb2 takes the virtual IP, then lb1 (restarted) takes it back
+        mark = up.out.mark()
+        os.kill(pids["lb1"], signal.SIGKILL)
+        t0 = time.monotonic()
+
+        def served():
+            try:
+                return kt.http_get(lb, "/healthz", timeout=0.1)[0] == 200
+            except OSError:
+                return False
+        kt.deadline_poll(lambda: not served() or time.monotonic() - t0 > 0.01, 2, interval=0.001)
+        kt.deadline_poll(served, 3, interval=0.005, what="the VIP served by lb2")
+        took = time.monotonic() - t0
+        print("keel up: VIP takeover after kill -9 of lb1: %.0f ms" % (took * 1000))
+        assert took < 1.0, took
+        wait_line(up, r"keel up: node lb1 restarted as pid \d+", timeout=10, start=mark)
+
+        def lb1_master():
+            st, _, body = kt.http_get("127.0.0.10:%d" % admin_port(conf), "/status", timeout=1)
+            return st == 200 and json.loads(body)["vrrp"][0]["state"] == "master"
+        kt.deadline_poll(lb1_master, 10, what="lb1 master again (preemption)")
 
         # a node that dies is reported and restarted; the LB routes around it meanwhile
         kids = kt.proc_descendants(up.pid)
@@ -88,7 +118,7 @@ def test_keel_up_demo_serves_restarts_and_sigint_stops_everything(env):
             time.sleep(0.05)
         assert left == [], "processes left after SIGINT: %s" % left
         assert rc == 0, "keel up exit code %s after SIGINT" % rc
-        assert not kt.port_accepts(port, host="127.0.0.10")
+        assert not kt.port_accepts(port, host="127.0.0.100")
         wait_line(up, r"keel up: everything stopped", timeout=1)
         assert not os.path.exists(conf), "the demo's temporary config was left behind"
     finally:

@@ -51,6 +51,7 @@ struct vrrp_router {
     int ifindex; /* interface mode */
     bool is_loopback;
     bool is_holding;
+    struct in_addr master; /* the last master heard from (0.0.0.0: none yet) */
     bool link_down;
     bool track_fault;
     struct vrrp_fsm fsm;
@@ -285,6 +286,9 @@ static void deliver(struct vrrp_sock *s, const struct vrrp_pkt_rx *rx)
         return; /* our own, looped back */
     }
     r->received++;
+    if (info.priority != 0) {
+        r->master = rx->src;
+    }
     struct vrrp_fsm_actions a;
     vrrp_fsm_on_advert(&r->fsm, ev_now_ms(v->loop), rx->src, info.priority, info.max_advert_int_cs,
                        &a);
@@ -356,7 +360,7 @@ static void on_link(const struct vrrp_net_event *ev, void *data)
             ev->ifindex != r->ifindex) {
             continue;
         }
-        bool down = ev->type == VRRP_NET_EVENT_LINK_GONE || !ev->is_up;
+        bool down = ev->type == VRRP_NET_EVENT_LINK_GONE || !ev->is_usable; /* up + carrier */
         if (down != r->link_down) {
             log_notice("vrrp", "vrrp %u: interface %s is %s", r->vrid, r->vip->interface,
                        down ? "down" : "up");
@@ -577,7 +581,7 @@ struct vrrp *vrrp_start(struct ev_loop *loop, const struct conf *conf, const cha
         if (!r->is_loopback) {
             struct vrrp_net_link link;
             struct errbuf eb = {{0}};
-            r->link_down = vrrp_net_link_by_index(r->ifindex, &link, &eb) != 0 || !link.is_up;
+            r->link_down = vrrp_net_link_by_index(r->ifindex, &link, &eb) != 0 || !link.is_usable;
         }
         struct vrrp_fsm_actions a;
         vrrp_fsm_start(&r->fsm, now, &a);
@@ -695,11 +699,17 @@ void vrrp_status_json(const struct vrrp *v, struct metrics_out *out)
     metrics_out_printf(out, "[");
     for (uint32_t i = 0; v != NULL && i < v->n_routers; i++) {
         const struct vrrp_router *r = &v->routers[i];
+        char master[INET_ADDRSTRLEN] = "";
+        struct in_addr m = r->fsm.state == VRRP_STATE_MASTER ? r->self : r->master;
+        if (m.s_addr != 0 && r->fsm.state != VRRP_STATE_FAULT) {
+            (void)inet_ntop(AF_INET, &m, master, sizeof(master));
+        }
         metrics_out_printf(out,
                            "%s{\"vrid\":%u,\"state\":\"%s\",\"priority\":%u,\"holding\":%s,"
+                           "\"master\":\"%s\","
                            "\"mode\":\"%s\",\"advert_ms\":%u,\"transitions\":%lu,\"addresses\":[",
                            i == 0 ? "" : ",", r->vrid, vrrp_state_name(r->fsm.state),
-                           r->fsm.cfg.priority, r->is_holding ? "true" : "false",
+                           r->fsm.cfg.priority, r->is_holding ? "true" : "false", master,
                            r->is_loopback ? "loopback"
                                           : (r->vip->unicast ? "unicast" : "multicast"),
                            r->vip->advert_ms, (unsigned long)r->transitions);

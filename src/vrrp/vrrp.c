@@ -35,6 +35,7 @@
 
 #define VRRP_MAX_ROUTERS 32
 #define VRRP_GARP_COUNT 3
+#define VRRP_REANNOUNCE_MS 500 /* at most this often on hearing a lower-priority master */
 
 struct vrrp_router {
     struct vrrp *v;
@@ -52,6 +53,7 @@ struct vrrp_router {
     bool is_loopback;
     bool is_holding;
     struct in_addr master; /* the last master heard from (0.0.0.0: none yet) */
+    uint64_t garp_at_ms;   /* when gratuitous ARPs were last sent */
     bool link_down;
     bool track_fault;
     struct vrrp_fsm fsm;
@@ -144,6 +146,20 @@ static void run_notify(struct vrrp_router *r, const char *state)
     }
 }
 
+/* Gratuitous ARPs for every address, so that neighbours send to this node's MAC. */
+static void garp(struct vrrp_router *r)
+{
+    r->garp_at_ms = ev_now_ms(r->v->loop);
+    for (uint32_t i = 0; !r->is_loopback && r->v->garp_fd >= 0 && i < r->n_addrs; i++) {
+        for (int g = 0; g < VRRP_GARP_COUNT; g++) {
+            if (vrrp_net_garp_send(r->v->garp_fd, r->ifindex, NULL, r->addrs[i],
+                                   g % 2 == 0 ? VRRP_NET_ARP_REQUEST : VRRP_NET_ARP_REPLY) != 0) {
+                return; /* link down: the next takeover sends them */
+            }
+        }
+    }
+}
+
 static void hold(struct vrrp_router *r, bool held)
 {
     if (r->is_holding == held) {
@@ -161,15 +177,11 @@ static void hold(struct vrrp_router *r, bool held)
                 log_error("vrrp", "vrrp %u: cannot %s %s on %s: %s", r->vrid,
                           held ? "add" : "remove", ip, r->vip->interface, eb.msg);
             }
-            for (int g = 0; held && r->v->garp_fd >= 0 && g < VRRP_GARP_COUNT; g++) {
-                if (vrrp_net_garp_send(r->v->garp_fd, r->ifindex, NULL, r->addrs[i],
-                                       g % 2 == 0 ? VRRP_NET_ARP_REQUEST : VRRP_NET_ARP_REPLY) !=
-                    0) {
-                    break; /* link down: the next takeover sends them */
-                }
-            }
         }
         r->v->on_hold(r->v->data, r->addrs[i], held);
+    }
+    if (held) {
+        garp(r);
     }
 }
 
@@ -238,6 +250,11 @@ static void apply(struct vrrp_router *r, const struct vrrp_fsm_actions *a)
     if (a->add_vips) {
         hold(r, true);
     }
+    if (a->is_transition && a->from == VRRP_STATE_MASTER && a->to == VRRP_STATE_BACKUP) {
+        /* Outranked (a partition healed): say we stop, as a shutdown does, so that the master
+         * answers at once and repeats its gratuitous ARPs; ours pointed neighbours here. */
+        send_advert(r, VRRP_FSM_PRIORITY_STOP);
+    }
     if (a->is_transition) {
         r->transitions++;
         log_notice("vrrp", "vrrp %u: %s -> %s (%s), priority %u", r->vrid, vrrp_state_name(a->from),
@@ -272,6 +289,20 @@ static void on_timer(struct ev_loop *loop, struct ev_timer *t)
 
 /* ---------------------------------------------------------------- receiving */
 
+/* A master heard another master of lower rank, or one stepping down (a partition healed):
+ * advert at once so it steps down now, and repeat the gratuitous ARPs, because the other's
+ * ARPs during the partition pointed the neighbours at it. Rate limited. */
+static void reannounce(struct vrrp_router *r)
+{
+    if (ev_now_ms(r->v->loop) - r->garp_at_ms < VRRP_REANNOUNCE_MS) {
+        return;
+    }
+    log_notice("vrrp", "vrrp %u: another node acted as master: announcing the addresses again",
+               r->vrid);
+    send_advert(r, r->fsm.cfg.priority);
+    garp(r);
+}
+
 static void deliver(struct vrrp_sock *s, const struct vrrp_pkt_rx *rx)
 {
     struct vrrp *v = s->v;
@@ -293,6 +324,9 @@ static void deliver(struct vrrp_sock *s, const struct vrrp_pkt_rx *rx)
     vrrp_fsm_on_advert(&r->fsm, ev_now_ms(v->loop), rx->src, info.priority, info.max_advert_int_cs,
                        &a);
     apply(r, &a);
+    if (r->fsm.state == VRRP_STATE_MASTER && !a.is_transition) {
+        reannounce(r); /* another master, or one stepping down: neighbours may point there */
+    }
 }
 
 static void on_readable(struct ev_loop *loop, struct ev_io *io, uint32_t events)

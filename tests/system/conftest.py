@@ -61,6 +61,7 @@ class Env:
         self.backs = []
         self.tinies = []
         self.others = []    # kt.Proc objects (e.g. `keel up`)
+        self.cleanups = []  # called after every process is stopped; each returns problems
 
     # ports
     def port(self):
@@ -173,7 +174,12 @@ def env(tmp_path):
     finally:
         # The alarm must not fire in the middle of cleanup.
         signal.setitimer(signal.ITIMER_REAL, 0)
-        problems = e.finish()
+        problems = []
+        try:
+            problems = e.finish()
+        finally:
+            for cleanup in e.cleanups:     # e.g. network namespaces, once nothing runs there
+                problems = problems + cleanup()
         e.dump()
         if problems:
             pytest.fail("teardown checks failed:\n  " + "\n  ".join(problems[:30]),

@@ -348,15 +348,19 @@ class Keel(Proc):
     """`keel run -c FILE` with a generated config."""
 
     def __init__(self, config, tmpdir, ports=(), admin=None, allow_errors=(), env=None,
-                 wait=True, args=()):
+                 wait=True, args=(), conf=None, wrap=None, name="keel"):
+        """config: the text to write to TMPDIR/keel.conf, or None to run the file conf as it
+        is. wrap(argv): the command line that runs argv (e.g. in a network namespace)."""
         self.tmpdir = tmpdir
-        self.conf = os.path.join(tmpdir, "keel.conf")
-        with open(self.conf, "w") as f:
-            f.write(config)
+        self.conf = conf or os.path.join(tmpdir, "keel.conf")
+        if config is not None:
+            with open(self.conf, "w") as f:
+                f.write(config)
         self.ports = list(ports)
         self.admin = admin
         self.allow_errors = [re.compile(p) for p in allow_errors]
-        super().__init__([KEEL, "run", "-c", self.conf] + list(args), "keel", env=env)
+        argv = [KEEL, "run", "-c", self.conf] + list(args)
+        super().__init__(wrap(argv) if wrap else argv, name, env=env)
         if wait:
             self.wait_ready()
 

@@ -17,6 +17,7 @@
 #include "app/app_supervisor.h"
 #include "core/conf.h"
 #include "core/conf_node.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/qsbr.h"
 #include "lb/lb.h"
@@ -156,18 +157,14 @@ static void status_json(struct node *n, struct metrics_out *o)
             struct lb_server *s = &be->servers[i];
             char reason[400];
             const char *r = be->health[i].last_reason;
-            size_t k = 0;
-            for (; *r != '\0' && k + 2 < sizeof(reason); r++) {
-                if (*r == '"' || *r == '\\') {
-                    reason[k++] = '\\';
-                }
-                reason[k++] = *r;
+            size_t written;
+            if (!json_quote(r, strlen(r), reason, sizeof(reason), &written)) {
+                (void)snprintf(reason, sizeof(reason), "\"\""); /* too long: say nothing */
             }
-            reason[k] = '\0';
             metrics_out_printf(o,
                                "%s{\"name\":\"%s\",\"address\":\"%s\",\"up\":%s,"
                                "\"active\":%u,\"weight\":%u,\"backup\":%s,\"disabled\":%s,"
-                               "\"reason\":\"%s\"}",
+                               "\"reason\":%s}",
                                i == 0 ? "" : ",", s->conf->name, s->conf->addr.text,
                                atomic_load(&s->is_up) ? "true" : "false", atomic_load(&s->active),
                                s->weight, s->is_backup ? "true" : "false",

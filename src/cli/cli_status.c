@@ -206,30 +206,12 @@ static bool query(const struct conf_addr *admin, struct row *r, struct problems 
     return ok && !draining && p->n + p->dropped == before;
 }
 
-static void roles_text(uint32_t roles, char *out, size_t size)
-{
-    static const char *const names[] = {"lb", "web", "app", "db"};
-    out[0] = '\0';
-    for (unsigned i = 0; i < 4; i++) {
-        if (roles & (1u << i)) {
-            cat(out, size, "%s%s", out[0] == '\0' ? "" : " ", names[i]);
-        }
-    }
-}
-
 /* The admin address of a node: the file narrowed to that node. */
 static int node_admin(const char *path, const char *node, struct conf_addr *out, bool *has,
                       struct errbuf *eb)
 {
     struct conf *conf = NULL;
-    struct conf_errors errs = {0};
-    if (conf_load_file(path, &conf, &errs) != 0) {
-        errbuf_set(eb, "%s", errs.text != NULL ? errs.text : "cannot load the configuration");
-        conf_errors_fini(&errs);
-        return -KEEL_ECONFIG;
-    }
-    conf_errors_fini(&errs);
-    int rc = conf_apply_node(conf, node, 0, eb);
+    int rc = conf_load_node(path, node, &conf, eb);
     *has = rc == 0 && conf->global.has_admin;
     if (*has) {
         *out = conf->global.admin;
@@ -295,7 +277,7 @@ static int status_of_file(const char *path)
             node = conf->nodes[i].name;
             (void)snprintf(r->node, sizeof(r->node), "%s", node);
             (void)snprintf(r->address, sizeof(r->address), "%s", conf->nodes[i].address);
-            roles_text(conf->nodes[i].roles, r->roles, sizeof(r->roles));
+            conf_roles_text(conf->nodes[i].roles, r->roles, sizeof(r->roles));
         } else {
             (void)snprintf(r->node, sizeof(r->node), "-");
             (void)snprintf(r->address, sizeof(r->address), "-");

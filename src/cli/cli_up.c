@@ -30,6 +30,7 @@
 #include "core/err.h"
 
 #define UP_MAX_NODES 16
+#define UP_MAX_URLS 8
 #define UP_STOP_GRACE_MS 8000
 #define UP_READY_MS 10000
 #define UP_HEALTH_MS 15000
@@ -47,6 +48,9 @@ struct up_node {
     struct conf_addr probe;
     bool has_admin;
     struct conf_addr admin;
+    char urls[UP_MAX_URLS][200];     /* what the node serves, printed once everything is up */
+    char url_keys[UP_MAX_URLS][128]; /* the bind address of each: shared VIPs print once */
+    int n_urls;
     uint64_t started_ms;
     uint64_t restart_at_ms; /* 0: not waiting to restart */
     uint32_t backoff_ms;
@@ -193,38 +197,25 @@ static void stop_all(struct up *u)
 
 /* ---------------------------------------------------------------- the plan, from the file */
 
-static void roles_text(uint32_t roles, char *out, size_t size)
+static void add_url(struct up_node *nd, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void add_url(struct up_node *nd, const char *key, const char *fmt, ...)
 {
-    static const struct {
-        uint32_t bit;
-        const char *name;
-    } names[] = {
-        {CONF_ROLE_LB, "lb"}, {CONF_ROLE_WEB, "web"}, {CONF_ROLE_APP, "app"}, {CONF_ROLE_DB, "db"}};
-    out[0] = '\0';
-    size_t k = 0;
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (roles & names[i].bit) {
-            int n = snprintf(out + k, size - k, "%s%s", k == 0 ? "" : " ", names[i].name);
-            if (n > 0 && (size_t)n < size - k) {
-                k += (size_t)n;
-            }
-        }
+    if (nd->n_urls == UP_MAX_URLS) {
+        return;
     }
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(nd->urls[nd->n_urls], sizeof(nd->urls[0]), fmt, ap);
+    va_end(ap);
+    (void)snprintf(nd->url_keys[nd->n_urls++], sizeof(nd->url_keys[0]), "%s", key);
 }
 
-/* What one node runs: its probe address and admin listener. */
+/* What one node runs: its probe address, admin listener and URLs. */
 static int plan_node(struct up *u, struct up_node *nd, struct errbuf *eb)
 {
     struct conf *conf = NULL;
-    struct conf_errors errs = {0};
-    if (conf_load_file(u->conf_path, &conf, &errs) != 0) {
-        errbuf_set(eb, "%s", errs.text != NULL ? errs.text : "cannot load the configuration");
-        conf_errors_fini(&errs);
-        return -KEEL_ECONFIG;
-    }
-    conf_errors_fini(&errs);
-    if (conf_apply_node(conf, nd->name[0] != '\0' ? nd->name : NULL, 0, eb) != 0) {
-        conf_free(conf);
+    if (conf_load_node(u->conf_path, nd->name[0] != '\0' ? nd->name : NULL, &conf, eb) != 0) {
         return -KEEL_ECONFIG;
     }
     nd->has_admin = conf->global.has_admin;
@@ -236,6 +227,21 @@ static int plan_node(struct up *u, struct up_node *nd, struct errbuf *eb)
         nd->probe = conf->frontends[0].binds[0];
         nd->has_probe = true;
     }
+    for (uint32_t f = 0; f < conf->n_frontends; f++) {
+        const struct conf_frontend *fe = &conf->frontends[f];
+        const char *scheme = fe->mode == CONF_MODE_TCP ? "tcp" : "http";
+        for (uint32_t b = 0; b < fe->n_binds; b++) {
+            if (fe->role == CONF_ROLE_WEB) {
+                add_url(nd, fe->binds[b].text, "web: %s://%s/   (%s, directly)", scheme,
+                        fe->binds[b].text, label(nd));
+            } else {
+                add_url(nd, fe->binds[b].text, "keel up: %s://%s/", scheme, fe->binds[b].text);
+            }
+        }
+    }
+    if (nd->has_admin) {
+        add_url(nd, nd->admin.text, "metrics: http://%s/metrics   (%s)", nd->admin.text, label(nd));
+    }
     conf_free(conf);
     return 0;
 }
@@ -244,8 +250,14 @@ static int plan(struct up *u, struct errbuf *eb)
 {
     struct conf *conf = NULL;
     struct conf_errors errs = {0};
-    if (conf_load_file(u->conf_path, &conf, &errs) != 0) {
-        errbuf_set(eb, "%s", errs.text != NULL ? errs.text : "cannot load the configuration");
+    int rc = conf_load_file(u->conf_path, &conf, &errs);
+    if (rc != 0) {
+        if (errs.text != NULL) {
+            fputs(errs.text, stderr); /* every error, as keel check shows them */
+            errbuf_set(eb, "%s has errors", u->conf_path);
+        } else {
+            errbuf_set(eb, "cannot read %s: %s", u->conf_path, strerror(-rc));
+        }
         conf_errors_fini(&errs);
         return -KEEL_ECONFIG;
     }
@@ -264,7 +276,7 @@ static int plan(struct up *u, struct errbuf *eb)
             const struct conf_node *cn = &conf->nodes[i];
             (void)snprintf(nd->name, sizeof(nd->name), "%s", cn->name);
             (void)snprintf(nd->address, sizeof(nd->address), "%s", cn->address);
-            roles_text(cn->roles, nd->roles, sizeof(nd->roles));
+            conf_roles_text(cn->roles, nd->roles, sizeof(nd->roles));
             args[5] = nd->name;
         } else {
             args[4] = NULL;
@@ -333,6 +345,24 @@ static void count_up(const char *node, const char *text, int *up, int *total, bo
     }
 }
 
+/* Ask a node's /metrics how many of its servers and app processes are up; print each when
+ * asked. False when the node has no admin listener or does not answer. */
+static bool node_health(struct up_node *nd, int *up, int *total, bool print)
+{
+    int status = 0;
+    char *body = NULL;
+    size_t len;
+    struct errbuf eb;
+    *up = *total = 0;
+    if (!nd->has_admin || cli_http_get((const struct sockaddr *)&nd->admin.sa, nd->admin.salen,
+                                       "/metrics", 1000, &status, &body, &len, &eb) != 0) {
+        return false;
+    }
+    count_up(label(nd), body, up, total, print);
+    free(body);
+    return status == 200;
+}
+
 /* Wait until every node's backends see all their servers up; print where they stand. */
 static void wait_healthy(struct up *u)
 {
@@ -342,38 +372,17 @@ static void wait_healthy(struct up *u)
     while (!all && !stop_requested && now_ms() < deadline) {
         all = true;
         for (int i = 0; i < u->n && all; i++) {
-            struct up_node *nd = &u->nodes[i];
-            if (!nd->has_admin) {
-                continue;
-            }
-            int status = 0, up = 0, total = 0;
-            char *body = NULL;
-            size_t len;
-            struct errbuf eb;
-            if (cli_http_get((const struct sockaddr *)&nd->admin.sa, nd->admin.salen, "/metrics",
-                             1000, &status, &body, &len, &eb) != 0) {
-                all = false;
-                break;
-            }
-            count_up(label(nd), body, &up, &total, false);
-            all = status == 200 && up == total;
-            free(body);
+            int up, total;
+            all = !u->nodes[i].has_admin ||
+                  (node_health(&u->nodes[i], &up, &total, false) && up == total);
         }
         if (!all) {
             poll(NULL, 0, 100);
         }
     }
     for (int i = 0; i < u->n; i++) {
-        struct up_node *nd = &u->nodes[i];
-        int status = 0, up = 0, total = 0;
-        char *body = NULL;
-        size_t len;
-        struct errbuf eb;
-        if (nd->has_admin && cli_http_get((const struct sockaddr *)&nd->admin.sa, nd->admin.salen,
-                                          "/metrics", 1000, &status, &body, &len, &eb) == 0) {
-            count_up(label(nd), body, &up, &total, true);
-            free(body);
-        }
+        int up, total;
+        (void)node_health(&u->nodes[i], &up, &total, true);
     }
     if (all) {
         say("  every server is up (%.1f s)\n", (double)(now_ms() - start) / 1000.0);
@@ -455,61 +464,24 @@ static void supervise(struct up *u)
     }
 }
 
-static bool already_printed(char (*seen)[128], int *n, const char *text)
+/* Every node's URLs, an address several nodes bind (a virtual IP) once. */
+static void print_urls(const struct up *u)
 {
-    for (int i = 0; i < *n; i++) {
-        if (strcmp(seen[i], text) == 0) {
-            return true;
-        }
-    }
-    if (*n < 64) {
-        (void)snprintf(seen[(*n)++], 128, "%s", text);
-    }
-    return false;
-}
-
-static void print_urls(struct up *u)
-{
-    static char printed[64][128];
-    int n_printed = 0;
-    struct conf *conf = NULL;
-    struct conf_errors errs = {0};
-    if (conf_load_file(u->conf_path, &conf, &errs) != 0) {
-        conf_errors_fini(&errs);
-        return;
-    }
-    conf_errors_fini(&errs);
     say("\n");
     for (int i = 0; i < u->n; i++) {
-        struct up_node *nd = &u->nodes[i];
-        struct conf *view = NULL;
-        struct errbuf eb;
-        if (conf_load_file(u->conf_path, &view, &errs) != 0 ||
-            conf_apply_node(view, nd->name[0] != '\0' ? nd->name : NULL, 0, &eb) != 0) {
-            conf_errors_fini(&errs);
-            conf_free(view);
-            continue;
-        }
-        conf_errors_fini(&errs);
-        for (uint32_t f = 0; f < view->n_frontends; f++) {
-            const struct conf_frontend *fe = &view->frontends[f];
-            for (uint32_t b = 0; b < fe->n_binds; b++) {
-                if (already_printed(printed, &n_printed, fe->binds[b].text)) {
-                    continue; /* a virtual IP that several nodes bind */
+        const struct up_node *nd = &u->nodes[i];
+        for (int k = 0; k < nd->n_urls; k++) {
+            bool seen = false;
+            for (int j = 0; j < i && !seen; j++) {
+                for (int m = 0; m < u->nodes[j].n_urls && !seen; m++) {
+                    seen = strcmp(u->nodes[j].url_keys[m], nd->url_keys[k]) == 0;
                 }
-                const char *what = fe->role == CONF_ROLE_WEB ? "web" : "keel up";
-                say("%s: %s://%s/%s%s%s\n", what, fe->mode == CONF_MODE_TCP ? "tcp" : "http",
-                    fe->binds[b].text, fe->role == CONF_ROLE_WEB ? "   (" : "",
-                    fe->role == CONF_ROLE_WEB ? label(nd) : "",
-                    fe->role == CONF_ROLE_WEB ? ", directly)" : "");
+            }
+            if (!seen) {
+                say("%s\n", nd->urls[k]);
             }
         }
-        if (view->global.has_admin) {
-            say("metrics: http://%s/metrics   (%s)\n", view->global.admin.text, label(nd));
-        }
-        conf_free(view);
     }
-    conf_free(conf);
     say("status: keel status -c %s\npress Ctrl-C to stop\n", u->conf_path);
 }
 
@@ -517,7 +489,7 @@ static int run(struct up *u)
 {
     struct errbuf eb = {{0}};
     if (plan(u, &eb) != 0) {
-        fprintf(stderr, "keel up: %s%s", eb.msg, eb.msg[strlen(eb.msg) - 1] == '\n' ? "" : "\n");
+        fprintf(stderr, "keel up: %s\n", eb.msg);
         return KEEL_EXIT_CONFIG;
     }
     if (!start_all(u)) {

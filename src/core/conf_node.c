@@ -199,3 +199,45 @@ int conf_apply_node(struct conf *conf, const char *node_name, unsigned flags, st
     }
     return check_overlaps(conf, eb);
 }
+
+int conf_load_node(const char *path, const char *node, struct conf **out, struct errbuf *eb)
+{
+    struct conf *conf = NULL;
+    struct conf_errors errs = {0};
+    int rc = conf_load_file(path, &conf, &errs);
+    if (rc != 0) {
+        if (errs.text != NULL) {
+            errbuf_set(eb, "%.*s", (int)strcspn(errs.text, "\n"), errs.text); /* the first */
+        } else {
+            errbuf_set(eb, "cannot read %s: %s", path, strerror(-rc));
+        }
+        conf_errors_fini(&errs);
+        return rc;
+    }
+    conf_errors_fini(&errs);
+    rc = conf_apply_node(conf, node, 0, eb);
+    if (rc != 0) {
+        conf_free(conf);
+        return rc;
+    }
+    *out = conf;
+    return 0;
+}
+
+void conf_roles_text(uint32_t roles, char *out, size_t size)
+{
+    static const char *const names[] = {"lb", "web", "app", "db"}; /* CONF_ROLE_* bit order */
+    size_t k = 0;
+    out[0] = '\0';
+    for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if ((roles & (1u << i)) == 0) {
+            continue;
+        }
+        int n = snprintf(out + k, size - k, "%s%s", k == 0 ? "" : " ", names[i]);
+        if (n < 0 || (size_t)n >= size - k) {
+            out[k] = '\0'; /* only whole names */
+            return;
+        }
+        k += (size_t)n;
+    }
+}

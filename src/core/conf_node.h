@@ -13,4 +13,13 @@
 int conf_apply_node(struct conf *conf, const char *node_name, unsigned flags,
                     struct errbuf *eb) KEEL_MUST_CHECK;
 
+/* conf_load_file + conf_apply_node: the view of one node (NULL: the whole file). Returns 0
+ * with *out (conf_free it), or -KEEL_ECONFIG / -errno with the first error in eb (callers
+ * that must show every error of a bad file load it with conf_load_file first). */
+int conf_load_node(const char *path, const char *node, struct conf **out,
+                   struct errbuf *eb) KEEL_MUST_CHECK;
+
+/* "lb web app db" for a bit set of CONF_ROLE_*. */
+void conf_roles_text(uint32_t roles, char *out, size_t size);
+
 #endif

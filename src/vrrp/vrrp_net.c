@@ -764,8 +764,8 @@ struct int_opt {
 
 /* Why each: docs/internals/vrrp_net.md. */
 static const struct int_opt vrrp_int_opts[] = {
-    {IPPROTO_IP, IP_MULTICAST_TTL, VRRP_NET_TTL, "IP_MULTICAST_TTL"},
-    {IPPROTO_IP, IP_TTL, VRRP_NET_TTL, "IP_TTL"},
+    {IPPROTO_IP, IP_MULTICAST_TTL, VRRP_PKT_IP_TTL, "IP_MULTICAST_TTL"},
+    {IPPROTO_IP, IP_TTL, VRRP_PKT_IP_TTL, "IP_TTL"},
     {IPPROTO_IP, IP_MULTICAST_LOOP, 0, "IP_MULTICAST_LOOP"},
     {IPPROTO_IP, IP_MULTICAST_ALL, 0, "IP_MULTICAST_ALL"},
     {IPPROTO_IP, IP_PKTINFO, 1, "IP_PKTINFO"},
@@ -812,7 +812,7 @@ int vrrp_net_sock_open(int ifindex, struct errbuf *eb)
     if (rc < 0) {
         return rc;
     }
-    int fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, VRRP_NET_PROTO);
+    int fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, VRRP_PKT_PROTO);
     if (fd == -1) {
         int e = errno;
         errbuf_set(eb, "socket(AF_INET, SOCK_RAW, 112) for %s failed: %s%s", link.name, strerror(e),

@@ -22,19 +22,17 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "vrrp/vrrp_pkt.h" /* the protocol number, group and TTL */
 
-#define VRRP_NET_PROTO 112              /* IANA protocol number of VRRP (RFC 5798 5.1.1.4) */
-#define VRRP_NET_GROUP_HOST 0xe0000012u /* 224.0.0.18, host order (RFC 5798 5.1.1.2) */
-#define VRRP_NET_TTL 255                /* sent, and required on receipt (RFC 5798 5.1.1.3) */
-#define VRRP_NET_VIP_PREFIXLEN 32       /* default prefix length of a virtual IP */
-#define VRRP_NET_NL_TIMEOUT_MS 1000     /* bound on waiting for a rtnetlink reply */
-#define VRRP_NET_MAX_MSG 1500           /* largest VRRP message sent (one Ethernet MTU) */
+#define VRRP_NET_VIP_PREFIXLEN 32   /* default prefix length of a virtual IP */
+#define VRRP_NET_NL_TIMEOUT_MS 1000 /* bound on waiting for a rtnetlink reply */
+#define VRRP_NET_MAX_MSG 1500       /* largest VRRP message sent (one Ethernet MTU) */
 #define VRRP_NET_MAC_LEN 6
 
 /* 224.0.0.18 as a struct in_addr. */
 static inline struct in_addr vrrp_net_group(void)
 {
-    struct in_addr a = {.s_addr = htonl(VRRP_NET_GROUP_HOST)};
+    struct in_addr a = {.s_addr = htonl(VRRP_PKT_MCAST_GROUP)};
     return a;
 }
 

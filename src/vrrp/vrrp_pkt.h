@@ -14,7 +14,7 @@
 
 #include "core/err.h"
 
-#define VRRP_PKT_PROTO 112               /* IP protocol number (RFC 5798 5.1.1.3) */
+#define VRRP_PKT_PROTO 112               /* IP protocol number (RFC 5798 5.1.1.4) */
 #define VRRP_PKT_IP_TTL 255              /* sent and required TTL (RFC 5798 5.1.1.3, 7.1) */
 #define VRRP_PKT_MCAST_GROUP 0xe0000012u /* 224.0.0.18, host byte order (RFC 5798 5.1.1.2) */
 #define VRRP_PKT_VERSION 3

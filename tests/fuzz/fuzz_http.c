@@ -14,46 +14,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* With ASan, bytes not yet "received" are poisoned, so reading past len is caught. The
- * #if is for the sanitizer build only; without it the checks still run. */
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define FUZZ_HAVE_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define FUZZ_HAVE_ASAN 1
-#endif
-#ifdef FUZZ_HAVE_ASAN
-#include <sanitizer/asan_interface.h>
-static void poison(const void *p, size_t n)
-{
-    ASAN_POISON_MEMORY_REGION(p, n);
-}
-static void unpoison(const void *p, size_t n)
-{
-    ASAN_UNPOISON_MEMORY_REGION(p, n);
-}
-#else
-static void poison(const void *p, size_t n)
-{
-    (void)p;
-    (void)n;
-}
-static void unpoison(const void *p, size_t n)
-{
-    (void)p;
-    (void)n;
-}
-#endif
-
-static void check(bool ok, const char *what)
-{
-    if (!ok) {
-        fprintf(stderr, "fuzz_http: %s\n", what);
-        abort();
-    }
-}
+#define FUZZ_TARGET "fuzz_http"
+#include "fuzz_util.h"
 
 struct outcome {
     int rc;

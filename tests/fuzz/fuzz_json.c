@@ -20,46 +20,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* With ASan, bytes past the length given to the parser are poisoned. The #if is for the
- * sanitizer build only; without it the checks still run. */
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define FUZZ_HAVE_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define FUZZ_HAVE_ASAN 1
-#endif
-#ifdef FUZZ_HAVE_ASAN
-#include <sanitizer/asan_interface.h>
-static void poison(const void *p, size_t n)
-{
-    ASAN_POISON_MEMORY_REGION(p, n);
-}
-static void unpoison(const void *p, size_t n)
-{
-    ASAN_UNPOISON_MEMORY_REGION(p, n);
-}
-#else
-static void poison(const void *p, size_t n)
-{
-    (void)p;
-    (void)n;
-}
-static void unpoison(const void *p, size_t n)
-{
-    (void)p;
-    (void)n;
-}
-#endif
-
-static void check(bool ok, const char *what)
-{
-    if (!ok) {
-        fprintf(stderr, "fuzz_json: %s\n", what);
-        abort();
-    }
-}
+#define FUZZ_TARGET "fuzz_json"
+#include "fuzz_util.h"
 
 /* An independent UTF-8 check (RFC 3629), so a bug shared with json.c is not hidden. */
 static bool utf8_valid_no_nul(const unsigned char *s, size_t n)

@@ -131,3 +131,25 @@ Test(conf_node, a_server_naming_no_node_is_resolved_or_reported)
                                 "host names are not resolved here, use an IP address\n");
     conf_errors_fini(&errs);
 }
+
+Test(conf_node, roles_text_names_the_roles_in_order)
+{
+    char out[32];
+    conf_roles_text(CONF_ROLE_APP | CONF_ROLE_WEB, out, sizeof(out));
+    cr_assert_str_eq(out, "web app");
+    conf_roles_text(CONF_ROLE_LB | CONF_ROLE_WEB | CONF_ROLE_APP | CONF_ROLE_DB, out, sizeof(out));
+    cr_assert_str_eq(out, "lb web app db");
+    conf_roles_text(CONF_ROLE_LB | CONF_ROLE_WEB, out, 6); /* truncated at a whole name */
+    cr_assert_str_eq(out, "lb");
+    conf_roles_text(0, out, sizeof(out));
+    cr_assert_str_eq(out, "");
+}
+
+Test(conf_node, load_node_reports_the_first_error)
+{
+    struct conf *conf = NULL;
+    struct errbuf eb = {{0}};
+    cr_assert_lt(conf_load_node("/nonexistent/keel.conf", NULL, &conf, &eb), 0);
+    cr_assert_null(conf);
+    cr_assert(strstr(eb.msg, "/nonexistent/keel.conf") != NULL, "%s", eb.msg);
+}

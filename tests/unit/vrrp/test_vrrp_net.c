@@ -676,7 +676,7 @@ static size_t make_ip(uint8_t *buf, size_t opt_len, const uint8_t *payload, size
     buf[2] = (uint8_t)(total >> 8);
     buf[3] = (uint8_t)total;
     buf[8] = 255;
-    buf[9] = VRRP_NET_PROTO;
+    buf[9] = VRRP_PKT_PROTO;
     memcpy(buf + 12, (const uint8_t[]){192, 0, 2, 1}, 4);
     memcpy(buf + 16, (const uint8_t[]){224, 0, 0, 18}, 4);
     memset(buf + 20, 1, opt_len); /* NOPs */

@@ -4,7 +4,7 @@
 # Idempotent: a fast no-op when everything is already installed.
 set -eu
 PKGS="build-essential pkg-config libssl-dev libpq-dev libcriterion-dev clang
-libfuzzer-14-dev libclang-rt-14-dev haproxy keepalived nginx wrk curl python3-pytest
+libfuzzer-14-dev libclang-rt-14-dev haproxy keepalived postgresql etcd-server nginx wrk curl python3-pytest
 iproute2 procps"
 missing=""
 for p in $PKGS; do

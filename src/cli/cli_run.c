@@ -45,6 +45,7 @@ struct node {
     struct ev_io sigio;
     struct ev_timer tick;
     bool is_draining;
+    bool is_handing_over; /* draining waits for VRRP successors (vrrp_hand_over) */
     uint64_t drain_deadline_ms;
     uint64_t reloads;
     uint64_t reload_failures;
@@ -285,6 +286,13 @@ refused:
               (unsigned long)n->gen->id);
 }
 
+static void drain_workers(struct node *n)
+{
+    for (uint32_t i = 0; i < n->n_workers; i++) {
+        lb_worker_drain(&n->workers[i]);
+    }
+}
+
 static void start_drain(struct node *n, const char *why)
 {
     if (n->is_draining) {
@@ -295,13 +303,15 @@ static void start_drain(struct node *n, const char *why)
     n->is_draining = true;
     n->drain_deadline_ms = ev_now_ms(n->loop) + n->gen->conf->global.timeout_drain_ms;
     log_notice("main", "%s: draining (up to %u ms)", why, n->gen->conf->global.timeout_drain_ms);
-    vrrp_stop(n->vrrp); /* priority 0: a backup takes the addresses at once */
     lb_checks_stop(n->checks);
     n->checks = NULL;
-    for (uint32_t i = 0; i < n->n_workers; i++) {
-        lb_worker_drain(&n->workers[i]);
-    }
     app_supervisor_stop(n->apps, 0); /* SIGTERM now, SIGKILL after each app's stop_timeout */
+    /* Priority 0: a backup takes the virtual IPs at once. Until it does, keep accepting on
+     * them, then drain (on_tick). */
+    n->is_handing_over = !vrrp_hand_over(n->vrrp);
+    if (!n->is_handing_over) {
+        drain_workers(n);
+    }
 }
 
 static void free_retired(struct node *n)
@@ -358,8 +368,12 @@ static void on_tick(struct ev_loop *loop, struct ev_timer *t)
     vrrp_set_can_serve(n->vrrp, can_serve(n->gen));
     free_retired(n);
     qsbr_reclaim();
+    if (n->is_handing_over && vrrp_handed_over(n->vrrp)) {
+        n->is_handing_over = false;
+        drain_workers(n);
+    }
     if (n->is_draining) {
-        if (!app_supervisor_is_stopped(n->apps)) {
+        if (n->is_handing_over || !app_supervisor_is_stopped(n->apps)) {
             ev_timer_start(loop, t, TICK_MS); /* bounded: SIGKILL after stop_timeout */
             return;
         }

@@ -54,6 +54,8 @@ struct vrrp_router {
     bool is_holding;
     struct in_addr master; /* the last master heard from (0.0.0.0: none yet) */
     uint64_t garp_at_ms;   /* when gratuitous ARPs were last sent */
+    bool awaits_successor; /* stopping master: still holds the addresses until another node
+                            * advertises (vrrp_hand_over) */
     bool link_down;
     bool track_fault;
     struct vrrp_fsm fsm;
@@ -86,6 +88,7 @@ struct vrrp {
     struct ev_io mon_io;
     bool can_serve;
     bool is_stopped;
+    uint64_t handover_deadline_ms; /* vrrp_hand_over: release by then, successor or not */
 };
 
 static bool node_in(const struct conf_vip *vip, const char *node)
@@ -315,6 +318,15 @@ static void deliver(struct vrrp_sock *s, const struct vrrp_pkt_rx *rx)
     struct vrrp_router *r = &v->routers[s->first + info.vr_index];
     if (rx->src.s_addr == r->self.s_addr) {
         return; /* our own, looped back */
+    }
+    if (v->is_stopped) {
+        if (r->awaits_successor && info.priority != 0) {
+            log_notice("vrrp", "vrrp %u: %s took over: releasing the addresses", r->vrid,
+                       inet_ntoa(rx->src));
+            r->awaits_successor = false;
+            hold(r, false);
+        }
+        return;
     }
     r->received++;
     if (info.priority != 0) {
@@ -650,21 +662,61 @@ void vrrp_set_can_serve(struct vrrp *v, bool can_serve)
     }
 }
 
-void vrrp_stop(struct vrrp *v)
+bool vrrp_hand_over(struct vrrp *v)
 {
     if (v == NULL || v->is_stopped) {
-        return;
+        return true;
     }
-    uint64_t now = ev_now_ms(v->loop);
+    uint64_t now = ev_now_ms(v->loop), wait_ms = 0;
     for (uint32_t i = 0; i < v->n_routers; i++) {
         struct vrrp_router *r = &v->routers[i];
+        bool was_master = r->fsm.state == VRRP_STATE_MASTER;
         struct vrrp_fsm_actions a;
-        vrrp_fsm_shutdown(&r->fsm, now, &a);
+        vrrp_fsm_shutdown(&r->fsm, now, &a); /* sends the priority-0 advert */
+        a.del_vips = a.del_vips && !was_master;
         apply(r, &a);
-        hold(r, false);
         ev_timer_stop(v->loop, &r->timer);
+        r->awaits_successor = was_master && r->is_holding;
+        if (!r->awaits_successor) {
+            hold(r, false);
+        }
+        /* A backup takes over after its Skew_Time (under one interval); allow four. */
+        uint64_t w = r->awaits_successor ? 4u * r->vip->advert_ms : 0;
+        wait_ms = w > wait_ms ? w : wait_ms;
     }
     v->is_stopped = true;
+    v->handover_deadline_ms = now + wait_ms;
+    return vrrp_handed_over(v);
+}
+
+bool vrrp_handed_over(struct vrrp *v)
+{
+    if (v == NULL) {
+        return true;
+    }
+    bool late = ev_now_ms(v->loop) >= v->handover_deadline_ms, done = true;
+    for (uint32_t i = 0; i < v->n_routers; i++) {
+        struct vrrp_router *r = &v->routers[i];
+        if (r->awaits_successor && late) {
+            log_notice("vrrp", "vrrp %u: no successor heard: releasing the addresses", r->vrid);
+            r->awaits_successor = false;
+            hold(r, false);
+        }
+        done = done && !r->awaits_successor;
+    }
+    return done;
+}
+
+void vrrp_stop(struct vrrp *v)
+{
+    if (v == NULL) {
+        return;
+    }
+    (void)vrrp_hand_over(v); /* no-op when already stopped */
+    for (uint32_t i = 0; i < v->n_routers; i++) {
+        v->routers[i].awaits_successor = false;
+        hold(&v->routers[i], false);
+    }
 }
 
 void vrrp_free(struct vrrp *v)

@@ -32,7 +32,14 @@ void vrrp_declare_gates(const struct conf *conf, const char *node);
  * track on goes to fault while it cannot, and comes back when it can. */
 void vrrp_set_can_serve(struct vrrp *v, bool can_serve);
 
-/* Graceful stop: masters send a priority-0 advert and release their addresses. */
+/* Graceful stop, first step: every router sends a priority-0 advert; masters keep their
+ * addresses (and keep accepting on them) until a successor advertises, so no connection
+ * attempt is lost in between, or until four advert intervals have passed. True when
+ * nothing is held any more; otherwise poll vrrp_handed_over until it says true. */
+bool vrrp_hand_over(struct vrrp *v);
+bool vrrp_handed_over(struct vrrp *v);
+
+/* Stop now: as vrrp_hand_over, releasing every address at once. */
 void vrrp_stop(struct vrrp *v);
 void vrrp_free(struct vrrp *v);
 

@@ -97,8 +97,8 @@ static int set_priority(struct conf_parser *cp, const struct conf_directive *d, 
     struct conf_vip *vip = obj;
     uint64_t v;
     struct errbuf eb;
-    if (conf_parse_uint(tok[2].text, &v, &eb) != 0 || v < 1 || v > 254) {
-        conf_error(cp, &tok[2], "invalid value \"%s\" for \"priority\": must be between 1 and 254",
+    if (conf_parse_uint(tok[2].text, &v, &eb) != 0 || v < 1 || v > 255) {
+        conf_error(cp, &tok[2], "invalid value \"%s\" for \"priority\": must be between 1 and 255",
                    tok[2].text);
         return -KEEL_ECONFIG;
     }
@@ -229,7 +229,7 @@ static const struct conf_directive vrrp_directives[] = {
      .flags = CONF_F_REPEAT,
      .set = set_priority,
      .syntax = "priority NODE N",
-     .help = "a node's priority (1-254) instead of the one from its position in nodes"},
+     .help = "a node's priority (1-255, 255: the address owner) instead of its position's"},
     {.name = "unicast",
      .contexts = VIP,
      .min_args = 1,

@@ -225,6 +225,33 @@ struct conf_vip {
     struct conf_pos pos;
 };
 
+/* A PostgreSQL primary-replica cluster run by the db nodes: database NAME { } (db/db_conf.c
+ * fills it). */
+#define CONF_DB_MAX_NODES 8
+#define CONF_DB_MAX_DCS 5
+
+enum conf_db_replication { CONF_DB_SYNC = 0, CONF_DB_ASYNC };
+
+struct conf_database {
+    char name[CONF_NAME_MAX];
+    char nodes[CONF_DB_MAX_NODES][CONF_NAME_MAX]; /* the db nodes, each runs a PostgreSQL */
+    uint32_t n_nodes;
+    char dcs[CONF_DB_MAX_DCS][256]; /* etcd client URLs, "http://HOST:PORT" */
+    uint32_t n_dcs;
+    enum conf_db_replication replication; /* default synchronous */
+    bool single_node_writes;    /* sync: with no replica left, keep accepting writes? default off */
+    uint32_t pg_port;           /* PostgreSQL on each db node's address, default 5432 */
+    uint32_t agent_port;        /* the agent's HTTP checks (/primary, /replica...), default 8008 */
+    uint32_t write_port;        /* on lb nodes: TCP to the primary, 0 = none */
+    uint32_t read_port;         /* on lb nodes: TCP to the replicas (or the primary), 0 = none */
+    uint32_t lease_ms;          /* the leader key's lease, default 4000 */
+    uint64_t max_lag;           /* bytes a replica may lag and still serve reads, default 16m */
+    char bindir[CONF_PATH_MAX]; /* default /usr/lib/postgresql/15/bin */
+    char data_dir[CONF_PATH_MAX]; /* default STATE_DIR/db/NAME ("" until validated) */
+    char user[CONF_NAME_MAX];     /* runs PostgreSQL, default postgres */
+    struct conf_pos pos;
+};
+
 struct conf {
     char cluster_name[CONF_NAME_MAX]; /* "" if no cluster block */
     char state_dir[CONF_PATH_MAX];    /* cluster state_dir; "" = not set */
@@ -240,6 +267,8 @@ struct conf {
     uint32_t n_apps;
     struct conf_vip *vips;
     uint32_t n_vips;
+    struct conf_database *databases;
+    uint32_t n_databases;
 };
 
 #endif

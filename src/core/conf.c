@@ -324,6 +324,8 @@ static const char *ctx_name(uint32_t ctx)
         return "app";
     case CONF_CTX_VIP:
         return "vip";
+    case CONF_CTX_DATABASE:
+        return "database";
     case CONF_CTX_LOCATION:
         return "location";
     default:
@@ -1081,6 +1083,7 @@ void conf_free(struct conf *conf)
     }
     free(conf->apps);
     free(conf->vips);
+    free(conf->databases);
     free(conf->frontends);
     free(conf->backends);
     free(conf->nodes);

@@ -66,7 +66,8 @@ enum conf_ctx {
     CONF_CTX_BACKEND = 1u << 5,  /* backend NAME { } */
     CONF_CTX_APP = 1u << 6,      /* app NAME { } (app/app_conf.c) */
     CONF_CTX_LOCATION = 1u << 7, /* location [=] PATH { } in a frontend (lb/lb_conf.c) */
-    CONF_CTX_VIP = 1u << 8       /* vip ADDR... { } (vrrp/vrrp_conf.c) */
+    CONF_CTX_VIP = 1u << 8,      /* vip ADDR... { } (vrrp/vrrp_conf.c) */
+    CONF_CTX_DATABASE = 1u << 9  /* database NAME { } (db/db_conf.c) */
 };
 
 /* The parser, opaque to subsystems. */

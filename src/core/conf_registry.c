@@ -11,6 +11,7 @@
 
 #include "app/app_conf.h"
 #include "core/conf.h"
+#include "db/db_conf.h"
 #include "core/log.h"
 #include "lb/lb_conf.h"
 #include "vrrp/vrrp_conf.h"
@@ -299,10 +300,7 @@ static const struct conf_section core_section = {
 
 /* Every subsystem with directives, listed here by hand. */
 static const struct conf_section *const sections[] = {
-    &core_section,
-    &lb_conf_section,
-    &app_conf_section,
-    &vrrp_conf_section,
+    &core_section, &lb_conf_section, &app_conf_section, &vrrp_conf_section, &db_conf_section,
 };
 
 const struct conf_section *const *conf_registry_sections(size_t *n)

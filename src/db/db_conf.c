@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: MIT */
+/* The directive table of the database tier: database NAME { nodes; dcs; replication;
+ * single_node_writes; pg_port; agent_port; write_port; read_port; lease; max_lag; bindir;
+ * data_dir; user }, and the checks that span blocks (the nodes exist and have the db role,
+ * ports do not collide, a state_dir or a data_dir to keep the data in). */
+#include "db/db_conf.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/conf.h"
+
+#define DB CONF_CTX_DATABASE
+#define DURATION_MAX (3600u * 1000u)
+
+static void *open_database(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                           const struct conf_token *tok, size_t n)
+{
+    (void)d;
+    (void)n;
+    struct conf *conf = obj;
+    struct errbuf eb;
+    if (conf_check_name(tok[1].text, &eb) != 0) {
+        conf_error(cp, &tok[1], "invalid database name \"%s\": %s", tok[1].text, eb.msg);
+    }
+    for (uint32_t i = 0; i < conf->n_databases; i++) {
+        if (strcmp(conf->databases[i].name, tok[1].text) == 0) {
+            conf_error(cp, &tok[1], "duplicate database \"%s\" (first defined at line %d)",
+                       tok[1].text, conf->databases[i].pos.line);
+        }
+    }
+    struct conf_database *db = conf_array_push(cp, (void **)&conf->databases, &conf->n_databases,
+                                               sizeof(*conf->databases));
+    if (db == NULL) {
+        return NULL;
+    }
+    (void)snprintf(db->name, sizeof(db->name), "%s", tok[1].text); /* may truncate if invalid */
+    conf_pos_set(&db->pos, &tok[0]);
+    (void)snprintf(db->user, sizeof(db->user), "postgres");
+    return db;
+}
+
+static int set_engine(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                      const struct conf_token *tok, size_t n)
+{
+    (void)d;
+    (void)obj;
+    (void)n;
+    if (strcmp(tok[1].text, "postgresql") != 0) {
+        conf_error(cp, &tok[1], "invalid value \"%s\" for \"engine\": only postgresql is supported",
+                   tok[1].text);
+        return -KEEL_ECONFIG;
+    }
+    return 0;
+}
+
+static int set_nodes(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                     const struct conf_token *tok, size_t n)
+{
+    (void)d;
+    struct conf_database *db = obj;
+    if (n - 1 > CONF_DB_MAX_NODES) {
+        conf_error(cp, &tok[1 + CONF_DB_MAX_NODES], "too many nodes (at most %d)",
+                   CONF_DB_MAX_NODES);
+        return -KEEL_ECONFIG;
+    }
+    int rc = 0;
+    for (size_t i = 1; i < n; i++) {
+        struct errbuf eb;
+        if (conf_check_name(tok[i].text, &eb) != 0) {
+            conf_error(cp, &tok[i], "invalid node name \"%s\": %s", tok[i].text, eb.msg);
+            rc = -KEEL_ECONFIG;
+            continue;
+        }
+        for (uint32_t k = 0; k < db->n_nodes; k++) {
+            if (strcmp(db->nodes[k], tok[i].text) == 0) {
+                conf_error(cp, &tok[i], "node \"%s\" listed twice", tok[i].text);
+                rc = -KEEL_ECONFIG;
+            }
+        }
+        (void)snprintf(db->nodes[db->n_nodes++], CONF_NAME_MAX, "%s", tok[i].text);
+    }
+    return rc;
+}
+
+/* dcs etcd URL...: http://HOST:PORT, no path. */
+static int set_dcs(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                   const struct conf_token *tok, size_t n)
+{
+    (void)d;
+    struct conf_database *db = obj;
+    if (strcmp(tok[1].text, "etcd") != 0) {
+        conf_error(cp, &tok[1], "invalid value \"%s\" for \"dcs\": only etcd is supported",
+                   tok[1].text);
+        return -KEEL_ECONFIG;
+    }
+    if (n - 2 > CONF_DB_MAX_DCS) {
+        conf_error(cp, &tok[2 + CONF_DB_MAX_DCS], "too many etcd endpoints (at most %d)",
+                   CONF_DB_MAX_DCS);
+        return -KEEL_ECONFIG;
+    }
+    int rc = 0;
+    for (size_t i = 2; i < n; i++) {
+        const char *url = tok[i].text;
+        struct conf_addr addr;
+        struct errbuf eb;
+        if (strncmp(url, "http://", 7) != 0 || strchr(url + 7, '/') != NULL ||
+            conf_parse_addr(url + 7, CONF_ADDR_NO_RESOLVE, &addr, &eb) != 0) {
+            conf_error(cp, &tok[i], "invalid etcd endpoint \"%s\": expected http://IP:PORT", url);
+            rc = -KEEL_ECONFIG;
+            continue;
+        }
+        (void)snprintf(db->dcs[db->n_dcs++], sizeof(db->dcs[0]), "%s", url);
+    }
+    return rc;
+}
+
+static const struct conf_enum replication_values[] = {
+    {"synchronous", CONF_DB_SYNC},
+    {"async", CONF_DB_ASYNC},
+    {NULL, 0},
+};
+
+static const struct conf_directive db_directives[] = {
+    {.name = "database",
+     .contexts = CONF_CTX_MAIN,
+     .min_args = 1,
+     .max_args = 1,
+     .flags = CONF_F_REPEAT,
+     .block_ctx = DB,
+     .open = open_database,
+     .syntax = "database NAME { ... }",
+     .help = "a PostgreSQL primary-replica cluster with automatic failover"},
+    {.name = "engine",
+     .contexts = DB,
+     .min_args = 1,
+     .max_args = 1,
+     .set = set_engine,
+     .def = "postgresql",
+     .syntax = "engine postgresql",
+     .help = "the database engine"},
+    {.name = "nodes",
+     .contexts = DB,
+     .min_args = 1,
+     .max_args = CONF_ARGS_MANY,
+     .flags = CONF_F_REQUIRED,
+     .set = set_nodes,
+     .syntax = "nodes NODE...",
+     .help = "the db nodes, each running one PostgreSQL of the cluster"},
+    {.name = "dcs",
+     .contexts = DB,
+     .min_args = 2,
+     .max_args = CONF_ARGS_MANY,
+     .flags = CONF_F_REQUIRED,
+     .set = set_dcs,
+     .syntax = "dcs etcd URL...",
+     .help = "the etcd cluster that holds the leader key"},
+    {.name = "replication",
+     .contexts = DB,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_enum,
+     CONF_FIELD(struct conf_database, replication),
+     .values = replication_values,
+     .def = "synchronous",
+     .syntax = "replication synchronous|async",
+     .help = "whether a commit waits for a replica"},
+    {.name = "single_node_writes",
+     .contexts = DB,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_onoff,
+     CONF_FIELD(struct conf_database, single_node_writes),
+     .def = "off",
+     .syntax = "single_node_writes on|off",
+     .help = "synchronous: keep accepting writes when no replica is left"},
+    {.name = "pg_port",
+     .contexts = DB,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_uint,
+     CONF_FIELD(struct conf_database, pg_port),
+     .min = 1,
+     .max = 65535,
+     .def = "5432",
+     .syntax = "pg_port N",
+     .help = "the port PostgreSQL listens on, on each db node's address"},
+    {.name = "agent_port",
+     .contexts = DB,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_uint,
+     CONF_FIELD(struct conf_database, agent_port),
+     .min = 1,
+     .max = 65535,
+     .def = "8008",
+     .syntax = "agent_port N",
+     .help = "the port of the agent's health endpoints (/primary, /replica, /health, /cluster)"},
+    {.name = "write_port",
+     .contexts = DB,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_uint,
+     CONF_FIELD(struct conf_database, write_port),
+     .min = 1,
+     .max = 65535,
+     .syntax = "write_port N",
+     .help = "on the lb nodes: a TCP port that leads to the primary"},
+    {.name = "read_port",
+     .contexts = DB,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_uint,
+     CONF_FIELD(struct conf_database, read_port),
+     .min = 1,
+     .max = 65535,
+     .syntax = "read_port N",
+     .help = "on the lb nodes: a TCP port that leads to the replicas"},
+    {.name = "lease",
+     .contexts = DB,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_duration,
+     CONF_FIELD(struct conf_database, lease_ms),
+     .min = 1000,
+     .max = 600000,
+     .def = "4s",
+     .syntax = "lease DURATION",
+     .help = "how long the leader key outlives a primary that stopped renewing it"},
+    {.name = "max_lag",
+     .contexts = DB,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_size,
+     CONF_FIELD(struct conf_database, max_lag),
+     .min = 0,
+     .max = UINT32_MAX,
+     .def = "16m",
+     .syntax = "max_lag SIZE",
+     .help = "how far behind a replica may be and still serve reads or be promoted"},
+    {.name = "bindir",
+     .contexts = DB,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_string,
+     CONF_FIELD(struct conf_database, bindir),
+     .def = "/usr/lib/postgresql/15/bin",
+     .syntax = "bindir PATH",
+     .help = "where the PostgreSQL programs are"},
+    {.name = "data_dir",
+     .contexts = DB,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_string,
+     CONF_FIELD(struct conf_database, data_dir),
+     .syntax = "data_dir PATH",
+     .help = "the data directory on each db node (default: STATE_DIR/db/NAME)"},
+    {.name = "user",
+     .contexts = DB,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_name,
+     CONF_FIELD(struct conf_database, user),
+     .syntax = "user NAME",
+     .help = "the system user PostgreSQL runs as"},
+};
+
+static void db_conf_validate(struct conf_parser *cp, struct conf *conf)
+{
+    for (uint32_t i = 0; i < conf->n_databases; i++) {
+        struct conf_database *db = &conf->databases[i];
+        for (uint32_t k = 0; k < db->n_nodes; k++) {
+            const struct conf_node *node = conf_find_node(conf, db->nodes[k]);
+            if (node == NULL) {
+                conf_error_at(cp, &db->pos, "database node \"%s\" is not defined", db->nodes[k]);
+            } else if ((node->roles & CONF_ROLE_DB) == 0) {
+                conf_error_at(cp, &db->pos, "database node \"%s\" does not have the db role",
+                              db->nodes[k]);
+            }
+        }
+        if (db->pg_port == db->agent_port) {
+            conf_error_at(cp, &db->pos, "pg_port and agent_port are both %u", db->pg_port);
+        }
+        if (db->write_port != 0 && db->write_port == db->read_port) {
+            conf_error_at(cp, &db->pos, "write_port and read_port are both %u", db->write_port);
+        }
+        if (db->data_dir[0] == '\0') {
+            if (conf->state_dir[0] == '\0') {
+                conf_error_at(cp, &db->pos,
+                              "database needs \"data_dir\", or the cluster's state_dir");
+            } else {
+                (void)snprintf(db->data_dir, sizeof(db->data_dir), "%.900s/db/%s", conf->state_dir,
+                               db->name);
+            }
+        }
+    }
+}
+
+const struct conf_section db_conf_section = {
+    .name = "db",
+    .directives = db_directives,
+    .n_directives = sizeof(db_directives) / sizeof(db_directives[0]),
+    .validate = db_conf_validate,
+};

@@ -274,6 +274,9 @@ struct app_check *app_check_new(struct ev_loop *loop, const struct conf_check *c
             sin6->sin6_addr = in6addr_loopback;
         }
     }
+    if (conf->port != 0) {
+        sock_addr_set_port(&c->sa, (uint16_t)conf->port);
+    }
     c->on_result = on_result;
     c->data = data;
     c->fd = -1;

@@ -571,7 +571,7 @@ static const struct conf_directive app_directives[] = {
      .max_args = CONF_ARGS_MANY,
      .set = set_check,
      .syntax = "check tcp|http [method M] [path P] [host H] [status MIN-MAX] [interval D] "
-               "[timeout D] [rise N] [fall N]",
+               "[timeout D] [rise N] [fall N] [port N]",
      .help = "active health check of every process"},
 };
 

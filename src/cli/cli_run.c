@@ -48,6 +48,7 @@ struct node {
     bool is_handing_over; /* draining waits for VRRP successors (vrrp_hand_over) */
     uint64_t drain_deadline_ms;
     uint64_t reloads;
+    uint64_t downs_seen; /* gen->downs when the workers were last told */
     uint64_t reload_failures;
     struct app_supervisor *apps; /* the app role's processes (src/app/app_supervisor.c) */
     struct vrrp *vrrp;           /* the node's virtual routers (src/vrrp/vrrp.c); NULL: none */
@@ -366,6 +367,13 @@ static void on_tick(struct ev_loop *loop, struct ev_timer *t)
         lb_checks_poll_passive(n->checks);
     }
     vrrp_set_can_serve(n->vrrp, can_serve(n->gen));
+    uint64_t downs = atomic_load(&n->gen->downs);
+    if (downs != n->downs_seen) {
+        n->downs_seen = downs;
+        for (uint32_t i = 0; i < n->n_workers; i++) {
+            lb_worker_servers_down(&n->workers[i]); /* shutdown_on_down backends */
+        }
+    }
     free_retired(n);
     qsbr_reclaim();
     if (n->is_handing_over && vrrp_handed_over(n->vrrp)) {

@@ -77,6 +77,7 @@ struct conf_check {
     uint32_t timeout_ms;       /* default 1000 */
     uint32_t rise;             /* default 2 */
     uint32_t fall;             /* default 3 */
+    uint32_t port;             /* probe this port instead of the server's; 0 = the server's */
 };
 
 struct conf_backend {
@@ -92,6 +93,7 @@ struct conf_backend {
     uint32_t queue_max;          /* default 1024 waiting requests per backend */
     uint32_t retries;            /* default 1 */
     uint32_t keepalive;          /* idle pooled connections per server per worker, default 32 */
+    bool shutdown_on_down;       /* close open sessions to a server marked down, default off */
     struct conf_pos pos;
 };
 

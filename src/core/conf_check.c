@@ -178,6 +178,16 @@ static const struct conf_directive check_options[] = {
      .def = "3",
      .syntax = "fall N",
      .help = "consecutive failures to mark it unhealthy"},
+    {.name = "port",
+     .contexts = CHECK_CTX_ANY,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_uint,
+     CONF_FIELD(struct conf_check, port),
+     .min = 1,
+     .max = 65535,
+     .syntax = "port N",
+     .help = "probe this port instead of the server's (a health endpoint beside the service)"},
 };
 
 static const struct conf_enum check_type_values[] = {

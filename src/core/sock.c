@@ -62,6 +62,15 @@ int sock_listen_ex(const struct sockaddr *sa, socklen_t salen, unsigned flags, i
     return fd;
 }
 
+void sock_addr_set_port(struct sockaddr_storage *sa, uint16_t port)
+{
+    if (sa->ss_family == AF_INET6) {
+        ((struct sockaddr_in6 *)sa)->sin6_port = htons(port);
+    } else {
+        ((struct sockaddr_in *)sa)->sin_port = htons(port);
+    }
+}
+
 int sock_connect_start(const struct sockaddr *sa, socklen_t salen)
 {
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

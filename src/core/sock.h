@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -27,6 +28,9 @@ int sock_listen(const struct sockaddr *sa, socklen_t salen, bool reuseport, int 
 
 /* Start a non-blocking connect to sa. Returns the fd (connect may be in progress: wait for
  * writability and call sock_connect_result) or -errno. */
+/* Set the port of an IPv4 or IPv6 socket address. */
+void sock_addr_set_port(struct sockaddr_storage *sa, uint16_t port);
+
 int sock_connect_start(const struct sockaddr *sa, socklen_t salen) KEEL_MUST_CHECK;
 
 /* After writability: 0 if connected, else -errno of the failed connect. */

@@ -71,6 +71,8 @@ struct lb_wgen {
 
 struct lb_gen {
     struct conf *conf;
+    _Atomic uint64_t downs; /* servers marked down so far (lb_server_set_up): workers then
+                             * close sessions of backends with shutdown_on_down */
     uint64_t id;
     struct lb_frontend *frontends;
     uint32_t n_frontends;

@@ -64,6 +64,7 @@ void lb_server_set_up(struct lb_backend *be, struct lb_server *s, bool up, const
     } else {
         log_notice("check", "backend %s/server %s: server down (%s)", be->conf->name, s->conf->name,
                    reason);
+        atomic_fetch_add(&be->gen->downs, 1);
     }
     lb_backend_publish(be);
     if (atomic_load(&be->snap) == NULL) {
@@ -204,7 +205,11 @@ static void on_check_interval(struct ev_loop *loop, struct ev_timer *t)
 {
     struct lb_check *ck = t->data;
     const struct conf_addr *addr = &ck->srv->conf->addr;
-    int fd = sock_connect_start((const struct sockaddr *)&addr->sa, addr->salen);
+    struct sockaddr_storage sa = addr->sa;
+    if (ck->be->conf->check.port != 0) {
+        sock_addr_set_port(&sa, (uint16_t)ck->be->conf->check.port);
+    }
+    int fd = sock_connect_start((const struct sockaddr *)&sa, addr->salen);
     if (fd < 0) {
         char why[128];
         snprintf(why, sizeof(why), "connect() failed: %s", strerror(-fd));

@@ -624,7 +624,7 @@ static const struct conf_directive lb_directives[] = {
      .max_args = CONF_ARGS_MANY,
      .set = set_check,
      .syntax = "check tcp|http [method M] [path P] [host H] [status MIN-MAX] [interval D] "
-               "[timeout D] [rise N] [fall N]",
+               "[timeout D] [rise N] [fall N] [port N]",
      .help = "active health check of every server"},
     {.name = "timeout_connect",
      .contexts = BE,
@@ -692,6 +692,15 @@ static const struct conf_directive lb_directives[] = {
      .def = "32",
      .syntax = "keepalive N",
      .help = "idle pooled connections per server per worker"},
+    {.name = "shutdown_on_down",
+     .contexts = BE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_onoff,
+     CONF_FIELD(struct conf_backend, shutdown_on_down),
+     .def = "off",
+     .syntax = "shutdown_on_down on|off",
+     .help = "close the open sessions to a server when it is marked down"},
 
     /* location [=] PATH { } */
     {.name = "proxy",

@@ -142,6 +142,14 @@ static void tcp_close(struct tcp_conn *t, const char *reason)
     ev_defer(t->w->loop, &t->defer, tcp_free, t);
 }
 
+static void on_server_down(struct lb_conn_base *base)
+{
+    struct tcp_conn *t = (struct tcp_conn *)base;
+    if (t->srv != NULL && t->be->conf->shutdown_on_down && !atomic_load(&t->srv->is_up)) {
+        tcp_close(t, "server marked down");
+    }
+}
+
 static void on_drain(struct lb_conn_base *base)
 {
     /* A relay has no request boundary to wait for; it ends when either side closes or
@@ -352,6 +360,7 @@ void tcp_conn_accept(struct lb_worker *w, struct lb_frontend *fe, int fd,
     t->retries_left = t->be->conf->retries;
     t->t_start_ms = ev_now_ms(w->loop);
     t->base.on_drain = on_drain;
+    t->base.on_server_down = on_server_down;
     ev_timer_init(&t->timer, on_timeout, t, "tcp");
     lb_worker_conn_add(w, &t->base);
     metrics_add(&metrics_local(fe->metrics)->connections_total, 1);

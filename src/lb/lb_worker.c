@@ -127,6 +127,24 @@ void lb_worker_poke(struct lb_worker *w)
     ev_loop_wake(w->loop);
 }
 
+void lb_worker_servers_down(struct lb_worker *w)
+{
+    atomic_store(&w->servers_down, true);
+    ev_loop_wake(w->loop);
+}
+
+static void check_server_down(struct lb_worker *w)
+{
+    struct lb_conn_base *c = w->conns;
+    while (c != NULL) {
+        struct lb_conn_base *next = c->next; /* the hook may close (and unlink) c */
+        if (c->on_server_down != NULL) {
+            c->on_server_down(c);
+        }
+        c = next;
+    }
+}
+
 /* ---------------------------------------------------------------- generations */
 
 static void close_idle_pools(struct lb_worker *w, struct lb_gen *gen)
@@ -189,6 +207,9 @@ static void on_wakeup(struct ev_loop *loop, void *data)
     }
     if (!w->is_draining) {
         listeners_gate(w);
+    }
+    if (atomic_exchange(&w->servers_down, false)) {
+        check_server_down(w);
     }
 }
 

@@ -21,7 +21,7 @@ struct lb_listener {
     struct ev_io io;
     struct lb_worker *w;
     struct lb_frontend *fe;
-    int *fd_slot; /* where the generation keeps this fd */
+    int *fd_slot;         /* where the generation keeps this fd */
     struct lb_gate *gate; /* NULL, or a virtual IP's gate: polled only while open */
 };
 
@@ -65,6 +65,7 @@ struct lb_worker {
     struct lb_gen *gen;                   /* current generation, reference held */
     _Atomic(struct lb_gen *) pending_gen; /* handed over by the control thread */
     _Atomic bool drain_requested;
+    _Atomic bool servers_down; /* lb_worker_servers_down: run the on_server_down hooks */
     _Atomic bool is_done;
     bool is_draining;
     struct lb_listener *listeners;
@@ -88,6 +89,9 @@ struct lb_conn_base {
     struct lb_conn_base *prev;
     /* Asked to finish: close now if idle, else after the current exchange. */
     void (*on_drain)(struct lb_conn_base *conn);
+    /* A server was marked down (NULL: nothing to do): close what belongs to a down server of
+     * a backend with shutdown_on_down. */
+    void (*on_server_down)(struct lb_conn_base *conn);
 };
 
 /* Start n workers on gen (each takes a reference). Returns 0 or -errno. Boot time. */
@@ -96,6 +100,9 @@ int lb_workers_start(struct lb_worker *workers, uint32_t n, struct lb_gen *gen) 
 void lb_worker_set_gen(struct lb_worker *w, struct lb_gen *gen);
 /* Wake a worker to look at its listener gates again (lb/lb_gate.h). */
 void lb_worker_poke(struct lb_worker *w);
+
+/* Tell a worker that servers were marked down: its connections' on_server_down run. */
+void lb_worker_servers_down(struct lb_worker *w);
 
 /* Ask a worker to drain: close its listeners, finish its connections, then stop. */
 void lb_worker_drain(struct lb_worker *w);

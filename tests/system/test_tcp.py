@@ -132,3 +132,91 @@ def test_tcp_sessions_are_access_logged(env):
     assert rec["mode"] == "tcp" and rec["server"] == "a" and rec["backend"] == "web", rec
     assert rec["bytes_in"] == len(b"hello tcp"), rec
     assert rec["bytes_out"] >= len(b"hello tcp"), rec
+
+
+class RoleServer:
+    """A TCP echo service on IP:port and, beside it on IP:health_port, an HTTP health
+    endpoint answering 200 or 503 for /primary as self.primary says (an agent's role)."""
+
+    def __init__(self, ip, port, health_port, name):
+        self.ip, self.name, self.primary = ip, name, False
+        self.stop = threading.Event()
+        self.socks = []
+        self.threads = []
+        for p, fn in ((port, self._echo), (health_port, self._health)):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((ip, p))
+            s.listen(64)
+            s.settimeout(0.1)
+            self.socks.append(s)
+            t = threading.Thread(target=self._serve, args=(s, fn), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _serve(self, s, fn):
+        while not self.stop.is_set():
+            try:
+                c, _ = s.accept()
+            except OSError:
+                continue
+            threading.Thread(target=fn, args=(c,), daemon=True).start()
+
+    def _echo(self, c):
+        with c:
+            c.sendall(self.name.encode() + b"\n")
+            while True:
+                try:
+                    d = c.recv(65536)
+                except OSError:
+                    return
+                if not d:
+                    return
+                c.sendall(d)
+
+    def _health(self, c):
+        with c:
+            c.recv(4096)
+            code = b"200 OK" if self.primary else b"503 Service Unavailable"
+            c.sendall(b"HTTP/1.1 " + code + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    def close(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(2)
+        for s in self.socks:
+            s.close()
+
+
+def test_tcp_check_port_and_shutdown_on_down(env):
+    """The write-port pattern of a database: only the server whose agent says it is primary
+    gets sessions, and when the primary changes, sessions still open to the old one are cut
+    so that clients reconnect to the new one."""
+    port, health = env.port(), env.port()
+    a = RoleServer("127.0.0.71", port, health, "a")
+    b = RoleServer("127.0.0.72", port, health, "b")
+    try:
+        a.primary = True
+        k = env.lb([("a", "127.0.0.71:%d" % port), ("b", "127.0.0.72:%d" % port)], mode="tcp",
+                   check="http path /primary port %d interval 100ms timeout 500ms rise 1 fall 1"
+                   % health, backend_extra="    shutdown_on_down on;\n",
+                   allow_errors=[r"backend web has no server available"])
+        k.wait_server_state("web", "a", up=True)
+        k.wait_server_state("web", "b", up=False)
+        for _ in range(3):
+            assert tcp_session(k.port, b"x")[0] == "a"    # only the primary
+        s = socket.create_connection(("127.0.0.1", k.port), timeout=5)
+        assert s.recv(64) == b"a\n"
+        s.sendall(b"still there")
+        assert s.recv(64) == b"still there"
+        # failover: b becomes primary, a is demoted
+        b.primary, a.primary = True, False
+        k.wait_server_state("web", "a", up=False, timeout=3)
+        s.settimeout(3)
+        assert s.recv(64) == b"", "the session to the old primary was not closed"
+        s.close()
+        k.wait_server_state("web", "b", up=True, timeout=3)
+        assert tcp_session(k.port, b"y")[0] == "b"
+    finally:
+        a.close()
+        b.close()

@@ -958,6 +958,15 @@ int conf_load_mem(const char *name, const char *text, size_t len, unsigned flags
     }
 
     int rc = cp->oom ? -ENOMEM : cp->n_errs > 0 || cp->too_many ? -KEEL_ECONFIG : 0;
+    for (size_t s = 0; s < n_sections && rc == 0; s++) {
+        struct errbuf eb = {{0}};
+        if (sections[s]->expand != NULL && sections[s]->expand(conf, flags, &eb) != 0) {
+            (void)errors_append(errs, "%s:%s\n", name, eb.msg);
+            conf_free(conf);
+            parser_free(cp);
+            return -KEEL_ECONFIG;
+        }
+    }
     if (rc != 0) {
         errors_render(cp, errs);
         conf_free(conf);

@@ -135,6 +135,10 @@ struct conf_section {
      * error is reported at once); must cope with fields left at their defaults or empty.
      * Reports with conf_error_at(). NULL when the section has nothing to check. */
     void (*validate)(struct conf_parser *cp, struct conf *conf);
+    /* Called once a file is valid: add what the section's blocks imply (e.g. the database
+     * routes of the lb nodes). flags: those of the load. Returns 0, or an error (in eb:
+     * "LINE:COL: message", reported in the file) that makes the load fail. NULL: none. */
+    int (*expand)(struct conf *conf, unsigned flags, struct errbuf *eb);
 };
 
 /* Report an error at a token (at its first byte), at a stored position, or at a line and

@@ -5,7 +5,9 @@
  * ports do not collide, a state_dir or a data_dir to keep the data in). */
 #include "db/db_conf.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/conf.h"
@@ -296,9 +298,145 @@ static void db_conf_validate(struct conf_parser *cp, struct conf *conf)
     }
 }
 
+/* ------------------------------------------------------------------------------------------
+ * Routes: what a database block means on the lb nodes
+ * ------------------------------------------------------------------------------------------ */
+
+#define ROUTES_TEXT_MAX 8192
+
+/* The routes of one database as configuration text: its write port to the primary, its read
+ * port to the nodes whose agent says they take reads (/read: a replica within max_lag, or
+ * the primary when no replica qualifies). Health from the agents; sessions to a node that
+ * loses the role are closed. */
+static int routes_text(const struct conf *conf, const struct conf_database *db, char *out,
+                       size_t size)
+{
+    size_t k = 0;
+#define PUT(...)                                                                                   \
+    do {                                                                                           \
+        int n_ = snprintf(out + k, size - k, __VA_ARGS__);                                         \
+        if (n_ < 0 || (size_t)n_ >= size - k) {                                                    \
+            return -ENOSPC;                                                                        \
+        }                                                                                          \
+        k += (size_t)n_;                                                                           \
+    } while (0)
+    for (uint32_t i = 0; i < db->n_nodes; i++) {
+        const struct conf_node *node = conf_find_node(conf, db->nodes[i]);
+        PUT("node %s { address %s; roles db; }\n", node->name, node->address);
+    }
+    static const struct {
+        const char *suffix, *backend, *balance, *path;
+    } kinds[] = {{"write", "primary", "roundrobin", "/primary"},
+                 {"read", "readers", "leastconn", "/read"}};
+    for (int r = 0; r < 2; r++) {
+        uint32_t port = r == 0 ? db->write_port : db->read_port;
+        if (port == 0) {
+            continue;
+        }
+        PUT("frontend %s-%s { bind :%u; mode tcp; backend %s-%s; timeout_client 1h; }\n"
+            "backend %s-%s { mode tcp; balance %s; shutdown_on_down on; timeout_server 1h;\n"
+            "    check http path %s port %u interval 500ms timeout 500ms rise 1 fall 1;\n",
+            db->name, kinds[r].suffix, port, db->name, kinds[r].backend, db->name, kinds[r].backend,
+            kinds[r].balance, kinds[r].path, db->agent_port);
+        for (uint32_t i = 0; i < db->n_nodes; i++) {
+            PUT("    server %s %s:%u;\n", db->nodes[i], db->nodes[i], db->pg_port);
+        }
+        PUT("}\n");
+    }
+#undef PUT
+    return 0;
+}
+
+/* Move the frontends and backends of from into conf (from keeps only empty arrays). */
+static int merge(struct conf *conf, struct conf *from, const struct conf_database *db,
+                 struct errbuf *eb)
+{
+    for (uint32_t f = 0; f < from->n_frontends; f++) {
+        for (uint32_t i = 0; i < conf->n_frontends; i++) {
+            if (strcmp(conf->frontends[i].name, from->frontends[f].name) == 0) {
+                errbuf_set(eb,
+                           "%d:%d: error: database \"%s\" needs the frontend name \"%s\", "
+                           "which is taken (line %d)",
+                           db->pos.line, db->pos.col, db->name, from->frontends[f].name,
+                           conf->frontends[i].pos.line);
+                return -KEEL_ECONFIG;
+            }
+        }
+    }
+    for (uint32_t b = 0; b < from->n_backends; b++) {
+        if (conf_find_backend(conf, from->backends[b].name) != NULL) {
+            errbuf_set(eb,
+                       "%d:%d: error: database \"%s\" needs the backend name \"%s\", "
+                       "which is taken",
+                       db->pos.line, db->pos.col, db->name, from->backends[b].name);
+            return -KEEL_ECONFIG;
+        }
+    }
+    struct conf_frontend *fes =
+        realloc(conf->frontends, (conf->n_frontends + from->n_frontends) * sizeof(*fes));
+    if (fes == NULL) {
+        return -ENOMEM;
+    }
+    conf->frontends = fes;
+    struct conf_backend *bes =
+        realloc(conf->backends, (conf->n_backends + from->n_backends) * sizeof(*bes));
+    if (bes == NULL) {
+        return -ENOMEM;
+    }
+    conf->backends = bes;
+    for (uint32_t f = 0; f < from->n_frontends; f++) {
+        struct conf_frontend *fe = &conf->frontends[conf->n_frontends++];
+        *fe = from->frontends[f];
+        fe->backend_index += conf->n_backends;
+        fe->pos = db->pos;
+    }
+    for (uint32_t b = 0; b < from->n_backends; b++) {
+        conf->backends[conf->n_backends] = from->backends[b];
+        conf->backends[conf->n_backends++].pos = db->pos;
+    }
+    from->n_frontends = from->n_backends = 0; /* conf owns their arrays now */
+    return 0;
+}
+
+static int db_conf_expand(struct conf *conf, unsigned flags, struct errbuf *eb)
+{
+    for (uint32_t d = 0; d < conf->n_databases; d++) {
+        const struct conf_database *db = &conf->databases[d];
+        if (db->write_port == 0 && db->read_port == 0) {
+            continue;
+        }
+        char *text = malloc(ROUTES_TEXT_MAX);
+        if (text == NULL || routes_text(conf, db, text, ROUTES_TEXT_MAX) != 0) {
+            free(text);
+            errbuf_set(eb, "%d:%d: error: database \"%s\": cannot build its routes", db->pos.line,
+                       db->pos.col, db->name);
+            return -KEEL_ECONFIG;
+        }
+        struct conf *routes = NULL;
+        struct conf_errors errs = {0};
+        int rc = conf_load_mem(db->name, text, strlen(text), flags, &routes, &errs);
+        free(text);
+        if (rc == 0) {
+            rc = merge(conf, routes, db, eb);
+        } else {
+            errbuf_set(eb, "%d:%d: error: database \"%s\": its routes are invalid: %.*s",
+                       db->pos.line, db->pos.col, db->name,
+                       errs.text != NULL ? (int)strcspn(errs.text, "\n") : 0,
+                       errs.text != NULL ? errs.text : "");
+        }
+        conf_errors_fini(&errs);
+        conf_free(routes);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
 const struct conf_section db_conf_section = {
     .name = "db",
     .directives = db_directives,
     .n_directives = sizeof(db_directives) / sizeof(db_directives[0]),
     .validate = db_conf_validate,
+    .expand = db_conf_expand,
 };

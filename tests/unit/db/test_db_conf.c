@@ -95,3 +95,47 @@ Test(db_conf, errors_name_the_place)
                   "t.conf:4:56: error: invalid etcd endpoint \"http://a:1/v3\": expected "
                   "http://IP:PORT\n");
 }
+
+Test(db_conf, routes_on_the_lb_nodes)
+{
+    struct conf *conf = load(NODES "node lb1 { address 10.0.0.11; roles lb; }\n"
+                                   "database main { nodes db1 db2; dcs etcd http://10.0.0.41:2379; "
+                                   "data_dir /d; write_port 5432; read_port 5433; "
+                                   "agent_port 8009; pg_port 6432; }\n");
+    cr_assert_eq(conf->n_frontends, 2);
+    cr_assert_eq(conf->n_backends, 2);
+    const struct conf_frontend *w = &conf->frontends[0], *r = &conf->frontends[1];
+    cr_assert_str_eq(w->name, "main-write");
+    cr_assert_eq(w->mode, CONF_MODE_TCP);
+    cr_assert_eq(w->role, CONF_ROLE_LB);
+    cr_assert_str_eq(w->binds[0].text, "0.0.0.0:5432");
+    cr_assert_str_eq(conf->backends[w->backend_index].name, "main-primary");
+    cr_assert_str_eq(r->name, "main-read");
+    const struct conf_backend *rb = &conf->backends[r->backend_index];
+    cr_assert_str_eq(rb->name, "main-readers");
+    cr_assert_eq(rb->balance, CONF_BALANCE_LEASTCONN);
+    cr_assert(rb->shutdown_on_down);
+    cr_assert_eq(rb->n_servers, 2);
+    cr_assert_str_eq(rb->servers[1].name, "db2");
+    cr_assert_str_eq(rb->servers[1].addr.text, "10.0.0.32:6432");
+    cr_assert_eq(rb->check.type, CONF_CHECK_HTTP);
+    cr_assert_str_eq(rb->check.path, "/read");
+    cr_assert_eq(rb->check.port, 8009);
+    cr_assert_str_eq(conf->backends[w->backend_index].check.path, "/primary");
+    conf_free(conf);
+}
+
+Test(db_conf, routes_need_free_names)
+{
+    const char *text = NODES "frontend main-write { bind :1; backend b; }\n"
+                             "backend b { server s 10.0.0.1:1; }\n"
+                             "database main { nodes db1; dcs etcd http://10.0.0.41:2379; "
+                             "data_dir /d; write_port 5432; }\n";
+    struct conf *conf = NULL;
+    struct conf_errors errs;
+    cr_assert_eq(conf_load_mem("t.conf", text, strlen(text), CONF_LOAD_NO_RESOLVE, &conf, &errs),
+                 -KEEL_ECONFIG);
+    cr_assert_str_eq(errs.text, "t.conf:5:1: error: database \"main\" needs the frontend name "
+                                "\"main-write\", which is taken (line 3)\n");
+    conf_errors_fini(&errs);
+}

@@ -23,6 +23,7 @@ static const struct err_entry keel_errors[] = {
     {KEEL_ENOSERVER, "KEEL_ENOSERVER", "no server available"},
     {KEEL_EQUEUE_FULL, "KEEL_EQUEUE_FULL", "backend queue full"},
     {KEEL_ETIMEDOUT, "KEEL_ETIMEDOUT", "timed out"},
+    {KEEL_EETCD, "KEEL_EETCD", "etcd returned an error"},
 };
 
 static const struct err_entry *find(int code)

@@ -20,6 +20,7 @@ enum keel_err {
     KEEL_ENOSERVER,             /* no server available: 503 */
     KEEL_EQUEUE_FULL,           /* backend queue is full: 503 */
     KEEL_ETIMEDOUT,             /* a keel timer expired */
+    KEEL_EETCD,                 /* etcd answered with an error (see the result's message) */
     KEEL_ELAST
 };
 

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/* An asynchronous HTTP/1.1 client for the control thread: one request with a body to one
+ * numeric address, one connection per request ("Connection: close"), driven by keel's event
+ * loop. It never blocks: a non-blocking connect, sends and receives on ev_io readiness, and
+ * one ev_timer for two absolute deadlines (connect, whole exchange). The response head is
+ * parsed by http/http_parse.c, chunked bodies are decoded by http/http_chunked.c, and the
+ * body is bounded. It knows nothing of etcd: db/etcd.c builds on it. No TLS, no DNS, no
+ * keep-alive, no redirects. */
+#ifndef KEEL_DB_HTTP_CLIENT_H
+#define KEEL_DB_HTTP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/err.h"
+
+struct ev_loop;
+struct http_client; /* one exchange in flight; opaque */
+
+/* Largest response head (status line and headers); a larger one fails with -EPROTO. */
+#define HTTP_CLIENT_MAX_HEAD 16384u
+
+/* What to send, and its bounds. Every pointer is borrowed: the strings only during
+ * http_client_start (they are copied into the request head), body until the exchange ends (the
+ * callback runs or http_client_cancel returns). */
+struct http_client_request {
+    const struct sockaddr *addr; /* numeric address of the server */
+    socklen_t addrlen;
+    const char *method;       /* "POST" */
+    const char *host;         /* value of the Host header, e.g. "127.0.0.1:2379" */
+    const char *path;         /* origin-form target, e.g. "/v3/kv/range" */
+    const char *content_type; /* NULL for none */
+    const void *body;         /* may be NULL when body_len is 0 */
+    size_t body_len;
+    uint64_t connect_deadline_ms; /* loop clock (ev_now_ms): connected by then, else fail */
+    uint64_t deadline_ms;         /* loop clock: the whole exchange done by then */
+    size_t max_body;              /* decoded body bytes accepted; more fails with -EMSGSIZE */
+};
+
+/* The outcome of an exchange, valid during the callback only. */
+struct http_client_response {
+    int err; /* 0: a complete response; else -errno: -ECONNREFUSED..., -ETIMEDOUT,
+              * -ECONNRESET (closed before the response was complete), -EPROTO (not a valid
+              * HTTP response), -EMSGSIZE (body over max_body), -ENOMEM */
+    /* err happened while connecting: no byte of the request can have reached the server,
+     * so the caller may send it elsewhere. After the connect, a failure is ambiguous: the
+     * server may have acted on the request. */
+    bool is_connect_failure;
+    int status;       /* final HTTP status (200..599) when err is 0 */
+    const char *body; /* decoded body, NUL-terminated (NUL not counted), when err is 0 */
+    size_t body_len;
+    char why[160]; /* when err is not 0: what failed, for logs ("connect() failed: ...") */
+};
+
+/* Called once per started exchange, from the loop (never from http_client_start), unless the
+ * exchange was cancelled. The handle is dead when it is called. */
+typedef void (*http_client_done_fn)(void *data, const struct http_client_response *resp);
+
+/* Start an exchange on loop: connect to req->addr, send the head and body, read the
+ * response. On success returns 0, sets *out to a handle (valid until the callback starts or
+ * http_client_cancel) and on_done will run exactly once. On failure returns a negative code and
+ * does not call on_done: -EINVAL (a method, host or path with control characters or
+ * spaces, or too long), -ENOMEM, or -errno from socket(), connect() or epoll (e.g.
+ * -ENETUNREACH: the connect failed at once; like is_connect_failure, nothing was sent).
+ * Deadlines in the past time out at the next iteration. Never blocks. */
+int http_client_start(struct ev_loop *loop, const struct http_client_request *req,
+                      http_client_done_fn on_done, void *data,
+                      struct http_client **out) KEEL_MUST_CHECK;
+
+/* Abort an exchange: closes the connection; on_done is not called. NULL is fine. Must not be
+ * called from within that exchange's own callback (the handle is dead by then). */
+void http_client_cancel(struct http_client *h);
+
+#endif

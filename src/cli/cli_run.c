@@ -181,8 +181,10 @@ static void status_json(struct node *n, struct metrics_out *o)
     metrics_out_printf(o, "}\n");
 }
 
-static int admin_handler(const char *path, struct metrics_out *out, const char **ctype, void *data)
+static int admin_handler(const char *path, const char *query, struct metrics_out *out,
+                         const char **ctype, void *data)
 {
+    (void)query;
     struct node *n = data;
     if (strcmp(path, "/metrics") == 0) {
         *ctype = "text/plain; version=0.0.4; charset=utf-8";

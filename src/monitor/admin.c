@@ -82,17 +82,20 @@ static void handle(struct admin_conn *c)
     const struct http_msg *m = &c->msg;
     snprintf(path, sizeof(path), "%.*s", (int)m->target.len, c->head + m->target.off);
     char *q = strchr(path, '?');
+    const char *query = "";
     if (q != NULL) {
         *q = '\0';
+        query = q + 1;
     }
-    if (m->method != HTTP_METHOD_GET && m->method != HTTP_METHOD_HEAD) {
+    if (m->method != HTTP_METHOD_GET && m->method != HTTP_METHOD_HEAD &&
+        m->method != HTTP_METHOD_OPTIONS) {
         const char *b = "method not allowed\n";
         respond(c, 405, "text/plain", b, strlen(b));
         return;
     }
     struct metrics_out body = {0};
     const char *ctype = "text/plain; charset=utf-8";
-    int status = c->admin->handler(path, &body, &ctype, c->admin->data);
+    int status = c->admin->handler(path, query, &body, &ctype, c->admin->data);
     if (body.failed) {
         metrics_out_fini(&body);
         const char *b = "out of memory\n";

@@ -10,8 +10,10 @@
 #include "core/ev.h"
 #include "monitor/metrics.h"
 
-/* Fill out with the body for path; set *content_type; return the HTTP status. */
-typedef int (*admin_handler_fn)(const char *path, struct metrics_out *out,
+/* Fill out with the body for path (query: what followed '?', "" when nothing did); set
+ * *content_type; return the HTTP status. GET, HEAD and OPTIONS (what HAProxy's httpchk
+ * sends by default) reach the handler; HEAD gets no body. */
+typedef int (*admin_handler_fn)(const char *path, const char *query, struct metrics_out *out,
                                 const char **content_type, void *data);
 
 struct admin;

@@ -458,6 +458,10 @@ def test_status_json(env):
     st = k.status()
     assert server_state(find_server(st, "b")) in ("down", False, 0), st
     assert server_state(find_server(st, "a")) in ("up", True, 1), st
+    # the admin listener answers HAProxy's default check method and refuses writes
+    assert kt.http_get(k.admin, "/healthz", method="OPTIONS")[0] == 200
+    assert kt.http_get(k.admin, "/healthz", method="HEAD")[0] == 200
+    assert kt.http_get(k.admin, "/healthz", method="POST", body=b"x")[0] == 405
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@
 #include "lb/lb_worker.h"
 #include "monitor/admin.h"
 #include "monitor/metrics.h"
+#include "db/db_agent.h"
 #include "vrrp/vrrp.h"
 #include "lb/lb_gate.h"
 
@@ -52,6 +53,7 @@ struct node {
     uint64_t reload_failures;
     struct app_supervisor *apps; /* the app role's processes (src/app/app_supervisor.c) */
     struct vrrp *vrrp;           /* the node's virtual routers (src/vrrp/vrrp.c); NULL: none */
+    struct db_agent *db;         /* the node's database agent (src/db/db_agent.c); NULL: none */
 };
 
 static uint32_t default_workers(void)
@@ -130,6 +132,7 @@ static void gauges(struct metrics_out *o, void *data)
                        (unsigned long)n->reload_failures);
     app_supervisor_metrics(n->apps, o);
     vrrp_metrics(n->vrrp, o);
+    db_agent_metrics(n->db, o);
 }
 
 static void status_json(struct node *n, struct metrics_out *o)
@@ -178,6 +181,8 @@ static void status_json(struct node *n, struct metrics_out *o)
     app_supervisor_status_json(n->apps, o);
     metrics_out_printf(o, ",\"vrrp\":");
     vrrp_status_json(n->vrrp, o);
+    metrics_out_printf(o, ",\"db\":");
+    db_agent_status_json(n->db, o);
     metrics_out_printf(o, "}\n");
 }
 
@@ -309,6 +314,7 @@ static void start_drain(struct node *n, const char *why)
     lb_checks_stop(n->checks);
     n->checks = NULL;
     app_supervisor_stop(n->apps, 0); /* SIGTERM now, SIGKILL after each app's stop_timeout */
+    db_agent_stop(n->db);            /* hands the leader key over, stops PostgreSQL */
     /* Priority 0: a backup takes the virtual IPs at once. Until it does, keep accepting on
      * them, then drain (on_tick). */
     n->is_handing_over = !vrrp_hand_over(n->vrrp);
@@ -383,7 +389,8 @@ static void on_tick(struct ev_loop *loop, struct ev_timer *t)
         drain_workers(n);
     }
     if (n->is_draining) {
-        if (n->is_handing_over || !app_supervisor_is_stopped(n->apps)) {
+        if (n->is_handing_over || !app_supervisor_is_stopped(n->apps) ||
+            !db_agent_is_stopped(n->db)) {
             ev_timer_start(loop, t, TICK_MS); /* bounded: SIGKILL after stop_timeout */
             return;
         }
@@ -492,6 +499,8 @@ static void shutdown_node(struct node *n)
     n->apps = NULL;
     vrrp_free(n->vrrp);
     n->vrrp = NULL;
+    db_agent_free(n->db);
+    n->db = NULL;
     bool all_done = true;
     for (uint32_t i = 0; i < n->n_workers; i++) {
         all_done = all_done && atomic_load(&n->workers[i].is_done);
@@ -544,6 +553,11 @@ int keel_node_run(const char *conf_path, const char *node_name)
     n->checks = lb_checks_start(n->loop, n->gen);
     n->apps = app_supervisor_start(n->loop, n->gen->conf, n->node_name);
     n->vrrp = vrrp_start(n->loop, n->gen->conf, n->node_name, on_hold, n);
+    struct errbuf eb = {{0}};
+    n->db = db_agent_start(n->loop, n->gen->conf, n->node_name, &eb);
+    if (n->db == NULL && eb.msg[0] != '\0') {
+        log_error("db", "the database agent cannot start: %s", eb.msg);
+    }
     if (n->apps == NULL) {
         log_error("main", "out of memory starting the application supervisor");
         return KEEL_EXIT_RUNTIME;

@@ -82,10 +82,11 @@ class Env:
         return self.backend(b.bname, port=b.port)
 
     def keel(self, config, ports=(), admin=None, allow_errors=(), wait=True, env=None,
-             args=()):
-        """args: extra arguments of `keel run` (e.g. ["--node", "web1"])."""
+             args=(), **kw):
+        """args: extra arguments of `keel run` (e.g. ["--node", "web1"]); kw: kt.Keel's
+        conf (run that file; config None), wrap and name."""
         k = kt.Keel(config, self.tmp, ports=ports, admin=admin, allow_errors=allow_errors,
-                    wait=False, env=env, args=args)
+                    wait=False, env=env, args=args, **kw)
         self.keels.append(k)
         if wait:
             k.wait_ready()

@@ -1,0 +1,736 @@
+/* SPDX-License-Identifier: MIT */
+/* The database agent: one loop turn every lease/6 (at most 500 ms). A turn reads the node's
+ * PostgreSQL status, the leader key and the members' keys in parallel, publishes this
+ * node's member key, renews the agent's lease, then acts on db_elect_decide: take the key,
+ * promote, release, follow the leader (pg_rewind), or fence. Fencing is conservative: a
+ * primary that may have lost the key stops PostgreSQL (a stopped server takes no write)
+ * and comes back as a replica of whoever holds the key. Bootstrap: with no leader and no
+ * live member the first node takes the key and runs initdb; the others copy the leader
+ * with pg_basebackup through a slot named after them. The health endpoints (db_api.c) are
+ * served on the node's agent_port by the admin listener. Never blocks, except reading the
+ * secret and preparing directories at start. */
+#include "db/db_agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/conf.h"
+#include "core/conf_value.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "db/db_api.h"
+#include "db/db_elect.h"
+#include "db/etcd.h"
+#include "db/pg_inst.h"
+#include "db/pg_status.h"
+#include "monitor/admin.h"
+#include "monitor/metrics.h"
+
+struct db_agent {
+    struct ev_loop *loop;
+    struct conf_database db; /* a copy: a reload frees the configuration */
+    char self[CONF_NAME_MAX];
+    char addrs[CONF_DB_MAX_NODES][64]; /* of db.nodes */
+    char self_addr[64];
+    char key_leader[256];
+    char key_members[256];
+    char key_self[320];
+    char repl_password[65];
+    char socket_dir[CONF_PATH_MAX];
+    struct pg_inst *pg;
+    struct etcd *etcd;
+    struct admin *api;
+    struct ev_timer tick;
+    uint32_t tick_ms;
+    /* the agent's lease: its member key, and the leader key while it leads */
+    int64_t lease;
+    bool lease_busy;
+    uint64_t lease_valid_until_ms;
+    /* one turn at a time */
+    int reads;
+    bool is_turn_busy;
+    bool is_op_busy; /* a PostgreSQL operation runs */
+    uint64_t turn_at_ms;
+    /* what the last turn saw */
+    bool pg_up, pg_primary, streaming, replica_ok;
+    uint64_t pg_lsn, primary_lsn;
+    char follows[CONF_NAME_MAX]; /* whom PostgreSQL follows (what we told it) */
+    bool dcs_ok, has_leader;
+    char leader[CONF_NAME_MAX];
+    struct db_member members[CONF_DB_MAX_NODES];
+    size_t n_members;
+    enum db_role role;
+    const char *why;
+    bool is_stopping, is_stopped;
+    uint64_t promotions;
+};
+
+static const char *addr_of(const struct db_agent *a, const char *node)
+{
+    for (uint32_t i = 0; i < a->db.n_nodes; i++) {
+        if (strcmp(a->db.nodes[i], node) == 0) {
+            return a->addrs[i];
+        }
+    }
+    return NULL;
+}
+
+static bool file_exists(const char *dir, const char *name)
+{
+    char path[CONF_PATH_MAX + 64];
+    (void)snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+/* ---------------------------------------------------------------- actions */
+
+static void schedule(struct db_agent *a, uint32_t ms)
+{
+    ev_timer_start(a->loop, &a->tick, ms);
+}
+
+static void ignore_result(void *data, const struct etcd_result *res)
+{
+    (void)data;
+    (void)res;
+}
+
+static void on_op_done(void *data, int rc, const char *reason)
+{
+    struct db_agent *a = data;
+    a->is_op_busy = false;
+    if (rc != 0) {
+        log_warn("db", "%s: PostgreSQL operation failed: %s", a->self,
+                 reason != NULL ? reason : strerror(-rc));
+    }
+    if (a->is_stopping) {
+        a->is_stopped = true;
+        return;
+    }
+    schedule(a,
+             rc == 0 ? 0 : a->tick_ms); /* look again: at once, or after a failure a turn later */
+}
+
+static void on_sync_set(void *data, int rc, const char *reason)
+{
+    struct db_agent *a = data;
+    if (rc != 0) {
+        log_warn("db", "%s: cannot set synchronous_standby_names: %s", a->self, reason);
+    }
+}
+
+static void on_slot(void *data, int rc, const char *reason)
+{
+    struct db_agent *a = data;
+    if (rc != 0) {
+        log_warn("db", "%s: cannot create a replication slot: %s", a->self, reason);
+    }
+}
+
+/* A new primary: slots for the others, and synchronous replication to any one of them. */
+static void primary_setup(struct db_agent *a)
+{
+    char names[256] = "";
+    size_t k = 0;
+    for (uint32_t i = 0; i < a->db.n_nodes; i++) {
+        if (strcmp(a->db.nodes[i], a->self) == 0) {
+            continue;
+        }
+        if (pg_slot_create(pg_inst_conn(a->pg), a->db.nodes[i], on_slot, a) != 0) {
+            log_warn("db", "%s: cannot queue the slot of %s", a->self, a->db.nodes[i]);
+        }
+        int n = snprintf(names + k, sizeof(names) - k, "%s%s", k == 0 ? "" : ",", a->db.nodes[i]);
+        k += n > 0 && (size_t)n < sizeof(names) - k ? (size_t)n : 0;
+    }
+    char sync[300] = "";
+    if (a->db.replication == CONF_DB_SYNC && k > 0 && !a->db.single_node_writes) {
+        (void)snprintf(sync, sizeof(sync), "ANY 1 (%s)", names);
+    }
+    if (pg_sync_set(pg_inst_conn(a->pg), sync, on_sync_set, a) != 0) {
+        log_warn("db", "%s: cannot queue synchronous_standby_names", a->self);
+    }
+}
+
+static void on_promoted(void *data, int rc, const char *reason)
+{
+    struct db_agent *a = data;
+    if (rc == 0) {
+        a->promotions++;
+        a->follows[0] = '\0';
+        log_notice("db", "%s: promoted: now the primary", a->self);
+        primary_setup(a);
+    }
+    on_op_done(a, rc, reason);
+}
+
+static void on_bootstrapped(void *data, int rc, const char *reason)
+{
+    struct db_agent *a = data;
+    if (rc == 0 && pg_inst_state(a->pg) == PG_INST_RUNNING && !pg_inst_is_standby(a->pg)) {
+        log_notice("db", "%s: bootstrapped the first primary", a->self);
+        primary_setup(a);
+    }
+    on_op_done(a, rc, reason);
+}
+
+static void on_acquired(void *data, const struct etcd_result *res)
+{
+    struct db_agent *a = data;
+    if (res->err == 0 && res->succeeded) {
+        log_notice("db", "%s: took the leader key", a->self);
+        a->has_leader = true;
+        (void)snprintf(a->leader, sizeof(a->leader), "%s", a->self);
+        schedule(a, 0);
+    }
+}
+
+static void release(struct db_agent *a)
+{
+    if (etcd_delete_if_value(a->etcd, a->key_leader, a->self, strlen(a->self), ignore_result,
+                             NULL) != 0) {
+        log_warn("db", "%s: cannot release the leader key now", a->self);
+    }
+}
+
+static void acquire(struct db_agent *a)
+{
+    if (a->lease == 0 || etcd_create(a->etcd, a->key_leader, a->self, strlen(a->self), a->lease,
+                                     on_acquired, a) != 0) {
+        log_debug("db", "%s: cannot try for the leader key yet", a->self);
+    }
+}
+
+static void follow(struct db_agent *a, bool is_bootstrapped)
+{
+    const char *host = addr_of(a, a->leader);
+    if (host == NULL || a->is_op_busy) {
+        return;
+    }
+    a->is_op_busy = true;
+    int rc =
+        is_bootstrapped
+            ? pg_inst_follow(a->pg, host, (uint16_t)a->db.pg_port, a->self, on_op_done, a)
+            : pg_inst_init_replica(a->pg, host, (uint16_t)a->db.pg_port, a->self, on_op_done, a);
+    if (rc != 0) {
+        a->is_op_busy = false;
+        log_warn("db", "%s: cannot follow %s: %s", a->self, a->leader, strerror(-rc));
+        return;
+    }
+    log_notice("db", "%s: %s %s", a->self, is_bootstrapped ? "following" : "copying", a->leader);
+    (void)snprintf(a->follows, sizeof(a->follows), "%s", a->leader);
+}
+
+static void run_op(struct db_agent *a, int rc, const char *what)
+{
+    if (rc != 0) {
+        a->is_op_busy = false;
+        log_warn("db", "%s: cannot %s: %s", a->self, what, strerror(-rc));
+    }
+}
+
+/* PostgreSQL is not running: bootstrap it, start it, or point it at the leader. */
+static void act_stopped(struct db_agent *a)
+{
+    bool bootstrapped = file_exists(a->db.data_dir, "PG_VERSION");
+    bool leader_self = a->has_leader && strcmp(a->leader, a->self) == 0;
+    bool leader_other = a->has_leader && !leader_self;
+    bool was_standby = file_exists(a->db.data_dir, "standby.signal");
+    bool others_live = false;
+    for (size_t i = 0; i < a->n_members; i++) {
+        others_live = others_live || a->members[i].healthy;
+    }
+    a->role = DB_ROLE_UNKNOWN;
+    if (leader_other) {
+        follow(a, bootstrapped); /* copy it, or rewind to it */
+        return;
+    }
+    if (!a->dcs_ok) {
+        return;
+    }
+    if (!leader_self) {
+        if (!a->has_leader && !others_live && (!bootstrapped || !was_standby)) {
+            acquire(a); /* the first node, or a primary coming back to an empty cluster */
+        } else if (bootstrapped && was_standby && !a->is_op_busy) {
+            a->is_op_busy = true; /* a replica starts and competes or follows from there */
+            run_op(a, pg_inst_start(a->pg, on_op_done, a), "start");
+        }
+        return;
+    }
+    if (others_live && bootstrapped) {
+        /* Our PostgreSQL stopped while we lead (it crashed): hand over to a live replica
+         * rather than restart here; this node then rejoins as its replica. */
+        log_warn("db", "%s: PostgreSQL is down on the primary: releasing the leader key", a->self);
+        release(a);
+        a->has_leader = false;
+        return;
+    }
+    if (a->lease_valid_until_ms == 0 || a->is_op_busy) {
+        return; /* a key of an earlier run: db_elect releases it once PostgreSQL runs */
+    }
+    a->is_op_busy = true;
+    run_op(a,
+           bootstrapped ? pg_inst_start(a->pg, on_op_done, a)
+                        : pg_inst_init_primary(a->pg, on_bootstrapped, a),
+           bootstrapped ? "start" : "bootstrap");
+}
+
+static void act(struct db_agent *a)
+{
+    if (a->lease != 0 && a->dcs_ok) {
+        char m[160];
+        int n = snprintf(m, sizeof(m), "{\"lsn\":%lu,\"healthy\":%s,\"primary\":%s}",
+                         (unsigned long)a->pg_lsn, a->pg_up ? "true" : "false",
+                         a->pg_up && a->pg_primary ? "true" : "false");
+        if (etcd_put(a->etcd, a->key_self, m, (size_t)n, a->lease, ignore_result, NULL) != 0) {
+            log_debug("db", "%s: member key not published this turn", a->self);
+        }
+    }
+    if (a->is_op_busy) {
+        return;
+    }
+    if (pg_inst_state(a->pg) != PG_INST_RUNNING) {
+        act_stopped(a);
+        return;
+    }
+    struct db_elect_in in = {.now_ms = ev_now_ms(a->loop),
+                             .self = a->self,
+                             .pg_up = a->pg_up,
+                             .pg_primary = a->pg_primary,
+                             .pg_lsn = a->pg_lsn,
+                             .pg_follows = a->follows[0] != '\0' ? a->follows : NULL,
+                             .dcs_ok = a->dcs_ok,
+                             .leader = a->has_leader ? a->leader : NULL,
+                             .members = a->members,
+                             .n_members = a->n_members,
+                             .lease_valid_until_ms = a->lease_valid_until_ms,
+                             .lease_ms = a->db.lease_ms};
+    struct db_elect_out out;
+    db_elect_decide(&in, &out);
+    if (out.role != a->role) {
+        log_notice("db", "%s: %s -> %s (%s)", a->self, db_role_name(a->role),
+                   db_role_name(out.role), out.reason);
+    }
+    a->role = out.role;
+    a->why = out.reason;
+    if (out.release) {
+        release(a);
+    }
+    if (out.acquire) {
+        acquire(a);
+    }
+    if (out.follow) {
+        follow(a, true); /* stops, rewinds if it diverged, starts as a replica */
+    } else if (out.fence) {
+        a->is_op_busy = true; /* the conservative fence: no server, no write */
+        log_warn("db", "%s: fencing: stopping PostgreSQL (%s)", a->self, out.reason);
+        run_op(a, pg_inst_stop(a->pg, PG_STOP_FAST, on_op_done, a), "stop");
+    } else if (out.promote) {
+        a->is_op_busy = true;
+        run_op(a, pg_inst_promote(a->pg, on_promoted, a), "promote");
+    }
+}
+
+/* ---------------------------------------------------------------- a turn */
+
+static void turn_read_done(struct db_agent *a)
+{
+    if (--a->reads > 0) {
+        return;
+    }
+    a->is_turn_busy = false;
+    if (!a->is_stopping) {
+        act(a);
+        schedule(a, a->tick_ms);
+    }
+}
+
+static void on_status(void *data, int rc, const char *reason, const struct pg_status *st)
+{
+    (void)reason;
+    struct db_agent *a = data;
+    a->pg_up = rc == 0;
+    if (rc == 0) {
+        a->pg_primary = !st->is_in_recovery;
+        a->pg_lsn = a->pg_primary ? st->current_lsn
+                                  : (st->receive_lsn != 0 ? st->receive_lsn : st->replay_lsn);
+        a->streaming = !a->pg_primary && st->received_tli != 0;
+        a->replica_ok = false;
+        for (uint32_t i = 0; a->pg_primary && i < st->n_standbys; i++) {
+            const struct pg_standby *s = &st->standbys[i];
+            a->replica_ok = a->replica_ok || (strcmp(s->state, "streaming") == 0 &&
+                                              st->current_lsn - s->replay_lsn <= a->db.max_lag);
+        }
+        if (a->pg_primary) {
+            a->primary_lsn = st->current_lsn;
+        }
+    }
+    turn_read_done(a);
+}
+
+static void on_leader(void *data, const struct etcd_result *res)
+{
+    struct db_agent *a = data;
+    a->dcs_ok = res->err == 0;
+    if (res->err == 0) {
+        a->has_leader = res->n_kvs > 0;
+        (void)snprintf(a->leader, sizeof(a->leader), "%.*s",
+                       res->n_kvs > 0 ? (int)res->kvs[0].value_len : 0,
+                       res->n_kvs > 0 ? res->kvs[0].value : "");
+    }
+    turn_read_done(a);
+}
+
+static void on_members(void *data, const struct etcd_result *res)
+{
+    struct db_agent *a = data;
+    if (res->err == 0) {
+        a->n_members = 0;
+        size_t plen = strlen(a->key_members);
+        for (size_t i = 0; i < res->n_kvs && a->n_members < CONF_DB_MAX_NODES; i++) {
+            const struct etcd_kv *kv = &res->kvs[i];
+            const char *name = kv->key + plen;
+            struct errbuf eb;
+            struct json_doc *doc = json_parse(kv->value, kv->value_len, &eb);
+            if (doc == NULL || strcmp(name, a->self) == 0) {
+                json_free(doc);
+                continue;
+            }
+            struct db_member *m = &a->members[a->n_members++];
+            (void)snprintf(m->name, sizeof(m->name), "%s", name);
+            int64_t lsn = 0;
+            (void)json_int(json_get(json_root(doc), "lsn"), &lsn);
+            m->lsn = (uint64_t)lsn;
+            m->healthy = json_bool(json_get(json_root(doc), "healthy"), false);
+            m->is_primary = json_bool(json_get(json_root(doc), "primary"), false);
+            if (m->is_primary && !a->pg_primary) {
+                a->primary_lsn = m->lsn;
+            }
+            json_free(doc);
+        }
+    }
+    turn_read_done(a);
+}
+
+static void on_lease(void *data, const struct etcd_result *res)
+{
+    struct db_agent *a = data;
+    a->lease_busy = false;
+    if (res->err != 0) {
+        return; /* the lease keeps its last validity */
+    }
+    if (res->lease_id != 0 && a->lease == 0) {
+        a->lease = res->lease_id;
+    }
+    if (res->ttl <= 0) {
+        log_warn("db", "%s: the agent's lease expired", a->self);
+        a->lease = 0;
+        a->lease_valid_until_ms = 0;
+        return;
+    }
+    a->lease_valid_until_ms = a->turn_at_ms + a->db.lease_ms;
+}
+
+static void on_tick(struct ev_loop *loop, struct ev_timer *t)
+{
+    struct db_agent *a = t->data;
+    if (a->is_turn_busy || a->is_stopping) {
+        return;
+    }
+    a->turn_at_ms = ev_now_ms(loop);
+    if (!a->lease_busy) {
+        int64_t ttl = (a->db.lease_ms + 999) / 1000;
+        a->lease_busy = (a->lease == 0 ? etcd_lease_grant(a->etcd, ttl, on_lease, a)
+                                       : etcd_lease_keepalive(a->etcd, a->lease, on_lease, a)) == 0;
+    }
+    a->is_turn_busy = true;
+    a->reads = 3;
+    if (pg_inst_state(a->pg) != PG_INST_RUNNING ||
+        pg_status_query(pg_inst_conn(a->pg), on_status, a) != 0) {
+        a->pg_up = false;
+        a->reads--;
+    }
+    if (etcd_get(a->etcd, a->key_leader, on_leader, a) != 0) {
+        a->dcs_ok = false;
+        a->reads--;
+    }
+    if (etcd_get_prefix(a->etcd, a->key_members, on_members, a) != 0) {
+        a->reads--;
+    }
+    if (a->reads == 0) {
+        a->reads = 1;
+        turn_read_done(a);
+    }
+}
+
+/* ---------------------------------------------------------------- endpoints */
+
+static int api_handler(const char *path, const char *query, struct metrics_out *out,
+                       const char **ctype, void *data)
+{
+    struct db_agent *a = data;
+    struct db_api_state st = {.self = a->self,
+                              .role = a->role,
+                              .pg_up = a->pg_up && pg_inst_state(a->pg) == PG_INST_RUNNING,
+                              .lsn = a->pg_lsn,
+                              .primary_lsn = a->primary_lsn,
+                              .streaming = a->streaming,
+                              .max_lag = a->db.max_lag,
+                              .leader = a->has_leader ? a->leader : NULL,
+                              .replica_within_lag = a->replica_ok,
+                              .members = a->members,
+                              .n_members = a->n_members};
+    return db_api_handle(&st, path, query, out, ctype);
+}
+
+/* ---------------------------------------------------------------- start and stop */
+
+static int derive_password(const char *secret_file, char *out, size_t size, struct errbuf *eb)
+{
+    int fd = open(secret_file, O_RDONLY | O_CLOEXEC);
+    uint8_t secret[4096];
+    ssize_t n = fd == -1 ? -1 : read(fd, secret, sizeof(secret));
+    if (fd != -1) {
+        close(fd);
+    }
+    if (n <= 0) {
+        errbuf_set(eb, "cannot read the cluster secret %s: %s", secret_file,
+                   n == 0 ? "empty" : strerror(errno));
+        return -EINVAL;
+    }
+    uint8_t mac[32];
+    unsigned mac_len = 0;
+    static const char label[] = "keel-db-replication-v1";
+    if (HMAC(EVP_sha256(), secret, (int)n, (const uint8_t *)label, sizeof(label) - 1, mac,
+             &mac_len) == NULL ||
+        size < 2 * 16 + 1) {
+        errbuf_set(eb, "cannot derive the replication password");
+        return -EINVAL;
+    }
+    for (unsigned i = 0; i < 16; i++) {
+        (void)snprintf(out + 2 * i, 3, "%02x", mac[i]);
+    }
+    return 0;
+}
+
+/* The parents of the data directory and the socket directory, owned by the server's user. */
+static int prepare_dirs(struct db_agent *a, struct errbuf *eb)
+{
+    char path[CONF_PATH_MAX];
+    (void)snprintf(path, sizeof(path), "%s", a->db.data_dir);
+    for (char *p = path + 1; *p != '\0'; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            (void)mkdir(path, 0755);
+            *p = '/';
+        }
+    }
+    const struct passwd *pw = getpwnam(a->db.user);
+    if (pw == NULL) {
+        errbuf_set(eb, "user %s does not exist", a->db.user);
+        return -ENOENT;
+    }
+    /* A Unix socket path is short (PostgreSQL allows 80 bytes for the directory), data
+     * directories need not be: a short directory named after a hash of the data dir. */
+    uint32_t h = 2166136261u;
+    for (const char *c = a->db.data_dir; *c != '\0'; c++) {
+        h = (h ^ (uint8_t)*c) * 16777619u;
+    }
+    (void)snprintf(a->socket_dir, sizeof(a->socket_dir), "/tmp/keel-pg-%08x", h);
+    if ((mkdir(a->socket_dir, 0700) != 0 && errno != EEXIST) ||
+        chown(a->socket_dir, pw->pw_uid, pw->pw_gid) != 0) {
+        errbuf_set(eb, "cannot prepare %s: %s", a->socket_dir, strerror(errno));
+        return -errno;
+    }
+    return 0;
+}
+
+static const struct conf_database *find_db(const struct conf *conf, const char *node)
+{
+    for (uint32_t d = 0; d < conf->n_databases; d++) {
+        for (uint32_t i = 0; i < conf->databases[d].n_nodes; i++) {
+            if (strcmp(conf->databases[d].nodes[i], node) == 0) {
+                return &conf->databases[d];
+            }
+        }
+    }
+    return NULL;
+}
+
+static int start_parts(struct db_agent *a, const struct conf *conf, struct errbuf *eb)
+{
+    char cidrs[CONF_DB_MAX_NODES + 64][72];
+    const char *cidr_ptrs[CONF_DB_MAX_NODES + 64];
+    size_t n_cidrs = 0;
+    for (uint32_t i = 0; i < conf->n_nodes && n_cidrs < CONF_DB_MAX_NODES + 64; i++) {
+        (void)snprintf(cidrs[n_cidrs], sizeof(cidrs[0]), "%s/32", conf->nodes[i].address);
+        cidr_ptrs[n_cidrs] = cidrs[n_cidrs];
+        n_cidrs++;
+    }
+    /* Nodes on one machine's loopback connect from 127.0.0.1 (libpq cannot pick a source). */
+    if (strncmp(a->self_addr, "127.", 4) == 0) {
+        (void)snprintf(cidrs[n_cidrs], sizeof(cidrs[0]), "127.0.0.1/32");
+        cidr_ptrs[n_cidrs] = cidrs[n_cidrs];
+        n_cidrs++;
+    }
+    struct pg_inst_conf pc = {.name = a->self,
+                              .bindir = a->db.bindir,
+                              .datadir = a->db.data_dir,
+                              .socket_dir = a->socket_dir,
+                              .user = a->db.user,
+                              .listen_addr = a->self_addr,
+                              .port = (uint16_t)a->db.pg_port,
+                              .repl_password = a->repl_password,
+                              .allowed_cidrs = cidr_ptrs,
+                              .n_cidrs = n_cidrs,
+                              .app_name = a->self};
+    int rc = pg_inst_new(a->loop, &pc, &a->pg, eb);
+    if (rc != 0) {
+        return rc;
+    }
+    const char *eps[CONF_DB_MAX_DCS];
+    for (uint32_t i = 0; i < a->db.n_dcs; i++) {
+        eps[i] = a->db.dcs[i];
+    }
+    a->etcd = etcd_new(a->loop, eps, a->db.n_dcs, a->tick_ms * 2, eb);
+    if (a->etcd == NULL) {
+        return -EINVAL;
+    }
+    struct conf_addr api;
+    char port[16];
+    (void)snprintf(port, sizeof(port), ":%u", a->db.agent_port);
+    if (conf_addr_with_host(port, a->self_addr, CONF_ADDR_NO_RESOLVE, &api, eb) != 0) {
+        return -EINVAL;
+    }
+    a->api = admin_start(a->loop, (const struct sockaddr *)&api.sa, api.salen, api_handler, a, eb);
+    return a->api == NULL ? -EADDRINUSE : 0;
+}
+
+struct db_agent *db_agent_start(struct ev_loop *loop, const struct conf *conf, const char *node,
+                                struct errbuf *eb)
+{
+    eb->msg[0] = '\0';
+    const struct conf_database *db = node != NULL ? find_db(conf, node) : NULL;
+    if (db == NULL) {
+        return NULL;
+    }
+    if (conf->secret_file[0] == '\0') {
+        errbuf_set(eb, "database %s needs the cluster's secret_file", db->name);
+        return NULL;
+    }
+    struct db_agent *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        errbuf_set(eb, "out of memory");
+        return NULL;
+    }
+    a->loop = loop;
+    a->db = *db;
+    /* Each node keeps its data in DATA_DIR/NODE: nodes may share a machine (keel up). */
+    (void)snprintf(a->db.data_dir, sizeof(a->db.data_dir), "%.900s/%s", db->data_dir, node);
+    (void)snprintf(a->self, sizeof(a->self), "%s", node);
+    for (uint32_t i = 0; i < db->n_nodes; i++) {
+        const struct conf_node *n = conf_find_node(conf, db->nodes[i]);
+        (void)snprintf(a->addrs[i], sizeof(a->addrs[i]), "%s", n != NULL ? n->address : "");
+    }
+    (void)snprintf(a->self_addr, sizeof(a->self_addr), "%s", addr_of(a, node));
+    const char *cluster = conf->cluster_name[0] != '\0' ? conf->cluster_name : "keel";
+    (void)snprintf(a->key_leader, sizeof(a->key_leader), "/keel/%s/db/%s/leader", cluster,
+                   db->name);
+    (void)snprintf(a->key_members, sizeof(a->key_members), "/keel/%s/db/%s/members/", cluster,
+                   db->name);
+    (void)snprintf(a->key_self, sizeof(a->key_self), "%s%s", a->key_members, node);
+    uint32_t t = db->lease_ms / 6;
+    a->tick_ms = t > 500 ? 500 : t < 100 ? 100 : t;
+    ev_timer_init(&a->tick, on_tick, a, "db agent");
+    if (derive_password(conf->secret_file, a->repl_password, sizeof(a->repl_password), eb) != 0 ||
+        prepare_dirs(a, eb) != 0 || start_parts(a, conf, eb) != 0) {
+        db_agent_free(a);
+        return NULL;
+    }
+    log_notice("db", "%s: agent of database %s started (PostgreSQL on %s:%u, endpoints on :%u)",
+               a->self, db->name, a->self_addr, db->pg_port, db->agent_port);
+    schedule(a, 0);
+    return a;
+}
+
+void db_agent_stop(struct db_agent *a)
+{
+    if (a == NULL || a->is_stopping) {
+        return;
+    }
+    a->is_stopping = true;
+    ev_timer_stop(a->loop, &a->tick);
+    if (a->has_leader && strcmp(a->leader, a->self) == 0) {
+        release(a); /* a replica takes over without waiting for the lease */
+    }
+    if (pg_inst_state(a->pg) == PG_INST_STOPPED) {
+        a->is_stopped = true;
+        return;
+    }
+    a->is_op_busy = true;
+    if (pg_inst_stop(a->pg, PG_STOP_FAST, on_op_done, a) != 0) {
+        a->is_stopped = true;
+    }
+}
+
+bool db_agent_is_stopped(const struct db_agent *a)
+{
+    return a == NULL || a->is_stopped;
+}
+
+void db_agent_free(struct db_agent *a)
+{
+    if (a == NULL) {
+        return;
+    }
+    ev_timer_stop(a->loop, &a->tick);
+    admin_stop(a->api);
+    etcd_free(a->etcd);
+    pg_inst_free(a->pg);
+    if (a->socket_dir[0] != '\0') {
+        (void)rmdir(a->socket_dir); /* empty once PostgreSQL stopped; else it stays */
+    }
+    free(a);
+}
+
+void db_agent_metrics(const struct db_agent *a, struct metrics_out *out)
+{
+    if (a == NULL) {
+        return;
+    }
+    metrics_out_printf(out,
+                       "# HELP keel_db_role The node's database role: 0 unknown, 1 primary, "
+                       "2 replica, 3 candidate, 4 fenced.\n# TYPE keel_db_role gauge\n"
+                       "keel_db_role{database=\"%s\"} %d\n"
+                       "# HELP keel_db_lag_bytes How far this replica is behind the primary.\n"
+                       "# TYPE keel_db_lag_bytes gauge\nkeel_db_lag_bytes{database=\"%s\"} %lu\n"
+                       "# HELP keel_db_promotions_total Promotions of this node.\n"
+                       "# TYPE keel_db_promotions_total counter\n"
+                       "keel_db_promotions_total{database=\"%s\"} %lu\n",
+                       a->db.name, (int)a->role, a->db.name,
+                       (unsigned long)(a->primary_lsn > a->pg_lsn && !a->pg_primary
+                                           ? a->primary_lsn - a->pg_lsn
+                                           : 0),
+                       a->db.name, (unsigned long)a->promotions);
+}
+
+void db_agent_status_json(const struct db_agent *a, struct metrics_out *out)
+{
+    if (a == NULL) {
+        metrics_out_printf(out, "null");
+        return;
+    }
+    metrics_out_printf(out,
+                       "{\"database\":\"%s\",\"role\":\"%s\",\"leader\":\"%s\",\"postgres\":\"%s\","
+                       "\"lsn\":%lu,\"promotions\":%lu}",
+                       a->db.name, db_role_name(a->role), a->has_leader ? a->leader : "",
+                       pg_inst_state_name(pg_inst_state(a->pg)), (unsigned long)a->pg_lsn,
+                       (unsigned long)a->promotions);
+}

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/* The database agent of a db node (db/db_agent.c): runs the node's PostgreSQL, takes part in
+ * the election through etcd, serves the health endpoints. On the control thread's loop. */
+#ifndef KEEL_DB_DB_AGENT_H
+#define KEEL_DB_DB_AGENT_H
+
+#include <stdbool.h>
+
+#include "core/conf-t.h"
+#include "core/err.h"
+#include "core/ev.h"
+
+struct db_agent;
+struct metrics_out;
+
+/* Start the agent of node for the first database that lists it. NULL when the node is in
+ * no database (eb empty) or when it cannot start (eb says why). Reads the cluster secret
+ * (blocking, at boot). */
+struct db_agent *db_agent_start(struct ev_loop *loop, const struct conf *conf, const char *node,
+                                struct errbuf *eb);
+
+/* Graceful stop: a primary hands the leader key over, PostgreSQL stops (fast). Poll
+ * db_agent_is_stopped. */
+void db_agent_stop(struct db_agent *a);
+bool db_agent_is_stopped(const struct db_agent *a);
+void db_agent_free(struct db_agent *a);
+
+void db_agent_metrics(const struct db_agent *a, struct metrics_out *out);
+void db_agent_status_json(const struct db_agent *a, struct metrics_out *out); /* JSON or null */
+
+#endif

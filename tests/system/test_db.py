@@ -1,0 +1,169 @@
+# SPDX-License-Identifier: MIT
+"""The database tier with real PostgreSQL 15 and a real etcd: two db nodes bootstrap a
+primary and a streaming replica through the leader key; an lb node routes its write port to
+the primary and its read port to the replica; a killed postgres or a killed agent hands the
+primary over to the replica (timed), and the old primary rejoins as a replica."""
+import hashlib
+import hmac
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+import keeltest as kt
+
+DB = ["127.0.0.81", "127.0.0.82"]
+LB = "127.0.0.80"
+FAILOVER_MAX_S = 5.0
+
+pytestmark = pytest.mark.skipif(not shutil.which("etcd") or not os.path.isdir(
+    "/usr/lib/postgresql/15/bin"), reason="needs etcd and PostgreSQL 15 (scripts/deps.sh)")
+
+
+@pytest.fixture
+def etcd(env):
+    client, peer = env.port(), env.port()
+    data = tempfile.mkdtemp(prefix="keel-etcd-")
+    p = env.proc(["etcd", "--name", "t", "--data-dir", data,
+                  "--listen-client-urls", "http://127.0.0.1:%d" % client,
+                  "--advertise-client-urls", "http://127.0.0.1:%d" % client,
+                  "--listen-peer-urls", "http://127.0.0.1:%d" % peer,
+                  "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % peer,
+                  "--initial-cluster", "t=http://127.0.0.1:%d" % peer], "etcd",
+                 allow_errors=[r".*"])    # etcd's own log format is not keel's
+    kt.wait_port(client, 10)
+    yield "http://127.0.0.1:%d" % client
+    p.stop(timeout=10)
+    shutil.rmtree(data, ignore_errors=True)
+
+
+class Cluster:
+    def __init__(self, env, etcd):
+        self.env = env
+        self.tmp = env.tmp
+        self.secret = os.urandom(32)
+        with open(os.path.join(self.tmp, "secret"), "wb") as f:
+            f.write(self.secret)
+        self.admin, self.agent = env.port(), env.port()
+        self.pg, self.write, self.read = env.port(), env.port(), env.port()
+        # PostgreSQL runs as postgres: its data lives where that user can reach (pytest's
+        # temporary directories are private to root).
+        self.state = tempfile.mkdtemp(prefix="keel-db-", dir="/tmp")
+        os.chmod(self.state, 0o755)
+        env.cleanups.append(self.remove_state)
+        self.conf = os.path.join(self.tmp, "keel.conf")
+        with open(self.conf, "w") as f:
+            f.write("""cluster t { secret_file %(tmp)s/secret; state_dir %(state)s; }
+global { workers 1; admin :%(admin)d; log_level info; }
+node lb1 { address %(lb)s; roles lb; }
+node db1 { address %(db1)s; roles db; }
+node db2 { address %(db2)s; roles db; }
+database main {
+    nodes db1 db2;
+    dcs etcd %(etcd)s;
+    pg_port %(pg)d;
+    agent_port %(agent)d;
+    write_port %(write)d;
+    read_port %(read)d;
+    lease 3s;
+}
+""" % dict(tmp=self.tmp, state=self.state, admin=self.admin, lb=LB, db1=DB[0], db2=DB[1], etcd=etcd, pg=self.pg,
+           agent=self.agent, write=self.write, read=self.read))
+        self.nodes = {}
+        for name in ("db1", "db2", "lb1"):
+            self.start(name)
+
+    def remove_state(self):
+        shutil.rmtree(self.state, ignore_errors=True)
+        return []
+
+    def start(self, name):
+        addr = {"lb1": LB, "db1": DB[0], "db2": DB[1]}[name]
+        k = self.env.keel(None, admin="%s:%d" % (addr, self.admin), args=["--node", name],
+                          conf=self.conf, wait=True,
+                          allow_errors=[r"backend main-\w+ has no server available",
+                                        r"pg db\d"])
+        self.nodes[name] = k
+        return k
+
+    def role_ok(self, node, path):
+        addr = DB[0] if node == "db1" else DB[1]
+        try:
+            return kt.http_get("%s:%d" % (addr, self.agent), path, timeout=1)[0] == 200
+        except OSError:
+            return False
+
+    def wait_roles(self, primary, replica, timeout=30):
+        kt.deadline_poll(lambda: self.role_ok(primary, "/primary") and
+                         self.role_ok(replica, "/replica"), timeout, interval=0.05,
+                         what="%s primary and %s streaming replica" % (primary, replica))
+
+    def password(self):
+        return hmac.new(self.secret, b"keel-db-replication-v1", hashlib.sha256).hexdigest()[:32]
+
+    def sql(self, host, port, query):
+        env = dict(os.environ, PGPASSWORD=self.password(), PGCONNECT_TIMEOUT="3")
+        r = subprocess.run(["psql", "-X", "-A", "-t", "-h", host, "-p", str(port),
+                            "-U", "replicator", "-d", "postgres", "-c", query],
+                           capture_output=True, text=True, timeout=10, env=env)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    def postmaster_pid(self, node):
+        with open(os.path.join(self.state, "db", "main", node, "postmaster.pid")) as f:
+            return int(f.readline())
+
+
+def timed_until(fn, timeout):
+    t0 = time.monotonic()
+    kt.deadline_poll(fn, timeout, interval=0.02, what="failover")
+    return time.monotonic() - t0
+
+
+def other(node):
+    return "db2" if node == "db1" else "db1"
+
+
+@pytest.mark.timeout(150)
+def test_bootstrap_routes_and_failovers(env, etcd):
+    c = Cluster(env, etcd)
+    kt.deadline_poll(lambda: c.role_ok("db1", "/primary") or c.role_ok("db2", "/primary"), 30,
+                     what="a primary")
+    p = "db1" if c.role_ok("db1", "/primary") else "db2"
+    r = other(p)
+    c.wait_roles(p, r)
+    # through the lb node: the write port reaches the primary, the read port the replica
+    lb1 = c.nodes["lb1"]
+    lb1.wait_server_state("main-primary", p, up=True, timeout=10)
+    lb1.wait_server_state("main-readers", r, up=True, timeout=10)
+    lb1.wait_server_state("main-readers", p, up=False, timeout=10)  # a replica takes reads
+    assert c.sql(LB, c.write, "SELECT pg_is_in_recovery()") == "f"
+    assert c.sql(LB, c.read, "SELECT pg_is_in_recovery()") == "t"
+    st = kt.http_get("%s:%d" % (DB[0] if r == "db1" else DB[1], c.agent), "/replica")
+    assert st[0] == 200 and b'"streaming":true' in st[2], st
+
+    # fault 1: kill -9 of the primary's postgres -> the replica is promoted, the old primary
+    # rejoins as its replica
+    os.kill(c.postmaster_pid(p), 9)
+    took = timed_until(lambda: c.role_ok(r, "/primary"), FAILOVER_MAX_S * 2)
+    print("failover after kill -9 of the primary's postgres: %.2f s" % took)
+    assert took <= FAILOVER_MAX_S, took
+    p, r = r, p
+    c.wait_roles(p, r)
+    lb1.wait_server_state("main-primary", p, up=True, timeout=5)
+    assert c.sql(LB, c.write, "SELECT pg_is_in_recovery()") == "f"
+
+    # fault 2: kill -9 of the primary's keel (its postgres dies with it) -> promoted again
+    c.nodes[p].kill9()
+    c.nodes[p].stopped_by_test = True
+    took = timed_until(lambda: c.role_ok(r, "/primary"), FAILOVER_MAX_S * 2)
+    print("failover after kill -9 of the primary's keel: %.2f s" % took)
+    assert took <= FAILOVER_MAX_S, took
+    c.start(p)
+    p, r = r, p
+    c.wait_roles(p, r)
+    lb1.wait_server_state("main-primary", p, up=True, timeout=5)
+    assert c.sql(LB, c.write, "SELECT pg_is_in_recovery()") == "f"

@@ -127,7 +127,7 @@ def other(node):
     return "db2" if node == "db1" else "db1"
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(240)
 def test_bootstrap_routes_and_failovers(env, etcd):
     c = Cluster(env, etcd)
     kt.deadline_poll(lambda: c.role_ok("db1", "/primary") or c.role_ok("db2", "/primary"), 30,
@@ -145,25 +145,30 @@ def test_bootstrap_routes_and_failovers(env, etcd):
     st = kt.http_get("%s:%d" % (DB[0] if r == "db1" else DB[1], c.agent), "/replica")
     assert st[0] == 200 and b'"streaming":true' in st[2], st
 
-    # fault 1: kill -9 of the primary's postgres -> the replica is promoted, the old primary
-    # rejoins as its replica
-    os.kill(c.postmaster_pid(p), 9)
-    took = timed_until(lambda: c.role_ok(r, "/primary"), FAILOVER_MAX_S * 2)
-    print("failover after kill -9 of the primary's postgres: %.2f s" % took)
-    assert took <= FAILOVER_MAX_S, took
-    p, r = r, p
-    c.wait_roles(p, r)
-    lb1.wait_server_state("main-primary", p, up=True, timeout=5)
-    assert c.sql(LB, c.write, "SELECT pg_is_in_recovery()") == "f"
+    # fault 1, three times: kill -9 of the primary's postgres -> the replica is promoted, the
+    # old primary rejoins as its replica
+    crash = []
+    for _ in range(3):
+        os.kill(c.postmaster_pid(p), 9)
+        crash.append(timed_until(lambda: c.role_ok(r, "/primary"), FAILOVER_MAX_S * 2))
+        p, r = r, p
+        c.wait_roles(p, r)
+        lb1.wait_server_state("main-primary", p, up=True, timeout=5)
+        assert c.sql(LB, c.write, "SELECT pg_is_in_recovery()") == "f"
 
-    # fault 2: kill -9 of the primary's keel (its postgres dies with it) -> promoted again
-    c.nodes[p].kill9()
-    c.nodes[p].stopped_by_test = True
-    took = timed_until(lambda: c.role_ok(r, "/primary"), FAILOVER_MAX_S * 2)
-    print("failover after kill -9 of the primary's keel: %.2f s" % took)
-    assert took <= FAILOVER_MAX_S, took
-    c.start(p)
-    p, r = r, p
-    c.wait_roles(p, r)
-    lb1.wait_server_state("main-primary", p, up=True, timeout=5)
-    assert c.sql(LB, c.write, "SELECT pg_is_in_recovery()") == "f"
+    # fault 2, three times: kill -9 of the primary's keel (its postgres dies with it)
+    agent = []
+    for _ in range(3):
+        c.nodes[p].kill9()
+        c.nodes[p].stopped_by_test = True
+        agent.append(timed_until(lambda: c.role_ok(r, "/primary"), FAILOVER_MAX_S * 2))
+        c.start(p)
+        p, r = r, p
+        c.wait_roles(p, r)
+        lb1.wait_server_state("main-primary", p, up=True, timeout=5)
+        assert c.sql(LB, c.write, "SELECT pg_is_in_recovery()") == "f"
+    for what, t in (("postgres", crash), ("keel", agent)):
+        print("failover after kill -9 of the primary's %s: median %.2f s, max %.2f s, all %s"
+              % (what, sorted(t)[len(t) // 2], max(t), ["%.2f" % x for x in t]))
+    assert max(crash) <= FAILOVER_MAX_S, crash
+    assert max(agent) <= FAILOVER_MAX_S, agent

@@ -33,4 +33,7 @@ int cli_status(int argc, char **argv);
  * `run builtin demo` supervises; src/app/app_demo.c). Without --listen, $HOST:$PORT. Runs
  * until killed. */
 int cli_demo_app(int argc, char **argv);
+/* keel db ACTION -c FILE [NAME]: the database tier (the application role's password,
+ * switchover); cli_db.c lists the actions. */
+int cli_db(int argc, char **argv);
 #endif

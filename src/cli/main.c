@@ -16,6 +16,7 @@ static const struct subcommand subcommands[] = {
     {"up", cli_up, "run the whole stack on this machine (default: the built-in demo)"},
     {"run", cli_run, "run one node: keel run -c FILE [--node NAME]"},
     {"status", cli_status, "the cluster at a glance: keel status -c FILE"},
+    {"db", cli_db, "the database tier: keel db password|switchover -c FILE [NAME]"},
     {"check", cli_check, "validate a configuration: keel check -c FILE"},
     {"backend", cli_backend, "a tiny built-in HTTP backend: keel backend --name N --listen A"},
     {"demo-app", cli_demo_app, "the built-in demo application: keel demo-app --listen A"},

@@ -12,9 +12,6 @@
 #include "db/db_agent.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +25,7 @@
 #include "core/log.h"
 #include "db/db_api.h"
 #include "db/db_elect.h"
+#include "db/db_secret.h"
 #include "db/etcd.h"
 #include "db/pg_inst.h"
 #include "db/pg_status.h"
@@ -43,7 +41,8 @@ struct db_agent {
     char key_leader[256];
     char key_members[256];
     char key_self[320];
-    char repl_password[65];
+    char repl_password[DB_PASSWORD_SIZE];
+    char app_password[DB_PASSWORD_SIZE];
     char socket_dir[CONF_PATH_MAX];
     struct pg_inst *pg;
     struct etcd *etcd;
@@ -59,9 +58,12 @@ struct db_agent {
     bool is_turn_busy;
     bool is_op_busy; /* a PostgreSQL operation runs */
     uint64_t turn_at_ms;
+    uint64_t pg_down_at_ms; /* the first turn that saw PostgreSQL not running; 0: it runs */
     /* what the last turn saw */
     bool pg_up, pg_primary, streaming, replica_ok;
     uint64_t pg_lsn, primary_lsn;
+    uint64_t replay_lsn; /* a replica's: what its readers see */
+    uint32_t lag_ms;
     char follows[CONF_NAME_MAX]; /* whom PostgreSQL follows (what we told it) */
     bool dcs_ok, has_leader;
     char leader[CONF_NAME_MAX];
@@ -69,8 +71,12 @@ struct db_agent {
     size_t n_members;
     enum db_role role;
     const char *why;
+    bool is_fenced; /* demoted by a fence: read-only until promoted or following */
+    uint64_t fenced_at_ms, fenced_said_ms;
     bool is_stopping, is_stopped;
     uint64_t promotions;
+    uint64_t leader_changes;
+    char last_leader[CONF_NAME_MAX]; /* the last leader seen, kept while there is none */
 };
 
 static const char *addr_of(const struct db_agent *a, const char *node)
@@ -135,6 +141,15 @@ static void on_slot(void *data, int rc, const char *reason)
     }
 }
 
+static void on_app_setup(void *data, int rc, const char *reason)
+{
+    struct db_agent *a = data;
+    if (rc != 0) {
+        log_warn("db", "%s: cannot set up the application role %s: %s", a->self, a->db.name,
+                 reason);
+    }
+}
+
 /* A new primary: slots for the others, and synchronous replication to any one of them. */
 static void primary_setup(struct db_agent *a)
 {
@@ -157,6 +172,9 @@ static void primary_setup(struct db_agent *a)
     if (pg_sync_set(pg_inst_conn(a->pg), sync, on_sync_set, a) != 0) {
         log_warn("db", "%s: cannot queue synchronous_standby_names", a->self);
     }
+    if (pg_app_setup(pg_inst_conn(a->pg), a->db.name, a->app_password, on_app_setup, a) != 0) {
+        log_warn("db", "%s: cannot queue the application role's setup", a->self);
+    }
 }
 
 static void on_promoted(void *data, int rc, const char *reason)
@@ -165,6 +183,7 @@ static void on_promoted(void *data, int rc, const char *reason)
     if (rc == 0) {
         a->promotions++;
         a->follows[0] = '\0';
+        a->is_fenced = false;
         log_notice("db", "%s: promoted: now the primary", a->self);
         primary_setup(a);
     }
@@ -225,7 +244,35 @@ static void follow(struct db_agent *a, bool is_bootstrapped)
         return;
     }
     log_notice("db", "%s: %s %s", a->self, is_bootstrapped ? "following" : "copying", a->leader);
+    a->is_fenced = false;
     (void)snprintf(a->follows, sizeof(a->follows), "%s", a->leader);
+}
+
+static void on_demoted(void *data, int rc, const char *reason)
+{
+    struct db_agent *a = data;
+    if (rc == 0) {
+        log_warn("db", "%s: fenced: PostgreSQL runs read-only, following nobody", a->self);
+    }
+    on_op_done(a, rc, reason);
+}
+
+/* A primary that may no longer hold the key stops taking writes at once (the fast stop ends
+ * every session) and comes back read-only: reads go on, writes wait for the key. */
+static void fence(struct db_agent *a, const char *why)
+{
+    log_warn("db", "%s: fencing: PostgreSQL restarts read-only (%s)", a->self, why);
+    a->is_op_busy = true;
+    a->is_fenced = true;
+    a->fenced_at_ms = ev_now_ms(a->loop);
+    a->follows[0] = '\0';
+    int rc = pg_inst_demote(a->pg, on_demoted, a);
+    if (rc != 0) {
+        a->is_op_busy = false;
+        log_warn("db", "%s: cannot restart PostgreSQL read-only (%s): stopping it", a->self,
+                 strerror(-rc));
+        a->is_op_busy = pg_inst_stop(a->pg, PG_STOP_FAST, on_op_done, a) == 0;
+    }
 }
 
 static void run_op(struct db_agent *a, int rc, const char *what)
@@ -275,6 +322,12 @@ static void act_stopped(struct db_agent *a)
     if (a->lease_valid_until_ms == 0 || a->is_op_busy) {
         return; /* a key of an earlier run: db_elect releases it once PostgreSQL runs */
     }
+    if (a->pg_down_at_ms == 0) {
+        a->pg_down_at_ms = ev_now_ms(a->loop); /* it died during this turn */
+    }
+    if (bootstrapped && ev_now_ms(a->loop) < a->pg_down_at_ms + 2 * (uint64_t)a->tick_ms) {
+        return; /* the members were read before PostgreSQL died: look again first */
+    }
     a->is_op_busy = true;
     run_op(a,
            bootstrapped ? pg_inst_start(a->pg, on_op_done, a)
@@ -318,6 +371,16 @@ static void act(struct db_agent *a)
         log_notice("db", "%s: %s -> %s (%s)", a->self, db_role_name(a->role),
                    db_role_name(out.role), out.reason);
     }
+    if (a->is_fenced && out.role == DB_ROLE_REPLICA) {
+        out.role = DB_ROLE_FENCED; /* read-only, following nobody */
+    }
+    if (a->is_fenced && !a->dcs_ok && ev_now_ms(a->loop) >= a->fenced_said_ms + 5000) {
+        a->fenced_said_ms = ev_now_ms(a->loop);
+        log_warn("db",
+                 "%s: READ-ONLY: etcd cannot be reached, so no node may write (fenced "
+                 "%lu s ago)",
+                 a->self, (unsigned long)((ev_now_ms(a->loop) - a->fenced_at_ms) / 1000));
+    }
     a->role = out.role;
     a->why = out.reason;
     if (out.release) {
@@ -329,9 +392,7 @@ static void act(struct db_agent *a)
     if (out.follow) {
         follow(a, true); /* stops, rewinds if it diverged, starts as a replica */
     } else if (out.fence) {
-        a->is_op_busy = true; /* the conservative fence: no server, no write */
-        log_warn("db", "%s: fencing: stopping PostgreSQL (%s)", a->self, out.reason);
-        run_op(a, pg_inst_stop(a->pg, PG_STOP_FAST, on_op_done, a), "stop");
+        fence(a, out.reason);
     } else if (out.promote) {
         a->is_op_busy = true;
         run_op(a, pg_inst_promote(a->pg, on_promoted, a), "promote");
@@ -362,6 +423,8 @@ static void on_status(void *data, int rc, const char *reason, const struct pg_st
         a->pg_lsn = a->pg_primary ? st->current_lsn
                                   : (st->receive_lsn != 0 ? st->receive_lsn : st->replay_lsn);
         a->streaming = !a->pg_primary && st->received_tli != 0;
+        a->replay_lsn = a->pg_primary ? 0 : st->replay_lsn;
+        a->lag_ms = st->replay_delay_ms;
         a->replica_ok = false;
         for (uint32_t i = 0; a->pg_primary && i < st->n_standbys; i++) {
             const struct pg_standby *s = &st->standbys[i];
@@ -384,6 +447,10 @@ static void on_leader(void *data, const struct etcd_result *res)
         (void)snprintf(a->leader, sizeof(a->leader), "%.*s",
                        res->n_kvs > 0 ? (int)res->kvs[0].value_len : 0,
                        res->n_kvs > 0 ? res->kvs[0].value : "");
+        if (a->has_leader && strcmp(a->last_leader, a->leader) != 0) {
+            a->leader_changes += a->last_leader[0] != '\0';
+            (void)snprintf(a->last_leader, sizeof(a->last_leader), "%s", a->leader);
+        }
     }
     turn_read_done(a);
 }
@@ -445,6 +512,11 @@ static void on_tick(struct ev_loop *loop, struct ev_timer *t)
         return;
     }
     a->turn_at_ms = ev_now_ms(loop);
+    if (pg_inst_state(a->pg) == PG_INST_RUNNING) {
+        a->pg_down_at_ms = 0;
+    } else if (a->pg_down_at_ms == 0) {
+        a->pg_down_at_ms = a->turn_at_ms;
+    }
     if (!a->lease_busy) {
         int64_t ttl = (a->db.lease_ms + 999) / 1000;
         a->lease_busy = (a->lease == 0 ? etcd_lease_grant(a->etcd, ttl, on_lease, a)
@@ -480,6 +552,8 @@ static int api_handler(const char *path, const char *query, struct metrics_out *
                               .role = a->role,
                               .pg_up = a->pg_up && pg_inst_state(a->pg) == PG_INST_RUNNING,
                               .lsn = a->pg_lsn,
+                              .replay_lsn = a->replay_lsn,
+                              .lag_ms = a->lag_ms,
                               .primary_lsn = a->primary_lsn,
                               .streaming = a->streaming,
                               .max_lag = a->db.max_lag,
@@ -491,34 +565,6 @@ static int api_handler(const char *path, const char *query, struct metrics_out *
 }
 
 /* ---------------------------------------------------------------- start and stop */
-
-static int derive_password(const char *secret_file, char *out, size_t size, struct errbuf *eb)
-{
-    int fd = open(secret_file, O_RDONLY | O_CLOEXEC);
-    uint8_t secret[4096];
-    ssize_t n = fd == -1 ? -1 : read(fd, secret, sizeof(secret));
-    if (fd != -1) {
-        close(fd);
-    }
-    if (n <= 0) {
-        errbuf_set(eb, "cannot read the cluster secret %s: %s", secret_file,
-                   n == 0 ? "empty" : strerror(errno));
-        return -EINVAL;
-    }
-    uint8_t mac[32];
-    unsigned mac_len = 0;
-    static const char label[] = "keel-db-replication-v1";
-    if (HMAC(EVP_sha256(), secret, (int)n, (const uint8_t *)label, sizeof(label) - 1, mac,
-             &mac_len) == NULL ||
-        size < 2 * 16 + 1) {
-        errbuf_set(eb, "cannot derive the replication password");
-        return -EINVAL;
-    }
-    for (unsigned i = 0; i < 16; i++) {
-        (void)snprintf(out + 2 * i, 3, "%02x", mac[i]);
-    }
-    return 0;
-}
 
 /* The parents of the data directory and the socket directory, owned by the server's user. */
 static int prepare_dirs(struct db_agent *a, struct errbuf *eb)
@@ -649,7 +695,9 @@ struct db_agent *db_agent_start(struct ev_loop *loop, const struct conf *conf, c
     uint32_t t = db->lease_ms / 6;
     a->tick_ms = t > 500 ? 500 : t < 100 ? 100 : t;
     ev_timer_init(&a->tick, on_tick, a, "db agent");
-    if (derive_password(conf->secret_file, a->repl_password, sizeof(a->repl_password), eb) != 0 ||
+    if (db_secret_password(conf->secret_file, "keel-db-replication-v1", a->repl_password, eb) !=
+            0 ||
+        db_secret_app_password(conf->secret_file, db->name, a->app_password, eb) != 0 ||
         prepare_dirs(a, eb) != 0 || start_parts(a, conf, eb) != 0) {
         db_agent_free(a);
         return NULL;
@@ -700,25 +748,39 @@ void db_agent_free(struct db_agent *a)
     free(a);
 }
 
+/* A replica's lag behind the primary in bytes of WAL it has not replayed. */
+static uint64_t lag_bytes(const struct db_agent *a)
+{
+    uint64_t at = a->replay_lsn != 0 ? a->replay_lsn : a->pg_lsn;
+    return !a->pg_primary && at != 0 && a->primary_lsn > at ? a->primary_lsn - at : 0;
+}
+
 void db_agent_metrics(const struct db_agent *a, struct metrics_out *out)
 {
     if (a == NULL) {
         return;
     }
+    const char *n = a->db.name;
     metrics_out_printf(out,
                        "# HELP keel_db_role The node's database role: 0 unknown, 1 primary, "
                        "2 replica, 3 candidate, 4 fenced.\n# TYPE keel_db_role gauge\n"
                        "keel_db_role{database=\"%s\"} %d\n"
-                       "# HELP keel_db_lag_bytes How far this replica is behind the primary.\n"
+                       "# HELP keel_db_lag_bytes WAL this replica has not replayed yet.\n"
                        "# TYPE keel_db_lag_bytes gauge\nkeel_db_lag_bytes{database=\"%s\"} %lu\n"
+                       "# HELP keel_db_lag_seconds Age of the last transaction this replica "
+                       "replayed while WAL waits (0 when caught up).\n"
+                       "# TYPE keel_db_lag_seconds gauge\n"
+                       "keel_db_lag_seconds{database=\"%s\"} %.3f\n"
                        "# HELP keel_db_promotions_total Promotions of this node.\n"
                        "# TYPE keel_db_promotions_total counter\n"
-                       "keel_db_promotions_total{database=\"%s\"} %lu\n",
-                       a->db.name, (int)a->role, a->db.name,
-                       (unsigned long)(a->primary_lsn > a->pg_lsn && !a->pg_primary
-                                           ? a->primary_lsn - a->pg_lsn
-                                           : 0),
-                       a->db.name, (unsigned long)a->promotions);
+                       "keel_db_promotions_total{database=\"%s\"} %lu\n"
+                       "# HELP keel_db_leader_changes_total Changes of the leader seen by this "
+                       "node (failovers and switchovers).\n"
+                       "# TYPE keel_db_leader_changes_total counter\n"
+                       "keel_db_leader_changes_total{database=\"%s\"} %lu\n",
+                       n, (int)a->role, n, (unsigned long)lag_bytes(a), n,
+                       a->pg_primary ? 0.0 : a->lag_ms / 1000.0, n, (unsigned long)a->promotions, n,
+                       (unsigned long)a->leader_changes);
 }
 
 void db_agent_status_json(const struct db_agent *a, struct metrics_out *out)
@@ -729,8 +791,10 @@ void db_agent_status_json(const struct db_agent *a, struct metrics_out *out)
     }
     metrics_out_printf(out,
                        "{\"database\":\"%s\",\"role\":\"%s\",\"leader\":\"%s\",\"postgres\":\"%s\","
-                       "\"lsn\":%lu,\"promotions\":%lu}",
+                       "\"lsn\":%lu,\"lag_bytes\":%lu,\"lag_seconds\":%.3f,\"promotions\":%lu,"
+                       "\"leader_changes\":%lu}",
                        a->db.name, db_role_name(a->role), a->has_leader ? a->leader : "",
                        pg_inst_state_name(pg_inst_state(a->pg)), (unsigned long)a->pg_lsn,
-                       (unsigned long)a->promotions);
+                       (unsigned long)lag_bytes(a), a->pg_primary ? 0.0 : a->lag_ms / 1000.0,
+                       (unsigned long)a->promotions, (unsigned long)a->leader_changes);
 }

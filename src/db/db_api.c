@@ -18,16 +18,17 @@
 
 uint64_t db_api_lag(const struct db_api_state *st)
 {
-    return st->primary_lsn > st->lsn && st->lsn != 0 ? st->primary_lsn - st->lsn : 0;
+    uint64_t at = st->replay_lsn != 0 ? st->replay_lsn : st->lsn;
+    return st->primary_lsn > at && at != 0 ? st->primary_lsn - at : 0;
 }
 
 static void node_json(const struct db_api_state *st, struct metrics_out *out)
 {
     metrics_out_printf(out,
                        "{\"name\":\"%s\",\"role\":\"%s\",\"state\":\"%s\",\"lsn\":%lu,"
-                       "\"lag\":%lu,\"streaming\":%s,\"leader\":\"%s\"}",
+                       "\"lag\":%lu,\"lag_ms\":%u,\"streaming\":%s,\"leader\":\"%s\"}",
                        st->self, db_role_name(st->role), st->pg_up ? "running" : "stopped",
-                       (unsigned long)st->lsn, (unsigned long)db_api_lag(st),
+                       (unsigned long)st->lsn, (unsigned long)db_api_lag(st), st->lag_ms,
                        st->streaming ? "true" : "false", st->leader != NULL ? st->leader : "");
 }
 

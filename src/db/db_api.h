@@ -18,6 +18,9 @@ struct db_api_state {
     enum db_role role;
     bool pg_up;
     uint64_t lsn;                    /* this node's, as in struct db_member */
+    uint64_t replay_lsn;             /* a replica's replay position (what reads see); 0:
+                                      * lsn */
+    uint32_t lag_ms;                 /* a replica's replay delay in time (0: caught up) */
     uint64_t primary_lsn;            /* the primary's current position as last known; 0: unknown */
     bool streaming;                  /* a replica receiving from the leader */
     uint64_t max_lag;                /* bytes */
@@ -27,7 +30,8 @@ struct db_api_state {
     size_t n_members;
 };
 
-/* A replica's lag in bytes behind primary_lsn (0 when unknown or ahead). */
+/* A replica's lag in bytes: how far what it replayed is behind primary_lsn (0 when unknown
+ * or ahead). */
 uint64_t db_api_lag(const struct db_api_state *st);
 
 /* Answer GET path?query: /primary (/master, /leader), /replica[?lag=SIZE], /read, /health,

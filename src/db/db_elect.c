@@ -12,8 +12,10 @@
  *   (pg_rewind first); a replica follows the leader if it does not already.
  * - There is no key: a healthy node competes only if no live member is more advanced
  *   (higher LSN; equal LSNs: the smaller name), so the promoted node is one that has every
- *   acknowledged write when replication is synchronous. If etcd cannot be reached either,
- *   nobody may write: a primary fences and stays read-only until etcd answers again.
+ *   acknowledged write when replication is synchronous. During a switchover only its
+ *   target competes (the old primary released the key once the target had all its WAL). If etcd
+ * cannot be reached either, nobody may write: a primary fences and stays read-only until etcd
+ * answers again.
  */
 #include "db/db_elect.h"
 
@@ -111,7 +113,13 @@ static void without_leader(const struct db_elect_in *in, struct db_elect_out *ou
         out->reason = "no leader, and PostgreSQL is not up here";
         return;
     }
-    if (someone_better(in)) {
+    if (in->switchover_to != NULL && strcmp(in->switchover_to, in->self) != 0) {
+        out->fence = in->pg_primary;
+        out->role = in->pg_primary ? DB_ROLE_FENCED : DB_ROLE_REPLICA;
+        out->reason = "a switchover hands the key to another node";
+        return;
+    }
+    if (in->switchover_to == NULL && someone_better(in)) {
         out->fence = in->pg_primary;
         out->role = in->pg_primary ? DB_ROLE_FENCED : DB_ROLE_REPLICA;
         out->reason = "no leader: a more advanced node should take it";

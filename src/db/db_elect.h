@@ -35,6 +35,8 @@ struct db_elect_in {
     const char *leader;              /* the leader key's value (a node name); NULL: there is none */
     const struct db_member *members; /* the other live agents */
     size_t n_members;
+    const char *switchover_to;     /* a planned switchover hands the key to this node; NULL:
+                                    * none under way */
     uint64_t lease_valid_until_ms; /* leader: when our lease may lapse at the earliest (the
                                     * start of the last successful renewal + the lease) */
     uint32_t lease_ms;

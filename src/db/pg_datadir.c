@@ -244,8 +244,15 @@ int pg_datadir_write_standby(const struct pg_datadir *d, const struct pg_primary
 {
     char ci[2048], *s = malloc(PG_TEXT_MAX);
     struct text t = {.s = s, .size = PG_TEXT_MAX};
-    int rc = s == NULL ? -ENOMEM : pg_primary_conninfo(pr, app_name, NULL, true, ci, sizeof(ci));
-    if (rc == 0) {
+    bool is_upstream = pr->host != NULL && pr->host[0] != '\0';
+    int rc = s == NULL     ? -ENOMEM
+             : is_upstream ? pg_primary_conninfo(pr, app_name, NULL, true, ci, sizeof(ci))
+                           : 0;
+    if (rc == 0 && !is_upstream) {
+        text_add(&t, "# Written by keel: \"%s\" is read-only and follows nobody (fenced).\n",
+                 d->name);
+        rc = t.is_full ? -E2BIG : write_file(d, PG_DATADIR_STANDBY_CONF, t.s, t.len);
+    } else if (rc == 0) {
         text_add(&t, "# Written by keel: \"%s\" streams from %s:%u.\n", d->name, pr->host,
                  pr->port);
         conf_str(&t, "primary_conninfo", ci);
@@ -365,4 +372,48 @@ int pg_datadir_read_pidfile(const struct pg_datadir *d, struct pg_pidfile *pf)
         return err;
     }
     return pg_pidfile_parse(text, (size_t)n, pf);
+}
+
+/* The head of PostgreSQL 15's ControlFileData (src/include/catalog/pg_control.h):
+ * system_identifier u64 @0, pg_control_version u32 @8, catalog_version_no u32 @12, state
+ * (an enum, 4 bytes) @16, time (int64) @24, checkPoint (XLogRecPtr) @32. Native byte order:
+ * the file is written by the server on this machine. */
+#define PG_CONTROL_VERSION_15 1300u
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+int pg_datadir_read_control(const struct pg_datadir *d, struct pg_control *out)
+{
+    char path[4096];
+    if (path_of(d, "global/pg_control", path, sizeof(path)) != 0) {
+        return -ENAMETOOLONG;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        return -errno;
+    }
+    uint8_t head[40];
+    ssize_t n;
+    do {
+        n = read(fd, head, sizeof(head));
+    } while (n == -1 && errno == EINTR);
+    int err = errno;
+    close(fd);
+    if (n == -1) {
+        return -err;
+    }
+    uint32_t version, state;
+    memcpy(&version, head + 8, sizeof(version));
+    memcpy(&state, head + 16, sizeof(state));
+    if (n != (ssize_t)sizeof(head) || version != PG_CONTROL_VERSION_15) {
+        return -EPROTO;
+    }
+    out->state = (enum pg_control_state)state;
+    out->checkpoint_lsn = get_u64(head + 32);
+    return 0;
 }

@@ -77,6 +77,27 @@ int pg_datadir_clear_standby(const struct pg_datadir *d, bool is_promoted) KEEL_
 /* Read and parse postmaster.pid. Returns 0, -errno (absent: -ENOENT) or -EINVAL. */
 int pg_datadir_read_pidfile(const struct pg_datadir *d, struct pg_pidfile *pf) KEEL_MUST_CHECK;
 
+/* What pg_control says: the server's state and where its last checkpoint record begins. */
+enum pg_control_state {
+    PG_CONTROL_STARTUP = 0,
+    PG_CONTROL_SHUT_DOWN,             /* a clean shutdown of a primary */
+    PG_CONTROL_SHUT_DOWN_IN_RECOVERY, /* a clean shutdown of a standby */
+    PG_CONTROL_SHUTTING_DOWN,
+    PG_CONTROL_IN_CRASH_RECOVERY,
+    PG_CONTROL_IN_ARCHIVE_RECOVERY,
+    PG_CONTROL_IN_PRODUCTION /* running, or crashed */
+};
+
+struct pg_control {
+    enum pg_control_state state;
+    uint64_t checkpoint_lsn; /* after a clean shutdown: the shutdown checkpoint, the last
+                              * record a standby must receive to have every write */
+};
+
+/* Read global/pg_control (PostgreSQL 15's layout). Returns 0, -errno, or -EPROTO (another
+ * version, or a short file). */
+int pg_datadir_read_control(const struct pg_datadir *d, struct pg_control *out) KEEL_MUST_CHECK;
+
 /* The conninfo of pr into buf: host, port, user, application_name=app_name, dbname (if not
  * NULL), the password if with_password, no GSSAPI, a 5 s connect timeout. Returns 0 or
  * -ENOSPC. */

@@ -37,6 +37,7 @@ enum pg_inst_op {
     OP_STOP,
     OP_PROMOTE,
     OP_FOLLOW,
+    OP_DEMOTE,
     OP_COUNT
 };
 
@@ -48,6 +49,7 @@ static const char *const op_names[] = {
     [OP_STOP] = "stop",
     [OP_PROMOTE] = "promote",
     [OP_FOLLOW] = "follow",
+    [OP_DEMOTE] = "demote",
 };
 
 enum pg_step {
@@ -72,6 +74,7 @@ static const enum pg_step op_steps[OP_COUNT][OP_STEPS_MAX] = {
     [OP_STOP] = {STEP_STOP, STEP_END},
     [OP_PROMOTE] = {STEP_PROMOTE_SQL, STEP_CHECKPOINT_SQL, STEP_END},
     [OP_FOLLOW] = {STEP_STOP, STEP_REWIND, STEP_STANDBY_CONF, STEP_START, STEP_END},
+    [OP_DEMOTE] = {STEP_STOP, STEP_STANDBY_CONF, STEP_START, STEP_END},
 };
 
 struct pg_inst {
@@ -803,6 +806,18 @@ int pg_inst_follow(struct pg_inst *p, const char *host, uint16_t port, const cha
     return op_begin(p, OP_FOLLOW, cb, data);
 }
 
+int pg_inst_demote(struct pg_inst *p, pg_done_fn cb, void *data)
+{
+    if (p->op != OP_NONE || p->is_stop_pending) {
+        return -EBUSY;
+    }
+    p->primary_host[0] = '\0'; /* no upstream: a standby that follows nobody */
+    p->slot[0] = '\0';
+    p->primary.port = 0;
+    p->stop_mode = PG_STOP_FAST;
+    return op_begin(p, OP_DEMOTE, cb, data);
+}
+
 /* ------------------------------------------------------------------------------------------
  * Creation
  * ------------------------------------------------------------------------------------------ */
@@ -1092,4 +1107,9 @@ int pg_inst_conninfo(const struct pg_inst *p, char *buf, size_t size)
     rc = rc != 0 ? rc : pg_conninfo_add(buf, size, "application_name", "keel");
     rc = rc != 0 ? rc : pg_conninfo_add(buf, size, "gssencmode", "disable");
     return rc;
+}
+
+int pg_inst_read_control(const struct pg_inst *p, struct pg_control *out)
+{
+    return pg_datadir_read_control(&p->dd, out);
 }

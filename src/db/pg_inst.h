@@ -18,6 +18,7 @@
 
 #include "core/err.h"
 #include "core/ev.h"
+#include "db/pg_datadir.h"
 #include "db/pg_query.h"
 
 #define PG_INST_BINDIR "/usr/lib/postgresql/15/bin" /* Debian's PostgreSQL 15 */
@@ -133,6 +134,12 @@ int pg_inst_promote(struct pg_inst *p, pg_done_fn cb, void *data) KEEL_MUST_CHEC
 int pg_inst_follow(struct pg_inst *p, const char *host, uint16_t port, const char *slot,
                    pg_done_fn cb, void *data) KEEL_MUST_CHECK;
 
+/* Make this instance read-only without a primary to follow (the fence when the leader key
+ * cannot be renewed): fast stop if running, standby.signal with no primary_conninfo, start.
+ * The server then answers reads and refuses every write until pg_inst_promote or
+ * pg_inst_follow. */
+int pg_inst_demote(struct pg_inst *p, pg_done_fn cb, void *data) KEEL_MUST_CHECK;
+
 /* ------------------------------------------------------------------------------------------
  * Observation
  * ------------------------------------------------------------------------------------------ */
@@ -151,6 +158,9 @@ const char *pg_inst_last_exit(const struct pg_inst *p);
  * Owned by p; valid until pg_inst_free. */
 struct pg_conn *pg_inst_conn(struct pg_inst *p);
 
+/* The data directory's pg_control (pg_datadir_read_control): after a clean stop, where the
+ * shutdown checkpoint is. Returns 0, -errno or -EPROTO. */
+int pg_inst_read_control(const struct pg_inst *p, struct pg_control *out) KEEL_MUST_CHECK;
 /* That connection's conninfo, into buf. Returns 0 or -ENOSPC. */
 int pg_inst_conninfo(const struct pg_inst *p, char *buf, size_t size) KEEL_MUST_CHECK;
 

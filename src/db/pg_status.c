@@ -22,7 +22,11 @@ static const char status_sql[] =
     " (SELECT received_tli FROM pg_stat_wal_receiver),"
     " current_setting('synchronous_standby_names'),"
     " r.application_name, host(r.client_addr), r.state, r.sync_state,"
-    " r.sent_lsn, r.write_lsn, r.flush_lsn, r.replay_lsn"
+    " r.sent_lsn, r.write_lsn, r.flush_lsn, r.replay_lsn,"
+    " CASE WHEN pg_is_in_recovery()"
+    " AND pg_last_wal_receive_lsn() IS DISTINCT FROM pg_last_wal_replay_lsn()"
+    " THEN LEAST(GREATEST(0, (1000 * extract(epoch FROM"
+    " now() - pg_last_xact_replay_timestamp()))::bigint), 4000000000) ELSE 0 END"
     " FROM (SELECT 1) AS one"
     " LEFT JOIN pg_stat_replication AS r ON true"
     " ORDER BY r.application_name";
@@ -43,6 +47,7 @@ enum {
     COL_WRITE,
     COL_FLUSH,
     COL_REPLAY_R,
+    COL_REPLAY_DELAY,
     N_COLS
 };
 
@@ -97,7 +102,8 @@ int pg_status_parse(const struct pg_result *r, struct pg_status *st)
         get_lsn(r, 0, COL_RECEIVE, &st->receive_lsn) != 0 ||
         get_lsn(r, 0, COL_REPLAY, &st->replay_lsn) != 0 ||
         get_u32(r, 0, COL_TIMELINE, &st->timeline) != 0 ||
-        get_u32(r, 0, COL_RECEIVED_TLI, &st->received_tli) != 0) {
+        get_u32(r, 0, COL_RECEIVED_TLI, &st->received_tli) != 0 ||
+        get_u32(r, 0, COL_REPLAY_DELAY, &st->replay_delay_ms) != 0) {
         return -EPROTO;
     }
     get_text(r, 0, COL_SYNC_NAMES, st->sync_names, sizeof(st->sync_names));
@@ -263,4 +269,81 @@ int pg_slot_drop(struct pg_conn *c, const char *name, pg_done_fn cb, void *data)
                    " WHERE slot_name = '%s' AND NOT active",
                    name);
     return order(c, sql, NULL, cb, data);
+}
+
+/* pg_app_setup: the role (created or its password set), then the database if missing. */
+struct app_ctx {
+    pg_done_fn cb;
+    void *data;
+    struct pg_conn *conn;
+    char create_db[640]; /* CREATE DATABASE, NUL, the existence check */
+};
+
+static void on_app_db(void *data, const struct pg_result *r)
+{
+    struct app_ctx *ctx = data;
+    ctx->cb(ctx->data, r->err, r->msg);
+    free(ctx);
+}
+
+static void on_app_exists(void *data, const struct pg_result *r)
+{
+    struct app_ctx *ctx = data;
+    if (r->err != 0 || r->n_rows > 0) {
+        on_app_db(ctx, r);
+        return;
+    }
+    int rc = pg_query(ctx->conn, ctx->create_db, on_app_db, ctx);
+    if (rc != 0) {
+        ctx->cb(ctx->data, rc, err_str(rc));
+        free(ctx);
+    }
+}
+
+static void on_app_role(void *data, const struct pg_result *r)
+{
+    struct app_ctx *ctx = data;
+    if (r->err != 0) {
+        on_app_db(ctx, r);
+        return;
+    }
+    int rc = pg_query(ctx->conn, ctx->create_db + strlen(ctx->create_db) + 1, on_app_exists, ctx);
+    if (rc != 0) {
+        ctx->cb(ctx->data, rc, err_str(rc));
+        free(ctx);
+    }
+}
+
+int pg_app_setup(struct pg_conn *c, const char *name, const char *password, pg_done_fn cb,
+                 void *data)
+{
+    char ident[160], lit_name[160], lit_pw[80], sql[1024];
+    if (pg_quote_ident(name, ident, sizeof(ident)) != 0 ||
+        pg_quote_literal(name, lit_name, sizeof(lit_name)) != 0 ||
+        pg_quote_literal(password, lit_pw, sizeof(lit_pw)) != 0) {
+        return -EINVAL;
+    }
+    struct app_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (ctx == NULL) {
+        return -ENOMEM;
+    }
+    ctx->cb = cb;
+    ctx->data = data;
+    ctx->conn = c;
+    /* Two statements in one buffer: CREATE DATABASE, then the existence check. */
+    int n = snprintf(ctx->create_db, sizeof(ctx->create_db), "CREATE DATABASE %s OWNER %s", ident,
+                     ident);
+    (void)snprintf(ctx->create_db + n + 1, sizeof(ctx->create_db) - (size_t)n - 1,
+                   "SELECT 1 FROM pg_database WHERE datname = %s", lit_name);
+    (void)snprintf(sql, sizeof(sql),
+                   "DO $keel$ BEGIN"
+                   " IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s) THEN"
+                   " ALTER ROLE %s WITH LOGIN PASSWORD %s;"
+                   " ELSE CREATE ROLE %s WITH LOGIN PASSWORD %s; END IF; END $keel$",
+                   lit_name, ident, lit_pw, ident, lit_pw);
+    int rc = pg_query(c, sql, on_app_role, ctx);
+    if (rc != 0) {
+        free(ctx);
+    }
+    return rc;
 }

@@ -29,15 +29,17 @@ struct pg_standby {
 };
 
 struct pg_status {
-    bool is_in_recovery;   /* pg_is_in_recovery(): a standby (or a promotion not yet done) */
-    uint64_t current_lsn;  /* a primary's pg_current_wal_lsn(); 0 on a standby */
-    uint64_t receive_lsn;  /* a standby's pg_last_wal_receive_lsn(); 0 if none */
-    uint64_t replay_lsn;   /* a standby's pg_last_wal_replay_lsn(); 0 if none */
-    uint32_t timeline;     /* timeline_id of pg_control_checkpoint(): the last checkpoint's;
-                            * after a promotion it changes with the next checkpoint */
-    uint32_t received_tli; /* a standby's pg_stat_wal_receiver.received_tli; 0 if none */
-    char sync_names[256];  /* synchronous_standby_names in force ("" if none; cut) */
-    uint32_t n_standbys;   /* rows of pg_stat_replication, by application_name */
+    bool is_in_recovery;      /* pg_is_in_recovery(): a standby (or a promotion not yet done) */
+    uint64_t current_lsn;     /* a primary's pg_current_wal_lsn(); 0 on a standby */
+    uint64_t receive_lsn;     /* a standby's pg_last_wal_receive_lsn(); 0 if none */
+    uint64_t replay_lsn;      /* a standby's pg_last_wal_replay_lsn(); 0 if none */
+    uint32_t timeline;        /* timeline_id of pg_control_checkpoint(): the last checkpoint's;
+                               * after a promotion it changes with the next checkpoint */
+    uint32_t received_tli;    /* a standby's pg_stat_wal_receiver.received_tli; 0 if none */
+    uint32_t replay_delay_ms; /* a standby with WAL received but not replayed: how old its
+                               * last replayed transaction is; 0 when replay is caught up */
+    char sync_names[256];     /* synchronous_standby_names in force ("" if none; cut) */
+    uint32_t n_standbys;      /* rows of pg_stat_replication, by application_name */
     struct pg_standby standbys[PG_STANDBYS_MAX];
 };
 
@@ -65,6 +67,13 @@ int pg_slot_create(struct pg_conn *c, const char *name, pg_done_fn cb, void *dat
 
 /* Drop the slot name if it exists and is not in use. As pg_slot_create. */
 int pg_slot_drop(struct pg_conn *c, const char *name, pg_done_fn cb, void *data) KEEL_MUST_CHECK;
+
+/* The application's role and database, both called name: the role is created with LOGIN
+ * and password (or its password set again), then the database, owned by it, if missing.
+ * On a primary; idempotent. cb as for pg_status_query. Returns 0, -EINVAL (name or
+ * password too long), -ENOMEM or -ECANCELED. */
+int pg_app_setup(struct pg_conn *c, const char *name, const char *password, pg_done_fn cb,
+                 void *data) KEEL_MUST_CHECK;
 
 /* Parse the result of the status query into st (exposed for tests). Returns 0 or -EPROTO
  * when a value is not what PostgreSQL prints. */

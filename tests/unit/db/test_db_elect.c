@@ -168,6 +168,26 @@ Test(db_elect, former_primary_without_key_stays_fenced_while_competing)
     cr_assert_eq(o.role, DB_ROLE_CANDIDATE);
 }
 
+Test(db_elect, switchover_only_the_target_takes_the_key)
+{
+    struct db_member m[] = {{.name = "db3", .lsn = 5000, .healthy = true}};
+    struct db_elect_in in = base("db2");
+    in.members = m;
+    in.n_members = 1;
+    in.switchover_to = "db2"; /* db3 is more advanced, but the switchover names db2 */
+    struct db_elect_out o = decide(&in);
+    cr_assert(o.acquire);
+    cr_assert_eq(o.role, DB_ROLE_CANDIDATE);
+    struct db_elect_in in3 = base("db3");
+    in3.pg_lsn = 5000;
+    in3.switchover_to = "db2";
+    o = decide(&in3);
+    cr_assert(!o.acquire && !o.fence);
+    cr_assert_eq(o.role, DB_ROLE_REPLICA);
+    in.dcs_ok = false; /* no etcd: nobody takes anything */
+    cr_assert(!decide(&in).acquire);
+}
+
 Test(db_elect, role_names)
 {
     cr_assert_str_eq(db_role_name(DB_ROLE_PRIMARY), "primary");

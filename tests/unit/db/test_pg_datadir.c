@@ -228,3 +228,35 @@ Test(pg_datadir, pidfile_and_conninfo)
                          "dbname='postgres' gssencmode='disable' connect_timeout='5'");
     cr_assert_eq(pg_primary_conninfo(&pr, "a", NULL, true, ci, 40), -ENOSPC);
 }
+
+static void write_control(uint32_t version, uint32_t state, uint64_t lsn, size_t len)
+{
+    uint8_t head[64] = {0};
+    memcpy(head + 8, &version, sizeof(version));
+    memcpy(head + 16, &state, sizeof(state));
+    memcpy(head + 32, &lsn, sizeof(lsn));
+    char path[256];
+    (void)snprintf(path, sizeof(path), "%s/global", datadir);
+    cr_assert(mkdir(datadir, 0700) == 0 || errno == EEXIST);
+    cr_assert(mkdir(path, 0700) == 0 || errno == EEXIST);
+    (void)snprintf(path, sizeof(path), "%s/global/pg_control", datadir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(head, 1, len, f), len);
+    fclose(f);
+}
+
+Test(pg_datadir, control_file_state_and_checkpoint)
+{
+    struct pg_datadir d = dd();
+    struct pg_control ctl;
+    cr_assert_eq(pg_datadir_read_control(&d, &ctl), -ENOENT);
+    write_control(1300, 1, 0x3000128ull, 64);
+    cr_assert_eq(pg_datadir_read_control(&d, &ctl), 0);
+    cr_assert_eq(ctl.state, PG_CONTROL_SHUT_DOWN);
+    cr_assert_eq(ctl.checkpoint_lsn, 0x3000128ull);
+    write_control(1201, 1, 0x3000128ull, 64); /* PostgreSQL 14's layout: refused */
+    cr_assert_eq(pg_datadir_read_control(&d, &ctl), -EPROTO);
+    write_control(1300, 6, 1, 20); /* short */
+    cr_assert_eq(pg_datadir_read_control(&d, &ctl), -EPROTO);
+}

@@ -807,6 +807,54 @@ Test(pg_inst, promotion_then_the_old_primary_rejoins_with_rewind)
     cr_assert_str_eq(query_ok(ca, "SHOW listen_addresses"), "127.0.0.9"); /* not b's */
 }
 
+Test(pg_inst, demote_fences_read_only_and_control_file)
+{
+    uint16_t pa, pb;
+    struct pg_inst *a = primary_new("a", "127.0.0.14", &pa);
+    struct pg_conn *ca = pg_inst_conn(a);
+    /* the application role and database: created once, then idempotent */
+    for (int i = 0; i < 2; i++) {
+        struct done d = {0};
+        cr_assert_eq(pg_app_setup(ca, "shop-app", "pw1", on_done, &d), 0);
+        cr_assert(run_until(&d.is_done, WAIT_MS));
+        cr_assert_eq(d.rc, 0, "%s", d.reason);
+    }
+    cr_assert_str_eq(query_ok(ca, "SELECT pg_get_userbyid(datdba) FROM pg_database"
+                                  " WHERE datname = 'shop-app'"),
+                     "shop-app");
+    query_ok(ca, "CREATE TABLE w (id int)");
+    query_ok(ca, "INSERT INTO w VALUES (1)");
+    struct pg_inst *b = replica_new("b", "127.0.0.15", &pb, "127.0.0.14", pa, NULL);
+    query_until(pg_inst_conn(b), "SELECT count(*) FROM w", "1");
+
+    /* A clean stop leaves the shutdown checkpoint in pg_control; the replica has it. */
+    inst_stop(a, PG_STOP_FAST);
+    struct pg_control ctl;
+    cr_assert_eq(pg_inst_read_control(a, &ctl), 0);
+    cr_assert_eq(ctl.state, PG_CONTROL_SHUT_DOWN);
+    cr_assert_gt(ctl.checkpoint_lsn, 0);
+    struct pg_status sb = status_of(b);
+    cr_assert_gt(sb.receive_lsn, ctl.checkpoint_lsn, "the standby got the shutdown checkpoint");
+    inst_start(a);
+
+    /* Demote: read-only, following nobody; reads work, writes are refused. */
+    struct done d = {0};
+    cr_assert_eq(pg_inst_demote(a, on_done, &d), 0);
+    expect_done(&d, "demote");
+    cr_assert(pg_inst_is_standby(a));
+    cr_assert_str_eq(query_ok(ca, "SELECT pg_is_in_recovery()"), "t");
+    cr_assert_str_eq(query_ok(ca, "SELECT count(*) FROM w"), "1");
+    struct qres q;
+    query(ca, "INSERT INTO w VALUES (2)", &q);
+    cr_assert_eq(q.err, -EREMOTEIO);
+    cr_assert_str_eq(q.sqlstate, "25006", "read-only transaction: %s", q.msg);
+    /* and it can be promoted again */
+    memset(&d, 0, sizeof(d));
+    cr_assert_eq(pg_inst_promote(a, on_done, &d), 0);
+    expect_done(&d, "promote");
+    query_ok(ca, "INSERT INTO w VALUES (2)");
+}
+
 Test(pg_inst, stop_cancels_and_bad_uses)
 {
     uint16_t port;

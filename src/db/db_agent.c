@@ -24,6 +24,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "db/db_api.h"
+#include "db/db_conf.h"
 #include "db/db_elect.h"
 #include "db/db_secret.h"
 #include "db/etcd.h"
@@ -41,6 +42,7 @@ struct db_agent {
     char key_leader[256];
     char key_members[256];
     char key_self[320];
+    char key_switch[256];
     char repl_password[DB_PASSWORD_SIZE];
     char app_password[DB_PASSWORD_SIZE];
     char socket_dir[CONF_PATH_MAX];
@@ -72,6 +74,14 @@ struct db_agent {
     enum db_role role;
     const char *why;
     bool is_fenced; /* demoted by a fence: read-only until promoted or following */
+    /* the switchover key, as last read, and this node's part in one */
+    bool sw_has;
+    char sw_from[CONF_NAME_MAX], sw_to[CONF_NAME_MAX];
+    enum { SW_NONE = 0, SW_STOPPING, SW_WAITING, SW_HANDED } sw_phase;
+    char sw_target[CONF_NAME_MAX];
+    uint64_t sw_lsn, sw_deadline_ms;
+    char streamers[CONF_DB_MAX_NODES][CONF_NAME_MAX]; /* primary: standbys streaming now */
+    size_t n_streaming;
     uint64_t fenced_at_ms, fenced_said_ms;
     bool is_stopping, is_stopped;
     uint64_t promotions;
@@ -185,6 +195,13 @@ static void on_promoted(void *data, int rc, const char *reason)
         a->follows[0] = '\0';
         a->is_fenced = false;
         log_notice("db", "%s: promoted: now the primary", a->self);
+        if (a->sw_has && strcmp(a->sw_to, a->self) == 0) {
+            log_notice("db", "%s: switchover from %s done", a->self, a->sw_from);
+            a->sw_has = false;
+            if (etcd_delete(a->etcd, a->key_switch, ignore_result, NULL) != 0) {
+                log_warn("db", "%s: cannot delete the switchover key", a->self);
+            }
+        }
         primary_setup(a);
     }
     on_op_done(a, rc, reason);
@@ -335,6 +352,145 @@ static void act_stopped(struct db_agent *a)
            bootstrapped ? "start" : "bootstrap");
 }
 
+/* ---------------------------------------------------------------- switchover
+ * Planned, on the primary: `keel db switchover` writes the switchover key naming this node.
+ * The primary picks a streaming replica (the one named, or the most advanced), stops
+ * PostgreSQL cleanly (its WAL senders ship everything up to the shutdown checkpoint), and
+ * hands the leader key over only once the target has received that checkpoint: the target
+ * then holds every acknowledged write, in async mode too. Only the target competes for the
+ * key (db_elect); this node rejoins as its replica. If the target does not catch up within
+ * 10 s, the switchover is aborted and this node starts again as the primary. */
+
+static int64_t member_lsn(const struct db_agent *a, const char *name, bool *is_healthy)
+{
+    for (size_t i = 0; i < a->n_members; i++) {
+        if (strcmp(a->members[i].name, name) == 0) {
+            *is_healthy = a->members[i].healthy;
+            return (int64_t)a->members[i].lsn;
+        }
+    }
+    *is_healthy = false;
+    return -1;
+}
+
+static void switch_put(struct db_agent *a, const char *to)
+{
+    char v[160];
+    int n = snprintf(v, sizeof(v), "{\"from\":\"%s\",\"to\":\"%s\"}", a->self, to);
+    if (etcd_put(a->etcd, a->key_switch, v, (size_t)n, a->lease, ignore_result, NULL) != 0) {
+        log_warn("db", "%s: cannot write the switchover key", a->self);
+    }
+}
+
+static void switch_end(struct db_agent *a)
+{
+    a->sw_phase = SW_NONE;
+    a->sw_has = false;
+    if (etcd_delete(a->etcd, a->key_switch, ignore_result, NULL) != 0) {
+        log_warn("db", "%s: cannot delete the switchover key", a->self);
+    }
+}
+
+static void switch_abort(struct db_agent *a, const char *why)
+{
+    log_warn("db", "%s: switchover to %s aborted: %s; staying the primary", a->self, a->sw_target,
+             why);
+    bool is_stopped = a->sw_phase != SW_STOPPING;
+    switch_end(a);
+    if (is_stopped && !a->is_op_busy) {
+        a->is_op_busy = true;
+        run_op(a, pg_inst_start(a->pg, on_op_done, a), "start");
+    }
+}
+
+static void on_switch_stopped(void *data, int rc, const char *reason)
+{
+    struct db_agent *a = data;
+    a->is_op_busy = false;
+    struct pg_control ctl = {0};
+    if (rc == 0 && (rc = pg_inst_read_control(a->pg, &ctl)) == 0 &&
+        ctl.state != PG_CONTROL_SHUT_DOWN) {
+        rc = -EPROTO;
+    }
+    if (a->is_stopping) {
+        a->is_stopped = true;
+        return;
+    }
+    if (rc != 0) {
+        switch_abort(a,
+                     reason != NULL && reason[0] != '\0' ? reason : "no clean shutdown checkpoint");
+        return;
+    }
+    a->sw_lsn = ctl.checkpoint_lsn;
+    a->sw_phase = SW_WAITING;
+    log_notice("db", "%s: switchover: stopped cleanly at %lX; waiting for %s to receive it",
+               a->self, (unsigned long)ctl.checkpoint_lsn, a->sw_target);
+    schedule(a, 0);
+}
+
+/* The switchover key names us: pick the target, stop cleanly. */
+static void switch_begin(struct db_agent *a)
+{
+    const char *target = NULL;
+    int64_t best = -1;
+    for (size_t i = 0; i < a->n_streaming; i++) {
+        bool is_healthy;
+        int64_t lsn = member_lsn(a, a->streamers[i], &is_healthy);
+        bool is_named = strcmp(a->sw_to, a->streamers[i]) == 0;
+        if (is_healthy && (is_named || (a->sw_to[0] == '\0' && lsn > best))) {
+            target = a->streamers[i];
+            best = lsn;
+        }
+    }
+    if (target == NULL) {
+        log_warn("db", "%s: switchover refused: %s%s is not a healthy streaming replica", a->self,
+                 a->sw_to[0] != '\0' ? a->sw_to : "there",
+                 a->sw_to[0] != '\0' ? "" : " is no node that");
+        switch_end(a);
+        return;
+    }
+    (void)snprintf(a->sw_target, sizeof(a->sw_target), "%s", target);
+    switch_put(a, target);
+    log_notice("db", "%s: switchover to %s: stopping PostgreSQL cleanly", a->self, target);
+    a->sw_phase = SW_STOPPING;
+    a->sw_deadline_ms = ev_now_ms(a->loop) + 10000;
+    a->is_op_busy = true;
+    run_op(a, pg_inst_stop(a->pg, PG_STOP_FAST, on_switch_stopped, a), "stop");
+}
+
+/* A turn during a switchover this node leads. */
+static void switch_step(struct db_agent *a)
+{
+    uint64_t now = ev_now_ms(a->loop);
+    if (a->sw_phase == SW_WAITING) {
+        bool is_healthy;
+        int64_t lsn = member_lsn(a, a->sw_target, &is_healthy);
+        if (lsn > (int64_t)a->sw_lsn) {
+            log_notice("db",
+                       "%s: switchover: %s has every write (%lX past %lX): handing the "
+                       "leader key over",
+                       a->self, a->sw_target, (unsigned long)lsn, (unsigned long)a->sw_lsn);
+            release(a);
+            a->has_leader = false;
+            a->sw_phase = SW_HANDED;
+        } else if (now >= a->sw_deadline_ms) {
+            switch_abort(a, "it did not receive the shutdown checkpoint in time");
+        }
+        return;
+    }
+    if (a->sw_phase == SW_HANDED) {
+        if (a->has_leader && strcmp(a->leader, a->self) != 0) {
+            log_notice("db", "%s: switchover: %s leads, following it", a->self, a->leader);
+            a->sw_phase = SW_NONE; /* the target deletes the key once promoted */
+            act_stopped(a);
+        } else if (now >= a->sw_deadline_ms + 10000) {
+            log_warn("db", "%s: switchover: %s did not take the key; electing again", a->self,
+                     a->sw_target);
+            switch_end(a);
+        }
+    }
+}
+
 static void act(struct db_agent *a)
 {
     if (a->lease != 0 && a->dcs_ok) {
@@ -349,8 +505,17 @@ static void act(struct db_agent *a)
     if (a->is_op_busy) {
         return;
     }
+    if (a->sw_phase != SW_NONE) {
+        switch_step(a);
+        return;
+    }
     if (pg_inst_state(a->pg) != PG_INST_RUNNING) {
         act_stopped(a);
+        return;
+    }
+    if (a->sw_has && strcmp(a->sw_from, a->self) == 0 && a->pg_primary && a->has_leader &&
+        strcmp(a->leader, a->self) == 0 && a->role == DB_ROLE_PRIMARY) {
+        switch_begin(a);
         return;
     }
     struct db_elect_in in = {.now_ms = ev_now_ms(a->loop),
@@ -363,6 +528,7 @@ static void act(struct db_agent *a)
                              .leader = a->has_leader ? a->leader : NULL,
                              .members = a->members,
                              .n_members = a->n_members,
+                             .switchover_to = a->sw_has && a->sw_to[0] != '\0' ? a->sw_to : NULL,
                              .lease_valid_until_ms = a->lease_valid_until_ms,
                              .lease_ms = a->db.lease_ms};
     struct db_elect_out out;
@@ -426,8 +592,12 @@ static void on_status(void *data, int rc, const char *reason, const struct pg_st
         a->replay_lsn = a->pg_primary ? 0 : st->replay_lsn;
         a->lag_ms = st->replay_delay_ms;
         a->replica_ok = false;
+        a->n_streaming = 0;
         for (uint32_t i = 0; a->pg_primary && i < st->n_standbys; i++) {
             const struct pg_standby *s = &st->standbys[i];
+            if (strcmp(s->state, "streaming") == 0 && a->n_streaming < CONF_DB_MAX_NODES) {
+                (void)snprintf(a->streamers[a->n_streaming++], CONF_NAME_MAX, "%s", s->name);
+            }
             a->replica_ok = a->replica_ok || (strcmp(s->state, "streaming") == 0 &&
                                               st->current_lsn - s->replay_lsn <= a->db.max_lag);
         }
@@ -486,6 +656,27 @@ static void on_members(void *data, const struct etcd_result *res)
     turn_read_done(a);
 }
 
+/* The switchover key: {"from":"db1","to":"db2"}, "to" empty until the primary picks. */
+static void on_switch_key(void *data, const struct etcd_result *res)
+{
+    struct db_agent *a = data;
+    if (res->err == 0) {
+        a->sw_has = false;
+        struct errbuf eb;
+        struct json_doc *doc =
+            res->n_kvs > 0 ? json_parse(res->kvs[0].value, res->kvs[0].value_len, &eb) : NULL;
+        const char *from = doc != NULL ? json_str(json_get(json_root(doc), "from")) : NULL;
+        const char *to = doc != NULL ? json_str(json_get(json_root(doc), "to")) : NULL;
+        if (from != NULL) {
+            a->sw_has = true;
+            (void)snprintf(a->sw_from, sizeof(a->sw_from), "%s", from);
+            (void)snprintf(a->sw_to, sizeof(a->sw_to), "%s", to != NULL ? to : "");
+        }
+        json_free(doc);
+    }
+    turn_read_done(a);
+}
+
 static void on_lease(void *data, const struct etcd_result *res)
 {
     struct db_agent *a = data;
@@ -523,7 +714,7 @@ static void on_tick(struct ev_loop *loop, struct ev_timer *t)
                                        : etcd_lease_keepalive(a->etcd, a->lease, on_lease, a)) == 0;
     }
     a->is_turn_busy = true;
-    a->reads = 3;
+    a->reads = 4;
     if (pg_inst_state(a->pg) != PG_INST_RUNNING ||
         pg_status_query(pg_inst_conn(a->pg), on_status, a) != 0) {
         a->pg_up = false;
@@ -534,6 +725,9 @@ static void on_tick(struct ev_loop *loop, struct ev_timer *t)
         a->reads--;
     }
     if (etcd_get_prefix(a->etcd, a->key_members, on_members, a) != 0) {
+        a->reads--;
+    }
+    if (etcd_get(a->etcd, a->key_switch, on_switch_key, a) != 0) {
         a->reads--;
     }
     if (a->reads == 0) {
@@ -686,11 +880,9 @@ struct db_agent *db_agent_start(struct ev_loop *loop, const struct conf *conf, c
         (void)snprintf(a->addrs[i], sizeof(a->addrs[i]), "%s", n != NULL ? n->address : "");
     }
     (void)snprintf(a->self_addr, sizeof(a->self_addr), "%s", addr_of(a, node));
-    const char *cluster = conf->cluster_name[0] != '\0' ? conf->cluster_name : "keel";
-    (void)snprintf(a->key_leader, sizeof(a->key_leader), "/keel/%s/db/%s/leader", cluster,
-                   db->name);
-    (void)snprintf(a->key_members, sizeof(a->key_members), "/keel/%s/db/%s/members/", cluster,
-                   db->name);
+    db_conf_key(conf, db->name, "leader", a->key_leader, sizeof(a->key_leader));
+    db_conf_key(conf, db->name, "members/", a->key_members, sizeof(a->key_members));
+    db_conf_key(conf, db->name, "switchover", a->key_switch, sizeof(a->key_switch));
     (void)snprintf(a->key_self, sizeof(a->key_self), "%s%s", a->key_members, node);
     uint32_t t = db->lease_ms / 6;
     a->tick_ms = t > 500 ? 500 : t < 100 ? 100 : t;

@@ -440,3 +440,9 @@ const struct conf_section db_conf_section = {
     .validate = db_conf_validate,
     .expand = db_conf_expand,
 };
+
+void db_conf_key(const struct conf *conf, const char *db, const char *what, char *out, size_t size)
+{
+    const char *cluster = conf->cluster_name[0] != '\0' ? conf->cluster_name : "keel";
+    (void)snprintf(out, size, "/keel/%s/db/%s/%s", cluster, db, what);
+}

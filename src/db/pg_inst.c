@@ -1106,6 +1106,9 @@ int pg_inst_conninfo(const struct pg_inst *p, char *buf, size_t size)
     rc = rc != 0 ? rc : pg_conninfo_add(buf, size, "dbname", "postgres");
     rc = rc != 0 ? rc : pg_conninfo_add(buf, size, "application_name", "keel");
     rc = rc != 0 ? rc : pg_conninfo_add(buf, size, "gssencmode", "disable");
+    /* keel's own writes (roles, a database) must not wait for a synchronous standby that
+     * may not exist yet: that would stall the status queries behind them. */
+    rc = rc != 0 ? rc : pg_conninfo_add(buf, size, "options", "-c synchronous_commit=local");
     return rc;
 }
 

@@ -155,6 +155,7 @@ const char *pg_inst_last_exit(const struct pg_inst *p);
 
 /* A superuser connection over the local socket (peer authentication, keel's OS user mapped
  * to the instance's user in pg_ident.conf), for status queries and orders (pg_status.h).
+ * Its commits are synchronous_commit = local: they never wait for a standby.
  * Owned by p; valid until pg_inst_free. */
 struct pg_conn *pg_inst_conn(struct pg_inst *p);
 

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -172,3 +173,94 @@ def test_bootstrap_routes_and_failovers(env, etcd):
               % (what, sorted(t)[len(t) // 2], max(t), ["%.2f" % x for x in t]))
     assert max(crash) <= FAILOVER_MAX_S, crash
     assert max(agent) <= FAILOVER_MAX_S, agent
+
+
+class Writer(threading.Thread):
+    """Inserts numbered rows through the write port as the application role, one every
+    20 ms, reconnecting after any error; keeps the acknowledged ids."""
+
+    def __init__(self, c, password):
+        super().__init__(daemon=True)
+        self.c, self.password = c, password
+        self.acked, self.errors = [], 0
+        self.halt = threading.Event()
+
+    def run(self):
+        import psycopg2
+        conn, n = None, 0
+        end = time.monotonic() + 120        # bounded even if nobody stops it
+        while not self.halt.is_set() and time.monotonic() < end:
+            n += 1
+            try:
+                if conn is None:
+                    conn = psycopg2.connect(host=LB, port=self.c.write, user="main", dbname="main",
+                                            password=self.password, connect_timeout=2)
+                    conn.autocommit = True
+                with conn.cursor() as cur:
+                    cur.execute("INSERT INTO w (id) VALUES (%s)", (n,))
+                self.acked.append(n)
+            except psycopg2.Error:
+                self.errors += 1
+                if conn is not None:
+                    conn.close()
+                conn = None
+            time.sleep(0.02)
+        if conn is not None:
+            conn.close()
+
+
+@pytest.mark.timeout(180)
+def test_switchover_under_writes_loses_nothing(env, etcd):
+    import psycopg2
+    c = Cluster(env, etcd)
+    kt.deadline_poll(lambda: c.role_ok("db1", "/primary") or c.role_ok("db2", "/primary"), 30,
+                     what="a primary")
+    p = "db1" if c.role_ok("db1", "/primary") else "db2"
+    r = other(p)
+    c.wait_roles(p, r)
+    pw = subprocess.run([kt.KEEL, "db", "password", "-c", c.conf, "main"], check=True,
+                        capture_output=True, text=True).stdout.strip()
+    assert len(pw) == 32
+    c.nodes["lb1"].wait_server_state("main-primary", p, up=True, timeout=10)
+
+    def app_sql(query, port=None):
+        conn = psycopg2.connect(host=LB, port=port or c.write, user="main", dbname="main",
+                                password=pw, connect_timeout=3)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(query)
+            rows = cur.fetchall() if cur.description else None
+        conn.close()
+        return rows
+
+    kt.deadline_poll(lambda: app_sql("CREATE TABLE IF NOT EXISTS w (id int PRIMARY KEY)") or True,
+                     10, what="the application role")
+    w = Writer(c, pw)
+    w.start()
+    times = []
+    try:
+        for to in (r, None, None):          # named, then the best replica (the only one)
+            time.sleep(0.5)
+            args = [kt.KEEL, "db", "switchover", "-c", c.conf] + (["--to", to] if to else [])
+            t0 = time.monotonic()
+            out = subprocess.run(args, capture_output=True, text=True, timeout=40)
+            assert out.returncode == 0, out.stdout + out.stderr
+            assert "switchover: %s -> %s" % (p, r) in out.stdout, out.stdout
+            n0 = len(w.acked)
+            kt.deadline_poll(lambda: len(w.acked) > n0, 10, interval=0.01, what="writes resuming")
+            times.append(time.monotonic() - t0)
+            p, r = r, p
+            c.wait_roles(p, r)
+    finally:
+        w.halt.set()
+        w.join(10)
+    # every acknowledged id is on the primary
+    rows = {row[0] for row in app_sql("SELECT id FROM w")}
+    lost = sorted(set(w.acked) - rows)
+    print("switchover: %d acknowledged writes, %d lost, writes back after %s s"
+          % (len(w.acked), len(lost), ["%.2f" % t for t in times]))
+    assert not lost, lost[:20]
+    # a node asked to hand over to itself, or to a stranger, is refused clearly
+    bad = subprocess.run([kt.KEEL, "db", "switchover", "-c", c.conf, "--to", "lb1"],
+                         capture_output=True, text=True, timeout=10)
+    assert bad.returncode == 1 and "not a node of database main" in bad.stderr, bad.stderr

@@ -81,6 +81,8 @@ struct db_agent {
     char sw_target[CONF_NAME_MAX];
     uint64_t sw_lsn, sw_deadline_ms;
     char streamers[CONF_DB_MAX_NODES][CONF_NAME_MAX]; /* primary: standbys streaming now */
+    char sync_names[256]; /* primary: synchronous_standby_names in force */
+    bool is_sync_busy;
     size_t n_streaming;
     uint64_t fenced_at_ms, fenced_said_ms;
     bool is_stopping, is_stopped;
@@ -135,14 +137,6 @@ static void on_op_done(void *data, int rc, const char *reason)
              rc == 0 ? 0 : a->tick_ms); /* look again: at once, or after a failure a turn later */
 }
 
-static void on_sync_set(void *data, int rc, const char *reason)
-{
-    struct db_agent *a = data;
-    if (rc != 0) {
-        log_warn("db", "%s: cannot set synchronous_standby_names: %s", a->self, reason);
-    }
-}
-
 static void on_slot(void *data, int rc, const char *reason)
 {
     struct db_agent *a = data;
@@ -160,28 +154,66 @@ static void on_app_setup(void *data, int rc, const char *reason)
     }
 }
 
-/* A new primary: slots for the others, and synchronous replication to any one of them. */
-static void primary_setup(struct db_agent *a)
+/* synchronous_standby_names as it should be: any one of the other nodes with replication
+ * synchronous; none with async, and none with single_node_writes while no replica streams
+ * (the primary then goes on alone, as configured). */
+static void sync_want(const struct db_agent *a, char *out, size_t size)
 {
     char names[256] = "";
     size_t k = 0;
     for (uint32_t i = 0; i < a->db.n_nodes; i++) {
-        if (strcmp(a->db.nodes[i], a->self) == 0) {
-            continue;
+        if (strcmp(a->db.nodes[i], a->self) != 0) {
+            int n =
+                snprintf(names + k, sizeof(names) - k, "%s%s", k == 0 ? "" : ",", a->db.nodes[i]);
+            k += n > 0 && (size_t)n < sizeof(names) - k ? (size_t)n : 0;
         }
-        if (pg_slot_create(pg_inst_conn(a->pg), a->db.nodes[i], on_slot, a) != 0) {
-            log_warn("db", "%s: cannot queue the slot of %s", a->self, a->db.nodes[i]);
-        }
-        int n = snprintf(names + k, sizeof(names) - k, "%s%s", k == 0 ? "" : ",", a->db.nodes[i]);
-        k += n > 0 && (size_t)n < sizeof(names) - k ? (size_t)n : 0;
     }
-    char sync[300] = "";
-    if (a->db.replication == CONF_DB_SYNC && k > 0 && !a->db.single_node_writes) {
-        (void)snprintf(sync, sizeof(sync), "ANY 1 (%s)", names);
+    out[0] = '\0';
+    if (a->db.replication == CONF_DB_SYNC && k > 0 &&
+        (!a->db.single_node_writes || a->n_streaming > 0)) {
+        (void)snprintf(out, size, "ANY 1 (%s)", names);
     }
-    if (pg_sync_set(pg_inst_conn(a->pg), sync, on_sync_set, a) != 0) {
+}
+
+static void on_sync_set(void *data, int rc, const char *reason)
+{
+    struct db_agent *a = data;
+    a->is_sync_busy = false;
+    if (rc != 0) {
+        log_warn("db", "%s: cannot set synchronous_standby_names: %s", a->self, reason);
+    }
+}
+
+/* Set synchronous_standby_names if it is not what it should be (always if is_forced). */
+static void sync_apply(struct db_agent *a, bool is_forced)
+{
+    char want[300];
+    sync_want(a, want, sizeof(want));
+    if (a->is_sync_busy || (!is_forced && strcmp(want, a->sync_names) == 0)) {
+        return;
+    }
+    if (!is_forced && a->db.single_node_writes) {
+        log_notice("db", "%s: %s", a->self,
+                   want[0] != '\0' ? "a replica streams: commits wait for it again"
+                                   : "no replica streams: writes go on without one "
+                                     "(single_node_writes)");
+    }
+    a->is_sync_busy = pg_sync_set(pg_inst_conn(a->pg), want, on_sync_set, a) == 0;
+    if (!a->is_sync_busy) {
         log_warn("db", "%s: cannot queue synchronous_standby_names", a->self);
     }
+}
+
+/* A new primary: slots for the others, synchronous replication, the application's role. */
+static void primary_setup(struct db_agent *a)
+{
+    for (uint32_t i = 0; i < a->db.n_nodes; i++) {
+        if (strcmp(a->db.nodes[i], a->self) != 0 &&
+            pg_slot_create(pg_inst_conn(a->pg), a->db.nodes[i], on_slot, a) != 0) {
+            log_warn("db", "%s: cannot queue the slot of %s", a->self, a->db.nodes[i]);
+        }
+    }
+    sync_apply(a, true);
     if (pg_app_setup(pg_inst_conn(a->pg), a->db.name, a->app_password, on_app_setup, a) != 0) {
         log_warn("db", "%s: cannot queue the application role's setup", a->self);
     }
@@ -562,6 +594,8 @@ static void act(struct db_agent *a)
     } else if (out.promote) {
         a->is_op_busy = true;
         run_op(a, pg_inst_promote(a->pg, on_promoted, a), "promote");
+    } else if (out.role == DB_ROLE_PRIMARY && a->pg_primary) {
+        sync_apply(a, false);
     }
 }
 
@@ -603,6 +637,7 @@ static void on_status(void *data, int rc, const char *reason, const struct pg_st
         }
         if (a->pg_primary) {
             a->primary_lsn = st->current_lsn;
+            (void)snprintf(a->sync_names, sizeof(a->sync_names), "%s", st->sync_names);
         }
     }
     turn_read_done(a);

@@ -42,7 +42,7 @@ def etcd(env):
 
 
 class Cluster:
-    def __init__(self, env, etcd):
+    def __init__(self, env, etcd, extra=""):
         self.env = env
         self.tmp = env.tmp
         self.secret = os.urandom(32)
@@ -70,8 +70,9 @@ database main {
     write_port %(write)d;
     read_port %(read)d;
     lease 3s;
+%(extra)s
 }
-""" % dict(tmp=self.tmp, state=self.state, admin=self.admin, lb=LB, db1=DB[0], db2=DB[1], etcd=etcd, pg=self.pg,
+""" % dict(extra=extra, tmp=self.tmp, state=self.state, admin=self.admin, lb=LB, db1=DB[0], db2=DB[1], etcd=etcd, pg=self.pg,
            agent=self.agent, write=self.write, read=self.read))
         self.nodes = {}
         for name in ("db1", "db2", "lb1"):
@@ -264,3 +265,56 @@ def test_switchover_under_writes_loses_nothing(env, etcd):
     bad = subprocess.run([kt.KEEL, "db", "switchover", "-c", c.conf, "--to", "lb1"],
                          capture_output=True, text=True, timeout=10)
     assert bad.returncode == 1 and "not a node of database main" in bad.stderr, bad.stderr
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("alone", ["off", "on"])
+def test_single_node_writes(env, etcd, alone):
+    """Synchronous replication with the only replica gone: commits wait for it, unless
+    single_node_writes is on; then they go on, and wait again once it is back."""
+    import psycopg2
+    c = Cluster(env, etcd, extra="    single_node_writes %s;" % alone)
+    kt.deadline_poll(lambda: c.role_ok("db1", "/primary") or c.role_ok("db2", "/primary"), 30,
+                     what="a primary")
+    p = "db1" if c.role_ok("db1", "/primary") else "db2"
+    r = other(p)
+    c.wait_roles(p, r)
+    pw = subprocess.run([kt.KEEL, "db", "password", "-c", c.conf], check=True,
+                        capture_output=True, text=True).stdout.strip()
+    addr = DB[0] if p == "db1" else DB[1]
+
+    def write(timeout_s):
+        """Whether an INSERT is acknowledged within timeout_s. statement_timeout does not
+        cover the wait for a synchronous standby (it ends before the commit), so the client
+        cancels: PostgreSQL then ends the wait with a warning."""
+        conn = psycopg2.connect(host=addr, port=c.pg, user="main", dbname="main", password=pw,
+                                connect_timeout=3)
+        conn.autocommit = True
+        done = threading.Event()
+
+        def run():
+            with conn.cursor() as cur:
+                cur.execute("CREATE TABLE IF NOT EXISTS s (at timestamptz DEFAULT now())")
+                cur.execute("INSERT INTO s DEFAULT VALUES")
+            done.set()
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        ok = done.wait(timeout_s)
+        if not ok:
+            conn.cancel()
+        t.join(5)
+        conn.close()
+        return ok
+
+    kt.deadline_poll(lambda: write(2), 10, what="a synchronous write")
+    c.nodes[r].stop()
+    c.nodes[r].stopped_by_test = True
+    if alone == "off":
+        time.sleep(2)
+        assert not write(1.5), "a commit was acknowledged with no replica left"
+    else:
+        kt.deadline_poll(lambda: write(1), 5, what="writes going on alone")
+    c.start(r)
+    c.wait_roles(p, r)
+    assert write(3)

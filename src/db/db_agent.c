@@ -50,6 +50,7 @@ struct db_agent {
     struct etcd *etcd;
     struct admin *api;
     struct ev_timer tick;
+    struct ev_timer fence_timer; /* the leader's deadline to stop writing, kept by itself */
     uint32_t tick_ms;
     /* the agent's lease: its member key, and the leader key while it leads */
     int64_t lease;
@@ -310,6 +311,9 @@ static void on_demoted(void *data, int rc, const char *reason)
  * every session) and comes back read-only: reads go on, writes wait for the key. */
 static void fence(struct db_agent *a, const char *why)
 {
+    if (pg_inst_is_standby(a->pg) && pg_inst_state(a->pg) == PG_INST_RUNNING) {
+        return; /* read-only already (a status read before the fence said primary) */
+    }
     log_warn("db", "%s: fencing: PostgreSQL restarts read-only (%s)", a->self, why);
     a->is_op_busy = true;
     a->is_fenced = true;
@@ -565,12 +569,12 @@ static void act(struct db_agent *a)
                              .lease_ms = a->db.lease_ms};
     struct db_elect_out out;
     db_elect_decide(&in, &out);
+    if (a->is_fenced && out.role == DB_ROLE_REPLICA) {
+        out.role = DB_ROLE_FENCED; /* read-only, following nobody */
+    }
     if (out.role != a->role) {
         log_notice("db", "%s: %s -> %s (%s)", a->self, db_role_name(a->role),
                    db_role_name(out.role), out.reason);
-    }
-    if (a->is_fenced && out.role == DB_ROLE_REPLICA) {
-        out.role = DB_ROLE_FENCED; /* read-only, following nobody */
     }
     if (a->is_fenced && !a->dcs_ok && ev_now_ms(a->loop) >= a->fenced_said_ms + 5000) {
         a->fenced_said_ms = ev_now_ms(a->loop);
@@ -729,6 +733,32 @@ static void on_lease(void *data, const struct etcd_result *res)
         return;
     }
     a->lease_valid_until_ms = a->turn_at_ms + a->db.lease_ms;
+    /* The fence does not wait for a turn: a turn may be stuck on etcd's timeouts. */
+    uint64_t fence_at = a->lease_valid_until_ms - db_elect_fence_margin_ms(a->db.lease_ms);
+    uint64_t now = ev_now_ms(a->loop);
+    ev_timer_start(a->loop, &a->fence_timer, fence_at > now ? (uint32_t)(fence_at - now) : 0);
+}
+
+/* No renewal for lease - margin: a primary stops taking writes now. */
+static void on_fence_timer(struct ev_loop *loop, struct ev_timer *t)
+{
+    (void)loop;
+    struct db_agent *a = t->data;
+    bool is_leader = a->has_leader && strcmp(a->leader, a->self) == 0;
+    if (a->is_stopping || !is_leader || !a->pg_primary || pg_inst_state(a->pg) != PG_INST_RUNNING ||
+        a->is_fenced) {
+        return;
+    }
+    if (!a->is_op_busy) {
+        fence(a, "the leader lease could not be renewed in time");
+        return;
+    }
+    log_warn("db", "%s: fencing: the lease could not be renewed in time; stopping PostgreSQL",
+             a->self);
+    int rc = pg_inst_stop(a->pg, PG_STOP_FAST, on_op_done, a);
+    if (rc != 0 && rc != -EALREADY) {
+        log_error("db", "%s: cannot stop PostgreSQL to fence it: %s", a->self, strerror(-rc));
+    }
 }
 
 static void on_tick(struct ev_loop *loop, struct ev_timer *t)
@@ -922,6 +952,7 @@ struct db_agent *db_agent_start(struct ev_loop *loop, const struct conf *conf, c
     uint32_t t = db->lease_ms / 6;
     a->tick_ms = t > 500 ? 500 : t < 100 ? 100 : t;
     ev_timer_init(&a->tick, on_tick, a, "db agent");
+    ev_timer_init(&a->fence_timer, on_fence_timer, a, "db fence");
     if (db_secret_password(conf->secret_file, "keel-db-replication-v1", a->repl_password, eb) !=
             0 ||
         db_secret_app_password(conf->secret_file, db->name, a->app_password, eb) != 0 ||
@@ -942,6 +973,7 @@ void db_agent_stop(struct db_agent *a)
     }
     a->is_stopping = true;
     ev_timer_stop(a->loop, &a->tick);
+    ev_timer_stop(a->loop, &a->fence_timer);
     if (a->has_leader && strcmp(a->leader, a->self) == 0) {
         release(a); /* a replica takes over without waiting for the lease */
     }
@@ -966,6 +998,7 @@ void db_agent_free(struct db_agent *a)
         return;
     }
     ev_timer_stop(a->loop, &a->tick);
+    ev_timer_stop(a->loop, &a->fence_timer);
     admin_stop(a->api);
     etcd_free(a->etcd);
     pg_inst_free(a->pg);

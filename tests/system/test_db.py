@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -36,7 +37,9 @@ def etcd(env):
                   "--initial-cluster", "t=http://127.0.0.1:%d" % peer], "etcd",
                  allow_errors=[r".*"])    # etcd's own log format is not keel's
     kt.wait_port(client, 10)
+    env.etcd_proc = p
     yield "http://127.0.0.1:%d" % client
+    p.signal(signal.SIGCONT)    # a test may have frozen it
     p.stop(timeout=10)
     shutil.rmtree(data, ignore_errors=True)
 
@@ -318,3 +321,76 @@ def test_single_node_writes(env, etcd, alone):
     c.start(r)
     c.wait_roles(p, r)
     assert write(3)
+
+
+@pytest.mark.timeout(180)
+def test_etcd_unreachable_primary_goes_read_only(env, etcd):
+    """etcd frozen for every node: the primary fences itself before its lease can lapse by
+    restarting PostgreSQL read-only (reads go on, writes are refused), says so in its log,
+    and once etcd answers again a primary is elected and writes resume."""
+    import psycopg2
+    c = Cluster(env, etcd)
+    kt.deadline_poll(lambda: c.role_ok("db1", "/primary") or c.role_ok("db2", "/primary"), 30,
+                     what="a primary")
+    p = "db1" if c.role_ok("db1", "/primary") else "db2"
+    r = other(p)
+    c.wait_roles(p, r)
+    pw = subprocess.run([kt.KEEL, "db", "password", "-c", c.conf], check=True,
+                        capture_output=True, text=True).stdout.strip()
+
+    def on(node, query):
+        conn = psycopg2.connect(host=DB[0] if node == "db1" else DB[1], port=c.pg, user="main",
+                                dbname="main", password=pw, connect_timeout=2)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(query)
+                return cur.fetchall() if cur.description else None
+        finally:
+            conn.close()
+
+    kt.deadline_poll(lambda: on(p, "CREATE TABLE IF NOT EXISTS e (id int)") or True, 10,
+                     what="the application role")
+    on(p, "INSERT INTO e VALUES (1)")
+    mark = c.nodes[p].log.mark()
+    env.etcd_proc.signal(signal.SIGSTOP)
+    t0 = time.monotonic()
+
+    def read_only():
+        try:
+            on(p, "INSERT INTO e VALUES (2)")
+            return False
+        except psycopg2.errors.ReadOnlySqlTransaction:
+            return True
+        except psycopg2.OperationalError:
+            return False                  # restarting
+
+    kt.deadline_poll(read_only, 10, interval=0.05, what="the primary refusing writes")
+    fenced_after = time.monotonic() - t0
+    assert fenced_after < 3.0, "fenced %.2f s after etcd froze: the lease is 3 s" % fenced_after
+    n = on(p, "SELECT count(*) FROM e")[0][0]           # reads go on
+    assert n >= 1
+    assert on(p, "SELECT pg_is_in_recovery()") == [(True,)]
+    assert on(r, "SELECT pg_is_in_recovery()") == [(True,)]
+    c.nodes[p].log.wait(r"READ-ONLY: etcd cannot be reached", timeout=10, start=mark)
+    time.sleep(1)
+    assert read_only() and on(r, "SELECT pg_is_in_recovery()") == [(True,)]
+    env.etcd_proc.signal(signal.SIGCONT)
+    t1 = time.monotonic()
+
+    def writable():
+        try:
+            for node in ("db1", "db2"):
+                if c.role_ok(node, "/primary"):
+                    on(node, "INSERT INTO e VALUES (3)")
+                    return node
+        except psycopg2.Error:
+            return None
+        return None
+
+    leader = kt.deadline_poll(writable, 20, interval=0.1, what="a writable primary again")
+    print("etcd frozen: read-only after %.2f s; writable again %.2f s after etcd came back (%s)"
+          % (fenced_after, time.monotonic() - t1, leader))
+    c.wait_roles(leader, other(leader))
+    assert on(leader, "SELECT count(*) FROM e WHERE id <> 2") == [(2,)]
+    assert on(leader, "SELECT count(*) FROM e WHERE id = 2") == [(n - 1,)]

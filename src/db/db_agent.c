@@ -90,6 +90,8 @@ struct db_agent {
     uint64_t promotions;
     uint64_t leader_changes;
     char last_leader[CONF_NAME_MAX]; /* the last leader seen, kept while there is none */
+    int64_t leader_revision;         /* of the leader's member key, when it last changed */
+    uint64_t leader_seen_ms;
 };
 
 static const char *addr_of(const struct db_agent *a, const char *node)
@@ -605,6 +607,15 @@ static void act(struct db_agent *a)
 
 /* ---------------------------------------------------------------- a turn */
 
+/* Whether the leader stopped publishing its member key (it does every turn): its agent is
+ * dead or cut off, and its lease is about to lapse. Replicas then look every 100 ms, to take
+ * the key as soon as etcd drops it. */
+static bool leader_is_silent(const struct db_agent *a)
+{
+    return a->has_leader && strcmp(a->leader, a->self) != 0 && a->leader_seen_ms != 0 &&
+           ev_now_ms(a->loop) > a->leader_seen_ms + 2 * (uint64_t)a->tick_ms + 200;
+}
+
 static void turn_read_done(struct db_agent *a)
 {
     if (--a->reads > 0) {
@@ -613,7 +624,7 @@ static void turn_read_done(struct db_agent *a)
     a->is_turn_busy = false;
     if (!a->is_stopping) {
         act(a);
-        schedule(a, a->tick_ms);
+        schedule(a, leader_is_silent(a) ? 100 : a->tick_ms);
     }
 }
 
@@ -681,6 +692,11 @@ static void on_members(void *data, const struct etcd_result *res)
             }
             struct db_member *m = &a->members[a->n_members++];
             (void)snprintf(m->name, sizeof(m->name), "%s", name);
+            if (a->has_leader && strcmp(name, a->leader) == 0 &&
+                kv->mod_revision != a->leader_revision) {
+                a->leader_revision = kv->mod_revision;
+                a->leader_seen_ms = ev_now_ms(a->loop);
+            }
             int64_t lsn = 0;
             (void)json_int(json_get(json_root(doc), "lsn"), &lsn);
             m->lsn = (uint64_t)lsn;

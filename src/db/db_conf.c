@@ -5,6 +5,7 @@
  * ports do not collide, a state_dir or a data_dir to keep the data in). */
 #include "db/db_conf.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -226,7 +227,7 @@ static const struct conf_directive db_directives[] = {
      CONF_FIELD(struct conf_database, lease_ms),
      .min = 1000,
      .max = 600000,
-     .def = "4s",
+     .def = "3s",
      .syntax = "lease DURATION",
      .help = "how long the leader key outlives a primary that stopped renewing it"},
     {.name = "max_lag",
@@ -306,7 +307,8 @@ static void db_conf_validate(struct conf_parser *cp, struct conf *conf)
 
 /* The routes of one database as configuration text: its write port to the primary, its read
  * port to the nodes whose agent says they take reads (/read: a replica within max_lag, or
- * the primary when no replica qualifies). Health from the agents; sessions to a node that
+ * the primary when no replica qualifies). The ports listen on each lb node's address and on
+ * the virtual IPs (only lb nodes hold them). Health from the agents; sessions to a node that
  * loses the role are closed. */
 static int routes_text(const struct conf *conf, const struct conf_database *db, char *out,
                        size_t size)
@@ -333,11 +335,19 @@ static int routes_text(const struct conf *conf, const struct conf_database *db, 
         if (port == 0) {
             continue;
         }
-        PUT("frontend %s-%s { bind :%u; mode tcp; backend %s-%s; timeout_client 1h; }\n"
+        PUT("frontend %s-%s { bind :%u; mode tcp; backend %s-%s; timeout_client 1h;", db->name,
+            kinds[r].suffix, port, db->name, kinds[r].backend);
+        for (uint32_t v = 0; v < conf->n_vips; v++) {
+            for (uint32_t a = 0; a < conf->vips[v].n_addrs; a++) {
+                char ip[INET_ADDRSTRLEN];
+                (void)inet_ntop(AF_INET, &conf->vips[v].addrs[a], ip, sizeof(ip));
+                PUT(" bind %s:%u;", ip, port);
+            }
+        }
+        PUT(" }\n"
             "backend %s-%s { mode tcp; balance %s; shutdown_on_down on; timeout_server 1h;\n"
             "    check http path %s port %u interval 500ms timeout 500ms rise 1 fall 1;\n",
-            db->name, kinds[r].suffix, port, db->name, kinds[r].backend, db->name, kinds[r].backend,
-            kinds[r].balance, kinds[r].path, db->agent_port);
+            db->name, kinds[r].backend, kinds[r].balance, kinds[r].path, db->agent_port);
         for (uint32_t i = 0; i < db->n_nodes; i++) {
             PUT("    server %s %s:%u;\n", db->nodes[i], db->nodes[i], db->pg_port);
         }

@@ -104,7 +104,7 @@ struct hp_conn {
     const char *error_detail; /* why keel answered itself, for the log */
 
     /* a local response (HP_STATE_LOCAL): head in out, then a file range or a memory body */
-    int file_fd; /* -1 when none */
+    int file_fd;                             /* -1 when none */
     struct http_filecache_entry *file_entry; /* file_fd belongs to the worker cache */
     uint64_t file_off;
     uint64_t file_left;

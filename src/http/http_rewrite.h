@@ -24,10 +24,10 @@ int http_rewrite_request(const struct http_msg *req, const char *buf,
                          const struct http_rewrite_req *opt, struct buf *out) KEEL_MUST_CHECK;
 
 struct http_rewrite_res {
-    bool is_close;        /* add Connection: close */
-    bool is_keepalive_10; /* HTTP/1.0 client keeping the connection: Connection: keep-alive */
-    bool drop_framing;    /* remove Transfer-Encoding and Content-Length (body is de-chunked and
-                           * delimited by close for an HTTP/1.0 client) */
+    bool is_close;         /* add Connection: close */
+    bool is_keepalive_10;  /* HTTP/1.0 client keeping the connection: Connection: keep-alive */
+    bool drop_framing;     /* remove Transfer-Encoding and Content-Length (body is de-chunked and
+                            * delimited by close for an HTTP/1.0 client) */
     const char *served_by; /* a web node's name: replaces any X-Served-By; NULL or "": none */
 };
 

@@ -44,7 +44,7 @@ Test(db_conf, defaults)
     cr_assert_eq(db->pg_port, 5432);
     cr_assert_eq(db->agent_port, 8008);
     cr_assert_eq(db->write_port, 0);
-    cr_assert_eq(db->lease_ms, 4000);
+    cr_assert_eq(db->lease_ms, 3000);
     cr_assert_eq(db->max_lag, 16u << 20);
     cr_assert_str_eq(db->bindir, "/usr/lib/postgresql/15/bin");
     cr_assert_str_eq(db->data_dir, "/var/lib/keel/db/main");
@@ -122,6 +122,21 @@ Test(db_conf, routes_on_the_lb_nodes)
     cr_assert_str_eq(rb->check.path, "/read");
     cr_assert_eq(rb->check.port, 8009);
     cr_assert_str_eq(conf->backends[w->backend_index].check.path, "/primary");
+    conf_free(conf);
+}
+
+Test(db_conf, routes_listen_on_the_lb_nodes_vips)
+{
+    struct conf *conf = load(NODES "node lb1 { address 10.0.0.11; roles lb; }\n"
+                                   "node lb2 { address 10.0.0.12; roles lb; }\n"
+                                   "vip 10.0.0.100 { nodes lb1 lb2; interface eth0; vrid 7; }\n"
+                                   "database main { nodes db1 db2; dcs etcd http://10.0.0.41:2379; "
+                                   "data_dir /d; write_port 5432; read_port 5433; }\n");
+    const struct conf_frontend *w = &conf->frontends[0], *r = &conf->frontends[1];
+    cr_assert_eq(w->n_binds, 2, "the node's address and the lbs' VIP");
+    cr_assert_str_eq(w->binds[1].text, "10.0.0.100:5432");
+    cr_assert_eq(r->n_binds, 2);
+    cr_assert_str_eq(r->binds[1].text, "10.0.0.100:5433");
     conf_free(conf);
 }
 

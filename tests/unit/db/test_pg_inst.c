@@ -175,10 +175,13 @@ static struct pg_conn *conn_new(const char *conninfo, uint32_t timeout_ms)
 }
 
 /* A superuser connection to p over its socket with its own timeout. */
+/* A connection like a client's: superuser over the socket, but with the server's
+ * synchronous_commit (keel's own connection commits locally; the last keyword wins). */
 static struct pg_conn *admin_conn(struct pg_inst *p, uint32_t timeout_ms)
 {
     char ci[1024];
     cr_assert_eq(pg_inst_conninfo(p, ci, sizeof(ci)), 0);
+    cr_assert_eq(pg_conninfo_add(ci, sizeof(ci), "options", "-c synchronous_commit=on"), 0);
     return conn_new(ci, timeout_ms);
 }
 
@@ -745,6 +748,7 @@ Test(pg_inst, synchronous_commit_waits_for_the_standby)
     cr_assert_eq(q1.err, -KEEL_ETIMEDOUT, "%s: %s", err_name(q1.err), q1.msg);
     run_for(500);
     cr_assert_not(q2.is_done, "a synchronous commit returned without its standby");
+    query_ok(ca, "CREATE TABLE keel_own (id int)"); /* keel's connection never waits */
 
     /* The standby comes back: the commit returns, and the row is on the standby. */
     inst_start(b);

@@ -2,16 +2,22 @@
 /* `keel demo-app`: the built-in demo application that `run builtin demo` supervises. A
  * small dynamic site on one event loop: / (HTML) and /api/info (JSON) show the app node
  * that answered, the web node that forwarded the request (its X-Served-By header), a
- * request counter of this process and its uptime; /healthz answers "ok". HTTP/1.1 with
- * keep-alive and pipelining, HEAD, 404 for other paths, 405 for other methods. */
+ * request counter of this process and its uptime; /healthz answers "ok"; /guestbook and
+ * /guestbook.json are the guestbook (app_guestbook.c: posts kept in the database tier).
+ * HTTP/1.1 with keep-alive and pipelining, HEAD, 404 for other paths, 405 for other
+ * methods. This file owns the connections; a guestbook request holds its connection's
+ * pipeline until the database answered. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "app/app_guestbook.h"
 #include "cli/cli.h"
 #include "core/buf.h"
 #include "core/conf.h"
@@ -20,9 +26,13 @@
 #include "http/http_parse.h"
 
 #define DEMO_IN_MAX 16384   /* a request head must fit */
-#define DEMO_OUT_MAX 65536  /* answers waiting to be sent */
+#define DEMO_OUT_MAX 65536  /* answers waiting to be sent... */
+#define DEMO_OUT_BIG 393216 /* ...or more, for a guestbook page (buffer grown for it) */
 #define DEMO_OUT_HIGH 32768 /* stop answering pipelined requests above this */
 #define DEMO_IDLE_MS 60000  /* a connection without a request for this long is closed */
+#define DEMO_LINGER_MS                                                                             \
+    2000 /* after the last answer, how long to read what the client still sends */
+#define DEMO_LINGER_MAX (1u << 20) /* ...and how much of it */
 #define DEMO_PAGE_MAX 8192
 #define DEMO_HEAD_MAX (DEMO_IN_MAX / 2) /* larger request heads get 431 */
 
@@ -33,8 +43,10 @@ struct demo {
     char listen[128];
     int lfd;
     struct ev_io lio;
+    struct ev_io sigio; /* SIGTERM and SIGINT, through a signalfd */
     uint64_t requests;
     uint64_t started_ms;
+    struct guestbook *gb;
 };
 
 struct demo_conn {
@@ -47,8 +59,13 @@ struct demo_conn {
     struct http_parser parser;
     struct http_msg req;
     struct ev_defer defer;
-    bool close_after; /* answer what is queued, then close */
+    struct gb_call *call; /* a guestbook request waiting for the database, else NULL */
+    bool close_after;     /* answer what is queued, then close */
     bool is_closed;
+    bool is_lingering;  /* answered and shut down for writing: discarding what comes */
+    size_t lingered;    /* bytes discarded meanwhile */
+    bool sent_continue; /* 100 Continue sent for the current request */
+    bool is_head_call;  /* the guestbook request waiting is a HEAD */
 };
 
 /* ------------------------------------------------------------------------------------------
@@ -135,7 +152,8 @@ static int page_html(const struct demo *d, const struct demo_info *in, char *out
                     "<tr><td>process</td><td id=\"pid\">%d</td></tr>\n"
                     "<tr><td>requests served by this process</td><td id=\"requests\">%lu</td>"
                     "</tr>\n<tr><td>uptime</td><td id=\"uptime\">%lu s</td></tr>\n</table>\n"
-                    "<p>JSON: <a href=\"/api/info\">/api/info</a> &middot; health: "
+                    "<p>guestbook: <a href=\"/guestbook\">/guestbook</a> &middot; JSON: "
+                    "<a href=\"/api/info\">/api/info</a> &middot; health: "
                     "<a href=\"/healthz\">/healthz</a></p>\n</body></html>\n",
                     node, node, web[0] != '\0' ? web : "(direct request)", app, d->listen,
                     (int)getpid(), (unsigned long)in->requests, (unsigned long)in->uptime_s);
@@ -181,11 +199,16 @@ static void conn_close(struct demo_conn *c)
         return;
     }
     c->is_closed = true;
+    guestbook_cancel(c->call); /* its answer has nowhere to go */
+    c->call = NULL;
     ev_io_stop(c->d->loop, &c->io);
     ev_timer_stop(c->d->loop, &c->idle);
     (void)close(c->fd);                            /* everything queued was sent or is abandoned */
     ev_defer(c->d->loop, &c->defer, conn_free, c); /* after this iteration's events */
 }
+
+static void step(struct demo_conn *c);
+static void conn_linger(struct demo_conn *c);
 
 static void respond(struct demo_conn *c, int status, const char *ctype, const char *extra,
                     const char *body, size_t len, bool is_head)
@@ -196,8 +219,12 @@ static void respond(struct demo_conn *c, int status, const char *ctype, const ch
                      "Cache-Control: no-store\r\nX-App-Node: %s\r\n%s%s\r\n",
                      status, http_status_reason(status), ctype, len, c->d->node, extra,
                      c->close_after ? "Connection: close\r\n" : "");
-    if (n < 0 || (size_t)n >= sizeof(head) || !buf_append(&c->out, head, (size_t)n) ||
-        (!is_head && !buf_append(&c->out, body, len))) {
+    size_t need = c->out.len + (size_t)(n > 0 ? n : 0) + (is_head ? 0 : len);
+    if (need > c->out.cap && need <= DEMO_OUT_BIG && buf_grow(&c->out, need) != 0) {
+        need = SIZE_MAX; /* out of memory: as if it did not fit */
+    }
+    if (n < 0 || (size_t)n >= sizeof(head) || need == SIZE_MAX ||
+        !buf_append(&c->out, head, (size_t)n) || (!is_head && !buf_append(&c->out, body, len))) {
         c->close_after = true; /* the answer does not fit: give up on the connection */
     }
 }
@@ -208,19 +235,93 @@ static bool path_is(const char *path, size_t len, const char *want)
     return len == wl && memcmp(path, want, wl) == 0;
 }
 
-/* Answer the request in c->req (its head is at the start of c->in). */
-static void answer(struct demo_conn *c)
+/* The path of the request in c->req (its head is at the start of c->in): *len bytes, the
+ * query excluded. */
+static const char *request_path(const struct demo_conn *c, size_t *len)
+{
+    const char *target = buf_head(&c->in) + c->req.target.off;
+    const char *q = memchr(target, '?', c->req.target.len);
+    *len = q != NULL ? (size_t)(q - target) : c->req.target.len;
+    return target;
+}
+
+static bool is_guestbook(const struct demo_conn *c)
+{
+    size_t len;
+    const char *path = request_path(c, &len);
+    return path_is(path, len, "/guestbook") || path_is(path, len, "/guestbook.json");
+}
+
+/* The value of header name (lowercase), cut to size - 1 bytes, into out; "" if absent. */
+static void header_value(const struct demo_conn *c, const char *name, char *out, size_t size)
+{
+    const char *b = buf_head(&c->in);
+    int h = http_msg_find(&c->req, b, name, strlen(name));
+    size_t vl = 0;
+    if (h >= 0) {
+        struct http_span v = c->req.headers[h].value;
+        vl = v.len < size - 1 ? v.len : size - 1;
+        memcpy(out, b + v.off, vl);
+    }
+    out[vl] = '\0';
+}
+
+static void on_guestbook_reply(void *data, const struct gb_reply *r)
+{
+    struct demo_conn *c = data;
+    c->call = NULL;
+    respond(c, r->status, r->content_type, r->headers, r->body, r->len, c->is_head_call);
+    ev_timer_start(c->d->loop, &c->idle, DEMO_IDLE_MS);
+    step(c); /* send it, and go on with pipelined requests */
+}
+
+/* A guestbook request whose body (body_len bytes, after the head) is buffered: hand it to
+ * the guestbook, which answers through on_guestbook_reply. */
+static void answer_guestbook(struct demo_conn *c, size_t body_len)
+{
+    const char *b = buf_head(&c->in);
+    size_t len;
+    const char *target = request_path(c, &len);
+    char web[128], accept[512];
+    header_value(c, "x-served-by", web, sizeof(web));
+    header_value(c, "accept", accept, sizeof(accept));
+    struct gb_request rq = {.method = c->req.method,
+                            .is_json_path = path_is(target, len, "/guestbook.json"),
+                            .accepts_json = strcasestr(accept, "application/json") != NULL,
+                            .body = b + c->req.head_len,
+                            .body_len = body_len,
+                            .web = web};
+    if (len < c->req.target.len) {
+        rq.query = target + len + 1;
+        rq.query_len = c->req.target.len - len - 1;
+    }
+    int h = http_msg_find(&c->req, b, "content-type", 12);
+    if (h >= 0) {
+        rq.content_type = b + c->req.headers[h].value.off;
+        rq.content_type_len = c->req.headers[h].value.len;
+    }
+    c->is_head_call = c->req.method == HTTP_METHOD_HEAD;
+    if (guestbook_serve(c->d->gb, &rq, on_guestbook_reply, c, &c->call) != 0) {
+        static const char msg[] = "503 out of memory\n";
+        c->call = NULL;
+        respond(c, 503, "text/plain; charset=utf-8", "", msg, sizeof(msg) - 1, c->is_head_call);
+    }
+}
+
+/* Answer the request in c->req (its head is at the start of c->in, followed by body_len
+ * bytes of body when it is a guestbook request). */
+static void answer(struct demo_conn *c, size_t body_len)
 {
     struct demo *d = c->d;
-    const char *b = buf_head(&c->in);
-    const char *target = b + c->req.target.off;
-    size_t len = strcspn(target, "?");
-    if (len > c->req.target.len) {
-        len = c->req.target.len;
-    }
+    size_t len;
+    const char *target = request_path(c, &len);
     bool is_head = c->req.method == HTTP_METHOD_HEAD;
     if (!c->close_after) {
         c->close_after = !http_msg_keepalive(&c->req);
+    }
+    if (is_guestbook(c)) {
+        answer_guestbook(c, body_len);
+        return;
     }
     /* A request with a body is not for this application: answer, then close rather than
      * read the body. */
@@ -241,19 +342,13 @@ static void answer(struct demo_conn *c)
         return;
     }
     if (!is_known) {
-        static const char msg[] = "not found: try /, /api/info or /healthz\n";
+        static const char msg[] = "not found: try /, /api/info, /guestbook or /healthz\n";
         respond(c, 404, "text/plain; charset=utf-8", "", msg, sizeof(msg) - 1, is_head);
         return;
     }
     struct demo_info info = {.requests = ++d->requests,
                              .uptime_s = (mono_ms() - d->started_ms) / 1000};
-    int h = http_msg_find(&c->req, b, "x-served-by", 11);
-    if (h >= 0) {
-        struct http_span v = c->req.headers[h].value;
-        size_t vl = v.len < sizeof(info.web) - 1 ? v.len : sizeof(info.web) - 1;
-        memcpy(info.web, b + v.off, vl);
-        info.web[vl] = '\0';
-    }
+    header_value(c, "x-served-by", info.web, sizeof(info.web));
     char page[DEMO_PAGE_MAX];
     bool is_json = path_is(target, len, "/api/info");
     int n =
@@ -261,6 +356,47 @@ static void answer(struct demo_conn *c)
     size_t plen = n < 0 ? 0 : (size_t)n < sizeof(page) ? (size_t)n : sizeof(page) - 1;
     respond(c, 200, is_json ? "application/json" : "text/html; charset=utf-8", "", page, plen,
             is_head);
+}
+
+/* Whether the body of the request in c->req is buffered. Only guestbook requests have
+ * their body read: 0 with *len its size (0 for other requests, which are answered and
+ * closed instead), -EAGAIN while more is to come, -EINVAL after answering 411 or 413 (the
+ * connection closes once that is sent). */
+static int request_body(struct demo_conn *c, size_t *len)
+{
+    *len = 0;
+    enum http_body_kind kind = http_request_body_kind(&c->req);
+    if (kind == HTTP_BODY_NONE || !is_guestbook(c)) {
+        return 0;
+    }
+    if (kind != HTTP_BODY_LENGTH || c->req.content_length > GUESTBOOK_BODY_MAX) {
+        static const char msg[] = "the guestbook takes a form of at most 16 KiB, with a "
+                                  "Content-Length\n";
+        c->close_after = true;
+        respond(c, kind != HTTP_BODY_LENGTH ? 411 : 413, "text/plain; charset=utf-8", "", msg,
+                sizeof(msg) - 1, false);
+        return -EINVAL;
+    }
+    size_t need = c->req.head_len + (size_t)c->req.content_length;
+    if (c->in.len >= need) {
+        *len = (size_t)c->req.content_length;
+        return 0;
+    }
+    if (need > c->in.cap && buf_grow(&c->in, need) != 0) {
+        static const char msg[] = "out of memory\n";
+        c->close_after = true;
+        respond(c, 503, "text/plain; charset=utf-8", "", msg, sizeof(msg) - 1, false);
+        return -EINVAL;
+    }
+    if ((c->req.flags & HTTP_F_EXPECT_CONTINUE) != 0 && !c->sent_continue) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        c->sent_continue = true;
+        if (!buf_append(&c->out, cont, sizeof(cont) - 1)) {
+            c->close_after = true;
+            return -EINVAL;
+        }
+    }
+    return -EAGAIN;
 }
 
 static void flush_out(struct demo_conn *c)
@@ -280,10 +416,11 @@ static void flush_out(struct demo_conn *c)
     }
 }
 
-/* Answer every complete request buffered (pipelining), send, and set the interest. */
+/* Answer every complete request buffered (pipelining), send, and set the interest. A
+ * guestbook request waiting for the database holds the rest of the pipeline. */
 static void step(struct demo_conn *c)
 {
-    while (!c->close_after && c->out.len < DEMO_OUT_HIGH) {
+    while (c->call == NULL && !c->close_after && c->out.len < DEMO_OUT_HIGH) {
         int rc = http_parse_head(&c->parser, buf_head(&c->in), c->in.len, &c->req);
         if (rc == -EAGAIN) {
             break;
@@ -295,24 +432,61 @@ static void step(struct demo_conn *c)
                     sizeof(msg) - 1, false);
             break;
         }
-        answer(c);
-        buf_consume(&c->in, c->req.head_len);
+        size_t body_len = 0;
+        rc = request_body(c, &body_len);
+        if (rc == -EAGAIN) {
+            break;
+        }
+        if (rc == 0) {
+            answer(c, body_len);
+        }
+        buf_consume(&c->in, c->req.head_len + body_len); /* the guestbook copied what it needs */
         http_parser_init(&c->parser, false, 8192, DEMO_HEAD_MAX);
+        c->sent_continue = false;
         ev_timer_start(c->d->loop, &c->idle, DEMO_IDLE_MS);
     }
     flush_out(c);
     if (c->is_closed) {
         return;
     }
-    if (c->close_after && c->out.len == 0) {
-        conn_close(c);
+    if (c->close_after && c->out.len == 0 && c->call == NULL) {
+        conn_linger(c);
         return;
     }
     uint32_t ev = c->out.len > 0 ? EV_WRITE : 0;
-    if (!c->close_after && c->out.len < DEMO_OUT_HIGH && buf_tailroom(&c->in) > 0) {
+    if (!c->close_after && c->call == NULL && c->out.len < DEMO_OUT_HIGH &&
+        buf_tailroom(&c->in) > 0) {
         ev |= EV_READ;
     }
     if (ev_io_set(c->d->loop, &c->io, ev) != 0) {
+        conn_close(c);
+    }
+}
+
+/* Close after the last answer was sent. The client may still be sending (a body the answer
+ * refused, pipelined requests): closing with unread bytes would make the kernel send a
+ * reset that can destroy the answer in flight, so shut down writing and read and discard
+ * for a while first (nginx's lingering close). */
+static void conn_linger(struct demo_conn *c)
+{
+    if (shutdown(c->fd, SHUT_WR) == -1 || ev_io_set(c->d->loop, &c->io, EV_READ) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->is_lingering = true;
+    ev_timer_stop(c->d->loop, &c->idle);
+    ev_timer_start(c->d->loop, &c->idle, DEMO_LINGER_MS);
+}
+
+static void linger_read(struct demo_conn *c)
+{
+    char sink[4096];
+    ssize_t n = sock_recv(c->fd, sink, sizeof(sink));
+    if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
+        return;
+    }
+    c->lingered += n > 0 ? (size_t)n : 0;
+    if (n <= 0 || c->lingered > DEMO_LINGER_MAX) {
         conn_close(c);
     }
 }
@@ -321,6 +495,10 @@ static void on_conn(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 {
     (void)loop;
     struct demo_conn *c = io->data;
+    if (c->is_lingering) {
+        linger_read(c);
+        return;
+    }
     if ((events & EV_READ) != 0) {
         buf_compact(&c->in);
         if (buf_tailroom(&c->in) == 0) {
@@ -383,6 +561,37 @@ static void on_accept(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 /* ------------------------------------------------------------------------------------------
  * The subcommand
  * ------------------------------------------------------------------------------------------ */
+
+static void on_signal(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+    (void)events;
+    struct signalfd_siginfo si;
+    if (read(io->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        ev_loop_stop(loop); /* SIGTERM or SIGINT: stop serving, and exit */
+    }
+}
+
+/* SIGTERM and SIGINT stop the loop, so that the process exits through main (and a
+ * sanitizer build checks for leaks then). */
+static int watch_signals(struct demo *d)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) != 0) {
+        return -errno;
+    }
+    int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd == -1) {
+        return -errno;
+    }
+    int rc = ev_io_start(d->loop, &d->sigio, fd, EV_READ, on_signal, d, "demo signals");
+    if (rc != 0) {
+        close(fd);
+    }
+    return rc;
+}
 
 static int usage(void)
 {
@@ -463,9 +672,24 @@ int cli_demo_app(int argc, char **argv)
         fprintf(stderr, "keel demo-app: cannot watch the listener\n");
         return KEEL_EXIT_RUNTIME;
     }
+    d.gb = guestbook_new(d.loop, d.node);
+    if (d.gb == NULL) {
+        fprintf(stderr, "keel demo-app: out of memory\n");
+        return KEEL_EXIT_RUNTIME;
+    }
+    int rc = watch_signals(&d);
+    if (rc != 0) {
+        fprintf(stderr, "keel demo-app: cannot watch signals: %s\n", strerror(-rc));
+        return KEEL_EXIT_RUNTIME;
+    }
     d.started_ms = mono_ms();
     fprintf(stderr, "demo-app %s: app %s listening on %s (pid %d)\n", d.node, d.app, d.listen,
             (int)getpid());
     ev_run(d.loop);
+    /* Connections still open are dropped with the process; the guestbook's queries are
+     * cancelled. */
+    guestbook_free(d.gb);
+    d.gb = NULL;
+    fprintf(stderr, "demo-app %s: stopped\n", d.node);
     return KEEL_EXIT_OK;
 }

@@ -2,10 +2,14 @@
 /* `keel status -c FILE`: the cluster at a glance. For every node of the file (or the one
  * process a file without nodes describes) it asks the node's admin listener for /status
  * and prints one table row: roles, state, pid, the servers its backends see up, its app
- * processes. Then a line for every problem found: a node that does not answer, a server
- * down (with the health check's reason), an app process unhealthy or in a crash loop.
- * Nothing is guessed from the file except where to ask. Exit status 0 when every node
- * answers and everything is healthy, 1 otherwise (2 for bad usage). */
+ * processes, its database role (and a replica's lag). Then a line for every problem found:
+ * a node that does not answer, a server down (with the health check's reason), an app
+ * process unhealthy or in a crash loop, a db node whose PostgreSQL is not running or a
+ * replica past max_lag, a database without a primary. The servers of the backends a
+ * database adds to the lb nodes (NAME-primary, NAME-readers) are up only on the nodes that
+ * have that role: there, a backend without any server up is the problem. Nothing is
+ * guessed from the file except where to ask and the limits it sets. Exit status 0 when
+ * every node answers and everything is healthy, 1 otherwise (2 for bad usage). */
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,7 +34,15 @@ struct row {
     char pid[16];
     char servers[256];
     char apps[256];
+    char db[96];
     char vrrp[128];
+};
+
+/* What the db nodes of one database said, for the checks that span nodes. */
+struct db_seen {
+    int answered;
+    int primaries;
+    char roles[160]; /* "db1 replica, db2 candidate" */
 };
 
 struct problems {
@@ -73,18 +85,38 @@ static const char *str_or(const struct json_value *v, const char *def)
     return s != NULL && s[0] != '\0' ? s : def;
 }
 
-/* Backends: "web 3/3" per backend; a problem line per server that is not up. */
-static void read_backends(const struct json_value *st, struct row *r, struct problems *p)
+/* Whether backend name is one a database adds to the lb nodes (db/db_conf.c names them
+ * NAME-primary and NAME-readers). */
+static bool is_db_backend(const struct conf *conf, const char *name)
+{
+    for (uint32_t d = 0; d < conf->n_databases; d++) {
+        size_t n = strlen(conf->databases[d].name);
+        if (strncmp(name, conf->databases[d].name, n) == 0 &&
+            (strcmp(name + n, "-primary") == 0 || strcmp(name + n, "-readers") == 0)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Backends: "web 3/3" per backend; a problem line per server that is not up (for a
+ * database's backend, when none is). */
+static void read_backends(const struct conf *conf, const struct json_value *st, struct row *r,
+                          struct problems *p)
 {
     const struct json_value *bes = json_get(st, "backends");
     for (size_t b = 0; b < json_len(bes); b++) {
         const struct json_value *be = json_at(bes, b);
         const struct json_value *servers = json_get(be, "servers");
+        const char *be_name = str_or(json_get(be, "name"), "?");
+        bool is_db = is_db_backend(conf, be_name);
         size_t up = 0, n = json_len(servers);
         for (size_t i = 0; i < n; i++) {
+            up += json_bool(json_get(json_at(servers, i), "up"), false) ? 1 : 0;
+        }
+        for (size_t i = 0; i < n; i++) {
             const struct json_value *s = json_at(servers, i);
-            if (json_bool(json_get(s, "up"), false)) {
-                up++;
+            if (json_bool(json_get(s, "up"), false) || (is_db && up > 0)) {
                 continue;
             }
             problem(p, "%s: server %s/%s (%s) is down: %s", r->node,
@@ -94,8 +126,7 @@ static void read_backends(const struct json_value *st, struct row *r, struct pro
                         ? "disabled"
                         : str_or(json_get(s, "reason"), "no reason given"));
         }
-        cat(r->servers, sizeof(r->servers), "%s%s %zu/%zu", b == 0 ? "" : ", ",
-            str_or(json_get(be, "name"), "?"), up, n);
+        cat(r->servers, sizeof(r->servers), "%s%s %zu/%zu", b == 0 ? "" : ", ", be_name, up, n);
     }
     if (r->servers[0] == '\0') {
         (void)snprintf(r->servers, sizeof(r->servers), "-");
@@ -158,8 +189,85 @@ static void read_vrrp(const struct json_value *st, struct row *r)
     }
 }
 
+/* "1.5 MiB": a byte count for people. */
+static void human_bytes(uint64_t n, char *out, size_t size)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)n;
+    size_t u = 0;
+    while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+        v /= 1024;
+        u++;
+    }
+    (void)snprintf(out, size, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+}
+
+static struct db_seen *db_seen_of(const struct conf *conf, struct db_seen *seen, const char *name)
+{
+    for (uint32_t d = 0; d < conf->n_databases; d++) {
+        if (strcmp(conf->databases[d].name, name) == 0) {
+            return &seen[d];
+        }
+    }
+    return NULL;
+}
+
+/* The database agent's view: "main primary", "main replica lag 0 B"; a problem when its
+ * PostgreSQL is not running or a replica lags past max_lag. */
+static void read_db(const struct conf *conf, const struct json_value *st, struct row *r,
+                    struct problems *p, struct db_seen *seen)
+{
+    const struct json_value *db = json_get(st, "db");
+    if (json_type(db) != JSON_OBJECT) {
+        (void)snprintf(r->db, sizeof(r->db), "-");
+        return;
+    }
+    const char *name = str_or(json_get(db, "database"), "?");
+    const char *role = str_or(json_get(db, "role"), "unknown");
+    const char *pg = str_or(json_get(db, "postgres"), "unknown");
+    int64_t lag = 0;
+    if (!json_int(json_get(db, "lag_bytes"), &lag) || lag < 0) {
+        lag = 0; /* an agent that does not say yet */
+    }
+    double lag_s = json_num(json_get(db, "lag_seconds"), 0);
+    (void)snprintf(r->db, sizeof(r->db), "%s %s", name, role);
+    if (strcmp(role, "replica") == 0) {
+        char text[32];
+        human_bytes((uint64_t)lag, text, sizeof(text));
+        cat(r->db, sizeof(r->db), " lag %s", text);
+        if (lag_s >= 0.1) {
+            cat(r->db, sizeof(r->db), " %.1f s", lag_s);
+        }
+    }
+    if (strcmp(pg, "running") != 0) {
+        cat(r->db, sizeof(r->db), ", postgres %s", pg);
+        problem(p, "%s: database %s: PostgreSQL is %s (role %s)", r->node, name, pg, role);
+    }
+    const struct conf_database *cd = NULL;
+    for (uint32_t d = 0; d < conf->n_databases; d++) {
+        cd = strcmp(conf->databases[d].name, name) == 0 ? &conf->databases[d] : cd;
+    }
+    if (cd != NULL && strcmp(role, "replica") == 0 && (uint64_t)lag > cd->max_lag) {
+        char text[32], max[32];
+        human_bytes((uint64_t)lag, text, sizeof(text));
+        human_bytes(cd->max_lag, max, sizeof(max));
+        problem(p,
+                "%s: database %s: the replica lags %s behind the primary (max_lag %s): it "
+                "takes no reads",
+                r->node, name, text, max);
+    }
+    struct db_seen *ds = db_seen_of(conf, seen, name);
+    if (ds != NULL) {
+        ds->answered++;
+        ds->primaries += strcmp(role, "primary") == 0 && strcmp(pg, "running") == 0 ? 1 : 0;
+        cat(ds->roles, sizeof(ds->roles), "%s%s %s", ds->roles[0] != '\0' ? ", " : "", r->node,
+            role);
+    }
+}
+
 /* Ask one node; fill its row. Returns true when the node answered and is healthy. */
-static bool query(const struct conf_addr *admin, struct row *r, struct problems *p)
+static bool query(const struct conf *conf, const struct conf_addr *admin, struct row *r,
+                  struct problems *p, struct db_seen *seen)
 {
     int status = 0;
     char *body = NULL;
@@ -169,6 +277,7 @@ static bool query(const struct conf_addr *admin, struct row *r, struct problems 
     (void)snprintf(r->apps, sizeof(r->apps), "-");
     (void)snprintf(r->pid, sizeof(r->pid), "-");
     (void)snprintf(r->vrrp, sizeof(r->vrrp), "-");
+    (void)snprintf(r->db, sizeof(r->db), "-");
     if (cli_http_get((const struct sockaddr *)&admin->sa, admin->salen, "/status",
                      STATUS_TIMEOUT_MS, &status, &body, &len, &eb) != 0) {
         (void)snprintf(r->state, sizeof(r->state), "DOWN");
@@ -198,8 +307,9 @@ static bool query(const struct conf_addr *admin, struct row *r, struct problems 
     (void)snprintf(r->state, sizeof(r->state), "%s", draining ? "draining" : "up");
     int before = p->n + p->dropped;
     r->servers[0] = r->apps[0] = '\0';
-    read_backends(st, r, p);
+    read_backends(conf, st, r, p);
     read_apps(st, r, p);
+    read_db(conf, st, r, p, seen);
     r->vrrp[0] = '\0';
     read_vrrp(st, r);
     json_free(doc);
@@ -220,32 +330,52 @@ static int node_admin(const char *path, const char *node, struct conf_addr *out,
     return rc;
 }
 
+#define STATUS_COLS 9
+
 static void print_table(const struct row *rows, int n)
 {
-    static const char *const heads[] = {"NODE", "ADDRESS",    "ROLES",        "STATE",
-                                        "PID",  "SERVERS UP", "APPS HEALTHY", "VRRP"};
-    size_t w[8];
-    for (int c = 0; c < 8; c++) {
+    static const char *const heads[STATUS_COLS] = {
+        "NODE", "ADDRESS", "ROLES", "STATE", "PID", "SERVERS UP", "APPS HEALTHY", "DB", "VRRP"};
+    size_t w[STATUS_COLS];
+    for (int c = 0; c < STATUS_COLS; c++) {
         w[c] = strlen(heads[c]);
     }
     for (int i = 0; i < n; i++) {
-        const char *cells[] = {rows[i].node, rows[i].address, rows[i].roles, rows[i].state,
-                               rows[i].pid,  rows[i].servers, rows[i].apps,  rows[i].vrrp};
-        for (int c = 0; c < 8; c++) {
+        const char *cells[STATUS_COLS] = {rows[i].node,  rows[i].address, rows[i].roles,
+                                          rows[i].state, rows[i].pid,     rows[i].servers,
+                                          rows[i].apps,  rows[i].db,      rows[i].vrrp};
+        for (int c = 0; c < STATUS_COLS; c++) {
             size_t l = strlen(cells[c]);
             w[c] = l > w[c] ? l : w[c];
         }
     }
-    for (int c = 0; c < 8; c++) {
-        printf("%-*s%s", c == 7 ? 0 : (int)w[c], heads[c], c == 7 ? "\n" : "  ");
+    const int last = STATUS_COLS - 1;
+    for (int c = 0; c < STATUS_COLS; c++) {
+        printf("%-*s%s", c == last ? 0 : (int)w[c], heads[c], c == last ? "\n" : "  ");
     }
     for (int i = 0; i < n; i++) {
-        const char *cells[] = {rows[i].node, rows[i].address, rows[i].roles, rows[i].state,
-                               rows[i].pid,  rows[i].servers, rows[i].apps,  rows[i].vrrp};
-        for (int c = 0; c < 8; c++) {
-            printf("%-*s%s", c == 7 ? 0 : (int)w[c], cells[c], c == 7 ? "\n" : "  ");
+        const char *cells[STATUS_COLS] = {rows[i].node,  rows[i].address, rows[i].roles,
+                                          rows[i].state, rows[i].pid,     rows[i].servers,
+                                          rows[i].apps,  rows[i].db,      rows[i].vrrp};
+        for (int c = 0; c < STATUS_COLS; c++) {
+            printf("%-*s%s", c == last ? 0 : (int)w[c], cells[c], c == last ? "\n" : "  ");
         }
     }
+}
+
+/* Every database some node answered for has one primary. */
+static bool check_primaries(const struct conf *conf, const struct db_seen *seen, struct problems *p)
+{
+    bool ok = true;
+    for (uint32_t d = 0; d < conf->n_databases; d++) {
+        if (seen[d].answered > 0 && seen[d].primaries != 1) {
+            problem(p, "database %s: %s (%s)", conf->databases[d].name,
+                    seen[d].primaries == 0 ? "no node is primary" : "more than one primary",
+                    seen[d].roles);
+            ok = false;
+        }
+    }
+    return ok;
 }
 
 static int status_of_file(const char *path)
@@ -262,9 +392,11 @@ static int status_of_file(const char *path)
     uint32_t n = conf->n_nodes > 0 ? conf->n_nodes : 1;
     struct row *rows = calloc(n, sizeof(*rows));
     struct problems *p = calloc(1, sizeof(*p));
-    if (rows == NULL || p == NULL) {
+    struct db_seen *seen = calloc(conf->n_databases + 1u, sizeof(*seen));
+    if (rows == NULL || p == NULL || seen == NULL) {
         free(rows);
         free(p);
+        free(seen);
         conf_free(conf);
         fprintf(stderr, "keel status: out of memory\n");
         return KEEL_EXIT_RUNTIME;
@@ -292,14 +424,16 @@ static int status_of_file(const char *path)
             (void)snprintf(r->servers, sizeof(r->servers), "-");
             (void)snprintf(r->apps, sizeof(r->apps), "-");
             (void)snprintf(r->vrrp, sizeof(r->vrrp), "-");
+            (void)snprintf(r->db, sizeof(r->db), "-");
             problem(p, "%s: %s", r->node,
                     eb.msg[0] != '\0' ? eb.msg
                                       : "no admin listener configured (global { admin :PORT; })");
             all_ok = false;
             continue;
         }
-        all_ok = query(&admin, r, p) && all_ok;
+        all_ok = query(conf, &admin, r, p, seen) && all_ok;
     }
+    all_ok = check_primaries(conf, seen, p) && all_ok;
     print_table(rows, (int)n);
     if (p->n > 0) {
         printf("\n");
@@ -312,6 +446,7 @@ static int status_of_file(const char *path)
     }
     free(rows);
     free(p);
+    free(seen);
     conf_free(conf);
     return all_ok ? KEEL_EXIT_OK : KEEL_EXIT_CONFIG;
 }

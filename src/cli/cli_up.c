@@ -1,12 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /* `keel up [FILE]`: the whole cluster on this machine, one `keel run --node` process per
- * node. Without FILE it writes the built-in demo topology (a load balancer in front of three
- * web+app nodes, each node on its own 127.0.0.x) to a temporary directory. It shows each
- * node as it comes up, waits for the health checks to see every server, prints the URLs,
- * restarts a node that dies (reporting it), and on Ctrl-C stops every node by PID. Blocking
- * calls are fine here: this is a foreground tool, not a node. */
+ * node. Without FILE it runs the built-in demo topology (cli_up_demo.c: load balancers in
+ * front of three web+app nodes and, when etcd and PostgreSQL are installed, two db nodes and
+ * the etcd they need, each on its own 127.0.0.x). It shows each process as it comes up,
+ * waits for the health checks to see every server and every database to have its primary
+ * and a streaming replica, prints the URLs, restarts a process that dies (reporting it), and
+ * on Ctrl-C stops the nodes, then the services (etcd), by PID. Blocking calls are fine here:
+ * this is a foreground tool, not a node. */
+#include "cli/cli_up.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -29,38 +34,45 @@
 #include "core/conf_node.h"
 #include "core/err.h"
 
-#define UP_MAX_NODES 16
-#define UP_MAX_URLS 8
+#define UP_MAX_NODES 16   /* of a file */
+#define UP_MAX_SERVICES 1 /* the demo's etcd */
+#define UP_MAX_DBS 4
+#define UP_MAX_NOTES 4
 #define UP_STOP_GRACE_MS 8000
 #define UP_READY_MS 10000
 #define UP_HEALTH_MS 15000
+#define UP_DB_HEALTH_MS 90000 /* initdb, then a base backup for each replica */
 #define UP_RESTART_MIN_MS 1000
 #define UP_RESTART_MAX_MS 16000
 
-struct up_node {
-    char name[CONF_NAME_MAX]; /* "" when the file has no nodes: one process runs it all */
-    char roles[32];
-    char address[64];
-    char *argv[8];
-    char args[8][CONF_PATH_MAX];
-    pid_t pid;
-    bool has_probe; /* an address that accepts once the node is up (admin, else a bind) */
-    struct conf_addr probe;
-    bool has_admin;
-    struct conf_addr admin;
-    char urls[UP_MAX_URLS][200];     /* what the node serves, printed once everything is up */
-    char url_keys[UP_MAX_URLS][128]; /* the bind address of each: shared VIPs print once */
-    int n_urls;
-    uint64_t started_ms;
-    uint64_t restart_at_ms; /* 0: not waiting to restart */
-    uint32_t backoff_ms;
+/* What a db node's agent says it is (only what the lb nodes route on). */
+enum up_db_role {
+    UP_DB_NONE = 0, /* neither: starting, copying, fenced, or not answering */
+    UP_DB_PRIMARY,  /* answers 200 to /primary */
+    UP_DB_REPLICA   /* answers 200 to /replica: streaming, within max_lag */
+};
+
+/* A database of the file: where to ask its agents which node has which role. */
+struct up_db {
+    char name[CONF_NAME_MAX];
+    uint32_t n_nodes;
+    char nodes[CONF_DB_MAX_NODES][CONF_NAME_MAX];
+    bool has_agent[CONF_DB_MAX_NODES];
+    struct conf_addr agents[CONF_DB_MAX_NODES];
+    enum up_db_role roles[CONF_DB_MAX_NODES]; /* as last asked (db_ready) */
+    bool has_replica;
 };
 
 struct up {
     const char *self;
     const char *conf_path;
-    struct up_node nodes[UP_MAX_NODES];
+    struct up_node nodes[UP_MAX_SERVICES + UP_MAX_NODES]; /* services, then the file's nodes */
     int n;
+    struct up_db dbs[UP_MAX_DBS];
+    int n_dbs;
+    bool is_db_waited;             /* wait_dbs ran: the databases had their time */
+    char notes[UP_MAX_NOTES][256]; /* printed after the URLs */
+    int n_notes;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -101,8 +113,34 @@ static bool addr_accepts(const struct conf_addr *a)
     return ok;
 }
 
+int up_node_set_argv(struct up_node *nd, const char *const *args)
+{
+    int k = 0;
+    for (; args[k] != NULL; k++) {
+        if (k == UP_MAX_ARGS || strlen(args[k]) >= sizeof(nd->args[0])) {
+            return -E2BIG;
+        }
+        (void)snprintf(nd->args[k], sizeof(nd->args[k]), "%s", args[k]);
+        nd->argv[k] = nd->args[k];
+    }
+    nd->argv[k] = NULL;
+    return 0;
+}
+
+/* In the child: send stdout and stderr to path (appended), stdin from /dev/null. */
+static void redirect_output(const char *path)
+{
+    int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int out = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (in == -1 || out == -1 || dup2(in, 0) == -1 || dup2(out, 1) == -1 || dup2(out, 2) == -1) {
+        fprintf(stderr, "keel up: cannot send the output to %s: %s\n", path, strerror(errno));
+        _exit(127);
+    }
+}
+
 static int node_start(struct up *u, struct up_node *nd)
 {
+    const char *exe = nd->exe != NULL ? nd->exe : u->self;
     pid_t pid = fork();
     if (pid == -1) {
         return -errno;
@@ -117,8 +155,12 @@ static int node_start(struct up *u, struct up_node *nd)
         sigprocmask(SIG_SETMASK, &none, NULL);
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
-        execv(u->self, nd->argv);
-        fprintf(stderr, "keel up: cannot run %s: %s\n", u->self, strerror(errno));
+        signal(SIGPIPE, SIG_DFL);
+        if (nd->log_path[0] != '\0') {
+            redirect_output(nd->log_path);
+        }
+        execv(exe, nd->argv);
+        fprintf(stderr, "keel up: cannot run %s: %s\n", exe, strerror(errno));
         _exit(127);
     }
     nd->pid = pid;
@@ -151,10 +193,34 @@ static const char *label(const struct up_node *nd)
     return nd->name[0] != '\0' ? nd->name : "node";
 }
 
-static void stop_all(struct up *u)
+static const char *kind(const struct up_node *nd)
+{
+    return nd->is_service ? "service" : "node";
+}
+
+/* The end of a service's log, which does not go to the terminal: after it failed. */
+static void print_log_tail(const struct up_node *nd)
+{
+    FILE *f = nd->log_path[0] != '\0' ? fopen(nd->log_path, "r") : NULL;
+    if (f == NULL) {
+        return;
+    }
+    char tail[4096];
+    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    long from = size > (long)sizeof(tail) - 1 ? size - (long)sizeof(tail) + 1 : 0;
+    size_t n = size >= 0 && fseek(f, from, SEEK_SET) == 0 ? fread(tail, 1, sizeof(tail) - 1, f) : 0;
+    fclose(f);
+    tail[n] = '\0';
+    const char *start = from > 0 && strchr(tail, '\n') != NULL ? strchr(tail, '\n') + 1 : tail;
+    fprintf(stderr, "keel up: the end of %s's log (%s):\n%s", label(nd), nd->log_path, start);
+}
+
+/* SIGTERM the processes of one tier, then wait for them; SIGKILL what is left after
+ * UP_STOP_GRACE_MS. */
+static void stop_tier(struct up *u, int tier)
 {
     for (int i = u->n - 1; i >= 0; i--) {
-        if (u->nodes[i].pid > 0) {
+        if (u->nodes[i].pid > 0 && u->nodes[i].tier == tier) {
             kill(u->nodes[i].pid, SIGTERM);
         }
     }
@@ -163,7 +229,7 @@ static void stop_all(struct up *u)
         bool any = false;
         for (int i = 0; i < u->n; i++) {
             struct up_node *nd = &u->nodes[i];
-            if (nd->pid <= 0) {
+            if (nd->pid <= 0 || nd->tier != tier) {
                 continue;
             }
             int status;
@@ -181,7 +247,7 @@ static void stop_all(struct up *u)
         if (now_ms() >= deadline) {
             for (int i = 0; i < u->n; i++) {
                 struct up_node *nd = &u->nodes[i];
-                if (nd->pid > 0) {
+                if (nd->pid > 0 && nd->tier == tier) {
                     kill(nd->pid, SIGKILL);
                     waitpid(nd->pid, NULL, 0);
                     say("  killed  %-8s pid %d after %d ms\n", label(nd), (int)nd->pid,
@@ -192,6 +258,15 @@ static void stop_all(struct up *u)
             return;
         }
         poll(NULL, 0, 20);
+    }
+}
+
+/* The nodes that use the database first, then the db nodes (a primary hands its leader key
+ * over in etcd as it stops), then the services. */
+static void stop_all(struct up *u)
+{
+    for (int tier = 2; tier >= 0; tier--) {
+        stop_tier(u, tier);
     }
 }
 
@@ -209,6 +284,39 @@ static void add_url(struct up_node *nd, const char *key, const char *fmt, ...)
     (void)vsnprintf(nd->urls[nd->n_urls], sizeof(nd->urls[0]), fmt, ap);
     va_end(ap);
     (void)snprintf(nd->url_keys[nd->n_urls++], sizeof(nd->url_keys[0]), "%s", key);
+}
+
+/* The database of conf whose lb frontend fe is (db/db_conf.c names them NAME-write and
+ * NAME-read), or NULL. */
+static const struct conf_database *db_of_frontend(const struct conf *conf,
+                                                  const struct conf_frontend *fe, bool *is_write)
+{
+    for (uint32_t d = 0; d < conf->n_databases && fe->mode == CONF_MODE_TCP; d++) {
+        size_t n = strlen(conf->databases[d].name);
+        if (strncmp(fe->name, conf->databases[d].name, n) == 0 &&
+            (strcmp(fe->name + n, "-write") == 0 || strcmp(fe->name + n, "-read") == 0)) {
+            *is_write = strcmp(fe->name + n, "-write") == 0;
+            return &conf->databases[d];
+        }
+    }
+    return NULL;
+}
+
+/* Whether a listener is on a virtual IP (whichever lb node holds it answers). */
+static bool is_on_vip(const struct conf *conf, const struct conf_addr *a)
+{
+    if (a->sa.ss_family != AF_INET) {
+        return false;
+    }
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)&a->sa;
+    for (uint32_t v = 0; v < conf->n_vips; v++) {
+        for (uint32_t i = 0; i < conf->vips[v].n_addrs; i++) {
+            if (conf->vips[v].addrs[i].s_addr == sin->sin_addr.s_addr) {
+                return true;
+            }
+        }
+    }
+    return false;
 }
 
 /* What one node runs: its probe address, admin listener and URLs. */
@@ -230,12 +338,19 @@ static int plan_node(struct up *u, struct up_node *nd, struct errbuf *eb)
     for (uint32_t f = 0; f < conf->n_frontends; f++) {
         const struct conf_frontend *fe = &conf->frontends[f];
         const char *scheme = fe->mode == CONF_MODE_TCP ? "tcp" : "http";
+        bool is_write = false;
+        const struct conf_database *db = db_of_frontend(conf, fe, &is_write);
         for (uint32_t b = 0; b < fe->n_binds; b++) {
-            if (fe->role == CONF_ROLE_WEB) {
-                add_url(nd, fe->binds[b].text, "web: %s://%s/   (%s, directly)", scheme,
-                        fe->binds[b].text, label(nd));
+            const char *at = fe->binds[b].text;
+            if (db != NULL) {
+                add_url(nd, at, "database: postgresql://%s@%s/%s   (%s, %s, through %s)", db->name,
+                        at, db->name, db->name,
+                        is_write ? "writes: the primary" : "reads: a replica",
+                        is_on_vip(conf, &fe->binds[b]) ? "the virtual IP" : label(nd));
+            } else if (fe->role == CONF_ROLE_WEB) {
+                add_url(nd, at, "web: %s://%s/   (%s, directly)", scheme, at, label(nd));
             } else {
-                add_url(nd, fe->binds[b].text, "keel up: %s://%s/", scheme, fe->binds[b].text);
+                add_url(nd, at, "keel up: %s://%s/", scheme, at);
             }
         }
     }
@@ -246,6 +361,32 @@ static int plan_node(struct up *u, struct up_node *nd, struct errbuf *eb)
     return 0;
 }
 
+/* The databases of the file, and where their agents answer. */
+static void plan_dbs(struct up *u, const struct conf *conf)
+{
+    for (uint32_t d = 0; d < conf->n_databases && u->n_dbs < UP_MAX_DBS; d++) {
+        const struct conf_database *cd = &conf->databases[d];
+        struct up_db *db = &u->dbs[u->n_dbs++];
+        memset(db, 0, sizeof(*db));
+        (void)snprintf(db->name, sizeof(db->name), "%s", cd->name);
+        db->n_nodes = cd->n_nodes;
+        for (uint32_t i = 0; i < cd->n_nodes; i++) {
+            (void)snprintf(db->nodes[i], sizeof(db->nodes[i]), "%s", cd->nodes[i]);
+            const struct conf_node *node = conf_find_node(conf, cd->nodes[i]);
+            char text[CONF_NAME_MAX + 80];
+            struct errbuf eb;
+            if (node == NULL) {
+                continue;
+            }
+            (void)snprintf(text, sizeof(text), strchr(node->address, ':') ? "[%s]:%u" : "%s:%u",
+                           node->address, cd->agent_port);
+            db->has_agent[i] =
+                conf_parse_addr(text, CONF_ADDR_NO_RESOLVE, &db->agents[i], &eb) == 0;
+        }
+    }
+}
+
+/* The processes of the file's nodes, after those already in u (the services). */
 static int plan(struct up *u, struct errbuf *eb)
 {
     struct conf *conf = NULL;
@@ -262,18 +403,30 @@ static int plan(struct up *u, struct errbuf *eb)
         return -KEEL_ECONFIG;
     }
     conf_errors_fini(&errs);
+    int base = u->n;
     if (conf->n_nodes > UP_MAX_NODES) {
         errbuf_set(eb, "%u nodes: keel up runs at most %d", conf->n_nodes, UP_MAX_NODES);
         conf_free(conf);
         return -KEEL_ECONFIG;
     }
-    u->n = conf->n_nodes > 0 ? (int)conf->n_nodes : 1;
-    for (int i = 0; i < u->n; i++) {
+    u->n = base + (conf->n_nodes > 0 ? (int)conf->n_nodes : 1);
+    /* The db nodes first, in the file's order, then the others. */
+    int order[UP_MAX_NODES], k = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t c = 0; c < conf->n_nodes; c++) {
+            if (((conf->nodes[c].roles & CONF_ROLE_DB) != 0) == (pass == 0)) {
+                order[k++] = (int)c;
+            }
+        }
+    }
+    for (int i = base; i < u->n; i++) {
         struct up_node *nd = &u->nodes[i];
         memset(nd, 0, sizeof(*nd));
+        nd->tier = 2;
         const char *args[] = {"keel", "run", "-c", u->conf_path, "--node", NULL, NULL};
         if (conf->n_nodes > 0) {
-            const struct conf_node *cn = &conf->nodes[i];
+            const struct conf_node *cn = &conf->nodes[order[i - base]];
+            nd->tier = (cn->roles & CONF_ROLE_DB) != 0 ? 1 : 2;
             (void)snprintf(nd->name, sizeof(nd->name), "%s", cn->name);
             (void)snprintf(nd->address, sizeof(nd->address), "%s", cn->address);
             conf_roles_text(cn->roles, nd->roles, sizeof(nd->roles));
@@ -282,19 +435,22 @@ static int plan(struct up *u, struct errbuf *eb)
             args[4] = NULL;
             (void)snprintf(nd->roles, sizeof(nd->roles), "all");
         }
-        int k = 0;
-        for (; args[k] != NULL; k++) {
-            (void)snprintf(nd->args[k], sizeof(nd->args[k]), "%s", args[k]);
-            nd->argv[k] = nd->args[k];
+        if (up_node_set_argv(nd, args) != 0) {
+            errbuf_set(eb, "the path %s is too long", u->conf_path);
+            conf_free(conf);
+            return -KEEL_ECONFIG;
         }
-        nd->argv[k] = NULL;
         nd->backoff_ms = UP_RESTART_MIN_MS;
     }
+    plan_dbs(u, conf);
     conf_free(conf);
-    for (int i = 0; i < u->n; i++) {
+    for (int i = base; i < u->n; i++) {
         if (plan_node(u, &u->nodes[i], eb) != 0) {
             return -KEEL_ECONFIG;
         }
+    }
+    for (int i = 0; i < base; i++) {
+        u->nodes[i].backoff_ms = UP_RESTART_MIN_MS;
     }
     return 0;
 }
@@ -319,9 +475,62 @@ static void label_values(const char *p, const char *end, char *out, size_t size)
     out[k] = '\0';
 }
 
+/* The value of label key in a sample's labels (up to end): *len bytes, or NULL. */
+static const char *label_value(const char *labels, const char *end, const char *key, size_t *len)
+{
+    char want[32];
+    (void)snprintf(want, sizeof(want), "%s=\"", key);
+    for (const char *p = labels; p < end; p++) {
+        if ((p == labels || p[-1] == ',' || p[-1] == '{') && (size_t)(end - p) > strlen(want) &&
+            strncmp(p, want, strlen(want)) == 0) {
+            const char *v = p + strlen(want);
+            const char *q = memchr(v, '"', (size_t)(end - v));
+            if (q == NULL) {
+                return NULL;
+            }
+            *len = (size_t)(q - v);
+            return v;
+        }
+    }
+    return NULL;
+}
+
+/* For a sample of a backend a database adds to the lb nodes (NAME-primary, NAME-readers):
+ * whether its server should be up, given the roles the agents last gave (the primary in
+ * NAME-primary; the replicas in NAME-readers, or the primary when there is none). -1 for
+ * any other sample. */
+static int db_sample_expect(const struct up *u, const char *labels, const char *end)
+{
+    size_t blen = 0, slen = 0;
+    const char *b = label_value(labels, end, "backend", &blen);
+    const char *srv = label_value(labels, end, "server", &slen);
+    for (int d = 0; d < u->n_dbs && b != NULL && srv != NULL; d++) {
+        const struct up_db *db = &u->dbs[d];
+        size_t n = strlen(db->name);
+        if (blen != n + 8 || strncmp(b, db->name, n) != 0) {
+            continue;
+        }
+        bool is_primary = strncmp(b + n, "-primary", 8) == 0;
+        if (!is_primary && strncmp(b + n, "-readers", 8) != 0) {
+            continue;
+        }
+        for (uint32_t i = 0; i < db->n_nodes; i++) {
+            if (strlen(db->nodes[i]) != slen || strncmp(db->nodes[i], srv, slen) != 0) {
+                continue;
+            }
+            enum up_db_role want = is_primary || !db->has_replica ? UP_DB_PRIMARY : UP_DB_REPLICA;
+            return db->roles[i] == want ? 1 : 0;
+        }
+        return 0;
+    }
+    return -1;
+}
+
 /* Count the samples of the health gauges in a /metrics text (servers the node's backends
- * use, the node's app processes) and how many are 1; print each when asked. */
-static void count_up(const char *node, const char *text, int *up, int *total, bool print)
+ * use, the node's app processes) and how many are as they should be: 1, or for a database's
+ * servers what the agents' roles imply (those are not printed: db_ready prints the roles). */
+static void count_up(const struct up *u, const char *node, const char *text, int *up, int *total,
+                     bool print)
 {
     static const char *const gauges[] = {"\nkeel_server_up{", "\nkeel_app_process_healthy{"};
     static const char *const kinds[] = {"server", "app process"};
@@ -335,6 +544,11 @@ static void count_up(const char *node, const char *text, int *up, int *total, bo
             }
             (*total)++;
             bool is_up = close[1] == ' ' && close[2] == '1';
+            int expect = g == 0 ? db_sample_expect(u, labels, close) : -1;
+            if (expect >= 0) {
+                *up += is_up == (expect == 1) ? 1 : 0;
+                continue;
+            }
             *up += is_up ? 1 : 0;
             if (print) {
                 char what[160];
@@ -347,7 +561,8 @@ static void count_up(const char *node, const char *text, int *up, int *total, bo
 
 /* Ask a node's /metrics how many of its servers and app processes are up; print each when
  * asked. False when the node has no admin listener or does not answer. */
-static bool node_health(struct up_node *nd, int *up, int *total, bool print)
+static bool node_health(const struct up *u, const struct up_node *nd, int *up, int *total,
+                        bool print)
 {
     int status = 0;
     char *body = NULL;
@@ -358,23 +573,68 @@ static bool node_health(struct up_node *nd, int *up, int *total, bool print)
                                        "/metrics", 1000, &status, &body, &len, &eb) != 0) {
         return false;
     }
-    count_up(label(nd), body, up, total, print);
+    count_up(u, label(nd), body, up, total, print);
     free(body);
     return status == 200;
 }
 
-/* Wait until every node's backends see all their servers up; print where they stand. */
+/* Whether the agent at addr answers 200 to path (/primary, /replica: a streaming one). */
+static bool agent_says(const struct conf_addr *addr, const char *path)
+{
+    int status = 0;
+    char *body = NULL;
+    size_t len;
+    struct errbuf eb;
+    if (cli_http_get((const struct sockaddr *)&addr->sa, addr->salen, path, 1000, &status, &body,
+                     &len, &eb) != 0) {
+        return false;
+    }
+    free(body);
+    return status == 200;
+}
+
+/* A database is ready when one node is its primary and, with several nodes, one is a
+ * streaming replica. Records each node's role; prints it when asked. */
+static bool db_ready(struct up_db *db, bool print)
+{
+    static const char *const names[] = {"not ready", "primary", "replica (streaming)"};
+    int primaries = 0, replicas = 0;
+    for (uint32_t i = 0; i < db->n_nodes; i++) {
+        db->roles[i] = UP_DB_NONE;
+        if (db->has_agent[i] && agent_says(&db->agents[i], "/primary")) {
+            db->roles[i] = UP_DB_PRIMARY;
+            primaries++;
+        } else if (db->has_agent[i] && agent_says(&db->agents[i], "/replica")) {
+            db->roles[i] = UP_DB_REPLICA;
+            replicas++;
+        }
+        if (print) {
+            say("    %-8s %-11s %-16s %s\n", db->nodes[i], "database", db->name,
+                names[db->roles[i]]);
+        }
+    }
+    db->has_replica = replicas > 0;
+    return primaries == 1 && (db->n_nodes < 2 || replicas > 0);
+}
+
+/* Wait until every database has its primary and a streaming replica and every node's
+ * backends see all their servers up (the lb nodes' database backends: the servers that
+ * have the role); print where they stand. */
 static void wait_healthy(struct up *u)
 {
     say("  waiting for the health checks...\n");
-    uint64_t start = now_ms(), deadline = start + UP_HEALTH_MS;
+    uint64_t start = now_ms();
+    uint64_t limit = u->n_dbs > 0 && !u->is_db_waited ? UP_DB_HEALTH_MS : UP_HEALTH_MS;
     bool all = false;
-    while (!all && !stop_requested && now_ms() < deadline) {
+    while (!all && !stop_requested && now_ms() < start + limit) {
         all = true;
+        for (int d = 0; d < u->n_dbs; d++) {
+            all = db_ready(&u->dbs[d], false) && all; /* every one: the roles are needed next */
+        }
         for (int i = 0; i < u->n && all; i++) {
             int up, total;
             all = !u->nodes[i].has_admin ||
-                  (node_health(&u->nodes[i], &up, &total, false) && up == total);
+                  (node_health(u, &u->nodes[i], &up, &total, false) && up == total);
         }
         if (!all) {
             poll(NULL, 0, 100);
@@ -382,46 +642,92 @@ static void wait_healthy(struct up *u)
     }
     for (int i = 0; i < u->n; i++) {
         int up, total;
-        (void)node_health(&u->nodes[i], &up, &total, true);
+        (void)node_health(u, &u->nodes[i], &up, &total, true);
+    }
+    for (int d = 0; d < u->n_dbs; d++) {
+        (void)db_ready(&u->dbs[d], true);
     }
     if (all) {
-        say("  every server is up (%.1f s)\n", (double)(now_ms() - start) / 1000.0);
+        say("  every server is up%s (%.1f s)\n",
+            u->n_dbs > 0 ? ", every database has its primary and a streaming replica" : "",
+            (double)(now_ms() - start) / 1000.0);
     } else if (!stop_requested) {
-        say("  not every server is up after %d s; keel status -c %s shows why\n",
-            UP_HEALTH_MS / 1000, u->conf_path);
+        say("  not every server is up after %lu s; keel status -c %s shows why\n",
+            (unsigned long)(limit / 1000), u->conf_path);
     }
 }
 
 /* ---------------------------------------------------------------- running */
 
-/* Start every node in order; false (after stopping what started) if one does not come up. */
+/* After the db nodes started: wait until every database has its primary and a streaming
+ * replica, so that the load balancers find them from their first check. Going on anyway
+ * after UP_DB_HEALTH_MS (wait_healthy reports it). */
+static void wait_dbs(struct up *u)
+{
+    say("  waiting for the database%s (initdb, then each replica copies the primary)...\n",
+        u->n_dbs > 1 ? "s" : "");
+    u->is_db_waited = true;
+    uint64_t start = now_ms(), next_report = start + 10000;
+    bool all = false;
+    while (!all && !stop_requested && now_ms() < start + UP_DB_HEALTH_MS) {
+        all = true;
+        for (int d = 0; d < u->n_dbs; d++) {
+            all = db_ready(&u->dbs[d], false) && all;
+        }
+        if (!all && now_ms() >= next_report) {
+            say("  still waiting (%lu s); the db nodes' log lines above say why\n",
+                (unsigned long)((now_ms() - start) / 1000));
+            next_report += 10000;
+        }
+        if (!all) {
+            poll(NULL, 0, 100);
+        }
+    }
+    for (int d = 0; d < u->n_dbs && !stop_requested; d++) {
+        (void)db_ready(&u->dbs[d], true);
+    }
+    if (!stop_requested) {
+        say("  %s (%.1f s)\n",
+            all ? "every database has its primary and a streaming replica"
+                : "not every database is ready: starting the other nodes anyway",
+            (double)(now_ms() - start) / 1000.0);
+    }
+}
+
+/* Start every process in order; false (after stopping what started) if one does not come
+ * up. */
 static bool start_all(struct up *u)
 {
     for (int i = 0; i < u->n && !stop_requested; i++) {
         struct up_node *nd = &u->nodes[i];
         uint64_t t0 = now_ms();
-        if (node_start(u, nd) != 0) {
-            fprintf(stderr, "keel up: cannot start %s: %s\n", label(nd), strerror(errno));
+        int rc = node_start(u, nd);
+        if (rc != 0) {
+            fprintf(stderr, "keel up: cannot start %s: %s\n", label(nd), strerror(-rc));
             stop_all(u);
             return false;
         }
         if (!node_wait_ready(nd, UP_READY_MS)) {
             if (!stop_requested) {
-                fprintf(stderr, "keel up: %s did not come up%s%s (its errors are above)\n",
-                        label(nd), nd->has_probe ? " on " : "",
-                        nd->has_probe ? nd->probe.text : "");
+                fprintf(stderr, "keel up: %s did not come up%s%s%s\n", label(nd),
+                        nd->has_probe ? " on " : "", nd->has_probe ? nd->probe.text : "",
+                        nd->log_path[0] != '\0' ? "" : " (its errors are above)");
+                print_log_tail(nd);
             }
             stop_all(u);
             return false;
         }
         say("  up  %-8s %-12s pid %-7d %-15s %4lu ms\n", label(nd), nd->roles, (int)nd->pid,
             nd->address[0] != '\0' ? nd->address : "-", (unsigned long)(now_ms() - t0));
+        if (u->n_dbs > 0 && nd->tier == 1 && (i + 1 == u->n || u->nodes[i + 1].tier != 1)) {
+            wait_dbs(u);
+        }
     }
     return !stop_requested;
 }
 
-/* Supervise until asked to stop: report a node that dies and restart it, backing off when it
- * keeps dying. */
+/* Supervise until asked to stop: report a process that dies and restart it, backing off
+ * when it keeps dying. */
 static void supervise(struct up *u)
 {
     while (!stop_requested) {
@@ -438,11 +744,12 @@ static void supervise(struct up *u)
                 nd->backoff_ms = UP_RESTART_MIN_MS; /* it ran a good while: a fresh failure */
             }
             if (WIFSIGNALED(status)) {
-                say("keel up: node %s (pid %d) was killed by signal %d; restarting in %u ms\n",
-                    label(nd), (int)pid, WTERMSIG(status), nd->backoff_ms);
+                say("keel up: %s %s (pid %d) was killed by signal %d; restarting in %u ms\n",
+                    kind(nd), label(nd), (int)pid, WTERMSIG(status), nd->backoff_ms);
             } else {
-                say("keel up: node %s (pid %d) exited with status %d; restarting in %u ms\n",
-                    label(nd), (int)pid, WEXITSTATUS(status), nd->backoff_ms);
+                say("keel up: %s %s (pid %d) exited with status %d; restarting in %u ms%s%s\n",
+                    kind(nd), label(nd), (int)pid, WEXITSTATUS(status), nd->backoff_ms,
+                    nd->log_path[0] != '\0' ? "; its log: " : "", nd->log_path);
             }
             nd->restart_at_ms = now + nd->backoff_ms;
             nd->backoff_ms =
@@ -452,7 +759,7 @@ static void supervise(struct up *u)
             struct up_node *nd = &u->nodes[i];
             if (nd->pid == 0 && nd->restart_at_ms != 0 && now >= nd->restart_at_ms) {
                 if (node_start(u, nd) == 0) {
-                    say("keel up: node %s restarted as pid %d\n", label(nd), (int)nd->pid);
+                    say("keel up: %s %s restarted as pid %d\n", kind(nd), label(nd), (int)nd->pid);
                 } else {
                     nd->restart_at_ms = now + nd->backoff_ms;
                 }
@@ -464,7 +771,7 @@ static void supervise(struct up *u)
     }
 }
 
-/* Every node's URLs, an address several nodes bind (a virtual IP) once. */
+/* Every node's URLs, an address several nodes bind (a virtual IP) once; then the notes. */
 static void print_urls(const struct up *u)
 {
     say("\n");
@@ -481,6 +788,13 @@ static void print_urls(const struct up *u)
                 say("%s\n", nd->urls[k]);
             }
         }
+    }
+    for (int d = 0; d < u->n_dbs; d++) {
+        say("database %s: its password: keel db password -c %s %s\n", u->dbs[d].name, u->conf_path,
+            u->dbs[d].name);
+    }
+    for (int i = 0; i < u->n_notes; i++) {
+        say("%s\n", u->notes[i]);
     }
     say("status: keel status -c %s\npress Ctrl-C to stop\n", u->conf_path);
 }
@@ -506,135 +820,6 @@ static int run(struct up *u)
     return KEEL_EXIT_OK;
 }
 
-/* ---------------------------------------------------------------- the demo topology */
-
-#define DEMO_LB_ADDR "127.0.0.10"
-#define DEMO_LB2_ADDR "127.0.0.14"
-#define DEMO_VIP "127.0.0.100"
-#define DEMO_WEB_BASE 11 /* web1..3 on 127.0.0.11..13 */
-
-static bool port_free_on(const char *ip, uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd == -1) {
-        return false;
-    }
-    int one = 1; /* as the nodes will: TIME_WAIT connections do not make a port busy */
-    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
-    (void)inet_pton(AF_INET, ip, &sin.sin_addr);
-    bool ok = bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
-    close(fd);
-    return ok;
-}
-
-/* A port free on every demo address, preferably the given one. */
-static uint16_t demo_port(uint16_t preferred, uint16_t avoid)
-{
-    static const char *const ips[] = {DEMO_LB_ADDR, "127.0.0.11",  "127.0.0.12",
-                                      "127.0.0.13", DEMO_LB2_ADDR, DEMO_VIP};
-    uint32_t seed = (uint32_t)getpid() * 2654435761u;
-    for (int attempt = 0; attempt < 200; attempt++) {
-        uint16_t port =
-            attempt == 0 ? preferred : (uint16_t)(20000 + (seed + attempt * 7919u) % 30000);
-        bool ok = port != avoid;
-        for (size_t i = 0; ok && i < sizeof(ips) / sizeof(ips[0]); i++) {
-            ok = port_free_on(ips[i], port);
-        }
-        if (ok) {
-            return port;
-        }
-    }
-    return 0;
-}
-
-static int write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (f == NULL) {
-        return -errno;
-    }
-    fputs(text, f);
-    return fclose(f) == 0 ? 0 : -errno;
-}
-
-static int write_demo(const char *dir, char *conf_path, size_t size)
-{
-    uint16_t lb = demo_port(8080, 0), admin = demo_port(9100, lb);
-    uint16_t web = demo_port(8081, admin), app = demo_port(9000, web);
-    if (lb == 0 || admin == 0 || web == 0 || app == 0 || web == lb || app == lb || app == admin) {
-        return -EADDRINUSE;
-    }
-    char path[CONF_PATH_MAX];
-    (void)snprintf(path, sizeof(path), "%s/www", dir);
-    if (mkdir(path, 0755) != 0) {
-        return -errno;
-    }
-    (void)snprintf(path, sizeof(path), "%s/www/static", dir);
-    if (mkdir(path, 0755) != 0) {
-        return -errno;
-    }
-    (void)snprintf(path, sizeof(path), "%s/www/static/style.css", dir);
-    int rc = write_file(path, "body { font-family: sans-serif; margin: 2em; }\n"
-                              "td { padding: 0.2em 1em; }\n");
-    if (rc != 0) {
-        return rc;
-    }
-    (void)snprintf(conf_path, size, "%s/keel.conf", dir);
-    FILE *f = fopen(conf_path, "w");
-    if (f == NULL) {
-        return -errno;
-    }
-    fprintf(f,
-            "# keel up: the built-in demo topology (generated). Two load balancers sharing\n"
-            "# a virtual IP (VRRP, active-passive) in front of three nodes that each run the\n"
-            "# web tier and the demo application.\n"
-            "cluster demo { }\n"
-            "global { log_level notice; admin :%u; }\n\n"
-            "node lb1 { address " DEMO_LB_ADDR "; roles lb; }\n"
-            "node lb2 { address " DEMO_LB2_ADDR "; roles lb; }\n",
-            admin);
-    for (int i = 0; i < 3; i++) {
-        fprintf(f, "node web%d { address 127.0.0.%d; roles web app; }\n", i + 1, DEMO_WEB_BASE + i);
-    }
-    fprintf(f,
-            "\nvip " DEMO_VIP " {\n    nodes lb1 lb2;\n    vrid 51;\n    mode active-passive;\n}\n"
-            "frontend www {\n    bind " DEMO_VIP ":%u;\n    backend web;\n}\n"
-            "backend web {\n    balance roundrobin;\n"
-            "    check http path /healthz interval 500ms timeout 500ms rise 2 fall 2;\n",
-            lb);
-    for (int i = 0; i < 3; i++) {
-        fprintf(f, "    server web%d web%d:%u;\n", i + 1, i + 1, web);
-    }
-    fprintf(f,
-            "}\n\nsite web {\n    bind :%u;\n"
-            "    location /static/ { root %s/www; cache_control \"max-age=60\"; }\n"
-            "    location = /healthz { return 200 \"ok\"; }\n"
-            "    location / { proxy app; }\n}\n"
-            "backend app {\n    balance roundrobin;\n"
-            "    check http path /healthz interval 500ms timeout 500ms rise 2 fall 2;\n",
-            web, dir);
-    for (int i = 0; i < 3; i++) {
-        fprintf(f, "    server app%d web%d:%u;\n", i + 1, i + 1, app);
-    }
-    fprintf(f,
-            "}\n\napp demo {\n    listen :%u;\n    run builtin demo;\n"
-            "    check http path /healthz interval 1s timeout 500ms rise 1 fall 2;\n}\n",
-            app);
-    return fclose(f) == 0 ? 0 : -errno;
-}
-
-static void remove_demo(const char *dir)
-{
-    static const char *const files[] = {"keel.conf", "www/static/style.css", "www/static", "www"};
-    char path[CONF_PATH_MAX];
-    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-        (void)snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-        (void)remove(path);
-    }
-    (void)rmdir(dir);
-}
-
 static int install_signals(void)
 {
     struct sigaction sa = {0};
@@ -645,6 +830,38 @@ static int install_signals(void)
     }
     signal(SIGPIPE, SIG_IGN);
     return 0;
+}
+
+/* The built-in demo: write it, run it (with its etcd first when it has a database), remove
+ * it. */
+static int run_demo(struct up *u)
+{
+    static struct up_demo demo;
+    struct errbuf eb = {{0}};
+    if (up_demo_create(&demo, &eb) != 0) {
+        fprintf(stderr, "keel up: %s\n", eb.msg);
+        return KEEL_EXIT_RUNTIME;
+    }
+    u->conf_path = demo.conf_path;
+    if (demo.has_db && up_demo_etcd(&demo, &u->nodes[0]) == 0) {
+        u->n = 1;
+        (void)snprintf(u->notes[u->n_notes++], sizeof(u->notes[0]),
+                       "guestbook: %s   (posts written on the primary, read on a replica)",
+                       demo.guestbook_url);
+    } else {
+        demo.has_db = false;
+        say("keel up: the demo runs without its database: %s\n",
+            demo.no_db[0] != '\0' ? demo.no_db : "cannot set up etcd");
+        (void)snprintf(u->notes[u->n_notes++], sizeof(u->notes[0]),
+                       "guestbook: %s   (needs the database: answers 503 here)",
+                       demo.guestbook_url);
+    }
+    say("keel up: demo topology (load balancers lb1 lb2 sharing 127.0.0.100, web+app nodes web1 "
+        "web2 web3%s), config %s\n",
+        demo.has_db ? ", db nodes db1 db2 and etcd" : "", demo.conf_path);
+    int rc = run(u);
+    up_demo_remove(&demo);
+    return rc;
 }
 
 int cli_up(int argc, char **argv)
@@ -671,23 +888,5 @@ int cli_up(int argc, char **argv)
         say("keel up: %s\n", argv[1]);
         return run(&u);
     }
-    char dir[] = "/tmp/keel-up-XXXXXX";
-    static char conf_path[CONF_PATH_MAX];
-    if (mkdtemp(dir) == NULL) {
-        fprintf(stderr, "keel up: cannot create a temporary directory: %s\n", strerror(errno));
-        return KEEL_EXIT_RUNTIME;
-    }
-    int rc = write_demo(dir, conf_path, sizeof(conf_path));
-    if (rc != 0) {
-        fprintf(stderr, "keel up: cannot write the demo topology in %s: %s\n", dir, strerror(-rc));
-        remove_demo(dir);
-        return KEEL_EXIT_RUNTIME;
-    }
-    u.conf_path = conf_path;
-    say("keel up: demo topology (load balancers lb1 lb2 sharing " DEMO_VIP
-        ", web+app nodes web1 web2 web3), config %s\n",
-        conf_path);
-    rc = run(&u);
-    remove_demo(dir);
-    return rc;
+    return run_demo(&u);
 }

@@ -1,19 +1,26 @@
 # SPDX-License-Identifier: MIT
 """`keel up`: the demo topology (lb1 and lb2 sharing the virtual IP 127.0.0.100 by VRRP, in
 front of web1..3, each web node also running the demo app, every node its own process on its
-own 127.0.0.x) comes up, answers through the VIP from all three nodes, moves the VIP when the
-master is killed, restarts a node that is killed, and leaves nothing running after Ctrl-C."""
+own 127.0.0.x; with etcd and PostgreSQL installed, also db1 and db2 and the etcd they use)
+comes up, answers through the VIP from all three nodes, keeps the guestbook's posts in the
+database (written on the primary, read on the replica), moves the VIP when the master is
+killed, restarts a node that is killed, and leaves nothing running after Ctrl-C (no keel,
+postgres or etcd process, no temporary directory)."""
 import collections
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
+import urllib.parse
 
 import pytest
 
 import keeltest as kt
+
+HAS_DB = bool(shutil.which("etcd")) and os.path.isdir("/usr/lib/postgresql/15/bin")
 
 
 def admin_port(conf):
@@ -28,20 +35,73 @@ def wait_line(up, rx, timeout=20, start=0):
     return kt.deadline_poll(hit, timeout, what="keel up output %r" % rx)
 
 
-@pytest.mark.timeout(90)
+def procs_mentioning(text):
+    """PIDs of the processes whose command line contains text (e.g. the demo's directory:
+    postgres -D DIR/state/..., etcd --data-dir DIR/etcd)."""
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                if text.encode() in f.read() and kt.pid_running(int(d)):
+                    found.append(int(d))
+        except OSError:
+            pass
+    return found
+
+
+def comm(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def guestbook(lb, primary, replica):
+    """Sign the demo's guestbook through the VIP and read it back (JSON and HTML)."""
+    name = "visitor-%s" % kt.random_token()
+    st, _, body = kt.http_get(lb, "/guestbook", method="POST", timeout=10,
+                              body=urllib.parse.urlencode(dict(name=name, message="<hi>")).encode(),
+                              headers={"Content-Type": "application/x-www-form-urlencoded",
+                                       "Accept": "application/json"})
+    assert st == 201, (st, body)
+    post = json.loads(body)
+    assert post["written_by"] == primary, post
+    st, _, body = kt.http_get(lb, "/guestbook.json", timeout=10)
+    page = json.loads(body)
+    assert st == 200 and page["read_by"] == replica, page
+    assert (post["id"], name, "<hi>") in [(p["id"], p["name"], p["message"])
+                                          for p in page["posts"]], page
+    st, _, body = kt.http_get(lb, "/guestbook", timeout=10)
+    assert st == 200 and name.encode() in body and b"&lt;hi&gt;" in body, body
+    return True
+
+
+@pytest.mark.timeout(150)
 def test_keel_up_demo_serves_restarts_and_sigint_stops_everything(env):
     up = env.proc([kt.KEEL, "up"], "keel-up")
     kids = []
     try:
-        line = wait_line(up, r"keel up: http://127\.0\.0\.100:\d+/")
+        line = wait_line(up, r"keel up: http://127\.0\.0\.100:\d+/", timeout=120)
         port = int(re.search(r"http://127\.0\.0\.100:(\d+)/", line).group(1))
         lb = "127.0.0.100:%d" % port
         # progress: each node came up, on its own address, and the health checks were waited for
-        for name, addr in [("lb1", "127.0.0.10"), ("lb2", "127.0.0.14"), ("web1", "127.0.0.11"),
-                           ("web2", "127.0.0.12"), ("web3", "127.0.0.13")]:
+        nodes = [("lb1", "127.0.0.10"), ("lb2", "127.0.0.14"), ("web1", "127.0.0.11"),
+                 ("web2", "127.0.0.12"), ("web3", "127.0.0.13")]
+        if HAS_DB:
+            nodes += [("etcd", "127.0.0.17"), ("db1", "127.0.0.15"), ("db2", "127.0.0.16")]
+        for name, addr in nodes:
             wait_line(up, r"up  %s\s+.*pid \d+\s+%s" % (name, re.escape(addr)), timeout=1)
-        wait_line(up, r"every server is up", timeout=1)
+        if HAS_DB:
+            wait_line(up, r"every server is up, every database has its primary and a streaming "
+                      r"replica", timeout=1)
+            wait_line(up, r"guestbook: http://127\.0\.0\.100:%d/guestbook" % port, timeout=1)
+        else:
+            wait_line(up, r"every server is up", timeout=1)
         conf = re.search(r"keel status -c (\S+)", wait_line(up, r"keel status -c \S+")).group(1)
+        demo_dir = os.path.dirname(conf)
 
         # through the LB: all three web nodes, and all three app servers
         webs, apps = collections.Counter(), collections.Counter()
@@ -57,15 +117,27 @@ def test_keel_up_demo_serves_restarts_and_sigint_stops_everything(env):
         st, h, body = kt.http_get(lb, "/static/style.css")
         assert st == 200 and h["content-type"].startswith("text/css"), h
 
-        # keel status sees the four nodes
+        # keel status sees every node, and the database's primary and replica
         r = subprocess.run([kt.KEEL, "status", "-c", conf], capture_output=True, text=True,
                            timeout=20)
         assert r.returncode == 0, r.stdout + r.stderr
         rows = {l.split()[0]: l.split() for l in r.stdout.splitlines()[1:]}
-        assert set(rows) == {"lb1", "lb2", "web1", "web2", "web3"}, r.stdout
+        assert set(rows) == {"lb1", "lb2", "web1", "web2", "web3"} | (
+            {"db1", "db2"} if HAS_DB else set()), r.stdout
         pids = {n: int(rows[n][5] if n.startswith("web") else rows[n][4]) for n in rows}
         assert rows["lb1"][-2:] == ["51", "master"] and rows["lb2"][-2:] == ["51", "backup"], \
             r.stdout
+        if HAS_DB:
+            roles = {n: " ".join(rows[n][5:]) for n in ("db1", "db2")}
+            primary = [n for n in roles if re.search(r"\bdemo primary\b", roles[n])]
+            replica = [n for n in roles if re.search(r"\bdemo replica lag \d", roles[n])]
+            assert len(primary) == 1 and len(replica) == 1, r.stdout
+            primary, replica = primary[0], replica[0]
+            # the guestbook, end to end through the VIP: web -> app -> lb -> db
+            guestbook(lb, primary, replica)
+        else:
+            st, _, body = kt.http_get(lb, "/guestbook")
+            assert st == 503 and b"KEEL_DB_WRITE" in body, (st, body)
 
         # the master LB killed: lb2 takes the virtual IP, then lb1 (restarted) takes it back
         mark = up.out.mark()
@@ -103,8 +175,16 @@ def test_keel_up_demo_serves_restarts_and_sigint_stops_everything(env):
             return st == 200 and h["x-served-by"] == "web2"
         kt.deadline_poll(web2_back, 15, interval=0.05, what="web2 serving again through the LB")
 
+        if HAS_DB:   # after lb1 and web2 died and came back, the guestbook still works
+            kt.deadline_poll(lambda: guestbook(lb, primary, replica), 10, interval=0.2,
+                             what="the guestbook through the VIP after the restarts")
         kids = kt.proc_descendants(up.pid)
         assert len(kids) >= 7, "keel up has %d descendants: %s" % (len(kids), kids)
+        if HAS_DB:   # two postmasters and etcd among them, all in the demo's directory
+            in_dir = procs_mentioning(demo_dir)
+            names = collections.Counter(comm(p) for p in in_dir)
+            assert names["postgres"] >= 2 and names["etcd"] == 1, names
+            assert set(in_dir) <= set(kids), (in_dir, kids)
         up.signal(signal.SIGINT)
         up.stopped_by_test = True
         rc = up.wait(20)
@@ -120,7 +200,8 @@ def test_keel_up_demo_serves_restarts_and_sigint_stops_everything(env):
         assert rc == 0, "keel up exit code %s after SIGINT" % rc
         assert not kt.port_accepts(port, host="127.0.0.100")
         wait_line(up, r"keel up: everything stopped", timeout=1)
-        assert not os.path.exists(conf), "the demo's temporary config was left behind"
+        assert procs_mentioning(demo_dir) == [], "processes of the demo left after SIGINT"
+        assert not os.path.exists(demo_dir), "the demo's temporary directory was left behind"
     finally:
         for p in kids:
             if kt.pid_running(p):
@@ -128,6 +209,42 @@ def test_keel_up_demo_serves_restarts_and_sigint_stops_everything(env):
                     os.kill(p, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+
+@pytest.mark.timeout(60)
+def test_keel_up_demo_without_etcd_runs_without_its_database(env):
+    # a PATH without etcd: the demo says so, and runs everything but the database
+    bare = os.path.join(env.tmp, "bin")
+    os.mkdir(bare)
+    up = kt.Proc([kt.KEEL, "up"], "keel-up", env={"PATH": bare})
+    up.allow_errors = []
+    env.others.append(up)
+    kids = []
+    try:
+        wait_line(up, r"keel up: the demo runs without its database: etcd is not installed",
+                  timeout=5)
+        line = wait_line(up, r"keel up: http://127\.0\.0\.100:\d+/", timeout=30)
+        lb = re.search(r"http://(127\.0\.0\.100:\d+)/", line).group(1)
+        wait_line(up, r"every server is up \(", timeout=1)
+        wait_line(up, r"guestbook: .* \(needs the database: answers 503 here\)", timeout=1)
+        assert not up.out.find(r"up  (etcd|db1|db2) ")
+        st, _, body = kt.http_get(lb, "/guestbook")
+        assert st == 503 and b"the guestbook has no database" in body, (st, body)
+        assert kt.http_get(lb, "/api/info")[0] == 200
+        conf = re.search(r"keel status -c (\S+)", wait_line(up, r"keel status -c \S+")).group(1)
+        with open(conf) as f:
+            assert "database" not in f.read()
+        kids = kt.proc_descendants(up.pid)
+        up.signal(signal.SIGINT)
+        up.stopped_by_test = True
+        assert up.wait(20) == 0
+        kt.deadline_poll(lambda: not [p for p in kids if kt.pid_running(p)], 5,
+                         what="every process of the demo gone")
+        assert not os.path.exists(os.path.dirname(conf))
+    finally:
+        for p in kids:
+            if kt.pid_running(p):
+                os.kill(p, signal.SIGKILL)
 
 
 @pytest.mark.timeout(60)

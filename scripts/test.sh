@@ -112,7 +112,7 @@ if [ "${KEEL_TEST_SAN:-1}" = 1 ]; then
     if run_logged san-build make -j2 BUILD=build-san OPT="-O1 -g" \
         SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
         build-san/keel >/dev/null &&
-        run_logged san env KEEL_BIN="$PWD/build-san/keel" "$PYTHON" -m pytest -q \
+        run_logged san env KEEL_BIN="$PWD/build-san/keel" KEEL_DB_TRIALS=1 "$PYTHON" -m pytest -q \
             -p no:cacheprovider tests/system; then
         echo "test: sanitizer variant ok"
     else

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "app/app_form.h"
 #include "app/app_guestbook.h"
 #include "cli/cli.h"
 #include "core/buf.h"
@@ -76,24 +77,8 @@ static void html_escape(const char *s, size_t len, char *out, size_t size)
 {
     size_t k = 0;
     for (size_t i = 0; i < len && k + 7 < size; i++) {
-        const char *rep = NULL;
-        switch (s[i]) {
-        case '<':
-            rep = "&lt;";
-            break;
-        case '>':
-            rep = "&gt;";
-            break;
-        case '&':
-            rep = "&amp;";
-            break;
-        case '"':
-            rep = "&quot;";
-            break;
-        case '\'':
-            rep = "&#39;";
-            break;
-        default:
+        const char *rep = app_html_entity(s[i]);
+        if (rep == NULL) {
             out[k++] = s[i];
             continue;
         }

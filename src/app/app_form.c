@@ -5,19 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
-static int hex_digit(unsigned char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
+#include "http/http_parse.h"
 
 /* Decode s[0, len) ('+' a blank, %XX a byte) into out (size bytes, NUL-terminated).
  * Returns the decoded length, -EINVAL or -ENOSPC. */
@@ -27,8 +15,8 @@ static int decode(const char *s, size_t len, char *out, size_t size)
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c == '%') {
-            int hi = i + 2 < len ? hex_digit((unsigned char)s[i + 1]) : -1;
-            int lo = hi >= 0 ? hex_digit((unsigned char)s[i + 2]) : -1;
+            int hi = i + 2 < len ? http_hex_value((unsigned char)s[i + 1]) : -1;
+            int lo = hi >= 0 ? http_hex_value((unsigned char)s[i + 2]) : -1;
             if (lo < 0) {
                 return -EINVAL;
             }
@@ -168,4 +156,22 @@ int app_form_text(char *t, size_t *len, size_t max_chars, bool is_multiline, con
     t[k] = '\0';
     *len = k;
     return 0;
+}
+
+const char *app_html_entity(char c)
+{
+    switch (c) {
+    case '<':
+        return "&lt;";
+    case '>':
+        return "&gt;";
+    case '&':
+        return "&amp;";
+    case '"':
+        return "&quot;";
+    case '\'':
+        return "&#39;";
+    default:
+        return NULL;
+    }
 }

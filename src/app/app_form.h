@@ -33,4 +33,8 @@ int app_form_text(char *t, size_t *len, size_t max_chars, bool is_multiline,
  * UTF-8 (overlong forms, surrogates and code points above U+10FFFF are not). */
 size_t app_utf8_seq(const unsigned char *s, size_t len);
 
+/* The HTML entity that stands for c ("&lt;" for '<'; also > & " '), or NULL if c stands
+ * for itself. */
+const char *app_html_entity(char c);
+
 #endif

@@ -138,30 +138,8 @@ static void text_html(struct gb_text *t, const char *s)
     size_t len = strlen(s);
     for (size_t i = 0; i < len;) {
         size_t n = app_utf8_seq((const unsigned char *)s + i, len - i);
-        const char *rep = NULL;
-        switch (n == 0 ? 0 : s[i]) {
-        case 0:
-            rep = "\xEF\xBF\xBD";
-            n = 1;
-            break;
-        case '<':
-            rep = "&lt;";
-            break;
-        case '>':
-            rep = "&gt;";
-            break;
-        case '&':
-            rep = "&amp;";
-            break;
-        case '"':
-            rep = "&quot;";
-            break;
-        case '\'':
-            rep = "&#39;";
-            break;
-        default:
-            break;
-        }
+        const char *rep = n == 0 ? "\xEF\xBF\xBD" : app_html_entity(s[i]);
+        n = n == 0 ? 1 : n;
         if (rep != NULL) {
             text_str(t, rep);
         } else {

@@ -351,7 +351,14 @@ static void act_stopped(struct db_agent *a)
     }
     a->role = DB_ROLE_UNKNOWN;
     if (leader_other) {
-        follow(a, bootstrapped); /* copy it, or rewind to it */
+        bool is_ready = bootstrapped;
+        for (size_t i = 0; i < a->n_members && !is_ready; i++) {
+            is_ready = strcmp(a->members[i].name, a->leader) == 0 && a->members[i].healthy &&
+                       a->members[i].is_primary;
+        }
+        if (is_ready) {
+            follow(a, bootstrapped); /* copy it (once it runs as the primary), or rewind */
+        }
         return;
     }
     if (!a->dcs_ok) {

@@ -61,7 +61,9 @@ struct db_agent {
     bool is_turn_busy;
     bool is_op_busy; /* a PostgreSQL operation runs */
     uint64_t turn_at_ms;
-    uint64_t pg_down_at_ms; /* the first turn that saw PostgreSQL not running; 0: it runs */
+    uint64_t pg_down_at_ms;        /* the first turn that saw PostgreSQL not running; 0: it runs */
+    uint64_t unstreaming_since_ms; /* a replica of the leader not streaming since; 0: it is */
+    uint64_t lsn_seen, lsn_moved_ms; /* this node's position, and when it last moved */
     /* what the last turn saw */
     bool pg_up, pg_primary, streaming, replica_ok;
     uint64_t pg_lsn, primary_lsn;
@@ -338,6 +340,19 @@ static void run_op(struct db_agent *a, int rc, const char *what)
     }
 }
 
+/* Whether the leader runs as the primary with its promotion done (its member key says so):
+ * before that, pg_rewind would compare with a timeline not yet in its pg_control, find
+ * nothing to rewind, and leave this node on a branch it can never stream from. */
+static bool leader_ready(const struct db_agent *a)
+{
+    for (size_t i = 0; i < a->n_members; i++) {
+        if (strcmp(a->members[i].name, a->leader) == 0) {
+            return a->members[i].healthy && a->members[i].is_primary;
+        }
+    }
+    return false;
+}
+
 /* PostgreSQL is not running: bootstrap it, start it, or point it at the leader. */
 static void act_stopped(struct db_agent *a)
 {
@@ -351,13 +366,8 @@ static void act_stopped(struct db_agent *a)
     }
     a->role = DB_ROLE_UNKNOWN;
     if (leader_other) {
-        bool is_ready = bootstrapped;
-        for (size_t i = 0; i < a->n_members && !is_ready; i++) {
-            is_ready = strcmp(a->members[i].name, a->leader) == 0 && a->members[i].healthy &&
-                       a->members[i].is_primary;
-        }
-        if (is_ready) {
-            follow(a, bootstrapped); /* copy it (once it runs as the primary), or rewind */
+        if (leader_ready(a)) {
+            follow(a, bootstrapped); /* copy it, or rewind to it */
         }
         return;
     }
@@ -542,7 +552,7 @@ static void act(struct db_agent *a)
         char m[160];
         int n = snprintf(m, sizeof(m), "{\"lsn\":%lu,\"healthy\":%s,\"primary\":%s}",
                          (unsigned long)a->pg_lsn, a->pg_up ? "true" : "false",
-                         a->pg_up && a->pg_primary ? "true" : "false");
+                         a->pg_up && a->pg_primary && !a->is_op_busy ? "true" : "false");
         if (etcd_put(a->etcd, a->key_self, m, (size_t)n, a->lease, ignore_result, NULL) != 0) {
             log_debug("db", "%s: member key not published this turn", a->self);
         }
@@ -600,7 +610,25 @@ static void act(struct db_agent *a)
     if (out.acquire) {
         acquire(a);
     }
+    uint64_t now_ms = ev_now_ms(a->loop);
+    bool is_stalled = a->primary_lsn > a->pg_lsn && now_ms >= a->lsn_moved_ms + 5000;
+    if (out.role == DB_ROLE_REPLICA && !out.follow && (!a->streaming || is_stalled)) {
+        /* Following the leader but not receiving from it (on a branch it cannot follow, or a
+         * connection that does not come back): rewind and follow again after 5 s. */
+        a->unstreaming_since_ms = a->unstreaming_since_ms != 0 ? a->unstreaming_since_ms : now_ms;
+        if (now_ms >= a->unstreaming_since_ms + 5000 && leader_ready(a)) {
+            log_warn("db", "%s: nothing received from %s for 5 s: rewinding and following again",
+                     a->self, a->leader);
+            out.follow = true;
+        }
+    } else {
+        a->unstreaming_since_ms = 0;
+    }
+    if (out.follow && !leader_ready(a)) {
+        out.follow = false; /* wait for its promotion; meanwhile no writes here */
+    }
     if (out.follow) {
+        a->unstreaming_since_ms = 0;
         follow(a, true); /* stops, rewinds if it diverged, starts as a replica */
     } else if (out.fence) {
         fence(a, out.reason);
@@ -646,6 +674,10 @@ static void on_status(void *data, int rc, const char *reason, const struct pg_st
                                   : (st->receive_lsn != 0 ? st->receive_lsn : st->replay_lsn);
         a->streaming = !a->pg_primary && st->received_tli != 0;
         a->replay_lsn = a->pg_primary ? 0 : st->replay_lsn;
+        if (a->pg_lsn != a->lsn_seen || a->pg_primary) {
+            a->lsn_seen = a->pg_lsn;
+            a->lsn_moved_ms = ev_now_ms(a->loop);
+        }
         a->lag_ms = st->replay_delay_ms;
         a->replica_ok = false;
         a->n_streaming = 0;
@@ -778,7 +810,7 @@ static void on_fence_timer(struct ev_loop *loop, struct ev_timer *t)
     }
     log_warn("db", "%s: fencing: the lease could not be renewed in time; stopping PostgreSQL",
              a->self);
-    int rc = pg_inst_stop(a->pg, PG_STOP_FAST, on_op_done, a);
+    int rc = pg_inst_stop(a->pg, PG_STOP_IMMEDIATE, on_op_done, a);
     if (rc != 0 && rc != -EALREADY) {
         log_error("db", "%s: cannot stop PostgreSQL to fence it: %s", a->self, strerror(-rc));
     }

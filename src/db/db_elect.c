@@ -75,10 +75,11 @@ static void as_leader(const struct db_elect_in *in, struct db_elect_out *out)
     out->renew = true;
     if (!in->pg_primary) {
         out->promote = true;
+        out->role = DB_ROLE_CANDIDATE; /* not writable until the promotion is done */
         out->reason = "won the leader key: promoting";
-    } else {
-        out->reason = "leader";
+        return;
     }
+    out->reason = "leader";
     out->role = DB_ROLE_PRIMARY;
 }
 

@@ -814,7 +814,9 @@ int pg_inst_demote(struct pg_inst *p, pg_done_fn cb, void *data)
     p->primary_host[0] = '\0'; /* no upstream: a standby that follows nobody */
     p->slot[0] = '\0';
     p->primary.port = 0;
-    p->stop_mode = PG_STOP_FAST;
+    /* Immediate: a fast shutdown waits for the WAL senders, and a fenced node may be cut off
+     * from its standbys. The start runs crash recovery; nothing committed is lost. */
+    p->stop_mode = PG_STOP_IMMEDIATE;
     return op_begin(p, OP_DEMOTE, cb, data);
 }
 

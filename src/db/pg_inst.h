@@ -135,7 +135,9 @@ int pg_inst_follow(struct pg_inst *p, const char *host, uint16_t port, const cha
                    pg_done_fn cb, void *data) KEEL_MUST_CHECK;
 
 /* Make this instance read-only without a primary to follow (the fence when the leader key
- * cannot be renewed): fast stop if running, standby.signal with no primary_conninfo, start.
+ * cannot be renewed): immediate stop if running (every session ends at once, and no wait
+ * for standbys that may be unreachable), standby.signal with no primary_conninfo, start
+ * (after crash recovery).
  * The server then answers reads and refuses every write until pg_inst_promote or
  * pg_inst_follow. */
 int pg_inst_demote(struct pg_inst *p, pg_done_fn cb, void *data) KEEL_MUST_CHECK;

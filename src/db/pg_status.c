@@ -19,7 +19,7 @@ static const char status_sql[] =
     " CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn() END,"
     " pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(),"
     " (SELECT timeline_id FROM pg_control_checkpoint()),"
-    " (SELECT received_tli FROM pg_stat_wal_receiver),"
+    " (SELECT received_tli FROM pg_stat_wal_receiver WHERE status = 'streaming'),"
     " current_setting('synchronous_standby_names'),"
     " r.application_name, host(r.client_addr), r.state, r.sync_state,"
     " r.sent_lsn, r.write_lsn, r.flush_lsn, r.replay_lsn,"

@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+import dbtest
 import keeltest as kt
 
 DB = ["127.0.0.81", "127.0.0.82"]
@@ -27,21 +28,8 @@ pytestmark = pytest.mark.skipif(not shutil.which("etcd") or not os.path.isdir(
 
 @pytest.fixture
 def etcd(env):
-    client, peer = env.port(), env.port()
-    data = tempfile.mkdtemp(prefix="keel-etcd-")
-    p = env.proc(["etcd", "--name", "t", "--data-dir", data,
-                  "--listen-client-urls", "http://127.0.0.1:%d" % client,
-                  "--advertise-client-urls", "http://127.0.0.1:%d" % client,
-                  "--listen-peer-urls", "http://127.0.0.1:%d" % peer,
-                  "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % peer,
-                  "--initial-cluster", "t=http://127.0.0.1:%d" % peer], "etcd",
-                 allow_errors=[r".*"])    # etcd's own log format is not keel's
-    kt.wait_port(client, 10)
-    env.etcd_proc = p
-    yield "http://127.0.0.1:%d" % client
-    p.signal(signal.SIGCONT)    # a test may have frozen it
-    p.stop(timeout=10)
-    shutil.rmtree(data, ignore_errors=True)
+    yield dbtest.start_etcd(env)
+    env.etcd_proc.signal(signal.SIGCONT)    # a test may have frozen it
 
 
 class Cluster:

@@ -17,6 +17,7 @@ import urllib.parse
 
 import pytest
 
+import dbtest
 import keeltest as kt
 
 LB, DB1, DB2, APP = "127.0.0.90", "127.0.0.91", "127.0.0.92", "127.0.0.93"
@@ -29,19 +30,7 @@ needs_db = pytest.mark.skipif(not shutil.which("etcd") or not os.path.isdir(
 
 @pytest.fixture
 def etcd(env):
-    client, peer = env.port(), env.port()
-    data = tempfile.mkdtemp(prefix="keel-etcd-")
-    p = env.proc(["etcd", "--name", "t", "--data-dir", data,
-                  "--listen-client-urls", "http://127.0.0.1:%d" % client,
-                  "--advertise-client-urls", "http://127.0.0.1:%d" % client,
-                  "--listen-peer-urls", "http://127.0.0.1:%d" % peer,
-                  "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % peer,
-                  "--initial-cluster", "t=http://127.0.0.1:%d" % peer], "etcd",
-                 allow_errors=[r".*"])    # etcd's own log format is not keel's
-    kt.wait_port(client, 10)
-    yield "http://127.0.0.1:%d" % client
-    p.stop(timeout=10)
-    shutil.rmtree(data, ignore_errors=True)
+    return dbtest.start_etcd(env)
 
 
 def form(**fields):

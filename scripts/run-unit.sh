@@ -11,6 +11,9 @@ for t in "$@"; do
     [ -z "$p" ] && p=0; [ -z "$f" ] && f=0; [ -z "$c" ] && c=0
     if [ "$rc" -ne 0 ] || [ -z "$line" ]; then
         printf '%s\n' "$out" | grep -vE '^\[----\]|^\[====\]' | tail -40
+        # the failed assertions themselves (Criterion prints them as [----] lines)
+        printf '%s\n' "$out" | grep -E '^\[----\] [^ ]+\.c:[0-9]+:|^\[----\]   [^2]|^\[FAIL\]' |
+            head -40
         [ -z "$line" ] && f=$((f + 1))
     fi
     echo "  $(basename "$t"): $p passed, $((f + c)) failed"

@@ -475,6 +475,19 @@ node %(lbn)s { address %(lb)s; roles lb; }
 # --------------------------------------------------------------------------------------------
 # The writer
 
+def paced(halt, every, max_s):
+    """Yield once every `every` seconds (never faster, skipping missed beats) until halt is
+    set or max_s has passed: the bounded loop of the writer and the probe."""
+    start = nxt = time.monotonic()
+    while not halt.is_set() and time.monotonic() - start < max_s:
+        now = time.monotonic()
+        if now < nxt:
+            halt.wait(nxt - now)
+            continue
+        nxt = max(nxt + every, now)
+        yield
+
+
 class Ack:
     __slots__ = ("id", "t0", "t1", "node")
 
@@ -515,14 +528,7 @@ class Writer(threading.Thread):
     def _loop(self):
         conn = None
         next_id = 1
-        start = time.monotonic()
-        nxt = start
-        while not self._halt.is_set() and time.monotonic() - start < self.MAX_S:
-            now = time.monotonic()
-            if now < nxt:
-                self._halt.wait(nxt - now)
-                continue
-            nxt = max(nxt + self.every, now)
+        for _ in paced(self._halt, self.every, self.MAX_S):
             i = next_id
             next_id += 1
             self.attempts += 1
@@ -654,14 +660,7 @@ class WritableProbe:
 
     def _loop(self, node):
         conn = None
-        start = time.monotonic()
-        nxt = start
-        while not self._halt.is_set() and time.monotonic() - start < self.MAX_S:
-            now = time.monotonic()
-            if now < nxt:
-                self._halt.wait(nxt - now)
-                continue
-            nxt = max(nxt + self.every, now)
+        for _ in paced(self._halt, self.every, self.MAX_S):
             t0 = time.monotonic()
             ok, err = False, None
             try:

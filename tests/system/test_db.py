@@ -88,6 +88,18 @@ database main {
         except OSError:
             return False
 
+    def up(self):
+        """Wait for a primary and its streaming replica; returns their names."""
+        kt.deadline_poll(lambda: self.role_ok("db1", "/primary") or
+                         self.role_ok("db2", "/primary"), 30, what="a primary")
+        p = "db1" if self.role_ok("db1", "/primary") else "db2"
+        self.wait_roles(p, other(p))
+        return p, other(p)
+
+    def app_password(self):
+        return subprocess.run([kt.KEEL, "db", "password", "-c", self.conf], check=True,
+                              capture_output=True, text=True).stdout.strip()
+
     def wait_roles(self, primary, replica, timeout=30):
         kt.deadline_poll(lambda: self.role_ok(primary, "/primary") and
                          self.role_ok(replica, "/replica"), timeout, interval=0.05,
@@ -122,11 +134,7 @@ def other(node):
 @pytest.mark.timeout(240)
 def test_bootstrap_routes_and_failovers(env, etcd):
     c = Cluster(env, etcd)
-    kt.deadline_poll(lambda: c.role_ok("db1", "/primary") or c.role_ok("db2", "/primary"), 30,
-                     what="a primary")
-    p = "db1" if c.role_ok("db1", "/primary") else "db2"
-    r = other(p)
-    c.wait_roles(p, r)
+    p, r = c.up()
     # through the lb node: the write port reaches the primary, the read port the replica
     lb1 = c.nodes["lb1"]
     lb1.wait_server_state("main-primary", p, up=True, timeout=10)
@@ -173,13 +181,8 @@ def test_single_node_writes(env, etcd, alone):
     single_node_writes is on; then they go on, and wait again once it is back."""
     import psycopg2
     c = Cluster(env, etcd, extra="    single_node_writes %s;" % alone)
-    kt.deadline_poll(lambda: c.role_ok("db1", "/primary") or c.role_ok("db2", "/primary"), 30,
-                     what="a primary")
-    p = "db1" if c.role_ok("db1", "/primary") else "db2"
-    r = other(p)
-    c.wait_roles(p, r)
-    pw = subprocess.run([kt.KEEL, "db", "password", "-c", c.conf], check=True,
-                        capture_output=True, text=True).stdout.strip()
+    p, r = c.up()
+    pw = c.app_password()
     addr = DB[0] if p == "db1" else DB[1]
 
     def write(timeout_s):
@@ -226,13 +229,8 @@ def test_etcd_unreachable_primary_goes_read_only(env, etcd):
     and once etcd answers again a primary is elected and writes resume."""
     import psycopg2
     c = Cluster(env, etcd)
-    kt.deadline_poll(lambda: c.role_ok("db1", "/primary") or c.role_ok("db2", "/primary"), 30,
-                     what="a primary")
-    p = "db1" if c.role_ok("db1", "/primary") else "db2"
-    r = other(p)
-    c.wait_roles(p, r)
-    pw = subprocess.run([kt.KEEL, "db", "password", "-c", c.conf], check=True,
-                        capture_output=True, text=True).stdout.strip()
+    p, r = c.up()
+    pw = c.app_password()
 
     def on(node, query):
         conn = psycopg2.connect(host=DB[0] if node == "db1" else DB[1], port=c.pg, user="main",

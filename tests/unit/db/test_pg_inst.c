@@ -830,6 +830,7 @@ Test(pg_inst, demote_fences_read_only_and_control_file)
     query_ok(ca, "INSERT INTO w VALUES (1)");
     struct pg_inst *b = replica_new("b", "127.0.0.15", &pb, "127.0.0.14", pa, NULL);
     query_until(pg_inst_conn(b), "SELECT count(*) FROM w", "1");
+    (void)wait_standby(a, "b", NULL); /* streaming (the row came with the base backup) */
 
     /* A clean stop leaves the shutdown checkpoint in pg_control; the replica has it. */
     inst_stop(a, PG_STOP_FAST);

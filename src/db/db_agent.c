@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /* The database agent: one loop turn every lease/6 (at most 500 ms). A turn reads the node's
- * PostgreSQL status, the leader key and the members' keys in parallel, publishes this
- * node's member key, renews the agent's lease, then acts on db_elect_decide: take the key,
- * promote, release, follow the leader (pg_rewind), or fence. Fencing is conservative: a
- * primary that may have lost the key stops PostgreSQL (a stopped server takes no write)
- * and comes back as a replica of whoever holds the key. Bootstrap: with no leader and no
- * live member the first node takes the key and runs initdb; the others copy the leader
- * with pg_basebackup through a slot named after them. The health endpoints (db_api.c) are
- * served on the node's agent_port by the admin listener. Never blocks, except reading the
- * secret and preparing directories at start. */
+ * PostgreSQL status, the leader key, the members' keys and the switchover key in parallel,
+ * publishes this node's member key, renews the agent's lease, then acts on
+ * db_elect_decide: take the key, promote, release it, follow the leader (pg_rewind), or
+ * fence. A fenced primary restarts PostgreSQL read-only, following nobody, before its lease
+ * can lapse (its own timer, not the turn, keeps that deadline). Bootstrap: with no leader
+ * and no live member the first node takes the key and runs initdb; the others copy the
+ * leader with pg_basebackup through a slot named after them. A planned switchover is in
+ * db_switch.c. The health endpoints (db_api.c) are served on the node's agent_port by the
+ * admin listener. Never blocks, except reading the secret and preparing directories at
+ * start. */
 #include "db/db_agent.h"
+#include "db/db_agent-t.h"
 
 #include <errno.h>
 #include <pwd.h>
@@ -33,69 +35,6 @@
 #include "monitor/admin.h"
 #include "monitor/metrics.h"
 
-struct db_agent {
-    struct ev_loop *loop;
-    struct conf_database db; /* a copy: a reload frees the configuration */
-    char self[CONF_NAME_MAX];
-    char addrs[CONF_DB_MAX_NODES][64]; /* of db.nodes */
-    char self_addr[64];
-    char key_leader[256];
-    char key_members[256];
-    char key_self[320];
-    char key_switch[256];
-    char repl_password[DB_PASSWORD_SIZE];
-    char app_password[DB_PASSWORD_SIZE];
-    char socket_dir[CONF_PATH_MAX];
-    struct pg_inst *pg;
-    struct etcd *etcd;
-    struct admin *api;
-    struct ev_timer tick;
-    struct ev_timer fence_timer; /* the leader's deadline to stop writing, kept by itself */
-    uint32_t tick_ms;
-    /* the agent's lease: its member key, and the leader key while it leads */
-    int64_t lease;
-    bool lease_busy;
-    uint64_t lease_valid_until_ms;
-    /* one turn at a time */
-    int reads;
-    bool is_turn_busy;
-    bool is_op_busy; /* a PostgreSQL operation runs */
-    uint64_t turn_at_ms;
-    uint64_t pg_down_at_ms;        /* the first turn that saw PostgreSQL not running; 0: it runs */
-    uint64_t unstreaming_since_ms; /* a replica of the leader not streaming since; 0: it is */
-    uint64_t lsn_seen, lsn_moved_ms; /* this node's position, and when it last moved */
-    /* what the last turn saw */
-    bool pg_up, pg_primary, streaming, replica_ok;
-    uint64_t pg_lsn, primary_lsn;
-    uint64_t replay_lsn; /* a replica's: what its readers see */
-    uint32_t lag_ms;
-    char follows[CONF_NAME_MAX]; /* whom PostgreSQL follows (what we told it) */
-    bool dcs_ok, has_leader;
-    char leader[CONF_NAME_MAX];
-    struct db_member members[CONF_DB_MAX_NODES];
-    size_t n_members;
-    enum db_role role;
-    const char *why;
-    bool is_fenced; /* demoted by a fence: read-only until promoted or following */
-    /* the switchover key, as last read, and this node's part in one */
-    bool sw_has;
-    char sw_from[CONF_NAME_MAX], sw_to[CONF_NAME_MAX];
-    enum { SW_NONE = 0, SW_STOPPING, SW_WAITING, SW_HANDED } sw_phase;
-    char sw_target[CONF_NAME_MAX];
-    uint64_t sw_lsn, sw_deadline_ms;
-    char streamers[CONF_DB_MAX_NODES][CONF_NAME_MAX]; /* primary: standbys streaming now */
-    char sync_names[256]; /* primary: synchronous_standby_names in force */
-    bool is_sync_busy;
-    size_t n_streaming;
-    uint64_t fenced_at_ms, fenced_said_ms;
-    bool is_stopping, is_stopped;
-    uint64_t promotions;
-    uint64_t leader_changes;
-    char last_leader[CONF_NAME_MAX]; /* the last leader seen, kept while there is none */
-    int64_t leader_revision;         /* of the leader's member key, when it last changed */
-    uint64_t leader_seen_ms;
-};
-
 static const char *addr_of(const struct db_agent *a, const char *node)
 {
     for (uint32_t i = 0; i < a->db.n_nodes; i++) {
@@ -115,18 +54,18 @@ static bool file_exists(const char *dir, const char *name)
 
 /* ---------------------------------------------------------------- actions */
 
-static void schedule(struct db_agent *a, uint32_t ms)
+void db_agent_schedule(struct db_agent *a, uint32_t ms)
 {
     ev_timer_start(a->loop, &a->tick, ms);
 }
 
-static void ignore_result(void *data, const struct etcd_result *res)
+void db_agent_ignore(void *data, const struct etcd_result *res)
 {
     (void)data;
     (void)res;
 }
 
-static void on_op_done(void *data, int rc, const char *reason)
+void db_agent_op_done(void *data, int rc, const char *reason)
 {
     struct db_agent *a = data;
     a->is_op_busy = false;
@@ -138,8 +77,8 @@ static void on_op_done(void *data, int rc, const char *reason)
         a->is_stopped = true;
         return;
     }
-    schedule(a,
-             rc == 0 ? 0 : a->tick_ms); /* look again: at once, or after a failure a turn later */
+    db_agent_schedule(
+        a, rc == 0 ? 0 : a->tick_ms); /* look again: at once, or after a failure a turn later */
 }
 
 static void on_slot(void *data, int rc, const char *reason)
@@ -232,16 +171,10 @@ static void on_promoted(void *data, int rc, const char *reason)
         a->follows[0] = '\0';
         a->is_fenced = false;
         log_notice("db", "%s: promoted: now the primary", a->self);
-        if (a->sw_has && strcmp(a->sw_to, a->self) == 0) {
-            log_notice("db", "%s: switchover from %s done", a->self, a->sw_from);
-            a->sw_has = false;
-            if (etcd_delete(a->etcd, a->key_switch, ignore_result, NULL) != 0) {
-                log_warn("db", "%s: cannot delete the switchover key", a->self);
-            }
-        }
+        db_switch_promoted(a);
         primary_setup(a);
     }
-    on_op_done(a, rc, reason);
+    db_agent_op_done(a, rc, reason);
 }
 
 static void on_bootstrapped(void *data, int rc, const char *reason)
@@ -251,7 +184,7 @@ static void on_bootstrapped(void *data, int rc, const char *reason)
         log_notice("db", "%s: bootstrapped the first primary", a->self);
         primary_setup(a);
     }
-    on_op_done(a, rc, reason);
+    db_agent_op_done(a, rc, reason);
 }
 
 static void on_acquired(void *data, const struct etcd_result *res)
@@ -261,13 +194,13 @@ static void on_acquired(void *data, const struct etcd_result *res)
         log_notice("db", "%s: took the leader key", a->self);
         a->has_leader = true;
         (void)snprintf(a->leader, sizeof(a->leader), "%s", a->self);
-        schedule(a, 0);
+        db_agent_schedule(a, 0);
     }
 }
 
-static void release(struct db_agent *a)
+void db_agent_release(struct db_agent *a)
 {
-    if (etcd_delete_if_value(a->etcd, a->key_leader, a->self, strlen(a->self), ignore_result,
+    if (etcd_delete_if_value(a->etcd, a->key_leader, a->self, strlen(a->self), db_agent_ignore,
                              NULL) != 0) {
         log_warn("db", "%s: cannot release the leader key now", a->self);
     }
@@ -288,10 +221,10 @@ static void follow(struct db_agent *a, bool is_bootstrapped)
         return;
     }
     a->is_op_busy = true;
-    int rc =
-        is_bootstrapped
-            ? pg_inst_follow(a->pg, host, (uint16_t)a->db.pg_port, a->self, on_op_done, a)
-            : pg_inst_init_replica(a->pg, host, (uint16_t)a->db.pg_port, a->self, on_op_done, a);
+    int rc = is_bootstrapped ? pg_inst_follow(a->pg, host, (uint16_t)a->db.pg_port, a->self,
+                                              db_agent_op_done, a)
+                             : pg_inst_init_replica(a->pg, host, (uint16_t)a->db.pg_port, a->self,
+                                                    db_agent_op_done, a);
     if (rc != 0) {
         a->is_op_busy = false;
         log_warn("db", "%s: cannot follow %s: %s", a->self, a->leader, strerror(-rc));
@@ -308,7 +241,7 @@ static void on_demoted(void *data, int rc, const char *reason)
     if (rc == 0) {
         log_warn("db", "%s: fenced: PostgreSQL runs read-only, following nobody", a->self);
     }
-    on_op_done(a, rc, reason);
+    db_agent_op_done(a, rc, reason);
 }
 
 /* A primary that may no longer hold the key stops taking writes at once (the fast stop ends
@@ -328,11 +261,11 @@ static void fence(struct db_agent *a, const char *why)
         a->is_op_busy = false;
         log_warn("db", "%s: cannot restart PostgreSQL read-only (%s): stopping it", a->self,
                  strerror(-rc));
-        a->is_op_busy = pg_inst_stop(a->pg, PG_STOP_FAST, on_op_done, a) == 0;
+        a->is_op_busy = pg_inst_stop(a->pg, PG_STOP_FAST, db_agent_op_done, a) == 0;
     }
 }
 
-static void run_op(struct db_agent *a, int rc, const char *what)
+void db_agent_run_op(struct db_agent *a, int rc, const char *what)
 {
     if (rc != 0) {
         a->is_op_busy = false;
@@ -354,7 +287,7 @@ static bool leader_ready(const struct db_agent *a)
 }
 
 /* PostgreSQL is not running: bootstrap it, start it, or point it at the leader. */
-static void act_stopped(struct db_agent *a)
+void db_agent_act_stopped(struct db_agent *a)
 {
     bool bootstrapped = file_exists(a->db.data_dir, "PG_VERSION");
     bool leader_self = a->has_leader && strcmp(a->leader, a->self) == 0;
@@ -379,7 +312,7 @@ static void act_stopped(struct db_agent *a)
             acquire(a); /* the first node, or a primary coming back to an empty cluster */
         } else if (bootstrapped && was_standby && !a->is_op_busy) {
             a->is_op_busy = true; /* a replica starts and competes or follows from there */
-            run_op(a, pg_inst_start(a->pg, on_op_done, a), "start");
+            db_agent_run_op(a, pg_inst_start(a->pg, db_agent_op_done, a), "start");
         }
         return;
     }
@@ -387,7 +320,7 @@ static void act_stopped(struct db_agent *a)
         /* Our PostgreSQL stopped while we lead (it crashed): hand over to a live replica
          * rather than restart here; this node then rejoins as its replica. */
         log_warn("db", "%s: PostgreSQL is down on the primary: releasing the leader key", a->self);
-        release(a);
+        db_agent_release(a);
         a->has_leader = false;
         return;
     }
@@ -401,149 +334,10 @@ static void act_stopped(struct db_agent *a)
         return; /* the members were read before PostgreSQL died: look again first */
     }
     a->is_op_busy = true;
-    run_op(a,
-           bootstrapped ? pg_inst_start(a->pg, on_op_done, a)
-                        : pg_inst_init_primary(a->pg, on_bootstrapped, a),
-           bootstrapped ? "start" : "bootstrap");
-}
-
-/* ---------------------------------------------------------------- switchover
- * Planned, on the primary: `keel db switchover` writes the switchover key naming this node.
- * The primary picks a streaming replica (the one named, or the most advanced), stops
- * PostgreSQL cleanly (its WAL senders ship everything up to the shutdown checkpoint), and
- * hands the leader key over only once the target has received that checkpoint: the target
- * then holds every acknowledged write, in async mode too. Only the target competes for the
- * key (db_elect); this node rejoins as its replica. If the target does not catch up within
- * 10 s, the switchover is aborted and this node starts again as the primary. */
-
-static int64_t member_lsn(const struct db_agent *a, const char *name, bool *is_healthy)
-{
-    for (size_t i = 0; i < a->n_members; i++) {
-        if (strcmp(a->members[i].name, name) == 0) {
-            *is_healthy = a->members[i].healthy;
-            return (int64_t)a->members[i].lsn;
-        }
-    }
-    *is_healthy = false;
-    return -1;
-}
-
-static void switch_put(struct db_agent *a, const char *to)
-{
-    char v[160];
-    int n = snprintf(v, sizeof(v), "{\"from\":\"%s\",\"to\":\"%s\"}", a->self, to);
-    if (etcd_put(a->etcd, a->key_switch, v, (size_t)n, a->lease, ignore_result, NULL) != 0) {
-        log_warn("db", "%s: cannot write the switchover key", a->self);
-    }
-}
-
-static void switch_end(struct db_agent *a)
-{
-    a->sw_phase = SW_NONE;
-    a->sw_has = false;
-    if (etcd_delete(a->etcd, a->key_switch, ignore_result, NULL) != 0) {
-        log_warn("db", "%s: cannot delete the switchover key", a->self);
-    }
-}
-
-static void switch_abort(struct db_agent *a, const char *why)
-{
-    log_warn("db", "%s: switchover to %s aborted: %s; staying the primary", a->self, a->sw_target,
-             why);
-    bool is_stopped = a->sw_phase != SW_STOPPING;
-    switch_end(a);
-    if (is_stopped && !a->is_op_busy) {
-        a->is_op_busy = true;
-        run_op(a, pg_inst_start(a->pg, on_op_done, a), "start");
-    }
-}
-
-static void on_switch_stopped(void *data, int rc, const char *reason)
-{
-    struct db_agent *a = data;
-    a->is_op_busy = false;
-    struct pg_control ctl = {0};
-    if (rc == 0 && (rc = pg_inst_read_control(a->pg, &ctl)) == 0 &&
-        ctl.state != PG_CONTROL_SHUT_DOWN) {
-        rc = -EPROTO;
-    }
-    if (a->is_stopping) {
-        a->is_stopped = true;
-        return;
-    }
-    if (rc != 0) {
-        switch_abort(a,
-                     reason != NULL && reason[0] != '\0' ? reason : "no clean shutdown checkpoint");
-        return;
-    }
-    a->sw_lsn = ctl.checkpoint_lsn;
-    a->sw_phase = SW_WAITING;
-    log_notice("db", "%s: switchover: stopped cleanly at %lX; waiting for %s to receive it",
-               a->self, (unsigned long)ctl.checkpoint_lsn, a->sw_target);
-    schedule(a, 0);
-}
-
-/* The switchover key names us: pick the target, stop cleanly. */
-static void switch_begin(struct db_agent *a)
-{
-    const char *target = NULL;
-    int64_t best = -1;
-    for (size_t i = 0; i < a->n_streaming; i++) {
-        bool is_healthy;
-        int64_t lsn = member_lsn(a, a->streamers[i], &is_healthy);
-        bool is_named = strcmp(a->sw_to, a->streamers[i]) == 0;
-        if (is_healthy && (is_named || (a->sw_to[0] == '\0' && lsn > best))) {
-            target = a->streamers[i];
-            best = lsn;
-        }
-    }
-    if (target == NULL) {
-        log_warn("db", "%s: switchover refused: %s%s is not a healthy streaming replica", a->self,
-                 a->sw_to[0] != '\0' ? a->sw_to : "there",
-                 a->sw_to[0] != '\0' ? "" : " is no node that");
-        switch_end(a);
-        return;
-    }
-    (void)snprintf(a->sw_target, sizeof(a->sw_target), "%s", target);
-    switch_put(a, target);
-    log_notice("db", "%s: switchover to %s: stopping PostgreSQL cleanly", a->self, target);
-    a->sw_phase = SW_STOPPING;
-    a->sw_deadline_ms = ev_now_ms(a->loop) + 10000;
-    a->is_op_busy = true;
-    run_op(a, pg_inst_stop(a->pg, PG_STOP_FAST, on_switch_stopped, a), "stop");
-}
-
-/* A turn during a switchover this node leads. */
-static void switch_step(struct db_agent *a)
-{
-    uint64_t now = ev_now_ms(a->loop);
-    if (a->sw_phase == SW_WAITING) {
-        bool is_healthy;
-        int64_t lsn = member_lsn(a, a->sw_target, &is_healthy);
-        if (lsn > (int64_t)a->sw_lsn) {
-            log_notice("db",
-                       "%s: switchover: %s has every write (%lX past %lX): handing the "
-                       "leader key over",
-                       a->self, a->sw_target, (unsigned long)lsn, (unsigned long)a->sw_lsn);
-            release(a);
-            a->has_leader = false;
-            a->sw_phase = SW_HANDED;
-        } else if (now >= a->sw_deadline_ms) {
-            switch_abort(a, "it did not receive the shutdown checkpoint in time");
-        }
-        return;
-    }
-    if (a->sw_phase == SW_HANDED) {
-        if (a->has_leader && strcmp(a->leader, a->self) != 0) {
-            log_notice("db", "%s: switchover: %s leads, following it", a->self, a->leader);
-            a->sw_phase = SW_NONE; /* the target deletes the key once promoted */
-            act_stopped(a);
-        } else if (now >= a->sw_deadline_ms + 10000) {
-            log_warn("db", "%s: switchover: %s did not take the key; electing again", a->self,
-                     a->sw_target);
-            switch_end(a);
-        }
-    }
+    db_agent_run_op(a,
+                    bootstrapped ? pg_inst_start(a->pg, db_agent_op_done, a)
+                                 : pg_inst_init_primary(a->pg, on_bootstrapped, a),
+                    bootstrapped ? "start" : "bootstrap");
 }
 
 static void act(struct db_agent *a)
@@ -553,7 +347,7 @@ static void act(struct db_agent *a)
         int n = snprintf(m, sizeof(m), "{\"lsn\":%lu,\"healthy\":%s,\"primary\":%s}",
                          (unsigned long)a->pg_lsn, a->pg_up ? "true" : "false",
                          a->pg_up && a->pg_primary && !a->is_op_busy ? "true" : "false");
-        if (etcd_put(a->etcd, a->key_self, m, (size_t)n, a->lease, ignore_result, NULL) != 0) {
+        if (etcd_put(a->etcd, a->key_self, m, (size_t)n, a->lease, db_agent_ignore, NULL) != 0) {
             log_debug("db", "%s: member key not published this turn", a->self);
         }
     }
@@ -561,16 +355,16 @@ static void act(struct db_agent *a)
         return;
     }
     if (a->sw_phase != SW_NONE) {
-        switch_step(a);
+        db_switch_step(a);
         return;
     }
     if (pg_inst_state(a->pg) != PG_INST_RUNNING) {
-        act_stopped(a);
+        db_agent_act_stopped(a);
         return;
     }
     if (a->sw_has && strcmp(a->sw_from, a->self) == 0 && a->pg_primary && a->has_leader &&
         strcmp(a->leader, a->self) == 0 && a->role == DB_ROLE_PRIMARY) {
-        switch_begin(a);
+        db_switch_begin(a);
         return;
     }
     struct db_elect_in in = {.now_ms = ev_now_ms(a->loop),
@@ -605,7 +399,7 @@ static void act(struct db_agent *a)
     a->role = out.role;
     a->why = out.reason;
     if (out.release) {
-        release(a);
+        db_agent_release(a);
     }
     if (out.acquire) {
         acquire(a);
@@ -634,7 +428,7 @@ static void act(struct db_agent *a)
         fence(a, out.reason);
     } else if (out.promote) {
         a->is_op_busy = true;
-        run_op(a, pg_inst_promote(a->pg, on_promoted, a), "promote");
+        db_agent_run_op(a, pg_inst_promote(a->pg, on_promoted, a), "promote");
     } else if (out.role == DB_ROLE_PRIMARY && a->pg_primary) {
         sync_apply(a, false);
     }
@@ -659,7 +453,7 @@ static void turn_read_done(struct db_agent *a)
     a->is_turn_busy = false;
     if (!a->is_stopping) {
         act(a);
-        schedule(a, leader_is_silent(a) ? 100 : a->tick_ms);
+        db_agent_schedule(a, leader_is_silent(a) ? 100 : a->tick_ms);
     }
 }
 
@@ -810,7 +604,7 @@ static void on_fence_timer(struct ev_loop *loop, struct ev_timer *t)
     }
     log_warn("db", "%s: fencing: the lease could not be renewed in time; stopping PostgreSQL",
              a->self);
-    int rc = pg_inst_stop(a->pg, PG_STOP_IMMEDIATE, on_op_done, a);
+    int rc = pg_inst_stop(a->pg, PG_STOP_IMMEDIATE, db_agent_op_done, a);
     if (rc != 0 && rc != -EALREADY) {
         log_error("db", "%s: cannot stop PostgreSQL to fence it: %s", a->self, strerror(-rc));
     }
@@ -1017,7 +811,7 @@ struct db_agent *db_agent_start(struct ev_loop *loop, const struct conf *conf, c
     }
     log_notice("db", "%s: agent of database %s started (PostgreSQL on %s:%u, endpoints on :%u)",
                a->self, db->name, a->self_addr, db->pg_port, db->agent_port);
-    schedule(a, 0);
+    db_agent_schedule(a, 0);
     return a;
 }
 
@@ -1030,14 +824,14 @@ void db_agent_stop(struct db_agent *a)
     ev_timer_stop(a->loop, &a->tick);
     ev_timer_stop(a->loop, &a->fence_timer);
     if (a->has_leader && strcmp(a->leader, a->self) == 0) {
-        release(a); /* a replica takes over without waiting for the lease */
+        db_agent_release(a); /* a replica takes over without waiting for the lease */
     }
     if (pg_inst_state(a->pg) == PG_INST_STOPPED) {
         a->is_stopped = true;
         return;
     }
     a->is_op_busy = true;
-    if (pg_inst_stop(a->pg, PG_STOP_FAST, on_op_done, a) != 0) {
+    if (pg_inst_stop(a->pg, PG_STOP_FAST, db_agent_op_done, a) != 0) {
         a->is_stopped = true;
     }
 }

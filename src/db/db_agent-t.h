@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+/* The database agent's state, shared by its parts: db_agent.c (the turn, the election's
+ * actions, start and stop) and db_switch.c (planned switchover). Private to src/db. */
+#ifndef KEEL_DB_DB_AGENT_T_H
+#define KEEL_DB_DB_AGENT_T_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/conf-t.h"
+#include "core/ev.h"
+#include "db/db_elect.h"
+#include "db/db_secret.h"
+#include "db/etcd.h"
+#include "db/pg_inst.h"
+
+struct admin;
+
+struct db_agent {
+    struct ev_loop *loop;
+    struct conf_database db; /* a copy: a reload frees the configuration */
+    char self[CONF_NAME_MAX];
+    char addrs[CONF_DB_MAX_NODES][64]; /* of db.nodes */
+    char self_addr[64];
+    char key_leader[256];
+    char key_members[256];
+    char key_self[320];
+    char key_switch[256];
+    char repl_password[DB_PASSWORD_SIZE];
+    char app_password[DB_PASSWORD_SIZE];
+    char socket_dir[CONF_PATH_MAX];
+    struct pg_inst *pg;
+    struct etcd *etcd;
+    struct admin *api;
+    struct ev_timer tick;
+    struct ev_timer fence_timer; /* the leader's deadline to stop writing, kept by itself */
+    uint32_t tick_ms;
+    /* the agent's lease: its member key, and the leader key while it leads */
+    int64_t lease;
+    bool lease_busy;
+    uint64_t lease_valid_until_ms;
+    /* one turn at a time */
+    int reads;
+    bool is_turn_busy;
+    bool is_op_busy; /* a PostgreSQL operation runs */
+    uint64_t turn_at_ms;
+    uint64_t pg_down_at_ms;        /* the first turn that saw PostgreSQL not running; 0: it runs */
+    uint64_t unstreaming_since_ms; /* a replica of the leader not streaming since; 0: it is */
+    uint64_t lsn_seen, lsn_moved_ms; /* this node's position, and when it last moved */
+    /* what the last turn saw */
+    bool pg_up, pg_primary, streaming, replica_ok;
+    uint64_t pg_lsn, primary_lsn;
+    uint64_t replay_lsn; /* a replica's: what its readers see */
+    uint32_t lag_ms;
+    char follows[CONF_NAME_MAX]; /* whom PostgreSQL follows (what we told it) */
+    bool dcs_ok, has_leader;
+    char leader[CONF_NAME_MAX];
+    struct db_member members[CONF_DB_MAX_NODES];
+    size_t n_members;
+    enum db_role role;
+    const char *why;
+    bool is_fenced; /* demoted by a fence: read-only until promoted or following */
+    /* the switchover key, as last read, and this node's part in one */
+    bool sw_has;
+    char sw_from[CONF_NAME_MAX], sw_to[CONF_NAME_MAX];
+    enum { SW_NONE = 0, SW_STOPPING, SW_WAITING, SW_HANDED } sw_phase;
+    char sw_target[CONF_NAME_MAX];
+    uint64_t sw_lsn, sw_deadline_ms;
+    char streamers[CONF_DB_MAX_NODES][CONF_NAME_MAX]; /* primary: standbys streaming now */
+    char sync_names[256]; /* primary: synchronous_standby_names in force */
+    bool is_sync_busy;
+    size_t n_streaming;
+    uint64_t fenced_at_ms, fenced_said_ms;
+    bool is_stopping, is_stopped;
+    uint64_t promotions;
+    uint64_t leader_changes;
+    char last_leader[CONF_NAME_MAX]; /* the last leader seen, kept while there is none */
+    int64_t leader_revision;         /* of the leader's member key, when it last changed */
+    uint64_t leader_seen_ms;
+};
+
+/* db_agent.c, for its parts */
+void db_agent_schedule(struct db_agent *a, uint32_t ms);            /* a turn in ms */
+void db_agent_ignore(void *data, const struct etcd_result *res);    /* an etcd callback */
+void db_agent_op_done(void *data, int rc, const char *reason);      /* a pg_inst operation ended */
+void db_agent_run_op(struct db_agent *a, int rc, const char *what); /* an operation queued */
+void db_agent_release(struct db_agent *a);     /* delete the leader key if it names us */
+void db_agent_act_stopped(struct db_agent *a); /* the turn's actions when PostgreSQL is down */
+
+/* db_switch.c */
+void db_switch_begin(struct db_agent *a);    /* the switchover key names us, the primary */
+void db_switch_step(struct db_agent *a);     /* a turn during a switchover we lead */
+void db_switch_promoted(struct db_agent *a); /* we were promoted: end the switchover if ours */
+
+#endif

@@ -823,3 +823,17 @@ class DbLab:
         if left:
             problems.append("lab leftovers: %s" % left)
         return problems
+
+
+def assert_trials(writer, probe, violations, problems, failovers, notes):
+    """The verdict of a series of fault trials: the writer and the probe ran throughout, no
+    two nodes were writable at once, nothing else went wrong, every failover took at most
+    FAILOVER_MAX_S, and no commit was acknowledged with the sync-cancel warning."""
+    assert not writer.died and not probe.died, (writer.died, probe.died)
+    assert not violations, "\n".join(violations)
+    assert not problems, "\n".join(problems)
+    slow = [t for t in failovers if t > FAILOVER_MAX_S]
+    assert not slow, "failover slower than %.0f s: %s (%s)" % (
+        FAILOVER_MAX_S, ["%.2f" % t for t in failovers], "; ".join(notes))
+    assert writer.warned == [], "commits acknowledged with the sync-cancel warning: %s" \
+        % writer.warned[:20]

@@ -24,7 +24,7 @@ import time
 import pytest
 
 import keeltest as kt
-from dbtest import (FAILOVER_MAX_S, Cluster, WritableProbe, Writer, check_single_writer,
+from dbtest import (Cluster, WritableProbe, Writer, assert_trials, check_single_writer,
                     lost_acks, needs_db, report, start_etcd, summary, trials, wallclock)
 import dbtest
 
@@ -159,14 +159,7 @@ def run_trials(env, label, fault, options="", sync=True, lossless=None):
                       writer.attempts, len(acks), writer.errors, writer.last_error,
                       len(writer.warned), 1000 * lat[len(lat) // 2],
                       1000 * lat[int(len(lat) * 0.99)], len(probe.samples)))
-    assert not writer.died and not probe.died, (writer.died, probe.died)
-    assert not violations, "\n".join(violations)
-    assert not problems, "\n".join(problems)
-    slow = [t for t in failovers if t > FAILOVER_MAX_S]
-    assert not slow, "failover slower than %.0f s: %s (%s)" % (
-        FAILOVER_MAX_S, ["%.2f" % t for t in failovers], "; ".join(notes))
-    assert writer.warned == [], "commits acknowledged with the sync-cancel warning: %s" \
-        % writer.warned[:20]
+    assert_trials(writer, probe, violations, problems, failovers, notes)
     return c, writer
 
 

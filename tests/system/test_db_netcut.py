@@ -25,7 +25,7 @@ import time
 import pytest
 
 import keeltest as kt
-from dbtest import (FAILOVER_MAX_S, Cluster, DbLab, WritableProbe, Writer,
+from dbtest import (Cluster, DbLab, WritableProbe, Writer, assert_trials,
                     check_single_writer, lost_acks, needs_db, report, start_etcd, summary,
                     trials, wallclock)
 
@@ -128,11 +128,4 @@ def test_netcut_primary(env):
                 min(gaps), ", %d ambiguous" % ambiguous if ambiguous else "") \
             if gaps else ""
         report(summary("netcut %d nodes sync" % n_nodes, failovers, acked, len(lost), extra))
-    assert not writer.died and not probe.died, (writer.died, probe.died)
-    assert not violations, "\n".join(violations)
-    assert not problems, "\n".join(problems)
-    slow = [t for t in failovers if t > FAILOVER_MAX_S]
-    assert not slow, "failover slower than %.0f s: %s (%s)" % (
-        FAILOVER_MAX_S, ["%.2f" % t for t in failovers], "; ".join(notes))
-    assert writer.warned == [], "commits acknowledged with the sync-cancel warning: %s" \
-        % writer.warned[:20]
+    assert_trials(writer, probe, violations, problems, failovers, notes)

@@ -210,6 +210,11 @@ int conf_set_string(struct conf_parser *cp, const struct conf_directive *d, void
 /* A name (conf_check_name) into a char array field. */
 int conf_set_name(struct conf_parser *cp, const struct conf_directive *d, void *obj,
                   const struct conf_token *tok, size_t n) KEEL_MUST_CHECK;
+/* The node names tok[1, n) appended to names (*n_names of them so far): each a valid name,
+ * none twice, at most max in all. The setter of `nodes` directives (vip, database). */
+int conf_set_node_names(struct conf_parser *cp, const struct conf_token *tok, size_t n,
+                        char (*names)[CONF_NAME_MAX], uint32_t *n_names,
+                        uint32_t max) KEEL_MUST_CHECK;
 /* An address to connect to / to listen on (d->min = CONF_ADDR_* flags) into a struct
  * conf_addr field. */
 int conf_set_addr(struct conf_parser *cp, const struct conf_directive *d, void *obj,

@@ -535,6 +535,32 @@ int conf_set_name(struct conf_parser *cp, const struct conf_directive *d, void *
     return 0;
 }
 
+int conf_set_node_names(struct conf_parser *cp, const struct conf_token *tok, size_t n,
+                        char (*names)[CONF_NAME_MAX], uint32_t *n_names, uint32_t max)
+{
+    if (n - 1 > max) {
+        conf_error(cp, &tok[1 + max], "too many nodes (at most %u)", max);
+        return -KEEL_ECONFIG;
+    }
+    int rc = 0;
+    for (size_t i = 1; i < n; i++) {
+        struct errbuf eb;
+        if (conf_check_name(tok[i].text, &eb) != 0) {
+            conf_error(cp, &tok[i], "invalid node name \"%s\": %s", tok[i].text, eb.msg);
+            rc = -KEEL_ECONFIG;
+            continue;
+        }
+        for (uint32_t k = 0; k < *n_names; k++) {
+            if (strcmp(names[k], tok[i].text) == 0) {
+                conf_error(cp, &tok[i], "node \"%s\" listed twice", tok[i].text);
+                rc = -KEEL_ECONFIG;
+            }
+        }
+        (void)snprintf(names[(*n_names)++], CONF_NAME_MAX, "%s", tok[i].text);
+    }
+    return rc;
+}
+
 int conf_set_addr(struct conf_parser *cp, const struct conf_directive *d, void *obj,
                   const struct conf_token *tok, size_t n)
 {

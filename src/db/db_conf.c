@@ -62,28 +62,7 @@ static int set_nodes(struct conf_parser *cp, const struct conf_directive *d, voi
 {
     (void)d;
     struct conf_database *db = obj;
-    if (n - 1 > CONF_DB_MAX_NODES) {
-        conf_error(cp, &tok[1 + CONF_DB_MAX_NODES], "too many nodes (at most %d)",
-                   CONF_DB_MAX_NODES);
-        return -KEEL_ECONFIG;
-    }
-    int rc = 0;
-    for (size_t i = 1; i < n; i++) {
-        struct errbuf eb;
-        if (conf_check_name(tok[i].text, &eb) != 0) {
-            conf_error(cp, &tok[i], "invalid node name \"%s\": %s", tok[i].text, eb.msg);
-            rc = -KEEL_ECONFIG;
-            continue;
-        }
-        for (uint32_t k = 0; k < db->n_nodes; k++) {
-            if (strcmp(db->nodes[k], tok[i].text) == 0) {
-                conf_error(cp, &tok[i], "node \"%s\" listed twice", tok[i].text);
-                rc = -KEEL_ECONFIG;
-            }
-        }
-        (void)snprintf(db->nodes[db->n_nodes++], CONF_NAME_MAX, "%s", tok[i].text);
-    }
-    return rc;
+    return conf_set_node_names(cp, tok, n, db->nodes, &db->n_nodes, CONF_DB_MAX_NODES);
 }
 
 /* dcs etcd URL...: http://HOST:PORT, no path. */

@@ -132,23 +132,27 @@ static void check_read(struct lb_check *ck)
         return;
     }
     ck->resp_len += (size_t)n;
-    int rc = http_parse_head(&ck->parser, ck->resp, ck->resp_len, &ck->msg);
-    if (rc == -EAGAIN) {
-        if (ck->resp_len == sizeof(ck->resp)) {
-            check_finish(ck, false, "response head too large");
+    /* Interim (1xx) heads are skipped; the bytes after one may already hold the next head
+     * (a server can send "100 Continue" and the final response in one segment), so parse
+     * again before waiting for more input. 101 is final: a check never asks to upgrade. */
+    for (;;) {
+        int rc = http_parse_head(&ck->parser, ck->resp, ck->resp_len, &ck->msg);
+        if (rc == -EAGAIN) {
+            if (ck->resp_len == sizeof(ck->resp)) {
+                check_finish(ck, false, "response head too large");
+            }
+            return;
         }
-        return;
-    }
-    if (rc != 0) {
-        check_finish(ck, false, "invalid HTTP response");
-        return;
-    }
-    if (ck->msg.status < 200) {
-        /* Skip interim responses. */
+        if (rc != 0) {
+            check_finish(ck, false, "invalid HTTP response");
+            return;
+        }
+        if (ck->msg.status >= 200 || ck->msg.status == 101) {
+            break;
+        }
         memmove(ck->resp, ck->resp + ck->msg.head_len, ck->resp_len - ck->msg.head_len);
         ck->resp_len -= ck->msg.head_len;
         http_parser_init(&ck->parser, true, 8192, CHECK_BUF_SIZE);
-        return;
     }
     char why[96];
     bool ok = ck->msg.status >= cc->status_min && ck->msg.status <= cc->status_max;

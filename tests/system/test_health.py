@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Active health checks: detection time, recovery, HTTP status ranges, backup, disabled."""
 import collections
+import socket
 import time
 
 import pytest
@@ -174,3 +175,50 @@ def test_disabled_server_gets_nothing(env):
     assert dict(count(k.port, 60, path="/user")) == {"a": 30, "b": 30}
     assert user_requests(c) == []
     assert k.server_up("web", "c") == 0
+
+
+def _interim_then_final(parts):
+    """A server that answers every request head with the byte strings of parts, each in its
+    own send() (a short pause between them), then closes."""
+    def handler(conn):
+        head, _ = kt.read_http_head(conn)
+        if head is None:
+            return
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i, p in enumerate(parts):
+            if i > 0:
+                time.sleep(0.05)
+            conn.sendall(p)
+    return handler
+
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+HINTS = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+FINAL_200 = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n"
+FINAL_503 = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+@pytest.mark.parametrize("parts,expect_up", [
+    ([CONTINUE + FINAL_200], True),
+    ([CONTINUE + HINTS + FINAL_200], True),
+    ([CONTINUE, FINAL_200], True),
+    ([CONTINUE + FINAL_503], False),
+    ([CONTINUE, FINAL_503], False),
+], ids=["1xx+200-one-send", "two-1xx+200-one-send", "1xx,200-two-sends",
+        "1xx+503-one-send", "1xx,503-two-sends"])
+def test_regression_check_reparses_bytes_after_an_interim_response(env, parts, expect_up):
+    """The health check skipped a 1xx head without parsing the bytes already read after it:
+    a server sending "100 Continue" and its final response in one segment was judged by a
+    read that never came (closed: failed check), so a healthy server went down."""
+    s = env.tiny(_interim_then_final(parts))
+    k = env.lb([("s1", s.addr)], check=CHECK, allow_errors=[NO_SERVER])
+    result, other = ("ok", "fail") if expect_up else ("fail", "ok")
+
+    def verdicts():
+        return k.metrics().get("keel_server_check_total", backend="web", server="s1",
+                               result=result) or 0
+    kt.deadline_poll(lambda: verdicts() >= FALL + 1, 10,
+                     what="%d checks with result=%s" % (FALL + 1, result))
+    k.wait_server_state("web", "s1", up=expect_up, timeout=5)
+    v = k.metrics().get("keel_server_check_total", backend="web", server="s1", result=other)
+    assert not v, "keel_server_check_total{result=%s}: %s; log:\n%s" % (other, v, k.tail())

@@ -56,42 +56,62 @@ static const char *date_now(void)
     return cached;
 }
 
-/* Write the head of a local response; length UINT64_MAX: no Content-Length (304). */
-static void put_head(struct hp_conn *c, int status, const char *headers, uint64_t length)
+/* The head as put_head makes it, into dst (NULL, 0: only its length); snprintf's result. */
+static int format_head(char *dst, size_t cap, struct hp_conn *c, int status, const char *date,
+                       const char *cl, const char *headers, const char *extra)
 {
-    char head[2048];
+    const char *by = c->fe->conf->served_by;
+    return snprintf(dst, cap, "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s%s%s%s%s\r\n", status,
+                    http_status_reason(status), date, cl, headers, extra,
+                    by[0] != '\0' ? "X-Served-By: " : "", by, by[0] != '\0' ? "\r\n" : "",
+                    c->close_after || !c->req_keepalive ? "Connection: close\r\n" : "");
+}
+
+/* Write the head of a local response: header lines headers then extra (each line ending in
+ * CRLF; no fixed bound: out grows to fit, e.g. a Location built from a long path); length
+ * UINT64_MAX: no Content-Length (304). Returns false when it wrote a 500 instead (out of
+ * memory): the caller then sends no body. */
+static bool put_head(struct hp_conn *c, int status, const char *headers, const char *extra,
+                     uint64_t length)
+{
     char cl[48] = "";
     if (length != UINT64_MAX) {
         (void)snprintf(cl, sizeof(cl), "Content-Length: %lu\r\n", (unsigned long)length);
     }
-    const char *by = c->fe->conf->served_by;
-    int n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s%s%s%s\r\n", status,
-                     http_status_reason(status), date_now(), cl, headers,
-                     by[0] != '\0' ? "X-Served-By: " : "", by, by[0] != '\0' ? "\r\n" : "",
-                     c->close_after || !c->req_keepalive ? "Connection: close\r\n" : "");
     c->out.off = c->out.len = 0;
-    if (n < 0 || (size_t)n >= sizeof(head) || !buf_append(&c->out, head, (size_t)n)) {
-        /* Cannot happen with the bounded header values used here; fail closed. */
+    const char *date = date_now(); /* the same string for both passes */
+    int n = format_head(NULL, 0, c, status, date, cl, headers, extra);
+    if (n >= 0 && c->out.cap < (size_t)n + 1 && buf_grow(&c->out, (size_t)n + 1) != 0) {
+        n = -1;
+    }
+    if (n < 0) {
+        /* Out of memory: fail closed. */
         c->close_after = true;
-        c->out.len = 0;
         (void)buf_append_str(&c->out, "HTTP/1.1 500 Internal Server Error\r\n"
                                       "Content-Length: 0\r\nConnection: close\r\n\r\n");
-        status = 500;
+        c->status = 500;
+        return false;
     }
+    (void)format_head(buf_tail(&c->out), buf_tailroom(&c->out), c, status, date, cl, headers,
+                      extra);
+    buf_commit(&c->out, (size_t)n);
     c->status = status;
+    return true;
 }
 
 void http_local_respond(struct hp_conn *c, int status, const char *extra_headers, const char *body,
                         size_t body_len)
 {
-    char headers[1024];
-    (void)snprintf(headers, sizeof(headers), "Content-Type: text/plain; charset=utf-8\r\n%s",
-                   extra_headers);
-    put_head(c, status, headers, body_len);
+    bool is_ok =
+        put_head(c, status, "Content-Type: text/plain; charset=utf-8\r\n", extra_headers, body_len);
     c->file_fd = -1;
     c->file_left = 0;
-    if (c->method != HTTP_METHOD_HEAD && body_len > 0 && !buf_append(&c->out, body, body_len)) {
-        c->close_after = true; /* body larger than the buffer: never with keel's texts */
+    if (!is_ok || c->method == HTTP_METHOD_HEAD || body_len == 0) {
+        return;
+    }
+    if ((buf_tailroom(&c->out) < body_len && buf_grow(&c->out, c->out.len + body_len) != 0) ||
+        !buf_append(&c->out, body, body_len)) {
+        c->close_after = true; /* out of memory: the client sees a short body, then EOF */
     }
 }
 
@@ -261,14 +281,49 @@ static void listing(struct hp_conn *c, int dir_fd, const char *path)
     }
     closedir(d);
     n += (size_t)snprintf(body + n, LISTING_MAX - n, "</ul>\n");
-    put_head(c, 200, "Content-Type: text/html; charset=utf-8\r\n", n);
-    if (c->method == HTTP_METHOD_HEAD) {
+    if (!put_head(c, 200, "Content-Type: text/html; charset=utf-8\r\n", "", n) ||
+        c->method == HTTP_METHOD_HEAD) {
         free(body);
         return;
     }
     c->mem_body = body;
     c->mem_len = n;
     c->mem_sent = 0;
+}
+
+/* Whether ch may appear unescaped in a Location path (RFC 3986 pchar and '/'). */
+static bool is_path_char(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch != '\0' && strchr("-._~!$&'()*+,;=:@/", ch) != NULL);
+}
+
+/* 301 from a directory named without its trailing slash to path + "/". path is decoded, so
+ * it is percent-encoded again: a name with CR, LF, '%', '?' or a non-ASCII byte yields one
+ * well-formed header line, and the Location names that very directory. */
+static void redirect_to_dir(struct hp_conn *c, const char *path, size_t path_len)
+{
+    static const char prefix[] = "Location: ";
+    char *hdr = malloc(sizeof(prefix) + path_len * 3 + 4);
+    if (hdr == NULL) {
+        respond_error(c, 500, "out of memory");
+        return;
+    }
+    size_t n = sizeof(prefix) - 1;
+    memcpy(hdr, prefix, n);
+    for (size_t i = 0; i < path_len; i++) {
+        unsigned char ch = (unsigned char)path[i];
+        if (is_path_char(ch)) {
+            hdr[n++] = (char)ch;
+        } else {
+            hdr[n++] = '%';
+            hdr[n++] = "0123456789ABCDEF"[ch >> 4];
+            hdr[n++] = "0123456789ABCDEF"[ch & 15];
+        }
+    }
+    memcpy(hdr + n, "/\r\n", 4); /* with its NUL */
+    http_local_respond(c, 301, hdr, "moved: add a trailing slash\n", 28);
+    free(hdr);
 }
 
 /* Open the file for rel, resolving directories to their index. Returns the fd, with *st
@@ -291,9 +346,7 @@ static int open_file(struct hp_conn *c, const struct conf_location *loc, int roo
     }
     if (path[path_len - 1] != '/') {
         close(fd);
-        char loc_hdr[600];
-        (void)snprintf(loc_hdr, sizeof(loc_hdr), "Location: %s/\r\n", path);
-        http_local_respond(c, 301, loc_hdr, "moved: add a trailing slash\n", 28);
+        redirect_to_dir(c, path, path_len);
         *done = true;
         return 0;
     }
@@ -422,7 +475,7 @@ void http_static_respond(struct hp_conn *c, const struct conf_location *loc, int
     uint64_t size = (uint64_t)st.st_size, first = 0, last = size == 0 ? 0 : size - 1;
     if (not_modified(c, etag, st.st_mtime)) {
         drop_file(fd, entry);
-        put_head(c, 304, headers, UINT64_MAX); /* no body, no Content-Length */
+        (void)put_head(c, 304, headers, "", UINT64_MAX); /* no body, no Content-Length */
         return;
     }
     int status = 200;
@@ -447,8 +500,7 @@ void http_static_respond(struct hp_conn *c, const struct conf_location *loc, int
         }
     }
     uint64_t length = size == 0 ? 0 : last - first + 1;
-    put_head(c, status, headers, length);
-    if (c->method == HTTP_METHOD_HEAD || length == 0) {
+    if (!put_head(c, status, headers, "", length) || c->method == HTTP_METHOD_HEAD || length == 0) {
         drop_file(fd, entry);
         return;
     }

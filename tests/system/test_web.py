@@ -4,6 +4,7 @@
 import gzip
 import os
 import socket
+import urllib.parse
 
 import pytest
 
@@ -209,3 +210,50 @@ def test_regression_drain_closes_a_proxied_request_with_body(site):
         resp = r.read_response()
         assert resp.status == 200 and resp.body == b"a\n"
         assert (resp.header("connection") or "").lower() == "close"
+
+
+def _redirect_then_follow(site, target):
+    """GET target (a directory without its slash) and then its Location on one keep-alive
+    connection; returns (the 301, the response to the Location)."""
+    with kt.Raw(site.port) as r:
+        r.send("GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % target)
+        moved = r.read_response()
+        assert moved.status == 301, (moved, moved.body)
+        assert moved.body == b"moved: add a trailing slash\n", moved.body
+        where = moved.header("location")
+        r.send("GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % where)
+        return moved, r.read_response()
+
+
+@pytest.mark.parametrize("segment", ["d" * 199, "\u00e9" * 120 + " %?#"],
+                         ids=["1000-byte-path", "encoded-3k-location"])
+def test_regression_long_directory_path_redirect_is_well_formed(site, segment):
+    """The Location of the trailing-slash redirect was built in a 600-byte buffer: a long
+    path lost the header's CRLF and the head ran into the body."""
+    levels = 5 if len(segment.encode()) < 240 else 4
+    rel = os.path.join(*([segment] * levels))
+    os.makedirs(os.path.join(site.root.encode(), rel.encode()))
+    with open(os.path.join(site.root.encode(), rel.encode(), b"index.html"), "w") as f:
+        f.write("deep\n")
+    path = "/" + rel
+    if segment.startswith("d"):
+        assert len(path) == 1000
+    target = urllib.parse.quote(path, safe="/")
+    moved, deep = _redirect_then_follow(site, target)
+    loc = moved.header("location")
+    assert urllib.parse.unquote_to_bytes(loc) == path.encode() + b"/", loc[:200]
+    assert all(0x21 <= ord(ch) <= 0x7e for ch in loc), "unencoded byte in %r" % loc[:200]
+    assert deep.status == 200 and deep.body == b"deep\n", (deep, deep.body)
+
+
+def test_regression_crlf_in_directory_name_injects_no_header(site):
+    """A directory whose name holds CR LF (requested as %0d%0a) was redirected with the
+    decoded name in Location: the client saw a header the name had smuggled in."""
+    name = "evil\r\nX-Injected: yes"
+    os.makedirs(os.path.join(site.root, name))
+    with open(os.path.join(site.root, name, "index.html"), "w") as f:
+        f.write("evil dir\n")
+    moved, inside = _redirect_then_follow(site, "/evil%0d%0aX-Injected:%20yes")
+    assert moved.header("x-injected") is None, moved
+    assert moved.header("location") == "/evil%0D%0AX-Injected:%20yes/", moved
+    assert inside.status == 200 and inside.body == b"evil dir\n", (inside, inside.body)

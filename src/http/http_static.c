@@ -145,10 +145,13 @@ static void respond_error(struct hp_conn *c, int status, const char *why)
                        n > 0 ? (size_t)n : 0);
 }
 
+/* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, and the worker
+ * with it; O_NOCTTY: a terminal never becomes keel's. Callers fstat the result and serve
+ * regular files (and directories) only. */
 static int open_beneath(int root_fd, const char *rel, bool follow, int flags)
 {
     struct open_how how = {
-        .flags = (uint64_t)(flags | O_CLOEXEC),
+        .flags = (uint64_t)(flags | O_CLOEXEC | O_NONBLOCK | O_NOCTTY),
         .resolve = follow ? 0 : RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
     };
     long fd = syscall(SYS_openat2, root_fd, rel, &how, sizeof(how));
@@ -161,6 +164,7 @@ static int status_for_errno(int err)
     case ENOENT:
     case ENOTDIR:
     case ENAMETOOLONG:
+    case ENXIO: /* a unix socket */
         return 404;
     case EACCES:
     case EPERM:
@@ -326,8 +330,9 @@ static void redirect_to_dir(struct hp_conn *c, const char *path, size_t path_len
     free(hdr);
 }
 
-/* Open the file for rel, resolving directories to their index. Returns the fd, with *st
- * filled, or a negative errno; *listed when a directory listing was sent instead. */
+/* Open the file for rel, resolving directories to their index. Returns the fd of a regular
+ * file, with *st filled, or a negative errno (-ENOENT for what is neither a regular file nor
+ * a directory: FIFO, device, socket); *done when a redirect or listing was sent instead. */
 static int open_file(struct hp_conn *c, const struct conf_location *loc, int root_fd,
                      const char *path, size_t path_len, struct stat *st, bool *done)
 {
@@ -341,8 +346,12 @@ static int open_file(struct hp_conn *c, const struct conf_location *loc, int roo
         close(fd);
         return e;
     }
-    if (!S_ISDIR(st->st_mode)) {
+    if (S_ISREG(st->st_mode)) {
         return fd;
+    }
+    if (!S_ISDIR(st->st_mode)) {
+        close(fd); /* a FIFO, a device or a socket: never read, not found */
+        return -ENOENT;
     }
     if (path[path_len - 1] != '/') {
         close(fd);
@@ -448,7 +457,7 @@ void http_static_respond(struct hp_conn *c, const struct conf_location *loc, int
             if (fd >= 0) {
                 close(fd);
             }
-            int status = fd < 0 ? status_for_errno(fd) : 403;
+            int status = fd < 0 ? status_for_errno(fd) : 404;
             respond_error(c, status, status == 404 ? "not found" : "forbidden");
             return;
         }

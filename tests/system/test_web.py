@@ -4,6 +4,8 @@
 import gzip
 import os
 import socket
+import stat
+import time
 import urllib.parse
 
 import pytest
@@ -257,3 +259,37 @@ def test_regression_crlf_in_directory_name_injects_no_header(site):
     assert moved.header("x-injected") is None, moved
     assert moved.header("location") == "/evil%0D%0AX-Injected:%20yes/", moved
     assert inside.status == 200 and inside.body == b"evil dir\n", (inside, inside.body)
+
+
+@pytest.mark.timeout(60)
+def test_regression_fifo_device_socket_under_root_get_404_without_hanging(site):
+    """Files were opened without O_NONBLOCK: a FIFO under the root blocked the worker in
+    open() until a writer came (forever). Only regular files and directories are served;
+    anything else is 404 at once, and the workers keep serving."""
+    root = site.root
+    os.mkfifo(os.path.join(root, "pipe"))
+    os.mknod(os.path.join(root, "null"), stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(os.path.join(root, "sock"))
+    os.makedirs(os.path.join(root, "fifodir"))
+    os.mkfifo(os.path.join(root, "fifodir", "index.html"))  # an index that is a FIFO
+    with open(os.path.join(root, "g.txt"), "w") as f:
+        f.write("plain g\n")
+    os.mkfifo(os.path.join(root, "g.txt.gz"))  # a gzip sibling that is a FIFO
+    try:
+        for path, want in [("/pipe", 404), ("/null", 404), ("/sock", 404), ("/pipe", 404),
+                           ("/fifodir/", 403)]:
+            t0 = time.monotonic()
+            st, _, body = kt.http_get(site.port, path, timeout=3)
+            took = time.monotonic() - t0
+            assert st == want, (path, st, body)
+            assert took < 2, "%s took %.2fs" % (path, took)
+        st, h, body = kt.http_get(site.port, "/g.txt", headers={"Accept-Encoding": "gzip"},
+                                  timeout=3)
+        assert st == 200 and body == b"plain g\n" and "content-encoding" not in h, (st, h)
+        # Every worker still answers: new connections spread over both of them.
+        for i in range(20):
+            st, _, body = kt.http_get(site.port, "/a.txt", timeout=3)
+            assert st == 200 and body == b"hello static world\n", (i, st, body)
+    finally:
+        sock.close()

@@ -694,7 +694,7 @@ static void upstream_failed(struct hp_conn *c, bool is_conn_failure, int status,
     struct lb_upstream *up = c->up;
     bool stale = up != NULL && up->is_reused && !is_conn_failure;
     if (up != NULL && !stale) {
-        lb_server_report_failure(up->srv);
+        lb_server_report_failure(up->srv, &c->peer);
         if (is_conn_failure) {
             metrics_add(&metrics_local(up->srv->metrics)->connect_failures, 1);
         } else {
@@ -873,7 +873,7 @@ static void on_upstream_timeout(struct ev_loop *loop, struct ev_timer *t)
                  c->be->conf->name);
         upstream_failed(c, true, 504, "connecting to the server timed out");
     } else if (!c->res_head_done) {
-        lb_server_report_failure(up->srv);
+        lb_server_report_failure(up->srv, &c->peer);
         hp_fail(c, 504, "server response timed out");
     } else {
         hp_fail(c, 504, "server stopped sending the response");
@@ -907,7 +907,7 @@ static void upstream_input(struct hp_conn *c)
         return;
     }
     if (!c->res_head_done) {
-        lb_server_report_failure(up->srv);
+        lb_server_report_failure(up->srv, &c->peer);
         hp_fail(c, 502, "server closed the connection in the response head");
         return;
     }
@@ -1014,7 +1014,7 @@ static void parse_response(struct hp_conn *c)
             return;
         }
         if (rc != 0) {
-            lb_server_report_failure(up->srv);
+            lb_server_report_failure(up->srv, &c->peer);
             log_warn("http", "invalid response from server %s: %s", up->srv->conf->name,
                      c->rparser.error != NULL ? c->rparser.error : "malformed");
             hp_fail(c, 502, "invalid response from server");
@@ -1145,7 +1145,7 @@ static void exchange_step(struct hp_conn *c)
     }
     rc = scan_response_body(c);
     if (rc != 0) {
-        lb_server_report_failure(c->up->srv);
+        lb_server_report_failure(c->up->srv, &c->peer);
         hp_fail(c, 502, "invalid chunked response body");
         return;
     }

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "core/buf.h"
 #include "core/conf-t.h"
@@ -130,10 +131,10 @@ static inline void lb_server_release(struct lb_server *s)
     atomic_fetch_sub_explicit(&s->active, 1, memory_order_relaxed);
 }
 
-/* A worker saw a connect error or a reset before the first response byte. */
-static inline void lb_server_report_failure(struct lb_server *s)
-{
-    atomic_fetch_add_explicit(&s->passive_failures, 1, memory_order_relaxed);
-}
+/* A worker saw a connect error, a reset, a timeout or an invalid response before the end of
+ * the response head, on a request of the client at address client. Passive detection
+ * (lb_check.c) weighs the failures by client: one client alone cannot take a server down.
+ * Worker threads, lock-free. */
+void lb_server_report_failure(struct lb_server *s, const struct sockaddr_storage *client);
 
 #endif

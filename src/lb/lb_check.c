@@ -1,7 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* Health checks. One struct lb_check per checked server: a timer fires every interval,
  * a non-blocking connect (and for HTTP a request and a response head) follows, bounded by
- * the check timeout. Results go through rise/fall counters into lb_server_set_up. */
+ * the check timeout. Results go through rise/fall counters into lb_server_set_up.
+ *
+ * Passive detection: failures workers see on live traffic are collected per server in a
+ * window of PASSIVE_WINDOW_MS, with the clients (addresses) they came from. They take a
+ * server down only when (a) the window holds `fall` failures from at least two clients, or
+ * (b) keel's own check confirms them: every failure asks for an early check, and a failed
+ * check adds the window's failures to its own count. A check that passes after the window
+ * began clears it. So one client, however many connections or slow requests it makes,
+ * cannot take a server down on its own (docs/directives/check.md). */
 #include "lb/lb_check.h"
 
 #include <errno.h>
@@ -13,8 +21,11 @@
 #include "core/log.h"
 #include "core/sock.h"
 #include "http/http_parse.h"
+#include "lb/lb_algo.h"
 
 #define CHECK_BUF_SIZE 4096
+#define PASSIVE_WINDOW_MS 10000
+#define PASSIVE_EARLY_GAP_MS 250 /* at least this long between check starts asked by failures */
 
 enum check_state {
     CHECK_STATE_IDLE = 0,   /* waiting for the next interval */
@@ -39,6 +50,11 @@ struct lb_check {
     size_t resp_len;
     struct http_parser parser;
     struct http_msg msg;
+    uint64_t started_ms; /* when the last check started; 0: never */
+    /* failures seen on live traffic since passive_since_ms (0: no window open) */
+    uint64_t passive_since_ms;
+    uint32_t passive_count;
+    uint32_t passive_clients[LB_PASSIVE_CLIENTS]; /* distinct client keys, 0: free */
 };
 
 struct lb_checks {
@@ -104,6 +120,58 @@ static void check_result(struct lb_backend *be, struct lb_server *s, bool ok, co
     }
 }
 
+static void passive_clear(struct lb_check *ck)
+{
+    ck->passive_count = 0;
+    ck->passive_since_ms = 0;
+    memset(ck->passive_clients, 0, sizeof(ck->passive_clients));
+}
+
+static uint32_t passive_n_clients(const struct lb_check *ck)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < LB_PASSIVE_CLIENTS; i++) {
+        n += ck->passive_clients[i] != 0;
+    }
+    return n;
+}
+
+static void passive_mark_down(struct lb_check *ck, const char *reason)
+{
+    ck->be->health[ck->srv->id].consecutive_ok = 0; /* back up after `rise` good checks */
+    passive_clear(ck);
+    lb_server_set_up(ck->be, ck->srv, false, reason);
+}
+
+/* A check result: the rise/fall counters, then what it says of the passive evidence (a
+ * failure confirms it, a pass that started after it began refutes it). */
+static void check_done(struct lb_check *ck, bool ok, const char *why)
+{
+    check_result(ck->be, ck->srv, ok, why);
+    if (ck->passive_since_ms == 0 || ck->srv->conf->is_disabled) {
+        return;
+    }
+    if (ok) {
+        if (ck->started_ms >= ck->passive_since_ms) {
+            log_debug("check",
+                      "backend %s/server %s: %u errors on live traffic not confirmed "
+                      "by the check",
+                      ck->be->conf->name, ck->srv->conf->name, ck->passive_count);
+            passive_clear(ck);
+        }
+        return;
+    }
+    const struct lb_health *h = &ck->be->health[ck->srv->id];
+    if (atomic_load(&ck->srv->is_up) &&
+        h->consecutive_fail + ck->passive_count >= ck->be->conf->check.fall) {
+        char reason[200];
+        snprintf(reason, sizeof(reason),
+                 "%u errors on live traffic confirmed by a failed check: %s", ck->passive_count,
+                 why);
+        passive_mark_down(ck, reason);
+    }
+}
+
 static void check_finish(struct lb_check *ck, bool ok, const char *why)
 {
     struct ev_loop *loop = ck->owner->loop;
@@ -114,7 +182,7 @@ static void check_finish(struct lb_check *ck, bool ok, const char *why)
     }
     ev_timer_stop(loop, &ck->timeout);
     ck->state = CHECK_STATE_IDLE;
-    check_result(ck->be, ck->srv, ok, why);
+    check_done(ck, ok, why);
     ev_timer_start(loop, &ck->interval, ck->be->conf->check.interval_ms);
 }
 
@@ -217,10 +285,12 @@ static void on_check_interval(struct ev_loop *loop, struct ev_timer *t)
     if (fd < 0) {
         char why[128];
         snprintf(why, sizeof(why), "connect() failed: %s", strerror(-fd));
-        check_result(ck->be, ck->srv, false, why);
+        ck->started_ms = ev_now_ms(loop);
+        check_done(ck, false, why);
         ev_timer_start(loop, &ck->interval, ck->be->conf->check.interval_ms);
         return;
     }
+    ck->started_ms = ev_now_ms(loop);
     ck->fd = fd;
     ck->state = CHECK_STATE_CONNECTING;
     ck->req_sent = 0;
@@ -299,18 +369,86 @@ void lb_checks_stop(struct lb_checks *cs)
     ev_free_later(cs->loop, cs);
 }
 
+void lb_server_report_failure(struct lb_server *s, const struct sockaddr_storage *client)
+{
+    unsigned alen;
+    const void *ab = sock_addr_bytes((const struct sockaddr *)client, &alen);
+    uint32_t key = lb_hash_client(ab, alen);
+    key = key != 0 ? key : 1;
+    /* The client first, then the count: the control thread drains in the other order, so a
+     * counted failure never misses its client (at worst a client arrives a poll early). */
+    for (uint32_t i = 0; i < LB_PASSIVE_CLIENTS; i++) {
+        uint32_t cur = atomic_load_explicit(&s->passive_clients[i], memory_order_relaxed);
+        if (cur == 0) {
+            (void)atomic_compare_exchange_strong(&s->passive_clients[i], &cur, key);
+            if (cur == 0 || cur == key) {
+                break; /* stored, or another worker stored the same client */
+            }
+        } else if (cur == key) {
+            break;
+        }
+    }
+    atomic_fetch_add_explicit(&s->passive_failures, 1, memory_order_release);
+}
+
+/* Add failures drained from the workers to ck's window. */
+static void passive_add(struct lb_check *ck, uint32_t n, const uint32_t *clients, uint64_t now)
+{
+    if (ck->passive_since_ms != 0 && now - ck->passive_since_ms > PASSIVE_WINDOW_MS) {
+        passive_clear(ck); /* old evidence expires */
+    }
+    if (ck->passive_since_ms == 0) {
+        ck->passive_since_ms = now;
+    }
+    ck->passive_count += n;
+    for (uint32_t i = 0; i < LB_PASSIVE_CLIENTS; i++) {
+        uint32_t key = clients[i];
+        for (uint32_t j = 0; key != 0 && j < LB_PASSIVE_CLIENTS; j++) {
+            if (ck->passive_clients[j] == key) {
+                break;
+            }
+            if (ck->passive_clients[j] == 0) {
+                ck->passive_clients[j] = key;
+                break;
+            }
+        }
+    }
+}
+
 void lb_checks_poll_passive(struct lb_checks *cs)
 {
+    uint64_t now = ev_now_ms(cs->loop);
     for (uint32_t i = 0; i < cs->n; i++) {
         struct lb_check *ck = &cs->checks[i];
-        uint32_t n = atomic_exchange(&ck->srv->passive_failures, 0);
-        if (n == 0 || ck->be->conf->check.type == CONF_CHECK_NONE) {
+        struct lb_server *s = ck->srv;
+        uint32_t n = atomic_exchange_explicit(&s->passive_failures, 0, memory_order_acquire);
+        uint32_t clients[LB_PASSIVE_CLIENTS], any = 0;
+        for (uint32_t k = 0; k < LB_PASSIVE_CLIENTS; k++) {
+            clients[k] = atomic_exchange(&s->passive_clients[k], 0);
+            any |= clients[k];
+        }
+        const struct conf_check *cc = &ck->be->conf->check;
+        if ((n == 0 && any == 0) || cc->type == CONF_CHECK_NONE || s->conf->is_disabled) {
+            continue; /* without active checks, nothing brings a server back: no passive */
+        }
+        if (!atomic_load(&s->is_up)) {
+            passive_clear(ck);
             continue;
         }
-        /* Each observed failure counts as a failed check; successes still need active
-         * checks to bring the server back. */
-        for (uint32_t k = 0; k < n && atomic_load(&ck->srv->is_up); k++) {
-            check_result(ck->be, ck->srv, false, "errors seen on live traffic");
+        passive_add(ck, n, clients, now);
+        if (ck->passive_count >= cc->fall && passive_n_clients(ck) >= 2) {
+            char reason[200];
+            snprintf(reason, sizeof(reason),
+                     "%u errors on live traffic from several clients within %u ms",
+                     ck->passive_count, (unsigned)(now - ck->passive_since_ms));
+            passive_mark_down(ck, reason);
+            continue;
+        }
+        /* One client so far, or too few failures: ask keel's own check now. */
+        if (n != 0 && ck->state == CHECK_STATE_IDLE &&
+            (ck->started_ms == 0 || now - ck->started_ms >= PASSIVE_EARLY_GAP_MS)) {
+            ev_timer_stop(cs->loop, &ck->interval);
+            on_check_interval(cs->loop, &ck->interval);
         }
     }
 }

@@ -12,6 +12,8 @@
 
 struct metrics_server;
 
+#define LB_PASSIVE_CLIENTS 2
+
 struct lb_server {
     const struct conf_server *conf; /* name, address; lives as long as the generation */
     uint32_t id;                    /* index in the backend's server array */
@@ -22,6 +24,9 @@ struct lb_server {
     _Atomic uint32_t active;           /* requests or TCP sessions in flight, all workers */
     _Atomic uint32_t passive_failures; /* connect errors/resets seen by workers, drained by
                                         * the control thread into the health verdict */
+    /* lb_hash_client() keys (0: free) of the clients those failures came from; two slots
+     * are enough to tell one client from several (lb_check.c, passive detection) */
+    _Atomic uint32_t passive_clients[LB_PASSIVE_CLIENTS];
     struct metrics_server *metrics;
     _Atomic uint64_t last_warn_ms; /* rate limit of repeated failure logs */
 };

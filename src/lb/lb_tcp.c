@@ -246,7 +246,7 @@ static void connect_failed(struct tcp_conn *t, const char *why)
         log_warn("tcp", "connect() to server %s failed: %s (backend %s)", t->srv->conf->name, why,
                  t->be->conf->name);
     }
-    lb_server_report_failure(t->srv);
+    lb_server_report_failure(t->srv, &t->peer);
     metrics_add(&metrics_local(t->srv->metrics)->connect_failures, 1);
     t->failed_srv = t->srv;
     close_server(t);

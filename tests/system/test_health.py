@@ -2,6 +2,8 @@
 """Active health checks: detection time, recovery, HTTP status ranges, backup, disabled."""
 import collections
 import socket
+import struct
+import threading
 import time
 
 import pytest
@@ -164,7 +166,7 @@ def test_backup_only_when_all_normal_down(env):
     before = len(user_requests(c))
     assert dict(count(k.port, 10, path="/user")) == {"a": 10}
     assert len(user_requests(c)) == before
-    assert len(user_requests(a2)) == 10
+    kt.deadline_poll(lambda: len(user_requests(a2)) == 10, 3, what="10 requests logged by a2")
 
 
 def test_disabled_server_gets_nothing(env):
@@ -222,3 +224,150 @@ def test_regression_check_reparses_bytes_after_an_interim_response(env, parts, e
     k.wait_server_state("web", "s1", up=expect_up, timeout=5)
     v = k.metrics().get("keel_server_check_total", backend="web", server="s1", result=other)
     assert not v, "keel_server_check_total{result=%s}: %s; log:\n%s" % (other, v, k.tail())
+
+
+class Clients:
+    """Client threads, one per source address, each sending GET path on fresh connections
+    until stop() (bounded: at most `limit` requests and `budget` seconds each). Statuses
+    (or exceptions) are collected per source."""
+
+    def __init__(self, port, sources, path="/", limit=2000, budget=30.0):
+        self.port, self.path, self.limit, self.budget = port, path, limit, budget
+        self.results = {s: [] for s in sources}
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(s,), daemon=True)
+                        for s in sources]
+        for t in self.threads:
+            t.start()
+
+    def _run(self, source):
+        end = time.monotonic() + self.budget
+        for _ in range(self.limit):
+            if self.stopping.is_set() or time.monotonic() > end:
+                break
+            try:
+                st = kt.http_get(self.port, self.path, timeout=5, source=source)[0]
+            except Exception as e:  # noqa: BLE001 - every failure is recorded
+                st = repr(e)
+            self.results[source].append(st)
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(10)
+        assert not any(t.is_alive() for t in self.threads), "client threads hung"
+        return self.results
+
+
+def watch_up(k, servers, seconds, until=None):
+    """Poll keel_server_up of servers for `seconds` (or until until() is true); returns the
+    servers ever seen down."""
+    seen_down = set()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not (until and until()):
+        for s in servers:
+            if k.server_up("web", s) == 0:
+                seen_down.add(s)
+        time.sleep(0.05)
+    return seen_down
+
+
+@pytest.mark.timeout(90)
+def test_regression_one_slow_client_cannot_take_servers_down(env):
+    """A few requests the servers answered after timeout_server, all from one client,
+    counted as passive failures and marked every server down: everyone else got 503.
+    Failures from one client now need the active check's confirmation (it passes here)."""
+    a, b = env.backends(2)
+    check = "http path /healthz interval 1s timeout 500ms rise 2 fall 2"
+    k = env.lb([a, b], check=check, backend_extra="    timeout_server 300ms;\n",
+               allow_errors=[NO_SERVER])
+    for s in "ab":
+        k.wait_server_state("web", s, up=True)
+    mark = k.log.mark()
+    good = Clients(k.port, ["127.0.0.2", "127.0.0.3"])
+    slow = []
+
+    def bad_client():
+        for _ in range(8):  # 4 per server with round robin: twice `fall` each
+            try:
+                slow.append(kt.http_get(k.port, "/slow?ms=1000", timeout=5)[0])
+            except Exception as e:  # noqa: BLE001
+                slow.append(repr(e))
+    t = threading.Thread(target=bad_client, daemon=True)
+    t.start()
+    seen_down = watch_up(k, "ab", 30, until=lambda: not t.is_alive())
+    t.join(10)
+    # and a little after the last slow request: its failure is drained every 100 ms
+    seen_down |= watch_up(k, "ab", 1.0)
+    results = good.stop()
+    assert slow == [504] * 8, slow
+    assert not seen_down, "servers marked down by one client: %s; log:\n%s" % (
+        sorted(seen_down), k.tail())
+    assert not k.log.find(r"server (a|b): server down", mark), k.tail()
+    for src, sts in results.items():
+        assert sts and all(s == 200 for s in sts), "%s: %s" % (
+            src, collections.Counter(map(str, sts)))
+
+
+def _reset_at_once(conn):
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("sources", [["127.0.0.1"], ["127.0.0.1", "127.0.0.2"]],
+                         ids=["one-client", "two-clients"])
+def test_passive_failures_from_several_clients_mark_down(env, sources):
+    """Server b resets every request while its check (port of a healthy helper) passes:
+    failures from two clients take it down at once; from one client only they never do
+    (its check refutes them). Clients see 200 throughout (GETs are retried on a)."""
+    a, helper = env.backends(2)
+    b = env.tiny(_reset_at_once)
+    check = "http path /healthz port %d interval 1s timeout 500ms rise 2 fall 2" % helper.port
+    k = env.lb([("a", a.addr), ("b", b.addr)], check=check, backend_extra="    retries 1;\n")
+    for s in "ab":
+        k.wait_server_state("web", s, up=True)
+    mark = k.log.mark()
+    clients = Clients(k.port, sources)
+    try:
+        if len(sources) > 1:
+            t0 = time.monotonic()
+            hit = k.log.wait(r"server b: server down \(.*from several clients", timeout=5,
+                             start=mark)
+            print("b down after %.3fs: %s" % (time.monotonic() - t0, hit))
+            assert k.server_up("web", "b") == 0
+            assert k.server_up("web", "a") == 1
+        else:
+            kt.deadline_poll(lambda: b.accepted >= 40, 20, what="40 requests reset by b")
+            assert not watch_up(k, "b", 0.5), k.tail()
+            assert not k.log.find(r"server b: server down", mark), k.tail()
+    finally:
+        results = clients.stop()
+    for src, sts in results.items():
+        assert sts and all(s == 200 for s in sts), "%s: %s" % (
+            src, collections.Counter(map(str, sts)))
+
+
+@pytest.mark.timeout(60)
+def test_dead_server_is_down_before_its_next_check(env):
+    """Passive detection still finds a really dead server fast, even with one client: its
+    failures ask for a check at once, the check fails and confirms them (the interval of
+    10 s would otherwise take up to 10 s + fall intervals)."""
+    a, b = env.backends(2)
+    check = "http path /healthz interval 10s timeout 500ms rise 2 fall 2"
+    k = env.lb([a, b], check=check, backend_extra="    retries 1;\n")
+    for s in "ab":
+        k.wait_server_state("web", s, up=True)
+    mark = k.log.mark()
+    b.kill9()
+    t0 = time.monotonic()
+    clients = Clients(k.port, ["127.0.0.1"])
+    try:
+        k.log.wait(r"server b: server down \(.*confirmed by a failed check", timeout=5,
+                   start=mark)
+        took = time.monotonic() - t0
+        print("b down after %.3fs" % took)
+        assert took < 3, took
+    finally:
+        results = clients.stop()
+    sts = results["127.0.0.1"]
+    assert sts and all(s == 200 for s in sts), collections.Counter(map(str, sts))

@@ -151,6 +151,10 @@ static void check_done(struct lb_check *ck, bool ok, const char *why)
     if (ck->passive_since_ms == 0 || ck->srv->conf->is_disabled) {
         return;
     }
+    if (ev_now_ms(ck->owner->loop) - ck->passive_since_ms > PASSIVE_WINDOW_MS) {
+        passive_clear(ck); /* too old to confirm */
+        return;
+    }
     if (ok) {
         if (ck->started_ms >= ck->passive_since_ms) {
             log_debug("check",
@@ -375,8 +379,8 @@ void lb_server_report_failure(struct lb_server *s, const struct sockaddr_storage
     const void *ab = sock_addr_bytes((const struct sockaddr *)client, &alen);
     uint32_t key = lb_hash_client(ab, alen);
     key = key != 0 ? key : 1;
-    /* The client first, then the count: the control thread drains in the other order, so a
-     * counted failure never misses its client (at worst a client arrives a poll early). */
+    /* The client first, then the count (release): the control thread drains the count first
+     * (acquire), then the clients, so it never sees a failure without its client. */
     for (uint32_t i = 0; i < LB_PASSIVE_CLIENTS; i++) {
         uint32_t cur = atomic_load_explicit(&s->passive_clients[i], memory_order_relaxed);
         if (cur == 0) {

@@ -588,10 +588,14 @@ static void start_request(struct hp_conn *c)
     }
     struct http_rewrite_req opt = {
         .client_ip = c->peer_ip, .proto = "http", .served_by = cf->served_by};
-    if (http_rewrite_request(&c->req, buf, &opt, &c->rhead) != 0 &&
-        (buf_grow(&c->rhead, cf->max_header + HP_RHEAD_EXTRA) != 0 ||
-         http_rewrite_request(&c->req, buf, &opt, &c->rhead) != 0)) {
-        hp_fail(c, 431, "request head too large to forward");
+    int rc = http_rewrite_request(&c->req, buf, &opt, &c->rhead);
+    if (rc == -ENOSPC && buf_grow(&c->rhead, cf->max_header + HP_RHEAD_EXTRA) == 0) {
+        rc = http_rewrite_request(&c->req, buf, &opt, &c->rhead);
+    }
+    if (rc != 0) {
+        hp_fail(c, rc == -KEEL_EHTTP_BAD_REQUEST ? 400 : 431,
+                rc == -KEEL_EHTTP_BAD_REQUEST ? "too many headers named in Connection"
+                                              : "request head too large to forward");
         return;
     }
     buf_consume(&c->in, c->req.head_len);

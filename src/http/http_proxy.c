@@ -1337,6 +1337,16 @@ static void on_client_event(struct ev_loop *loop, struct ev_io *io, uint32_t eve
         linger_input(c);
         return;
     }
+    if ((events & (EV_READ | EV_WRITE)) == 0 && (events & EV_ERROR) != 0) {
+        /* A reset or hangup while keel asked for nothing (input full, or the client's
+         * EOF already read): the client is gone, nothing can reach it any more. */
+        if (c->state == HP_STATE_EXCHANGE || c->state == HP_STATE_CONNECTING ||
+            c->state == HP_STATE_QUEUED) {
+            hp_account(c);
+        }
+        hp_close(c, "client connection reset");
+        return;
+    }
     if ((events & EV_WRITE) != 0) {
         c->client_write_blocked = false;
     }

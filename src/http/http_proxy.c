@@ -1238,6 +1238,29 @@ static void update_interest(struct hp_conn *c)
     }
 }
 
+/* In an exchange the client timer runs only while keel waits for the client (more request
+ * body, or room to write the response) and the server timer only while it waits for the
+ * server: a POST whose response took longer than timeout_client got 408, and a client
+ * reading slowly was cut by timeout_server (issue 10). */
+static void exchange_timers(struct hp_conn *c)
+{
+    struct ev_loop *loop = c->w->loop;
+    bool wait_client = (!c->req_body.is_done && in_can_take_more(c)) || c->client_write_blocked;
+    if (!wait_client) {
+        ev_timer_stop(loop, &c->timer);
+    } else if (!ev_timer_is_active(&c->timer)) {
+        ev_timer_start(loop, &c->timer, c->fe->conf->timeout_client_ms);
+    }
+    struct lb_upstream *up = c->up;
+    if (up != NULL && up->is_connected) {
+        if ((upstream_interest(c) & EV_READ) == 0 && !c->up_write_blocked) {
+            ev_timer_stop(loop, &up->timer);
+        } else if (!ev_timer_is_active(&up->timer)) {
+            ev_timer_start(loop, &up->timer, c->be->conf->timeout_server_ms);
+        }
+    }
+}
+
 static void hp_step(struct hp_conn *c)
 {
     for (int guard = 0; guard < 64; guard++) {
@@ -1278,6 +1301,9 @@ static void hp_step(struct hp_conn *c)
             break;
         }
     }
+    if (c->state == HP_STATE_EXCHANGE) {
+        exchange_timers(c);
+    }
     update_interest(c);
 }
 
@@ -1307,7 +1333,9 @@ static void on_client_timeout(struct ev_loop *loop, struct ev_timer *t)
     case HP_STATE_EXCHANGE:
     case HP_STATE_CONNECTING:
         c->close_after = true;
-        hp_fail(c, 408, "client stopped sending the request body");
+        hp_fail(c, 408,
+                c->req_body.is_done ? "client stopped reading the response"
+                                    : "client stopped sending the request body");
         break;
     case HP_STATE_LOCAL:
     case HP_STATE_REPLY:
@@ -1349,6 +1377,10 @@ static void on_client_event(struct ev_loop *loop, struct ev_io *io, uint32_t eve
     }
     if ((events & EV_WRITE) != 0) {
         c->client_write_blocked = false;
+        if (c->state == HP_STATE_EXCHANGE) {
+            /* The client read some of the response: it has timeout_client again. */
+            ev_timer_start(c->w->loop, &c->timer, c->fe->conf->timeout_client_ms);
+        }
     }
     if ((events & EV_READ) != 0) {
         ssize_t n = client_read(c);

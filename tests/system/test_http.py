@@ -2,6 +2,7 @@
 """HTTP/1.1 proxying: keep-alive, pipelining, framing, headers, limits, smuggling, timeouts,
 and errors from broken servers. Exact bytes go through kt.Raw."""
 import os
+import re
 import select
 import socket
 import struct
@@ -562,3 +563,94 @@ def test_regression_reset_after_pipelining_does_not_spin(env):
     assert used < 0.2, "keel used %.2f s of CPU in %.1f s after the reset" % (used, took)
     kt.deadline_poll(lambda: k.metrics().get("keel_frontend_connections_active") == 0, 10,
                      what="the reset connection freed")
+
+
+def _streaming_handler(delay_s, chunks, every_s, log):
+    """A server that reads a POST, answers after delay_s, then streams `chunks` chunks one
+    every every_s seconds (each within timeout_server of the last)."""
+    def handler(conn):
+        conn.settimeout(30)
+        head, rest = kt.read_http_head(conn)
+        if head is None:
+            return
+        n = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+        while len(rest) < n:
+            d = conn.recv(4096)
+            if not d:
+                return
+            rest += d
+        log.append(rest)
+        time.sleep(delay_s)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for i in range(chunks):
+            if i:
+                time.sleep(every_s)
+            data = b"part %d\n" % i
+            conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+        conn.sendall(b"0\r\n\r\n")
+    return handler
+
+
+@pytest.mark.timeout(180)
+def test_regression_timeout_client_does_not_cut_a_long_response(env):
+    """timeout_client kept running once the request was complete: a POST whose response came
+    after, or streamed for, longer than timeout_client was cut with 408. Here the response
+    starts after 7 s and streams for over 63 s more (one chunk every 3 s, within
+    timeout_server 10s), through a frontend with timeout_client 5s."""
+    got = []
+    srv = env.tiny(_streaming_handler(7, 22, 3, got))
+    k = env.lb([("s", srv.addr)], frontend_extra="    timeout_client 5s;\n",
+               backend_extra="    timeout_server 10s;\n")
+    t0 = time.monotonic()
+    with kt.Raw(k.port, timeout=150) as r:
+        r.send("POST /stream HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello")
+        resp = r.read_response()
+        took = time.monotonic() - t0
+        assert resp.status == 200, (resp, took)
+        assert resp.body == b"".join(b"part %d\n" % i for i in range(22)), (resp.body, took)
+        assert took >= 70, "the response took only %.1f s" % took
+    assert got == [b"hello"]
+
+
+def _big_response_handler(size):
+    """A server answering any request with size bytes, as fast as it is read."""
+    def handler(conn):
+        conn.settimeout(30)
+        head, _ = kt.read_http_head(conn)
+        if head is None:
+            return
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+        block = b"z" * 65536
+        left = size
+        while left > 0:
+            conn.sendall(block[:min(left, len(block))])
+            left -= min(left, len(block))
+    return handler
+
+
+def test_regression_slow_reader_is_governed_by_timeout_client(env):
+    """A client that stops reading a large response is the client timeout's business: with
+    timeout_server 1s, a client pausing 3 s before reading 20 MB was cut by the server timer
+    (keel stops reading the server while the client's socket is full); and with
+    timeout_client 2s a client that never reads is closed."""
+    size = 20000000
+    srv = env.tiny(_big_response_handler(size))
+    for client_s, server_s, reads in ((10, 1, True), (2, 30, False)):
+        k = env.lb([("s", srv.addr)], frontend_extra="    timeout_client %ds;\n" % client_s,
+                   backend_extra="    timeout_server %ds;\n" % server_s)
+        with kt.Raw(k.port, timeout=30) as r:
+            r.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            r.send("GET /big HTTP/1.1\r\nHost: h\r\n\r\n")
+            kt.deadline_poll(
+                lambda: (k.metrics().get("keel_frontend_bytes_out_total") or 0) > 0, 10,
+                what="the response started")
+            if not reads:
+                kt.deadline_poll(
+                    lambda: k.metrics().get("keel_frontend_connections_active") == 0, 15,
+                    what="keel closing a client that does not read")
+                continue
+            t0 = time.monotonic()
+            while time.monotonic() < t0 + 3:
+                time.sleep(0.1)
+            resp = r.read_response()
+            assert resp.status == 200 and len(resp.body) == size, (resp.status, len(resp.body))

@@ -112,6 +112,7 @@ int ev_io_start(struct ev_loop *loop, struct ev_io *io, int fd, uint32_t events,
     io->on_event = on_event;
     io->data = data;
     io->name = name;
+    io->is_parked = false;
     struct epoll_event ee = {.events = events, .data.ptr = io};
     if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ee) == -1) {
         return -errno;
@@ -122,16 +123,26 @@ int ev_io_start(struct ev_loop *loop, struct ev_io *io, int fd, uint32_t events,
 
 int ev_io_set(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 {
-    if (!io->is_active || io->events == events) {
+    if (!io->is_active || io->events == events || (io->is_parked && events == 0)) {
         io->events = events;
         return 0;
     }
     struct epoll_event ee = {.events = events, .data.ptr = io};
-    if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, io->fd, &ee) == -1) {
+    if (epoll_ctl(loop->epfd, io->is_parked ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, io->fd, &ee) == -1) {
         return -errno;
     }
+    io->is_parked = false;
     io->events = events;
     return 0;
+}
+
+/* An error or hangup on a watcher that asks for nothing: take the fd out of epoll, which
+ * would report it at every wait, until ev_io_set asks for events again. */
+static void io_park(struct ev_loop *loop, struct ev_io *io)
+{
+    /* Failure means the fd is already gone from the set: parked all the same. */
+    (void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+    io->is_parked = true;
 }
 
 void ev_io_stop(struct ev_loop *loop, struct ev_io *io)
@@ -139,9 +150,12 @@ void ev_io_stop(struct ev_loop *loop, struct ev_io *io)
     if (!io->is_active) {
         return;
     }
-    /* Failure means the fd is already gone from the set; nothing to undo. */
-    (void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+    if (!io->is_parked) {
+        /* Failure means the fd is already gone from the set; nothing to undo. */
+        (void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+    }
     io->is_active = false;
+    io->is_parked = false;
 }
 
 /* ---------------------------------------------------------------- timers (binary heap) */
@@ -394,12 +408,13 @@ int ev_run(struct ev_loop *loop)
                 continue;
             }
             uint32_t ev = events[i].events;
-            /* Errors and hangups are reported as readiness: the callback's read or write
-             * returns the error. */
-            if ((ev & (EPOLLERR | EPOLLHUP)) != 0) {
-                ev |= io->events & (EV_READ | EV_WRITE);
-                if ((ev & (EV_READ | EV_WRITE)) == 0) {
-                    ev |= EV_READ;
+            /* Errors and hangups are reported as readiness for what the watcher asks for:
+             * the callback's read or write returns the error. Asking for nothing, it gets
+             * EV_ERROR alone and is parked first (the callback may free it). */
+            if ((ev & EV_ERROR) != 0) {
+                ev = (ev & EV_ERROR) | (io->events & (EV_READ | EV_WRITE));
+                if (io->events == 0) {
+                    io_park(loop, io);
                 }
             }
             io->on_event(loop, io, ev);

@@ -32,6 +32,12 @@ typedef void (*ev_hook_fn)(struct ev_loop *loop, void *data);
 /* Interest bits, aliases of epoll's. */
 #define EV_READ EPOLLIN
 #define EV_WRITE EPOLLOUT
+/* Reported, never asked for: an error or hangup on the fd. It comes with EV_READ and EV_WRITE
+ * as far as the watcher asks for them (their read or write returns the error). A watcher that
+ * asks for nothing gets EV_ERROR alone, once: the loop then stops watching the fd until
+ * ev_io_set asks for events again (epoll reports errors whatever the interest, so a
+ * level-triggered error nobody reads would spin the loop). */
+#define EV_ERROR (EPOLLERR | EPOLLHUP)
 
 /* An fd watcher. Embed it; the loop does not own it. */
 struct ev_io {
@@ -41,6 +47,7 @@ struct ev_io {
     void *data;
     const char *name; /* for slow-callback logs */
     bool is_active;
+    bool is_parked; /* active, but out of epoll after an error while asking for nothing */
 };
 
 /* A one-shot timer. Embed it in the object it guards. */

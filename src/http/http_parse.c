@@ -44,14 +44,14 @@ enum http_parse_step {
 /* Character classes (RFC 9110 5.6.2 token, 5.5 field-value; RFC 3986 reg-name). */
 #define CC_TCHAR 0x01u   /* tchar */
 #define CC_VALUE 0x02u   /* field-vchar, SP or HTAB: VCHAR, obs-text, SP, HTAB */
-#define CC_TARGET 0x04u  /* request-target byte: VCHAR */
+#define CC_TARGET 0x04u  /* request-target byte: VCHAR but '#' (a fragment is never sent) */
 #define CC_REGNAME 0x08u /* reg-name byte: unreserved, sub-delims, '%' */
 #define CC_OWS 0x10u     /* SP or HTAB */
 
 static const unsigned char char_class[256] = {
     0,  0,  0,  0,  0,  0,  0,  0,  0,  18, 0,  0,  0,  0,  0,  0,  /* 0x00 */
     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x10 */
-    18, 15, 6,  7,  15, 15, 15, 15, 14, 14, 15, 15, 14, 15, 15, 6,  /* 0x20  !"#$%&'()*+,-./ */
+    18, 15, 6,  3,  15, 15, 15, 15, 14, 14, 15, 15, 14, 15, 15, 6,  /* 0x20  !"#$%&'()*+,-./ */
     15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6,  14, 6,  14, 6,  6,  /* 0x30 0-9:;<=>? */
     6,  15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, /* 0x40 @A-O */
     15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 6,  6,  6,  7,  15, /* 0x50 P-Z[\]^_ */
@@ -279,6 +279,11 @@ static int step_target(struct http_parser *p, const unsigned char *s, uint32_t e
     if (s[i] != ' ') {
         if (s[i] == '\r' || s[i] == '\n') {
             return bad(p, KEEL_EHTTP_BAD_REQUEST, "missing http version");
+        }
+        if (s[i] == '#') {
+            /* RFC 9112 3.2 has no fragment; the path would end there for routing but not
+             * for the server, so the two would see different requests. */
+            return bad(p, KEEL_EHTTP_BAD_REQUEST, "fragment (#) in request target");
         }
         return bad(p, KEEL_EHTTP_BAD_REQUEST, "invalid character in request target");
     }

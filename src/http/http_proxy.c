@@ -588,10 +588,14 @@ static void start_request(struct hp_conn *c)
     }
     struct http_rewrite_req opt = {
         .client_ip = c->peer_ip, .proto = "http", .served_by = cf->served_by};
-    if (http_rewrite_request(&c->req, buf, &opt, &c->rhead) != 0 &&
-        (buf_grow(&c->rhead, cf->max_header + HP_RHEAD_EXTRA) != 0 ||
-         http_rewrite_request(&c->req, buf, &opt, &c->rhead) != 0)) {
-        hp_fail(c, 431, "request head too large to forward");
+    int rc = http_rewrite_request(&c->req, buf, &opt, &c->rhead);
+    if (rc == -ENOSPC && buf_grow(&c->rhead, cf->max_header + HP_RHEAD_EXTRA) == 0) {
+        rc = http_rewrite_request(&c->req, buf, &opt, &c->rhead);
+    }
+    if (rc != 0) {
+        hp_fail(c, rc == -KEEL_EHTTP_BAD_REQUEST ? 400 : 431,
+                rc == -KEEL_EHTTP_BAD_REQUEST ? "too many headers named in Connection"
+                                              : "request head too large to forward");
         return;
     }
     buf_consume(&c->in, c->req.head_len);
@@ -1234,6 +1238,29 @@ static void update_interest(struct hp_conn *c)
     }
 }
 
+/* In an exchange the client timer runs only while keel waits for the client (more request
+ * body, or room to write the response) and the server timer only while it waits for the
+ * server: a POST whose response took longer than timeout_client got 408, and a client
+ * reading slowly was cut by timeout_server (issue 10). */
+static void exchange_timers(struct hp_conn *c)
+{
+    struct ev_loop *loop = c->w->loop;
+    bool wait_client = (!c->req_body.is_done && in_can_take_more(c)) || c->client_write_blocked;
+    if (!wait_client) {
+        ev_timer_stop(loop, &c->timer);
+    } else if (!ev_timer_is_active(&c->timer)) {
+        ev_timer_start(loop, &c->timer, c->fe->conf->timeout_client_ms);
+    }
+    struct lb_upstream *up = c->up;
+    if (up != NULL && up->is_connected) {
+        if ((upstream_interest(c) & EV_READ) == 0 && !c->up_write_blocked) {
+            ev_timer_stop(loop, &up->timer);
+        } else if (!ev_timer_is_active(&up->timer)) {
+            ev_timer_start(loop, &up->timer, c->be->conf->timeout_server_ms);
+        }
+    }
+}
+
 static void hp_step(struct hp_conn *c)
 {
     for (int guard = 0; guard < 64; guard++) {
@@ -1274,6 +1301,9 @@ static void hp_step(struct hp_conn *c)
             break;
         }
     }
+    if (c->state == HP_STATE_EXCHANGE) {
+        exchange_timers(c);
+    }
     update_interest(c);
 }
 
@@ -1303,7 +1333,9 @@ static void on_client_timeout(struct ev_loop *loop, struct ev_timer *t)
     case HP_STATE_EXCHANGE:
     case HP_STATE_CONNECTING:
         c->close_after = true;
-        hp_fail(c, 408, "client stopped sending the request body");
+        hp_fail(c, 408,
+                c->req_body.is_done ? "client stopped reading the response"
+                                    : "client stopped sending the request body");
         break;
     case HP_STATE_LOCAL:
     case HP_STATE_REPLY:
@@ -1333,8 +1365,22 @@ static void on_client_event(struct ev_loop *loop, struct ev_io *io, uint32_t eve
         linger_input(c);
         return;
     }
+    if ((events & (EV_READ | EV_WRITE)) == 0 && (events & EV_ERROR) != 0) {
+        /* A reset or hangup while keel asked for nothing (input full, or the client's
+         * EOF already read): the client is gone, nothing can reach it any more. */
+        if (c->state == HP_STATE_EXCHANGE || c->state == HP_STATE_CONNECTING ||
+            c->state == HP_STATE_QUEUED) {
+            hp_account(c);
+        }
+        hp_close(c, "client connection reset");
+        return;
+    }
     if ((events & EV_WRITE) != 0) {
         c->client_write_blocked = false;
+        if (c->state == HP_STATE_EXCHANGE) {
+            /* The client read some of the response: it has timeout_client again. */
+            ev_timer_start(c->w->loop, &c->timer, c->fe->conf->timeout_client_ms);
+        }
     }
     if ((events & EV_READ) != 0) {
         ssize_t n = client_read(c);

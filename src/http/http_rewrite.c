@@ -20,6 +20,11 @@ static bool name_is(const char *name, size_t len, const char *lit)
     return strlen(lit) == len && strncasecmp(name, lit, len) == 0;
 }
 
+static char lower_ascii(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c | 0x20) : c;
+}
+
 bool http_is_hop_by_hop(const char *name, size_t len)
 {
     return name_is(name, len, "connection") || name_is(name, len, "keep-alive") ||
@@ -27,8 +32,52 @@ bool http_is_hop_by_hop(const char *name, size_t len)
            name_is(name, len, "trailer") || name_is(name, len, "upgrade");
 }
 
-/* Collect the tokens of every Connection header. */
-static void connection_tokens(const struct http_msg *m, const char *buf, struct token_list *tl)
+static bool is_framing(const char *name, size_t len)
+{
+    return name_is(name, len, "host") || name_is(name, len, "content-length") ||
+           name_is(name, len, "transfer-encoding");
+}
+
+/* Whether name is, up to case and with '_' read as '-', a header keel writes itself. */
+static bool is_keel_written(const char *name, size_t len)
+{
+    static const char *const names[] = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+                                        "x-served-by"};
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+        const char *lit = names[k];
+        if (strlen(lit) != len) {
+            continue;
+        }
+        size_t i = 0;
+        while (i < len && (lower_ascii(name[i]) == lit[i] || (name[i] == '_' && lit[i] == '-'))) {
+            i++;
+        }
+        if (i == len) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A spelling with '_' of a header keel writes (X_Forwarded_For): CGI-style servers map it
+ * to the same variable as the real one, so a client could forge it. */
+static bool is_underscore_variant(const char *name, size_t len)
+{
+    return memchr(name, '_', len) != NULL && is_keel_written(name, len);
+}
+
+/* Whether a Connection token can be ignored: it names a header that is removed anyway or one
+ * that is never removed (framing, and the headers keel writes). */
+static bool token_is_moot(const char *t, size_t len)
+{
+    return name_is(t, len, "close") || http_is_hop_by_hop(t, len) || is_framing(t, len) ||
+           is_keel_written(t, len);
+}
+
+/* Collect the tokens of every Connection header that name a header to remove. Returns 0, or
+ * -E2BIG when there are more than MAX_CONN_TOKENS: the caller refuses the message rather
+ * than forward some of the headers its sender wanted removed. */
+static int connection_tokens(const struct http_msg *m, const char *buf, struct token_list *tl)
 {
     tl->n = 0;
     for (uint32_t i = 0; i < m->n_headers; i++) {
@@ -38,7 +87,7 @@ static void connection_tokens(const struct http_msg *m, const char *buf, struct 
         }
         const char *v = buf + h->value.off;
         size_t vl = h->value.len, pos = 0;
-        while (pos < vl && tl->n < MAX_CONN_TOKENS) {
+        while (pos < vl) {
             while (pos < vl && (v[pos] == ',' || v[pos] == ' ' || v[pos] == '\t')) {
                 pos++;
             }
@@ -46,19 +95,18 @@ static void connection_tokens(const struct http_msg *m, const char *buf, struct 
             while (pos < vl && v[pos] != ',' && v[pos] != ' ' && v[pos] != '\t') {
                 pos++;
             }
-            if (pos > start) {
-                tl->p[tl->n] = v + start;
-                tl->len[tl->n] = pos - start;
-                tl->n++;
+            if (pos == start || token_is_moot(v + start, pos - start)) {
+                continue;
             }
+            if (tl->n == MAX_CONN_TOKENS) {
+                return -E2BIG;
+            }
+            tl->p[tl->n] = v + start;
+            tl->len[tl->n] = pos - start;
+            tl->n++;
         }
     }
-}
-
-static bool is_framing(const char *name, size_t len)
-{
-    return name_is(name, len, "host") || name_is(name, len, "content-length") ||
-           name_is(name, len, "transfer-encoding");
+    return 0;
 }
 
 /* Whether header h must not be forwarded. */
@@ -67,8 +115,8 @@ static bool drop_header(const char *name, size_t len, const struct token_list *t
     if (http_is_hop_by_hop(name, len)) {
         return true;
     }
-    if (is_framing(name, len)) {
-        return false;
+    if (is_framing(name, len) || is_keel_written(name, len)) {
+        return false; /* never removed through Connection (tokens skipped them already) */
     }
     for (unsigned i = 0; i < tl->n; i++) {
         if (tl->len[i] == len && strncasecmp(tl->p[i], name, len) == 0) {
@@ -113,10 +161,12 @@ static bool put_served_by(struct buf *out, const char *name)
 int http_rewrite_request(const struct http_msg *req, const char *buf,
                          const struct http_rewrite_req *opt, struct buf *out)
 {
+    struct token_list tl;
+    if (connection_tokens(req, buf, &tl) != 0) {
+        return -KEEL_EHTTP_BAD_REQUEST;
+    }
     buf_compact(out);
     size_t saved = out->len;
-    struct token_list tl;
-    connection_tokens(req, buf, &tl);
     bool ok = put(out, buf + req->method_span.off, req->method_span.len) && put(out, " ", 1) &&
               put(out, buf + req->target.off, req->target.len) && put_str(out, " HTTP/1.1\r\n");
     int last_xff = -1;
@@ -131,8 +181,8 @@ int http_rewrite_request(const struct http_msg *req, const char *buf,
         const struct http_header *h = &req->headers[i];
         const char *name = buf + h->name.off;
         size_t nl = h->name.len;
-        if (drop_header(name, nl, &tl) || name_is(name, nl, "x-forwarded-proto") ||
-            name_is(name, nl, "x-forwarded-host") ||
+        if (drop_header(name, nl, &tl) || is_underscore_variant(name, nl) ||
+            name_is(name, nl, "x-forwarded-proto") || name_is(name, nl, "x-forwarded-host") ||
             (has_text(opt->served_by) && name_is(name, nl, "x-served-by"))) {
             continue;
         }
@@ -170,10 +220,12 @@ int http_rewrite_request(const struct http_msg *req, const char *buf,
 int http_rewrite_response(const struct http_msg *res, const char *buf,
                           const struct http_rewrite_res *opt, struct buf *out)
 {
+    struct token_list tl;
+    if (connection_tokens(res, buf, &tl) != 0) {
+        return -KEEL_EHTTP_BAD_RESPONSE;
+    }
     buf_compact(out);
     size_t saved = out->len;
-    struct token_list tl;
-    connection_tokens(res, buf, &tl);
     char line[64];
     int n = snprintf(line, sizeof(line), "HTTP/1.1 %d ", res->status);
     bool ok = put(out, line, (size_t)n) && put(out, buf + res->reason.off, res->reason.len) &&

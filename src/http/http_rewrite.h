@@ -18,8 +18,10 @@ struct http_rewrite_req {
 
 /* Write the request head for a server into out (HTTP/1.1, hop-by-hop headers and every
  * header named in Connection removed, except the framing headers Host, Content-Length and
- * Transfer-Encoding, which are never removed). Returns 0, or -ENOSPC when out is too small
- * (out is then left as it was). */
+ * Transfer-Encoding and the headers keel writes, X-Forwarded-For/-Proto/-Host and
+ * X-Served-By, which are never removed; spellings of those with '_' are dropped). Returns 0,
+ * -ENOSPC when out is too small (out is then left as it was), or -KEEL_EHTTP_BAD_REQUEST
+ * when Connection names more headers than keel can remove (16): answer 400. */
 int http_rewrite_request(const struct http_msg *req, const char *buf,
                          const struct http_rewrite_req *opt, struct buf *out) KEEL_MUST_CHECK;
 
@@ -31,7 +33,8 @@ struct http_rewrite_res {
     const char *served_by; /* a web node's name: replaces any X-Served-By; NULL or "": none */
 };
 
-/* Write the response head for a client into out. Same rules and return as above. */
+/* Write the response head for a client into out. Same rules and returns as above, with
+ * -KEEL_EHTTP_BAD_RESPONSE (502) for a Connection header naming too many headers. */
 int http_rewrite_response(const struct http_msg *res, const char *buf,
                           const struct http_rewrite_res *opt, struct buf *out) KEEL_MUST_CHECK;
 

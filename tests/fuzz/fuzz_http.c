@@ -77,6 +77,7 @@ static void check_head(const struct http_msg *m, const char *buf, size_t size, b
     }
     check(span_in(m->method_span, hl) && span_in(m->target, hl), "request line spans");
     check(m->method_span.len > 0 && m->target.len > 0, "empty method or target");
+    check(memchr(buf + m->target.off, '#', m->target.len) == NULL, "fragment in the target");
     /* The smuggling invariants: one framing, chunked only as the sole coding in 1.1. */
     check((m->flags & HTTP_F_HAS_TE) == 0 || (m->flags & HTTP_F_HAS_CL) == 0,
           "request with TE and CL accepted");

@@ -1,7 +1,11 @@
 # SPDX-License-Identifier: MIT
 """HTTP/1.1 proxying: keep-alive, pipelining, framing, headers, limits, smuggling, timeouts,
 and errors from broken servers. Exact bytes go through kt.Raw."""
+import os
+import re
 import select
+import socket
+import struct
 import threading
 import time
 
@@ -461,3 +465,192 @@ def test_regression_max_header_above_16k_does_not_stall(env):
     st, _, body = kt.http_get(k.port, "/", headers={"X-Big": big}, timeout=10)
     assert st == 200 and body == b"ok"
     assert time.monotonic() - t0 < 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 10: an outside review of the proxy
+
+def test_regression_connection_cannot_remove_x_forwarded_for(env):
+    """`Connection: X-Forwarded-For` with any X-Forwarded-For made the server receive no
+    client address at all; underscore spellings of keel's headers reached it as well."""
+    k, _ = start(env, n=1)
+    with kt.Raw(k.port, source="127.0.0.7") as r:
+        r.send("GET /headers HTTP/1.1\r\nHost: h\r\n"
+               "Connection: X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host\r\n"
+               "X-Forwarded-For: 10.9.9.9\r\n\r\n")
+        got = parse_head(r.read_response().body)
+        r.send("GET /headers HTTP/1.1\r\nHost: h\r\nX_Forwarded_For: 6.6.6.6\r\n"
+               "X-Forwarded_Proto: https\r\nX_Served_By: evil\r\nX_Other: kept\r\n\r\n")
+        got2 = parse_head(r.read_response().body)
+    assert got.get("x-forwarded-for") == ["10.9.9.9, 127.0.0.7"], got
+    assert got.get("x-forwarded-proto") == ["http"], got
+    assert got.get("x-forwarded-host") == ["h"], got
+    assert got2.get("x-forwarded-for") == ["127.0.0.7"], got2
+    assert got2.get("x-forwarded-proto") == ["http"], got2
+    for name in ("x_forwarded_for", "x-forwarded_proto", "x_served_by"):
+        assert name not in got2, "%s forwarded: %s" % (name, got2)
+    assert got2.get("x_other") == ["kept"], got2
+
+
+def test_regression_too_many_connection_tokens_is_400(env):
+    """More header names in Connection than keel can remove: 400 and close, not a request
+    forwarded with some of them still in it."""
+    k, bs = start(env, n=1)
+    names = ["X-H%d" % i for i in range(17)]
+    with kt.Raw(k.port) as r:
+        r.send("GET /headers?many HTTP/1.1\r\nHost: h\r\nConnection: %s\r\n%s\r\n"
+               % (", ".join(names), "".join("%s: secret\r\n" % n for n in names)))
+        resp = r.read_response()
+        assert resp.status == 400, resp
+        assert_closed(r)
+    assert_never_logged(bs, r"/headers\?many")
+    # 16 names are honoured in full
+    with kt.Raw(k.port) as r:
+        r.send("GET /headers HTTP/1.1\r\nHost: h\r\nConnection: %s\r\n%s\r\n"
+               % (", ".join(names[:16]), "".join("%s: secret\r\n" % n for n in names[:16])))
+        resp = r.read_response()
+    assert resp.status == 200 and b"secret" not in resp.body, resp.body
+
+
+def test_regression_fragment_in_target_is_400(env):
+    """`#` was forwarded raw while routing stopped at it, so keel and the server saw different
+    paths: /public#/../admin was routed as /public, the server got the whole target."""
+    bs = env.backends(1)
+    k = env.lb(bs, frontend_extra="    location /admin { return 403; }\n")
+    with kt.Raw(k.port) as r:
+        r.send("GET /admin#x HTTP/1.1\r\nHost: h\r\n\r\n")
+        resp = r.read_response()
+        assert resp.status == 400, resp
+        assert_closed(r)
+    with kt.Raw(k.port) as r:
+        r.send("GET /public#/../admin HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert r.read_response().status == 400
+        assert_closed(r)
+    assert_never_logged(bs, "#")
+    assert kt.http_get(k.port, "/admin")[0] == 403
+
+
+def _cpu_seconds(pid):
+    """User plus system CPU time of a whole process, from /proc/PID/stat."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_regression_reset_after_pipelining_does_not_spin(env):
+    """A client pipelining more than keel's input buffer (about 17 KiB) behind a slow request,
+    then resetting: epoll reported the hangup as a read at every wait, the full buffer was
+    never read, and a worker spun until the server answered."""
+    k, bs = start(env, n=1)
+    pad = "x" * 1000
+    pipelined = "".join("GET /p%d HTTP/1.1\r\nHost: h\r\nX-Pad: %s\r\n\r\n" % (i, pad)
+                        for i in range(60))
+    s = socket.create_connection(("127.0.0.1", k.port), timeout=5)
+    try:
+        s.sendall(b"GET /slow?ms=30000 HTTP/1.1\r\nHost: h\r\n\r\n" + pipelined.encode())
+        bs[0].wait_request(r"GET /slow\?ms=30000", timeout=10)
+        kt.deadline_poll(lambda: (k.metrics().get("keel_frontend_bytes_in_total") or 0)
+                         >= 17 * 1024, 10, what="keel read 17 KiB")
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    finally:
+        s.close()  # SO_LINGER 0: a reset
+    # CPU over a 2 s window right after the reset (the server answers only after 30 s)
+    cpu0, t0 = _cpu_seconds(k.pid), time.monotonic()
+    while time.monotonic() < t0 + 2.0:
+        time.sleep(0.1)
+    used = _cpu_seconds(k.pid) - cpu0
+    took = time.monotonic() - t0
+    assert used < 0.2, "keel used %.2f s of CPU in %.1f s after the reset" % (used, took)
+    kt.deadline_poll(lambda: k.metrics().get("keel_frontend_connections_active") == 0, 10,
+                     what="the reset connection freed")
+
+
+def _streaming_handler(delay_s, chunks, every_s, log):
+    """A server that reads a POST, answers after delay_s, then streams `chunks` chunks one
+    every every_s seconds (each within timeout_server of the last)."""
+    def handler(conn):
+        conn.settimeout(30)
+        head, rest = kt.read_http_head(conn)
+        if head is None:
+            return
+        n = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+        while len(rest) < n:
+            d = conn.recv(4096)
+            if not d:
+                return
+            rest += d
+        log.append(rest)
+        time.sleep(delay_s)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for i in range(chunks):
+            if i:
+                time.sleep(every_s)
+            data = b"part %d\n" % i
+            conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+        conn.sendall(b"0\r\n\r\n")
+    return handler
+
+
+@pytest.mark.timeout(180)
+def test_regression_timeout_client_does_not_cut_a_long_response(env):
+    """timeout_client kept running once the request was complete: a POST whose response came
+    after, or streamed for, longer than timeout_client was cut with 408. Here the response
+    starts after 7 s and streams for over 63 s more (one chunk every 3 s, within
+    timeout_server 10s), through a frontend with timeout_client 5s."""
+    got = []
+    srv = env.tiny(_streaming_handler(7, 22, 3, got))
+    k = env.lb([("s", srv.addr)], frontend_extra="    timeout_client 5s;\n",
+               backend_extra="    timeout_server 10s;\n")
+    t0 = time.monotonic()
+    with kt.Raw(k.port, timeout=150) as r:
+        r.send("POST /stream HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello")
+        resp = r.read_response()
+        took = time.monotonic() - t0
+        assert resp.status == 200, (resp, took)
+        assert resp.body == b"".join(b"part %d\n" % i for i in range(22)), (resp.body, took)
+        assert took >= 70, "the response took only %.1f s" % took
+    assert got == [b"hello"]
+
+
+def _big_response_handler(size):
+    """A server answering any request with size bytes, as fast as it is read."""
+    def handler(conn):
+        conn.settimeout(30)
+        head, _ = kt.read_http_head(conn)
+        if head is None:
+            return
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+        block = b"z" * 65536
+        left = size
+        while left > 0:
+            conn.sendall(block[:min(left, len(block))])
+            left -= min(left, len(block))
+    return handler
+
+
+def test_regression_slow_reader_is_governed_by_timeout_client(env):
+    """A client that stops reading a large response is the client timeout's business: with
+    timeout_server 1s, a client pausing 3 s before reading 20 MB was cut by the server timer
+    (keel stops reading the server while the client's socket is full); and with
+    timeout_client 2s a client that never reads is closed."""
+    size = 20000000
+    srv = env.tiny(_big_response_handler(size))
+    for client_s, server_s, reads in ((10, 1, True), (2, 30, False)):
+        k = env.lb([("s", srv.addr)], frontend_extra="    timeout_client %ds;\n" % client_s,
+                   backend_extra="    timeout_server %ds;\n" % server_s)
+        with kt.Raw(k.port, timeout=30) as r:
+            r.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            r.send("GET /big HTTP/1.1\r\nHost: h\r\n\r\n")
+            kt.deadline_poll(
+                lambda: (k.metrics().get("keel_frontend_bytes_out_total") or 0) > 0, 10,
+                what="the response started")
+            if not reads:
+                kt.deadline_poll(
+                    lambda: k.metrics().get("keel_frontend_connections_active") == 0, 15,
+                    what="keel closing a client that does not read")
+                continue
+            t0 = time.monotonic()
+            while time.monotonic() < t0 + 3:
+                time.sleep(0.1)
+            resp = r.read_response()
+            assert resp.status == 200 and len(resp.body) == size, (resp.status, len(resp.body))

@@ -2,6 +2,7 @@
 /* Unit tests for src/core/ev.c: timers in order, fd readiness, deferred calls, wakeups. */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/ev.c"
@@ -81,6 +82,56 @@ Test(ev, io_readiness)
     cr_assert_eq(reads, 1);
     close(fds[0]);
     close(fds[1]);
+    ev_loop_free(loop);
+}
+
+static int error_events;
+static uint32_t last_events;
+
+static void on_error_event(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+    (void)loop;
+    (void)io;
+    error_events++;
+    last_events = events;
+}
+
+static void stop_loop(struct ev_loop *loop, struct ev_timer *t)
+{
+    (void)t;
+    ev_loop_stop(loop);
+}
+
+/* Issue 10: a hangup on a watcher asking for nothing was turned into a read event at every
+ * wait; an owner that could not read (its buffer full) made the loop spin. The watcher now
+ * gets EV_ERROR alone, once, and hears of the fd again when it asks for events. */
+Test(ev, regression_error_on_uninterested_watcher_reported_once)
+{
+    struct ev_loop *loop = ev_loop_new();
+    int fds[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    struct ev_io io;
+    cr_assert_eq(ev_io_start(loop, &io, fds[0], 0, on_error_event, NULL, "pair"), 0);
+    cr_assert_eq(write(fds[1], "x", 1), 1);
+    close(fds[1]);
+    struct ev_timer t;
+    ev_timer_init(&t, stop_loop, NULL, "stop");
+    ev_timer_start(loop, &t, 100);
+    error_events = 0;
+    ev_run(loop);
+    cr_assert_eq(error_events, 1, "%d callbacks in 100 ms", error_events);
+    cr_assert_eq(last_events & (EV_READ | EV_WRITE), 0, "events %#x", last_events);
+    cr_assert_neq(last_events & (EPOLLERR | EPOLLHUP), 0);
+
+    /* Asking to read again: the pending byte and the hangup are reported as readiness. */
+    cr_assert_eq(ev_io_set(loop, &io, EV_READ), 0);
+    ev_timer_start(loop, &t, 100);
+    error_events = 0;
+    io.on_event = on_readable;
+    reads = 0;
+    ev_run(loop);
+    cr_assert_eq(reads, 1);
+    close(fds[0]);
     ev_loop_free(loop);
 }
 

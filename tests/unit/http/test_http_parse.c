@@ -401,6 +401,11 @@ Test(http_parse, bad_request_lines)
         "GET /\x80 HTTP/1.1\r\nHost: a\r\n\r\n",        /* non-ASCII in target */
         "GET /a\x7f HTTP/1.1\r\nHost: a\r\n\r\n",       /* DEL in target */
         "GET /\rx HTTP/1.1\r\nHost: a\r\n\r\n",         /* CR in target */
+        "GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n",         /* fragment in target */
+        "GET /#/../x HTTP/1.1\r\nHost: a\r\n\r\n",      /* fragment hiding a path */
+        "GET /a?q#f HTTP/1.1\r\nHost: a\r\n\r\n",       /* fragment after a query */
+        "GET http://a/#x HTTP/1.1\r\nHost: a\r\n\r\n",  /* fragment in absolute form */
+        "OPTIONS *# HTTP/1.1\r\nHost: a\r\n\r\n",       /* fragment after asterisk */
         "GET / HTTP/1.1\rHost: a\r\n\r\n",              /* bare CR ending the line */
         "\rGET / HTTP/1.1\r\nHost: a\r\n\r\n",          /* bare CR before the line */
         "GET * HTTP/1.1\r\nHost: a\r\n\r\n",            /* asterisk-form outside OPTIONS */
@@ -423,6 +428,16 @@ Test(http_parse, bad_request_lines)
         cr_assert_eq(rc, -KEEL_EHTTP_BAD_REQUEST, "case %zu: rc %d", i, rc);
         cr_assert_eq(http_parse_error_status(rc), 400);
     }
+}
+
+/* Issue 10: '#' was accepted and forwarded raw while routing stopped at it, so keel and the
+ * server saw different paths. A fragment is never part of a request target (RFC 9112 3.2). */
+Test(http_parse, regression_fragment_in_target_is_400)
+{
+    assert_req_fails("GET /public#/../admin HTTP/1.1\r\nHost: a\r\n\r\n", -KEEL_EHTTP_BAD_REQUEST);
+    cr_assert_str_eq(result->p.error, "fragment (#) in request target");
+    /* An encoded %23 in the target and '#' in a field value stay accepted. */
+    assert_req_ok("GET /a%23b HTTP/1.1\r\nHost: a\r\nX-Tag: #1\r\n\r\n");
 }
 
 Test(http_parse, unsupported_versions)

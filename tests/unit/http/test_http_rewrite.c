@@ -166,3 +166,77 @@ Test(rewrite, served_by_replaces_the_header_both_ways)
     buf_fini(&out);
     cr_assert(strstr(r, "X-Served-By: app\r\n") != NULL, "%s", r); /* untouched off a site */
 }
+
+/* Issue 10: "Connection: X-Forwarded-For" plus any X-Forwarded-For made keel drop that header
+ * and with it the client address it appends, so the server got no address at all. */
+Test(rewrite, regression_connection_cannot_remove_keel_headers)
+{
+    char *r = rewrite_request("GET / HTTP/1.1\r\nHost: h\r\n"
+                              "Connection: X-Forwarded-For, x-forwarded-proto, X-Forwarded-Host, "
+                              "X-Served-By\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n");
+    cr_assert(strstr(r, "X-Forwarded-For: 1.1.1.1, 10.1.2.3\r\n") != NULL, "%s", r);
+    cr_assert(strstr(r, "X-Forwarded-Proto: http\r\n") != NULL, "%s", r);
+    cr_assert(strstr(r, "X-Forwarded-Host: h\r\n") != NULL, "%s", r);
+
+    r = rewrite_request("GET / HTTP/1.1\r\nHost: h\r\nConnection: x_forwarded_for\r\n"
+                        "X-Forwarded-For: 1.1.1.1\r\n\r\n");
+    cr_assert(strstr(r, "X-Forwarded-For: 1.1.1.1, 10.1.2.3\r\n") != NULL, "%s", r);
+
+    parse("GET / HTTP/1.1\r\nHost: h\r\nConnection: X-Served-By\r\nX-Served-By: x\r\n\r\n", false);
+    struct http_rewrite_req ro = {.client_ip = "10.1.2.3", .proto = "http", .served_by = "web2"};
+    cr_assert_eq(http_rewrite_request(&msg, text, &ro, &out), 0);
+    char s[4096];
+    snprintf(s, sizeof(s), "%.*s", (int)out.len, buf_head(&out));
+    buf_fini(&out);
+    cr_assert(strstr(s, "X-Served-By: web2\r\n") != NULL, "%s", s);
+}
+
+/* Spellings with '_' of the headers keel writes reach CGI-style servers as the same variable
+ * (HTTP_X_FORWARDED_FOR): they are dropped, other headers with '_' are kept. */
+Test(rewrite, regression_underscore_variants_of_keel_headers_dropped)
+{
+    char *r = rewrite_request("GET / HTTP/1.1\r\nHost: h\r\nX_Forwarded_For: 6.6.6.6\r\n"
+                              "x_forwarded-proto: https\r\nX-Forwarded_Host: evil\r\n"
+                              "X_SERVED_BY: evil2\r\nX_Custom: kept\r\n\r\n");
+    cr_assert(strstr(r, "6.6.6.6") == NULL, "%s", r);
+    cr_assert(strstr(r, "https") == NULL, "%s", r);
+    cr_assert(strstr(r, "evil") == NULL, "%s", r);
+    cr_assert(strstr(r, "X_Custom: kept\r\n") != NULL, "%s", r);
+    cr_assert(strstr(r, "X-Forwarded-For: 10.1.2.3\r\n") != NULL, "%s", r);
+}
+
+/* A Connection header naming more headers than keel can remember is refused as a whole,
+ * never half honoured; tokens that need no memory (close, hop-by-hop names) do not count. */
+Test(rewrite, regression_too_many_connection_tokens_refused)
+{
+    char head[2048];
+    int n = snprintf(head, sizeof(head), "GET / HTTP/1.1\r\nHost: h\r\nConnection: close");
+    for (int i = 0; i < MAX_CONN_TOKENS + 1; i++) {
+        n += snprintf(head + n, sizeof(head) - (size_t)n, ", X-H%d", i);
+    }
+    snprintf(head + n, sizeof(head) - (size_t)n, "\r\nX-H16: secret\r\n\r\n");
+    parse(head, false);
+    size_t before = out.len;
+    struct http_rewrite_req opt = {.client_ip = "10.1.2.3", .proto = "http"};
+    cr_assert_eq(http_rewrite_request(&msg, text, &opt, &out), -KEEL_EHTTP_BAD_REQUEST);
+    cr_assert_eq(out.len, before);
+    buf_fini(&out);
+
+    /* Exactly the limit, plus moot tokens, is honoured in full. */
+    n = snprintf(head, sizeof(head),
+                 "GET / HTTP/1.1\r\nHost: h\r\nConnection: close, keep-alive, te, upgrade, "
+                 "x-forwarded-for, host");
+    for (int i = 0; i < MAX_CONN_TOKENS; i++) {
+        n += snprintf(head + n, sizeof(head) - (size_t)n, ", X-H%d", i);
+    }
+    snprintf(head + n, sizeof(head) - (size_t)n, "\r\nX-H15: secret\r\n\r\n");
+    char *r = rewrite_request(head);
+    cr_assert(strstr(r, "secret") == NULL, "%s", r);
+
+    parse("HTTP/1.1 200 OK\r\nConnection: a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, "
+          "a13, a14, a15, a16, a17\r\nContent-Length: 0\r\n\r\n",
+          true);
+    struct http_rewrite_res so = {0};
+    cr_assert_eq(http_rewrite_response(&msg, text, &so, &out), -KEEL_EHTTP_BAD_RESPONSE);
+    buf_fini(&out);
+}

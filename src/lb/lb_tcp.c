@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <netinet/in.h>
 
+#include "core/fdlimit.h"
 #include "core/log.h"
 #include "core/sock.h"
 #include "lb/lb_worker.h"
@@ -321,6 +322,10 @@ static void tcp_connect(struct tcp_conn *t)
     }
     int fd = sock_connect_start((const struct sockaddr *)&t->srv->conf->addr.sa,
                                 t->srv->conf->addr.salen);
+    if (fd >= 0 && !fdlimit_data_fd_ok(fd)) {
+        close(fd); /* the control plane's reserve (core/fdlimit.h) */
+        fd = -EMFILE;
+    }
     if (fd < 0) {
         connect_failed(t, strerror(-fd));
         return;

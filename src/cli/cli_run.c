@@ -267,13 +267,17 @@ static int size_fds(struct node *n, struct conf *conf, struct errbuf *eb)
         return rc;
     }
     fdlimit_data_set_max(b.data_fd_max);
+    char autos[64] = "";
+    if (b.n_auto > 0) {
+        (void)snprintf(autos, sizeof(autos), " (auto: %u for each of %u frontends)", b.auto_maxconn,
+                       b.n_auto);
+    }
     log_notice("main",
                "descriptor budget: limit %llu, reserve %u for the control plane (the data "
-               "plane keeps fds below %llu); maxconn total %llu (auto: %u for each of %u "
-               "frontends), %u listening sockets, %llu pooled server connections",
+               "plane keeps fds below %llu); maxconn total %llu%s, %u listening sockets, %llu "
+               "pooled server connections",
                (unsigned long long)b.limit, b.reserve, (unsigned long long)b.data_fd_max,
-               (unsigned long long)b.conns, b.auto_maxconn, b.n_auto, b.listeners,
-               (unsigned long long)b.pooled);
+               (unsigned long long)b.conns, autos, b.listeners, (unsigned long long)b.pooled);
     return 0;
 }
 

@@ -326,6 +326,12 @@ static void tcp_connect(struct tcp_conn *t)
         close(fd); /* the control plane's reserve (core/fdlimit.h) */
         fd = -EMFILE;
     }
+    if (fd == -EMFILE || fd == -ENFILE) {
+        /* This node is short of descriptors: nothing the server did, so no failure of its
+         * (passive checks would mark it down) and no retry on another one. */
+        tcp_close(t, "no descriptor for the server connection");
+        return;
+    }
     if (fd < 0) {
         connect_failed(t, strerror(-fd));
         return;

@@ -40,6 +40,7 @@ struct admin {
     uint32_t n_conns;
     struct fdlimit_throttle pause_throttle;  /* "accepting paused" lines */
     struct fdlimit_throttle refuse_throttle; /* "over the cap" lines */
+    char addr[64];                           /* where it listens, for the log */
 };
 
 struct admin_conn {
@@ -251,8 +252,10 @@ static void accept_pause(struct admin *a, int err)
     uint64_t span_ms;
     uint32_t n = fdlimit_throttle_hit(&a->pause_throttle, ev_now_ms(a->loop), &span_ms);
     if (n > 0) {
-        log_warn("admin", "accept() failed: %s; accepting paused for %d ms (%u pause%s in %.1f s)",
-                 strerror(-err), FDLIMIT_PAUSE_MS, n, n == 1 ? "" : "s", (double)span_ms / 1000.0);
+        log_warn("admin",
+                 "%s: accept() failed: %s; accepting paused for %d ms (%u pause%s in %.1f s)",
+                 a->addr, strerror(-err), FDLIMIT_PAUSE_MS, n, n == 1 ? "" : "s",
+                 (double)span_ms / 1000.0);
     }
 }
 
@@ -263,7 +266,7 @@ static void refuse(struct admin *a, int fd, const struct sockaddr_storage *peer,
     uint32_t n = fdlimit_throttle_hit(&a->refuse_throttle, ev_now_ms(a->loop), &span_ms);
     if (n > 0) {
         char ip[64];
-        log_warn("admin", "refused a connection from %s: %s (%u refused in %.1f s)",
+        log_warn("admin", "%s refused a connection from %s: %s (%u refused in %.1f s)", a->addr,
                  sock_addr_ip((const struct sockaddr *)peer, ip, sizeof(ip)), why, n,
                  (double)span_ms / 1000.0);
     }
@@ -355,6 +358,7 @@ struct admin *admin_start(struct ev_loop *loop, const struct sockaddr *sa, sockl
     a->fd = fd;
     a->handler = handler;
     a->data = data;
+    (void)sock_addr_text(sa, a->addr, sizeof(a->addr));
     ev_timer_init(&a->pause, on_accept_resume, a, "admin-resume");
     if (ev_io_start(loop, &a->io, fd, EV_READ, on_accept, a, "admin-accept") != 0) {
         close(fd);

@@ -1,13 +1,70 @@
 /* SPDX-License-Identifier: MIT */
 /* `keel check -c FILE`: the whole configuration pipeline up to the swap (parse, build,
- * validate), reporting every error. It does not open sockets or start threads. */
+ * validate), reporting every error, and each node's descriptor budget (core/fdlimit.c)
+ * against this machine's hard open files limit, which `keel run` raises the soft limit to.
+ * It does not open sockets or start threads. */
 #include "cli/cli.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/conf.h"
+#include "core/conf_node.h"
+#include "core/fdlimit.h"
 #include "core/err.h"
+
+/* What `keel run` would start: the workers directive, else one per core (as cli_run.c). */
+static uint32_t workers_of(const struct conf *conf)
+{
+    if (conf->global.workers != 0) {
+        return conf->global.workers;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 32 ? 32 : (uint32_t)n;
+}
+
+/* Whether node (NULL: a file without nodes) fits in limit descriptors; prints why not. */
+static bool node_fits(const char *path, const char *node, uint64_t limit)
+{
+    struct conf *conf = NULL;
+    struct conf_errors errs = {0};
+    struct errbuf eb = {{0}};
+    if (conf_load_file(path, &conf, &errs) != 0) {
+        conf_errors_fini(&errs); /* it loaded once already: a file changed meanwhile */
+        fprintf(stderr, "%s: error: the file changed while it was checked\n", path);
+        return false;
+    }
+    conf_errors_fini(&errs);
+    bool ok = conf_apply_node(conf, node, 0, &eb) == 0 &&
+              fdlimit_conf_apply(conf, node, workers_of(conf), limit, NULL, &eb) == 0;
+    if (!ok) {
+        fprintf(stderr, "%s%s%s%s\n", eb.msg, node != NULL ? " (node " : "",
+                node != NULL ? node : "", node != NULL ? ")" : "");
+    }
+    conf_free(conf);
+    return ok;
+}
+
+/* Every node that runs frontends or sites, each against the hard limit. */
+static bool nodes_fit(const char *path, const struct conf *conf)
+{
+    uint64_t soft, hard;
+    if (fdlimit_get(&soft, &hard) != 0) {
+        return true; /* nothing to compare with */
+    }
+    (void)soft;
+    if (conf->n_nodes == 0) {
+        return node_fits(path, NULL, hard);
+    }
+    bool ok = true;
+    for (uint32_t i = 0; i < conf->n_nodes; i++) {
+        if ((conf->nodes[i].roles & (CONF_ROLE_LB | CONF_ROLE_WEB)) != 0) {
+            ok = node_fits(path, conf->nodes[i].name, hard) && ok;
+        }
+    }
+    return ok;
+}
 
 static void usage(FILE *out)
 {
@@ -52,6 +109,11 @@ int cli_check(int argc, char **argv)
     int rc = conf_load_file(path, &conf, &errs);
     if (rc != 0) {
         fputs(errs.text != NULL ? errs.text : "error: cannot load the configuration\n", stderr);
+        conf_errors_fini(&errs);
+        return KEEL_EXIT_CONFIG;
+    }
+    if (!nodes_fit(path, conf)) {
+        conf_free(conf);
         conf_errors_fini(&errs);
         return KEEL_EXIT_CONFIG;
     }

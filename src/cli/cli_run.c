@@ -17,6 +17,7 @@
 #include "app/app_supervisor.h"
 #include "core/conf.h"
 #include "core/conf_node.h"
+#include "core/fdlimit.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/qsbr.h"
@@ -231,6 +232,55 @@ static int start_admin(struct node *n, const struct conf *conf, struct errbuf *e
     return 0;
 }
 
+/* ---------------------------------------------------------------- the fd budget */
+
+static void log_rlimit(const struct fdlimit_rlimit *rl)
+{
+    if (rl->err != 0) {
+        log_warn("main",
+                 "open files limit: soft %llu, hard %llu; setrlimit() to raise the soft "
+                 "limit failed: %s",
+                 (unsigned long long)rl->soft, (unsigned long long)rl->hard, strerror(-rl->err));
+    } else if (rl->soft != rl->soft_before) {
+        log_notice("main", "open files limit: soft %llu, hard %llu; raised the soft limit to %llu",
+                   (unsigned long long)rl->soft_before, (unsigned long long)rl->hard,
+                   (unsigned long long)rl->soft);
+    } else {
+        log_notice("main", "open files limit: soft %llu, hard %llu", (unsigned long long)rl->soft,
+                   (unsigned long long)rl->hard);
+    }
+}
+
+/* Size conf's maxconn within the open files limit (core/fdlimit.c) and, on success, move the
+ * data plane's guard to the new reserve. */
+static int size_fds(struct node *n, struct conf *conf, struct errbuf *eb)
+{
+    uint64_t soft, hard;
+    int rc = fdlimit_get(&soft, &hard);
+    if (rc != 0) {
+        errbuf_set(eb, "getrlimit(RLIMIT_NOFILE) failed: %s", strerror(-rc));
+        return rc;
+    }
+    struct fdlimit_budget b;
+    rc = fdlimit_conf_apply(conf, n->node_name, n->n_workers, soft, &b, eb);
+    if (rc != 0) {
+        return rc;
+    }
+    fdlimit_data_set_max(b.data_fd_max);
+    char autos[64] = "";
+    if (b.n_auto > 0) {
+        (void)snprintf(autos, sizeof(autos), " (auto: %u for each of %u frontends)", b.auto_maxconn,
+                       b.n_auto);
+    }
+    log_notice("main",
+               "descriptor budget: limit %llu, reserve %u for the control plane (the data "
+               "plane keeps fds below %llu); maxconn total %llu%s, %u listening sockets, %llu "
+               "pooled server connections",
+               (unsigned long long)b.limit, b.reserve, (unsigned long long)b.data_fd_max,
+               (unsigned long long)b.conns, autos, b.listeners, (unsigned long long)b.pooled);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- reload and drain */
 
 static void reload(struct node *n)
@@ -250,7 +300,7 @@ static void reload(struct node *n)
         return;
     }
     conf_errors_fini(&errs);
-    if (conf_apply_node(conf, n->node_name, 0, &eb) != 0) {
+    if (conf_apply_node(conf, n->node_name, 0, &eb) != 0 || size_fds(n, conf, &eb) != 0) {
         conf_free(conf);
         goto refused;
     }
@@ -438,6 +488,12 @@ static int boot(struct node *n)
     struct conf *conf = NULL;
     struct conf_errors errs = {0};
     struct errbuf eb = {{0}};
+    struct fdlimit_rlimit rl;
+    int rc = fdlimit_raise(&rl); /* first: every descriptor opened from here on counts */
+    if (rc != 0) {
+        fprintf(stderr, "keel: getrlimit(RLIMIT_NOFILE) failed: %s\n", strerror(-rc));
+        return KEEL_EXIT_RUNTIME;
+    }
     if (conf_load_file(n->conf_path, &conf, &errs) != 0) {
         print_errors(&errs, false);
         conf_errors_fini(&errs);
@@ -449,7 +505,7 @@ static int boot(struct node *n)
         conf_free(conf);
         return KEEL_EXIT_CONFIG;
     }
-    int rc = log_open(conf->global.error_log);
+    rc = log_open(conf->global.error_log);
     if (rc != 0) {
         fprintf(stderr, "keel: cannot open error log %s: %s\n", conf->global.error_log,
                 strerror(-rc));
@@ -457,9 +513,15 @@ static int boot(struct node *n)
         return KEEL_EXIT_CONFIG;
     }
     log_set_level((enum log_level)conf->global.log_level);
+    log_rlimit(&rl);
     n->n_workers = conf->global.workers != 0 ? conf->global.workers : default_workers();
     if (n->n_workers > LB_MAX_WORKERS) {
         n->n_workers = LB_MAX_WORKERS;
+    }
+    if (size_fds(n, conf, &eb) != 0) {
+        fprintf(stderr, "keel: %s\n", eb.msg);
+        conf_free(conf);
+        return KEEL_EXIT_CONFIG;
     }
     vrrp_declare_gates(conf, n->node_name);
     n->gen = lb_gen_new(conf, NULL, n->n_workers, &eb);

@@ -136,7 +136,7 @@ struct conf_frontend {
     char backend_name[CONF_NAME_MAX];
     struct conf_pos backend_pos;    /* where backend_name was written, for errors */
     uint32_t backend_index;         /* index into conf.backends, resolved at validation */
-    uint32_t maxconn;               /* default 10000 concurrent client connections */
+    uint32_t maxconn;               /* concurrent client connections; 0 = auto (fdlimit.c) */
     uint32_t timeout_header_ms;     /* default 10000: full request head must arrive */
     uint32_t timeout_idle_ms;       /* default 60000: keep-alive idle between requests */
     uint32_t timeout_client_ms;     /* default 60000: client inactivity mid-request */

@@ -765,6 +765,10 @@ static void hp_connect(struct hp_conn *c)
     bool is_new = up == NULL;
     if (is_new) {
         up = lb_upstream_new(c->w, c->be, c->srv, &err);
+        if (up == NULL && (err == -EMFILE || err == -ENFILE)) {
+            hp_fail(c, 503, "no descriptor for a server connection"); /* ours, not the server's */
+            return;
+        }
         if (up == NULL) {
             upstream_failed(c, true, 502, "cannot connect to server");
             return;

@@ -27,6 +27,18 @@ static const char *mode_name(enum conf_mode mode)
     return mode == CONF_MODE_TCP ? "tcp" : "http";
 }
 
+/* maxconn N|auto: auto is stored as 0, which core/fdlimit.c resolves against the node's open
+ * files limit when the node starts or reloads. */
+static int set_maxconn(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                       const struct conf_token *tok, size_t n)
+{
+    if (strcmp(tok[1].text, "auto") == 0) {
+        ((struct conf_frontend *)obj)->maxconn = 0;
+        return 0;
+    }
+    return conf_set_uint(cp, d, obj, tok, n);
+}
+
 /* ------------------------------------------------------------------------------------------
  * Blocks
  * ------------------------------------------------------------------------------------------ */
@@ -507,13 +519,13 @@ static const struct conf_directive lb_directives[] = {
      .contexts = FE,
      .min_args = 1,
      .max_args = 1,
-     .set = conf_set_uint,
+     .set = set_maxconn,
      CONF_FIELD(struct conf_frontend, maxconn),
      .min = 1,
      .max = CONN_MAX,
-     .def = "10000",
-     .syntax = "maxconn N",
-     .help = "concurrent client connections"},
+     .def = "auto",
+     .syntax = "maxconn N|auto",
+     .help = "concurrent client connections (auto: a share of the open files limit)"},
     {.name = "timeout_header",
      .contexts = FE,
      .min_args = 1,

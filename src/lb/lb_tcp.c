@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <netinet/in.h>
 
+#include "core/fdlimit.h"
 #include "core/log.h"
 #include "core/sock.h"
 #include "lb/lb_worker.h"
@@ -321,6 +322,16 @@ static void tcp_connect(struct tcp_conn *t)
     }
     int fd = sock_connect_start((const struct sockaddr *)&t->srv->conf->addr.sa,
                                 t->srv->conf->addr.salen);
+    if (fd >= 0 && !fdlimit_data_fd_ok(fd)) {
+        close(fd); /* the control plane's reserve (core/fdlimit.h) */
+        fd = -EMFILE;
+    }
+    if (fd == -EMFILE || fd == -ENFILE) {
+        /* This node is short of descriptors: nothing the server did, so no failure of its
+         * (passive checks would mark it down) and no retry on another one. */
+        tcp_close(t, "no descriptor for the server connection");
+        return;
+    }
     if (fd < 0) {
         connect_failed(t, strerror(-fd));
         return;

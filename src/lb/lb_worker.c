@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fdlimit.h"
 #include "core/log.h"
 #include "lb/lb_gate.h"
 #include "core/qsbr.h"
@@ -24,6 +25,39 @@
 #define QUEUE_RETRY_MS 10
 
 /* ---------------------------------------------------------------- listeners */
+
+/* One line per second for all workers and listeners together, with a count: a descriptor
+ * shortage hits every listener at once, and a line per event would flood the log. */
+static struct fdlimit_throttle pause_throttle;
+static struct fdlimit_throttle error_throttle;
+
+static void on_accept_resume(struct ev_loop *loop, struct ev_timer *t)
+{
+    struct lb_listener *l = t->data;
+    if (l->io.is_active && ev_io_set(loop, &l->io, EV_READ) != 0) {
+        log_error(l->w->name, "cannot watch listener %s again", l->fe->conf->name);
+    }
+}
+
+/* No descriptor to take the next connection (EMFILE, ENFILE, or the data plane's share of the
+ * limit used up): stop polling the listener for FDLIMIT_PAUSE_MS rather than wake up again at
+ * once for the same pending connection (the loop is level-triggered: that would spin). The
+ * connections wait in the listen queue meanwhile. */
+static void accept_pause(struct lb_listener *l, const char *why)
+{
+    struct lb_worker *w = l->w;
+    if (ev_io_set(w->loop, &l->io, 0) == 0) {
+        ev_timer_start(w->loop, &l->pause, FDLIMIT_PAUSE_MS);
+    }
+    uint64_t span_ms;
+    uint32_t n = fdlimit_throttle_hit(&pause_throttle, ev_now_ms(w->loop), &span_ms);
+    if (n > 0) {
+        log_warn("frontend",
+                 "accept() on %s: %s; accepting paused for %d ms (%u pause%s in %.1f s)",
+                 l->fe->conf->name, why, FDLIMIT_PAUSE_MS, n, n == 1 ? "" : "s",
+                 (double)span_ms / 1000.0);
+    }
+}
 
 static void on_accept(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 {
@@ -40,9 +74,20 @@ static void on_accept(struct ev_loop *loop, struct ev_io *io, uint32_t events)
                 ev_io_stop(loop, io); /* the gate closed: no longer listening */
                 return;
             }
-            if (fd != -EAGAIN && fd != -EINTR && fd != -ECONNABORTED) {
+            if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+                accept_pause(l, strerror(-fd));
+                return;
+            }
+            uint64_t span_ms;
+            if (fd != -EAGAIN && fd != -EINTR && fd != -ECONNABORTED &&
+                fdlimit_throttle_hit(&error_throttle, ev_now_ms(loop), &span_ms) > 0) {
                 log_warn("frontend", "accept() on %s failed: %s", l->fe->conf->name, strerror(-fd));
             }
+            return;
+        }
+        if (!fdlimit_data_fd_ok(fd)) {
+            close(fd); /* it would eat into the control plane's reserve */
+            accept_pause(l, "the data plane's share of the open files limit is used up");
             return;
         }
         struct metrics_frontend *m = l->fe->metrics;
@@ -63,6 +108,7 @@ static void listeners_stop(struct lb_worker *w)
 {
     for (uint32_t i = 0; i < w->n_listeners; i++) {
         ev_io_stop(w->loop, &w->listeners[i].io);
+        ev_timer_stop(w->loop, &w->listeners[i].pause);
     }
     ev_free_later(w->loop, w->listeners); /* an accept event may be pending in this batch */
     w->listeners = NULL;
@@ -89,6 +135,7 @@ static void listeners_start(struct lb_worker *w, struct lb_gen *gen)
             l->fd_slot = slot;
             l->gate = lb_gate_find((const struct sockaddr *)&fe->conf->binds[b].sa);
             l->io.fd = *slot;
+            ev_timer_init(&l->pause, on_accept_resume, l, "accept-resume");
             w->n_listeners++;
             if (l->gate != NULL && !atomic_load(&l->gate->is_open)) {
                 continue; /* started when the gate opens */
@@ -179,6 +226,7 @@ static void drain_now(struct lb_worker *w)
     for (uint32_t i = 0; i < w->n_listeners; i++) {
         struct lb_listener *l = &w->listeners[i];
         ev_io_stop(w->loop, &l->io);
+        ev_timer_stop(w->loop, &l->pause);
         close(*l->fd_slot);
         *l->fd_slot = -1;
     }
@@ -520,6 +568,10 @@ struct lb_upstream *lb_upstream_new(struct lb_worker *w, struct lb_backend *be,
     }
     int fd =
         sock_connect_start((const struct sockaddr *)&srv->conf->addr.sa, srv->conf->addr.salen);
+    if (fd >= 0 && !fdlimit_data_fd_ok(fd)) {
+        close(fd); /* the control plane's reserve (core/fdlimit.h) */
+        fd = -EMFILE;
+    }
     if (fd < 0) {
         buf_fini(&up->in);
         buf_fini(&up->out);

@@ -21,8 +21,9 @@ struct lb_listener {
     struct ev_io io;
     struct lb_worker *w;
     struct lb_frontend *fe;
-    int *fd_slot;         /* where the generation keeps this fd */
-    struct lb_gate *gate; /* NULL, or a virtual IP's gate: polled only while open */
+    int *fd_slot;          /* where the generation keeps this fd */
+    struct lb_gate *gate;  /* NULL, or a virtual IP's gate: polled only while open */
+    struct ev_timer pause; /* armed while accepting is paused (no descriptor to spare) */
 };
 
 /* A connection to a server, owned by one client exchange or idle in a pool. */

@@ -182,14 +182,21 @@ class Cluster:
     """A database NAME on db nodes dbs [(name, address)], one lb node (name, address), etcd at
     etcd_url, with extra directives (`replication async;`...) in the database block.
 
-    wraps: {node: fn(argv) -> argv} to run a node elsewhere (a network namespace)."""
+    wraps: {node: fn(argv) -> argv} to run a node elsewhere (a network namespace).
+    nofile: {node: "SOFT:HARD"} to start a node's keel under that RLIMIT_NOFILE (prlimit;
+    its PostgreSQL inherits it)."""
 
-    def __init__(self, env, etcd_url, dbs, lb, options="", wraps=None, start=True):
+    def __init__(self, env, etcd_url, dbs, lb, options="", wraps=None, start=True,
+                 nofile=None):
         self.env = env
         self.dbs = dict(dbs)
         self.db_names = [n for n, _ in dbs]
         self.lb_name, self.lb_addr = lb
-        self.wraps = wraps or {}
+        self.wraps = dict(wraps or {})
+        for node, limit in (nofile or {}).items():
+            inner = self.wraps.get(node, lambda argv: argv)
+            self.wraps[node] = lambda argv, inner=inner, limit=limit: inner(
+                ["prlimit", "--nofile=%s" % limit, "--"] + argv)
         self.secret = os.urandom(32)
         with open(os.path.join(env.tmp, "secret"), "wb") as f:
             f.write(self.secret)

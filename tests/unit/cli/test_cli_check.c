@@ -6,6 +6,7 @@
 #include "cli/cli_check.c"
 
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static void redirect(void)
@@ -100,4 +101,44 @@ Test(cli_check, help_exits_0, .init = redirect)
     cr_assert_stdout_eq_str("usage: keel check -c FILE\n"
                             "  validate a configuration file; errors are printed as "
                             "file:line:col\n");
+}
+
+/* The open files limit: keel check sizes each node's frontends against this machine's hard
+ * limit (what keel run raises the soft limit to) and refuses a maxconn that cannot fit. */
+Test(cli_check, maxconn_over_the_open_files_limit_exits_1, .init = redirect)
+{
+    struct rlimit rl = {.rlim_cur = 1000, .rlim_max = 1000}; /* this test's own process */
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    char *path = write_temp("node lb1 { address 127.0.0.1; roles lb; }\n"
+                            "global { workers 1; }\n"
+                            "frontend www { bind :18080; backend web; maxconn 600; }\n"
+                            "backend web { mode http; keepalive 1; server a 127.0.0.1:9001; }\n");
+    const char *argv[] = {"check", "-c", path};
+    cr_assert_eq(run(3, argv), KEEL_EXIT_CONFIG);
+    fflush(stderr);
+    char want[1024];
+    snprintf(want, sizeof(want),
+             "%s:3:1: error: frontend \"www\": maxconn 600 does not fit: the frontends need "
+             "1266 descriptors (maxconn total 600 x 2 + 1 listening sockets + 1 pooled server "
+             "connections + a reserve of 64 for the control plane), more than the open files "
+             "limit 1000; lower maxconn or raise the hard limit (ulimit -Hn, systemd "
+             "LimitNOFILE=) (node lb1)\n",
+             path);
+    cr_assert_stderr_eq_str(want);
+    unlink(path);
+    free(path);
+}
+
+Test(cli_check, maxconn_that_fits_the_open_files_limit_is_ok, .init = redirect)
+{
+    struct rlimit rl = {.rlim_cur = 1000, .rlim_max = 1000};
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    char *path = write_temp("node lb1 { address 127.0.0.1; roles lb; }\n"
+                            "global { workers 1; }\n"
+                            "frontend www { bind :18080; backend web; maxconn 400; }\n"
+                            "backend web { keepalive 1; server a 127.0.0.1:9001; }\n");
+    const char *argv[] = {"check", "-c", path};
+    cr_assert_eq(run(3, argv), KEEL_EXIT_OK);
+    unlink(path);
+    free(path);
 }

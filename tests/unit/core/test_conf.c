@@ -86,7 +86,7 @@ Test(conf, frontend_backend_server_check_defaults)
     cr_assert_str_eq(fe->binds[0].text, "0.0.0.0:8080");
     cr_assert_str_eq(fe->backend_name, "web");
     cr_assert_eq(fe->backend_index, 0);
-    cr_assert_eq(fe->maxconn, 10000);
+    cr_assert_eq(fe->maxconn, 0); /* auto: sized by core/fdlimit.c at start */
     cr_assert_eq(fe->timeout_header_ms, 10000);
     cr_assert_eq(fe->timeout_idle_ms, 60000);
     cr_assert_eq(fe->timeout_client_ms, 60000);

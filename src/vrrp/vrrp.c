@@ -26,6 +26,7 @@
 
 #include "core/conf.h"
 #include "core/log.h"
+#include "core/proc.h"
 #include "lb/lb_gate.h"
 #include "monitor/metrics.h"
 #include "vrrp/vrrp_conf.h"
@@ -136,7 +137,8 @@ static void run_notify(struct vrrp_router *r, const char *state)
     pid_t pid = fork(); /* double fork: the hook is never our zombie */
     if (pid == 0) {
         if (fork() == 0) {
-            setsid();
+            (void)setsid();
+            proc_signals_reset(); /* keel's blocked and ignored signals would survive execv */
             execv(argv[0], argv);
             _exit(127);
         }

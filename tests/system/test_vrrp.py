@@ -931,6 +931,37 @@ def test_notify_and_tracking(env, lab):
            notify_lb1=calls("lb1"), notify_lb2=calls("lb2"))
 
 
+@pytest.mark.timeout(60)
+def test_notify_hook_runs_with_no_blocked_or_ignored_signal(env, lab):
+    """Issue 10: the notify hook was forked from keel's control thread and exec'd with its
+    signal mask (SIGHUP/SIGTERM/SIGINT blocked) and SIGPIPE ignored: a hook could not be
+    stopped with SIGTERM and would not die of a broken pipe. It must start as a fresh
+    process does (SigBlk and SigIgn all zero), like the app processes."""
+    v = Vlab(env, lab, lbs=("lb1",))
+    out = os.path.join(env.tmp, "notify-signals.log")
+    script = os.path.join(env.tmp, "notify.sh")
+    with open(script, "w") as f:
+        f.write('#!/bin/sh\n{ echo "call $*"; grep -E "^Sig(Blk|Ign):" /proc/$$/status; } '
+                '>> %s\n' % out)
+    os.chmod(script, 0o755)
+    v.write_config(cluster_config([ap_vip(extra='notify "%s";' % script)], FRONTEND))
+    v.start("lb1")
+    v.wait_roles("lb1")
+
+    def lines():
+        try:
+            with open(out) as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
+    kt.deadline_poll(lambda: "call master 51 %s" % VIP in lines() and
+                     len([l for l in lines() if l.startswith("Sig")]) >= 4, 5,
+                     what="the notify hook reported its signal state for backup and master")
+    masks = [l.split() for l in lines() if l.startswith("Sig")]
+    assert masks and all(int(m[1], 16) == 0 for m in masks), \
+        "the notify hook inherited blocked or ignored signals: %s" % lines()
+
+
 # --------------------------------------------------------------------------------------------
 # 8. loopback mode: no namespaces, VIP in 127.0.0.0/8
 

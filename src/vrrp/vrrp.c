@@ -37,6 +37,12 @@
 #define VRRP_MAX_ROUTERS 32
 #define VRRP_GARP_COUNT 3
 #define VRRP_REANNOUNCE_MS 500 /* at most this often on hearing a lower-priority master */
+/* Make-before-break: a master that hands over (preempted, or stopping and its successor heard)
+ * keeps the addresses this long, so that the requests it has in flight can still be answered
+ * from them. The new master repeats its gratuitous ARPs after it, in case a neighbour that
+ * asked meanwhile got the old master's answer. */
+#define VRRP_RELEASE_GRACE_MS 1000
+#define VRRP_GARP_REPEAT_MS (VRRP_RELEASE_GRACE_MS + 200)
 
 struct vrrp_router {
     struct vrrp *v;
@@ -61,6 +67,8 @@ struct vrrp_router {
     bool track_fault;
     struct vrrp_fsm fsm;
     struct ev_timer timer;
+    struct ev_timer later; /* not master: release the addresses (the grace is over); master:
+                            * repeat the gratuitous ARPs */
     uint64_t sent, received, transitions;
     uint64_t dropped[VRRP_PKT_REASON_COUNT];
 };
@@ -151,6 +159,15 @@ static void run_notify(struct vrrp_router *r, const char *state)
     }
 }
 
+/* The addresses stay for VRRP_RELEASE_GRACE_MS (on_later releases them): a master that
+ * hands over still has requests in flight on them, whose answers need the address. */
+static void release_later(struct vrrp_router *r, const char *why)
+{
+    log_info("vrrp", "vrrp %u: %s: keeping the addresses %u ms for the requests in flight", r->vrid,
+             why, VRRP_RELEASE_GRACE_MS);
+    ev_timer_start(r->v->loop, &r->later, VRRP_RELEASE_GRACE_MS);
+}
+
 /* Gratuitous ARPs for every address, so that neighbours send to this node's MAC. */
 static void garp(struct vrrp_router *r)
 {
@@ -184,9 +201,6 @@ static void hold(struct vrrp_router *r, bool held)
             }
         }
         r->v->on_hold(r->v->data, r->addrs[i], held);
-    }
-    if (held) {
-        garp(r);
     }
 }
 
@@ -246,14 +260,26 @@ static void send_advert(struct vrrp_router *r, uint8_t priority)
 
 static void apply(struct vrrp_router *r, const struct vrrp_fsm_actions *a)
 {
-    if (a->del_vips) {
+    if (a->del_vips && a->is_transition && a->from == VRRP_STATE_MASTER &&
+        a->to == VRRP_STATE_BACKUP && r->is_holding) {
+        release_later(r, "a higher-priority master took over");
+    } else if (a->del_vips) {
+        ev_timer_stop(r->v->loop, &r->later);
         hold(r, false);
+    }
+    /* A new master holds the addresses before it says so: the address is on the interface
+     * and the listeners on it are listening (their backlog takes connections until a worker
+     * accepts). Its advert makes the old master let go at once, and the gratuitous ARPs move
+     * the neighbours here: a request sent after either must find this node ready. */
+    if (a->add_vips) {
+        hold(r, true);
     }
     if (a->send_advert) {
         send_advert(r, a->advert_priority);
     }
     if (a->add_vips) {
-        hold(r, true);
+        garp(r);
+        ev_timer_start(r->v->loop, &r->later, VRRP_GARP_REPEAT_MS);
     }
     if (a->is_transition && a->from == VRRP_STATE_MASTER && a->to == VRRP_STATE_BACKUP) {
         /* Outranked (a partition healed): say we stop, as a shutdown does, so that the master
@@ -270,6 +296,19 @@ static void apply(struct vrrp_router *r, const struct vrrp_fsm_actions *a)
     if (a->deadline_ms != VRRP_FSM_NEVER) {
         uint64_t now = ev_now_ms(r->v->loop);
         ev_timer_start(r->v->loop, &r->timer, a->deadline_ms > now ? a->deadline_ms - now : 0);
+    }
+}
+
+static void on_later(struct ev_loop *loop, struct ev_timer *t)
+{
+    (void)loop;
+    struct vrrp_router *r = t->data;
+    if (r->fsm.state == VRRP_STATE_MASTER && !r->v->is_stopped) {
+        garp(r);
+    } else if (r->is_holding && !r->awaits_successor) {
+        log_info("vrrp", "vrrp %u: releasing the addresses (%u ms after the handover)", r->vrid,
+                 VRRP_RELEASE_GRACE_MS);
+        hold(r, false);
     }
 }
 
@@ -323,10 +362,8 @@ static void deliver(struct vrrp_sock *s, const struct vrrp_pkt_rx *rx)
     }
     if (v->is_stopped) {
         if (r->awaits_successor && info.priority != 0) {
-            log_notice("vrrp", "vrrp %u: %s took over: releasing the addresses", r->vrid,
-                       inet_ntoa(rx->src));
             r->awaits_successor = false;
-            hold(r, false);
+            release_later(r, "the successor took over");
         }
         return;
     }
@@ -536,6 +573,7 @@ static bool add_block(struct vrrp *v, const struct conf *conf, const struct conf
             continue;
         }
         ev_timer_init(&r->timer, on_timer, r, "vrrp");
+        ev_timer_init(&r->later, on_later, r, "vrrp-later");
         v->vrs[v->n_routers] =
             (struct vrrp_pkt_vr){.vrid = r->vrid,
                                  .auth = vip->auth && v->has_key ? &v->key : NULL,
@@ -680,6 +718,7 @@ bool vrrp_hand_over(struct vrrp *v)
         ev_timer_stop(v->loop, &r->timer);
         r->awaits_successor = was_master && r->is_holding;
         if (!r->awaits_successor) {
+            ev_timer_stop(v->loop, &r->later);
             hold(r, false);
         }
         /* A backup takes over after its Skew_Time (under one interval); allow four. */
@@ -717,6 +756,7 @@ void vrrp_stop(struct vrrp *v)
     (void)vrrp_hand_over(v); /* no-op when already stopped */
     for (uint32_t i = 0; i < v->n_routers; i++) {
         v->routers[i].awaits_successor = false;
+        ev_timer_stop(v->loop, &v->routers[i].later);
         hold(&v->routers[i], false);
     }
 }

@@ -311,6 +311,33 @@ def test_access_log_combined(env):
     assert re.match(r'^127\.0\.0\.1 .*"GET /status\?code=404 HTTP/1\.1" 404 ', lines[1]), lines[1]
 
 
+@pytest.mark.parametrize("which", ["access_log", "error_log"])
+def test_symlinked_log_path_is_refused(env, which):
+    """Issue 10: log files were opened following symbolic links, so whoever can write the log
+    directory could make keel (root) append to any file. A log path that is a symbolic link
+    is refused with a clear error, and the file it names is not touched."""
+    target = os.path.join(env.tmp, "precious")
+    with open(target, "w") as f:
+        f.write("untouched\n")
+    link = os.path.join(env.tmp, which + ".log")
+    os.symlink(target, link)
+    port, admin = env.port(), env.port()
+    cfg = kt.lb_config(port, [("a", "127.0.0.1:1")], admin,
+                       frontend_extra=("    access_log %s;\n" % link
+                                       if which == "access_log" else ""),
+                       global_extra="    error_log %s;\n" % link if which == "error_log" else "")
+    path = write(env, "symlog.conf", cfg)
+    p = subprocess.run([kt.KEEL, "run", "-c", path], capture_output=True, text=True, timeout=20)
+    out = p.stdout + p.stderr
+    # 1 for the error log (checked with the configuration), 3 for an access log (opened when
+    # the frontends start), as for any other log that cannot be opened
+    assert p.returncode in (1, 3), "keel run exited %s with a symlinked %s:\n%s" % (
+        p.returncode, which, out)
+    assert link in out and "symbolic link" in out, out
+    with open(target) as f:
+        assert f.read() == "untouched\n"
+
+
 def _values(obj):
     if isinstance(obj, dict):
         for v in obj.values():

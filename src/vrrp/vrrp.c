@@ -27,6 +27,7 @@
 #include "core/conf.h"
 #include "core/log.h"
 #include "core/proc.h"
+#include "core/secret.h"
 #include "lb/lb_gate.h"
 #include "monitor/metrics.h"
 #include "vrrp/vrrp_conf.h"
@@ -160,7 +161,9 @@ static void run_notify(struct vrrp_router *r, const char *state)
 }
 
 /* The addresses stay for VRRP_RELEASE_GRACE_MS (on_later releases them): a master that
- * hands over still has requests in flight on them, whose answers need the address. */
+ * hands over still has requests in flight on them, whose answers need the address. Interface
+ * mode only: in loopback mode no address is removed, and closing the gates stops only the
+ * listening (connections already accepted keep being served). */
 static void release_later(struct vrrp_router *r, const char *why)
 {
     log_info("vrrp", "vrrp %u: %s: keeping the addresses %u ms for the requests in flight", r->vrid,
@@ -261,7 +264,7 @@ static void send_advert(struct vrrp_router *r, uint8_t priority)
 static void apply(struct vrrp_router *r, const struct vrrp_fsm_actions *a)
 {
     if (a->del_vips && a->is_transition && a->from == VRRP_STATE_MASTER &&
-        a->to == VRRP_STATE_BACKUP && r->is_holding) {
+        a->to == VRRP_STATE_BACKUP && r->is_holding && !r->is_loopback) {
         release_later(r, "a higher-priority master took over");
     } else if (a->del_vips) {
         ev_timer_stop(r->v->loop, &r->later);
@@ -363,7 +366,11 @@ static void deliver(struct vrrp_sock *s, const struct vrrp_pkt_rx *rx)
     if (v->is_stopped) {
         if (r->awaits_successor && info.priority != 0) {
             r->awaits_successor = false;
-            release_later(r, "the successor took over");
+            if (r->is_loopback) {
+                hold(r, false);
+            } else {
+                release_later(r, "the successor took over");
+            }
         }
         return;
     }
@@ -467,19 +474,20 @@ static void on_monitor(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 
 /* ---------------------------------------------------------------- setup */
 
-static int read_secret(const char *path, struct vrrp_auth_key *key)
+static int read_secret(const char *path, struct vrrp_auth_key *key, struct errbuf *eb)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd == -1) {
-        return -errno;
+    uint8_t buf[SECRET_MAX];
+    size_t n = 0;
+    int rc = secret_read(path, buf, sizeof(buf), &n, eb);
+    if (rc == 0) {
+        rc = vrrp_auth_key_init(key, buf, n, 1);
+        if (rc != 0) {
+            errbuf_set(eb, "cannot derive the VRRP key from the cluster secret %s: %s", path,
+                       strerror(-rc));
+        }
     }
-    uint8_t buf[4096];
-    ssize_t n = read(fd, buf, sizeof(buf));
-    close(fd);
-    if (n <= 0) {
-        return n == 0 ? -EINVAL : -errno;
-    }
-    return vrrp_auth_key_init(key, buf, (size_t)n, 1);
+    explicit_bzero(buf, sizeof(buf)); /* no copy of the secret left on the stack */
+    return rc;
 }
 
 static int open_udp(struct in_addr self, uint32_t port, struct errbuf *eb)
@@ -629,11 +637,10 @@ struct vrrp *vrrp_start(struct ev_loop *loop, const struct conf *conf, const cha
             v->mon_fd = -1;
             v->can_serve = true;
             if (conf->secret_file[0] != '\0') {
-                int rc = read_secret(conf->secret_file, &v->key);
-                v->has_key = rc == 0;
-                if (rc != 0) {
-                    log_error("vrrp", "cannot read the cluster secret %s: %s", conf->secret_file,
-                              strerror(-rc));
+                struct errbuf eb = {{0}};
+                v->has_key = read_secret(conf->secret_file, &v->key, &eb) == 0;
+                if (!v->has_key) {
+                    log_error("vrrp", "%s", eb.msg);
                 }
             }
         }

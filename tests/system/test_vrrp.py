@@ -911,9 +911,7 @@ def test_bad_adverts_are_dropped_and_counted(env, lab, unicast):
 @pytest.mark.timeout(60)
 def test_auth_rejects_unsigned_and_forged_adverts(env, lab):
     v = Vlab(env, lab)
-    secret = os.path.join(env.tmp, "cluster.key")
-    with open(secret, "wb") as f:
-        f.write(os.urandom(32))
+    secret = kt.write_secret(os.path.join(env.tmp, "cluster.key"), os.urandom(32))
     v.write_config(cluster_config([ap_vip(extra="auth on;")], FRONTEND, secret_file=secret))
     v.start_all()
     v.wait_roles("lb1")
@@ -1001,8 +999,10 @@ def test_notify_hook_runs_with_no_blocked_or_ignored_signal(env, lab):
     out = os.path.join(env.tmp, "notify-signals.log")
     script = os.path.join(env.tmp, "notify.sh")
     with open(script, "w") as f:
-        f.write('#!/bin/sh\n{ echo "call $*"; grep -E "^Sig(Blk|Ign):" /proc/$$/status; } '
-                '>> %s\n' % out)
+        # exec: the mask is grep's, inherited from the hook's shell through execve (a shell
+        # waiting for a child may block every signal meanwhile: its own /proc entry would lie)
+        f.write('#!/bin/sh\necho "call $*" >> %s\nexec grep -E "^Sig(Blk|Ign):" /proc/self/status'
+                ' >> %s\n' % (out, out))
     os.chmod(script, 0o755)
     v.write_config(cluster_config([ap_vip(extra='notify "%s";' % script)], FRONTEND))
     v.start("lb1")

@@ -38,6 +38,29 @@ def test_check_ok_exits_0(env):
     assert rc == 0, out
 
 
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
+def test_secret_file_readable_by_group_or_others_is_refused(env, mode):
+    """Issue 10: the cluster secret's mode was not checked. Like ssh with a private key, keel
+    refuses a secret file that the group or others can read, in `keel check` and `keel run`,
+    naming the file and its mode; 0600 is accepted."""
+    secret = kt.write_secret(os.path.join(env.tmp, "cluster.key"), os.urandom(32))
+    os.chmod(secret, mode)
+    cfg = ("cluster t {\n    secret_file %s;\n}\n" % secret
+           + kt.lb_config(env.port(), [("a", "127.0.0.1:1")], env.port()))
+    path = write(env, "secret.conf", cfg)
+    rc, out = keel_check(path)
+    assert rc == 1, out
+    assert re.search(r"^%s:2:17: error: the cluster secret %s has mode %04o: the group or others"
+                     r" can access it \(chmod 600 %s\)$" % (re.escape(path), re.escape(secret),
+                                                            mode, re.escape(secret)),
+                     out, re.M), out
+    p = subprocess.run([kt.KEEL, "run", "-c", path], capture_output=True, text=True, timeout=20)
+    assert p.returncode == 1 and "has mode %04o" % mode in p.stderr, (p.returncode, p.stderr)
+    os.chmod(secret, 0o600)
+    rc, out = keel_check(path)
+    assert rc == 0, out
+
+
 def test_check_unknown_directive_file_line_col(env):
     text = ("frontend www {\n"
             "    bind 127.0.0.1:%d;\n"

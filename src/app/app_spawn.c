@@ -17,6 +17,8 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "core/proc.h"
+
 /* ------------------------------------------------------------------------------------------
  * The child
  * ------------------------------------------------------------------------------------------ */
@@ -59,17 +61,7 @@ static void __attribute__((noreturn)) child_exec(const struct child_plan *cp)
         _exit(126);
     }
     (void)close_range(3, ~0u, 0); /* every fd keel did not mean to pass (all are CLOEXEC) */
-    /* keel's control thread blocks SIGHUP/SIGTERM/SIGINT and ignores SIGPIPE (and whoever
-     * started keel may have ignored others): blocked and ignored signals survive execve. */
-    struct sigaction dfl = {.sa_handler = SIG_DFL};
-    for (int sig = 1; sig < NSIG; sig++) {
-        if (sig != SIGKILL && sig != SIGSTOP) {
-            (void)sigaction(sig, &dfl, NULL); /* EINVAL for the few that cannot change */
-        }
-    }
-    sigset_t none;
-    sigemptyset(&none);
-    (void)sigprocmask(SIG_SETMASK, &none, NULL);
+    proc_signals_reset();         /* blocked and ignored signals would survive execve */
     if (req->directory != NULL && chdir(req->directory) == -1) {
         child_fail("change to directory", req->directory, errno, 126);
     }

@@ -95,6 +95,7 @@ static int db_password(const struct conf *conf, const struct conf_database *db)
         return KEEL_EXIT_RUNTIME;
     }
     printf("%s\n", pw);
+    explicit_bzero(pw, sizeof(pw)); /* derived from the secret: no copy left on the stack */
     return fflush(stdout) == 0 ? KEEL_EXIT_OK : KEEL_EXIT_RUNTIME;
 }
 

@@ -316,7 +316,7 @@ static void reload(struct node *n)
     int rc = log_open(gen->conf->global.error_log);
     if (rc != 0) {
         log_warn("main", "cannot open error log %s: %s; keeping the current one",
-                 gen->conf->global.error_log, strerror(-rc));
+                 gen->conf->global.error_log, log_file_strerror(rc));
     }
     log_set_level(level);
     lb_checks_stop(n->checks);
@@ -508,7 +508,7 @@ static int boot(struct node *n)
     rc = log_open(conf->global.error_log);
     if (rc != 0) {
         fprintf(stderr, "keel: cannot open error log %s: %s\n", conf->global.error_log,
-                strerror(-rc));
+                log_file_strerror(rc));
         conf_free(conf);
         return KEEL_EXIT_CONFIG;
     }

@@ -131,7 +131,7 @@ int up_node_set_argv(struct up_node *nd, const char *const *args)
 static void redirect_output(const char *path)
 {
     int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    int out = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    int out = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (in == -1 || out == -1 || dup2(in, 0) == -1 || dup2(out, 1) == -1 || dup2(out, 2) == -1) {
         fprintf(stderr, "keel up: cannot send the output to %s: %s\n", path, strerror(errno));
         _exit(127);

@@ -8,11 +8,13 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "app/app_conf.h"
 #include "core/conf.h"
 #include "db/db_conf.h"
 #include "core/log.h"
+#include "core/secret.h"
 #include "lb/lb_conf.h"
 #include "vrrp/vrrp_conf.h"
 
@@ -85,6 +87,24 @@ static int set_workers(struct conf_parser *cp, const struct conf_directive *d, v
         return 0;
     }
     return conf_set_uint(cp, d, obj, tok, n);
+}
+
+/* The secret file must not be readable by the group or others (ssh's rule for private keys).
+ * Checked here, so that `keel check`, a start and a reload all refuse it with the position;
+ * secret_read() checks again when the file is read. A file that does not exist (yet) is
+ * reported when it is read. */
+static int set_secret_file(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                           const struct conf_token *tok, size_t n)
+{
+    int rc = conf_set_string(cp, d, obj, tok, n);
+    struct stat st;
+    if (rc == 0 && stat(tok[1].text, &st) == 0 && secret_mode_is_open(st.st_mode)) {
+        struct errbuf eb = {{0}};
+        secret_mode_error(&eb, tok[1].text, st.st_mode);
+        conf_error(cp, &tok[1], "%s", eb.msg);
+        rc = -KEEL_ECONFIG;
+    }
+    return rc;
 }
 
 static int set_admin(struct conf_parser *cp, const struct conf_directive *d, void *obj,
@@ -214,7 +234,7 @@ static const struct conf_directive core_directives[] = {
      .contexts = CONF_CTX_CLUSTER,
      .min_args = 1,
      .max_args = 1,
-     .set = conf_set_string,
+     .set = set_secret_file,
      CONF_FIELD(struct conf, secret_file),
      .syntax = "secret_file PATH",
      .help = "file holding the cluster's shared secret"},

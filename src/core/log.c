@@ -32,13 +32,28 @@ const char *log_level_name(enum log_level level)
     return (unsigned)level <= LOG_LEVEL_DEBUG ? level_names[level] : "?";
 }
 
+int log_file_open(const char *path)
+{
+    /* O_NOFOLLOW: keel runs as root; a log path that someone made a symbolic link would make
+     * it append to (or create) any file the link names. */
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    return fd == -1 ? -errno : fd;
+}
+
+const char *log_file_strerror(int rc)
+{
+    return rc == -ELOOP ? "it is a symbolic link (refused: log files are opened without following "
+                          "links)"
+                        : strerror(-rc);
+}
+
 int log_open(const char *path)
 {
     int fd = 2;
     if (strcmp(path, "stderr") != 0) {
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-        if (fd == -1) {
-            return -errno;
+        fd = log_file_open(path);
+        if (fd < 0) {
+            return fd;
         }
     }
     int old = atomic_exchange(&log_fd, fd);

@@ -21,6 +21,13 @@ const char *log_level_name(enum log_level level);
 /* Route the log to path ("stderr" or a file opened for append). Returns 0 or -errno.
  * Called at boot and on reload, never from workers. */
 int log_open(const char *path);
+
+/* Open a log file (error or access log) for append, creating it 0644; never through a symbolic
+ * link (the last component). Returns the fd, or -errno: -ELOOP when path is a symbolic link.
+ * log_file_strerror(rc) says what went wrong, in words for the operator. May block (boot and
+ * reload only). */
+int log_file_open(const char *path);
+const char *log_file_strerror(int rc);
 void log_set_level(enum log_level level);
 bool log_enabled(enum log_level level);
 

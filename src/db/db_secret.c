@@ -6,36 +6,35 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "core/secret.h"
+
 int db_secret_password(const char *secret_file, const char *label, char out[DB_PASSWORD_SIZE],
                        struct errbuf *eb)
 {
-    int fd = open(secret_file, O_RDONLY | O_CLOEXEC);
-    uint8_t secret[4096];
-    ssize_t n = fd == -1 ? -1 : read(fd, secret, sizeof(secret));
-    int saved = errno;
-    if (fd != -1) {
-        close(fd);
-    }
-    if (n <= 0) {
-        errbuf_set(eb, "cannot read the cluster secret %s: %s", secret_file,
-                   n == 0 ? "empty" : strerror(saved));
+    uint8_t secret[SECRET_MAX];
+    size_t n = 0;
+    if (secret_read(secret_file, secret, sizeof(secret), &n, eb) != 0) {
         return -EINVAL;
     }
     uint8_t mac[32];
     unsigned mac_len = 0;
-    if (HMAC(EVP_sha256(), secret, (int)n, (const uint8_t *)label, strlen(label), mac, &mac_len) ==
-        NULL) {
+    bool ok = HMAC(EVP_sha256(), secret, (int)n, (const uint8_t *)label, strlen(label), mac,
+                   &mac_len) != NULL;
+    explicit_bzero(secret, sizeof(secret)); /* no copy of the secret left on the stack */
+    if (!ok) {
         errbuf_set(eb, "cannot derive a password from the cluster secret");
         return -EINVAL;
     }
     for (unsigned i = 0; i < (DB_PASSWORD_SIZE - 1) / 2; i++) {
         (void)snprintf(out + 2 * i, 3, "%02x", mac[i]);
     }
+    explicit_bzero(mac, sizeof(mac));
     return 0;
 }
 

@@ -90,16 +90,15 @@ static int open_access_log(struct lb_frontend *fe, struct errbuf *eb)
     if (path[0] == '\0' || strcmp(path, "off") == 0) {
         return 0;
     }
-    if (strcmp(path, "stderr") == 0) {
-        fe->access_log_fd = dup(2);
-    } else {
-        fe->access_log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    int fd = strcmp(path, "stderr") == 0 ? dup(2) : log_file_open(path);
+    if (fd == -1) {
+        fd = -errno;
     }
-    if (fe->access_log_fd == -1) {
-        int e = errno;
-        errbuf_set(eb, "cannot open access log %s: %s", path, strerror(e));
-        return -e;
+    if (fd < 0) {
+        errbuf_set(eb, "cannot open access log %s: %s", path, log_file_strerror(fd));
+        return fd;
     }
+    fe->access_log_fd = fd;
     return 0;
 }
 

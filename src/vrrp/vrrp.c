@@ -26,6 +26,8 @@
 
 #include "core/conf.h"
 #include "core/log.h"
+#include "core/proc.h"
+#include "core/secret.h"
 #include "lb/lb_gate.h"
 #include "monitor/metrics.h"
 #include "vrrp/vrrp_conf.h"
@@ -36,6 +38,12 @@
 #define VRRP_MAX_ROUTERS 32
 #define VRRP_GARP_COUNT 3
 #define VRRP_REANNOUNCE_MS 500 /* at most this often on hearing a lower-priority master */
+/* Make-before-break: a master that hands over (preempted, or stopping and its successor heard)
+ * keeps the addresses this long, so that the requests it has in flight can still be answered
+ * from them. The new master repeats its gratuitous ARPs after it, in case a neighbour that
+ * asked meanwhile got the old master's answer. */
+#define VRRP_RELEASE_GRACE_MS 1000
+#define VRRP_GARP_REPEAT_MS (VRRP_RELEASE_GRACE_MS + 200)
 
 struct vrrp_router {
     struct vrrp *v;
@@ -60,6 +68,8 @@ struct vrrp_router {
     bool track_fault;
     struct vrrp_fsm fsm;
     struct ev_timer timer;
+    struct ev_timer later; /* not master: release the addresses (the grace is over); master:
+                            * repeat the gratuitous ARPs */
     uint64_t sent, received, transitions;
     uint64_t dropped[VRRP_PKT_REASON_COUNT];
 };
@@ -136,7 +146,8 @@ static void run_notify(struct vrrp_router *r, const char *state)
     pid_t pid = fork(); /* double fork: the hook is never our zombie */
     if (pid == 0) {
         if (fork() == 0) {
-            setsid();
+            (void)setsid();
+            proc_signals_reset(); /* keel's blocked and ignored signals would survive execv */
             execv(argv[0], argv);
             _exit(127);
         }
@@ -147,6 +158,17 @@ static void run_notify(struct vrrp_router *r, const char *state)
     } else {
         log_warn("vrrp", "vrrp %u: cannot run notify %s: %m", r->vrid, r->vip->notify);
     }
+}
+
+/* The addresses stay for VRRP_RELEASE_GRACE_MS (on_later releases them): a master that
+ * hands over still has requests in flight on them, whose answers need the address. Interface
+ * mode only: in loopback mode no address is removed, and closing the gates stops only the
+ * listening (connections already accepted keep being served). */
+static void release_later(struct vrrp_router *r, const char *why)
+{
+    log_info("vrrp", "vrrp %u: %s: keeping the addresses %u ms for the requests in flight", r->vrid,
+             why, VRRP_RELEASE_GRACE_MS);
+    ev_timer_start(r->v->loop, &r->later, VRRP_RELEASE_GRACE_MS);
 }
 
 /* Gratuitous ARPs for every address, so that neighbours send to this node's MAC. */
@@ -182,9 +204,6 @@ static void hold(struct vrrp_router *r, bool held)
             }
         }
         r->v->on_hold(r->v->data, r->addrs[i], held);
-    }
-    if (held) {
-        garp(r);
     }
 }
 
@@ -244,14 +263,26 @@ static void send_advert(struct vrrp_router *r, uint8_t priority)
 
 static void apply(struct vrrp_router *r, const struct vrrp_fsm_actions *a)
 {
-    if (a->del_vips) {
+    if (a->del_vips && a->is_transition && a->from == VRRP_STATE_MASTER &&
+        a->to == VRRP_STATE_BACKUP && r->is_holding && !r->is_loopback) {
+        release_later(r, "a higher-priority master took over");
+    } else if (a->del_vips) {
+        ev_timer_stop(r->v->loop, &r->later);
         hold(r, false);
+    }
+    /* A new master holds the addresses before it says so: the address is on the interface
+     * and the listeners on it are listening (their backlog takes connections until a worker
+     * accepts). Its advert makes the old master let go at once, and the gratuitous ARPs move
+     * the neighbours here: a request sent after either must find this node ready. */
+    if (a->add_vips) {
+        hold(r, true);
     }
     if (a->send_advert) {
         send_advert(r, a->advert_priority);
     }
     if (a->add_vips) {
-        hold(r, true);
+        garp(r);
+        ev_timer_start(r->v->loop, &r->later, VRRP_GARP_REPEAT_MS);
     }
     if (a->is_transition && a->from == VRRP_STATE_MASTER && a->to == VRRP_STATE_BACKUP) {
         /* Outranked (a partition healed): say we stop, as a shutdown does, so that the master
@@ -268,6 +299,19 @@ static void apply(struct vrrp_router *r, const struct vrrp_fsm_actions *a)
     if (a->deadline_ms != VRRP_FSM_NEVER) {
         uint64_t now = ev_now_ms(r->v->loop);
         ev_timer_start(r->v->loop, &r->timer, a->deadline_ms > now ? a->deadline_ms - now : 0);
+    }
+}
+
+static void on_later(struct ev_loop *loop, struct ev_timer *t)
+{
+    (void)loop;
+    struct vrrp_router *r = t->data;
+    if (r->fsm.state == VRRP_STATE_MASTER && !r->v->is_stopped) {
+        garp(r);
+    } else if (r->is_holding && !r->awaits_successor) {
+        log_info("vrrp", "vrrp %u: releasing the addresses (%u ms after the handover)", r->vrid,
+                 VRRP_RELEASE_GRACE_MS);
+        hold(r, false);
     }
 }
 
@@ -321,10 +365,12 @@ static void deliver(struct vrrp_sock *s, const struct vrrp_pkt_rx *rx)
     }
     if (v->is_stopped) {
         if (r->awaits_successor && info.priority != 0) {
-            log_notice("vrrp", "vrrp %u: %s took over: releasing the addresses", r->vrid,
-                       inet_ntoa(rx->src));
             r->awaits_successor = false;
-            hold(r, false);
+            if (r->is_loopback) {
+                hold(r, false);
+            } else {
+                release_later(r, "the successor took over");
+            }
         }
         return;
     }
@@ -428,19 +474,20 @@ static void on_monitor(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 
 /* ---------------------------------------------------------------- setup */
 
-static int read_secret(const char *path, struct vrrp_auth_key *key)
+static int read_secret(const char *path, struct vrrp_auth_key *key, struct errbuf *eb)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd == -1) {
-        return -errno;
+    uint8_t buf[SECRET_MAX];
+    size_t n = 0;
+    int rc = secret_read(path, buf, sizeof(buf), &n, eb);
+    if (rc == 0) {
+        rc = vrrp_auth_key_init(key, buf, n, 1);
+        if (rc != 0) {
+            errbuf_set(eb, "cannot derive the VRRP key from the cluster secret %s: %s", path,
+                       strerror(-rc));
+        }
     }
-    uint8_t buf[4096];
-    ssize_t n = read(fd, buf, sizeof(buf));
-    close(fd);
-    if (n <= 0) {
-        return n == 0 ? -EINVAL : -errno;
-    }
-    return vrrp_auth_key_init(key, buf, (size_t)n, 1);
+    explicit_bzero(buf, sizeof(buf)); /* no copy of the secret left on the stack */
+    return rc;
 }
 
 static int open_udp(struct in_addr self, uint32_t port, struct errbuf *eb)
@@ -534,6 +581,7 @@ static bool add_block(struct vrrp *v, const struct conf *conf, const struct conf
             continue;
         }
         ev_timer_init(&r->timer, on_timer, r, "vrrp");
+        ev_timer_init(&r->later, on_later, r, "vrrp-later");
         v->vrs[v->n_routers] =
             (struct vrrp_pkt_vr){.vrid = r->vrid,
                                  .auth = vip->auth && v->has_key ? &v->key : NULL,
@@ -589,11 +637,10 @@ struct vrrp *vrrp_start(struct ev_loop *loop, const struct conf *conf, const cha
             v->mon_fd = -1;
             v->can_serve = true;
             if (conf->secret_file[0] != '\0') {
-                int rc = read_secret(conf->secret_file, &v->key);
-                v->has_key = rc == 0;
-                if (rc != 0) {
-                    log_error("vrrp", "cannot read the cluster secret %s: %s", conf->secret_file,
-                              strerror(-rc));
+                struct errbuf eb = {{0}};
+                v->has_key = read_secret(conf->secret_file, &v->key, &eb) == 0;
+                if (!v->has_key) {
+                    log_error("vrrp", "%s", eb.msg);
                 }
             }
         }
@@ -678,6 +725,7 @@ bool vrrp_hand_over(struct vrrp *v)
         ev_timer_stop(v->loop, &r->timer);
         r->awaits_successor = was_master && r->is_holding;
         if (!r->awaits_successor) {
+            ev_timer_stop(v->loop, &r->later);
             hold(r, false);
         }
         /* A backup takes over after its Skew_Time (under one interval); allow four. */
@@ -715,6 +763,7 @@ void vrrp_stop(struct vrrp *v)
     (void)vrrp_hand_over(v); /* no-op when already stopped */
     for (uint32_t i = 0; i < v->n_routers; i++) {
         v->routers[i].awaits_successor = false;
+        ev_timer_stop(v->loop, &v->routers[i].later);
         hold(&v->routers[i], false);
     }
 }

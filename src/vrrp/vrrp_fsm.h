@@ -40,8 +40,9 @@ struct vrrp_fsm_config {
     struct in_addr primary_ip; /* our primary address: the advert source, the tie-break */
 };
 
-/* What the caller must do after an input, in this order: VIPs, then the advert, then the
- * timer. Every input fills all fields (those not set are false/0). */
+/* What the caller must do after an input, in this order: VIPs (a new master holds them and
+ * accepts on them before it advertises), then the advert, then the gratuitous ARPs of added
+ * VIPs, then the timer. Every input fills all fields (those not set are false/0). */
 struct vrrp_fsm_actions {
     bool del_vips;           /* remove the VIPs (idempotent: "make sure they are absent") */
     bool add_vips;           /* add the VIPs and send gratuitous ARPs for them */

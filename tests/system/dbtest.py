@@ -198,8 +198,7 @@ class Cluster:
             self.wraps[node] = lambda argv, inner=inner, limit=limit: inner(
                 ["prlimit", "--nofile=%s" % limit, "--"] + argv)
         self.secret = os.urandom(32)
-        with open(os.path.join(env.tmp, "secret"), "wb") as f:
-            f.write(self.secret)
+        kt.write_secret(os.path.join(env.tmp, "secret"), self.secret)
         self.admin, self.agent = env.port(), env.port()
         self.pg, self.write, self.read = env.port(), env.port(), env.port()
         # PostgreSQL runs as postgres: its data lives where that user can reach (pytest's

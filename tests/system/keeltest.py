@@ -47,6 +47,16 @@ def deadline_poll(fn, timeout, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+def write_secret(path, data):
+    """Write a cluster secret file as an operator must: mode 0600 (keel refuses a secret file
+    that the group or others can read)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(path, 0o600)  # an existing file keeps its mode through O_CREAT
+    return path
+
+
 # --------------------------------------------------------------------------------------------
 # Ports: a per-process range below the kernel's ephemeral range, so a port handed out here is
 # never taken meanwhile by an outgoing connection's source port (which bind(0)-then-release

@@ -95,8 +95,7 @@ class Cluster:
     def __init__(self, env, etcd):
         self.env = env
         self.secret = os.urandom(32)
-        with open(os.path.join(env.tmp, "secret"), "wb") as f:
-            f.write(self.secret)
+        kt.write_secret(os.path.join(env.tmp, "secret"), self.secret)
         p = {k: env.port() for k in ("admin", "agent", "pg", "write", "read", "site", "app")}
         self.p = p
         # PostgreSQL runs as postgres: its data lives where that user can reach.

@@ -38,6 +38,29 @@ def test_check_ok_exits_0(env):
     assert rc == 0, out
 
 
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
+def test_secret_file_readable_by_group_or_others_is_refused(env, mode):
+    """Issue 10: the cluster secret's mode was not checked. Like ssh with a private key, keel
+    refuses a secret file that the group or others can read, in `keel check` and `keel run`,
+    naming the file and its mode; 0600 is accepted."""
+    secret = kt.write_secret(os.path.join(env.tmp, "cluster.key"), os.urandom(32))
+    os.chmod(secret, mode)
+    cfg = ("cluster t {\n    secret_file %s;\n}\n" % secret
+           + kt.lb_config(env.port(), [("a", "127.0.0.1:1")], env.port()))
+    path = write(env, "secret.conf", cfg)
+    rc, out = keel_check(path)
+    assert rc == 1, out
+    assert re.search(r"^%s:2:17: error: the cluster secret %s has mode %04o: the group or others"
+                     r" can access it \(chmod 600 %s\)$" % (re.escape(path), re.escape(secret),
+                                                            mode, re.escape(secret)),
+                     out, re.M), out
+    p = subprocess.run([kt.KEEL, "run", "-c", path], capture_output=True, text=True, timeout=20)
+    assert p.returncode == 1 and "has mode %04o" % mode in p.stderr, (p.returncode, p.stderr)
+    os.chmod(secret, 0o600)
+    rc, out = keel_check(path)
+    assert rc == 0, out
+
+
 def test_check_unknown_directive_file_line_col(env):
     text = ("frontend www {\n"
             "    bind 127.0.0.1:%d;\n"
@@ -309,6 +332,33 @@ def test_access_log_combined(env):
                     r'"GET /foo\?x=1 HTTP/1\.1" 200 \d+ "http://ref\.test/x" "pytest-ua/1\.0"'
                     r'( .*)?$', lines[0]), lines[0]
     assert re.match(r'^127\.0\.0\.1 .*"GET /status\?code=404 HTTP/1\.1" 404 ', lines[1]), lines[1]
+
+
+@pytest.mark.parametrize("which", ["access_log", "error_log"])
+def test_symlinked_log_path_is_refused(env, which):
+    """Issue 10: log files were opened following symbolic links, so whoever can write the log
+    directory could make keel (root) append to any file. A log path that is a symbolic link
+    is refused with a clear error, and the file it names is not touched."""
+    target = os.path.join(env.tmp, "precious")
+    with open(target, "w") as f:
+        f.write("untouched\n")
+    link = os.path.join(env.tmp, which + ".log")
+    os.symlink(target, link)
+    port, admin = env.port(), env.port()
+    cfg = kt.lb_config(port, [("a", "127.0.0.1:1")], admin,
+                       frontend_extra=("    access_log %s;\n" % link
+                                       if which == "access_log" else ""),
+                       global_extra="    error_log %s;\n" % link if which == "error_log" else "")
+    path = write(env, "symlog.conf", cfg)
+    p = subprocess.run([kt.KEEL, "run", "-c", path], capture_output=True, text=True, timeout=20)
+    out = p.stdout + p.stderr
+    # 1 for the error log (checked with the configuration), 3 for an access log (opened when
+    # the frontends start), as for any other log that cannot be opened
+    assert p.returncode in (1, 3), "keel run exited %s with a symlinked %s:\n%s" % (
+        p.returncode, which, out)
+    assert link in out and "symbolic link" in out, out
+    with open(target) as f:
+        assert f.read() == "untouched\n"
 
 
 def _values(obj):

@@ -247,6 +247,53 @@ def test_keel_up_demo_without_etcd_runs_without_its_database(env):
                 os.kill(p, signal.SIGKILL)
 
 
+def listening(pids):
+    """{(address, port)} of the TCP sockets listening in processes pids, from `ss -ltnpH`."""
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, timeout=10).stdout
+    found = set()
+    for line in out.splitlines():
+        cols = line.split()
+        owners = {int(p) for p in re.findall(r"pid=(\d+)", line)}
+        if len(cols) >= 4 and owners & set(pids):
+            addr, _, port = cols[3].rpartition(":")
+            found.add((addr.strip("[]"), int(port)))
+    return found
+
+
+@pytest.mark.timeout(150)
+def test_keel_up_admin_listeners_bind_the_node_address_only(env):
+    """Issue 10: the demo's admin listeners were bound to every interface (admin :PORT
+    resolved to the wildcard address), so /status and /metrics of a laptop's demo were open to
+    the network. Each node's admin listener, like everything else the demo runs, is bound on
+    that node's own 127.0.0.x address."""
+    bare = os.path.join(env.tmp, "bin")
+    os.mkdir(bare)
+    up = kt.Proc([kt.KEEL, "up"], "keel-up", env={"PATH": bare})
+    up.allow_errors = []
+    env.others.append(up)
+    kids = []
+    try:
+        wait_line(up, r"keel up: http://127\.0\.0\.100:\d+/", timeout=30)
+        wait_line(up, r"every server is up \(", timeout=5)
+        conf = re.search(r"keel status -c (\S+)", wait_line(up, r"keel status -c \S+")).group(1)
+        admin = admin_port(conf)
+        nodes = {"127.0.0.10", "127.0.0.14", "127.0.0.11", "127.0.0.12", "127.0.0.13"}
+        kids = kt.proc_descendants(up.pid)
+        socks = kt.deadline_poll(lambda: (lambda s: s if {a for a, p in s if p == admin} == nodes
+                                          else None)(listening(kids + [up.pid])), 10,
+                                 what="an admin listener on each node's address")
+        assert {(a, p) for a, p in socks if p == admin} == {(a, admin) for a in nodes}, socks
+        wild = sorted((a, p) for a, p in socks if not a.startswith("127."))
+        assert not wild, "the demo listens on every interface: %s" % wild
+        up.signal(signal.SIGINT)
+        up.stopped_by_test = True
+        assert up.wait(20) == 0
+    finally:
+        for p in kids:
+            if kt.pid_running(p):
+                os.kill(p, signal.SIGKILL)
+
+
 @pytest.mark.timeout(60)
 def test_keel_up_file_runs_one_process_per_node(env):
     ports = [env.port() for _ in range(3)]

@@ -860,6 +860,22 @@ Test(pg_inst, demote_fences_read_only_and_control_file)
     query_ok(ca, "INSERT INTO w VALUES (2)");
 }
 
+/* Whether directory path exists and holds at least one entry. */
+static bool dir_has_entries(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        return false;
+    }
+    bool has = false;
+    struct dirent *e;
+    while (!has && (e = readdir(d)) != NULL) {
+        has = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    }
+    (void)closedir(d);
+    return has;
+}
+
 Test(pg_inst, stop_cancels_and_bad_uses)
 {
     uint16_t port;
@@ -873,7 +889,15 @@ Test(pg_inst, stop_cancels_and_bad_uses)
     memset(&d1, 0, sizeof(d1));
     cr_assert_eq(pg_inst_init_primary(p, on_done, &d1), 0);
     cr_assert_eq(pg_inst_promote(p, on_done, &d3), -EBUSY);
-    run_for(100);
+    /* Stop only once initdb has written something: a fixed 100 ms was not always enough on
+     * a loaded machine, and a stop before the directory exists leaves nothing to refuse. */
+    char datadir[128];
+    (void)snprintf(datadir, sizeof(datadir), "%s/a", tmp);
+    uint64_t deadline = mono_ms() + WAIT_MS;
+    while (!dir_has_entries(datadir) && mono_ms() < deadline) {
+        run_for(10);
+    }
+    cr_assert(dir_has_entries(datadir), "initdb wrote nothing in %s", datadir);
     cr_assert_eq(pg_inst_state(p), PG_INST_INITDB);
     cr_assert_eq(pg_inst_stop(p, PG_STOP_FAST, on_done, &d2), 0);
     cr_assert_eq(pg_inst_stop(p, PG_STOP_IMMEDIATE, on_done, &d3), -EALREADY);

@@ -212,6 +212,10 @@ def test_regression_drain_closes_a_proxied_request_with_body(site):
         resp = r.read_response()
         assert resp.status == 200 and resp.body == b"a\n"
         assert (resp.header("connection") or "").lower() == "close"
+    # The drain ends the process: wait for that here, so that the teardown does not find it
+    # gone "on its own" (it sometimes exited before the teardown looked).
+    site.stopped_by_test = True
+    assert site.wait(10) == 0, site.tail()
 
 
 def _redirect_then_follow(site, target):

@@ -72,7 +72,7 @@ struct app_proc {
     uint64_t restarts;
     struct app_backoff backoff;
     struct app_exit_history exits;
-    char last_exit[96];  /* "exit status 1", "killed by signal 9 (SIGKILL)", "" */
+    char last_exit[192]; /* "exit status 1", "killed by signal 9 (SIGKILL)", "" */
     uint64_t log_tokens; /* output lines allowed, in thousandths */
     uint64_t log_refill_ms;
     uint64_t lines_dropped;
@@ -145,14 +145,15 @@ void app_exit_history_clear(struct app_exit_history *h)
  * ------------------------------------------------------------------------------------------ */
 
 static const char *const app_proc_state_names[] = {
-    [APP_PROC_STOPPED] = "stopped",     [APP_PROC_STARTING] = "starting",
-    [APP_PROC_RUNNING] = "running",     [APP_PROC_BACKOFF] = "backoff",
-    [APP_PROC_CRASHLOOP] = "crashloop", [APP_PROC_STOPPING] = "stopping",
+    [APP_PROC_STOPPED] = "stopped",       [APP_PROC_STARTING] = "starting",
+    [APP_PROC_RUNNING] = "running",       [APP_PROC_BACKOFF] = "backoff",
+    [APP_PROC_CRASHLOOP] = "crashloop",   [APP_PROC_STOPPING] = "stopping",
+    [APP_PROC_RESTARTING] = "restarting",
 };
 
 const char *app_proc_state_name(enum app_proc_state state)
 {
-    return (unsigned)state <= APP_PROC_STOPPING ? app_proc_state_names[state] : "?";
+    return (unsigned)state <= APP_PROC_RESTARTING ? app_proc_state_names[state] : "?";
 }
 
 #define BIT(s) (1u << (s))
@@ -164,8 +165,9 @@ static const uint32_t legal_next[] = {
     /* known good; exited; stop requested */
     [APP_PROC_STARTING] = BIT(APP_PROC_RUNNING) | BIT(APP_PROC_BACKOFF) | BIT(APP_PROC_CRASHLOOP) |
                           BIT(APP_PROC_STOPPING),
-    /* exited; stop requested */
-    [APP_PROC_RUNNING] = BIT(APP_PROC_BACKOFF) | BIT(APP_PROC_CRASHLOOP) | BIT(APP_PROC_STOPPING),
+    /* exited; stop requested; unhealthy for `fall` checks */
+    [APP_PROC_RUNNING] = BIT(APP_PROC_BACKOFF) | BIT(APP_PROC_CRASHLOOP) | BIT(APP_PROC_STOPPING) |
+                         BIT(APP_PROC_RESTARTING),
     /* respawned; the respawn failed; stop requested (nothing to signal) */
     [APP_PROC_BACKOFF] = BIT(APP_PROC_STARTING) | BIT(APP_PROC_BACKOFF) | BIT(APP_PROC_CRASHLOOP) |
                          BIT(APP_PROC_STOPPED),
@@ -173,6 +175,9 @@ static const uint32_t legal_next[] = {
                            BIT(APP_PROC_CRASHLOOP) | BIT(APP_PROC_STOPPED),
     /* exited (or given up on after SIGKILL) */
     [APP_PROC_STOPPING] = BIT(APP_PROC_STOPPED),
+    /* exited: restart after the backoff delay; stop requested (the SIGTERM is already sent) */
+    [APP_PROC_RESTARTING] =
+        BIT(APP_PROC_BACKOFF) | BIT(APP_PROC_CRASHLOOP) | BIT(APP_PROC_STOPPING),
 };
 
 /* The only place a process slot changes state: checks the transition, logs it. */
@@ -406,8 +411,14 @@ static void proc_exited(struct app_proc *p, int wstatus)
     p->pid = 0;
     ev_timer_stop(sv->loop, &p->timer);
     describe_exit(wstatus, p->last_exit, sizeof(p->last_exit));
+    if (p->state == APP_PROC_RESTARTING) {
+        char how[sizeof(p->last_exit)];
+        (void)snprintf(how, sizeof(how), "%s", p->last_exit);
+        (void)snprintf(p->last_exit, sizeof(p->last_exit), "restarted: unhealthy (%.60s), %.96s",
+                       p->check_reason, how);
+    }
     if (p->state == APP_PROC_STOPPING) {
-        char reason[128];
+        char reason[224];
         (void)snprintf(reason, sizeof(reason), "pid %d %s", (int)pid, p->last_exit);
         proc_set_state(p, APP_PROC_STOPPED, reason);
         sv_step(sv);
@@ -555,6 +566,7 @@ static void on_proc_timer(struct ev_loop *loop, struct ev_timer *t)
         proc_start(p);
         break;
     case APP_PROC_STOPPING:
+    case APP_PROC_RESTARTING:
         proc_on_stop_timer(p);
         break;
     case APP_PROC_STOPPED:
@@ -569,6 +581,10 @@ static void proc_stop(struct app_proc *p, uint64_t kill_by_ms)
     switch (p->state) {
     case APP_PROC_STOPPED:
     case APP_PROC_STOPPING:
+        return;
+    case APP_PROC_RESTARTING:
+        /* SIGTERM already sent and SIGKILL scheduled: it only must not come back */
+        proc_set_state(p, APP_PROC_STOPPING, "stop requested while restarting");
         return;
     case APP_PROC_BACKOFF:
     case APP_PROC_CRASHLOOP:
@@ -598,6 +614,25 @@ static void proc_stop(struct app_proc *p, uint64_t kill_by_ms)
  * Health
  * ------------------------------------------------------------------------------------------ */
 
+/* A process that was healthy failed `fall` checks in a row: it runs but does not serve (a
+ * deadlock, a lost database connection, a full disk). Stop it as a stop would (SIGTERM, then
+ * SIGKILL after stop_timeout) and restart it when it has exited, with the backoff and crash
+ * loop accounting of a crash. A process that never became healthy is left alone: it may be
+ * slow to start, and it gets no traffic anyway. */
+static void proc_restart_unhealthy(struct app_proc *p, const char *reason)
+{
+    log_warn(p->ctx, "pid %d is unhealthy: %s (%u failed checks): restarting it", (int)p->pid,
+             reason, p->check_fail);
+    app_check_stop(p->check);
+    proc_signal(p, SIGTERM);
+    p->is_killed = false;
+    char why[160];
+    (void)snprintf(why, sizeof(why), "unhealthy: %s; SIGTERM sent to pid %d, SIGKILL in %ums",
+                   reason, (int)p->pid, p->app->conf->stop_timeout_ms);
+    proc_set_state(p, APP_PROC_RESTARTING, why);
+    ev_timer_start(p->app->sv->loop, &p->timer, p->app->conf->stop_timeout_ms);
+}
+
 static void on_check_result(void *data, bool is_ok, const char *reason)
 {
     struct app_proc *p = data;
@@ -620,8 +655,7 @@ static void on_check_result(void *data, bool is_ok, const char *reason)
     p->check_ok = 0;
     if (p->is_healthy && ++p->check_fail >= k->fall) {
         p->is_healthy = false;
-        log_warn(p->ctx, "pid %d is unhealthy: %s (%u failed checks)", (int)p->pid, reason,
-                 p->check_fail);
+        proc_restart_unhealthy(p, reason);
     }
 }
 
@@ -1114,7 +1148,8 @@ void app_supervisor_metrics(struct app_supervisor *sv, struct metrics_out *out)
             const struct app *a = sv->apps[i];
             for (uint32_t k = 0; k < a->n_procs; k++) {
                 const struct app_proc *p = &a->procs[k];
-                bool v = g == 0   ? p->pid != 0 && p->state != APP_PROC_STOPPING
+                bool v = g == 0 ? p->pid != 0 && p->state != APP_PROC_STOPPING &&
+                                      p->state != APP_PROC_RESTARTING
                          : g == 1 ? p->is_healthy || (p->check == NULL && p->pid != 0)
                                   : p->in_crashloop;
                 metrics_out_printf(out, "%s{app=\"%s\",process=\"%u\"} %d\n", gauges[2 * g],

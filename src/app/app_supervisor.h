@@ -28,7 +28,10 @@ enum app_proc_state {
     APP_PROC_RUNNING,     /* running and known good (its health may change later) */
     APP_PROC_BACKOFF,     /* exited; restarts when the backoff delay ends */
     APP_PROC_CRASHLOOP,   /* exited within a crash loop episode; restarts when the delay ends */
-    APP_PROC_STOPPING     /* SIGTERM sent to its group; SIGKILL when stop_timeout ends */
+    APP_PROC_STOPPING,    /* SIGTERM sent to its group; SIGKILL when stop_timeout ends */
+    APP_PROC_RESTARTING   /* was healthy, then failed `fall` checks: SIGTERM sent to its group
+                           * (SIGKILL when stop_timeout ends); once it exits, restarted with the
+                           * same backoff as a crash */
 };
 
 /* Name of a state as shown in logs and /status ("running"). */

@@ -166,8 +166,8 @@ static void run_notify(struct vrrp_router *r, const char *state)
  * listening (connections already accepted keep being served). */
 static void release_later(struct vrrp_router *r, const char *why)
 {
-    log_info("vrrp", "vrrp %u: %s: keeping the addresses %u ms for the requests in flight", r->vrid,
-             why, VRRP_RELEASE_GRACE_MS);
+    log_notice("vrrp", "vrrp %u: %s: keeping the addresses %u ms for the requests in flight",
+               r->vrid, why, VRRP_RELEASE_GRACE_MS);
     ev_timer_start(r->v->loop, &r->later, VRRP_RELEASE_GRACE_MS);
 }
 
@@ -366,10 +366,13 @@ static void deliver(struct vrrp_sock *s, const struct vrrp_pkt_rx *rx)
     if (v->is_stopped) {
         if (r->awaits_successor && info.priority != 0) {
             r->awaits_successor = false;
+            char took[64];
+            (void)snprintf(took, sizeof(took), "%s took over", inet_ntoa(rx->src));
             if (r->is_loopback) {
+                log_notice("vrrp", "vrrp %u: %s: releasing the addresses", r->vrid, took);
                 hold(r, false);
             } else {
-                release_later(r, "the successor took over");
+                release_later(r, took);
             }
         }
         return;

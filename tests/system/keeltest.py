@@ -57,6 +57,60 @@ def write_secret(path, data):
     return path
 
 
+class BackgroundLoad:
+    """Calls fn() over and over in a thread until stop(): the load behind an assertion window
+    ("requests go on succeeding while X happens"). It must outlast the window, so it ends
+    when the test says so, never after a fixed count: max_s and max_n are only a safety net,
+    and reaching either before stop() is a test failure (check(), poll() and stop() raise),
+    since the load then no longer covers the window. An exception in fn ends it too."""
+
+    def __init__(self, fn, max_s=120.0, max_n=1000000, name="load"):
+        self.fn, self.max_s, self.max_n = fn, max_s, max_n
+        self.n = 0
+        self.ended = None      # why the load ended on its own (a bound, an exception)
+        self._halt = threading.Event()
+        self._t = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, exc_type, *a):
+        self.stop(check=exc_type is None)
+
+    def _run(self):
+        end = time.monotonic() + self.max_s
+        try:
+            while not self._halt.is_set():
+                if self.n >= self.max_n or time.monotonic() >= end:
+                    self.ended = "its bound (%d calls, %.0f s) was reached at %d calls" % (
+                        self.max_n, self.max_s, self.n)
+                    return
+                self.fn()
+                self.n += 1
+        except Exception as e:  # noqa: BLE001 - reported by check()
+            self.ended = "it raised %r after %d calls" % (e, self.n)
+
+    def check(self):
+        if self.ended is not None:
+            raise AssertionError("the background load ended before the test stopped it: %s"
+                                 % self.ended)
+
+    def poll(self, fn, timeout, interval=0.02, what="condition"):
+        """deadline_poll(fn), failing at once if the load has ended meanwhile."""
+        def ok():
+            self.check()
+            return fn()
+        return deadline_poll(ok, timeout, interval=interval, what=what)
+
+    def stop(self, check=True):
+        self._halt.set()
+        self._t.join(30)
+        assert not self._t.is_alive(), "the background load did not stop within 30 s"
+        if check:
+            self.check()
+
+
 # --------------------------------------------------------------------------------------------
 # Ports: a per-process range below the kernel's ephemeral range, so a port handed out here is
 # never taken meanwhile by an outgoing connection's source port (which bind(0)-then-release

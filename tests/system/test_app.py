@@ -18,7 +18,7 @@ import pytest
 import keeltest as kt
 
 APP_PY = r'''
-import json, os, signal, subprocess, sys
+import json, os, signal, subprocess, sys, time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 mode = sys.argv[1] if len(sys.argv) > 1 else "serve"
@@ -41,11 +41,21 @@ else:
     signal.signal(signal.SIGTERM, on_term)
 
 
+healthz = [0]
+
+
 class H(BaseHTTPRequestHandler):
     def do_GET(self):
         code = 200
         if self.path == "/healthz" and os.path.exists("sick-%s" % os.environ["PORT"]):
             code = 500
+        if self.path == "/healthz" and mode in ("sick-after", "hang-after"):
+            # healthy for 3 checks, then 500 forever, or no answer at all (alive, stuck)
+            healthz[0] += 1
+            if healthz[0] > 3 and mode == "sick-after":
+                code = 500
+            while healthz[0] > 3 and mode == "hang-after":
+                time.sleep(1)
         body = json.dumps({
             "pid": os.getpid(), "port": os.environ.get("PORT"), "host": os.environ.get("HOST"),
             "app": os.environ.get("KEEL_APP"), "node": os.environ.get("KEEL_NODE"),
@@ -287,29 +297,72 @@ def test_process_ignoring_sigterm_is_killed_after_stop_timeout(env):
 
 
 @pytest.mark.timeout(60)
-def test_health_check_marks_an_unhealthy_process(env):
+def test_one_failed_health_check_below_fall_changes_nothing(env):
     d = write_app(env.tmp)
     base = consecutive_ports(2)
     k = start(env, app_block("web", base, PY % "", "    directory %s;\n    processes 2;\n"
-                             "    check http path /healthz interval 200ms timeout 1s rise 1 "
-                             "fall 2;\n" % d))
+                             "    check http path /healthz interval 300ms timeout 1s rise 1 "
+                             "fall 3;\n" % d))
     for i in range(2):
         wait_state(k, "web", i, "running", healthy=True)
+    m = k.metrics()
+    assert m.get("keel_app_process_healthy", app="web", process="1") == 1
+    # one bad probe (fall 3) is not enough to restart it
     pid = procs(k, "web")[1]["pid"]
     sick = os.path.join(d, "sick-%d" % (base + 1))
-    mark = k.log.mark()
     open(sick, "w").close()
-    k.log.wait(r"\[warn\] ctl app web/1: pid %d is unhealthy: status 500 \(2 failed checks\)"
-               % pid, start=mark)
-    p = wait_state(k, "web", 1, "running", healthy=False)
-    assert p["check"] == "status 500" and p["pid"] == pid   # marked, not restarted
-    assert procs(k, "web")[0]["healthy"] is True
-    m = k.metrics()
-    assert m.get("keel_app_process_healthy", app="web", process="1") == 0
-    assert m.get("keel_app_process_healthy", app="web", process="0") == 1
+    kt.deadline_poll(lambda: procs(k, "web")[1]["check"] == "status 500", 5,
+                     what="a failed probe of web/1")
     os.unlink(sick)
-    k.log.wait(r"app web/1: pid %d is healthy \(status 200\)" % pid, start=mark)
-    wait_state(k, "web", 1, "running", healthy=True)
+    kt.deadline_poll(lambda: procs(k, "web")[1]["check"] == "status 200", 5,
+                     what="a good probe of web/1 again")
+    p = procs(k, "web")[1]
+    assert p["pid"] == pid and p["restarts"] == 0 and p["healthy"] is True, p
+    assert procs(k, "web")[0]["healthy"] is True
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("mode", ["sick-after", "hang-after"])
+def test_process_failing_its_health_check_is_restarted_with_backoff(env, mode):
+    """Issue 10: a process that runs but keeps failing its health check (500 forever, or no
+    answer while alive) was marked unhealthy and left running forever. After `fall` failed
+    checks it is restarted (SIGTERM, a new PID) with the backoff of a crash, and the reason is
+    in the log, in /status and in `keel status`."""
+    d = write_app(env.tmp)
+    port = env.port()
+    k = start(env, app_block("web", port, PY % (" " + mode),
+                             "    directory %s;\n    restart_backoff 300ms 5s;\n"
+                             "    stop_timeout 1s;\n"
+                             "    check http path /healthz interval 200ms timeout 400ms rise 1 "
+                             "fall 2;\n" % d),
+              allow_errors=[r"crash loop"])
+    why = "status 500" if mode == "sick-after" else "timeout"
+    p = wait_state(k, "web", 0, "running", healthy=True)
+    pid1 = p["pid"]
+    k.log.wait(r"\[warn\] ctl app web/0: pid %d is unhealthy: %s \(2 failed checks\): "
+               r"restarting it" % (pid1, why), timeout=10)
+    k.log.wait(r"app web/0: running -> restarting \(unhealthy: %s; SIGTERM sent to pid %d"
+               % (why, pid1), timeout=5)
+    last = r"restarted: unhealthy \(%s\), exit status 0" % why
+    k.log.wait(r"app web/0: pid %d exited \(%s\) after [0-9.]+m?s; restarting in 300ms"
+               % (pid1, last), timeout=5)
+    p = wait_state(k, "web", 0, "running", healthy=True)
+    assert p["pid"] != pid1 and p["restarts"] == 1, p
+    assert re.fullmatch(last, p["last_exit"]), p
+    assert not kt.pid_running(pid1)
+    pid2 = p["pid"]
+    # the same backoff as a crash: the second restart soon after waits twice as long
+    k.log.wait(r"app web/0: pid %d exited \(%s\) after [0-9.]+m?s; restarting in 600ms"
+               % (pid2, last), timeout=10)
+    assert k.metrics().get("keel_app_restarts_total", app="web") >= 1
+
+    # keel status: the process is unhealthy (restarting, backoff or starting again) and says why
+    def status_line():
+        r = subprocess.run([kt.KEEL, "status", "-c", k.conf], capture_output=True, text=True,
+                           timeout=20)
+        return re.search(r"^-: app web/0 \(pid \d+\) is \w+(, unhealthy)?; check: .*; restarts "
+                         r"[1-9]\d*; last exit: %s$" % last, r.stdout, re.M)
+    kt.deadline_poll(status_line, 20, interval=0.05, what="keel status showing the restart")
 
 
 @pytest.mark.timeout(60)

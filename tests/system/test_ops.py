@@ -163,6 +163,16 @@ class Load:
                     self.servers[who] += 1
         conn.close()
 
+    def progress(self, before, n=500, timeout=20):
+        """Wait until n more requests are done; fail at once if the load ended on its own
+        (MAX or DEADLINE_S reached: it no longer covers the window being checked)."""
+        def ok():
+            assert any(t.is_alive() for t in self.threads), \
+                "the load ended (%d per thread or %d s) before the test stopped it" % (
+                    self.MAX, self.DEADLINE_S)
+            return self.done >= before + n
+        kt.deadline_poll(ok, timeout, what="load progress")
+
     def stop(self):
         self.stop_ev.set()
         for t in self.threads:
@@ -195,12 +205,10 @@ def test_sighup_reload_under_load_loses_nothing(env):
     load = Load(port)
     try:
         for names in ("c", "ac", "b"):
-            before = load.done
-            kt.deadline_poll(lambda: load.done >= before + 500, 20, what="load progress")
+            load.progress(load.done)
             k.reload(cfg(names))
             wait_serving_only(port, names)
-        before = load.done
-        kt.deadline_poll(lambda: load.done >= before + 500, 20, what="load progress")
+        load.progress(load.done)
     finally:
         load.stop()
     print("requests:", load.done, dict(load.servers))

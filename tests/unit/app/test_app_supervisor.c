@@ -106,12 +106,13 @@ Test(app_state, names)
     cr_assert_str_eq(app_proc_state_name(APP_PROC_BACKOFF), "backoff");
     cr_assert_str_eq(app_proc_state_name(APP_PROC_CRASHLOOP), "crashloop");
     cr_assert_str_eq(app_proc_state_name(APP_PROC_STOPPING), "stopping");
+    cr_assert_str_eq(app_proc_state_name(APP_PROC_RESTARTING), "restarting");
     cr_assert_str_eq(app_proc_state_name((enum app_proc_state)42), "?");
 }
 
 Test(app_state, every_state_has_a_transition_row)
 {
-    for (int s = APP_PROC_STOPPED; s <= APP_PROC_STOPPING; s++) {
+    for (int s = APP_PROC_STOPPED; s <= APP_PROC_RESTARTING; s++) {
         cr_assert_neq(legal_next[s], 0, "state %s", app_proc_state_name(s));
         cr_assert_eq(legal_next[s] & BIT(s) & ~(BIT(APP_PROC_BACKOFF) | BIT(APP_PROC_CRASHLOOP)), 0,
                      "state %s may only loop through a failed respawn", app_proc_state_name(s));

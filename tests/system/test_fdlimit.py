@@ -268,6 +268,34 @@ def test_fd_exhaustion_on_lb_keeps_control_plane(env):
     assert kt.http_get(admin, "/status", timeout=3)[0] == 200
 
 
+def test_maxconn_over_the_limit_refused_at_start_and_on_reload(env):
+    back = env.backend("a")
+    port, admin = env.port(), env.port()
+
+    def config(maxconn):
+        return ("global { workers 1; admin 127.0.0.1:%d; }\n"
+                "frontend www { bind 127.0.0.1:%d; backend web; maxconn %s; }\n"
+                "backend web { server a %s; }\n" % (admin, port, maxconn, back.addr))
+
+    want = (r"keel\.conf:2:1: error: frontend \"www\": maxconn 1000 does not fit: the "
+            r"frontends need \d+ descriptors \(maxconn total 1000 x 2 \+ 1 listening sockets "
+            r"\+ \d+ pooled server connections \+ a reserve of \d+ for the control plane\), "
+            r"more than the open files limit %d" % LIMIT)
+    k = env.keel(config(1000), wait=False, wrap=prlimit("%d:%d" % (LIMIT, LIMIT)))
+    assert k.wait(10) == 1, "keel started with maxconn 1000 under %d descriptors" % LIMIT
+    k.stopped_by_test = True
+    k.log.wait(want)
+
+    k = env.keel(config(50), ports=[port], admin="127.0.0.1:%d" % admin,
+                 wrap=prlimit("%d:%d" % (LIMIT, LIMIT)), allow_errors=[r"reload refused"])
+    mark = k.reload(config(1000))
+    k.log.wait(r"reload refused: .*" + want, start=mark)
+    assert kt.http_get(port, "/")[0] == 200
+    mark = k.reload(config("auto"))
+    k.log.wait(r"configuration reloaded", start=mark)
+    assert kt.http_get(port, "/")[0] == 200
+
+
 # --------------------------------------------------------------------------------------------
 # db nodes
 

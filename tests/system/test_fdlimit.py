@@ -272,6 +272,10 @@ def test_fd_exhaustion_on_lb_keeps_control_plane(env):
     st, _, _ = kt.http_get(ports["pg"], "/after-tcp", timeout=3)
     assert st == 200
     assert kt.http_get(admin, "/status", timeout=3)[0] == 200
+    m = k.metrics()
+    assert int(m.get("keel_fd_limit")) == LIMIT
+    assert int(m.get("keel_fd_reserve")) == reserve
+    assert int(m.get("keel_frontend_accept_pauses_total", frontend="pg")) >= max(counts)
 
 
 def test_maxconn_over_the_limit_refused_at_start_and_on_reload(env):

@@ -317,9 +317,19 @@ def test_emfile_pauses_accepting_without_spinning(env):
     admin = "127.0.0.1:%d" % admin_port
     k = env.keel(kt.lb_config(port, [("a", back.addr)], admin_port), ports=[port], admin=admin,
                  wrap=prlimit("%d:%d" % (LIMIT, LIMIT)))
+    # A client connection keel took before the shortage: its request then finds no
+    # descriptor for a server connection, which is this node's 503, not the server's 502.
+    ka = socket.create_connection(("127.0.0.1", port), timeout=5)
+    kt.deadline_poll(lambda: k.metrics().get("keel_frontend_connections_active",
+                                              frontend="www") == 1, 5,
+                     what="keel to take the keep-alive connection")
     mark = k.log.mark()
     subprocess.run(["prlimit", "--pid", str(k.pid), "--nofile=8:%d" % LIMIT], check=True)
     try:
+        ka.sendall(b"GET /during HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = ka.recv(4096)
+        assert head.startswith(b"HTTP/1.1 503"), head[:200]
+        ka.close()
         held = [socket.create_connection(("127.0.0.1", p), timeout=2)
                 for p in (port, admin_port)]    # queued: keel cannot take them
         k.log.wait(r"accept\(\) on www.*Too many open files", start=mark)

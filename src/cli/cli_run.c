@@ -55,6 +55,7 @@ struct node {
     struct app_supervisor *apps; /* the app role's processes (src/app/app_supervisor.c) */
     struct vrrp *vrrp;           /* the node's virtual routers (src/vrrp/vrrp.c); NULL: none */
     struct db_agent *db;         /* the node's database agent (src/db/db_agent.c); NULL: none */
+    struct fdlimit_budget fds;   /* how the current generation spends the open files limit */
 };
 
 static uint32_t default_workers(void)
@@ -131,6 +132,12 @@ static void gauges(struct metrics_out *o, void *data)
                        "keel_config_reload_failures_total %lu\n",
                        (unsigned long)gen->id, (unsigned long)n->reloads,
                        (unsigned long)n->reload_failures);
+    metrics_out_printf(o,
+                       "# HELP keel_fd_limit The open files limit (soft, after raising it).\n"
+                       "# TYPE keel_fd_limit gauge\nkeel_fd_limit %llu\n"
+                       "# HELP keel_fd_reserve Descriptors the data plane leaves to the control "
+                       "plane.\n# TYPE keel_fd_reserve gauge\nkeel_fd_reserve %u\n",
+                       (unsigned long long)n->fds.limit, n->fds.reserve);
     app_supervisor_metrics(n->apps, o);
     vrrp_metrics(n->vrrp, o);
     db_agent_metrics(n->db, o);
@@ -251,9 +258,8 @@ static void log_rlimit(const struct fdlimit_rlimit *rl)
     }
 }
 
-/* Size conf's maxconn within the open files limit (core/fdlimit.c) and, on success, move the
- * data plane's guard to the new reserve. */
-static int size_fds(struct node *n, struct conf *conf, struct errbuf *eb)
+/* Size conf's maxconn within the open files limit (core/fdlimit.c) into *b. */
+static int size_fds(struct node *n, struct conf *conf, struct fdlimit_budget *b, struct errbuf *eb)
 {
     uint64_t soft, hard;
     int rc = fdlimit_get(&soft, &hard);
@@ -261,24 +267,25 @@ static int size_fds(struct node *n, struct conf *conf, struct errbuf *eb)
         errbuf_set(eb, "getrlimit(RLIMIT_NOFILE) failed: %s", strerror(-rc));
         return rc;
     }
-    struct fdlimit_budget b;
-    rc = fdlimit_conf_apply(conf, n->node_name, n->n_workers, soft, &b, eb);
-    if (rc != 0) {
-        return rc;
-    }
-    fdlimit_data_set_max(b.data_fd_max);
+    return fdlimit_conf_apply(conf, n->node_name, n->n_workers, soft, b, eb);
+}
+
+/* The generation sized by b runs: move the data plane's guard to its reserve. */
+static void use_fds(struct node *n, const struct fdlimit_budget *b)
+{
+    fdlimit_data_set_max(b->data_fd_max);
+    n->fds = *b;
     char autos[64] = "";
-    if (b.n_auto > 0) {
-        (void)snprintf(autos, sizeof(autos), " (auto: %u for each of %u frontends)", b.auto_maxconn,
-                       b.n_auto);
+    if (b->n_auto > 0) {
+        (void)snprintf(autos, sizeof(autos), " (auto: %u for each of %u frontends)",
+                       b->auto_maxconn, b->n_auto);
     }
     log_notice("main",
                "descriptor budget: limit %llu, reserve %u for the control plane (the data "
                "plane keeps fds below %llu); maxconn total %llu%s, %u listening sockets, %llu "
                "pooled server connections",
-               (unsigned long long)b.limit, b.reserve, (unsigned long long)b.data_fd_max,
-               (unsigned long long)b.conns, autos, b.listeners, (unsigned long long)b.pooled);
-    return 0;
+               (unsigned long long)b->limit, b->reserve, (unsigned long long)b->data_fd_max,
+               (unsigned long long)b->conns, autos, b->listeners, (unsigned long long)b->pooled);
 }
 
 /* ---------------------------------------------------------------- reload and drain */
@@ -300,7 +307,8 @@ static void reload(struct node *n)
         return;
     }
     conf_errors_fini(&errs);
-    if (conf_apply_node(conf, n->node_name, 0, &eb) != 0 || size_fds(n, conf, &eb) != 0) {
+    struct fdlimit_budget fds;
+    if (conf_apply_node(conf, n->node_name, 0, &eb) != 0 || size_fds(n, conf, &fds, &eb) != 0) {
         conf_free(conf);
         goto refused;
     }
@@ -335,6 +343,7 @@ static void reload(struct node *n)
     old->retired_next = n->retired;
     n->retired = old;
     (void)app_supervisor_reload(n->apps, gen->conf); /* logs its own failures */
+    use_fds(n, &fds);
     n->reloads++;
     log_notice("main", "configuration reloaded: generation %lu", (unsigned long)gen->id);
     return;
@@ -518,11 +527,13 @@ static int boot(struct node *n)
     if (n->n_workers > LB_MAX_WORKERS) {
         n->n_workers = LB_MAX_WORKERS;
     }
-    if (size_fds(n, conf, &eb) != 0) {
+    struct fdlimit_budget fds;
+    if (size_fds(n, conf, &fds, &eb) != 0) {
         fprintf(stderr, "keel: %s\n", eb.msg);
         conf_free(conf);
         return KEEL_EXIT_CONFIG;
     }
+    use_fds(n, &fds);
     vrrp_declare_gates(conf, n->node_name);
     n->gen = lb_gen_new(conf, NULL, n->n_workers, &eb);
     if (n->gen == NULL || lb_gen_listen(n->gen, NULL, &eb) != 0 ||

@@ -14,10 +14,12 @@
 #include "core/conf-t.h"
 #include "core/err.h"
 
-/* The reserve: what the data plane leaves free for the control plane. A fixed base (the
- * threads' epoll, eventfd and signalfd, the logs, etcd and libpq connections, the pipes of
- * child processes), plus each admin-style listener's connection cap and its socket, plus one
- * per health-checked server and a few per supervised application process. */
+/* The reserve: what the data plane leaves free for the control plane. A fixed base (what
+ * the control plane opens while it runs: etcd and libpq connections, the pipes of child
+ * processes, a reopened log), plus each admin-style listener's connection cap and its
+ * socket, plus one per health-checked server and a few per supervised application process.
+ * What keel opens at boot takes the lowest numbers and so comes out of the data plane's
+ * share instead. */
 #define FDLIMIT_RESERVE_BASE 64
 #define FDLIMIT_RESERVE_PER_APP_PROCESS 4
 

@@ -18,6 +18,7 @@
 #include <dirent.h>
 
 #include "core/buf.h"
+#include "core/fdlimit.h"
 #include "http/http_filecache.h"
 #include "http/http_path.h"
 #include "http/http_proxy-t.h"
@@ -155,7 +156,14 @@ static int open_beneath(int root_fd, const char *rel, bool follow, int flags)
         .resolve = follow ? 0 : RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
     };
     long fd = syscall(SYS_openat2, root_fd, rel, &how, sizeof(how));
-    return fd < 0 ? -errno : (int)fd;
+    if (fd < 0) {
+        return -errno;
+    }
+    if (!fdlimit_data_fd_ok((int)fd)) {
+        close((int)fd); /* the control plane's reserve (core/fdlimit.h) */
+        return -EMFILE;
+    }
+    return (int)fd;
 }
 
 static int status_for_errno(int err)
@@ -171,6 +179,9 @@ static int status_for_errno(int err)
     case EXDEV: /* a symbolic link leads outside the root */
     case ELOOP:
         return 403;
+    case EMFILE: /* this node is short of descriptors: try again later */
+    case ENFILE:
+        return 503;
     default:
         return 500;
     }

@@ -49,6 +49,7 @@ static void accept_pause(struct lb_listener *l, const char *why)
     if (ev_io_set(w->loop, &l->io, 0) == 0) {
         ev_timer_start(w->loop, &l->pause, FDLIMIT_PAUSE_MS);
     }
+    metrics_add(&metrics_local(l->fe->metrics)->accept_pauses, 1);
     uint64_t span_ms;
     uint32_t n = fdlimit_throttle_hit(&pause_throttle, ev_now_ms(w->loop), &span_ms);
     if (n > 0) {

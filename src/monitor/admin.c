@@ -23,8 +23,6 @@
 #define ADMIN_WRITE_TIMEOUT_MS 5000
 #define ADMIN_HEAD_MAX 8192
 #define ADMIN_ACCEPT_BATCH 16
-#define STR_(x) #x
-#define STR(x) STR_(x)
 
 struct admin_conn;
 
@@ -259,17 +257,27 @@ static void accept_pause(struct admin *a, int err)
     }
 }
 
-static void refuse(struct admin *a, int fd, const struct sockaddr_storage *peer, const char *why)
+/* Close a connection over a cap (is_per_source: its address's, else the listener's). */
+static void refuse(struct admin *a, int fd, const struct sockaddr_storage *peer, bool is_per_source)
 {
     close(fd);
     uint64_t span_ms;
     uint32_t n = fdlimit_throttle_hit(&a->refuse_throttle, ev_now_ms(a->loop), &span_ms);
-    if (n > 0) {
-        char ip[64];
-        log_warn("admin", "%s refused a connection from %s: %s (%u refused in %.1f s)", a->addr,
-                 sock_addr_ip((const struct sockaddr *)peer, ip, sizeof(ip)), why, n,
-                 (double)span_ms / 1000.0);
+    if (n == 0) {
+        return;
     }
+    char ip[64], why[96];
+    if (is_per_source) {
+        (void)snprintf(why, sizeof(why),
+                       "its address has %d connections open, the most one "
+                       "address may",
+                       FDLIMIT_ADMIN_CONN_PER_SOURCE);
+    } else {
+        (void)snprintf(why, sizeof(why), "%d connections open, the most", FDLIMIT_ADMIN_CONN_MAX);
+    }
+    log_warn("admin", "%s refused a connection from %s: %s (%u refused in %.1f s)", a->addr,
+             sock_addr_ip((const struct sockaddr *)peer, ip, sizeof(ip)), why, n,
+             (double)span_ms / 1000.0);
 }
 
 /* Whether a connection from peer may open now; may close an older one to make room. */
@@ -277,15 +285,13 @@ static bool admit(struct admin *a, int fd, const struct sockaddr_storage *peer)
 {
     uint32_t have = source_count(a, peer);
     if (have >= FDLIMIT_ADMIN_CONN_PER_SOURCE) {
-        refuse(a, fd, peer,
-               "its address has " STR(
-                   FDLIMIT_ADMIN_CONN_PER_SOURCE) " connections open, the most one address may");
+        refuse(a, fd, peer, true);
         return false;
     }
     if (a->n_conns >= FDLIMIT_ADMIN_CONN_MAX) {
         struct admin_conn *victim = eviction_victim(a, have);
         if (victim == NULL) {
-            refuse(a, fd, peer, STR(FDLIMIT_ADMIN_CONN_MAX) " connections open, the most");
+            refuse(a, fd, peer, false);
             return false;
         }
         conn_close(victim);

@@ -185,6 +185,13 @@ static void render_frontends(struct metrics_out *o, struct metrics_frontend *hea
         metrics_out_printf(o, "keel_frontend_connections_total{frontend=\"%s\"} %lu\n", m->name,
                            (unsigned long)SUM(m, connections_total));
     }
+    metrics_out_printf(o, "# HELP keel_frontend_accept_pauses_total Times accepting paused "
+                          "for want of a descriptor.\n"
+                          "# TYPE keel_frontend_accept_pauses_total counter\n");
+    for (struct metrics_frontend *m = head; m != NULL; m = m->next) {
+        metrics_out_printf(o, "keel_frontend_accept_pauses_total{frontend=\"%s\"} %lu\n", m->name,
+                           (unsigned long)SUM(m, accept_pauses));
+    }
     metrics_out_printf(o, "# HELP keel_frontend_connections_active Client connections open.\n"
                           "# TYPE keel_frontend_connections_active gauge\n");
     for (struct metrics_frontend *m = head; m != NULL; m = m->next) {

@@ -1,0 +1,205 @@
+# SPDX-License-Identifier: MIT
+"""The fence when the agent cannot run it, and the leader key's ownership (issue 10), on
+loopback with real etcd, PostgreSQL 15 and keel: lb1 127.0.0.105, db1..db3 127.0.0.106-108
+(test_db.py uses 127.0.0.8x, test_db_faults.py 127.0.0.9x). Default settings: lease 3 s,
+replication synchronous (ANY 1 of the two replicas).
+
+- A frozen agent (SIGSTOP of the primary's keel for 10 s): its fence watcher, a separate
+  process, ends PostgreSQL before the lease can lapse, so no two nodes ever take writes at
+  once (the probe writes directly to every node every 50 ms), nothing acknowledged is lost,
+  and the old primary rejoins as a replica after SIGCONT.
+- A restarted agent (kill -9 of the primary's keel, restarted at once, then etcd frozen):
+  the key still names the node but is under its earlier run's lease; the node takes no
+  write until the key is under its new lease.
+"""
+import base64
+import json
+import signal
+import threading
+import time
+import urllib.request
+
+import pytest
+
+import keeltest as kt
+from dbtest import (DB_NAME, Cluster, WritableProbe, Writer, check_single_writer, lost_acks,
+                    needs_db, report, start_etcd, wallclock)
+
+LB = ("lb1", "127.0.0.105")
+DBS = [("db1", "127.0.0.106"), ("db2", "127.0.0.107"), ("db3", "127.0.0.108")]
+FREEZE_S = 10.0   # the outside review's SIGSTOP
+
+pytestmark = needs_db
+
+
+def etcd_get(url, key, timeout=0.5):
+    """(value, lease) of key in etcd, (None, 0) if absent."""
+    body = json.dumps({"key": base64.b64encode(key.encode()).decode()}).encode()
+    req = urllib.request.Request(url + "/v3/kv/range", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        kvs = json.loads(r.read()).get("kvs", [])
+    if not kvs:
+        return None, 0
+    return base64.b64decode(kvs[0].get("value", "")).decode(), int(kvs[0].get("lease", "0"))
+
+
+class KeyWatch(threading.Thread):
+    """Every 20 ms: the leader key (value, lease) and node's member key's lease (the lease
+    of node's current agent run), with the request's start and end times."""
+
+    def __init__(self, url, node):
+        super().__init__(daemon=True, name="key-watch")
+        self.url, self.node = url, node
+        self.obs = []          # (t0, t1, leader, leader_lease, member_lease)
+        self._halt = threading.Event()
+
+    def run(self):
+        pre = "/keel/t/db/%s/" % DB_NAME
+        end = time.monotonic() + 300
+        while not self._halt.is_set() and time.monotonic() < end:
+            t0 = time.monotonic()
+            try:
+                leader, lease = etcd_get(self.url, pre + "leader")
+                _, member = etcd_get(self.url, pre + "members/" + self.node)
+                self.obs.append((t0, time.monotonic(), leader, lease, member))
+            except OSError:
+                pass                        # etcd frozen: nothing observed
+            self._halt.wait(0.02)
+
+    def stop(self):
+        self._halt.set()
+        self.join(5)
+
+
+def spans_overlap(probe, start, end):
+    """Pairs of nodes whose probe successes provably interleave in [start, end): X wrote,
+    then Y, then X again (or the spans cross), which two writable nodes at once imply."""
+    spans = {}
+    for s in probe.successes():
+        if start <= s.t0 < end:
+            f, l = spans.get(s.node, (s, s))
+            spans[s.node] = (min(f, s, key=lambda x: x.t0), max(l, s, key=lambda x: x.t0))
+    bad = []
+    nodes = sorted(spans)
+    for i, x in enumerate(nodes):
+        for y in nodes[i + 1:]:
+            (xf, xl), (yf, yl) = spans[x], spans[y]
+            if xf.t1 < yl.t0 and yf.t1 < xl.t0:
+                bad.append("%s wrote %.3f..%.3f and %s wrote %.3f..%.3f" % (
+                    x, xf.t0, xl.t1, y, yf.t0, yl.t1))
+    return bad
+
+
+@pytest.mark.timeout(300)
+def test_frozen_agent_is_fenced_by_its_watcher(env):
+    """SIGSTOP of the primary's keel for 10 s under the writer and the direct probe: the
+    watcher ends its PostgreSQL within lease - margin (+ grace) of the last renewal, before
+    any node can take the key; no acknowledged write is lost; after SIGCONT the old primary
+    rejoins as a streaming replica."""
+    etcd = start_etcd(env)
+    c = Cluster(env, etcd, DBS, LB)
+    p, _ = c.start_up()
+    writer = Writer(c.app_dsn(c.write))
+    probe = WritableProbe(c)
+    writer.start()
+    probe.start()
+    k = c.nodes[p]
+    stopped = False
+    try:
+        writer.wait_steady(p)
+        t_window = time.monotonic()
+        mark = k.log.mark()
+        t_stop = time.monotonic()
+        k.signal(signal.SIGSTOP)
+        stopped = True
+        # the fault's duration (the review's 10 s), not a wait for a condition: the writer
+        # and the probe run meanwhile
+        time.sleep(FREEZE_S)
+        k.signal(signal.SIGCONT)
+        stopped = False
+        what = "SIGSTOP of %s's keel at %s" % (p, wallclock(t_stop))
+        with c.explained(what):
+            a = writer.wait_ack(t_stop, timeout=30)
+            new = a.node
+            if new == p:
+                a = kt.deadline_poll(lambda: next((x for x in writer.snapshot()
+                                                   if x.t1 > t_stop and x.node != p), None),
+                                     30, what="a write acknowledged by another node")
+                new = a.node
+            c.wait_ready(new, True, timeout=90)
+        writer.wait_steady(new)
+        t_end = time.monotonic()
+        last_old = [s for s in probe.successes() if s.node == p and s.t0 >= t_stop]
+        missing, acked = lost_acks(c, new, writer, t_end)
+    finally:
+        if stopped:
+            k.signal(signal.SIGCONT)
+        writer.stop()
+        probe.stop()
+    violations, ambiguous, gaps = check_single_writer(probe, writer, [(t_window, t_end, p, new)])
+    fenced_after = max((s.t1 for s in last_old), default=t_stop) - t_stop
+    report("DB-REPORT sigstop-keel sync: %s -> %s, first write on %s %.2f s after the stop; "
+           "old primary's last probe write %.2f s after it; handover gap %s; lost %d of %d "
+           "acknowledged" % (p, new, new, a.t1 - t_stop, fenced_after,
+                             "%.2f s" % gaps[0] if gaps else "n/a", len(missing), acked))
+    assert not writer.died and not probe.died, (writer.died, probe.died)
+    assert not violations, "\n".join(violations)
+    assert not missing, "%d acknowledged writes missing on %s: %s" % (len(missing), new,
+                                                                      missing[:20])
+    assert writer.warned == [], writer.warned[:20]
+    assert new != p
+    # the watcher, not the (frozen) agent, fenced it: before its lease could lapse (3 s)
+    assert fenced_after < 3.0, "the frozen primary took writes %.2f s after SIGSTOP" % \
+        fenced_after
+    k.log.wait(r"fence watcher: the lease was not renewed in time", timeout=5, start=mark)
+
+
+@pytest.mark.timeout(300)
+def test_restarted_primary_writes_only_under_its_own_lease(env):
+    """kill -9 of the primary's keel, restarted at once, then etcd frozen for 5 s: the node
+    takes no write while the leader key is under its earlier run's lease, and never are two
+    nodes writable at once."""
+    etcd = start_etcd(env)
+    c = Cluster(env, etcd, DBS, LB)
+    p, _ = c.start_up()
+    probe = WritableProbe(c).start()
+    watch = KeyWatch(etcd, p)
+    watch.start()
+    frozen = False
+    try:
+        kt.deadline_poll(lambda: probe.last_ok(p), 10, what="probe writes on %s" % p)
+        t_kill = time.monotonic()
+        c.kill9(p)
+        c.start(p)
+        t_up = time.monotonic()
+        env.etcd_proc.signal(signal.SIGSTOP)
+        frozen = True
+        time.sleep(5.0)                     # the fault's duration
+        env.etcd_proc.signal(signal.SIGCONT)
+        frozen = False
+        with c.explained("kill -9 and restart of %s at %s" % (p, wallclock(t_kill))):
+            new = c.wait_primary(60)
+            c.wait_ready(new, True, timeout=90)
+        t_end = time.monotonic()
+    finally:
+        if frozen:
+            env.etcd_proc.signal(signal.SIGCONT)
+        probe.stop()
+        watch.stop()
+    assert not probe.died, probe.died
+    # the last moment etcd was seen with the key naming p under another lease than its
+    # current run's (the earlier run's)
+    foreign = [o for o in watch.obs if o[0] > t_kill and o[2] == p and o[3] != o[4]]
+    last_foreign = max((o[0] for o in foreign), default=None)
+    early = [s for s in probe.successes() if s.node == p and s.t0 > t_kill and
+             last_foreign is not None and s.t1 < last_foreign]
+    overlap = spans_overlap(probe, t_kill, t_end)
+    report("DB-REPORT restart-under-old-lease: %s restarted %.2f s after kill -9, primary "
+           "then %s; key seen under the earlier lease until %s; %d writes on %s before" % (
+               p, t_up - t_kill, new,
+               "%.2f s" % (last_foreign - t_kill) if last_foreign else "never",
+               len(early), p))
+    assert not early, "%s took writes while the key was under its earlier run's lease: %s" % (
+        p, early[:5])
+    assert not overlap, "\n".join(overlap)

@@ -159,25 +159,43 @@ def test_frozen_agent_is_fenced_by_its_watcher(env):
 def test_restarted_primary_writes_only_under_its_own_lease(env):
     """kill -9 of the primary's keel, restarted at once, then etcd frozen for 5 s: the node
     takes no write while the leader key is under its earlier run's lease, and never are two
-    nodes writable at once."""
+    nodes writable at once.
+
+    The replicas' agents are frozen first (SIGSTOP) until their member keys lapse: with a
+    live replica around, the restarted agent hands the key over (releases it) whatever its
+    lease, which hides the rule; with none, it must choose between starting its PostgreSQL
+    as a primary at once (the bug: under the earlier run's lease, which nobody renews, while
+    its fence deadline comes from its new lease) and first taking the key over."""
     etcd = start_etcd(env)
     c = Cluster(env, etcd, DBS, LB)
-    p, _ = c.start_up()
+    p, reps = c.start_up()
     probe = WritableProbe(c).start()
     watch = KeyWatch(etcd, p)
     watch.start()
-    frozen = False
+    pre = "/keel/t/db/%s/members/" % DB_NAME
+    frozen, stopped = False, []
     try:
         kt.deadline_poll(lambda: probe.last_ok(p), 10, what="probe writes on %s" % p)
+        for r in reps:
+            c.nodes[r].signal(signal.SIGSTOP)
+            stopped.append(r)
+        kt.deadline_poll(lambda: all(etcd_get(etcd, pre + r)[0] is None for r in reps), 20,
+                         interval=0.1, what="the frozen replicas' member keys lapsed")
         t_kill = time.monotonic()
         c.kill9(p)
         c.start(p)
         t_up = time.monotonic()
+        kt.deadline_poll(lambda: any(s.node == p and s.t0 > t_kill
+                                     for s in probe.successes()), 30, interval=0.05,
+                         what="%s writable again after its restart" % p)
         env.etcd_proc.signal(signal.SIGSTOP)
         frozen = True
         time.sleep(5.0)                     # the fault's duration
         env.etcd_proc.signal(signal.SIGCONT)
         frozen = False
+        for r in reps:
+            c.nodes[r].signal(signal.SIGCONT)
+        stopped = []
         with c.explained("kill -9 and restart of %s at %s" % (p, wallclock(t_kill))):
             new = c.wait_primary(60)
             c.wait_ready(new, True, timeout=90)
@@ -185,12 +203,14 @@ def test_restarted_primary_writes_only_under_its_own_lease(env):
     finally:
         if frozen:
             env.etcd_proc.signal(signal.SIGCONT)
+        for r in stopped:
+            c.nodes[r].signal(signal.SIGCONT)
         probe.stop()
         watch.stop()
     assert not probe.died, probe.died
-    # the last moment etcd was seen with the key naming p under another lease than its
-    # current run's (the earlier run's)
-    foreign = [o for o in watch.obs if o[0] > t_kill and o[2] == p and o[3] != o[4]]
+    # the last moment etcd showed the key naming p under another lease than the one of p's
+    # current run (its member key's, once the restarted agent published it)
+    foreign = [o for o in watch.obs if o[0] > t_up and o[2] == p and o[4] != 0 and o[3] != o[4]]
     last_foreign = max((o[0] for o in foreign), default=None)
     early = [s for s in probe.successes() if s.node == p and s.t0 > t_kill and
              last_foreign is not None and s.t1 < last_foreign]

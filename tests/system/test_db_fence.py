@@ -8,13 +8,19 @@ replication synchronous (ANY 1 of the two replicas).
   process, ends PostgreSQL before the lease can lapse, so no two nodes ever take writes at
   once (the probe writes directly to every node every 50 ms), nothing acknowledged is lost,
   and the old primary rejoins as a replica after SIGCONT.
+- An agent blocked on etcd, not dead (its packets to etcd dropped by nftables for 10 s,
+  db nodes in network namespaces): its own fence, in its running loop, restarts PostgreSQL
+  read-only in time, with the same guarantees.
 - A restarted agent (kill -9 of the primary's keel, restarted at once, then etcd frozen):
   the key still names the node but is under its earlier run's lease; the node takes no
   write until the key is under its new lease.
 """
 import base64
 import json
+import os
+import shutil
 import signal
+import subprocess
 import threading
 import time
 import urllib.request
@@ -22,8 +28,8 @@ import urllib.request
 import pytest
 
 import keeltest as kt
-from dbtest import (DB_NAME, Cluster, WritableProbe, Writer, check_single_writer, lost_acks,
-                    needs_db, report, start_etcd, wallclock)
+from dbtest import (DB_NAME, Cluster, DbLab, WritableProbe, Writer, check_single_writer,
+                    lost_acks, needs_db, report, start_etcd, wallclock)
 
 LB = ("lb1", "127.0.0.105")
 DBS = [("db1", "127.0.0.106"), ("db2", "127.0.0.107"), ("db3", "127.0.0.108")]
@@ -91,68 +97,104 @@ def spans_overlap(probe, start, end):
     return bad
 
 
-@pytest.mark.timeout(300)
-def test_frozen_agent_is_fenced_by_its_watcher(env):
-    """SIGSTOP of the primary's keel for 10 s under the writer and the direct probe: the
-    watcher ends its PostgreSQL within lease - margin (+ grace) of the last renewal, before
-    any node can take the key; no acknowledged write is lost; after SIGCONT the old primary
-    rejoins as a streaming replica."""
-    etcd = start_etcd(env)
-    c = Cluster(env, etcd, DBS, LB)
+def run_frozen(env, c, label, freeze, thaw, fenced_by):
+    """The primary's agent frozen (freeze(p) .. FREEZE_S .. thaw(p)) under the writer and the
+    direct probe: no two nodes ever take writes at once, the old primary takes none after
+    the lease minus margin (+ the watcher's grace), nothing acknowledged is lost, and the old
+    primary rejoins as a streaming replica. fenced_by: the log line that says who fenced."""
     p, _ = c.start_up()
     writer = Writer(c.app_dsn(c.write))
     probe = WritableProbe(c)
     writer.start()
     probe.start()
     k = c.nodes[p]
-    stopped = False
+    frozen = False
     try:
         writer.wait_steady(p)
         t_window = time.monotonic()
         mark = k.log.mark()
         t_stop = time.monotonic()
-        k.signal(signal.SIGSTOP)
-        stopped = True
+        freeze(p)
+        frozen = True
         # the fault's duration (the review's 10 s), not a wait for a condition: the writer
         # and the probe run meanwhile
         time.sleep(FREEZE_S)
-        k.signal(signal.SIGCONT)
-        stopped = False
-        what = "SIGSTOP of %s's keel at %s" % (p, wallclock(t_stop))
-        with c.explained(what):
-            a = writer.wait_ack(t_stop, timeout=30)
+        thaw(p)
+        frozen = False
+        with c.explained("%s of %s at %s" % (label, p, wallclock(t_stop))):
+            a = kt.deadline_poll(lambda: next((x for x in writer.snapshot()
+                                               if x.t1 > t_stop and x.node != p), None),
+                                 30, what="a write acknowledged by another node")
             new = a.node
-            if new == p:
-                a = kt.deadline_poll(lambda: next((x for x in writer.snapshot()
-                                                   if x.t1 > t_stop and x.node != p), None),
-                                     30, what="a write acknowledged by another node")
-                new = a.node
             c.wait_ready(new, True, timeout=90)
         writer.wait_steady(new)
         t_end = time.monotonic()
         last_old = [s for s in probe.successes() if s.node == p and s.t0 >= t_stop]
         missing, acked = lost_acks(c, new, writer, t_end)
     finally:
-        if stopped:
-            k.signal(signal.SIGCONT)
+        if frozen:
+            thaw(p)
         writer.stop()
         probe.stop()
     violations, ambiguous, gaps = check_single_writer(probe, writer, [(t_window, t_end, p, new)])
     fenced_after = max((s.t1 for s in last_old), default=t_stop) - t_stop
-    report("DB-REPORT sigstop-keel sync: %s -> %s, first write on %s %.2f s after the stop; "
-           "old primary's last probe write %.2f s after it; handover gap %s; lost %d of %d "
-           "acknowledged" % (p, new, new, a.t1 - t_stop, fenced_after,
+    report("DB-REPORT %s sync: %s -> %s, first write on %s %.2f s after the fault; old "
+           "primary's last probe write %.2f s after it; handover gap %s; lost %d of %d "
+           "acknowledged" % (label, p, new, new, a.t1 - t_stop, fenced_after,
                              "%.2f s" % gaps[0] if gaps else "n/a", len(missing), acked))
     assert not writer.died and not probe.died, (writer.died, probe.died)
     assert not violations, "\n".join(violations)
     assert not missing, "%d acknowledged writes missing on %s: %s" % (len(missing), new,
                                                                       missing[:20])
     assert writer.warned == [], writer.warned[:20]
-    assert new != p
-    # the watcher, not the (frozen) agent, fenced it: before its lease could lapse (3 s)
-    assert fenced_after < 3.0, "the frozen primary took writes %.2f s after SIGSTOP" % \
+    # fenced before its lease could lapse (3 s after its last renewal, itself before t_stop)
+    assert fenced_after < 3.0, "the frozen primary took writes %.2f s after the fault" % \
         fenced_after
-    k.log.wait(r"fence watcher: the lease was not renewed in time", timeout=5, start=mark)
+    k.log.wait(fenced_by, timeout=5, start=mark)
+
+
+@pytest.mark.timeout(300)
+def test_frozen_agent_is_fenced_by_its_watcher(env):
+    """SIGSTOP of the primary's keel for 10 s: its fence watcher, a separate process, ends
+    PostgreSQL; after SIGCONT the old primary rejoins as a replica. Before the watcher, the
+    frozen primary took writes for 10 s, 6.9 s of them next to the promoted node."""
+    etcd = start_etcd(env)
+    c = Cluster(env, etcd, DBS, LB)
+    run_frozen(env, c, "sigstop-keel", lambda n: c.nodes[n].signal(signal.SIGSTOP),
+               lambda n: c.nodes[n].signal(signal.SIGCONT),
+               r"fence watcher: the lease was not renewed in time")
+
+
+@pytest.mark.timeout(360)
+@pytest.mark.skipif(not shutil.which("nft") or os.geteuid() != 0,
+                    reason="needs nft (Debian nftables) and root")
+def test_agent_cut_from_etcd_only_is_fenced(env):
+    """The primary's agent blocked on etcd, not dead: each db node in a network namespace
+    (dbtest.DbLab), an nftables rule in the host namespace drops the primary's packets to
+    etcd's port for 10 s (its requests hang until their deadlines; replication and clients
+    go on). The agent's own fence restarts PostgreSQL read-only in time; the replicas stop
+    streaming from it when the key lapses; after the rule goes, it rejoins as a replica."""
+    names = [n for n, _ in DBS]
+    lab = DbLab(names)
+    env.cleanups.append(lab.close)
+    etcd = start_etcd(env, host=lab.host_ip)
+    port = int(etcd.rsplit(":", 1)[1])
+    table = "keeltest_fence_%d" % os.getpid()
+    env.cleanups.append(lambda: (subprocess.run(["nft", "delete", "table", "inet", table],
+                                                capture_output=True), [])[1])
+    c = Cluster(env, etcd, [(n, lab.ip(n)) for n in names], ("lb1", lab.host_ip),
+                wraps={n: lab.wrap(n) for n in names})
+
+    def cut(n):
+        rules = ("add table inet %s { chain input { type filter hook input priority 0; "
+                 "ip saddr %s tcp dport %d drop; }; }" % (table, lab.ip(n), port))
+        subprocess.run(["nft", rules], check=True, capture_output=True)
+
+    def heal(n):
+        subprocess.run(["nft", "delete", "table", "inet", table], check=True,
+                       capture_output=True)
+
+    run_frozen(env, c, "etcd-path-cut", cut, heal, r"fencing: PostgreSQL restarts read-only")
 
 
 @pytest.mark.timeout(300)

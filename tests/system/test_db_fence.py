@@ -27,6 +27,7 @@ import urllib.request
 
 import pytest
 
+import dbtest
 import keeltest as kt
 from dbtest import (DB_NAME, Cluster, DbLab, WritableProbe, Writer, check_single_writer,
                     lost_acks, needs_db, report, start_etcd, wallclock)
@@ -76,6 +77,13 @@ class KeyWatch(threading.Thread):
     def stop(self):
         self._halt.set()
         self.join(5)
+
+
+def ready(c, node):
+    try:
+        return c.ready(node, True)
+    except (dbtest.psycopg2.Error, dbtest.Deadline, OSError):
+        return False
 
 
 def spans_overlap(probe, start, end):
@@ -207,9 +215,13 @@ def test_restarted_primary_writes_only_under_its_own_lease(env):
     live replica around, the restarted agent hands the key over (releases it) whatever its
     lease, which hides the rule; with none, it must choose between starting its PostgreSQL
     as a primary at once (the bug: under the earlier run's lease, which nobody renews, while
-    its fence deadline comes from its new lease) and first taking the key over."""
+    its fence deadline comes from its new lease) and first taking the key over.
+
+    The lease is 10 s here, so that the earlier run's key outlives the restart of
+    PostgreSQL (crash recovery, orphaned backends: several seconds on a loaded machine);
+    with 3 s it often lapsed first, and the write under it could not be seen."""
     etcd = start_etcd(env)
-    c = Cluster(env, etcd, DBS, LB)
+    c = Cluster(env, etcd, DBS, LB, options="    lease 10s;\n")
     p, reps = c.start_up()
     probe = WritableProbe(c).start()
     watch = KeyWatch(etcd, p)
@@ -221,7 +233,7 @@ def test_restarted_primary_writes_only_under_its_own_lease(env):
         for r in reps:
             c.nodes[r].signal(signal.SIGSTOP)
             stopped.append(r)
-        kt.deadline_poll(lambda: all(etcd_get(etcd, pre + r)[0] is None for r in reps), 20,
+        kt.deadline_poll(lambda: all(etcd_get(etcd, pre + r)[0] is None for r in reps), 40,
                          interval=0.1, what="the frozen replicas' member keys lapsed")
         t_kill = time.monotonic()
         c.kill9(p)
@@ -239,8 +251,9 @@ def test_restarted_primary_writes_only_under_its_own_lease(env):
             c.nodes[r].signal(signal.SIGCONT)
         stopped = []
         with c.explained("kill -9 and restart of %s at %s" % (p, wallclock(t_kill))):
-            new = c.wait_primary(60)
-            c.wait_ready(new, True, timeout=90)
+            new = kt.deadline_poll(lambda: next((n for n in c.db_names if ready(c, n)), None),
+                                   120, interval=0.2, what="a primary with every other node "
+                                   "streaming from it")
         t_end = time.monotonic()
     finally:
         if frozen:

@@ -709,6 +709,7 @@ static void on_fence_timer(struct ev_loop *loop, struct ev_timer *t)
     }
     log_warn("db", "%s: fencing: the lease could not be renewed in time; stopping PostgreSQL",
              a->self);
+    db_fence_disarm(a->fence); /* this stop is the fence */
     int rc = pg_inst_stop(a->pg, PG_STOP_IMMEDIATE, db_agent_op_done, a);
     if (rc != 0 && rc != -EALREADY) {
         log_error("db", "%s: cannot stop PostgreSQL to fence it: %s", a->self, strerror(-rc));

@@ -4,9 +4,11 @@
  * publishes this node's member key, renews the agent's lease, then acts on
  * db_elect_decide: take the key, promote, release it, follow the leader (pg_rewind), or
  * fence. A fenced primary restarts PostgreSQL read-only, following nobody, before its lease
- * can lapse (its own timer, not the turn, keeps that deadline). Bootstrap: with no leader
- * and no live member the first node takes the key and runs initdb; the others copy the
- * leader with pg_basebackup through a slot named after them. A planned switchover is in
+ * can lapse (its own timer, not the turn, keeps that deadline; so does a separate watcher
+ * process, db_fence.c, in case this loop stops). The leader key is ours only under our
+ * current lease: an earlier run's key is taken over by compare-and-swap. Bootstrap: with no
+ * leader and no live member the first node takes the key and runs initdb; the others copy
+ * the leader with pg_basebackup through a slot named after them. A planned switchover is in
  * db_switch.c. The health endpoints (db_api.c) are served on the node's agent_port by the
  * admin listener. Never blocks, except reading the secret and preparing directories at
  * start. */

@@ -166,6 +166,7 @@ static _Noreturn void watch(struct fence_page *pg, pid_t parent, const char *nam
     (void)close_range(3, ~0u, 0); /* keel's sockets and pipes are not the watcher's */
     watcher_signals();
     (void)setpgid(0, 0); /* a SIGSTOP of keel's process group does not stop the fence */
+    (void)prctl(PR_SET_NAME, "keel-fence", 0, 0, 0); /* what ps and top show */
     (void)prctl(PR_SET_PDEATHSIG, SIGUSR1);
     if (getppid() != parent) {
         parent_gone = 1; /* keel died before the line above */

@@ -15,6 +15,7 @@
 #include "db/pg_inst.h"
 
 struct admin;
+struct db_fence;
 
 struct db_agent {
     struct ev_loop *loop;
@@ -34,6 +35,8 @@ struct db_agent {
     struct admin *api;
     struct ev_timer tick;
     struct ev_timer fence_timer; /* the leader's deadline to stop writing, kept by itself */
+    struct db_fence *fence;      /* the same deadline, kept by a separate process (db_fence.c) */
+    uint32_t fence_fired_seen;   /* the watcher's fences already logged */
     uint32_t tick_ms;
     /* the agent's lease: its member key, and the leader key while it leads */
     int64_t lease;
@@ -55,6 +58,8 @@ struct db_agent {
     char follows[CONF_NAME_MAX]; /* whom PostgreSQL follows (what we told it) */
     bool dcs_ok, has_leader;
     char leader[CONF_NAME_MAX];
+    int64_t leader_lease; /* the lease the leader key is under (ours only if == lease) */
+    int64_t leader_rev;   /* the leader key's mod revision (to take an earlier run's over) */
     struct db_member members[CONF_DB_MAX_NODES];
     size_t n_members;
     enum db_role role;
@@ -80,7 +85,8 @@ struct db_agent {
 };
 
 /* db_agent.c, for its parts */
-void db_agent_schedule(struct db_agent *a, uint32_t ms);            /* a turn in ms */
+bool db_agent_is_leader(const struct db_agent *a);       /* the key names us, under our lease */
+void db_agent_schedule(struct db_agent *a, uint32_t ms); /* a turn in ms */
 void db_agent_ignore(void *data, const struct etcd_result *res);    /* an etcd callback */
 void db_agent_op_done(void *data, int rc, const char *reason);      /* a pg_inst operation ended */
 void db_agent_run_op(struct db_agent *a, int rc, const char *what); /* an operation queued */

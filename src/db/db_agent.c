@@ -4,9 +4,11 @@
  * publishes this node's member key, renews the agent's lease, then acts on
  * db_elect_decide: take the key, promote, release it, follow the leader (pg_rewind), or
  * fence. A fenced primary restarts PostgreSQL read-only, following nobody, before its lease
- * can lapse (its own timer, not the turn, keeps that deadline). Bootstrap: with no leader
- * and no live member the first node takes the key and runs initdb; the others copy the
- * leader with pg_basebackup through a slot named after them. A planned switchover is in
+ * can lapse (its own timer, not the turn, keeps that deadline; so does a separate watcher
+ * process, db_fence.c, in case this loop stops). The leader key is ours only under our
+ * current lease: an earlier run's key is taken over by compare-and-swap. Bootstrap: with no
+ * leader and no live member the first node takes the key and runs initdb; the others copy
+ * the leader with pg_basebackup through a slot named after them. A planned switchover is in
  * db_switch.c. The health endpoints (db_api.c) are served on the node's agent_port by the
  * admin listener. Never blocks, except reading the secret and preparing directories at
  * start. */
@@ -28,6 +30,7 @@
 #include "db/db_api.h"
 #include "db/db_conf.h"
 #include "db/db_elect.h"
+#include "db/db_fence.h"
 #include "db/db_secret.h"
 #include "db/etcd.h"
 #include "db/pg_inst.h"
@@ -50,6 +53,43 @@ static bool file_exists(const char *dir, const char *name)
     char path[CONF_PATH_MAX + 64];
     (void)snprintf(path, sizeof(path), "%s/%s", dir, name);
     return access(path, F_OK) == 0;
+}
+
+bool db_agent_is_leader(const struct db_agent *a)
+{
+    return db_elect_is_own_key(a->self, a->has_leader ? a->leader : NULL, a->leader_lease,
+                               a->lease);
+}
+
+/* The leader's deadline to stop writing: lease minus margin after the start of its last
+ * successful renewal. 0 if no renewal is known. */
+static uint64_t fence_deadline_ms(const struct db_agent *a)
+{
+    uint32_t margin = db_elect_fence_margin_ms(a->db.lease_ms);
+    return a->lease_valid_until_ms > margin ? a->lease_valid_until_ms - margin : 0;
+}
+
+/* Keep the fence watcher in step: armed with the leader's deadline while this node holds
+ * the key and its PostgreSQL runs (a primary, or a standby being promoted), disarmed
+ * otherwise (the agent's own fence disarms it before it demotes). */
+static void fence_watch(struct db_agent *a)
+{
+    enum pg_inst_state st = pg_inst_state(a->pg);
+    uint64_t deadline = fence_deadline_ms(a);
+    if (!a->is_stopping && !a->is_fenced && db_agent_is_leader(a) && deadline != 0 &&
+        (st == PG_INST_RUNNING || st == PG_INST_STARTING) && pg_inst_pid(a->pg) > 0) {
+        db_fence_arm(a->fence, deadline, pg_inst_pid(a->pg));
+    } else {
+        db_fence_disarm(a->fence);
+    }
+    uint32_t fired = db_fence_fired(a->fence);
+    if (fired != a->fence_fired_seen) {
+        a->fence_fired_seen = fired;
+        log_warn("db",
+                 "%s: fenced by the watcher: the lease was not renewed in time (this "
+                 "agent was stopped or stuck), PostgreSQL was ended",
+                 a->self);
+    }
 }
 
 /* ---------------------------------------------------------------- actions */
@@ -170,6 +210,7 @@ static void on_promoted(void *data, int rc, const char *reason)
         a->promotions++;
         a->follows[0] = '\0';
         a->is_fenced = false;
+        fence_watch(a);
         log_notice("db", "%s: promoted: now the primary", a->self);
         db_switch_promoted(a);
         primary_setup(a);
@@ -194,6 +235,9 @@ static void on_acquired(void *data, const struct etcd_result *res)
         log_notice("db", "%s: took the leader key", a->self);
         a->has_leader = true;
         (void)snprintf(a->leader, sizeof(a->leader), "%s", a->self);
+        a->leader_lease = a->lease; /* the lease it was written under (acquire, take_over) */
+        a->leader_rev = res->revision;
+        fence_watch(a);
         db_agent_schedule(a, 0);
     }
 }
@@ -204,6 +248,20 @@ void db_agent_release(struct db_agent *a)
                              NULL) != 0) {
         log_warn("db", "%s: cannot release the leader key now", a->self);
     }
+}
+
+/* Replace the key an earlier run of this agent left (our name, its lease) with one under
+ * our lease: a compare-and-swap on its mod revision, so it fails if the key changed or
+ * lapsed meanwhile (then the next turn sees who holds it, if anyone). */
+static void take_over(struct db_agent *a)
+{
+    if (a->lease == 0 || etcd_cas(a->etcd, a->key_leader, a->leader_rev, a->self, strlen(a->self),
+                                  a->lease, on_acquired, a) != 0) {
+        log_debug("db", "%s: cannot take the earlier run's leader key over yet", a->self);
+        return;
+    }
+    log_notice("db", "%s: the leader key is an earlier run's (lease %lx): taking it over", a->self,
+               (unsigned long)a->leader_lease);
 }
 
 static void acquire(struct db_agent *a)
@@ -254,6 +312,8 @@ static void fence(struct db_agent *a, const char *why)
     log_warn("db", "%s: fencing: PostgreSQL restarts read-only (%s)", a->self, why);
     a->is_op_busy = true;
     a->is_fenced = true;
+    db_fence_disarm(a->fence); /* the agent fences itself: the watcher must not end the
+                                * read-only server it restarts */
     a->fenced_at_ms = ev_now_ms(a->loop);
     a->follows[0] = '\0';
     int rc = pg_inst_demote(a->pg, on_demoted, a);
@@ -290,8 +350,9 @@ static bool leader_ready(const struct db_agent *a)
 void db_agent_act_stopped(struct db_agent *a)
 {
     bool bootstrapped = file_exists(a->db.data_dir, "PG_VERSION");
-    bool leader_self = a->has_leader && strcmp(a->leader, a->self) == 0;
-    bool leader_other = a->has_leader && !leader_self;
+    bool named_self = a->has_leader && strcmp(a->leader, a->self) == 0;
+    bool leader_self = db_agent_is_leader(a); /* our name under our lease */
+    bool leader_other = a->has_leader && !named_self;
     bool was_standby = file_exists(a->db.data_dir, "standby.signal");
     bool others_live = false;
     for (size_t i = 0; i < a->n_members; i++) {
@@ -307,7 +368,7 @@ void db_agent_act_stopped(struct db_agent *a)
     if (!a->dcs_ok) {
         return;
     }
-    if (!leader_self) {
+    if (!named_self) {
         if (!a->has_leader && !others_live && (!bootstrapped || !was_standby)) {
             acquire(a); /* the first node, or a primary coming back to an empty cluster */
         } else if (bootstrapped && was_standby && !a->is_op_busy) {
@@ -319,13 +380,22 @@ void db_agent_act_stopped(struct db_agent *a)
     if (others_live && bootstrapped) {
         /* Our PostgreSQL stopped while we lead (it crashed): hand over to a live replica
          * rather than restart here; this node then rejoins as its replica. */
-        log_warn("db", "%s: PostgreSQL is down on the primary: releasing the leader key", a->self);
+        log_warn("db", "%s: PostgreSQL is down on the primary%s: releasing the leader key", a->self,
+                 leader_self ? "" : " of an earlier run");
         db_agent_release(a);
         a->has_leader = false;
         return;
     }
+    if (!leader_self) {
+        /* Our name under an earlier run's lease (kill -9, restart): not ours. PostgreSQL
+         * starts as a primary only once the key is under our lease. */
+        if (!a->is_op_busy) {
+            take_over(a);
+        }
+        return;
+    }
     if (a->lease_valid_until_ms == 0 || a->is_op_busy) {
-        return; /* a key of an earlier run: db_elect releases it once PostgreSQL runs */
+        return;
     }
     if (a->pg_down_at_ms == 0) {
         a->pg_down_at_ms = ev_now_ms(a->loop); /* it died during this turn */
@@ -338,6 +408,30 @@ void db_agent_act_stopped(struct db_agent *a)
                     bootstrapped ? pg_inst_start(a->pg, db_agent_op_done, a)
                                  : pg_inst_init_primary(a->pg, on_bootstrapped, a),
                     bootstrapped ? "start" : "bootstrap");
+}
+
+/* The leader key lapsed (etcd answers, and there is no key) while this replica streams
+ * from the old leader: stop streaming before anyone is promoted, so that an old primary
+ * that still runs (its agent and its watcher frozen with it, a paused VM) finds no standby
+ * to confirm its commits and, with synchronous replication, acknowledges none. Following
+ * the next leader restarts the replica with its primary_conninfo. */
+static bool unfollow_on_lapse(struct db_agent *a)
+{
+    if (!a->dcs_ok || a->has_leader || a->follows[0] == '\0' || a->pg_primary || a->is_op_busy ||
+        pg_inst_state(a->pg) != PG_INST_RUNNING || !pg_inst_is_standby(a->pg)) {
+        return false;
+    }
+    a->is_op_busy = true;
+    int rc = pg_inst_unfollow(a->pg, db_agent_op_done, a);
+    if (rc != 0) {
+        a->is_op_busy = false;
+        log_warn("db", "%s: cannot stop streaming from %s: %s", a->self, a->follows, strerror(-rc));
+        return false;
+    }
+    log_notice("db", "%s: the leader key of %s lapsed: no longer streaming from it", a->self,
+               a->follows);
+    a->follows[0] = '\0';
+    return true;
 }
 
 static void act(struct db_agent *a)
@@ -362,8 +456,8 @@ static void act(struct db_agent *a)
         db_agent_act_stopped(a);
         return;
     }
-    if (a->sw_has && strcmp(a->sw_from, a->self) == 0 && a->pg_primary && a->has_leader &&
-        strcmp(a->leader, a->self) == 0 && a->role == DB_ROLE_PRIMARY) {
+    if (a->sw_has && strcmp(a->sw_from, a->self) == 0 && a->pg_primary && db_agent_is_leader(a) &&
+        a->role == DB_ROLE_PRIMARY) {
         db_switch_begin(a);
         return;
     }
@@ -375,6 +469,8 @@ static void act(struct db_agent *a)
                              .pg_follows = a->follows[0] != '\0' ? a->follows : NULL,
                              .dcs_ok = a->dcs_ok,
                              .leader = a->has_leader ? a->leader : NULL,
+                             .leader_lease = a->leader_lease,
+                             .lease = a->lease,
                              .members = a->members,
                              .n_members = a->n_members,
                              .switchover_to = a->sw_has && a->sw_to[0] != '\0' ? a->sw_to : NULL,
@@ -400,6 +496,12 @@ static void act(struct db_agent *a)
     a->why = out.reason;
     if (out.release) {
         db_agent_release(a);
+    }
+    if (out.take_over) {
+        take_over(a);
+    }
+    if (unfollow_on_lapse(a)) {
+        return; /* the next turn, once it is done, promotes or follows */
     }
     if (out.acquire) {
         acquire(a);
@@ -432,6 +534,7 @@ static void act(struct db_agent *a)
     } else if (out.role == DB_ROLE_PRIMARY && a->pg_primary) {
         sync_apply(a, false);
     }
+    fence_watch(a);
 }
 
 /* ---------------------------------------------------------------- a turn */
@@ -500,6 +603,8 @@ static void on_leader(void *data, const struct etcd_result *res)
         (void)snprintf(a->leader, sizeof(a->leader), "%.*s",
                        res->n_kvs > 0 ? (int)res->kvs[0].value_len : 0,
                        res->n_kvs > 0 ? res->kvs[0].value : "");
+        a->leader_lease = res->n_kvs > 0 ? res->kvs[0].lease : 0;
+        a->leader_rev = res->n_kvs > 0 ? res->kvs[0].mod_revision : 0;
         if (a->has_leader && strcmp(a->last_leader, a->leader) != 0) {
             a->leader_changes += a->last_leader[0] != '\0';
             (void)snprintf(a->last_leader, sizeof(a->last_leader), "%s", a->leader);
@@ -579,13 +684,15 @@ static void on_lease(void *data, const struct etcd_result *res)
         log_warn("db", "%s: the agent's lease expired", a->self);
         a->lease = 0;
         a->lease_valid_until_ms = 0;
+        fence_watch(a);
         return;
     }
     a->lease_valid_until_ms = a->turn_at_ms + a->db.lease_ms;
     /* The fence does not wait for a turn: a turn may be stuck on etcd's timeouts. */
-    uint64_t fence_at = a->lease_valid_until_ms - db_elect_fence_margin_ms(a->db.lease_ms);
+    uint64_t fence_at = fence_deadline_ms(a);
     uint64_t now = ev_now_ms(a->loop);
     ev_timer_start(a->loop, &a->fence_timer, fence_at > now ? (uint32_t)(fence_at - now) : 0);
+    fence_watch(a); /* and outside this loop, in case this loop stops */
 }
 
 /* No renewal for lease - margin: a primary stops taking writes now. */
@@ -593,7 +700,7 @@ static void on_fence_timer(struct ev_loop *loop, struct ev_timer *t)
 {
     (void)loop;
     struct db_agent *a = t->data;
-    bool is_leader = a->has_leader && strcmp(a->leader, a->self) == 0;
+    bool is_leader = db_agent_is_leader(a);
     if (a->is_stopping || !is_leader || !a->pg_primary || pg_inst_state(a->pg) != PG_INST_RUNNING ||
         a->is_fenced) {
         return;
@@ -604,6 +711,7 @@ static void on_fence_timer(struct ev_loop *loop, struct ev_timer *t)
     }
     log_warn("db", "%s: fencing: the lease could not be renewed in time; stopping PostgreSQL",
              a->self);
+    db_fence_disarm(a->fence); /* this stop is the fence */
     int rc = pg_inst_stop(a->pg, PG_STOP_IMMEDIATE, db_agent_op_done, a);
     if (rc != 0 && rc != -EALREADY) {
         log_error("db", "%s: cannot stop PostgreSQL to fence it: %s", a->self, strerror(-rc));
@@ -805,7 +913,8 @@ struct db_agent *db_agent_start(struct ev_loop *loop, const struct conf *conf, c
     if (db_secret_password(conf->secret_file, "keel-db-replication-v1", a->repl_password, eb) !=
             0 ||
         db_secret_app_password(conf->secret_file, db->name, a->app_password, eb) != 0 ||
-        prepare_dirs(a, eb) != 0 || start_parts(a, conf, eb) != 0) {
+        prepare_dirs(a, eb) != 0 || (a->fence = db_fence_start(a->self, eb)) == NULL ||
+        start_parts(a, conf, eb) != 0) {
         db_agent_free(a);
         return NULL;
     }
@@ -823,6 +932,7 @@ void db_agent_stop(struct db_agent *a)
     a->is_stopping = true;
     ev_timer_stop(a->loop, &a->tick);
     ev_timer_stop(a->loop, &a->fence_timer);
+    db_fence_disarm(a->fence); /* a clean stop follows */
     if (a->has_leader && strcmp(a->leader, a->self) == 0) {
         db_agent_release(a); /* a replica takes over without waiting for the lease */
     }
@@ -851,6 +961,7 @@ void db_agent_free(struct db_agent *a)
     admin_stop(a->api);
     etcd_free(a->etcd);
     pg_inst_free(a->pg);
+    db_fence_free(a->fence);
     if (a->socket_dir[0] != '\0') {
         (void)rmdir(a->socket_dir); /* empty once PostgreSQL stopped; else it stays */
     }

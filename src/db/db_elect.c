@@ -2,12 +2,16 @@
 /* The agent's decision. The leader key in etcd, created under the primary's lease, says
  * who may write; everything follows from it:
  *
- * - The key is ours: keep renewing it. If PostgreSQL died, release the key at once (a
- *   replica takes over without waiting for the lease); also a key left by an earlier run
- *   of this agent (not under a lease of ours). If etcd cannot be reached, keep
+ * - The key is ours (our name AND our current lease): keep renewing it. If PostgreSQL
+ *   died, release the key at once (a replica takes over without waiting for the lease).
+ *   If etcd cannot be reached, keep
  *   writing only until db_elect_fence_margin_ms before the lease could lapse, then fence:
  *   by the time a replica can take the key, this node accepts no writes. A replica that
  *   holds the key (it just won it) promotes.
+ * - The key has our name under another lease: an earlier run's (kill -9, restart). It is
+ *   not ours: no writes (fence a primary) until we replace it by compare-and-swap on its
+ *   mod revision (nobody else can have been elected while it exists), or release it if
+ *   PostgreSQL is not up.
  * - The key is someone else's: a node that is still primary fences and follows the leader
  *   (pg_rewind first); a replica follows the leader if it does not already.
  * - There is no key: a healthy node competes only if no live member is more advanced
@@ -33,6 +37,11 @@ uint32_t db_elect_fence_margin_ms(uint32_t lease_ms)
     return m < 1000 ? (lease_ms / 2 < 1000 ? lease_ms / 2 : 1000) : m;
 }
 
+bool db_elect_is_own_key(const char *self, const char *leader, int64_t leader_lease, int64_t lease)
+{
+    return leader != NULL && strcmp(leader, self) == 0 && lease != 0 && leader_lease == lease;
+}
+
 /* Whether some live, healthy member is a better candidate than us. */
 static bool someone_better(const struct db_elect_in *in)
 {
@@ -56,15 +65,8 @@ static void as_leader(const struct db_elect_in *in, struct db_elect_out *out)
         out->reason = "PostgreSQL is down: handing the leader key over";
         return;
     }
-    if (in->lease_valid_until_ms == 0) {
-        /* The key names us but is not under a lease of ours: an earlier run's. */
-        out->release = in->dcs_ok;
-        out->fence = in->pg_primary;
-        out->role = in->pg_primary ? DB_ROLE_FENCED : DB_ROLE_REPLICA;
-        out->reason = "the leader key is left from an earlier run: releasing it";
-        return;
-    }
-    uint64_t fence_at = in->lease_valid_until_ms - db_elect_fence_margin_ms(in->lease_ms);
+    uint32_t margin = db_elect_fence_margin_ms(in->lease_ms);
+    uint64_t fence_at = in->lease_valid_until_ms > margin ? in->lease_valid_until_ms - margin : 0;
     if (in->now_ms >= fence_at) {
         out->fence = in->pg_primary;
         out->renew = true; /* keep trying: when it works, the fence lifts */
@@ -81,6 +83,25 @@ static void as_leader(const struct db_elect_in *in, struct db_elect_out *out)
     }
     out->reason = "leader";
     out->role = DB_ROLE_PRIMARY;
+}
+
+/* The key names us under another lease than ours: an earlier run of this agent wrote it
+ * (killed, restarted before the lease ran out). Its lease is not ours to renew, so our
+ * fence deadline says nothing about it: no writes until the key is under our lease. */
+static void as_earlier_run(const struct db_elect_in *in, struct db_elect_out *out)
+{
+    out->fence = in->pg_primary;
+    if (!in->pg_up) {
+        out->release = in->dcs_ok;
+        out->role = DB_ROLE_UNKNOWN;
+        out->reason = "the leader key is left from an earlier run and PostgreSQL is down: "
+                      "releasing it";
+        return;
+    }
+    out->take_over = in->dcs_ok && in->lease != 0;
+    out->role = in->pg_primary ? DB_ROLE_FENCED : DB_ROLE_CANDIDATE;
+    out->reason = "the leader key is left from an earlier run: no writes until it is under "
+                  "our lease";
 }
 
 static void as_follower(const struct db_elect_in *in, struct db_elect_out *out)
@@ -135,8 +156,10 @@ static void without_leader(const struct db_elect_in *in, struct db_elect_out *ou
 void db_elect_decide(const struct db_elect_in *in, struct db_elect_out *out)
 {
     memset(out, 0, sizeof(*out));
-    if (in->leader != NULL && strcmp(in->leader, in->self) == 0) {
+    if (db_elect_is_own_key(in->self, in->leader, in->leader_lease, in->lease)) {
         as_leader(in, out);
+    } else if (in->leader != NULL && strcmp(in->leader, in->self) == 0) {
+        as_earlier_run(in, out);
     } else if (in->leader != NULL) {
         as_follower(in, out);
     } else {

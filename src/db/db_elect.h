@@ -33,6 +33,10 @@ struct db_elect_in {
     /* etcd */
     bool dcs_ok;                     /* the last round trip to etcd succeeded */
     const char *leader;              /* the leader key's value (a node name); NULL: there is none */
+    int64_t leader_lease;            /* the lease the leader key is attached to (0: none) */
+    int64_t lease;                   /* this agent's current lease (0: none granted yet). The
+                                      * key is ours only when it names us AND is under this
+                                      * lease: under another lease it is an earlier run's */
     const struct db_member *members; /* the other live agents */
     size_t n_members;
     const char *switchover_to;     /* a planned switchover hands the key to this node; NULL:
@@ -60,6 +64,8 @@ struct db_elect_out {
     bool promote;       /* make our PostgreSQL the primary (pg_promote) */
     bool fence;         /* stop accepting writes now: a primary that may have lost the key */
     bool release;       /* delete the leader key if it still holds our name */
+    bool take_over;     /* replace our earlier run's key (our name, another lease) with one
+                         * under our lease, by compare-and-swap on its mod revision */
     bool follow;        /* (re)point our PostgreSQL at `leader` as a replica: pg_rewind first if it
                          * was a primary, then standby.signal + primary_conninfo */
     const char *reason; /* why, for logs (static text) */
@@ -67,6 +73,12 @@ struct db_elect_out {
 
 /* How long before its lease can lapse a primary that cannot renew fences itself. */
 uint32_t db_elect_fence_margin_ms(uint32_t lease_ms);
+
+/* Whether the leader key is this agent's: it names self and is attached to the agent's
+ * current lease (not 0). A key with our name under another lease was written by an earlier
+ * run of this agent (kill -9 and restart): it is foreign until it expires or until we
+ * replace it (take_over), and we accept no write meanwhile. */
+bool db_elect_is_own_key(const char *self, const char *leader, int64_t leader_lease, int64_t lease);
 
 void db_elect_decide(const struct db_elect_in *in, struct db_elect_out *out);
 

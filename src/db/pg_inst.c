@@ -38,6 +38,7 @@ enum pg_inst_op {
     OP_PROMOTE,
     OP_FOLLOW,
     OP_DEMOTE,
+    OP_UNFOLLOW,
     OP_COUNT
 };
 
@@ -50,6 +51,7 @@ static const char *const op_names[] = {
     [OP_PROMOTE] = "promote",
     [OP_FOLLOW] = "follow",
     [OP_DEMOTE] = "demote",
+    [OP_UNFOLLOW] = "unfollow",
 };
 
 enum pg_step {
@@ -63,6 +65,7 @@ enum pg_step {
     STEP_START,         /* configuration written, postmaster ready */
     STEP_BOOTSTRAP_SQL, /* the replication role */
     STEP_PROMOTE_SQL,   /* pg_promote(true) */
+    STEP_RELOAD_SQL,    /* pg_reload_conf(): a standby drops the primary_conninfo removed */
     STEP_CHECKPOINT_SQL /* CHECKPOINT: the new timeline reaches pg_control */
 };
 
@@ -75,6 +78,7 @@ static const enum pg_step op_steps[OP_COUNT][OP_STEPS_MAX] = {
     [OP_PROMOTE] = {STEP_PROMOTE_SQL, STEP_CHECKPOINT_SQL, STEP_END},
     [OP_FOLLOW] = {STEP_STOP, STEP_REWIND, STEP_STANDBY_CONF, STEP_START, STEP_END},
     [OP_DEMOTE] = {STEP_STOP, STEP_STANDBY_CONF, STEP_START, STEP_END},
+    [OP_UNFOLLOW] = {STEP_STANDBY_CONF, STEP_RELOAD_SQL, STEP_END},
 };
 
 struct pg_inst {
@@ -571,6 +575,14 @@ static void step_promote_sql(struct pg_inst *p)
     }
 }
 
+static void on_reloaded(void *data, const struct pg_result *r)
+{
+    struct pg_inst *p = data;
+    if (sql_is_current(p, STEP_RELOAD_SQL)) {
+        step_done(p, r->err, r->err != 0 ? r->msg : "");
+    }
+}
+
 /* ------------------------------------------------------------------------------------------
  * Operations
  * ------------------------------------------------------------------------------------------ */
@@ -631,6 +643,11 @@ static void run_step(struct pg_inst *p)
         return;
     case STEP_PROMOTE_SQL:
         step_promote_sql(p);
+        return;
+    case STEP_RELOAD_SQL:
+        if (pg_query_ms(p->op_conn, "SELECT pg_reload_conf()", 10000, on_reloaded, p) != 0) {
+            step_done(p, -EIO, "cannot query postgres");
+        }
         return;
     case STEP_CHECKPOINT_SQL:
         if (pg_query_ms(p->op_conn, "CHECKPOINT", 120000, on_checkpoint, p) != 0) {
@@ -818,6 +835,17 @@ int pg_inst_demote(struct pg_inst *p, pg_done_fn cb, void *data)
      * from its standbys. The start runs crash recovery; nothing committed is lost. */
     p->stop_mode = PG_STOP_IMMEDIATE;
     return op_begin(p, OP_DEMOTE, cb, data);
+}
+
+int pg_inst_unfollow(struct pg_inst *p, pg_done_fn cb, void *data)
+{
+    if (p->op != OP_NONE || p->is_stop_pending || p->state != PG_INST_RUNNING || !p->is_standby) {
+        return p->op != OP_NONE || p->is_stop_pending ? -EBUSY : -EINVAL;
+    }
+    p->primary_host[0] = '\0';
+    p->slot[0] = '\0';
+    p->primary.port = 0;
+    return op_begin(p, OP_UNFOLLOW, cb, data);
 }
 
 /* ------------------------------------------------------------------------------------------

@@ -142,6 +142,13 @@ int pg_inst_follow(struct pg_inst *p, const char *host, uint16_t port, const cha
  * pg_inst_follow. */
 int pg_inst_demote(struct pg_inst *p, pg_done_fn cb, void *data) KEEL_MUST_CHECK;
 
+/* Make a running standby stop streaming, without a restart: keel_standby.conf without
+ * primary_conninfo, then pg_reload_conf() (PostgreSQL 15 ends its WAL receiver when the
+ * setting changes, and starts none while it is empty). A replica does this when the leader
+ * key lapses, so that it no longer confirms the old primary's commits (docs/internals/
+ * db_elect.md). -EINVAL if the server is not a running standby; pg_inst_follow undoes it. */
+int pg_inst_unfollow(struct pg_inst *p, pg_done_fn cb, void *data) KEEL_MUST_CHECK;
+
 /* ------------------------------------------------------------------------------------------
  * Observation
  * ------------------------------------------------------------------------------------------ */

@@ -16,6 +16,8 @@ static struct db_elect_in base(const char *self)
                              .pg_primary = false,
                              .pg_lsn = 1000,
                              .dcs_ok = true,
+                             .lease = 7,
+                             .leader_lease = 7, /* a key of ours is under our lease */
                              .lease_ms = LEASE};
     return in;
 }
@@ -84,15 +86,66 @@ Test(db_elect, primary_cut_from_etcd_fences_before_the_lease_can_lapse)
     cr_assert(o.fence && o.renew);
 }
 
-Test(db_elect, key_left_by_an_earlier_run_is_released)
+/* Issue 10 (A): after kill -9 and a quick restart, the key still names us but is under the
+ * earlier run's lease, which nobody renews; our new lease (and the fence deadline computed
+ * from it) says nothing about it. The node must not write until the key is under its lease. */
+Test(db_elect, key_under_an_earlier_lease_of_ours_is_not_ours)
 {
     struct db_elect_in in = base("db1");
     in.pg_primary = true;
     in.leader = "db1";
-    in.lease_valid_until_ms = 0;
+    in.leader_lease = 5; /* the earlier run's */
+    in.lease = 7;        /* ours, just granted and valid */
+    in.lease_valid_until_ms = in.now_ms + LEASE;
     struct db_elect_out o = decide(&in);
-    cr_assert(o.release && o.fence && !o.renew);
+    cr_assert_eq(o.role, DB_ROLE_FENCED, "writable under a lease it does not hold");
+    cr_assert(o.fence && !o.renew && !o.promote && !o.release);
+    cr_assert(o.take_over, "replace the key by compare-and-swap to hold it under our lease");
+    /* a replica (fenced by the earlier run) does not promote on that key either */
+    in.pg_primary = false;
+    o = decide(&in);
+    cr_assert(!o.promote && !o.fence && o.take_over);
+    cr_assert_neq(o.role, DB_ROLE_PRIMARY);
+    /* once the key is under our lease, it is ours */
+    in.leader_lease = 7;
+    o = decide(&in);
+    cr_assert(o.promote && o.renew && !o.take_over);
+}
+
+Test(db_elect, key_under_an_earlier_lease_without_our_lease_or_etcd)
+{
+    struct db_elect_in in = base("db1");
+    in.pg_primary = true;
+    in.leader = "db1";
+    in.leader_lease = 5;
+    in.lease = 0; /* no lease granted yet: nothing to take it over with */
+    struct db_elect_out o = decide(&in);
+    cr_assert(o.fence && !o.take_over && !o.renew);
     cr_assert_eq(o.role, DB_ROLE_FENCED);
+    in.lease = 7;
+    in.dcs_ok = false;
+    o = decide(&in);
+    cr_assert(o.fence && !o.take_over);
+}
+
+Test(db_elect, key_under_an_earlier_lease_with_postgres_down_is_released)
+{
+    struct db_elect_in in = base("db1");
+    in.pg_up = false;
+    in.leader = "db1";
+    in.leader_lease = 5;
+    struct db_elect_out o = decide(&in);
+    cr_assert(o.release && !o.take_over && !o.promote);
+    cr_assert_eq(o.role, DB_ROLE_UNKNOWN);
+}
+
+Test(db_elect, own_key_rule)
+{
+    cr_assert(db_elect_is_own_key("db1", "db1", 7, 7));
+    cr_assert_not(db_elect_is_own_key("db1", "db1", 5, 7), "name alone is not ownership");
+    cr_assert_not(db_elect_is_own_key("db1", "db1", 0, 0), "no lease: never ours");
+    cr_assert_not(db_elect_is_own_key("db1", "db2", 7, 7));
+    cr_assert_not(db_elect_is_own_key("db1", NULL, 7, 7));
 }
 
 Test(db_elect, old_primary_meeting_a_new_leader_fences_and_follows)

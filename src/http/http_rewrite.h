@@ -14,12 +14,14 @@ struct http_rewrite_req {
     const char *client_ip; /* appended to X-Forwarded-For */
     const char *proto;     /* X-Forwarded-Proto: "http" or "https" */
     const char *served_by; /* a web node's name: replaces any X-Served-By; NULL or "": none */
+    bool is_upgrade;       /* a protocol upgrade keel will tunnel (http_tunnel_requested): keep
+                            * Upgrade and send Connection: upgrade */
 };
 
 /* Write the request head for a server into out (HTTP/1.1, hop-by-hop headers and every
  * header named in Connection removed, except the framing headers Host, Content-Length and
- * Transfer-Encoding, which are never removed). Returns 0, or -ENOSPC when out is too small
- * (out is then left as it was). */
+ * Transfer-Encoding, which are never removed, and Upgrade when opt->is_upgrade). Returns 0,
+ * or -ENOSPC when out is too small (out is then left as it was). */
 int http_rewrite_request(const struct http_msg *req, const char *buf,
                          const struct http_rewrite_req *opt, struct buf *out) KEEL_MUST_CHECK;
 
@@ -29,6 +31,8 @@ struct http_rewrite_res {
     bool drop_framing;     /* remove Transfer-Encoding and Content-Length (body is de-chunked and
                             * delimited by close for an HTTP/1.0 client) */
     const char *served_by; /* a web node's name: replaces any X-Served-By; NULL or "": none */
+    bool is_upgrade;       /* a 101 that starts a tunnel: keep Upgrade, send Connection: upgrade
+                            * (is_close and is_keepalive_10 are then ignored) */
 };
 
 /* Write the response head for a client into out. Same rules and return as above. */

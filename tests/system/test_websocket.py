@@ -143,6 +143,8 @@ def ws_echo(conn, reader):
         try:
             op, payload = reader.read()
         except EOFError:
+            # The client half-closed: what the server still sends must reach it.
+            conn.sendall(ws_frame(OP_TEXT, b"after your EOF", mask=False))
             return
         if op in (OP_TEXT, OP_BINARY):
             conn.sendall(ws_frame(op, payload, mask=False))
@@ -158,12 +160,14 @@ def ws_echo(conn, reader):
 class WsClient:
     """A WebSocket client over a plain socket (RFC 6455 section 4.1)."""
 
-    def __init__(self, port, path="/ws/echo", timeout=20):
+    def __init__(self, port, path="/ws/echo", timeout=20, early=b""):
+        """early: bytes sent with the handshake, before the 101 arrives."""
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         key = base64.b64encode(os.urandom(16))
         self.sock.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: chat.example\r\n"
                           b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                          b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+                          b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                          + early)
         head, rest = _head_from(self.sock, b"")
         assert head is not None, "EOF before the 101"
         lines = head.decode("latin-1").split("\r\n")
@@ -334,6 +338,29 @@ def test_websocket_timeout_tunnel_on_the_web_node(env):
             data = b""
         assert data == b""
         assert time.monotonic() - idle_from >= 0.9
+    finally:
+        ws.close()
+    c.wait_tunnels_active(0)
+
+
+@pytest.mark.timeout(60)
+def test_websocket_frames_sent_before_the_101_and_half_close(env):
+    c = Chain(env)
+    # frames right behind the handshake (read by keel before the server's 101)
+    early = ws_frame(OP_TEXT, b"early one", mask=True) + ws_frame(OP_BINARY, b"\x00" * 3000,
+                                                                  mask=True)
+    ws = WsClient(c.lb.port, early=early)
+    try:
+        assert ws.read() == (OP_TEXT, b"early one")
+        assert ws.read() == (OP_BINARY, b"\x00" * 3000)
+        # half-close: the client stops sending; the EOF travels to the server, whose
+        # answer still comes back, then the server's close ends the tunnel on both hops
+        ws.send(OP_TEXT, b"last")
+        ws.sock.shutdown(socket.SHUT_WR)
+        assert ws.read() == (OP_TEXT, b"last")
+        assert ws.read() == (OP_TEXT, b"after your EOF")
+        ws.sock.settimeout(10)
+        assert ws.sock.recv(100) == b""
     finally:
         ws.close()
     c.wait_tunnels_active(0)

@@ -113,9 +113,11 @@ bool http_tunnel_requested(const struct http_msg *req, const char *buf)
 
 /* ---------------------------------------------------------------- lifecycle */
 
+/* The one transition function: states only move forward (open -> half-closed -> closed,
+ * or open -> closed). */
 static void ht_set_state(struct http_tunnel *t, enum ht_state to, const char *reason)
 {
-    if (t->state == HT_STATE_CLOSED) {
+    if (to <= t->state) {
         log_error("http", "tunnel: illegal transition %s -> %s (%s)", ht_state_names[t->state],
                   ht_state_names[to], reason);
         return;

@@ -417,6 +417,11 @@ def test_101_without_upgrade_request_is_502(env):
     with raw_request(c.web_port, "GET /ws/always101 HTTP/1.0\r\nHost: x\r\n"
                      "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n") as r:
         assert r.read_response().status == 502
+    # nor is one with a request body (keel does not tunnel those: documented policy)
+    with raw_request(c.web_port, "POST /ws/always101 HTTP/1.1\r\nHost: x\r\n"
+                     "Connection: Upgrade\r\nUpgrade: websocket\r\n"
+                     "Content-Length: 3\r\n\r\nabc") as r:
+        assert r.read_response().status == 502
     assert c.tunnels("lb") == (0, 0) and c.tunnels("web") == (0, 0)
 
 

@@ -195,16 +195,17 @@ class WsClient:
             pass
 
 
-def web_config(port, admin, echo_addr, tunnel=""):
+def web_config(port, admin, echo_addr, tunnel="", extra=""):
     return """global { workers 2; admin 127.0.0.1:%d; timeout_drain 2s; }
 site web {
     bind 127.0.0.1:%d;
     %s
     location = /hz { return 200 "ok"; }
     location /ws/ { proxy echo; }
+    %s
 }
 backend echo { server e %s; }
-""" % (admin, port, tunnel, echo_addr)
+""" % (admin, port, tunnel, extra, echo_addr)
 
 
 class Chain:
@@ -361,6 +362,32 @@ def test_websocket_frames_sent_before_the_101_and_half_close(env):
         assert ws.read() == (OP_TEXT, b"after your EOF")
         ws.sock.settimeout(10)
         assert ws.sock.recv(100) == b""
+    finally:
+        ws.close()
+    c.wait_tunnels_active(0)
+
+
+@pytest.mark.timeout(60)
+def test_websocket_survives_a_reload_of_the_web_node(env):
+    # like nginx and HAProxy, a reload leaves open tunnels on the old configuration
+    c = Chain(env)
+    ws = WsClient(c.lb.port)
+    try:
+        ws.send(OP_TEXT, b"before")
+        assert ws.read() == (OP_TEXT, b"before")
+        c.web.reload(web_config(c.web_port, c.web_admin, c.echo.addr,
+                                extra='location = /v2 { return 200 "v2"; }'))
+        kt.deadline_poll(lambda: kt.http_get(c.web_port, "/v2")[0] == 200, 10,
+                         what="the reloaded configuration serving")
+        ws.send(OP_TEXT, b"after")
+        assert ws.read() == (OP_TEXT, b"after")
+        ws2 = WsClient(c.lb.port)
+        try:
+            ws2.send(OP_BINARY, b"new")
+            assert ws2.read() == (OP_BINARY, b"new")
+            c.wait_tunnels_active(2)
+        finally:
+            ws2.close()
     finally:
         ws.close()
     c.wait_tunnels_active(0)

@@ -8,6 +8,7 @@
 #include "http/http_tunnel.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -287,13 +288,29 @@ static void relay(struct http_tunnel *t)
     }
 }
 
+/* Whether fd is in error or hung up now (poll with a zero timeout: never blocks). */
+static bool is_hung_up(int fd)
+{
+    struct pollfd pfd = {.fd = fd, .events = 0};
+    int n;
+    do {
+        n = poll(&pfd, 1, 0);
+    } while (n == -1 && errno == EINTR);
+    return n == 1 && (pfd.revents & (POLLERR | POLLHUP)) != 0;
+}
+
 static void on_event(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 {
     struct http_tunnel *t = io->data;
     if (io->events == 0 && events != 0) {
-        /* epoll reports an error or hangup even on a socket asked for nothing (ev.c turns
-         * it into EV_READ). Nothing would read or write it, so act now or spin: a socket
-         * whose both directions are finished is just forgotten, any other was reset. */
+        /* Nothing is asked of this socket. Either the event was collected before relay()
+         * (for the other socket, in the same batch) dropped the interest, or epoll reports
+         * an error or hangup, which it does even on a socket asked for nothing (ev.c turns
+         * it into EV_READ): then act now or spin. A socket whose both directions are
+         * finished is just forgotten; any other was reset. */
+        if (!is_hung_up(io->fd)) {
+            return;
+        }
         bool is_client = io == &t->cio;
         bool is_done =
             is_client ? t->up.is_eof && t->down.is_shut : t->down.is_eof && t->up.is_shut;

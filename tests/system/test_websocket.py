@@ -367,6 +367,51 @@ def test_websocket_frames_sent_before_the_101_and_half_close(env):
     c.wait_tunnels_active(0)
 
 
+@pytest.mark.timeout(120)
+def test_websocket_back_pressure_keeps_keel_memory_bounded(env):
+    # The client sends without reading: the echo server blocks writing, stops reading, and
+    # the stall must travel back hop by hop to the client (bounded buffers in keel), not
+    # pile up in keel's memory. Then everything is read back intact.
+    c = Chain(env)
+    ws = WsClient(c.lb.port)
+    frame_len, n_frames = 1 << 20, 48
+    payload = bytes(range(256)) * (frame_len // 256)
+    # A zero masking key keeps the frame a plain copy of the payload (cheap to send fast).
+    head = bytes([0x80 | OP_BINARY, 0x80 | 127]) + struct.pack("!Q", frame_len) + b"\0" * 4
+    base = {k.pid: k.rss_kib() for k in (c.lb, c.web)}
+    sent = [0]
+    done = threading.Event()
+
+    def sender():
+        try:
+            for _ in range(n_frames):
+                ws.sock.sendall(head + payload)
+                sent[0] += 1
+        except OSError:
+            pass
+        done.set()
+    threading.Thread(target=sender, daemon=True).start()
+    # wait until the sender stalls (no progress for 1 s) or is done
+    last, last_change = -1, time.monotonic()
+    deadline = time.monotonic() + 60
+    while not done.is_set() and time.monotonic() < deadline:
+        if sent[0] != last:
+            last, last_change = sent[0], time.monotonic()
+        elif time.monotonic() - last_change > 1.0:
+            break
+        time.sleep(0.05)
+    grown = {k.pid: k.rss_kib() - base[k.pid] for k in (c.lb, c.web)}
+    print("frames sent before the stall: %d of %d; keel RSS growth (KiB): %s"
+          % (sent[0], n_frames, grown))
+    assert all(g < 8 * 1024 for g in grown.values()), grown
+    for i in range(n_frames):
+        op, got = ws.read()
+        assert op == OP_BINARY and got == payload, "frame %d came back different" % i
+    assert done.wait(10)
+    ws.close()
+    c.wait_tunnels_active(0)
+
+
 @pytest.mark.timeout(60)
 def test_websocket_survives_a_reload_of_the_web_node(env):
     # like nginx and HAProxy, a reload leaves open tunnels on the old configuration

@@ -140,6 +140,7 @@ struct conf_frontend {
     uint32_t timeout_header_ms;     /* default 10000: full request head must arrive */
     uint32_t timeout_idle_ms;       /* default 60000: keep-alive idle between requests */
     uint32_t timeout_client_ms;     /* default 60000: client inactivity mid-request */
+    uint32_t timeout_tunnel_ms;     /* default 3600000: idle upgraded (101) connection */
     uint64_t max_body;              /* bytes, 0 = unlimited (default) */
     uint32_t max_header;            /* bytes of the request head, default 16384 -> 431 */
     uint32_t max_request_line;      /* bytes, default 8192 -> 414 */

@@ -77,6 +77,7 @@ struct hp_conn {
     size_t rhead_sent;
     bool body_consumed; /* some body bytes were dropped from `in`: no retry possible */
     bool is_idempotent;
+    bool is_upgrade; /* asks for a protocol upgrade keel tunnels (http_tunnel_requested) */
     uint32_t retries_left;
     bool stale_retry_used;
     struct lb_waiter waiter;

@@ -24,6 +24,7 @@
 #include "http/http_path.h"
 #include "http/http_rewrite.h"
 #include "http/http_static.h"
+#include "http/http_tunnel.h"
 #include "lb/lb.h"
 
 /* Buffers start small and grow once, to their maximum, when a head or a body needs it:
@@ -586,8 +587,13 @@ static void start_request(struct hp_conn *c)
         hp_fail(c, 413, "request body larger than max_body");
         return;
     }
-    struct http_rewrite_req opt = {
-        .client_ip = c->peer_ip, .proto = "http", .served_by = cf->served_by};
+    /* An upgrade with a request body is not tunnelled: where the body would end and the
+     * new protocol begin is not worth the ambiguity (WebSocket handshakes have none). */
+    c->is_upgrade = c->req_body.is_done && http_tunnel_requested(&c->req, buf);
+    struct http_rewrite_req opt = {.client_ip = c->peer_ip,
+                                   .proto = "http",
+                                   .served_by = cf->served_by,
+                                   .is_upgrade = c->is_upgrade};
     int rc = http_rewrite_request(&c->req, buf, &opt, &c->rhead);
     if (rc == -ENOSPC && buf_grow(&c->rhead, cf->max_header + HP_RHEAD_EXTRA) == 0) {
         rc = http_rewrite_request(&c->req, buf, &opt, &c->rhead);
@@ -993,6 +999,40 @@ static void start_response(struct hp_conn *c)
     c->res_scanned = c->res_sent = 0;
 }
 
+/* 101 to an upgrade request: the 101 head goes into out, then the connection is handed to
+ * http_tunnel.c with everything buffered either way, and this hp_conn is freed. */
+static void start_tunnel(struct hp_conn *c)
+{
+    struct lb_upstream *up = c->up;
+    if (c->rhead_sent < c->rhead.len) {
+        hp_fail(c, 502, "server switched protocols before reading the request");
+        return;
+    }
+    struct http_rewrite_res opt = {.served_by = c->fe->conf->served_by, .is_upgrade = true};
+    if (http_rewrite_response(&c->res, buf_head(&up->in), &opt, &c->out) != 0 &&
+        (buf_grow(&c->out, HP_OUT_MAX) != 0 ||
+         http_rewrite_response(&c->res, buf_head(&up->in), &opt, &c->out) != 0)) {
+        hp_fail(c, 502, "response head too large");
+        return;
+    }
+    buf_consume(&up->in, c->res.head_len);
+    c->status = 101;
+    metrics_add(&metrics_local(up->srv->metrics)->requests[1], 1);
+    metrics_backend_observe(c->be->metrics, monotonic_us() - c->t_sent_us);
+    hp_account(c);
+    ev_io_stop(c->w->loop, &c->io);
+    ev_timer_stop(c->w->loop, &c->timer);
+    ev_timer_stop(c->w->loop, &up->timer);
+    if (http_tunnel_start(c) != 0) {
+        hp_close(c, "cannot start the tunnel");
+        return;
+    }
+    /* The tunnel owns the sockets, the server slot and the bytes now: free only the rest. */
+    hp_set_state(c, HP_STATE_CLOSED, "upgraded to a tunnel");
+    lb_worker_conn_remove(c->w, &c->base);
+    ev_defer(c->w->loop, &c->defer, hp_free, c);
+}
+
 /* Interim (1xx) responses are passed to HTTP/1.1 clients and skipped for 1.0 ones. */
 static void forward_interim(struct hp_conn *c)
 {
@@ -1029,7 +1069,11 @@ static void parse_response(struct hp_conn *c)
             return;
         }
         if (c->res.status == 101) {
-            hp_fail(c, 502, "server switched protocols without being asked");
+            if (!c->is_upgrade) {
+                hp_fail(c, 502, "server switched protocols without being asked");
+            } else {
+                start_tunnel(c);
+            }
             return;
         }
         if (c->res.status < 200) {

@@ -109,9 +109,13 @@ static int connection_tokens(const struct http_msg *m, const char *buf, struct t
     return 0;
 }
 
-/* Whether header h must not be forwarded. */
-static bool drop_header(const char *name, size_t len, const struct token_list *tl)
+/* Whether header h must not be forwarded. Upgrade is kept only for a tunnel
+ * (RFC 9110 section 7.8), even when Connection names it. */
+static bool drop_header(const char *name, size_t len, const struct token_list *tl, bool is_upgrade)
 {
+    if (is_upgrade && name_is(name, len, "upgrade")) {
+        return false;
+    }
     if (http_is_hop_by_hop(name, len)) {
         return true;
     }
@@ -181,7 +185,7 @@ int http_rewrite_request(const struct http_msg *req, const char *buf,
         const struct http_header *h = &req->headers[i];
         const char *name = buf + h->name.off;
         size_t nl = h->name.len;
-        if (drop_header(name, nl, &tl) || is_underscore_variant(name, nl) ||
+        if (drop_header(name, nl, &tl, opt->is_upgrade) || is_underscore_variant(name, nl) ||
             name_is(name, nl, "x-forwarded-proto") || name_is(name, nl, "x-forwarded-host") ||
             (has_text(opt->served_by) && name_is(name, nl, "x-served-by"))) {
             continue;
@@ -209,6 +213,9 @@ int http_rewrite_request(const struct http_msg *req, const char *buf,
          * as RFC 9110 section 7.2 says for a target without an authority. */
         ok = put_str(out, "Host: \r\n");
     }
+    if (ok && opt->is_upgrade) {
+        ok = put_str(out, "Connection: upgrade\r\n");
+    }
     ok = ok && put_served_by(out, opt->served_by) && put(out, "\r\n", 2);
     if (!ok) {
         out->len = saved;
@@ -234,7 +241,7 @@ int http_rewrite_response(const struct http_msg *res, const char *buf,
         const struct http_header *h = &res->headers[i];
         const char *name = buf + h->name.off;
         size_t nl = h->name.len;
-        if (drop_header(name, nl, &tl) ||
+        if (drop_header(name, nl, &tl, opt->is_upgrade) ||
             (has_text(opt->served_by) && name_is(name, nl, "x-served-by"))) {
             continue;
         }
@@ -246,7 +253,9 @@ int http_rewrite_response(const struct http_msg *res, const char *buf,
         }
         ok = put_header(out, buf, h);
     }
-    if (ok && opt->is_close) {
+    if (ok && opt->is_upgrade) {
+        ok = put_str(out, "Connection: upgrade\r\n");
+    } else if (ok && opt->is_close) {
         ok = put_str(out, "Connection: close\r\n");
     } else if (ok && opt->is_keepalive_10) {
         ok = put_str(out, "Connection: keep-alive\r\n");

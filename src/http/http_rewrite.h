@@ -14,14 +14,17 @@ struct http_rewrite_req {
     const char *client_ip; /* appended to X-Forwarded-For */
     const char *proto;     /* X-Forwarded-Proto: "http" or "https" */
     const char *served_by; /* a web node's name: replaces any X-Served-By; NULL or "": none */
+    bool is_upgrade;       /* a protocol upgrade keel will tunnel (http_tunnel_requested): keep
+                            * Upgrade and send Connection: upgrade */
 };
 
 /* Write the request head for a server into out (HTTP/1.1, hop-by-hop headers and every
  * header named in Connection removed, except the framing headers Host, Content-Length and
  * Transfer-Encoding and the headers keel writes, X-Forwarded-For/-Proto/-Host and
- * X-Served-By, which are never removed; spellings of those with '_' are dropped). Returns 0,
- * -ENOSPC when out is too small (out is then left as it was), or -KEEL_EHTTP_BAD_REQUEST
- * when Connection names more headers than keel can remove (16): answer 400. */
+ * X-Served-By, which are never removed; spellings of those with '_' are dropped; Upgrade is
+ * kept when opt->is_upgrade). Returns 0, -ENOSPC when out is too small (out is then left as
+ * it was), or -KEEL_EHTTP_BAD_REQUEST when Connection names more headers than keel can remove
+ * (16): answer 400. */
 int http_rewrite_request(const struct http_msg *req, const char *buf,
                          const struct http_rewrite_req *opt, struct buf *out) KEEL_MUST_CHECK;
 
@@ -31,6 +34,8 @@ struct http_rewrite_res {
     bool drop_framing;     /* remove Transfer-Encoding and Content-Length (body is de-chunked and
                             * delimited by close for an HTTP/1.0 client) */
     const char *served_by; /* a web node's name: replaces any X-Served-By; NULL or "": none */
+    bool is_upgrade;       /* a 101 that starts a tunnel: keep Upgrade, send Connection: upgrade
+                            * (is_close and is_keepalive_10 are then ignored) */
 };
 
 /* Write the response head for a client into out. Same rules and returns as above, with

@@ -212,6 +212,24 @@ static void render_frontends(struct metrics_out *o, struct metrics_frontend *hea
     }
 }
 
+/* Upgraded connections (WebSocket and other 101 tunnels, http_tunnel.c). */
+static void render_tunnels(struct metrics_out *o, struct metrics_frontend *head)
+{
+    metrics_out_printf(o, "# HELP keel_frontend_tunnels_total Connections upgraded to a tunnel "
+                          "(101 Switching Protocols).\n"
+                          "# TYPE keel_frontend_tunnels_total counter\n");
+    for (struct metrics_frontend *m = head; m != NULL; m = m->next) {
+        metrics_out_printf(o, "keel_frontend_tunnels_total{frontend=\"%s\"} %lu\n", m->name,
+                           (unsigned long)SUM(m, tunnels_opened));
+    }
+    metrics_out_printf(o, "# HELP keel_frontend_tunnels_active Tunnels open.\n"
+                          "# TYPE keel_frontend_tunnels_active gauge\n");
+    for (struct metrics_frontend *m = head; m != NULL; m = m->next) {
+        metrics_out_printf(o, "keel_frontend_tunnels_active{frontend=\"%s\"} %ld\n", m->name,
+                           (long)(SUM(m, tunnels_opened) - SUM(m, tunnels_closed)));
+    }
+}
+
 static void render_backends(struct metrics_out *o, struct metrics_backend *head)
 {
     metrics_out_printf(o, "# HELP keel_backend_requests_total Requests answered through the "
@@ -325,6 +343,7 @@ void metrics_render(struct metrics_out *out, metrics_gauges_fn gauges, void *dat
     struct metrics_server *s;
     load_snapshot(&f, &b, &s);
     render_frontends(out, f);
+    render_tunnels(out, f);
     render_backends(out, b);
     render_servers(out, s);
     if (gauges != NULL) {

@@ -34,8 +34,10 @@ struct metrics_frontend_c {
     _Atomic uint64_t connections_closed;
     _Atomic uint64_t bytes_in;
     _Atomic uint64_t bytes_out;
-    _Atomic uint64_t errors_parse;  /* 4xx answered by keel for malformed requests */
-    _Atomic uint64_t accept_pauses; /* no descriptor to spare: accepting paused (fdlimit.h) */
+    _Atomic uint64_t errors_parse;   /* 4xx answered by keel for malformed requests */
+    _Atomic uint64_t accept_pauses;  /* no descriptor to spare: accepting paused (fdlimit.h) */
+    _Atomic uint64_t tunnels_opened; /* 101 Switching Protocols relayed (http_tunnel.c) */
+    _Atomic uint64_t tunnels_closed; /* opened minus closed = active */
 } __attribute__((aligned(64)));
 
 struct metrics_frontend {

@@ -240,3 +240,39 @@ Test(rewrite, regression_too_many_connection_tokens_refused)
     cr_assert_eq(http_rewrite_response(&msg, text, &so, &out), -KEEL_EHTTP_BAD_RESPONSE);
     buf_fini(&out);
 }
+
+/* An upgrade keel tunnels keeps Upgrade (even when Connection names it) and says
+ * Connection: upgrade; the other hop-by-hop headers still go. */
+Test(rewrite, upgrade_request_keeps_upgrade_and_connection_upgrade)
+{
+    parse("GET /chat HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Upgrade, X-Secret\r\n"
+          "Upgrade: websocket\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\n"
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+          false);
+    struct http_rewrite_req opt = {.client_ip = "10.1.2.3", .proto = "http", .is_upgrade = true};
+    cr_assert_eq(http_rewrite_request(&msg, text, &opt, &out), 0);
+    char r[4096];
+    snprintf(r, sizeof(r), "%.*s", (int)out.len, buf_head(&out));
+    buf_fini(&out);
+    cr_assert(strstr(r, "Upgrade: websocket\r\n") != NULL, "%s", r);
+    cr_assert(strstr(r, "Connection: upgrade\r\n") != NULL, "%s", r);
+    cr_assert(strstr(r, "keep-alive") == NULL, "%s", r);
+    cr_assert(strstr(r, "Keep-Alive") == NULL, "%s", r);
+    cr_assert(strstr(r, "X-Secret") == NULL, "%s", r);
+    cr_assert(strstr(r, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n") != NULL, "%s", r);
+}
+
+Test(rewrite, upgrade_response_101_keeps_upgrade_without_close)
+{
+    parse("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+          true);
+    struct http_rewrite_res opt = {.is_upgrade = true, .is_close = true};
+    cr_assert_eq(http_rewrite_response(&msg, text, &opt, &out), 0);
+    char r[4096];
+    snprintf(r, sizeof(r), "%.*s", (int)out.len, buf_head(&out));
+    buf_fini(&out);
+    cr_assert_str_eq(r, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                        "Connection: upgrade\r\n\r\n");
+}

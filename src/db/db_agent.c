@@ -31,6 +31,7 @@
 #include "db/db_secret.h"
 #include "db/etcd.h"
 #include "db/pg_inst.h"
+#include "db/pg_sockdir.h"
 #include "db/pg_status.h"
 #include "monitor/admin.h"
 #include "monitor/metrics.h"
@@ -65,13 +66,32 @@ void db_agent_ignore(void *data, const struct etcd_result *res)
     (void)res;
 }
 
+/* Whether an operation may start now (not while backing off after failures); names it. */
+static bool op_may_start(struct db_agent *a, const char *what)
+{
+    if (!db_retry_is_due(&a->retry, ev_now_ms(a->loop))) {
+        return false;
+    }
+    (void)snprintf(a->op_what, sizeof(a->op_what), "%s", what);
+    return true;
+}
+
 void db_agent_op_done(void *data, int rc, const char *reason)
 {
     struct db_agent *a = data;
+    uint64_t now = ev_now_ms(a->loop);
     a->is_op_busy = false;
-    if (rc != 0) {
-        log_warn("db", "%s: PostgreSQL operation failed: %s", a->self,
-                 reason != NULL ? reason : strerror(-rc));
+    if (rc != 0 && rc != -ECANCELED) {
+        db_retry_failed(&a->retry, now, a->op_what, reason != NULL ? reason : strerror(-rc));
+        log_warn("db", "%s: %s failed (attempt %u, failing for %lu s): %s; next attempt in %.1f s",
+                 a->self, a->op_what, a->retry.attempts,
+                 (unsigned long)((now - a->retry.since_ms) / 1000), a->retry.last_error,
+                 db_retry_delay_ms(a->retry.attempts) / 1000.0);
+    } else if (rc == 0 && db_retry_is_stuck(&a->retry)) {
+        uint64_t since = a->retry.since_ms;
+        uint32_t n = db_retry_succeeded(&a->retry);
+        log_notice("db", "%s: %s succeeded after %u failed attempts over %lu s", a->self,
+                   a->op_what, n, (unsigned long)((now - since) / 1000));
     }
     if (a->is_stopping) {
         a->is_stopped = true;
@@ -217,7 +237,9 @@ static void acquire(struct db_agent *a)
 static void follow(struct db_agent *a, bool is_bootstrapped)
 {
     const char *host = addr_of(a, a->leader);
-    if (host == NULL || a->is_op_busy) {
+    char what[80];
+    (void)snprintf(what, sizeof(what), "%s %s", is_bootstrapped ? "follow" : "copy", a->leader);
+    if (host == NULL || a->is_op_busy || !op_may_start(a, what)) {
         return;
     }
     a->is_op_busy = true;
@@ -228,6 +250,7 @@ static void follow(struct db_agent *a, bool is_bootstrapped)
     if (rc != 0) {
         a->is_op_busy = false;
         log_warn("db", "%s: cannot follow %s: %s", a->self, a->leader, strerror(-rc));
+        db_retry_failed(&a->retry, ev_now_ms(a->loop), what, strerror(-rc));
         return;
     }
     log_notice("db", "%s: %s %s", a->self, is_bootstrapped ? "following" : "copying", a->leader);
@@ -256,6 +279,7 @@ static void fence(struct db_agent *a, const char *why)
     a->is_fenced = true;
     a->fenced_at_ms = ev_now_ms(a->loop);
     a->follows[0] = '\0';
+    (void)snprintf(a->op_what, sizeof(a->op_what), "restart read-only (fence)");
     int rc = pg_inst_demote(a->pg, on_demoted, a);
     if (rc != 0) {
         a->is_op_busy = false;
@@ -267,9 +291,11 @@ static void fence(struct db_agent *a, const char *why)
 
 void db_agent_run_op(struct db_agent *a, int rc, const char *what)
 {
+    (void)snprintf(a->op_what, sizeof(a->op_what), "%s", what);
     if (rc != 0) {
         a->is_op_busy = false;
         log_warn("db", "%s: cannot %s: %s", a->self, what, strerror(-rc));
+        db_retry_failed(&a->retry, ev_now_ms(a->loop), what, strerror(-rc));
     }
 }
 
@@ -310,7 +336,7 @@ void db_agent_act_stopped(struct db_agent *a)
     if (!leader_self) {
         if (!a->has_leader && !others_live && (!bootstrapped || !was_standby)) {
             acquire(a); /* the first node, or a primary coming back to an empty cluster */
-        } else if (bootstrapped && was_standby && !a->is_op_busy) {
+        } else if (bootstrapped && was_standby && !a->is_op_busy && op_may_start(a, "start")) {
             a->is_op_busy = true; /* a replica starts and competes or follows from there */
             db_agent_run_op(a, pg_inst_start(a->pg, db_agent_op_done, a), "start");
         }
@@ -326,6 +352,9 @@ void db_agent_act_stopped(struct db_agent *a)
     }
     if (a->lease_valid_until_ms == 0 || a->is_op_busy) {
         return; /* a key of an earlier run: db_elect releases it once PostgreSQL runs */
+    }
+    if (!op_may_start(a, bootstrapped ? "start" : "bootstrap")) {
+        return; /* backing off after failures */
     }
     if (a->pg_down_at_ms == 0) {
         a->pg_down_at_ms = ev_now_ms(a->loop); /* it died during this turn */
@@ -426,7 +455,7 @@ static void act(struct db_agent *a)
         follow(a, true); /* stops, rewinds if it diverged, starts as a replica */
     } else if (out.fence) {
         fence(a, out.reason);
-    } else if (out.promote) {
+    } else if (out.promote && op_may_start(a, "promote")) {
         a->is_op_busy = true;
         db_agent_run_op(a, pg_inst_promote(a->pg, on_promoted, a), "promote");
     } else if (out.role == DB_ROLE_PRIMARY && a->pg_primary) {
@@ -691,17 +720,20 @@ static int prepare_dirs(struct db_agent *a, struct errbuf *eb)
         errbuf_set(eb, "user %s does not exist", a->db.user);
         return -ENOENT;
     }
-    /* A Unix socket path is short (PostgreSQL allows 80 bytes for the directory), data
-     * directories need not be: a short directory named after a hash of the data dir. */
-    uint32_t h = 2166136261u;
-    for (const char *c = a->db.data_dir; *c != '\0'; c++) {
-        h = (h ^ (uint8_t)*c) * 16777619u;
+    /* keel sends passwords over the socket and trusts its answers: a directory only root
+     * and the user can touch, with a short path whatever the data directory's length. */
+    bool is_cleaned = false;
+    int rc =
+        pg_sockdir_path(PG_SOCKDIR_PARENT, a->db.data_dir, a->socket_dir, sizeof(a->socket_dir));
+    rc = rc != 0 ? rc : pg_sockdir_prepare(a->socket_dir, pw->pw_uid, pw->pw_gid, &is_cleaned, eb);
+    if (rc != 0) {
+        a->socket_dir[0] = '\0'; /* not ours: never removed */
+        return rc;
     }
-    (void)snprintf(a->socket_dir, sizeof(a->socket_dir), "/tmp/keel-pg-%08x", h);
-    if ((mkdir(a->socket_dir, 0700) != 0 && errno != EEXIST) ||
-        chown(a->socket_dir, pw->pw_uid, pw->pw_gid) != 0) {
-        errbuf_set(eb, "cannot prepare %s: %s", a->socket_dir, strerror(errno));
-        return -errno;
+    a->socket_uid = pw->pw_uid;
+    if (is_cleaned) {
+        log_notice("db", "%s: removed the stale socket files an earlier run left in %s", a->self,
+                   a->socket_dir);
     }
     return 0;
 }
@@ -738,6 +770,7 @@ static int start_parts(struct db_agent *a, const struct conf *conf, struct errbu
                               .bindir = a->db.bindir,
                               .datadir = a->db.data_dir,
                               .socket_dir = a->socket_dir,
+                              .is_sockdir_checked = true,
                               .user = a->db.user,
                               .listen_addr = a->self_addr,
                               .port = (uint16_t)a->db.pg_port,
@@ -851,8 +884,9 @@ void db_agent_free(struct db_agent *a)
     admin_stop(a->api);
     etcd_free(a->etcd);
     pg_inst_free(a->pg);
-    if (a->socket_dir[0] != '\0') {
-        (void)rmdir(a->socket_dir); /* empty once PostgreSQL stopped; else it stays */
+    struct errbuf eb;
+    if (a->socket_dir[0] != '\0' && pg_sockdir_remove(a->socket_dir, a->socket_uid, &eb) != 0) {
+        log_notice("db", "%s: socket directory left in place: %s", a->self, eb.msg);
     }
     free(a);
 }
@@ -890,6 +924,7 @@ void db_agent_metrics(const struct db_agent *a, struct metrics_out *out)
                        n, (int)a->role, n, (unsigned long)lag_bytes(a), n,
                        a->pg_primary ? 0.0 : a->lag_ms / 1000.0, n, (unsigned long)a->promotions, n,
                        (unsigned long)a->leader_changes);
+    db_retry_metrics(&a->retry, ev_now_ms(a->loop), n, out);
 }
 
 void db_agent_status_json(const struct db_agent *a, struct metrics_out *out)
@@ -901,9 +936,11 @@ void db_agent_status_json(const struct db_agent *a, struct metrics_out *out)
     metrics_out_printf(out,
                        "{\"database\":\"%s\",\"role\":\"%s\",\"leader\":\"%s\",\"postgres\":\"%s\","
                        "\"lsn\":%lu,\"lag_bytes\":%lu,\"lag_seconds\":%.3f,\"promotions\":%lu,"
-                       "\"leader_changes\":%lu}",
+                       "\"leader_changes\":%lu,\"stuck\":",
                        a->db.name, db_role_name(a->role), a->has_leader ? a->leader : "",
                        pg_inst_state_name(pg_inst_state(a->pg)), (unsigned long)a->pg_lsn,
                        (unsigned long)lag_bytes(a), a->pg_primary ? 0.0 : a->lag_ms / 1000.0,
                        (unsigned long)a->promotions, (unsigned long)a->leader_changes);
+    db_retry_json(&a->retry, ev_now_ms(a->loop), out);
+    metrics_out_printf(out, "}");
 }

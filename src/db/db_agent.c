@@ -87,12 +87,7 @@ void db_agent_op_done(void *data, int rc, const char *reason)
                  a->self, a->op_what, a->retry.attempts,
                  (unsigned long)((now - a->retry.since_ms) / 1000), a->retry.last_error,
                  db_retry_delay_ms(a->retry.attempts) / 1000.0);
-    } else if (rc == 0 && db_retry_is_stuck(&a->retry)) {
-        uint64_t since = a->retry.since_ms;
-        uint32_t n = db_retry_succeeded(&a->retry);
-        log_notice("db", "%s: %s succeeded after %u failed attempts over %lu s", a->self,
-                   a->op_what, n, (unsigned long)((now - since) / 1000));
-    }
+    } /* a success ends the run only once the node is healthy (on_status) */
     if (a->is_stopping) {
         a->is_stopped = true;
         return;
@@ -435,14 +430,17 @@ static void act(struct db_agent *a)
     }
     uint64_t now_ms = ev_now_ms(a->loop);
     bool is_stalled = a->primary_lsn > a->pg_lsn && now_ms >= a->lsn_moved_ms + 5000;
+    bool is_refollow = false;
     if (out.role == DB_ROLE_REPLICA && !out.follow && (!a->streaming || is_stalled)) {
         /* Following the leader but not receiving from it (on a branch it cannot follow, or a
          * connection that does not come back): rewind and follow again after 5 s. */
         a->unstreaming_since_ms = a->unstreaming_since_ms != 0 ? a->unstreaming_since_ms : now_ms;
-        if (now_ms >= a->unstreaming_since_ms + 5000 && leader_ready(a)) {
+        if (now_ms >= a->unstreaming_since_ms + 5000 && leader_ready(a) &&
+            db_retry_is_due(&a->retry, now_ms)) {
             log_warn("db", "%s: nothing received from %s for 5 s: rewinding and following again",
                      a->self, a->leader);
             out.follow = true;
+            is_refollow = true;
         }
     } else {
         a->unstreaming_since_ms = 0;
@@ -453,6 +451,12 @@ static void act(struct db_agent *a)
     if (out.follow) {
         a->unstreaming_since_ms = 0;
         follow(a, true); /* stops, rewinds if it diverged, starts as a replica */
+        if (is_refollow && a->is_op_busy) {
+            /* A retry: the follow before did not get this node streaming. */
+            char why[96];
+            (void)snprintf(why, sizeof(why), "nothing received from %s for 5 s", a->leader);
+            db_retry_failed(&a->retry, now_ms, a->op_what, why);
+        }
     } else if (out.fence) {
         fence(a, out.reason);
     } else if (out.promote && op_may_start(a, "promote")) {
@@ -511,6 +515,13 @@ static void on_status(void *data, int rc, const char *reason, const struct pg_st
             }
             a->replica_ok = a->replica_ok || (strcmp(s->state, "streaming") == 0 &&
                                               st->current_lsn - s->replay_lsn <= a->db.max_lag);
+        }
+        if ((a->pg_primary || a->streaming) && db_retry_is_stuck(&a->retry)) {
+            uint64_t since = a->retry.since_ms;
+            uint32_t n = db_retry_succeeded(&a->retry);
+            log_notice("db", "%s: recovered (%s) after %u failed attempts over %lu s", a->self,
+                       a->pg_primary ? "a primary" : "streaming", n,
+                       (unsigned long)((ev_now_ms(a->loop) - since) / 1000));
         }
         if (a->pg_primary) {
             a->primary_lsn = st->current_lsn;

@@ -2,9 +2,9 @@
 /* The database agent's retries of PostgreSQL operations (start, follow, copy, bootstrap,
  * promote) after failures: exponential backoff, DB_RETRY_FIRST_MS doubled per consecutive
  * failure up to DB_RETRY_CAP_MS, and what the node is stuck on (the operation, since when,
- * how many attempts, the last error) for /status, `keel status` and /metrics. A success of
- * any operation ends the run of failures. Bookkeeping and its output: no I/O, no clock of its
- * own. */
+ * how many attempts, the last error) for /status, `keel status` and /metrics. The run of
+ * failures ends when the agent sees the node healthy (a primary, or a streaming replica).
+ * Bookkeeping and its output: no I/O, no clock of its own. */
 #ifndef KEEL_DB_DB_RETRY_H
 #define KEEL_DB_DB_RETRY_H
 
@@ -30,7 +30,7 @@ uint32_t db_retry_delay_ms(uint32_t attempts);
  * next attempt's time. Strings are copied (cut to fit). */
 void db_retry_failed(struct db_retry *r, uint64_t now_ms, const char *what, const char *error);
 
-/* An operation succeeded: the run of failures ends. Returns the number of failed attempts it
+/* The node is healthy again: the run of failures ends. Returns the number of failed attempts it
  * had (0: none), for the log. */
 uint32_t db_retry_succeeded(struct db_retry *r);
 

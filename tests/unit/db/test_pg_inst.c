@@ -873,7 +873,13 @@ Test(pg_inst, stop_cancels_and_bad_uses)
     memset(&d1, 0, sizeof(d1));
     cr_assert_eq(pg_inst_init_primary(p, on_done, &d1), 0);
     cr_assert_eq(pg_inst_promote(p, on_done, &d3), -EBUSY);
-    run_for(100);
+    /* Until initdb wrote something (not a fixed time: a loaded machine may take longer). */
+    char sub[128];
+    (void)snprintf(sub, sizeof(sub), "%s/a/global", tmp);
+    uint64_t deadline = mono_ms() + WAIT_MS;
+    while (access(sub, F_OK) != 0 && mono_ms() < deadline) {
+        run_for(5);
+    }
     cr_assert_eq(pg_inst_state(p), PG_INST_INITDB);
     cr_assert_eq(pg_inst_stop(p, PG_STOP_FAST, on_done, &d2), 0);
     cr_assert_eq(pg_inst_stop(p, PG_STOP_IMMEDIATE, on_done, &d3), -EALREADY);

@@ -92,7 +92,7 @@ struct pg_inst {
     uint32_t start_timeout_ms, stop_timeout_ms, tool_timeout_ms;
     bool is_nosync;
     bool is_sockdir_checked;
-    bool is_socket_dir_bad; /* the last check failed (logged once per failure period) */
+    bool is_sockdir_bad; /* the last check failed (logged once per failure period) */
     struct app_ids ids;
     char keel_user[64];   /* keel's own OS user, mapped to user in pg_ident.conf */
     char ctx[80];         /* "pg NAME" */
@@ -383,8 +383,8 @@ static void step_basebackup(struct pg_inst *p)
 
 /* Bring a data directory that was not shut down cleanly to a clean shutdown, as pg_rewind
  * requires (Patroni does the same): single-user mode runs crash recovery and a shutdown
- * checkpoint. pg_rewind would do it itself, but with its output in /dev/null, and it fails
- * when standby.signal is there (a fenced primary whose read-only restart failed). */
+ * checkpoint. pg_rewind would do it itself, but fails when standby.signal is there (a fenced
+ * primary whose read-only restart failed), and no retry would ever get past that. */
 static void step_recover(struct pg_inst *p)
 {
     struct pg_control ctl;
@@ -458,12 +458,12 @@ static int check_socket_dir(void *data, struct errbuf *eb)
 {
     struct pg_inst *p = data;
     int rc = pg_sockdir_check(p->socket_dir, owner_uid(p), eb);
-    if (rc != 0 && !p->is_socket_dir_bad) {
+    if (rc != 0 && !p->is_sockdir_bad) {
         log_error(p->ctx, "not connecting to PostgreSQL: %s", eb->msg);
-    } else if (rc == 0 && p->is_socket_dir_bad) {
+    } else if (rc == 0 && p->is_sockdir_bad) {
         log_notice(p->ctx, "socket directory %s passes its check again", p->socket_dir);
     }
-    p->is_socket_dir_bad = rc != 0;
+    p->is_sockdir_bad = rc != 0;
     return rc;
 }
 

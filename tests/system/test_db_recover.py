@@ -30,6 +30,7 @@ DBS = [("db1", "127.0.0.122"), ("db2", "127.0.0.123")]
 pytestmark = needs_db
 
 REFUSED = r"the database agent cannot start"
+NOT_STARTING = r"not starting PostgreSQL: "
 
 
 def pg_ids():
@@ -94,7 +95,8 @@ def test_hostile_socket_dir_refused(env, hostile):
 def test_socket_dir_left_by_kill9_cleaned_at_next_start(env):
     """kill -9 of a replica's keel (its postmaster dies with it: no clean shutdown) leaves
     the socket and lock files; the next start removes them, says so, and the node streams
-    again; a clean stop removes the directory."""
+    again. A directory opened up at runtime makes PostgreSQL's restart refused until it is
+    fixed. A clean stop removes the directory."""
     etcd = start_etcd(env)
     c = Cluster(env, etcd, DBS, LB)
     p, (r,) = c.start_up(sync=True)
@@ -107,10 +109,23 @@ def test_socket_dir_left_by_kill9_cleaned_at_next_start(env):
     kt.deadline_poll(lambda: not kt.pid_running(pm), 10, what="postgres dead with its keel")
     left = sorted(os.listdir(d))
     assert left == [".s.PGSQL.%d" % c.pg, ".s.PGSQL.%d.lock" % c.pg], left
-    k = c.start(r)
+    k = c.start(r, allow_errors=[NOT_STARTING])
     k.log.wait(r"removed the stale socket files an earlier run left in " + re.escape(d),
                timeout=20)
     c.wait_ready(p, sync=True, timeout=90)
+    # The directory is checked before every start too: opened up at runtime, the restart of
+    # the replica's PostgreSQL is refused (and retried with backoff) until it is 0700 again.
+    mark = k.log.mark()
+    os.chmod(d, 0o777)
+    os.kill(c.postmaster_pid(r), signal.SIGKILL)
+    _, line = k.log.wait(NOT_STARTING, timeout=30, start=mark)
+    assert "%s has mode 0777, not 0700: refused" % d in line, line
+    kt.deadline_poll(lambda: (k.status()["db"]["stuck"] or {}).get("attempts", 0) >= 2, 30,
+                     what="two refused starts")
+    assert k.log.find(r"stopped -> starting", mark) == [], "PostgreSQL started anyway"
+    os.chmod(d, 0o700)
+    c.wait_ready(p, sync=True, timeout=90)
+    k.log.wait(r"recovered \(streaming\) after \d+ failed attempts", timeout=10, start=mark)
     rc, killed = k.stop(timeout=30)
     assert (rc, killed) == (0, False), (rc, killed)
     assert not os.path.exists(d), "the socket directory outlived a clean stop: %s" % \

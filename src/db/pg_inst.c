@@ -275,7 +275,9 @@ static void on_child_exit(void *data, int wstatus)
         step_done(p, 0, "");
         break;
     case STEP_START:
-        (void)snprintf(reason, sizeof(reason), "postgres exited while starting: %s", how);
+        (void)snprintf(reason, sizeof(reason), "postgres exited while starting: %s%s%.200s", how,
+                       pg_child_last_error(&p->child)[0] != '\0' ? ": " : "",
+                       pg_child_last_error(&p->child));
         step_done(p, -EIO, reason);
         break;
     default:

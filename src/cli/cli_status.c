@@ -243,6 +243,19 @@ static void read_db(const struct conf *conf, const struct json_value *st, struct
         cat(r->db, sizeof(r->db), ", postgres %s", pg);
         problem(p, "%s: database %s: PostgreSQL is %s (role %s)", r->node, name, pg, role);
     }
+    const struct json_value *stuck = json_get(db, "stuck");
+    if (json_type(stuck) == JSON_OBJECT) {
+        int64_t attempts = 0;
+        (void)json_int(json_get(stuck, "attempts"), &attempts);
+        cat(r->db, sizeof(r->db), ", stuck");
+        problem(p,
+                "%s: database %s: stuck: %s failing for %.0f s (%lld attempts, next in %.0f s): "
+                "%s",
+                r->node, name, str_or(json_get(stuck, "operation"), "?"),
+                json_num(json_get(stuck, "since_seconds"), 0), (long long)attempts,
+                json_num(json_get(stuck, "next_attempt_seconds"), 0),
+                str_or(json_get(stuck, "last_error"), ""));
+    }
     const struct conf_database *cd = NULL;
     for (uint32_t d = 0; d < conf->n_databases; d++) {
         cd = strcmp(conf->databases[d].name, name) == 0 ? &conf->databases[d] : cd;

@@ -6,10 +6,12 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "core/conf-t.h"
 #include "core/ev.h"
 #include "db/db_elect.h"
+#include "db/db_retry.h"
 #include "db/db_secret.h"
 #include "db/etcd.h"
 #include "db/pg_inst.h"
@@ -29,7 +31,8 @@ struct db_agent {
     char key_switch[256];
     char repl_password[DB_PASSWORD_SIZE];
     char app_password[DB_PASSWORD_SIZE];
-    char socket_dir[CONF_PATH_MAX];
+    char socket_dir[CONF_PATH_MAX]; /* pg_sockdir.h; "" when not ours */
+    uid_t socket_uid;               /* its owner: PostgreSQL's user */
     struct pg_inst *pg;
     struct etcd *etcd;
     struct admin *api;
@@ -45,7 +48,9 @@ struct db_agent {
     /* one turn at a time */
     int reads;
     bool is_turn_busy;
-    bool is_op_busy; /* a PostgreSQL operation runs */
+    bool is_op_busy;       /* a PostgreSQL operation runs */
+    char op_what[80];      /* what it is, "follow db2": for the retries' log and status */
+    struct db_retry retry; /* failures in a row and the backoff (db_retry.h) */
     uint64_t turn_at_ms;
     uint64_t pg_down_at_ms;        /* the first turn that saw PostgreSQL not running; 0: it runs */
     uint64_t unstreaming_since_ms; /* a replica of the leader not streaming since; 0: it is */

@@ -34,6 +34,7 @@
 #include "db/db_secret.h"
 #include "db/etcd.h"
 #include "db/pg_inst.h"
+#include "db/pg_sockdir.h"
 #include "db/pg_status.h"
 #include "monitor/admin.h"
 #include "monitor/metrics.h"
@@ -105,14 +106,28 @@ void db_agent_ignore(void *data, const struct etcd_result *res)
     (void)res;
 }
 
+/* Whether an operation may start now (not while backing off after failures); names it. */
+static bool op_may_start(struct db_agent *a, const char *what)
+{
+    if (!db_retry_is_due(&a->retry, ev_now_ms(a->loop))) {
+        return false;
+    }
+    (void)snprintf(a->op_what, sizeof(a->op_what), "%s", what);
+    return true;
+}
+
 void db_agent_op_done(void *data, int rc, const char *reason)
 {
     struct db_agent *a = data;
+    uint64_t now = ev_now_ms(a->loop);
     a->is_op_busy = false;
-    if (rc != 0) {
-        log_warn("db", "%s: PostgreSQL operation failed: %s", a->self,
-                 reason != NULL ? reason : strerror(-rc));
-    }
+    if (rc != 0 && rc != -ECANCELED) {
+        db_retry_failed(&a->retry, now, a->op_what, reason != NULL ? reason : strerror(-rc));
+        log_warn("db", "%s: %s failed (attempt %u, failing for %lu s): %s; next attempt in %.1f s",
+                 a->self, a->op_what, a->retry.attempts,
+                 (unsigned long)((now - a->retry.since_ms) / 1000), a->retry.last_error,
+                 db_retry_delay_ms(a->retry.attempts) / 1000.0);
+    } /* a success ends the run only once the node is healthy (on_status) */
     if (a->is_stopping) {
         a->is_stopped = true;
         return;
@@ -275,7 +290,9 @@ static void acquire(struct db_agent *a)
 static void follow(struct db_agent *a, bool is_bootstrapped)
 {
     const char *host = addr_of(a, a->leader);
-    if (host == NULL || a->is_op_busy) {
+    char what[80];
+    (void)snprintf(what, sizeof(what), "%s %s", is_bootstrapped ? "follow" : "copy", a->leader);
+    if (host == NULL || a->is_op_busy || !op_may_start(a, what)) {
         return;
     }
     a->is_op_busy = true;
@@ -286,6 +303,7 @@ static void follow(struct db_agent *a, bool is_bootstrapped)
     if (rc != 0) {
         a->is_op_busy = false;
         log_warn("db", "%s: cannot follow %s: %s", a->self, a->leader, strerror(-rc));
+        db_retry_failed(&a->retry, ev_now_ms(a->loop), what, strerror(-rc));
         return;
     }
     log_notice("db", "%s: %s %s", a->self, is_bootstrapped ? "following" : "copying", a->leader);
@@ -316,6 +334,7 @@ static void fence(struct db_agent *a, const char *why)
                                 * read-only server it restarts */
     a->fenced_at_ms = ev_now_ms(a->loop);
     a->follows[0] = '\0';
+    (void)snprintf(a->op_what, sizeof(a->op_what), "restart read-only (fence)");
     int rc = pg_inst_demote(a->pg, on_demoted, a);
     if (rc != 0) {
         a->is_op_busy = false;
@@ -327,9 +346,11 @@ static void fence(struct db_agent *a, const char *why)
 
 void db_agent_run_op(struct db_agent *a, int rc, const char *what)
 {
+    (void)snprintf(a->op_what, sizeof(a->op_what), "%s", what);
     if (rc != 0) {
         a->is_op_busy = false;
         log_warn("db", "%s: cannot %s: %s", a->self, what, strerror(-rc));
+        db_retry_failed(&a->retry, ev_now_ms(a->loop), what, strerror(-rc));
     }
 }
 
@@ -371,7 +392,7 @@ void db_agent_act_stopped(struct db_agent *a)
     if (!named_self) {
         if (!a->has_leader && !others_live && (!bootstrapped || !was_standby)) {
             acquire(a); /* the first node, or a primary coming back to an empty cluster */
-        } else if (bootstrapped && was_standby && !a->is_op_busy) {
+        } else if (bootstrapped && was_standby && !a->is_op_busy && op_may_start(a, "start")) {
             a->is_op_busy = true; /* a replica starts and competes or follows from there */
             db_agent_run_op(a, pg_inst_start(a->pg, db_agent_op_done, a), "start");
         }
@@ -396,6 +417,9 @@ void db_agent_act_stopped(struct db_agent *a)
     }
     if (a->lease_valid_until_ms == 0 || a->is_op_busy) {
         return;
+    }
+    if (!op_may_start(a, bootstrapped ? "start" : "bootstrap")) {
+        return; /* backing off after failures */
     }
     if (a->pg_down_at_ms == 0) {
         a->pg_down_at_ms = ev_now_ms(a->loop); /* it died during this turn */
@@ -508,14 +532,17 @@ static void act(struct db_agent *a)
     }
     uint64_t now_ms = ev_now_ms(a->loop);
     bool is_stalled = a->primary_lsn > a->pg_lsn && now_ms >= a->lsn_moved_ms + 5000;
+    bool is_refollow = false;
     if (out.role == DB_ROLE_REPLICA && !out.follow && (!a->streaming || is_stalled)) {
         /* Following the leader but not receiving from it (on a branch it cannot follow, or a
          * connection that does not come back): rewind and follow again after 5 s. */
         a->unstreaming_since_ms = a->unstreaming_since_ms != 0 ? a->unstreaming_since_ms : now_ms;
-        if (now_ms >= a->unstreaming_since_ms + 5000 && leader_ready(a)) {
+        if (now_ms >= a->unstreaming_since_ms + 5000 && leader_ready(a) &&
+            db_retry_is_due(&a->retry, now_ms)) {
             log_warn("db", "%s: nothing received from %s for 5 s: rewinding and following again",
                      a->self, a->leader);
             out.follow = true;
+            is_refollow = true;
         }
     } else {
         a->unstreaming_since_ms = 0;
@@ -526,9 +553,15 @@ static void act(struct db_agent *a)
     if (out.follow) {
         a->unstreaming_since_ms = 0;
         follow(a, true); /* stops, rewinds if it diverged, starts as a replica */
+        if (is_refollow && a->is_op_busy) {
+            /* A retry: the follow before did not get this node streaming. */
+            char why[96];
+            (void)snprintf(why, sizeof(why), "nothing received from %s for 5 s", a->leader);
+            db_retry_failed(&a->retry, now_ms, a->op_what, why);
+        }
     } else if (out.fence) {
         fence(a, out.reason);
-    } else if (out.promote) {
+    } else if (out.promote && op_may_start(a, "promote")) {
         a->is_op_busy = true;
         db_agent_run_op(a, pg_inst_promote(a->pg, on_promoted, a), "promote");
     } else if (out.role == DB_ROLE_PRIMARY && a->pg_primary) {
@@ -585,6 +618,13 @@ static void on_status(void *data, int rc, const char *reason, const struct pg_st
             }
             a->replica_ok = a->replica_ok || (strcmp(s->state, "streaming") == 0 &&
                                               st->current_lsn - s->replay_lsn <= a->db.max_lag);
+        }
+        if ((a->pg_primary || a->streaming) && db_retry_is_stuck(&a->retry)) {
+            uint64_t since = a->retry.since_ms;
+            uint32_t n = db_retry_succeeded(&a->retry);
+            log_notice("db", "%s: recovered (%s) after %u failed attempts over %lu s", a->self,
+                       a->pg_primary ? "a primary" : "streaming", n,
+                       (unsigned long)((ev_now_ms(a->loop) - since) / 1000));
         }
         if (a->pg_primary) {
             a->primary_lsn = st->current_lsn;
@@ -799,17 +839,20 @@ static int prepare_dirs(struct db_agent *a, struct errbuf *eb)
         errbuf_set(eb, "user %s does not exist", a->db.user);
         return -ENOENT;
     }
-    /* A Unix socket path is short (PostgreSQL allows 80 bytes for the directory), data
-     * directories need not be: a short directory named after a hash of the data dir. */
-    uint32_t h = 2166136261u;
-    for (const char *c = a->db.data_dir; *c != '\0'; c++) {
-        h = (h ^ (uint8_t)*c) * 16777619u;
+    /* keel sends passwords over the socket and trusts its answers: a directory only root
+     * and the user can touch, with a short path whatever the data directory's length. */
+    bool is_cleaned = false;
+    int rc =
+        pg_sockdir_path(PG_SOCKDIR_PARENT, a->db.data_dir, a->socket_dir, sizeof(a->socket_dir));
+    rc = rc != 0 ? rc : pg_sockdir_prepare(a->socket_dir, pw->pw_uid, pw->pw_gid, &is_cleaned, eb);
+    if (rc != 0) {
+        a->socket_dir[0] = '\0'; /* not ours: never removed */
+        return rc;
     }
-    (void)snprintf(a->socket_dir, sizeof(a->socket_dir), "/tmp/keel-pg-%08x", h);
-    if ((mkdir(a->socket_dir, 0700) != 0 && errno != EEXIST) ||
-        chown(a->socket_dir, pw->pw_uid, pw->pw_gid) != 0) {
-        errbuf_set(eb, "cannot prepare %s: %s", a->socket_dir, strerror(errno));
-        return -errno;
+    a->socket_uid = pw->pw_uid;
+    if (is_cleaned) {
+        log_notice("db", "%s: removed the stale socket files an earlier run left in %s", a->self,
+                   a->socket_dir);
     }
     return 0;
 }
@@ -846,6 +889,7 @@ static int start_parts(struct db_agent *a, const struct conf *conf, struct errbu
                               .bindir = a->db.bindir,
                               .datadir = a->db.data_dir,
                               .socket_dir = a->socket_dir,
+                              .is_sockdir_checked = true,
                               .user = a->db.user,
                               .listen_addr = a->self_addr,
                               .port = (uint16_t)a->db.pg_port,
@@ -962,8 +1006,9 @@ void db_agent_free(struct db_agent *a)
     etcd_free(a->etcd);
     pg_inst_free(a->pg);
     db_fence_free(a->fence);
-    if (a->socket_dir[0] != '\0') {
-        (void)rmdir(a->socket_dir); /* empty once PostgreSQL stopped; else it stays */
+    struct errbuf eb;
+    if (a->socket_dir[0] != '\0' && pg_sockdir_remove(a->socket_dir, a->socket_uid, &eb) != 0) {
+        log_notice("db", "%s: socket directory left in place: %s", a->self, eb.msg);
     }
     free(a);
 }
@@ -1001,6 +1046,7 @@ void db_agent_metrics(const struct db_agent *a, struct metrics_out *out)
                        n, (int)a->role, n, (unsigned long)lag_bytes(a), n,
                        a->pg_primary ? 0.0 : a->lag_ms / 1000.0, n, (unsigned long)a->promotions, n,
                        (unsigned long)a->leader_changes);
+    db_retry_metrics(&a->retry, ev_now_ms(a->loop), n, out);
 }
 
 void db_agent_status_json(const struct db_agent *a, struct metrics_out *out)
@@ -1012,9 +1058,11 @@ void db_agent_status_json(const struct db_agent *a, struct metrics_out *out)
     metrics_out_printf(out,
                        "{\"database\":\"%s\",\"role\":\"%s\",\"leader\":\"%s\",\"postgres\":\"%s\","
                        "\"lsn\":%lu,\"lag_bytes\":%lu,\"lag_seconds\":%.3f,\"promotions\":%lu,"
-                       "\"leader_changes\":%lu}",
+                       "\"leader_changes\":%lu,\"stuck\":",
                        a->db.name, db_role_name(a->role), a->has_leader ? a->leader : "",
                        pg_inst_state_name(pg_inst_state(a->pg)), (unsigned long)a->pg_lsn,
                        (unsigned long)lag_bytes(a), a->pg_primary ? 0.0 : a->lag_ms / 1000.0,
                        (unsigned long)a->promotions, (unsigned long)a->leader_changes);
+    db_retry_json(&a->retry, ev_now_ms(a->loop), out);
+    metrics_out_printf(out, "}");
 }

@@ -43,9 +43,25 @@ static enum log_level line_level(const struct pg_child *c, const char *line, siz
     return LOG_LEVEL_INFO;
 }
 
+/* Whether a line reports a failure: PostgreSQL's "FATAL:"/"PANIC:"/"ERROR:", the tools'
+ * "error:"/"fatal:" (pg_rewind: "pg_rewind: error: ..."). */
+static bool is_error_line(const char *line, size_t len)
+{
+    static const char *const marks[] = {"FATAL:", "PANIC:", "ERROR:", "error:", "fatal:"};
+    for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
+        if (memmem(line, len, marks[i], strlen(marks[i])) != NULL) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void on_line(void *data, const char *line, size_t len, bool is_cut)
 {
     struct pg_child *c = data;
+    if (is_error_line(line, len)) {
+        (void)snprintf(c->_last_error, sizeof(c->_last_error), "%.*s", (int)len, line);
+    }
     uint64_t now = ev_now_ms(c->_loop);
     uint64_t cap = (uint64_t)PG_LOG_BURST * 1000;
     c->_log_tokens += (now - c->_log_refill_ms) * PG_LOG_RATE;
@@ -189,6 +205,7 @@ int pg_child_start(struct pg_child *c, const struct pg_child_spec *spec)
     c->_log_tokens = (uint64_t)PG_LOG_BURST * 1000;
     c->_log_refill_ms = ev_now_ms(c->_loop);
     c->_lines_dropped = 0;
+    c->_last_error[0] = '\0';
     (void)snprintf(c->_ctx, sizeof(c->_ctx), "%s", spec->ctx);
     for (int i = 0; i < 2; i++) {
         if (app_output_open(&c->_out[i], fds[i]) != 0) {

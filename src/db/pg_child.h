@@ -36,7 +36,8 @@ struct pg_child {
     uint64_t _log_tokens;
     uint64_t _log_refill_ms;
     uint64_t _lines_dropped;
-    char _ctx[128]; /* log context of its lines, "pg main initdb" */
+    char _ctx[128];        /* log context of its lines, "pg main initdb" */
+    char _last_error[200]; /* its last line that reports an error, "" if none */
 };
 
 /* What to run. All borrowed for the call. */
@@ -66,6 +67,14 @@ static inline bool pg_child_is_running(const struct pg_child *c)
 static inline pid_t pg_child_pid(const struct pg_child *c)
 {
     return c->_pid;
+}
+
+/* The last line of the child's output (this run, kept after its exit until the next start)
+ * that reports an error ("FATAL:", "ERROR:", "PANIC:", "error:", "fatal:"), "" if none: the
+ * reason of a failed tool, for messages beyond the log. */
+static inline const char *pg_child_last_error(const struct pg_child *c)
+{
+    return c->_last_error;
 }
 
 /* Send sig to the process (is_group false) or to its process group. No-op if none. */

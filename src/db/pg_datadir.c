@@ -336,6 +336,24 @@ bool pg_datadir_is_standby(const struct pg_datadir *d)
     return path_of(d, "standby.signal", path, sizeof(path)) == 0 && access(path, F_OK) == 0;
 }
 
+int pg_datadir_set_signals(const struct pg_datadir *d, bool is_standby)
+{
+    char path[4096];
+    if (path_of(d, "recovery.signal", path, sizeof(path)) != 0) {
+        return -ENAMETOOLONG;
+    }
+    if (unlink(path) == -1 && errno != ENOENT) {
+        return -errno;
+    }
+    if (is_standby) {
+        return write_file(d, "standby.signal", "", 0);
+    }
+    if (path_of(d, "standby.signal", path, sizeof(path)) != 0) {
+        return -ENAMETOOLONG;
+    }
+    return unlink(path) == -1 && errno != ENOENT ? -errno : 0;
+}
+
 int pg_datadir_adopt_initdb_conf(const struct pg_datadir *d, struct errbuf *eb)
 {
     char from[4096], to[4096];

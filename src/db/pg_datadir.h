@@ -56,6 +56,11 @@ bool pg_datadir_is_initialized(const struct pg_datadir *d);
  * promoted). postmaster.pid cannot tell: a hot standby also says "ready" there. */
 bool pg_datadir_is_standby(const struct pg_datadir *d);
 
+/* Crash recovery in single-user mode refuses standby.signal ("standby mode is not supported
+ * by single-user servers"): remove recovery.signal, and write (is_standby) or remove
+ * standby.signal. Returns 0 or -errno. */
+int pg_datadir_set_signals(const struct pg_datadir *d, bool is_standby) KEEL_MUST_CHECK;
+
 /* After initdb: rename its postgresql.conf to postgresql.base.conf, which keel's includes
  * (initdb chose memory and locale settings there). Returns 0 or -errno with eb. */
 int pg_datadir_adopt_initdb_conf(const struct pg_datadir *d, struct errbuf *eb) KEEL_MUST_CHECK;

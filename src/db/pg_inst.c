@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "db/pg_child.h"
 #include "db/pg_datadir.h"
+#include "db/pg_sockdir.h"
 #include "db/pg_text.h"
 
 #define PG_READY_POLL_MS 50    /* postmaster.pid polls while starting ... */
@@ -61,6 +62,7 @@ enum pg_step {
     STEP_BASEBACKUP,    /* pg_basebackup from the primary */
     STEP_STANDBY_CONF,  /* keel_standby.conf and standby.signal */
     STEP_STOP,          /* nothing runs any more (signals, SIGKILL of tools) */
+    STEP_RECOVER,       /* not shut down cleanly: crash recovery (postgres --single) */
     STEP_REWIND,        /* pg_rewind from the primary */
     STEP_START,         /* configuration written, postmaster ready */
     STEP_BOOTSTRAP_SQL, /* the replication role */
@@ -76,7 +78,7 @@ static const enum pg_step op_steps[OP_COUNT][OP_STEPS_MAX] = {
     [OP_START] = {STEP_START, STEP_END},
     [OP_STOP] = {STEP_STOP, STEP_END},
     [OP_PROMOTE] = {STEP_PROMOTE_SQL, STEP_CHECKPOINT_SQL, STEP_END},
-    [OP_FOLLOW] = {STEP_STOP, STEP_REWIND, STEP_STANDBY_CONF, STEP_START, STEP_END},
+    [OP_FOLLOW] = {STEP_STOP, STEP_RECOVER, STEP_REWIND, STEP_STANDBY_CONF, STEP_START, STEP_END},
     [OP_DEMOTE] = {STEP_STOP, STEP_STANDBY_CONF, STEP_START, STEP_END},
     [OP_UNFOLLOW] = {STEP_STANDBY_CONF, STEP_RELOAD_SQL, STEP_END},
 };
@@ -93,6 +95,8 @@ struct pg_inst {
     uint16_t port;
     uint32_t start_timeout_ms, stop_timeout_ms, tool_timeout_ms;
     bool is_nosync;
+    bool is_sockdir_checked;
+    bool is_sockdir_bad; /* the last check failed (logged once per failure period) */
     struct app_ids ids;
     char keel_user[64];   /* keel's own OS user, mapped to user in pg_ident.conf */
     char ctx[80];         /* "pg NAME" */
@@ -117,6 +121,8 @@ struct pg_inst {
     enum pg_stop_mode pending_mode;
     pg_done_fn stop_cb;
     void *stop_data;
+    bool is_rewind_skipped;    /* follow: crashed as a standby, its start recovers */
+    bool had_standby_signal;   /* follow: standby.signal before the crash recovery */
     char primary_host[64];     /* init_replica, follow */
     char slot[64];             /* "" for none */
     struct pg_primary primary; /* points to the two above */
@@ -137,23 +143,24 @@ static const char *const pg_inst_state_names[] = {
     [PG_INST_STOPPED] = "stopped",       [PG_INST_INITDB] = "initdb",
     [PG_INST_BASEBACKUP] = "basebackup", [PG_INST_REWIND] = "rewind",
     [PG_INST_STARTING] = "starting",     [PG_INST_RUNNING] = "running",
-    [PG_INST_STOPPING] = "stopping",
+    [PG_INST_STOPPING] = "stopping",     [PG_INST_RECOVERY] = "recovery",
 };
 
 const char *pg_inst_state_name(enum pg_inst_state state)
 {
-    return (unsigned)state <= PG_INST_STOPPING ? pg_inst_state_names[state] : "?";
+    return (unsigned)state <= PG_INST_RECOVERY ? pg_inst_state_names[state] : "?";
 }
 
 #define BIT(s) (1u << (s))
 static const uint32_t legal_next[] = {
     /* a tool or the postmaster spawned */
-    [PG_INST_STOPPED] =
-        BIT(PG_INST_INITDB) | BIT(PG_INST_BASEBACKUP) | BIT(PG_INST_REWIND) | BIT(PG_INST_STARTING),
+    [PG_INST_STOPPED] = BIT(PG_INST_INITDB) | BIT(PG_INST_BASEBACKUP) | BIT(PG_INST_REWIND) |
+                        BIT(PG_INST_STARTING) | BIT(PG_INST_RECOVERY),
     /* the tool exited (or was killed) */
     [PG_INST_INITDB] = BIT(PG_INST_STOPPED),
     [PG_INST_BASEBACKUP] = BIT(PG_INST_STOPPED),
     [PG_INST_REWIND] = BIT(PG_INST_STOPPED),
+    [PG_INST_RECOVERY] = BIT(PG_INST_STOPPED),
     /* ready; stop requested; exited */
     [PG_INST_STARTING] = BIT(PG_INST_RUNNING) | BIT(PG_INST_STOPPING) | BIT(PG_INST_STOPPED),
     /* stop requested; crashed or killed */
@@ -199,6 +206,8 @@ static int spawn(struct pg_inst *p, const char *prog, const char *const *args,
                     with_password ? pw : NULL, NULL};
     if (state == PG_INST_STARTING) {
         (void)snprintf(ctx, sizeof(ctx), "%s", p->ctx);
+    } else if (state == PG_INST_RECOVERY) {
+        (void)snprintf(ctx, sizeof(ctx), "%s postgres --single", p->ctx);
     } else {
         (void)snprintf(ctx, sizeof(ctx), "%s %s", p->ctx, prog);
     }
@@ -208,7 +217,8 @@ static int spawn(struct pg_inst *p, const char *prog, const char *const *args,
                                  .ids = &p->ids,
                                  .user = p->user,
                                  .ctx = ctx,
-                                 .is_postgres = state == PG_INST_STARTING,
+                                 .is_postgres =
+                                     state == PG_INST_STARTING || state == PG_INST_RECOVERY,
                                  .timeout_ms = state == PG_INST_STARTING ? 0 : p->tool_timeout_ms};
     int rc = pg_child_start(&p->child, &spec);
     explicit_bzero(pw, sizeof(pw));
@@ -233,7 +243,7 @@ static void on_child_exit(void *data, int wstatus)
     enum pg_inst_state was = p->state;
     bool is_postmaster =
         was == PG_INST_STARTING || was == PG_INST_RUNNING || was == PG_INST_STOPPING;
-    char how[96], reason[192];
+    char how[96], reason[400];
     pg_child_describe_exit(wstatus, how, sizeof(how));
     ev_timer_stop(p->loop, &p->timer);
     if (is_postmaster) {
@@ -248,7 +258,18 @@ static void on_child_exit(void *data, int wstatus)
         (void)snprintf(reason, sizeof(reason), "%s %s", pg_inst_state_name(was), how);
     }
     inst_set_state(p, PG_INST_STOPPED, reason);
+    if (!is_postmaster && wstatus != 0 && pg_child_last_error(&p->child)[0] != '\0') {
+        /* The tool's own reason, for the operation's failure (its output is in the log). */
+        (void)snprintf(reason, sizeof(reason), "%s %s: %.120s", pg_inst_state_name(was), how,
+                       pg_child_last_error(&p->child));
+    }
     switch (cur_step(p)) {
+    case STEP_RECOVER:
+        if (pg_datadir_set_signals(&p->dd, p->had_standby_signal) != 0) {
+            log_warn(p->ctx, "cannot restore the signal files after crash recovery");
+        }
+        step_done(p, wstatus == 0 ? 0 : -EIO, reason);
+        break;
     case STEP_INITDB:
     case STEP_BASEBACKUP:
     case STEP_REWIND:
@@ -258,7 +279,9 @@ static void on_child_exit(void *data, int wstatus)
         step_done(p, 0, "");
         break;
     case STEP_START:
-        (void)snprintf(reason, sizeof(reason), "postgres exited while starting: %s", how);
+        (void)snprintf(reason, sizeof(reason), "postgres exited while starting: %s%s%.200s", how,
+                       pg_child_last_error(&p->child)[0] != '\0' ? ": " : "",
+                       pg_child_last_error(&p->child));
         step_done(p, -EIO, reason);
         break;
     default:
@@ -364,9 +387,65 @@ static void step_basebackup(struct pg_inst *p)
     }
 }
 
+/* Bring a data directory that was not shut down cleanly to a clean shutdown, as pg_rewind
+ * requires (Patroni does the same): single-user mode runs crash recovery and a shutdown
+ * checkpoint. pg_rewind would do it itself, but fails when standby.signal is there (a fenced
+ * primary whose read-only restart failed), and no retry would ever get past that. */
+static void step_recover(struct pg_inst *p)
+{
+    struct pg_control ctl;
+    p->is_rewind_skipped = false;
+    int rc = pg_datadir_read_control(&p->dd, &ctl);
+    if (rc != 0 || ctl.state == PG_CONTROL_SHUT_DOWN ||
+        ctl.state == PG_CONTROL_SHUT_DOWN_IN_RECOVERY) {
+        step_done(p, 0, ""); /* clean, or unreadable: pg_rewind says what it finds */
+        return;
+    }
+    if (ctl.state == PG_CONTROL_IN_ARCHIVE_RECOVERY) {
+        /* A standby that crashed, or a rewind whose start failed: single-user mode refuses
+         * standby mode, and recovery without it would end as a primary. Its start as a
+         * standby finishes the recovery; a history that diverged is rewound at the next
+         * follow, after a clean stop. */
+        log_notice(p->ctx, "crashed while in archive recovery: no rewind, the standby's start "
+                           "finishes its recovery");
+        p->is_rewind_skipped = true;
+        step_done(p, 0, "");
+        return;
+    }
+    log_notice(p->ctx, "not shut down cleanly: crash recovery in single-user mode first");
+    struct errbuf eb;
+    p->had_standby_signal = pg_datadir_is_standby(&p->dd);
+    rc = pg_datadir_write_config(&p->dd, &eb);
+    if (rc != 0) {
+        step_done(p, rc, eb.msg);
+        return;
+    }
+    rc = pg_datadir_set_signals(&p->dd, false);
+    if (rc != 0) {
+        step_done(p, rc, "cannot remove standby.signal before crash recovery");
+        return;
+    }
+    char why[256];
+    /* Before crash recovery PostgreSQL makes the whole data directory durable; one syncfs()
+     * is much faster than an fsync() per file on a loaded machine (seconds, on the failover
+     * path), and pg_rewind's own run skipped that sync altogether (-F). */
+    const char *args[] = {"--single",  "-c", "recovery_init_sync_method=syncfs", "-D", p->datadir,
+                          "template1", NULL};
+    if (spawn(p, "postgres", args, PG_INST_RECOVERY, false, why, sizeof(why)) != 0) {
+        if (pg_datadir_set_signals(&p->dd, p->had_standby_signal) != 0) {
+            log_warn(p->ctx, "cannot restore standby.signal");
+        }
+        step_done(p, -EIO, why);
+    }
+}
+
 static void step_rewind(struct pg_inst *p)
 {
     char why[256], ci[2048], src[2100];
+    if (p->is_rewind_skipped) {
+        step_done(p, 0, "");
+        return;
+    }
     if (pg_primary_conninfo(&p->primary, "keel_rewind", "postgres", false, ci, sizeof(ci)) != 0) {
         step_done(p, -ENAMETOOLONG, "primary conninfo too long");
         return;
@@ -376,6 +455,26 @@ static void step_rewind(struct pg_inst *p)
     if (spawn(p, "pg_rewind", args, PG_INST_REWIND, true, why, sizeof(why)) != 0) {
         step_done(p, -EIO, why);
     }
+}
+
+/* The owner the socket directory must have: the instance's user. */
+static uid_t owner_uid(const struct pg_inst *p)
+{
+    return p->ids.is_set ? p->ids.uid : geteuid();
+}
+
+/* Before every connection (pg_conn_set_check): the socket directory is still keel's. */
+static int check_socket_dir(void *data, struct errbuf *eb)
+{
+    struct pg_inst *p = data;
+    int rc = pg_sockdir_check(p->socket_dir, owner_uid(p), eb);
+    if (rc != 0 && !p->is_sockdir_bad) {
+        log_error(p->ctx, "not connecting to PostgreSQL: %s", eb->msg);
+    } else if (rc == 0 && p->is_sockdir_bad) {
+        log_notice(p->ctx, "socket directory %s passes its check again", p->socket_dir);
+    }
+    p->is_sockdir_bad = rc != 0;
+    return rc;
 }
 
 static void step_start(struct pg_inst *p)
@@ -397,8 +496,14 @@ static void step_start(struct pg_inst *p)
         step_done(p, -ENOENT, why);
         return;
     }
-    struct errbuf eb;
-    int rc = pg_datadir_write_config(&p->dd, &eb);
+    struct errbuf eb = {.msg = ""};
+    int rc = p->is_sockdir_checked ? pg_sockdir_check(p->socket_dir, owner_uid(p), &eb) : 0;
+    if (rc != 0) {
+        log_error(p->ctx, "not starting PostgreSQL: %s", eb.msg);
+        step_done(p, rc, eb.msg);
+        return;
+    }
+    rc = pg_datadir_write_config(&p->dd, &eb);
     if (rc == 0 && pg_datadir_clear_standby(&p->dd, false) != 0) {
         errbuf_set(&eb, "cannot write %s/" PG_DATADIR_STANDBY_CONF, p->datadir);
         rc = -EIO;
@@ -442,6 +547,7 @@ static void step_stop(struct pg_inst *p)
     case PG_INST_INITDB:
     case PG_INST_BASEBACKUP:
     case PG_INST_REWIND:
+    case PG_INST_RECOVERY:
         log_warn(p->ctx, "killing %s (pid %d): stop requested", pg_inst_state_name(p->state),
                  (int)pg_child_pid(&p->child));
         pg_child_signal(&p->child, SIGKILL, true);
@@ -631,6 +737,9 @@ static void run_step(struct pg_inst *p)
         return;
     case STEP_STOP:
         step_stop(p);
+        return;
+    case STEP_RECOVER:
+        step_recover(p);
         return;
     case STEP_REWIND:
         step_rewind(p);
@@ -1015,6 +1124,7 @@ int pg_inst_new(struct ev_loop *loop, const struct pg_inst_conf *conf, struct pg
     p->stop_timeout_ms = conf->stop_timeout_ms != 0 ? conf->stop_timeout_ms : 60000;
     p->tool_timeout_ms = conf->tool_timeout_ms;
     p->is_nosync = conf->is_nosync;
+    p->is_sockdir_checked = conf->is_sockdir_checked;
     (void)snprintf(p->ctx, sizeof(p->ctx), "pg %s", conf->name);
     p->dd = (struct pg_datadir){.path = p->datadir,
                                 .name = p->name,
@@ -1048,6 +1158,10 @@ int pg_inst_new(struct ev_loop *loop, const struct pg_inst_conf *conf, struct pg
         (void)snprintf(name, sizeof(name), "pg %s/agent", conf->name);
         p->op_conn = pg_conn_new(loop, name, ci, PG_SQL_TIMEOUT_MS);
         rc = p->conn == NULL || p->op_conn == NULL ? -ENOMEM : 0;
+    }
+    if (rc == 0 && p->is_sockdir_checked) {
+        pg_conn_set_check(p->conn, check_socket_dir, p);
+        pg_conn_set_check(p->op_conn, check_socket_dir, p);
     }
     if (rc != 0) {
         pg_conn_free(p->conn);

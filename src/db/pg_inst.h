@@ -50,6 +50,8 @@ struct pg_inst_conf {
                                 * 0: never */
     bool is_nosync;            /* tests only: initdb/pg_basebackup/pg_rewind skip fsync and
                                 * fsync = off (a machine crash may lose data) */
+    bool is_sockdir_checked;   /* socket_dir is keel's (pg_sockdir.h), checked before every
+                                * start and connection: 0700, user's, not a symlink */
 };
 
 /* The processes of the instance. */
@@ -60,7 +62,8 @@ enum pg_inst_state {
     PG_INST_REWIND,      /* pg_rewind makes the data directory follow a new primary */
     PG_INST_STARTING,    /* the postmaster runs, not yet accepting connections */
     PG_INST_RUNNING,     /* the postmaster accepts connections (primary or hot standby) */
-    PG_INST_STOPPING     /* a shutdown signal was sent to the postmaster */
+    PG_INST_STOPPING,    /* a shutdown signal was sent to the postmaster */
+    PG_INST_RECOVERY     /* postgres --single runs crash recovery, then a clean shutdown */
 };
 
 enum pg_stop_mode {
@@ -126,9 +129,14 @@ int pg_inst_stop(struct pg_inst *p, enum pg_stop_mode mode, pg_done_fn cb,
  * if the server is not a standby. */
 int pg_inst_promote(struct pg_inst *p, pg_done_fn cb, void *data) KEEL_MUST_CHECK;
 
-/* Make this instance a standby of the (new) primary at host:port: fast stop if running,
- * pg_rewind from the primary (a no-op when the timelines did not diverge; it runs crash
- * recovery first if the instance was not shut down cleanly), the standby settings, start.
+/* Make this instance a standby of the (new) primary at host:port: fast stop if running;
+ * then, by pg_control's state: shut down cleanly: pg_rewind from the primary (a no-op when
+ * the timelines did not diverge); crashed as a primary (in production, in crash recovery,
+ * shutting down): crash recovery first (postgres --single, without the signal files), then
+ * pg_rewind; crashed as a standby (in archive recovery, or rewound but not yet started):
+ * no rewind (the standby's start finishes its recovery; if its history diverged, the agent
+ * sees it not streaming and follows again after a clean stop). Then the standby settings,
+ * start.
  * slot as for init_replica. A failed pg_rewind (WAL gone) leaves the instance stopped: the
  * agent may then re-create it with init_replica on an empty data directory. */
 int pg_inst_follow(struct pg_inst *p, const char *host, uint16_t port, const char *slot,

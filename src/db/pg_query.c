@@ -62,6 +62,8 @@ struct pg_conn {
     PGresult *result; /* the last good result of the query in flight */
     PGresult *error;  /* its first error */
     bool is_freed;
+    pg_conn_check_fn check; /* before every connection attempt */
+    void *check_data;
     char errmsg[512];
 };
 
@@ -332,6 +334,11 @@ static void connect_continue(struct pg_conn *c)
 static void connect_start(struct pg_conn *c)
 {
     conn_set_state(c, PG_CONN_CONNECTING, "a query is waiting");
+    struct errbuf eb = {.msg = ""};
+    if (c->check != NULL && c->check(c->check_data, &eb) != 0) {
+        connect_failed(c, eb.msg);
+        return;
+    }
     c->pg = PQconnectStart(c->conninfo);
     if (c->pg == NULL) {
         connect_failed(c, "out of memory");
@@ -536,6 +543,12 @@ struct pg_conn *pg_conn_new(struct ev_loop *loop, const char *name, const char *
     c->state = PG_CONN_CLOSED;
     ev_timer_init(&c->timer, on_timer, c, "pg query timeout");
     return c;
+}
+
+void pg_conn_set_check(struct pg_conn *c, pg_conn_check_fn check, void *data)
+{
+    c->check = check;
+    c->check_data = data;
 }
 
 int pg_query_ms(struct pg_conn *c, const char *sql, uint32_t timeout_ms, pg_query_fn cb, void *data)

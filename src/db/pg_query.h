@@ -61,6 +61,11 @@ typedef void (*pg_done_fn)(void *data, int rc, const char *reason);
 struct pg_conn *pg_conn_new(struct ev_loop *loop, const char *name, const char *conninfo,
                             uint32_t timeout_ms);
 
+/* A check run before every connection attempt (the socket directory's, pg_sockdir.h): a
+ * negative return fails that attempt with eb's reason, and the queries waiting for it. */
+typedef int (*pg_conn_check_fn)(void *data, struct errbuf *eb);
+void pg_conn_set_check(struct pg_conn *c, pg_conn_check_fn check, void *data);
+
 /* Queue sql (copied; it may hold several statements) with the connection's timeout. cb
  * gets exactly one call, always from the loop and never from within pg_query. Returns 0,
  * -ENOMEM, or -ECANCELED once pg_conn_free was called (then cb is never called). Does not

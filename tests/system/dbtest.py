@@ -160,11 +160,16 @@ def pg_exec_async(conn, sql, args=None, deadline=None):
 # --------------------------------------------------------------------------------------------
 # The cluster
 
-def fnv1a32(s):
-    h = 2166136261
+def fnv1a64(s):
+    h = 14695981039346656037
     for b in s.encode():
-        h = ((h ^ b) * 16777619) & 0xffffffff
+        h = ((h ^ b) * 1099511628211) & 0xffffffffffffffff
     return h
+
+
+def socket_dir_of(data_dir):
+    """keel's socket directory of a data directory (src/db/pg_sockdir.c)."""
+    return "/run/keel/pg-%016x" % fnv1a64(data_dir)
 
 
 PROBE_FUNCTION = """CREATE OR REPLACE FUNCTION keel_probe_write() RETURNS text
@@ -233,10 +238,12 @@ node %(lbn)s { address %(lb)s; roles lb; }
 
     def _remove_state(self):
         shutil.rmtree(self.state, ignore_errors=True)
-        for n in self.db_names:      # the socket directories keel could not remove
+        for n in self.db_names:      # the socket directories keel could not remove (kill -9)
             d = self.socket_dir(n)
-            if os.path.isdir(d) and not os.listdir(d):
-                os.rmdir(d)
+            if os.path.islink(d) or os.path.isfile(d):
+                os.unlink(d)
+            elif os.path.isdir(d):
+                shutil.rmtree(d, ignore_errors=True)
         return []
 
     def _save_logs(self):
@@ -253,11 +260,11 @@ node %(lbn)s { address %(lb)s; roles lb; }
         return self.lb_addr if node == self.lb_name else self.dbs[node]
 
     # processes
-    def start(self, name):
+    def start(self, name, allow_errors=()):
         k = self.env.keel(None, admin="%s:%d" % (self.addr(name), self.admin),
                           args=["--node", name], conf=self.conf, wait=False,
                           wrap=self.wraps.get(name), name="keel-" + name,
-                          allow_errors=EXPECTED_ERRORS)
+                          allow_errors=EXPECTED_ERRORS + list(allow_errors))
         self.nodes[name] = k
         self.started.append((name, k))
         k.wait_ready(timeout=20)
@@ -372,8 +379,8 @@ node %(lbn)s { address %(lb)s; roles lb; }
         return os.path.join(self.state, "db", DB_NAME, node)
 
     def socket_dir(self, node):
-        """keel's socket directory: /tmp/keel-pg-<FNV-1a of the data directory>."""
-        return "/tmp/keel-pg-%08x" % fnv1a32(self.data_dir(node))
+        """keel's socket directory: /run/keel/pg-<64-bit FNV-1a of the data directory>."""
+        return socket_dir_of(self.data_dir(node))
 
     def su_connect(self, node, dbname="postgres", timeout=3.0):
         """The superuser over the node's Unix socket (peer: root maps to postgres)."""

@@ -969,3 +969,39 @@ Test(pg_inst, a_crashed_old_primary_rejoins)
     query_until(ca, "SELECT string_agg(id::text, ',' ORDER BY id) FROM c", "2");
     cr_assert_str_eq(query_ok(ca, "SELECT pg_is_in_recovery()"), "t");
 }
+
+/* Issue 10's outside run: a fenced primary (standby.signal written for its read-only
+ * restart) whose restart failed is left "in production" with standby.signal. pg_rewind's own
+ * crash recovery (single-user mode) refuses standby mode, so the node never came back. keel
+ * runs crash recovery itself, without the signal files, then pg_rewind. */
+Test(pg_inst, a_crashed_primary_with_standby_signal_rejoins)
+{
+    uint16_t pa, pb;
+    struct pg_inst *a = primary_new("a", "127.0.0.14", &pa);
+    struct pg_conn *ca = pg_inst_conn(a);
+    query_ok(ca, "CREATE TABLE c (id int PRIMARY KEY)");
+    struct pg_inst *b = replica_new("b", "127.0.0.15", &pb, "127.0.0.14", pa, NULL);
+    struct pg_conn *cb = pg_inst_conn(b);
+    inst_stop(b, PG_STOP_FAST);
+    query_ok(ca, "INSERT INTO c VALUES (1)");
+    cr_assert_eq(kill(pg_inst_pid(a), SIGKILL), 0);
+    uint64_t deadline = mono_ms() + WAIT_MS;
+    while (pg_inst_state(a) != PG_INST_STOPPED && mono_ms() < deadline) {
+        run_for(10);
+    }
+    cr_assert_eq(pg_inst_state(a), PG_INST_STOPPED);
+    cr_assert_eq(pg_datadir_set_signals(&a->dd, true), 0); /* what the fence wrote */
+    struct pg_control ctl;
+    cr_assert_eq(pg_inst_read_control(a, &ctl), 0);
+    cr_assert_eq(ctl.state, PG_CONTROL_IN_PRODUCTION);
+    inst_start(b);
+    struct done d = {0};
+    cr_assert_eq(pg_inst_promote(b, on_done, &d), 0);
+    expect_done(&d, "promote");
+    query_ok(cb, "INSERT INTO c VALUES (2)");
+    memset(&d, 0, sizeof(d));
+    cr_assert_eq(pg_inst_follow(a, "127.0.0.15", pb, NULL, on_done, &d), 0);
+    expect_done(&d, "follow");
+    query_until(ca, "SELECT string_agg(id::text, ',' ORDER BY id) FROM c", "2");
+    cr_assert_str_eq(query_ok(ca, "SELECT pg_is_in_recovery()"), "t");
+}

@@ -61,7 +61,15 @@ static void on_probe_timer(struct ev_loop *loop, struct ev_timer *t)
     ev_loop_stop(loop);
 }
 
-/* Poll etcd with our own client until a put succeeds (at most 15 s). */
+/* Whether 2 s have passed since start (CLOCK_MONOTONIC). */
+static bool probe_expired(const struct timespec *start)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000 > 2000;
+}
+
+/* Poll etcd with our own client until a put succeeds (at most 15 s of attempts). */
 static bool etcd_wait_ready(const char *url)
 {
     struct ev_loop *loop = ev_loop_new();
@@ -72,7 +80,11 @@ static bool etcd_wait_ready(const char *url)
         if (etcd_put(e, "/probe", "1", 1, 0, on_probe, &result) != 0) {
             break;
         }
-        while (result == 0) {
+        /* Each probe has its own deadline: a client whose request never completes (etcd
+         * missing, or starting on a loaded machine) hung the whole runner here. */
+        struct timespec start;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        while (result == 0 && !probe_expired(&start)) {
             struct ev_timer t;
             ev_timer_init(&t, on_probe_timer, NULL, "probe");
             ev_timer_start(loop, &t, 20);
@@ -92,6 +104,10 @@ static bool etcd_wait_ready(const char *url)
 ReportHook(PRE_ALL)(struct criterion_test_set *set)
 {
     (void)set;
+    if (access("/usr/bin/etcd", X_OK) != 0) {
+        fprintf(stderr, "/usr/bin/etcd is missing: run scripts/deps.sh\n");
+        return; /* every test then fails at once on "etcd is not running" */
+    }
     snprintf(etcd_dir, sizeof(etcd_dir), "/tmp/keel-test-etcd-XXXXXX");
     if (mkdtemp(etcd_dir) == NULL) {
         fprintf(stderr, "mkdtemp failed\n");

@@ -4,6 +4,8 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +170,39 @@ static void load_snapshot(struct metrics_frontend **f, struct metrics_backend **
     pthread_mutex_unlock(&registry_lock);
 }
 
+/* A frontend series other than requests_total: a counter summed over the workers' slots, or
+ * a gauge that is one counter minus another (opened minus closed). */
+struct frontend_series {
+    const char *name;
+    const char *help;
+    size_t plus;  /* offset in struct metrics_frontend_c */
+    size_t minus; /* gauges: the offset subtracted; counters: 0 (unused) */
+    bool is_gauge;
+};
+
+#define FC_OFF(field) offsetof(struct metrics_frontend_c, field)
+
+static const struct frontend_series frontend_series[] = {
+    {"keel_frontend_connections_total", "Client connections accepted.", FC_OFF(connections_total),
+     0, false},
+    {"keel_frontend_accept_pauses_total", "Times accepting paused for want of a descriptor.",
+     FC_OFF(accept_pauses), 0, false},
+    {"keel_frontend_connections_active", "Client connections open.", FC_OFF(connections_opened),
+     FC_OFF(connections_closed), true},
+    {"keel_frontend_bytes_in_total", "Bytes received from clients.", FC_OFF(bytes_in), 0, false},
+    {"keel_frontend_bytes_out_total", "Bytes sent to clients.", FC_OFF(bytes_out), 0, false},
+    /* Upgraded connections (WebSocket and other 101 tunnels, http_tunnel.c). */
+    {"keel_frontend_tunnels_total", "Connections upgraded to a tunnel (101 Switching Protocols).",
+     FC_OFF(tunnels_opened), 0, false},
+    {"keel_frontend_tunnels_active", "Tunnels open.", FC_OFF(tunnels_opened),
+     FC_OFF(tunnels_closed), true},
+};
+
+static uint64_t frontend_sum(const struct metrics_frontend *m, size_t offset)
+{
+    return sum_slots((const char *)&m->c[0] + offset, sizeof(m->c[0]));
+}
+
 static void render_frontends(struct metrics_out *o, struct metrics_frontend *head)
 {
     metrics_out_printf(o, "# HELP keel_frontend_requests_total HTTP requests answered by "
@@ -179,54 +214,19 @@ static void render_frontends(struct metrics_out *o, struct metrics_frontend *hea
                                m->name, class_names[c], (unsigned long)SUM(m, requests[c]));
         }
     }
-    metrics_out_printf(o, "# HELP keel_frontend_connections_total Client connections accepted.\n"
-                          "# TYPE keel_frontend_connections_total counter\n");
-    for (struct metrics_frontend *m = head; m != NULL; m = m->next) {
-        metrics_out_printf(o, "keel_frontend_connections_total{frontend=\"%s\"} %lu\n", m->name,
-                           (unsigned long)SUM(m, connections_total));
-    }
-    metrics_out_printf(o, "# HELP keel_frontend_accept_pauses_total Times accepting paused "
-                          "for want of a descriptor.\n"
-                          "# TYPE keel_frontend_accept_pauses_total counter\n");
-    for (struct metrics_frontend *m = head; m != NULL; m = m->next) {
-        metrics_out_printf(o, "keel_frontend_accept_pauses_total{frontend=\"%s\"} %lu\n", m->name,
-                           (unsigned long)SUM(m, accept_pauses));
-    }
-    metrics_out_printf(o, "# HELP keel_frontend_connections_active Client connections open.\n"
-                          "# TYPE keel_frontend_connections_active gauge\n");
-    for (struct metrics_frontend *m = head; m != NULL; m = m->next) {
-        metrics_out_printf(o, "keel_frontend_connections_active{frontend=\"%s\"} %ld\n", m->name,
-                           (long)metrics_frontend_active(m));
-    }
-    metrics_out_printf(o, "# HELP keel_frontend_bytes_in_total Bytes received from clients.\n"
-                          "# TYPE keel_frontend_bytes_in_total counter\n");
-    for (struct metrics_frontend *m = head; m != NULL; m = m->next) {
-        metrics_out_printf(o, "keel_frontend_bytes_in_total{frontend=\"%s\"} %lu\n", m->name,
-                           (unsigned long)SUM(m, bytes_in));
-    }
-    metrics_out_printf(o, "# HELP keel_frontend_bytes_out_total Bytes sent to clients.\n"
-                          "# TYPE keel_frontend_bytes_out_total counter\n");
-    for (struct metrics_frontend *m = head; m != NULL; m = m->next) {
-        metrics_out_printf(o, "keel_frontend_bytes_out_total{frontend=\"%s\"} %lu\n", m->name,
-                           (unsigned long)SUM(m, bytes_out));
-    }
-}
-
-/* Upgraded connections (WebSocket and other 101 tunnels, http_tunnel.c). */
-static void render_tunnels(struct metrics_out *o, struct metrics_frontend *head)
-{
-    metrics_out_printf(o, "# HELP keel_frontend_tunnels_total Connections upgraded to a tunnel "
-                          "(101 Switching Protocols).\n"
-                          "# TYPE keel_frontend_tunnels_total counter\n");
-    for (struct metrics_frontend *m = head; m != NULL; m = m->next) {
-        metrics_out_printf(o, "keel_frontend_tunnels_total{frontend=\"%s\"} %lu\n", m->name,
-                           (unsigned long)SUM(m, tunnels_opened));
-    }
-    metrics_out_printf(o, "# HELP keel_frontend_tunnels_active Tunnels open.\n"
-                          "# TYPE keel_frontend_tunnels_active gauge\n");
-    for (struct metrics_frontend *m = head; m != NULL; m = m->next) {
-        metrics_out_printf(o, "keel_frontend_tunnels_active{frontend=\"%s\"} %ld\n", m->name,
-                           (long)(SUM(m, tunnels_opened) - SUM(m, tunnels_closed)));
+    for (size_t i = 0; i < sizeof(frontend_series) / sizeof(frontend_series[0]); i++) {
+        const struct frontend_series *fs = &frontend_series[i];
+        metrics_out_printf(o, "# HELP %s %s\n# TYPE %s %s\n", fs->name, fs->help, fs->name,
+                           fs->is_gauge ? "gauge" : "counter");
+        for (struct metrics_frontend *m = head; m != NULL; m = m->next) {
+            if (fs->is_gauge) {
+                int64_t v = (int64_t)(frontend_sum(m, fs->plus) - frontend_sum(m, fs->minus));
+                metrics_out_printf(o, "%s{frontend=\"%s\"} %ld\n", fs->name, m->name, (long)v);
+            } else {
+                metrics_out_printf(o, "%s{frontend=\"%s\"} %lu\n", fs->name, m->name,
+                                   (unsigned long)frontend_sum(m, fs->plus));
+            }
+        }
     }
 }
 
@@ -343,7 +343,6 @@ void metrics_render(struct metrics_out *out, metrics_gauges_fn gauges, void *dat
     struct metrics_server *s;
     load_snapshot(&f, &b, &s);
     render_frontends(out, f);
-    render_tunnels(out, f);
     render_backends(out, b);
     render_servers(out, s);
     if (gauges != NULL) {

@@ -44,6 +44,12 @@
  * asked meanwhile got the old master's answer. */
 #define VRRP_RELEASE_GRACE_MS 1000
 #define VRRP_GARP_REPEAT_MS (VRRP_RELEASE_GRACE_MS + 200)
+/* Planned handover (the old master is alive: it sent priority 0, or we preempt it): the new
+ * master holds the addresses at once but sends its gratuitous ARPs this much later. Meanwhile
+ * the clients still reach the old master, which takes no new connection (it drops the SYNs:
+ * they are retransmitted here after the ARPs) and finishes the exchanges it has under way; a
+ * client moved in the middle of one would send its next segment here and be reset. */
+#define VRRP_SETTLE_MS 100
 
 struct vrrp_router {
     struct vrrp *v;
@@ -60,6 +66,8 @@ struct vrrp_router {
     int ifindex; /* interface mode */
     bool is_loopback;
     bool is_holding;
+    bool is_leaving;       /* holding, handing over: the gates drop new connections (leave) */
+    bool is_settling;      /* new master of a planned handover: gratuitous ARPs not sent yet */
     struct in_addr master; /* the last master heard from (0.0.0.0: none yet) */
     uint64_t garp_at_ms;   /* when gratuitous ARPs were last sent */
     bool awaits_successor; /* stopping master: still holds the addresses until another node
@@ -160,15 +168,20 @@ static void run_notify(struct vrrp_router *r, const char *state)
     }
 }
 
+static void leave(struct vrrp_router *r);
+
 /* The addresses stay for VRRP_RELEASE_GRACE_MS (on_later releases them): a master that
  * hands over still has requests in flight on them, whose answers need the address. Interface
  * mode only: in loopback mode no address is removed, and closing the gates stops only the
  * listening (connections already accepted keep being served). */
 static void release_later(struct vrrp_router *r, const char *why)
 {
-    log_notice("vrrp", "vrrp %u: %s: keeping the addresses %u ms for the requests in flight",
+    log_notice("vrrp",
+               "vrrp %u: %s: keeping the addresses %u ms for the requests in flight, taking no "
+               "new connection",
                r->vrid, why, VRRP_RELEASE_GRACE_MS);
     ev_timer_start(r->v->loop, &r->later, VRRP_RELEASE_GRACE_MS);
+    leave(r);
 }
 
 /* Gratuitous ARPs for every address, so that neighbours send to this node's MAC. */
@@ -187,15 +200,17 @@ static void garp(struct vrrp_router *r)
 
 static void hold(struct vrrp_router *r, bool held)
 {
-    if (r->is_holding == held) {
+    bool is_reopen = held && r->is_holding && r->is_leaving; /* master again during the grace */
+    if (r->is_holding == held && !is_reopen) {
         return;
     }
     r->is_holding = held;
+    r->is_leaving = false;
     for (uint32_t i = 0; i < r->n_addrs; i++) {
         char ip[INET_ADDRSTRLEN];
         (void)inet_ntop(AF_INET, &r->addrs[i], ip, sizeof(ip));
         struct errbuf eb = {{0}};
-        if (!r->is_loopback) {
+        if (!r->is_loopback && !is_reopen) {
             int rc = held ? vrrp_net_vip_add(r->ifindex, r->addrs[i], r->vip->prefix, NULL, &eb)
                           : vrrp_net_vip_del(r->ifindex, r->addrs[i], r->vip->prefix, &eb);
             if (rc != 0 && rc != -EEXIST && rc != -EADDRNOTAVAIL) {
@@ -203,7 +218,20 @@ static void hold(struct vrrp_router *r, bool held)
                           held ? "add" : "remove", ip, r->vip->interface, eb.msg);
             }
         }
-        r->v->on_hold(r->v->data, r->addrs[i], held);
+        r->v->on_hold(r->v->data, r->addrs[i], held ? VRRP_HOLD_HELD : VRRP_HOLD_RELEASED);
+    }
+}
+
+/* Handing over addresses still held: the listeners take no new connection (they drop the
+ * SYNs, refusing none) and finish the ones under way. */
+static void leave(struct vrrp_router *r)
+{
+    if (!r->is_holding || r->is_leaving) {
+        return;
+    }
+    r->is_leaving = true;
+    for (uint32_t i = 0; i < r->n_addrs; i++) {
+        r->v->on_hold(r->v->data, r->addrs[i], VRRP_HOLD_LEAVING);
     }
 }
 
@@ -263,6 +291,9 @@ static void send_advert(struct vrrp_router *r, uint8_t priority)
 
 static void apply(struct vrrp_router *r, const struct vrrp_fsm_actions *a)
 {
+    if (a->del_vips) {
+        r->is_settling = false;
+    }
     if (a->del_vips && a->is_transition && a->from == VRRP_STATE_MASTER &&
         a->to == VRRP_STATE_BACKUP && r->is_holding && !r->is_loopback) {
         release_later(r, "a higher-priority master took over");
@@ -280,7 +311,13 @@ static void apply(struct vrrp_router *r, const struct vrrp_fsm_actions *a)
     if (a->send_advert) {
         send_advert(r, a->advert_priority);
     }
-    if (a->add_vips) {
+    if (a->add_vips && a->is_handover && !r->is_loopback) {
+        r->is_settling = true; /* on_later sends them */
+        log_info("vrrp", "vrrp %u: planned handover: gratuitous ARPs in %u ms", r->vrid,
+                 VRRP_SETTLE_MS);
+        ev_timer_start(r->v->loop, &r->later, VRRP_SETTLE_MS);
+    } else if (a->add_vips) {
+        r->is_settling = false;
         garp(r);
         ev_timer_start(r->v->loop, &r->later, VRRP_GARP_REPEAT_MS);
     }
@@ -308,6 +345,10 @@ static void on_later(struct ev_loop *loop, struct ev_timer *t)
     struct vrrp_router *r = t->data;
     if (r->fsm.state == VRRP_STATE_MASTER && !r->v->is_stopped) {
         garp(r);
+        if (r->is_settling) { /* then repeat them after the old master's grace */
+            r->is_settling = false;
+            ev_timer_start(r->v->loop, &r->later, VRRP_GARP_REPEAT_MS);
+        }
     } else if (r->is_holding && !r->awaits_successor) {
         log_info("vrrp", "vrrp %u: releasing the addresses (%u ms after the handover)", r->vrid,
                  VRRP_RELEASE_GRACE_MS);
@@ -341,8 +382,8 @@ static void on_timer(struct ev_loop *loop, struct ev_timer *t)
  * ARPs during the partition pointed the neighbours at it. Rate limited. */
 static void reannounce(struct vrrp_router *r)
 {
-    if (ev_now_ms(r->v->loop) - r->garp_at_ms < VRRP_REANNOUNCE_MS) {
-        return;
+    if (r->is_settling || ev_now_ms(r->v->loop) - r->garp_at_ms < VRRP_REANNOUNCE_MS) {
+        return; /* settling: the old master stepping down is expected, the ARPs are due */
     }
     log_notice("vrrp", "vrrp %u: another node acted as master: announcing the addresses again",
                r->vrid);

@@ -31,6 +31,7 @@
 #include "lb/lb_gate.h"
 #include "monitor/metrics.h"
 #include "vrrp/vrrp_conf.h"
+#include "vrrp/vrrp_diag.h"
 #include "vrrp/vrrp_fsm.h"
 #include "vrrp/vrrp_net.h"
 #include "vrrp/vrrp_pkt.h"
@@ -50,6 +51,10 @@
  * they are retransmitted here after the ARPs) and finishes the exchanges it has under way; a
  * client moved in the middle of one would send its next segment here and be reset. */
 #define VRRP_SETTLE_MS 100
+/* The old master polls its connections on the addresses this often while it hands them over,
+ * and sends a priority-0 advert when none is left (or VRRP_SETTLE_MS has passed): the new
+ * master then sends its ARPs at once. */
+#define VRRP_DRAIN_POLL_MS 5
 
 struct vrrp_router {
     struct vrrp *v;
@@ -68,6 +73,7 @@ struct vrrp_router {
     bool is_holding;
     bool is_leaving;       /* holding, handing over: the gates drop new connections (leave) */
     bool is_settling;      /* new master of a planned handover: gratuitous ARPs not sent yet */
+    uint64_t leave_at_ms;  /* is_leaving since */
     struct in_addr master; /* the last master heard from (0.0.0.0: none yet) */
     uint64_t garp_at_ms;   /* when gratuitous ARPs were last sent */
     bool awaits_successor; /* stopping master: still holds the addresses until another node
@@ -78,6 +84,7 @@ struct vrrp_router {
     struct ev_timer timer;
     struct ev_timer later; /* not master: release the addresses (the grace is over); master:
                             * repeat the gratuitous ARPs */
+    struct ev_timer drain; /* is_leaving: poll the connections under way (check_drained) */
     uint64_t sent, received, transitions;
     uint64_t dropped[VRRP_PKT_REASON_COUNT];
 };
@@ -169,6 +176,7 @@ static void run_notify(struct vrrp_router *r, const char *state)
 }
 
 static void leave(struct vrrp_router *r);
+static void send_advert(struct vrrp_router *r, uint8_t priority);
 
 /* The addresses stay for VRRP_RELEASE_GRACE_MS (on_later releases them): a master that
  * hands over still has requests in flight on them, whose answers need the address. Interface
@@ -206,6 +214,7 @@ static void hold(struct vrrp_router *r, bool held)
     }
     r->is_holding = held;
     r->is_leaving = false;
+    ev_timer_stop(r->v->loop, &r->drain);
     for (uint32_t i = 0; i < r->n_addrs; i++) {
         char ip[INET_ADDRSTRLEN];
         (void)inet_ntop(AF_INET, &r->addrs[i], ip, sizeof(ip));
@@ -230,9 +239,48 @@ static void leave(struct vrrp_router *r)
         return;
     }
     r->is_leaving = true;
+    r->leave_at_ms = ev_now_ms(r->v->loop);
     for (uint32_t i = 0; i < r->n_addrs; i++) {
         r->v->on_hold(r->v->data, r->addrs[i], VRRP_HOLD_LEAVING);
     }
+    ev_timer_start(r->v->loop, &r->drain, 0);
+}
+
+/* Leaving: once no connection on the addresses has anything left to exchange (or after
+ * VRRP_SETTLE_MS, when the new master moves the neighbours anyway), say so with a priority-0
+ * advert: the new master sends its gratuitous ARPs when it hears it. */
+static void check_drained(struct vrrp_router *r)
+{
+    uint64_t waited_ms = ev_now_ms(r->v->loop) - r->leave_at_ms;
+    int busy = vrrp_diag_tcp_busy(r->addrs, r->n_addrs);
+    if (busy > 0 && waited_ms < VRRP_SETTLE_MS) {
+        ev_timer_start(r->v->loop, &r->drain, VRRP_DRAIN_POLL_MS);
+        return;
+    }
+    if (busy < 0) {
+        log_debug("vrrp", "vrrp %u: cannot count the connections: %s", r->vrid, strerror(-busy));
+    }
+    log_info("vrrp", "vrrp %u: %d connection%s still under way after %lu ms: letting go", r->vrid,
+             busy > 0 ? busy : 0, busy == 1 ? "" : "s", (unsigned long)waited_ms);
+    send_advert(r, VRRP_FSM_PRIORITY_STOP);
+}
+
+static void on_drain(struct ev_loop *loop, struct ev_timer *t)
+{
+    (void)loop;
+    struct vrrp_router *r = t->data;
+    if (r->is_leaving) {
+        check_drained(r);
+    }
+}
+
+/* New master of a planned handover: the old one is done, send the gratuitous ARPs. */
+static void end_settle(struct vrrp_router *r, const char *why)
+{
+    log_info("vrrp", "vrrp %u: %s: sending the gratuitous ARPs", r->vrid, why);
+    r->is_settling = false;
+    garp(r);
+    ev_timer_start(r->v->loop, &r->later, VRRP_GARP_REPEAT_MS); /* after the old one's grace */
 }
 
 struct encode_ctx {
@@ -321,9 +369,11 @@ static void apply(struct vrrp_router *r, const struct vrrp_fsm_actions *a)
         garp(r);
         ev_timer_start(r->v->loop, &r->later, VRRP_GARP_REPEAT_MS);
     }
-    if (a->is_transition && a->from == VRRP_STATE_MASTER && a->to == VRRP_STATE_BACKUP) {
+    if (a->is_transition && a->from == VRRP_STATE_MASTER && a->to == VRRP_STATE_BACKUP &&
+        !r->is_leaving) {
         /* Outranked (a partition healed): say we stop, as a shutdown does, so that the master
-         * answers at once and repeats its gratuitous ARPs; ours pointed neighbours here. */
+         * answers at once and repeats its gratuitous ARPs; ours pointed neighbours here. When
+         * leaving, check_drained says it once the connections under way are done. */
         send_advert(r, VRRP_FSM_PRIORITY_STOP);
     }
     if (a->is_transition) {
@@ -343,12 +393,10 @@ static void on_later(struct ev_loop *loop, struct ev_timer *t)
 {
     (void)loop;
     struct vrrp_router *r = t->data;
-    if (r->fsm.state == VRRP_STATE_MASTER && !r->v->is_stopped) {
+    if (r->fsm.state == VRRP_STATE_MASTER && !r->v->is_stopped && r->is_settling) {
+        end_settle(r, "settle time over");
+    } else if (r->fsm.state == VRRP_STATE_MASTER && !r->v->is_stopped) {
         garp(r);
-        if (r->is_settling) { /* then repeat them after the old master's grace */
-            r->is_settling = false;
-            ev_timer_start(r->v->loop, &r->later, VRRP_GARP_REPEAT_MS);
-        }
     } else if (r->is_holding && !r->awaits_successor) {
         log_info("vrrp", "vrrp %u: releasing the addresses (%u ms after the handover)", r->vrid,
                  VRRP_RELEASE_GRACE_MS);
@@ -426,6 +474,9 @@ static void deliver(struct vrrp_sock *s, const struct vrrp_pkt_rx *rx)
     vrrp_fsm_on_advert(&r->fsm, ev_now_ms(v->loop), rx->src, info.priority, info.max_advert_int_cs,
                        &a);
     apply(r, &a);
+    if (r->fsm.state == VRRP_STATE_MASTER && r->is_settling && info.priority == 0) {
+        end_settle(r, "the old master let go");
+    }
     if (r->fsm.state == VRRP_STATE_MASTER && !a.is_transition) {
         reannounce(r); /* another master, or one stepping down: neighbours may point there */
     }
@@ -626,6 +677,7 @@ static bool add_block(struct vrrp *v, const struct conf *conf, const struct conf
         }
         ev_timer_init(&r->timer, on_timer, r, "vrrp");
         ev_timer_init(&r->later, on_later, r, "vrrp-later");
+        ev_timer_init(&r->drain, on_drain, r, "vrrp-drain");
         v->vrs[v->n_routers] =
             (struct vrrp_pkt_vr){.vrid = r->vrid,
                                  .auth = vip->auth && v->has_key ? &v->key : NULL,
@@ -806,6 +858,9 @@ void vrrp_stop(struct vrrp *v)
     }
     (void)vrrp_hand_over(v); /* no-op when already stopped */
     for (uint32_t i = 0; i < v->n_routers; i++) {
+        if (v->routers[i].is_leaving && ev_timer_is_active(&v->routers[i].drain)) {
+            send_advert(&v->routers[i], VRRP_FSM_PRIORITY_STOP); /* exiting: drained */
+        }
         v->routers[i].awaits_successor = false;
         ev_timer_stop(v->loop, &v->routers[i].later);
         hold(&v->routers[i], false);

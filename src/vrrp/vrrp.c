@@ -70,10 +70,10 @@ struct vrrp_router {
     int fd;      /* shared with the other routers of the same vip block */
     int ifindex; /* interface mode */
     bool is_loopback;
-    bool is_holding;
-    bool is_leaving;       /* holding, handing over: the gates drop new connections (leave) */
+    enum vrrp_hold hold;   /* the addresses: released, held, or held while handing them over
+                            * (leaving: the gates drop new connections, see leave) */
     bool is_settling;      /* new master of a planned handover: gratuitous ARPs not sent yet */
-    uint64_t leave_at_ms;  /* is_leaving since */
+    uint64_t leave_at_ms;  /* leaving since */
     struct in_addr master; /* the last master heard from (0.0.0.0: none yet) */
     uint64_t garp_at_ms;   /* when gratuitous ARPs were last sent */
     bool awaits_successor; /* stopping master: still holds the addresses until another node
@@ -84,7 +84,7 @@ struct vrrp_router {
     struct ev_timer timer;
     struct ev_timer later; /* not master: release the addresses (the grace is over); master:
                             * repeat the gratuitous ARPs */
-    struct ev_timer drain; /* is_leaving: poll the connections under way (check_drained) */
+    struct ev_timer drain; /* leaving: poll the connections under way (check_drained) */
     uint64_t sent, received, transitions;
     uint64_t dropped[VRRP_PKT_REASON_COUNT];
 };
@@ -208,18 +208,18 @@ static void garp(struct vrrp_router *r)
 
 static void hold(struct vrrp_router *r, bool held)
 {
-    bool is_reopen = held && r->is_holding && r->is_leaving; /* master again during the grace */
-    if (r->is_holding == held && !is_reopen) {
+    enum vrrp_hold want = held ? VRRP_HOLD_HELD : VRRP_HOLD_RELEASED;
+    if (r->hold == want) {
         return;
     }
-    r->is_holding = held;
-    r->is_leaving = false;
+    bool had = r->hold != VRRP_HOLD_RELEASED; /* leaving -> held: master again in the grace */
+    r->hold = want;
     ev_timer_stop(r->v->loop, &r->drain);
     for (uint32_t i = 0; i < r->n_addrs; i++) {
         char ip[INET_ADDRSTRLEN];
         (void)inet_ntop(AF_INET, &r->addrs[i], ip, sizeof(ip));
         struct errbuf eb = {{0}};
-        if (!r->is_loopback && !is_reopen) {
+        if (!r->is_loopback && had != held) {
             int rc = held ? vrrp_net_vip_add(r->ifindex, r->addrs[i], r->vip->prefix, NULL, &eb)
                           : vrrp_net_vip_del(r->ifindex, r->addrs[i], r->vip->prefix, &eb);
             if (rc != 0 && rc != -EEXIST && rc != -EADDRNOTAVAIL) {
@@ -235,10 +235,10 @@ static void hold(struct vrrp_router *r, bool held)
  * SYNs, refusing none) and finish the ones under way. */
 static void leave(struct vrrp_router *r)
 {
-    if (!r->is_holding || r->is_leaving) {
+    if (r->hold != VRRP_HOLD_HELD) {
         return;
     }
-    r->is_leaving = true;
+    r->hold = VRRP_HOLD_LEAVING;
     r->leave_at_ms = ev_now_ms(r->v->loop);
     for (uint32_t i = 0; i < r->n_addrs; i++) {
         r->v->on_hold(r->v->data, r->addrs[i], VRRP_HOLD_LEAVING);
@@ -269,7 +269,7 @@ static void on_drain(struct ev_loop *loop, struct ev_timer *t)
 {
     (void)loop;
     struct vrrp_router *r = t->data;
-    if (r->is_leaving) {
+    if (r->hold == VRRP_HOLD_LEAVING) {
         check_drained(r);
     }
 }
@@ -343,7 +343,7 @@ static void apply(struct vrrp_router *r, const struct vrrp_fsm_actions *a)
         r->is_settling = false;
     }
     if (a->del_vips && a->is_transition && a->from == VRRP_STATE_MASTER &&
-        a->to == VRRP_STATE_BACKUP && r->is_holding && !r->is_loopback) {
+        a->to == VRRP_STATE_BACKUP && r->hold != VRRP_HOLD_RELEASED && !r->is_loopback) {
         release_later(r, "a higher-priority master took over");
     } else if (a->del_vips) {
         ev_timer_stop(r->v->loop, &r->later);
@@ -370,7 +370,7 @@ static void apply(struct vrrp_router *r, const struct vrrp_fsm_actions *a)
         ev_timer_start(r->v->loop, &r->later, VRRP_GARP_REPEAT_MS);
     }
     if (a->is_transition && a->from == VRRP_STATE_MASTER && a->to == VRRP_STATE_BACKUP &&
-        !r->is_leaving) {
+        r->hold != VRRP_HOLD_LEAVING) {
         /* Outranked (a partition healed): say we stop, as a shutdown does, so that the master
          * answers at once and repeats its gratuitous ARPs; ours pointed neighbours here. When
          * leaving, check_drained says it once the connections under way are done. */
@@ -397,7 +397,7 @@ static void on_later(struct ev_loop *loop, struct ev_timer *t)
         end_settle(r, "settle time over");
     } else if (r->fsm.state == VRRP_STATE_MASTER && !r->v->is_stopped) {
         garp(r);
-    } else if (r->is_holding && !r->awaits_successor) {
+    } else if (r->hold != VRRP_HOLD_RELEASED && !r->awaits_successor) {
         log_info("vrrp", "vrrp %u: releasing the addresses (%u ms after the handover)", r->vrid,
                  VRRP_RELEASE_GRACE_MS);
         hold(r, false);
@@ -819,7 +819,7 @@ bool vrrp_hand_over(struct vrrp *v)
         a.del_vips = a.del_vips && !was_master;
         apply(r, &a);
         ev_timer_stop(v->loop, &r->timer);
-        r->awaits_successor = was_master && r->is_holding;
+        r->awaits_successor = was_master && r->hold != VRRP_HOLD_RELEASED;
         if (!r->awaits_successor) {
             ev_timer_stop(v->loop, &r->later);
             hold(r, false);
@@ -858,7 +858,7 @@ void vrrp_stop(struct vrrp *v)
     }
     (void)vrrp_hand_over(v); /* no-op when already stopped */
     for (uint32_t i = 0; i < v->n_routers; i++) {
-        if (v->routers[i].is_leaving && ev_timer_is_active(&v->routers[i].drain)) {
+        if (v->routers[i].hold == VRRP_HOLD_LEAVING && ev_timer_is_active(&v->routers[i].drain)) {
             send_advert(&v->routers[i], VRRP_FSM_PRIORITY_STOP); /* exiting: drained */
         }
         v->routers[i].awaits_successor = false;
@@ -938,15 +938,15 @@ void vrrp_status_json(const struct vrrp *v, struct metrics_out *out)
         if (m.s_addr != 0 && r->fsm.state != VRRP_STATE_FAULT) {
             (void)inet_ntop(AF_INET, &m, master, sizeof(master));
         }
-        metrics_out_printf(out,
-                           "%s{\"vrid\":%u,\"state\":\"%s\",\"priority\":%u,\"holding\":%s,"
-                           "\"master\":\"%s\","
-                           "\"mode\":\"%s\",\"advert_ms\":%u,\"transitions\":%lu,\"addresses\":[",
-                           i == 0 ? "" : ",", r->vrid, vrrp_state_name(r->fsm.state),
-                           r->fsm.cfg.priority, r->is_holding ? "true" : "false", master,
-                           r->is_loopback ? "loopback"
-                                          : (r->vip->unicast ? "unicast" : "multicast"),
-                           r->vip->advert_ms, (unsigned long)r->transitions);
+        metrics_out_printf(
+            out,
+            "%s{\"vrid\":%u,\"state\":\"%s\",\"priority\":%u,\"holding\":%s,"
+            "\"master\":\"%s\","
+            "\"mode\":\"%s\",\"advert_ms\":%u,\"transitions\":%lu,\"addresses\":[",
+            i == 0 ? "" : ",", r->vrid, vrrp_state_name(r->fsm.state), r->fsm.cfg.priority,
+            r->hold != VRRP_HOLD_RELEASED ? "true" : "false", master,
+            r->is_loopback ? "loopback" : (r->vip->unicast ? "unicast" : "multicast"),
+            r->vip->advert_ms, (unsigned long)r->transitions);
         for (uint32_t a = 0; a < r->n_addrs; a++) {
             char ip[INET_ADDRSTRLEN];
             (void)inet_ntop(AF_INET, &r->addrs[a], ip, sizeof(ip));

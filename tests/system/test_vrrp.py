@@ -625,6 +625,59 @@ def test_planned_handovers_and_preemptions_lose_no_request(env, lab):
     assert slow["n"] <= 4 * 2 * HITLESS_CYCLES, slow
 
 
+# A client that started a request on the VIP and does not finish it: the master it reached
+# has a connection under way until it goes.
+SLOW_CLIENT = r"""
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
+s.sendall(b"GET / HTTP/1.1\r\nHost: slow\r\n")
+sys.stderr.write("slow client sent\n"); sys.stderr.flush()
+time.sleep(30)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_handover_with_a_busy_connection_refuses_no_connection(env, lab):
+    """With a connection still under way on the stopping master, it lets go only after
+    VRRP_SETTLE_MS, and its workers have started draining meanwhile. The drain closed every
+    listener, including those of the VIP it still held, so the SYNs that reached it in those
+    100 ms were refused (RST). Now a gated listener stays open and drops SYNs until the gate
+    closes: the clients retransmit to the new master, and no connection is refused."""
+    v = Vlab(env, lab)
+    v.write_config(cluster_config([ap_vip()], FRONTEND))
+    v.start_all()
+    v.wait_roles("lb1")
+    failed = []
+    with netns.Prober(v.client.ns, VIP, HTTP, via_of=v.lab.name_of,
+                      connect_timeout=HITLESS_CONNECT_TIMEOUT_S,
+                      timeout=HITLESS_CONNECT_TIMEOUT_S + 1) as pr:
+        try:
+            pr.wait_steady("lb1")
+            for trial in range(3):
+                slow = env.proc(v.client.argv(PY, "-c", SLOW_CLIENT, VIP, str(HTTP)), "slow")
+                slow.log.wait(r"slow client sent", timeout=5)
+                lb1 = v.nodes["lb1"]
+                m1 = lb1.log.mark()
+                t0 = time.monotonic()
+                lb1.stopped_by_test = True
+                lb1.signal(signal.SIGTERM)
+                lb1.log.wait(r"1 connection still under way after \d+ ms: letting go", 5, m1)
+                assert lb1.wait(10) == 0, lb1.tail()
+                lb1._close()
+                v.wait_roles("lb2")
+                pr.wait_steady("lb2")
+                t1 = time.monotonic()
+                pr.settle(t1, timeout=HITLESS_CONNECT_TIMEOUT_S + 2)
+                failed.extend(pr.failures_between(t0, t1))
+                slow.kill9()
+                v.start("lb1")
+                v.wait_roles("lb1")
+                pr.wait_steady("lb1")
+        finally:
+            report("sigterm_busy_connection", failures=kinds(failed))
+    assert not failed, failed
+
+
 # --------------------------------------------------------------------------------------------
 # 5. partition: both become master; healed: one master again within an advert interval
 

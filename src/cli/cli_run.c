@@ -413,15 +413,19 @@ static bool can_serve(const struct lb_gen *gen)
     return true;
 }
 
-/* VRRP took or gave up a virtual IP: open or close its listener gates. */
-static void on_hold(void *data, struct in_addr ip, bool held)
+/* VRRP took, is handing over or gave up a virtual IP: open, quiesce or close its gates. */
+static void on_hold(void *data, struct in_addr ip, enum vrrp_hold hold)
 {
     struct node *n = data;
     struct lb_gate *g = lb_gate_define(ip);
     if (g == NULL) {
         return;
     }
-    lb_gate_set(g, n->gen, held);
+    if (hold == VRRP_HOLD_LEAVING) {
+        lb_gate_quiesce(g, n->gen);
+        return; /* the workers keep polling: the handshakes under way complete */
+    }
+    lb_gate_set(g, n->gen, hold == VRRP_HOLD_HELD);
     for (uint32_t i = 0; i < n->n_workers; i++) {
         lb_worker_poke(&n->workers[i]);
     }

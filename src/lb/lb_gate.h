@@ -32,4 +32,10 @@ struct lb_gate *lb_gate_find(const struct sockaddr *sa);
  * publish the state. The caller wakes the workers (lb_worker_poke) afterwards. */
 void lb_gate_set(struct lb_gate *g, struct lb_gen *gen, bool is_open);
 
+/* An open gate whose address is being handed over: its listeners keep listening (the
+ * handshakes under way complete, nothing is refused) but silently drop new SYNs, which the
+ * clients retransmit (after 1 s on Linux) to the node that holds the address by then. Opening
+ * the gate again (lb_gate_set) lifts it; closing it stops the listening anyway. */
+void lb_gate_quiesce(struct lb_gate *g, struct lb_gen *gen);
+
 #endif

@@ -223,17 +223,20 @@ static void switch_gen(struct lb_worker *w, struct lb_gen *gen)
 static void drain_now(struct lb_worker *w)
 {
     w->is_draining = true;
-    /* Close this worker's own listening sockets so the kernel stops queueing for it. */
+    /* Close this worker's own listening sockets so the kernel stops queueing for it. Except a
+     * gated one whose gate is still open: its address is being handed over (vrrp.c), it drops
+     * new SYNs already, and a closed listener on an address still held would refuse (RST)
+     * them; it keeps accepting the handshakes under way until the gate closes. */
     for (uint32_t i = 0; i < w->n_listeners; i++) {
         struct lb_listener *l = &w->listeners[i];
+        if (l->gate != NULL && atomic_load(&l->gate->is_open)) {
+            continue;
+        }
         ev_io_stop(w->loop, &l->io);
         ev_timer_stop(w->loop, &l->pause);
         close(*l->fd_slot);
         *l->fd_slot = -1;
     }
-    ev_free_later(w->loop, w->listeners);
-    w->listeners = NULL;
-    w->n_listeners = 0;
     close_idle_pools(w, w->gen);
     struct lb_conn_base *c = w->conns;
     while (c != NULL) {

@@ -31,6 +31,7 @@
 #include "lb/lb_gate.h"
 #include "monitor/metrics.h"
 #include "vrrp/vrrp_conf.h"
+#include "vrrp/vrrp_diag.h"
 #include "vrrp/vrrp_fsm.h"
 #include "vrrp/vrrp_net.h"
 #include "vrrp/vrrp_pkt.h"
@@ -44,6 +45,16 @@
  * asked meanwhile got the old master's answer. */
 #define VRRP_RELEASE_GRACE_MS 1000
 #define VRRP_GARP_REPEAT_MS (VRRP_RELEASE_GRACE_MS + 200)
+/* Planned handover (the old master is alive: it sent priority 0, or we preempt it): the new
+ * master holds the addresses at once but sends its gratuitous ARPs this much later. Meanwhile
+ * the clients still reach the old master, which takes no new connection (it drops the SYNs:
+ * they are retransmitted here after the ARPs) and finishes the exchanges it has under way; a
+ * client moved in the middle of one would send its next segment here and be reset. */
+#define VRRP_SETTLE_MS 100
+/* The old master polls its connections on the addresses this often while it hands them over,
+ * and sends a priority-0 advert when none is left (or VRRP_SETTLE_MS has passed): the new
+ * master then sends its ARPs at once. */
+#define VRRP_DRAIN_POLL_MS 5
 
 struct vrrp_router {
     struct vrrp *v;
@@ -59,7 +70,10 @@ struct vrrp_router {
     int fd;      /* shared with the other routers of the same vip block */
     int ifindex; /* interface mode */
     bool is_loopback;
-    bool is_holding;
+    enum vrrp_hold hold;   /* the addresses: released, held, or held while handing them over
+                            * (leaving: the gates drop new connections, see leave) */
+    bool is_settling;      /* new master of a planned handover: gratuitous ARPs not sent yet */
+    uint64_t leave_at_ms;  /* leaving since */
     struct in_addr master; /* the last master heard from (0.0.0.0: none yet) */
     uint64_t garp_at_ms;   /* when gratuitous ARPs were last sent */
     bool awaits_successor; /* stopping master: still holds the addresses until another node
@@ -70,6 +84,7 @@ struct vrrp_router {
     struct ev_timer timer;
     struct ev_timer later; /* not master: release the addresses (the grace is over); master:
                             * repeat the gratuitous ARPs */
+    struct ev_timer drain; /* leaving: poll the connections under way (check_drained) */
     uint64_t sent, received, transitions;
     uint64_t dropped[VRRP_PKT_REASON_COUNT];
 };
@@ -160,15 +175,21 @@ static void run_notify(struct vrrp_router *r, const char *state)
     }
 }
 
+static void leave(struct vrrp_router *r);
+static void send_advert(struct vrrp_router *r, uint8_t priority);
+
 /* The addresses stay for VRRP_RELEASE_GRACE_MS (on_later releases them): a master that
  * hands over still has requests in flight on them, whose answers need the address. Interface
  * mode only: in loopback mode no address is removed, and closing the gates stops only the
  * listening (connections already accepted keep being served). */
 static void release_later(struct vrrp_router *r, const char *why)
 {
-    log_notice("vrrp", "vrrp %u: %s: keeping the addresses %u ms for the requests in flight",
+    log_notice("vrrp",
+               "vrrp %u: %s: keeping the addresses %u ms for the requests in flight, taking no "
+               "new connection",
                r->vrid, why, VRRP_RELEASE_GRACE_MS);
     ev_timer_start(r->v->loop, &r->later, VRRP_RELEASE_GRACE_MS);
+    leave(r);
 }
 
 /* Gratuitous ARPs for every address, so that neighbours send to this node's MAC. */
@@ -187,15 +208,18 @@ static void garp(struct vrrp_router *r)
 
 static void hold(struct vrrp_router *r, bool held)
 {
-    if (r->is_holding == held) {
+    enum vrrp_hold want = held ? VRRP_HOLD_HELD : VRRP_HOLD_RELEASED;
+    if (r->hold == want) {
         return;
     }
-    r->is_holding = held;
+    bool had = r->hold != VRRP_HOLD_RELEASED; /* leaving -> held: master again in the grace */
+    r->hold = want;
+    ev_timer_stop(r->v->loop, &r->drain);
     for (uint32_t i = 0; i < r->n_addrs; i++) {
         char ip[INET_ADDRSTRLEN];
         (void)inet_ntop(AF_INET, &r->addrs[i], ip, sizeof(ip));
         struct errbuf eb = {{0}};
-        if (!r->is_loopback) {
+        if (!r->is_loopback && had != held) {
             int rc = held ? vrrp_net_vip_add(r->ifindex, r->addrs[i], r->vip->prefix, NULL, &eb)
                           : vrrp_net_vip_del(r->ifindex, r->addrs[i], r->vip->prefix, &eb);
             if (rc != 0 && rc != -EEXIST && rc != -EADDRNOTAVAIL) {
@@ -203,8 +227,60 @@ static void hold(struct vrrp_router *r, bool held)
                           held ? "add" : "remove", ip, r->vip->interface, eb.msg);
             }
         }
-        r->v->on_hold(r->v->data, r->addrs[i], held);
+        r->v->on_hold(r->v->data, r->addrs[i], held ? VRRP_HOLD_HELD : VRRP_HOLD_RELEASED);
     }
+}
+
+/* Handing over addresses still held: the listeners take no new connection (they drop the
+ * SYNs, refusing none) and finish the ones under way. */
+static void leave(struct vrrp_router *r)
+{
+    if (r->hold != VRRP_HOLD_HELD) {
+        return;
+    }
+    r->hold = VRRP_HOLD_LEAVING;
+    r->leave_at_ms = ev_now_ms(r->v->loop);
+    for (uint32_t i = 0; i < r->n_addrs; i++) {
+        r->v->on_hold(r->v->data, r->addrs[i], VRRP_HOLD_LEAVING);
+    }
+    ev_timer_start(r->v->loop, &r->drain, 0);
+}
+
+/* Leaving: once no connection on the addresses has anything left to exchange (or after
+ * VRRP_SETTLE_MS, when the new master moves the neighbours anyway), say so with a priority-0
+ * advert: the new master sends its gratuitous ARPs when it hears it. */
+static void check_drained(struct vrrp_router *r)
+{
+    uint64_t waited_ms = ev_now_ms(r->v->loop) - r->leave_at_ms;
+    int busy = vrrp_diag_tcp_busy(r->addrs, r->n_addrs);
+    if (busy > 0 && waited_ms < VRRP_SETTLE_MS) {
+        ev_timer_start(r->v->loop, &r->drain, VRRP_DRAIN_POLL_MS);
+        return;
+    }
+    if (busy < 0) {
+        log_debug("vrrp", "vrrp %u: cannot count the connections: %s", r->vrid, strerror(-busy));
+    }
+    log_info("vrrp", "vrrp %u: %d connection%s still under way after %lu ms: letting go", r->vrid,
+             busy > 0 ? busy : 0, busy == 1 ? "" : "s", (unsigned long)waited_ms);
+    send_advert(r, VRRP_FSM_PRIORITY_STOP);
+}
+
+static void on_drain(struct ev_loop *loop, struct ev_timer *t)
+{
+    (void)loop;
+    struct vrrp_router *r = t->data;
+    if (r->hold == VRRP_HOLD_LEAVING) {
+        check_drained(r);
+    }
+}
+
+/* New master of a planned handover: the old one is done, send the gratuitous ARPs. */
+static void end_settle(struct vrrp_router *r, const char *why)
+{
+    log_info("vrrp", "vrrp %u: %s: sending the gratuitous ARPs", r->vrid, why);
+    r->is_settling = false;
+    garp(r);
+    ev_timer_start(r->v->loop, &r->later, VRRP_GARP_REPEAT_MS); /* after the old one's grace */
 }
 
 struct encode_ctx {
@@ -263,8 +339,11 @@ static void send_advert(struct vrrp_router *r, uint8_t priority)
 
 static void apply(struct vrrp_router *r, const struct vrrp_fsm_actions *a)
 {
+    if (a->del_vips) {
+        r->is_settling = false;
+    }
     if (a->del_vips && a->is_transition && a->from == VRRP_STATE_MASTER &&
-        a->to == VRRP_STATE_BACKUP && r->is_holding && !r->is_loopback) {
+        a->to == VRRP_STATE_BACKUP && r->hold != VRRP_HOLD_RELEASED && !r->is_loopback) {
         release_later(r, "a higher-priority master took over");
     } else if (a->del_vips) {
         ev_timer_stop(r->v->loop, &r->later);
@@ -280,13 +359,21 @@ static void apply(struct vrrp_router *r, const struct vrrp_fsm_actions *a)
     if (a->send_advert) {
         send_advert(r, a->advert_priority);
     }
-    if (a->add_vips) {
+    if (a->add_vips && a->is_handover && !r->is_loopback) {
+        r->is_settling = true; /* on_later sends them */
+        log_info("vrrp", "vrrp %u: planned handover: gratuitous ARPs in %u ms", r->vrid,
+                 VRRP_SETTLE_MS);
+        ev_timer_start(r->v->loop, &r->later, VRRP_SETTLE_MS);
+    } else if (a->add_vips) {
+        r->is_settling = false;
         garp(r);
         ev_timer_start(r->v->loop, &r->later, VRRP_GARP_REPEAT_MS);
     }
-    if (a->is_transition && a->from == VRRP_STATE_MASTER && a->to == VRRP_STATE_BACKUP) {
+    if (a->is_transition && a->from == VRRP_STATE_MASTER && a->to == VRRP_STATE_BACKUP &&
+        r->hold != VRRP_HOLD_LEAVING) {
         /* Outranked (a partition healed): say we stop, as a shutdown does, so that the master
-         * answers at once and repeats its gratuitous ARPs; ours pointed neighbours here. */
+         * answers at once and repeats its gratuitous ARPs; ours pointed neighbours here. When
+         * leaving, check_drained says it once the connections under way are done. */
         send_advert(r, VRRP_FSM_PRIORITY_STOP);
     }
     if (a->is_transition) {
@@ -306,9 +393,11 @@ static void on_later(struct ev_loop *loop, struct ev_timer *t)
 {
     (void)loop;
     struct vrrp_router *r = t->data;
-    if (r->fsm.state == VRRP_STATE_MASTER && !r->v->is_stopped) {
+    if (r->fsm.state == VRRP_STATE_MASTER && !r->v->is_stopped && r->is_settling) {
+        end_settle(r, "settle time over");
+    } else if (r->fsm.state == VRRP_STATE_MASTER && !r->v->is_stopped) {
         garp(r);
-    } else if (r->is_holding && !r->awaits_successor) {
+    } else if (r->hold != VRRP_HOLD_RELEASED && !r->awaits_successor) {
         log_info("vrrp", "vrrp %u: releasing the addresses (%u ms after the handover)", r->vrid,
                  VRRP_RELEASE_GRACE_MS);
         hold(r, false);
@@ -341,8 +430,8 @@ static void on_timer(struct ev_loop *loop, struct ev_timer *t)
  * ARPs during the partition pointed the neighbours at it. Rate limited. */
 static void reannounce(struct vrrp_router *r)
 {
-    if (ev_now_ms(r->v->loop) - r->garp_at_ms < VRRP_REANNOUNCE_MS) {
-        return;
+    if (r->is_settling || ev_now_ms(r->v->loop) - r->garp_at_ms < VRRP_REANNOUNCE_MS) {
+        return; /* settling: the old master stepping down is expected, the ARPs are due */
     }
     log_notice("vrrp", "vrrp %u: another node acted as master: announcing the addresses again",
                r->vrid);
@@ -385,6 +474,9 @@ static void deliver(struct vrrp_sock *s, const struct vrrp_pkt_rx *rx)
     vrrp_fsm_on_advert(&r->fsm, ev_now_ms(v->loop), rx->src, info.priority, info.max_advert_int_cs,
                        &a);
     apply(r, &a);
+    if (r->fsm.state == VRRP_STATE_MASTER && r->is_settling && info.priority == 0) {
+        end_settle(r, "the old master let go");
+    }
     if (r->fsm.state == VRRP_STATE_MASTER && !a.is_transition) {
         reannounce(r); /* another master, or one stepping down: neighbours may point there */
     }
@@ -585,6 +677,7 @@ static bool add_block(struct vrrp *v, const struct conf *conf, const struct conf
         }
         ev_timer_init(&r->timer, on_timer, r, "vrrp");
         ev_timer_init(&r->later, on_later, r, "vrrp-later");
+        ev_timer_init(&r->drain, on_drain, r, "vrrp-drain");
         v->vrs[v->n_routers] =
             (struct vrrp_pkt_vr){.vrid = r->vrid,
                                  .auth = vip->auth && v->has_key ? &v->key : NULL,
@@ -726,7 +819,7 @@ bool vrrp_hand_over(struct vrrp *v)
         a.del_vips = a.del_vips && !was_master;
         apply(r, &a);
         ev_timer_stop(v->loop, &r->timer);
-        r->awaits_successor = was_master && r->is_holding;
+        r->awaits_successor = was_master && r->hold != VRRP_HOLD_RELEASED;
         if (!r->awaits_successor) {
             ev_timer_stop(v->loop, &r->later);
             hold(r, false);
@@ -765,6 +858,9 @@ void vrrp_stop(struct vrrp *v)
     }
     (void)vrrp_hand_over(v); /* no-op when already stopped */
     for (uint32_t i = 0; i < v->n_routers; i++) {
+        if (v->routers[i].hold == VRRP_HOLD_LEAVING && ev_timer_is_active(&v->routers[i].drain)) {
+            send_advert(&v->routers[i], VRRP_FSM_PRIORITY_STOP); /* exiting: drained */
+        }
         v->routers[i].awaits_successor = false;
         ev_timer_stop(v->loop, &v->routers[i].later);
         hold(&v->routers[i], false);
@@ -842,15 +938,15 @@ void vrrp_status_json(const struct vrrp *v, struct metrics_out *out)
         if (m.s_addr != 0 && r->fsm.state != VRRP_STATE_FAULT) {
             (void)inet_ntop(AF_INET, &m, master, sizeof(master));
         }
-        metrics_out_printf(out,
-                           "%s{\"vrid\":%u,\"state\":\"%s\",\"priority\":%u,\"holding\":%s,"
-                           "\"master\":\"%s\","
-                           "\"mode\":\"%s\",\"advert_ms\":%u,\"transitions\":%lu,\"addresses\":[",
-                           i == 0 ? "" : ",", r->vrid, vrrp_state_name(r->fsm.state),
-                           r->fsm.cfg.priority, r->is_holding ? "true" : "false", master,
-                           r->is_loopback ? "loopback"
-                                          : (r->vip->unicast ? "unicast" : "multicast"),
-                           r->vip->advert_ms, (unsigned long)r->transitions);
+        metrics_out_printf(
+            out,
+            "%s{\"vrid\":%u,\"state\":\"%s\",\"priority\":%u,\"holding\":%s,"
+            "\"master\":\"%s\","
+            "\"mode\":\"%s\",\"advert_ms\":%u,\"transitions\":%lu,\"addresses\":[",
+            i == 0 ? "" : ",", r->vrid, vrrp_state_name(r->fsm.state), r->fsm.cfg.priority,
+            r->hold != VRRP_HOLD_RELEASED ? "true" : "false", master,
+            r->is_loopback ? "loopback" : (r->vip->unicast ? "unicast" : "multicast"),
+            r->vip->advert_ms, (unsigned long)r->transitions);
         for (uint32_t a = 0; a < r->n_addrs; a++) {
             char ip[INET_ADDRSTRLEN];
             (void)inet_ntop(AF_INET, &r->addrs[a], ip, sizeof(ip));

@@ -13,9 +13,16 @@
 struct vrrp;
 struct metrics_out;
 
-/* Called when this node takes (held true) or gives up a virtual IP: the node opens or closes
- * the listener gates of that address (lb/lb_gate.h). */
-typedef void (*vrrp_hold_fn)(void *data, struct in_addr ip, bool held);
+/* What this node does with a virtual IP, for its listener gates (lb/lb_gate.h). */
+enum vrrp_hold {
+    VRRP_HOLD_RELEASED = 0, /* gave it up: close the gates */
+    VRRP_HOLD_HELD,         /* took it: open the gates */
+    VRRP_HOLD_LEAVING,      /* still holds it, handing over: take no new connection, refuse
+                             * none (lb_gate_quiesce) */
+};
+
+/* Called when the node's hold on a virtual IP changes. */
+typedef void (*vrrp_hold_fn)(void *data, struct in_addr ip, enum vrrp_hold hold);
 
 /* Declare the gates of the node's virtual IPs (before its listeners are opened), then start
  * its routers: remove addresses a crashed run left behind, open the sockets, begin as

@@ -294,14 +294,20 @@ void vrrp_fsm_on_advert(struct vrrp_fsm *fsm, uint64_t now_ms, struct in_addr sr
     actions_end(fsm, out);
 }
 
+/* The Master_Down_Timer fired while the master is still alive and outranked. */
+static bool is_preempting_live_master(const struct vrrp_fsm *fsm, uint64_t now_ms)
+{
+    return fsm->_is_preempt_pending &&
+           now_ms < fsm->_master_seen_ms + vrrp_fsm_master_down_interval_ms(fsm);
+}
+
 /* Why the Master_Down_Timer fired, for the transition's reason. */
 static const char *takeover_reason(const struct vrrp_fsm *fsm, uint64_t now_ms)
 {
     if (fsm->_is_master_stopping) {
         return "master sent priority 0, Skew_Time elapsed";
     }
-    if (fsm->_is_preempt_pending &&
-        now_ms < fsm->_master_seen_ms + vrrp_fsm_master_down_interval_ms(fsm)) {
+    if (is_preempting_live_master(fsm, now_ms)) {
         return "preempting a lower-priority master";
     }
     return "master down: Master_Down_Timer fired";
@@ -313,7 +319,9 @@ void vrrp_fsm_on_timer(struct vrrp_fsm *fsm, uint64_t now_ms, struct vrrp_fsm_ac
     if (fsm->state == VRRP_STATE_MASTER && now_ms >= fsm->_adver_at_ms) {
         send_advert(fsm, now_ms, out); /* RFC 5798 6.4.3: Adver_Timer fired */
     } else if (fsm->state == VRRP_STATE_BACKUP && now_ms >= fsm->_master_down_at_ms) {
+        bool is_handover = fsm->_is_master_stopping || is_preempting_live_master(fsm, now_ms);
         vrrp_fsm_set_state(fsm, VRRP_STATE_MASTER, now_ms, takeover_reason(fsm, now_ms), out);
+        out->is_handover = is_handover;
     }
     actions_end(fsm, out);
 }

@@ -53,6 +53,8 @@ struct vrrp_fsm_actions {
     enum vrrp_state from;    /*   old state */
     enum vrrp_state to;      /*   new state */
     const char *reason;      /*   why, a static string for logs ("master down") */
+    bool is_handover;        /*   to MASTER from a live master (it sent priority 0, or we
+                              *   preempt it): a planned handover, not a failure */
     uint64_t deadline_ms;    /* call vrrp_fsm_on_timer at this absolute time; VRRP_FSM_NEVER:
                               * no timer. Always set: re-arm (or stop) the timer every time.
                               * In the past only if on_timer is overdue: call it at once */

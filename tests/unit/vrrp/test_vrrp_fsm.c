@@ -408,6 +408,7 @@ Test(vrrp_fsm, takeover_reason_names_the_cause)
     vrrp_fsm_on_timer(&b, 100 + 3609, &a);
     cr_assert(a.is_transition);
     cr_assert_str_eq(a.reason, "master down: Master_Down_Timer fired");
+    cr_assert_not(a.is_handover, "a silent master is a failure, not a handover");
     cr_assert(a.send_advert);
     cr_assert_eq(a.advert_priority, 100);
     cr_assert(a.add_vips);
@@ -454,6 +455,7 @@ Test(vrrp_fsm, priority_zero_reason_and_master_reply)
     cr_assert_eq(a.deadline_ms, 100 + 609);
     vrrp_fsm_on_timer(&b, 709, &a);
     cr_assert_str_eq(a.reason, "master sent priority 0, Skew_Time elapsed");
+    cr_assert(a.is_handover);
     /* A master that hears priority 0 answers at once (RFC 5798 6.4.3). */
     vrrp_fsm_on_advert(&b, 800, ip("10.0.0.3"), 0, 100, &a);
     cr_assert(a.send_advert);
@@ -491,6 +493,7 @@ Test(vrrp_fsm, preempt_reason)
     }
     vrrp_fsm_on_timer(&b, mdi_100cs(200), &a);
     cr_assert_str_eq(a.reason, "preempting a lower-priority master");
+    cr_assert(a.is_handover);
 }
 
 Test(vrrp_fsm, preemption_off_leaves_a_live_master_alone)

@@ -3,7 +3,8 @@
 # Run Criterion unit test binaries; print "unit: N passed, N failed" last.
 pass=0; fail=0
 for t in "$@"; do
-    out=$("$t" --jobs=2 2>&1); rc=$?
+    # --timeout: a hung test fails (it held the whole run for 20 min once) instead of blocking
+    out=$("$t" --jobs=2 --timeout=300 2>&1); rc=$?
     line=$(printf '%s\n' "$out" | grep -E '^\[====\] Synthesis' | tail -1)
     p=$(printf '%s' "$line" | sed -n 's/.*Passing: \([0-9]*\).*/\1/p')
     f=$(printf '%s' "$line" | sed -n 's/.*Failing: \([0-9]*\).*/\1/p')

@@ -1313,6 +1313,7 @@ static void hp_step(struct hp_conn *c)
 {
     for (int guard = 0; guard < 64; guard++) {
         enum hp_state before = c->state;
+        const struct lb_upstream *up_before = c->up;
         switch (c->state) {
         case HP_STATE_IDLE:
         case HP_STATE_READ_HEAD:
@@ -1345,7 +1346,11 @@ static void hp_step(struct hp_conn *c)
         case HP_STATE_CLOSED:
             break;
         }
-        if (c->state == before || c->state == HP_STATE_CLOSED) {
+        /* Done once a pass moves nothing: same state, same server connection. A retry on a
+         * pooled connection after a failed send stays in EXCHANGE with a request still to
+         * send; stopping there left it unsent until the client gave up (the failed
+         * connection is freed only after this callback, so its address is not reused). */
+        if (c->state == HP_STATE_CLOSED || (c->state == before && c->up == up_before)) {
             break;
         }
     }

@@ -364,3 +364,31 @@ void vrrp_fsm_set_fault(struct vrrp_fsm *fsm, uint64_t now_ms, bool is_faulted,
     }
     actions_end(fsm, out);
 }
+
+int vrrp_fsm_set_timing(struct vrrp_fsm *fsm, uint64_t now_ms, uint16_t advert_int_cs, bool preempt,
+                        uint32_t preempt_delay_ms, struct vrrp_fsm_actions *out)
+{
+    actions_begin(out);
+    if (advert_int_cs == 0 || advert_int_cs > 4095) {
+        actions_end(fsm, out);
+        return -EINVAL;
+    }
+    bool is_interval_changed = advert_int_cs != fsm->cfg.advert_int_cs;
+    fsm->cfg.advert_int_cs = advert_int_cs;
+    fsm->cfg.preempt = preempt;
+    fsm->cfg.preempt_delay_ms = preempt_delay_ms;
+    if (is_interval_changed && fsm->state == VRRP_STATE_MASTER) {
+        send_advert(fsm, now_ms, out); /* the backups learn the new Master_Adver_Interval */
+    } else if (fsm->state == VRRP_STATE_BACKUP && fsm->_has_master &&
+               !(preempts(fsm) && fsm->_master_priority < fsm->cfg.priority)) {
+        /* Preemption turned off (or delayed anew): a takeover under way is called off, as in
+         * vrrp_fsm_set_priority. */
+        fsm->_is_preempt_pending = false;
+        uint64_t down_at = fsm->_master_seen_ms + vrrp_fsm_master_down_interval_ms(fsm);
+        if (down_at > fsm->_master_down_at_ms) {
+            fsm->_master_down_at_ms = down_at;
+        }
+    }
+    actions_end(fsm, out);
+    return 0;
+}

@@ -116,6 +116,14 @@ void vrrp_fsm_on_timer(struct vrrp_fsm *fsm, uint64_t now_ms, struct vrrp_fsm_ac
 int vrrp_fsm_set_priority(struct vrrp_fsm *fsm, uint64_t now_ms, uint8_t priority,
                           struct vrrp_fsm_actions *out) KEEL_MUST_CHECK;
 
+/* Reload: change Advertisement_Interval (1..4095 cs), Preempt_Mode and the preempt delay.
+ * A MASTER whose interval changed advertises at once (the backups learn the new
+ * Master_Adver_Interval from it) and then every new interval; a BACKUP that no longer
+ * preempts the live master calls its takeover off. Returns 0, or -EINVAL for an interval out
+ * of range (nothing changes; *out still gets the deadline). */
+int vrrp_fsm_set_timing(struct vrrp_fsm *fsm, uint64_t now_ms, uint16_t advert_int_cs, bool preempt,
+                        uint32_t preempt_delay_ms, struct vrrp_fsm_actions *out) KEEL_MUST_CHECK;
+
 /* Force (is_faulted) or clear the FAULT state. Entering FAULT from MASTER sends a priority-0
  * advert and removes the VIPs; leaving FAULT restarts as vrrp_fsm_start does. Set in INIT,
  * the fault is remembered for vrrp_fsm_start. */

@@ -792,3 +792,42 @@ Test(vrrp_fsm, docs_diagram_matches_the_transition_table)
         }
     }
 }
+
+/* ------------------------------------------------------------------------------------------
+ * Reload: advert interval and preemption
+ * ------------------------------------------------------------------------------------------ */
+
+Test(vrrp_fsm, master_announces_a_new_interval_and_keeps_it)
+{
+    struct vrrp_fsm m = fsm_new(200, "10.0.0.2", true);
+    struct vrrp_fsm_actions a;
+    vrrp_fsm_start(&m, 0, &a);
+    vrrp_fsm_on_timer(&m, mdi_100cs(200), &a);
+    cr_assert_eq(m.state, VRRP_STATE_MASTER);
+    cr_assert_eq(vrrp_fsm_set_timing(&m, 4000, 20, true, 0, &a), 0);
+    cr_assert(a.send_advert, "the backups learn the new interval at once");
+    cr_assert_eq(a.deadline_ms, 4200);
+    vrrp_fsm_on_timer(&m, 4200, &a);
+    cr_assert_eq(a.deadline_ms, 4400);
+    cr_assert_eq(vrrp_fsm_set_timing(&m, 4300, 20, false, 0, &a), 0);
+    cr_assert_not(a.send_advert, "same interval: no extra advert");
+    cr_assert_not(m.cfg.preempt);
+    cr_assert_eq(vrrp_fsm_set_timing(&m, 4300, 0, true, 0, &a), -EINVAL);
+    cr_assert_eq(vrrp_fsm_set_timing(&m, 4300, 4096, true, 0, &a), -EINVAL);
+    cr_assert_eq(m.cfg.advert_int_cs, 20);
+    cr_assert_not(m.cfg.preempt, "refused: nothing changed");
+}
+
+Test(vrrp_fsm, backup_that_stops_preempting_calls_off_its_takeover)
+{
+    struct vrrp_fsm b = fsm_new(200, "10.0.0.2", true);
+    struct vrrp_fsm_actions a;
+    vrrp_fsm_start(&b, 0, &a);
+    vrrp_fsm_on_advert(&b, 3000, ip("10.0.0.1"), 150, 100, &a);
+    cr_assert_eq(a.deadline_ms, mdi_100cs(200), "outranked master: discarded");
+    cr_assert_eq(vrrp_fsm_set_timing(&b, 3100, 100, false, 0, &a), 0);
+    cr_assert_eq(a.deadline_ms, 3000 + mdi_100cs(200), "the live master's last advert counts");
+    vrrp_fsm_on_advert(&b, 4000, ip("10.0.0.1"), 150, 100, &a);
+    cr_assert_eq(a.deadline_ms, 4000 + mdi_100cs(200), "accepted now");
+    cr_assert_eq(b.state, VRRP_STATE_BACKUP);
+}

@@ -1066,3 +1066,22 @@ void db_agent_status_json(const struct db_agent *a, struct metrics_out *out)
     db_retry_json(&a->retry, ev_now_ms(a->loop), out);
     metrics_out_printf(out, "}");
 }
+
+/* ---------------------------------------------------------------- reload */
+
+void db_agent_reconfigure(struct db_agent *a, const struct conf_database *db)
+{
+    if (a == NULL) {
+        return;
+    }
+    if (a->db.max_lag != db->max_lag || a->db.replication != db->replication ||
+        a->db.single_node_writes != db->single_node_writes) {
+        log_notice("db", "%s: reload: max_lag %lu, replication %s, single_node_writes %s", a->self,
+                   (unsigned long)db->max_lag,
+                   db->replication == CONF_DB_SYNC ? "synchronous" : "asynchronous",
+                   db->single_node_writes ? "on" : "off");
+    }
+    a->db.max_lag = db->max_lag;
+    a->db.replication = db->replication; /* the primary's next turn sets sync_names again */
+    a->db.single_node_writes = db->single_node_writes;
+}

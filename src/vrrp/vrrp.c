@@ -956,3 +956,51 @@ void vrrp_status_json(const struct vrrp *v, struct metrics_out *out)
     }
     metrics_out_printf(out, "]");
 }
+
+/* ---------------------------------------------------------------- reload */
+
+/* One router takes its block's live settings (vrrp_reload.h says which). */
+static void reconfigure_router(struct vrrp_router *r, const struct conf_vip *vip, uint32_t i,
+                               const char *node)
+{
+    uint64_t now = ev_now_ms(r->v->loop);
+    uint8_t priority = (uint8_t)vrrp_conf_priority(vip, i, node);
+    if (priority != r->priority || vip->advert_ms != r->vip->advert_ms ||
+        vip->preempt != r->vip->preempt || vip->preempt_delay_ms != r->vip->preempt_delay_ms) {
+        log_notice("vrrp", "vrrp %u: reload: priority %u, advert %u ms, preempt %s, delay %u ms",
+                   r->vrid, priority, vip->advert_ms, vip->preempt ? "on" : "off",
+                   vip->preempt_delay_ms);
+    }
+    r->vip_copy = *vip;
+    struct vrrp_fsm_actions a;
+    if (!r->v->is_stopped && vrrp_fsm_set_timing(&r->fsm, now, (uint16_t)(vip->advert_ms / 10),
+                                                 vip->preempt, vip->preempt_delay_ms, &a) == 0) {
+        apply(r, &a);
+    }
+    if (priority != r->priority) {
+        r->priority = priority;
+        if (!r->v->is_stopped && vrrp_fsm_set_priority(&r->fsm, now, priority, &a) == 0) {
+            apply(r, &a);
+        }
+    }
+    bool track_fault = vip->track && !r->v->can_serve;
+    if (track_fault != r->track_fault) {
+        r->track_fault = track_fault;
+        update_fault(r);
+    }
+}
+
+void vrrp_reconfigure(struct vrrp *v, const struct conf *conf, const char *node)
+{
+    for (uint32_t k = 0; v != NULL && node != NULL && k < v->n_routers; k++) {
+        struct vrrp_router *r = &v->routers[k];
+        for (uint32_t b = 0; b < conf->n_vips; b++) {
+            const struct conf_vip *vip = &conf->vips[b];
+            uint32_t i = r->vrid - vip->vrid;
+            if (node_in(vip, node) && r->vrid >= vip->vrid && i < vrrp_conf_n_routers(vip)) {
+                reconfigure_router(r, vip, i, node);
+                break;
+            }
+        }
+    }
+}

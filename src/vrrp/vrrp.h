@@ -46,6 +46,12 @@ void vrrp_set_can_serve(struct vrrp *v, bool can_serve);
 bool vrrp_hand_over(struct vrrp *v);
 bool vrrp_handed_over(struct vrrp *v);
 
+/* Reload: every router takes the live settings of its vip block in conf (priority, advert,
+ * preempt, preempt_delay, track, notify). The caller checked with vrrp_reload_check that
+ * nothing else changed. A master announces a new priority or interval at once. NULL v:
+ * nothing. conf and node are borrowed for the call. */
+void vrrp_reconfigure(struct vrrp *v, const struct conf *conf, const char *node);
+
 /* Stop now: as vrrp_hand_over, releasing every address at once. */
 void vrrp_stop(struct vrrp *v);
 void vrrp_free(struct vrrp *v);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* `keel run -c FILE [--node NAME]`: the control thread of a node. It loads the
- * configuration, starts the workers, health checks and the admin listener, and handles
- * signals: SIGHUP reloads (parse, build, validate, then swap; a bad file changes nothing),
- * SIGTERM/SIGINT drain. Blocking I/O happens here only while loading a configuration. */
+ * configuration into a generation (core/gen.h), starts the admin listener and walks the role
+ * table (core/role.h) -- it calls no role by name --, and handles signals: SIGHUP reloads
+ * (parse, build, validate, then each role applies or refuses its part; a bad file changes
+ * nothing), SIGTERM/SIGINT drain. Blocking I/O happens here only while loading a
+ * configuration. */
 #include "cli/cli.h"
 
 #include <errno.h>
@@ -14,58 +16,33 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "app/app_supervisor.h"
 #include "core/conf.h"
 #include "core/conf_node.h"
 #include "core/fdlimit.h"
-#include "core/json.h"
+#include "core/gen.h"
 #include "core/log.h"
 #include "core/qsbr.h"
-#include "lb/lb.h"
-#include "lb/lb_check.h"
-#include "lb/lb_worker.h"
+#include "core/role.h"
 #include "monitor/admin.h"
 #include "monitor/metrics.h"
-#include "db/db_agent.h"
-#include "vrrp/vrrp.h"
-#include "lb/lb_gate.h"
 
 #define TICK_MS 50
 
 struct node {
-    struct ev_loop *loop;
+    struct role_node roles; /* the roles' states and what they share (core/role.h) */
     const char *conf_path;
-    const char *node_name;
-    struct lb_gen *gen;     /* current; the node holds one reference */
-    struct lb_gen *retired; /* waiting for their last connection */
-    struct lb_worker workers[LB_MAX_WORKERS];
-    uint32_t n_workers;
-    struct lb_checks *checks;
+    struct gen *gen;            /* current; the node holds one reference */
+    struct gen_retired retired; /* replaced, waiting for their last holder */
     struct admin *admin;
     char admin_text[128];
     int sigfd;
     struct ev_io sigio;
     struct ev_timer tick;
-    bool is_draining;
-    bool is_handing_over; /* draining waits for VRRP successors (vrrp_hand_over) */
     uint64_t drain_deadline_ms;
     uint64_t reloads;
-    uint64_t downs_seen; /* gen->downs when the workers were last told */
     uint64_t reload_failures;
-    struct app_supervisor *apps; /* the app role's processes (src/app/app_supervisor.c) */
-    struct vrrp *vrrp;           /* the node's virtual routers (src/vrrp/vrrp.c); NULL: none */
-    struct db_agent *db;         /* the node's database agent (src/db/db_agent.c); NULL: none */
-    struct fdlimit_budget fds;   /* how the current generation spends the open files limit */
+    struct fdlimit_budget fds; /* how the current generation spends the open files limit */
 };
-
-static uint32_t default_workers(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 1) {
-        n = 1;
-    }
-    return n > LB_MAX_WORKERS ? LB_MAX_WORKERS : (uint32_t)n;
-}
 
 static void print_errors(const struct conf_errors *errs, bool to_log)
 {
@@ -93,33 +70,6 @@ static void print_errors(const struct conf_errors *errs, bool to_log)
 static void gauges(struct metrics_out *o, void *data)
 {
     struct node *n = data;
-    struct lb_gen *gen = n->gen;
-    metrics_out_printf(o, "# HELP keel_server_up Whether the server is in service (1) or not.\n"
-                          "# TYPE keel_server_up gauge\n");
-    for (uint32_t b = 0; b < gen->n_backends; b++) {
-        struct lb_backend *be = &gen->backends[b];
-        for (uint32_t i = 0; i < be->n_servers; i++) {
-            metrics_out_printf(o, "keel_server_up{backend=\"%s\",server=\"%s\"} %d\n",
-                               be->conf->name, be->servers[i].conf->name,
-                               atomic_load(&be->servers[i].is_up) ? 1 : 0);
-        }
-    }
-    metrics_out_printf(o, "# HELP keel_server_active Requests or sessions in flight.\n"
-                          "# TYPE keel_server_active gauge\n");
-    for (uint32_t b = 0; b < gen->n_backends; b++) {
-        struct lb_backend *be = &gen->backends[b];
-        for (uint32_t i = 0; i < be->n_servers; i++) {
-            metrics_out_printf(o, "keel_server_active{backend=\"%s\",server=\"%s\"} %u\n",
-                               be->conf->name, be->servers[i].conf->name,
-                               atomic_load(&be->servers[i].active));
-        }
-    }
-    metrics_out_printf(o, "# HELP keel_backend_queue Requests waiting for a server slot.\n"
-                          "# TYPE keel_backend_queue gauge\n");
-    for (uint32_t b = 0; b < gen->n_backends; b++) {
-        metrics_out_printf(o, "keel_backend_queue{backend=\"%s\"} %u\n",
-                           gen->backends[b].conf->name, atomic_load(&gen->backends[b].queued));
-    }
     metrics_out_printf(o,
                        "# HELP keel_config_generation Generation of the running "
                        "configuration.\n# TYPE keel_config_generation gauge\n"
@@ -130,7 +80,7 @@ static void gauges(struct metrics_out *o, void *data)
                        "# HELP keel_config_reload_failures_total Refused reloads.\n"
                        "# TYPE keel_config_reload_failures_total counter\n"
                        "keel_config_reload_failures_total %lu\n",
-                       (unsigned long)gen->id, (unsigned long)n->reloads,
+                       (unsigned long)n->gen->id, (unsigned long)n->reloads,
                        (unsigned long)n->reload_failures);
     metrics_out_printf(o,
                        "# HELP keel_fd_limit The open files limit (soft, after raising it).\n"
@@ -138,59 +88,17 @@ static void gauges(struct metrics_out *o, void *data)
                        "# HELP keel_fd_reserve Descriptors the data plane leaves to the control "
                        "plane.\n# TYPE keel_fd_reserve gauge\nkeel_fd_reserve %u\n",
                        (unsigned long long)n->fds.limit, n->fds.reserve);
-    app_supervisor_metrics(n->apps, o);
-    vrrp_metrics(n->vrrp, o);
-    db_agent_metrics(n->db, o);
+    role_metrics_all(&n->roles, o);
 }
 
+/* The node's members, then each role's (role_ops.status). */
 static void status_json(struct node *n, struct metrics_out *o)
 {
-    struct lb_gen *gen = n->gen;
-    metrics_out_printf(o,
-                       "{\"node\":\"%s\",\"pid\":%d,\"generation\":%lu,\"workers\":%u,"
-                       "\"draining\":%s,\"frontends\":[",
-                       n->node_name != NULL ? n->node_name : "", (int)getpid(),
-                       (unsigned long)gen->id, n->n_workers, n->is_draining ? "true" : "false");
-    for (uint32_t f = 0; f < gen->n_frontends; f++) {
-        const struct conf_frontend *cf = gen->frontends[f].conf;
-        metrics_out_printf(o, "%s{\"name\":\"%s\",\"mode\":\"%s\",\"backend\":\"%s\",\"binds\":[",
-                           f == 0 ? "" : ",", cf->name, cf->mode == CONF_MODE_TCP ? "tcp" : "http",
-                           cf->backend_name);
-        for (uint32_t b = 0; b < cf->n_binds; b++) {
-            metrics_out_printf(o, "%s\"%s\"", b == 0 ? "" : ",", cf->binds[b].text);
-        }
-        metrics_out_printf(o, "]}");
-    }
-    metrics_out_printf(o, "],\"backends\":[");
-    for (uint32_t b = 0; b < gen->n_backends; b++) {
-        struct lb_backend *be = &gen->backends[b];
-        metrics_out_printf(o, "%s{\"name\":\"%s\",\"servers\":[", b == 0 ? "" : ",",
-                           be->conf->name);
-        for (uint32_t i = 0; i < be->n_servers; i++) {
-            struct lb_server *s = &be->servers[i];
-            char reason[400];
-            const char *r = be->health[i].last_reason;
-            size_t written;
-            if (!json_quote(r, strlen(r), reason, sizeof(reason), &written)) {
-                (void)snprintf(reason, sizeof(reason), "\"\""); /* too long: say nothing */
-            }
-            metrics_out_printf(o,
-                               "%s{\"name\":\"%s\",\"address\":\"%s\",\"up\":%s,"
-                               "\"active\":%u,\"weight\":%u,\"backup\":%s,\"disabled\":%s,"
-                               "\"reason\":%s}",
-                               i == 0 ? "" : ",", s->conf->name, s->conf->addr.text,
-                               atomic_load(&s->is_up) ? "true" : "false", atomic_load(&s->active),
-                               s->weight, s->is_backup ? "true" : "false",
-                               s->conf->is_disabled ? "true" : "false", reason);
-        }
-        metrics_out_printf(o, "]}");
-    }
-    metrics_out_printf(o, "],\"apps\":");
-    app_supervisor_status_json(n->apps, o);
-    metrics_out_printf(o, ",\"vrrp\":");
-    vrrp_status_json(n->vrrp, o);
-    metrics_out_printf(o, ",\"db\":");
-    db_agent_status_json(n->db, o);
+    const char *name = n->roles.name;
+    metrics_out_printf(o, "{\"node\":\"%s\",\"pid\":%d,\"generation\":%lu,\"draining\":%s",
+                       name != NULL ? name : "", (int)getpid(), (unsigned long)n->gen->id,
+                       n->roles.is_stopping ? "true" : "false");
+    role_status_all(&n->roles, o);
     metrics_out_printf(o, "}\n");
 }
 
@@ -210,8 +118,8 @@ static int admin_handler(const char *path, const char *query, struct metrics_out
         return 200;
     }
     if (strcmp(path, "/healthz") == 0) {
-        metrics_out_printf(out, n->is_draining ? "draining\n" : "ok\n");
-        return n->is_draining ? 503 : 200;
+        metrics_out_printf(out, n->roles.is_stopping ? "draining\n" : "ok\n");
+        return n->roles.is_stopping ? 503 : 200;
     }
     metrics_out_printf(out, "not found: try /metrics, /status or /healthz\n");
     return 404;
@@ -228,7 +136,7 @@ static int start_admin(struct node *n, const struct conf *conf, struct errbuf *e
     if (n->admin != NULL && strcmp(n->admin_text, conf->global.admin.text) == 0) {
         return 0;
     }
-    struct admin *a = admin_start(n->loop, (const struct sockaddr *)&conf->global.admin.sa,
+    struct admin *a = admin_start(n->roles.loop, (const struct sockaddr *)&conf->global.admin.sa,
                                   conf->global.admin.salen, admin_handler, n, eb);
     if (a == NULL) {
         return -1;
@@ -267,7 +175,7 @@ static int size_fds(struct node *n, struct conf *conf, struct fdlimit_budget *b,
         errbuf_set(eb, "getrlimit(RLIMIT_NOFILE) failed: %s", strerror(-rc));
         return rc;
     }
-    return fdlimit_conf_apply(conf, n->node_name, n->n_workers, soft, b, eb);
+    return fdlimit_conf_apply(conf, n->roles.name, n->roles.n_workers, soft, b, eb);
 }
 
 /* The generation sized by b runs: move the data plane's guard to its reserve. */
@@ -308,17 +216,17 @@ static void reload(struct node *n)
     }
     conf_errors_fini(&errs);
     struct fdlimit_budget fds;
-    if (conf_apply_node(conf, n->node_name, 0, &eb) != 0 || size_fds(n, conf, &fds, &eb) != 0) {
+    if (conf_apply_node(conf, n->roles.name, 0, &eb) != 0 || size_fds(n, conf, &fds, &eb) != 0) {
         conf_free(conf);
         goto refused;
     }
-    enum log_level level = (enum log_level)conf->global.log_level;
-    struct lb_gen *gen = lb_gen_new(conf, n->gen, n->n_workers, &eb);
+    struct gen *gen = gen_new(conf);
     if (gen == NULL) {
+        errbuf_set(&eb, "out of memory");
         goto refused;
     }
-    if (lb_gen_listen(gen, n->gen, &eb) != 0 || start_admin(n, gen->conf, &eb) != 0) {
-        lb_gen_free(gen);
+    if (start_admin(n, gen->conf, &eb) != 0 || role_reload_all(&n->roles, gen, &eb) != 0) {
+        gen_free(gen);
         goto refused;
     }
     int rc = log_open(gen->conf->global.error_log);
@@ -326,23 +234,10 @@ static void reload(struct node *n)
         log_warn("main", "cannot open error log %s: %s; keeping the current one",
                  gen->conf->global.error_log, log_file_strerror(rc));
     }
-    log_set_level(level);
-    lb_checks_stop(n->checks);
-    n->checks = lb_checks_start(n->loop, gen);
-    if (n->checks == NULL) {
-        log_error("main", "out of memory starting health checks");
-    }
-    struct lb_gen *old = n->gen;
-    lb_gen_ref(gen);
+    log_set_level((enum log_level)gen->conf->global.log_level);
+    gen_ref(gen);
+    gen_retire(&n->retired, n->gen);
     n->gen = gen;
-    for (uint32_t i = 0; i < n->n_workers; i++) {
-        lb_gen_ref(gen);
-        lb_worker_set_gen(&n->workers[i], gen);
-    }
-    lb_gen_unref(old);
-    old->retired_next = n->retired;
-    n->retired = old;
-    (void)app_supervisor_reload(n->apps, gen->conf); /* logs its own failures */
     use_fds(n, &fds);
     n->reloads++;
     log_notice("main", "configuration reloaded: generation %lu", (unsigned long)gen->id);
@@ -353,120 +248,32 @@ refused:
               (unsigned long)n->gen->id);
 }
 
-static void drain_workers(struct node *n)
-{
-    for (uint32_t i = 0; i < n->n_workers; i++) {
-        lb_worker_drain(&n->workers[i]);
-    }
-}
-
 static void start_drain(struct node *n, const char *why)
 {
-    if (n->is_draining) {
+    if (n->roles.is_stopping) {
         log_notice("main", "%s again: exiting at once", why);
-        ev_loop_stop(n->loop);
+        ev_loop_stop(n->roles.loop);
         return;
     }
-    n->is_draining = true;
-    n->drain_deadline_ms = ev_now_ms(n->loop) + n->gen->conf->global.timeout_drain_ms;
+    n->drain_deadline_ms = ev_now_ms(n->roles.loop) + n->gen->conf->global.timeout_drain_ms;
     log_notice("main", "%s: draining (up to %u ms)", why, n->gen->conf->global.timeout_drain_ms);
-    lb_checks_stop(n->checks);
-    n->checks = NULL;
-    app_supervisor_stop(n->apps, 0); /* SIGTERM now, SIGKILL after each app's stop_timeout */
-    db_agent_stop(n->db);            /* hands the leader key over, stops PostgreSQL */
-    /* Priority 0: a backup takes the virtual IPs at once. Until it does, keep accepting on
-     * them, then drain (on_tick). */
-    n->is_handing_over = !vrrp_hand_over(n->vrrp);
-    if (!n->is_handing_over) {
-        drain_workers(n);
-    }
-}
-
-static void free_retired(struct node *n)
-{
-    struct lb_gen **pp = &n->retired;
-    while (*pp != NULL) {
-        struct lb_gen *g = *pp;
-        if (atomic_load_explicit(&g->refs, memory_order_acquire) == 0) {
-            *pp = g->retired_next;
-            log_info("main", "generation %lu retired", (unsigned long)g->id);
-            lb_gen_free(g);
-        } else {
-            pp = &g->retired_next;
-        }
-    }
-}
-
-/* Whether the node can serve: every backend with servers has one up (VRRP tracking). */
-static bool can_serve(const struct lb_gen *gen)
-{
-    for (uint32_t b = 0; b < gen->n_backends; b++) {
-        const struct lb_backend *be = &gen->backends[b];
-        bool any = be->n_servers == 0;
-        for (uint32_t i = 0; !any && i < be->n_servers; i++) {
-            any = atomic_load(&be->servers[i].is_up);
-        }
-        if (!any) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* VRRP took, is handing over or gave up a virtual IP: open, quiesce or close its gates. */
-static void on_hold(void *data, struct in_addr ip, enum vrrp_hold hold)
-{
-    struct node *n = data;
-    struct lb_gate *g = lb_gate_define(ip);
-    if (g == NULL) {
-        return;
-    }
-    if (hold == VRRP_HOLD_LEAVING) {
-        lb_gate_quiesce(g, n->gen);
-        return; /* the workers keep polling: the handshakes under way complete */
-    }
-    lb_gate_set(g, n->gen, hold == VRRP_HOLD_HELD);
-    for (uint32_t i = 0; i < n->n_workers; i++) {
-        lb_worker_poke(&n->workers[i]);
-    }
+    role_stop_all(&n->roles);
 }
 
 static void on_tick(struct ev_loop *loop, struct ev_timer *t)
 {
     struct node *n = t->data;
-    if (n->checks != NULL) {
-        lb_checks_poll_passive(n->checks);
-    }
-    vrrp_set_can_serve(n->vrrp, can_serve(n->gen));
-    uint64_t downs = atomic_load(&n->gen->downs);
-    if (downs != n->downs_seen) {
-        n->downs_seen = downs;
-        for (uint32_t i = 0; i < n->n_workers; i++) {
-            lb_worker_servers_down(&n->workers[i]); /* shutdown_on_down backends */
-        }
-    }
-    free_retired(n);
+    role_tick_all(&n->roles);
+    (void)gen_collect(&n->retired); /* the ones still held wait for the next tick */
     qsbr_reclaim();
-    if (n->is_handing_over && vrrp_handed_over(n->vrrp)) {
-        n->is_handing_over = false;
-        drain_workers(n);
-    }
-    if (n->is_draining) {
-        if (n->is_handing_over || !app_supervisor_is_stopped(n->apps) ||
-            !db_agent_is_stopped(n->db)) {
-            ev_timer_start(loop, t, TICK_MS); /* bounded: SIGKILL after stop_timeout */
-            return;
-        }
-        bool all_done = true;
-        for (uint32_t i = 0; i < n->n_workers; i++) {
-            all_done = all_done && atomic_load(&n->workers[i].is_done);
-        }
-        if (all_done) {
+    if (n->roles.is_stopping) {
+        bool is_late = ev_now_ms(loop) >= n->drain_deadline_ms;
+        if (role_drained_all(&n->roles, false)) {
             log_notice("main", "drained: every connection finished");
             ev_loop_stop(loop);
             return;
         }
-        if (ev_now_ms(loop) >= n->drain_deadline_ms) {
+        if (is_late && role_drained_all(&n->roles, true)) {
             log_warn("main", "drain timeout: closing the connections still open");
             ev_loop_stop(loop);
             return;
@@ -483,7 +290,7 @@ static void on_signal(struct ev_loop *loop, struct ev_io *io, uint32_t events)
     struct signalfd_siginfo si;
     while (read(n->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         if (si.ssi_signo == SIGHUP) {
-            if (!n->is_draining) {
+            if (!n->roles.is_stopping) {
                 reload(n);
             }
         } else if (si.ssi_signo == SIGTERM) {
@@ -496,6 +303,7 @@ static void on_signal(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 
 /* ---------------------------------------------------------------- boot */
 
+/* Load the configuration and size the node: the generation to start on, in n->gen. */
 static int boot(struct node *n)
 {
     struct conf *conf = NULL;
@@ -513,7 +321,7 @@ static int boot(struct node *n)
         return KEEL_EXIT_CONFIG;
     }
     conf_errors_fini(&errs);
-    if (conf_apply_node(conf, n->node_name, 0, &eb) != 0) {
+    if (conf_apply_node(conf, n->roles.name, 0, &eb) != 0) {
         fprintf(stderr, "keel: %s\n", eb.msg);
         conf_free(conf);
         return KEEL_EXIT_CONFIG;
@@ -527,10 +335,7 @@ static int boot(struct node *n)
     }
     log_set_level((enum log_level)conf->global.log_level);
     log_rlimit(&rl);
-    n->n_workers = conf->global.workers != 0 ? conf->global.workers : default_workers();
-    if (n->n_workers > LB_MAX_WORKERS) {
-        n->n_workers = LB_MAX_WORKERS;
-    }
+    n->roles.n_workers = role_node_workers(conf);
     struct fdlimit_budget fds;
     if (size_fds(n, conf, &fds, &eb) != 0) {
         fprintf(stderr, "keel: %s\n", eb.msg);
@@ -538,16 +343,16 @@ static int boot(struct node *n)
         return KEEL_EXIT_CONFIG;
     }
     use_fds(n, &fds);
-    vrrp_declare_gates(conf, n->node_name);
-    n->gen = lb_gen_new(conf, NULL, n->n_workers, &eb);
-    if (n->gen == NULL || lb_gen_listen(n->gen, NULL, &eb) != 0 ||
-        start_admin(n, n->gen->conf, &eb) != 0) {
-        log_error("main", "cannot start: %s", eb.msg);
-        lb_gen_free(n->gen);
-        n->gen = NULL;
+    n->gen = gen_new(conf);
+    if (n->gen == NULL) {
+        log_error("main", "cannot start: out of memory");
         return KEEL_EXIT_RUNTIME;
     }
-    lb_gen_ref(n->gen);
+    gen_ref(n->gen);
+    if (start_admin(n, n->gen->conf, &eb) != 0) {
+        log_error("main", "cannot start: %s", eb.msg);
+        return KEEL_EXIT_RUNTIME;
+    }
     return 0;
 }
 
@@ -567,49 +372,33 @@ static int setup_signals(struct node *n)
     if (n->sigfd == -1) {
         return -errno;
     }
-    return ev_io_start(n->loop, &n->sigio, n->sigfd, EV_READ, on_signal, n, "signals");
+    return ev_io_start(n->roles.loop, &n->sigio, n->sigfd, EV_READ, on_signal, n, "signals");
 }
 
 static void shutdown_node(struct node *n)
 {
-    app_supervisor_free(n->apps); /* kills and reaps what still runs (a second SIGTERM) */
-    n->apps = NULL;
-    vrrp_free(n->vrrp);
-    n->vrrp = NULL;
-    db_agent_free(n->db);
-    n->db = NULL;
-    bool all_done = true;
-    for (uint32_t i = 0; i < n->n_workers; i++) {
-        all_done = all_done && atomic_load(&n->workers[i].is_done);
-    }
-    if (!all_done) {
+    role_free_all(&n->roles); /* a role whose threads still hold connections leaves them */
+    admin_stop(n->admin);
+    gen_retire(&n->retired, n->gen);
+    if (gen_collect(&n->retired) != 0) {
         return; /* threads still hold connections; process exit closes them */
     }
-    for (uint32_t i = 0; i < n->n_workers; i++) {
-        lb_worker_join(&n->workers[i]);
-    }
-    lb_checks_stop(n->checks);
-    admin_stop(n->admin);
-    lb_gen_unref(n->gen);
-    free_retired(n);
-    if (atomic_load(&n->gen->refs) == 0) {
-        lb_gen_free(n->gen);
-    }
     qsbr_drain_all();
-    ev_io_stop(n->loop, &n->sigio);
+    ev_io_stop(n->roles.loop, &n->sigio);
     close(n->sigfd);
-    ev_loop_free(n->loop);
+    ev_loop_free(n->roles.loop);
 }
 
 int keel_node_run(const char *conf_path, const char *node_name)
 {
-    static struct node node; /* large (worker array); one per process */
+    static struct node node; /* one per process */
     struct node *n = &node;
     memset(n, 0, sizeof(*n));
     n->conf_path = conf_path;
-    n->node_name = node_name;
-    n->loop = ev_loop_new();
-    if (n->loop == NULL) {
+    n->roles.name = node_name;
+    n->roles.can_serve = true;
+    n->roles.loop = ev_loop_new();
+    if (n->roles.loop == NULL) {
         fprintf(stderr, "keel: cannot create the event loop: %s\n", strerror(errno));
         return KEEL_EXIT_RUNTIME;
     }
@@ -622,29 +411,17 @@ int keel_node_run(const char *conf_path, const char *node_name)
         log_error("main", "cannot set up signal handling: %s", strerror(errno));
         return KEEL_EXIT_RUNTIME;
     }
-    rc = lb_workers_start(n->workers, n->n_workers, n->gen);
-    if (rc != 0) {
-        log_error("main", "cannot start workers: %s", strerror(-rc));
-        return KEEL_EXIT_RUNTIME;
-    }
-    n->checks = lb_checks_start(n->loop, n->gen);
-    n->apps = app_supervisor_start(n->loop, n->gen->conf, n->node_name);
-    n->vrrp = vrrp_start(n->loop, n->gen->conf, n->node_name, on_hold, n);
     struct errbuf eb = {{0}};
-    n->db = db_agent_start(n->loop, n->gen->conf, n->node_name, &eb);
-    if (n->db == NULL && eb.msg[0] != '\0') {
-        log_error("db", "the database agent cannot start: %s", eb.msg);
-    }
-    if (n->apps == NULL) {
-        log_error("main", "out of memory starting the application supervisor");
+    if (role_start_all(&n->roles, n->gen, &eb) != 0) {
+        log_error("main", "cannot start: %s", eb.msg);
         return KEEL_EXIT_RUNTIME;
     }
     ev_timer_init(&n->tick, on_tick, n, "tick");
-    ev_timer_start(n->loop, &n->tick, TICK_MS);
+    ev_timer_start(n->roles.loop, &n->tick, TICK_MS);
     log_notice("main", "keel %s started: %u workers, %u frontends, %u backends%s%s", KEEL_VERSION,
-               n->n_workers, n->gen->n_frontends, n->gen->n_backends,
+               n->roles.n_workers, n->gen->conf->n_frontends, n->gen->conf->n_backends,
                n->admin != NULL ? ", admin on " : "", n->admin_text);
-    ev_run(n->loop);
+    ev_run(n->roles.loop);
     shutdown_node(n);
     log_notice("main", "stopped");
     return KEEL_EXIT_OK;

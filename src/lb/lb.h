@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* The load balancer's runtime: a generation (one loaded configuration with its frontends,
- * backends and servers), server selection over published snapshots, and the worker
- * threads that accept and serve connections. */
+/* The load balancer's runtime: what it builds from a configuration generation (core/gen.h)
+ * -- its frontends, backends, servers and listeners --, server selection over published
+ * snapshots, and the worker threads that accept and serve connections. */
 #ifndef KEEL_LB_LB_H
 #define KEEL_LB_LB_H
 
@@ -14,11 +14,13 @@
 #include "core/buf.h"
 #include "core/conf-t.h"
 #include "core/ev.h"
+#include "core/gen.h"
+#include "core/role-t.h"
 #include "lb/lb_algo.h"
 #include "lb/lb_server-t.h"
 #include "monitor/metrics.h"
 
-#define LB_MAX_WORKERS 32
+#define LB_MAX_WORKERS ROLE_MAX_WORKERS
 
 /* What workers pick from: the eligible servers of a backend and the algorithm's state.
  * Immutable once published; retired through QSBR. */
@@ -70,11 +72,13 @@ struct lb_wgen {
     uint32_t *idle_count;
 };
 
+/* The lb role's part of a configuration generation (attached to it: freed with it). */
 struct lb_gen {
-    struct conf *conf;
-    _Atomic uint64_t downs; /* servers marked down so far (lb_server_set_up): workers then
-                             * close sessions of backends with shutdown_on_down */
-    uint64_t id;
+    struct gen *gen;         /* the generation it was built from; holds keep both alive */
+    const struct conf *conf; /* = gen->conf */
+    _Atomic uint64_t downs;  /* servers marked down so far (lb_server_set_up): workers then
+                              * close sessions of backends with shutdown_on_down */
+    uint64_t id;             /* = gen->id */
     struct lb_frontend *frontends;
     uint32_t n_frontends;
     struct lb_backend *backends;
@@ -83,8 +87,6 @@ struct lb_gen {
     uint32_t n_servers_total;
     struct lb_wgen wgen[LB_MAX_WORKERS];
     uint32_t n_workers;
-    _Atomic int refs;
-    struct lb_gen *retired_next; /* control thread's list of retired generations */
     /* Listening sockets: per frontend bind, one per worker, built by the control thread.
      * listen_fds[(bind_base[f] + b) * n_workers + worker]; -1 once handed to the next
      * generation or closed by a draining worker. */
@@ -93,26 +95,35 @@ struct lb_gen {
     uint32_t n_binds_total;
 };
 
-/* Build a generation from conf (takes ownership of conf). Servers start up unless
- * disabled, or inherit the state of the same server (backend, name, address) in prev.
- * Opens access logs. Returns NULL and fills eb on failure. Boot/reload time only. */
-struct lb_gen *lb_gen_new(struct conf *conf, const struct lb_gen *prev, uint32_t n_workers,
+/* Build the lb part of gen (borrowed: attach the result with gen_attach(gen, lg,
+ * lb_gen_part_free) once it runs, or lb_gen_free it). Servers start up unless disabled, or
+ * inherit the state of the same server (backend, name, address) in prev. Opens access logs.
+ * Returns NULL and fills eb on failure. Boot/reload time only. */
+struct lb_gen *lb_gen_new(struct gen *gen, const struct lb_gen *prev, uint32_t n_workers,
                           struct errbuf *eb);
-/* Open the listening sockets of gen, one per worker per bind, taking over the sockets of
- * prev bound to the same address. Returns 0, or -errno with eb filled (nothing taken from
- * prev then). Boot/reload time, control thread. */
+/* Open the listening sockets of gen, one per worker per bind, except those of the addresses
+ * prev (NULL: none) listens on already: lb_gen_take_listeners takes those over once gen is
+ * sure to run. Returns 0, or -errno with eb filled (prev is untouched either way; free gen to
+ * close what was opened). Boot/reload time, control thread. */
 int lb_gen_listen(struct lb_gen *gen, struct lb_gen *prev, struct errbuf *eb) KEEL_MUST_CHECK;
+/* Move prev's sockets of the addresses gen did not open itself into gen (prev keeps -1). */
+void lb_gen_take_listeners(struct lb_gen *gen, struct lb_gen *prev);
 
-/* Free a generation nobody references anymore (control thread). */
+/* Free the lb part of a generation nobody holds anymore (control thread; not its conf,
+ * which belongs to the generation). NULL allowed. lb_gen_part_free is the same for
+ * gen_attach. */
 void lb_gen_free(struct lb_gen *gen);
+void lb_gen_part_free(void *lb_gen);
 
-static inline void lb_gen_ref(struct lb_gen *gen)
+/* Holds on the generation lg belongs to (core/gen.h): workers and connections keep what
+ * they started under alive. Any thread. */
+static inline void lb_gen_ref(struct lb_gen *lg)
 {
-    atomic_fetch_add_explicit(&gen->refs, 1, memory_order_relaxed);
+    gen_ref(lg->gen);
 }
-static inline void lb_gen_unref(struct lb_gen *gen)
+static inline void lb_gen_unref(struct lb_gen *lg)
 {
-    atomic_fetch_sub_explicit(&gen->refs, 1, memory_order_release);
+    gen_unref(lg->gen);
 }
 
 /* Rebuild and publish a backend's snapshot from its servers' is_up (control thread). */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Generations: building the runtime objects of one configuration, publishing server
- * selection snapshots, and picking servers. The control thread builds and publishes;
- * workers pick. */
+/* The lb part of a generation: building the runtime objects of one configuration (numbering,
+ * holds and retiring are core/gen.c), publishing server selection snapshots, and picking
+ * servers. The control thread builds and publishes; workers pick. */
 #include "lb/lb.h"
 #include "lb/lb_gate.h"
 
@@ -16,8 +16,6 @@
 #include "core/log.h"
 #include "core/qsbr.h"
 #include "core/sock.h"
-
-static _Atomic uint64_t next_gen_id = 1;
 
 static const struct lb_server *find_prev_server(const struct lb_gen *prev,
                                                 const struct conf_backend *cb,
@@ -153,17 +151,18 @@ static int wgen_init(struct lb_gen *gen)
     return 0;
 }
 
-struct lb_gen *lb_gen_new(struct conf *conf, const struct lb_gen *prev, uint32_t n_workers,
+struct lb_gen *lb_gen_new(struct gen *core, const struct lb_gen *prev, uint32_t n_workers,
                           struct errbuf *eb)
 {
     struct lb_gen *gen = calloc(1, sizeof(*gen));
     if (gen == NULL) {
-        conf_free(conf);
         errbuf_set(eb, "out of memory");
         return NULL;
     }
+    const struct conf *conf = core->conf;
+    gen->gen = core;
     gen->conf = conf;
-    gen->id = atomic_fetch_add(&next_gen_id, 1);
+    gen->id = core->id;
     gen->n_workers = n_workers;
     gen->n_backends = conf->n_backends;
     gen->n_frontends = conf->n_frontends;
@@ -202,7 +201,6 @@ struct lb_gen *lb_gen_new(struct conf *conf, const struct lb_gen *prev, uint32_t
     if (wgen_init(gen) != 0) {
         goto oom;
     }
-    atomic_store(&gen->refs, 0);
     return gen;
 oom:
     errbuf_set(eb, "out of memory building the configuration");
@@ -259,8 +257,12 @@ void lb_gen_free(struct lb_gen *gen)
     free(gen->backends);
     free(gen->frontends);
     free(gen->server_base);
-    conf_free(gen->conf);
     free(gen);
+}
+
+void lb_gen_part_free(void *lb_gen)
+{
+    lb_gen_free(lb_gen);
 }
 
 /* ---------------------------------------------------------------- snapshots */
@@ -384,20 +386,13 @@ int lb_gen_listen(struct lb_gen *gen, struct lb_gen *prev, struct errbuf *eb)
     for (uint32_t i = 0; i < gen->n_binds_total * nw; i++) {
         gen->listen_fds[i] = -1;
     }
-    /* Phase 1: open new sockets; prev keeps its own until everything succeeded. */
-    bool *taken = calloc(gen->n_binds_total + 1, sizeof(*taken));
-    if (taken == NULL) {
-        errbuf_set(eb, "out of memory");
-        return -ENOMEM;
-    }
-    int rc = 0;
-    for (uint32_t f = 0; f < gen->n_frontends && rc == 0; f++) {
+    /* Open the new sockets; prev keeps its own (lb_gen_take_listeners moves them). */
+    for (uint32_t f = 0; f < gen->n_frontends; f++) {
         const struct conf_frontend *cf = gen->frontends[f].conf;
-        for (uint32_t b = 0; b < cf->n_binds && rc == 0; b++) {
+        for (uint32_t b = 0; b < cf->n_binds; b++) {
             uint32_t slot = gen->bind_base[f] + b;
             int *prev_fds = find_prev_fds(prev, &cf->binds[b]);
             if (prev_fds != NULL && prev->n_workers == nw) {
-                taken[slot] = true;
                 continue;
             }
             for (uint32_t w = 0; w < nw; w++) {
@@ -409,30 +404,30 @@ int lb_gen_listen(struct lb_gen *gen, struct lb_gen *prev, struct errbuf *eb)
                 }
                 int fd = sock_listen_ex(sa, cf->binds[b].salen, flags, 1024, eb);
                 if (fd < 0) {
-                    rc = fd;
-                    break;
+                    return fd;
                 }
                 gen->listen_fds[slot * nw + w] = fd;
             }
         }
     }
-    if (rc == 0) {
-        /* Phase 2: take over prev's sockets for unchanged addresses. */
-        for (uint32_t f = 0; f < gen->n_frontends; f++) {
-            const struct conf_frontend *cf = gen->frontends[f].conf;
-            for (uint32_t b = 0; b < cf->n_binds; b++) {
-                uint32_t slot = gen->bind_base[f] + b;
-                if (!taken[slot]) {
-                    continue;
-                }
-                int *prev_fds = find_prev_fds(prev, &cf->binds[b]);
-                for (uint32_t w = 0; w < nw; w++) {
-                    gen->listen_fds[slot * nw + w] = prev_fds[w];
-                    prev_fds[w] = -1;
-                }
+    return 0;
+}
+
+void lb_gen_take_listeners(struct lb_gen *gen, struct lb_gen *prev)
+{
+    uint32_t nw = gen->n_workers;
+    for (uint32_t f = 0; prev != NULL && f < gen->n_frontends; f++) {
+        const struct conf_frontend *cf = gen->frontends[f].conf;
+        for (uint32_t b = 0; b < cf->n_binds; b++) {
+            uint32_t slot = gen->bind_base[f] + b;
+            int *prev_fds = find_prev_fds(prev, &cf->binds[b]);
+            if (gen->listen_fds[slot * nw] != -1 || prev_fds == NULL || prev->n_workers != nw) {
+                continue; /* opened by lb_gen_listen */
+            }
+            for (uint32_t w = 0; w < nw; w++) {
+                gen->listen_fds[slot * nw + w] = prev_fds[w];
+                prev_fds[w] = -1;
             }
         }
     }
-    free(taken);
-    return rc;
 }

@@ -13,9 +13,19 @@ static struct lb_gen *make_gen(const char *text, const struct lb_gen *prev)
     cr_assert_eq(rc, 0, "%s", errs.text != NULL ? errs.text : "");
     conf_errors_fini(&errs);
     struct errbuf eb;
-    struct lb_gen *gen = lb_gen_new(conf, prev, 1, &eb);
+    struct gen *core = gen_new(conf);
+    cr_assert_not_null(core);
+    struct lb_gen *gen = lb_gen_new(core, prev, 1, &eb);
     cr_assert_not_null(gen, "%s", eb.msg);
     return gen;
+}
+
+/* The lb part, then the generation it belongs to (and its conf). */
+static void free_gen(struct lb_gen *gen)
+{
+    struct gen *core = gen->gen;
+    lb_gen_free(gen);
+    gen_free(core);
 }
 
 static const char *conf_text =
@@ -42,7 +52,7 @@ Test(lb_gen, snapshot_has_normal_up_servers_only)
     cr_assert_eq(snap->n, 2);
     cr_assert(!snap->is_backup_set);
     cr_assert(!atomic_load(&be->servers[3].is_up), "disabled server starts down");
-    lb_gen_free(gen);
+    free_gen(gen);
     qsbr_drain_all();
 }
 
@@ -66,7 +76,7 @@ Test(lb_gen, backups_only_when_every_normal_server_is_down)
     cr_assert_null(atomic_load(&be->snap));
     pick(be, NULL, &rc);
     cr_assert_eq(rc, -KEEL_ENOSERVER);
-    lb_gen_free(gen);
+    free_gen(gen);
     qsbr_drain_all();
 }
 
@@ -82,7 +92,7 @@ Test(lb_gen, pick_avoids_the_excluded_server)
         cr_assert_neq(s, a);
         lb_server_release(s);
     }
-    lb_gen_free(gen);
+    free_gen(gen);
     qsbr_drain_all();
 }
 
@@ -102,7 +112,7 @@ Test(lb_gen, maxconn_makes_pick_busy)
     lb_server_release(s);
     pick(be, NULL, &rc);
     cr_assert_eq(rc, 0);
-    lb_gen_free(gen);
+    free_gen(gen);
     qsbr_drain_all();
 }
 
@@ -118,7 +128,7 @@ Test(lb_gen, reload_inherits_server_state_by_name_and_address)
     cr_assert(atomic_load(&g2->backends[0].servers[1].is_up), "c moved: starts fresh");
     cr_assert(atomic_load(&g2->backends[0].servers[2].is_up), "new server starts up");
     cr_assert_gt(g2->id, g1->id);
-    lb_gen_free(g2);
-    lb_gen_free(g1);
+    free_gen(g2);
+    free_gen(g1);
     qsbr_drain_all();
 }

@@ -12,6 +12,7 @@
 #include "core/buf.h"
 #include "core/ev.h"
 #include "http/http_parse.h"
+#include "http/http_transport-t.h"
 #include "lb/lb_worker.h"
 
 enum hp_state {
@@ -51,7 +52,7 @@ struct hp_conn {
     struct lb_frontend *fe;
     struct lb_backend *be;
     enum hp_state state;
-    int fd;
+    struct http_xprt xp; /* the client socket, read and written only through this */
     struct ev_io io;
     struct ev_timer timer; /* meaning depends on state, see arm_client_timer() */
     struct ev_defer defer;

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/sendfile.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +23,7 @@
 #include "http/http_path.h"
 #include "http/http_rewrite.h"
 #include "http/http_static.h"
+#include "http/http_transport.h"
 #include "http/http_tunnel.h"
 #include "lb/lb.h"
 
@@ -66,7 +66,7 @@ static void hp_set_state(struct hp_conn *c, enum hp_state to, const char *reason
         return;
     }
     c->state = to;
-    log_debug("http", "conn %d: %s -> %s (%s)", c->fd, hp_state_names[from], hp_state_names[to],
+    log_debug("http", "conn %d: %s -> %s (%s)", c->xp.fd, hp_state_names[from], hp_state_names[to],
               reason);
 }
 
@@ -116,7 +116,7 @@ static void hp_close(struct hp_conn *c, const char *reason)
     release_slot(c);
     ev_io_stop(c->w->loop, &c->io);
     ev_timer_stop(c->w->loop, &c->timer);
-    close(c->fd);
+    http_xprt_close(&c->xp);
     metrics_add(&metrics_local(c->fe->metrics)->connections_closed, 1);
     lb_worker_conn_remove(c->w, &c->base);
     ev_defer(c->w->loop, &c->defer, hp_free, c);
@@ -130,9 +130,9 @@ static void hp_linger(struct hp_conn *c)
     drop_upstream(c);
     release_slot(c);
     hp_set_state(c, HP_STATE_LINGER, "closing");
-    (void)shutdown(c->fd, SHUT_WR); /* failure: the peer is gone, the read sees it */
+    (void)http_xprt_shutdown(&c->xp); /* failure: the peer is gone, the read sees it */
     ev_timer_start(c->w->loop, &c->timer, HP_LINGER_MS);
-    if (ev_io_set(c->w->loop, &c->io, EV_READ) != 0) {
+    if (ev_io_set(c->w->loop, &c->io, http_xprt_events(&c->xp, EV_READ)) != 0) {
         hp_close(c, "epoll failed");
     }
 }
@@ -172,14 +172,20 @@ static ssize_t client_read(struct hp_conn *c)
             return -ENOBUFS;
         }
     }
-    ssize_t n;
-    do {
-        n = sock_recv(c->fd, buf_tail(&c->in), buf_tailroom(&c->in));
-    } while (n == -1 && errno == EINTR);
-    if (n == -1) {
-        return -errno;
+    ssize_t n = http_xprt_read(&c->xp, buf_tail(&c->in), buf_tailroom(&c->in));
+    if (n < 0) {
+        return n;
     }
     buf_commit(&c->in, (size_t)n);
+    /* A transport that keeps decoded bytes (TLS) gets no readiness for them: take them. */
+    while (buf_tailroom(&c->in) > 0 && http_xprt_has_pending(&c->xp)) {
+        ssize_t more = http_xprt_read(&c->xp, buf_tail(&c->in), buf_tailroom(&c->in));
+        if (more <= 0) {
+            break;
+        }
+        buf_commit(&c->in, (size_t)more);
+        n += more;
+    }
     metrics_add(&metrics_local(c->fe->metrics)->bytes_in, (uint64_t)n);
     c->req_bytes += (uint64_t)n;
     return n;
@@ -204,16 +210,13 @@ static int client_flush(struct hp_conn *c)
             c->client_write_blocked = false;
             return 0;
         }
-        ssize_t n = sock_sendv(c->fd, iov, n_iov);
-        if (n == -1) {
-            if (errno == EINTR) {
-                continue;
-            }
-            if (errno == EAGAIN) {
+        ssize_t n = http_xprt_writev(&c->xp, iov, n_iov, 0);
+        if (n < 0) {
+            if (n == -EAGAIN) {
                 c->client_write_blocked = true;
                 return 0;
             }
-            return -errno;
+            return (int)n;
         }
         size_t done = (size_t)n;
         metrics_add(&metrics_local(c->fe->metrics)->bytes_out, done);
@@ -518,13 +521,13 @@ static void local_step(struct hp_conn *c)
         ssize_t n;
         bool more = c->file_left > 0 || c->mem_sent < c->mem_len;
         if (c->out.len > 0) {
-            n = send(c->fd, buf_head(&c->out), c->out.len, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+            n = http_xprt_write(&c->xp, buf_head(&c->out), c->out.len, more ? HTTP_XPRT_MORE : 0);
         } else if (c->mem_sent < c->mem_len) {
-            n = send(c->fd, c->mem_body + c->mem_sent, c->mem_len - c->mem_sent, MSG_NOSIGNAL);
+            n = http_xprt_write(&c->xp, c->mem_body + c->mem_sent, c->mem_len - c->mem_sent, 0);
         } else if (c->file_left > 0) {
-            off_t off = (off_t)c->file_off;
+            uint64_t off = c->file_off;
             size_t chunk = c->file_left < (1u << 20) ? (size_t)c->file_left : (1u << 20);
-            n = sendfile(c->fd, c->file_fd, &off, chunk);
+            n = http_xprt_sendfile(&c->xp, c->file_fd, &off, chunk);
             if (n == 0) {
                 hp_close(c, "file shrank while being sent");
                 return;
@@ -533,11 +536,8 @@ static void local_step(struct hp_conn *c)
             finish_local(c);
             return;
         }
-        if (n == -1) {
-            if (errno == EINTR) {
-                continue;
-            }
-            if (errno == EAGAIN) {
+        if (n < 0) {
+            if (n == -EAGAIN) {
                 c->client_write_blocked = true;
                 return;
             }
@@ -685,8 +685,8 @@ static int attach_upstream(struct hp_conn *c, struct lb_upstream *up, bool is_ne
     if (is_new) {
         hp_set_state(c, HP_STATE_CONNECTING, up->srv->conf->name);
         ev_timer_start(c->w->loop, &up->timer, c->be->conf->timeout_connect_ms);
-        return ev_io_start(c->w->loop, &up->io, up->fd, EV_WRITE, on_upstream_event, up,
-                           "upstream");
+        return ev_io_start(c->w->loop, &up->io, up->xp.fd, http_xprt_events(&up->xp, EV_WRITE),
+                           on_upstream_event, up, "upstream");
     }
     up->io.on_event = on_upstream_event;
     up->io.data = up;
@@ -694,7 +694,7 @@ static int attach_upstream(struct hp_conn *c, struct lb_upstream *up, bool is_ne
     hp_set_state(c, HP_STATE_EXCHANGE, "reused connection");
     c->t_sent_us = monotonic_us();
     ev_timer_start(c->w->loop, &up->timer, c->be->conf->timeout_server_ms);
-    return ev_io_set(c->w->loop, &up->io, EV_READ);
+    return ev_io_set(c->w->loop, &up->io, http_xprt_events(&up->xp, EV_READ));
 }
 
 /* After a failure with the current server: retry elsewhere when that is safe, else
@@ -805,16 +805,13 @@ static int upstream_flush(struct hp_conn *c)
             c->up_write_blocked = false;
             return 0;
         }
-        ssize_t n = sock_sendv(up->fd, iov, n_iov);
-        if (n == -1) {
-            if (errno == EINTR) {
-                continue;
-            }
-            if (errno == EAGAIN) {
+        ssize_t n = http_xprt_writev(&up->xp, iov, n_iov, 0);
+        if (n < 0) {
+            if (n == -EAGAIN) {
                 c->up_write_blocked = true;
                 return 0;
             }
-            return -errno;
+            return (int)n;
         }
         size_t done = (size_t)n;
         metrics_add(&metrics_local(up->srv->metrics)->bytes_out, done);
@@ -842,12 +839,9 @@ static ssize_t upstream_read(struct hp_conn *c)
             return -ENOBUFS;
         }
     }
-    ssize_t n;
-    do {
-        n = sock_recv(up->fd, buf_tail(&up->in), buf_tailroom(&up->in));
-    } while (n == -1 && errno == EINTR);
-    if (n == -1) {
-        return -errno;
+    ssize_t n = http_xprt_read(&up->xp, buf_tail(&up->in), buf_tailroom(&up->in));
+    if (n < 0) {
+        return n;
     }
     buf_commit(&up->in, (size_t)n);
     metrics_add(&metrics_local(up->srv->metrics)->bytes_in, (uint64_t)n);
@@ -857,7 +851,7 @@ static ssize_t upstream_read(struct hp_conn *c)
 static void upstream_connected(struct hp_conn *c)
 {
     struct lb_upstream *up = c->up;
-    int rc = sock_connect_result(up->fd);
+    int rc = sock_connect_result(up->xp.fd);
     if (rc != 0) {
         char detail[160];
         snprintf(detail, sizeof(detail), "connect() to server %s failed: %s", up->srv->conf->name,
@@ -1277,11 +1271,12 @@ static void update_interest(struct hp_conn *c)
     if (c->state == HP_STATE_CLOSED) {
         return;
     }
-    if (ev_io_set(c->w->loop, &c->io, client_interest(c)) != 0) {
+    if (ev_io_set(c->w->loop, &c->io, http_xprt_events(&c->xp, client_interest(c))) != 0) {
         hp_close(c, "epoll failed");
         return;
     }
-    if (c->up != NULL && ev_io_set(c->w->loop, &c->up->io, upstream_interest(c)) != 0) {
+    if (c->up != NULL && ev_io_set(c->w->loop, &c->up->io,
+                                   http_xprt_events(&c->up->xp, upstream_interest(c))) != 0) {
         hp_fail(c, 502, "epoll failed");
     }
 }
@@ -1404,8 +1399,8 @@ static void on_client_timeout(struct ev_loop *loop, struct ev_timer *t)
 static void linger_input(struct hp_conn *c)
 {
     char sink[4096];
-    ssize_t n = read(c->fd, sink, sizeof(sink));
-    if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
+    ssize_t n = http_xprt_read(&c->xp, sink, sizeof(sink));
+    if (n == 0 || (n < 0 && n != -EAGAIN)) {
         hp_close(c, "closed");
     }
 }
@@ -1474,7 +1469,7 @@ void http_conn_accept(struct lb_worker *w, struct lb_frontend *fe, int fd,
     lb_gen_ref(c->gen);
     c->fe = fe;
     c->be = fe->backend;
-    c->fd = fd;
+    http_xprt_tcp_init(&c->xp, fd);
     c->file_fd = -1;
     c->peer = *peer;
     c->base.on_drain = on_drain;
@@ -1485,7 +1480,8 @@ void http_conn_accept(struct lb_worker *w, struct lb_frontend *fe, int fd,
     lb_worker_conn_add(w, &c->base);
     metrics_add(&metrics_local(fe->metrics)->connections_total, 1);
     metrics_add(&metrics_local(fe->metrics)->connections_opened, 1);
-    if (ev_io_start(w->loop, &c->io, fd, EV_READ, on_client_event, c, "client") != 0) {
+    if (ev_io_start(w->loop, &c->io, fd, http_xprt_events(&c->xp, EV_READ), on_client_event, c,
+                    "client") != 0) {
         hp_close(c, "epoll failed");
         return;
     }

@@ -45,36 +45,20 @@ struct hp_logreq {
     int minor;
 };
 
-struct hp_conn {
-    struct lb_conn_base base; /* first: the worker's connection list */
-    struct lb_worker *w;
-    struct lb_gen *gen; /* reference held for the connection's life */
-    struct lb_frontend *fe;
+/* One request and its response: what a client connection needs only while a request is in
+ * flight. Taken from a per-thread pool when the first byte of a request head arrives and
+ * given back when the exchange ends, so that an idle keep-alive connection holds only its
+ * struct hp_conn (no buffers, no parsed heads). */
+struct hp_exchange {
+    struct hp_conn *conn; /* the client connection carrying it */
     struct lb_backend *be;
-    enum hp_state state;
-    struct http_xprt xp; /* the client socket, read and written only through this */
-    struct ev_io io;
-    struct ev_timer timer; /* meaning depends on state, see arm_client_timer() */
-    struct ev_defer defer;
-    struct sockaddr_storage peer;
-    char peer_ip[INET6_ADDRSTRLEN];
-    bool client_write_blocked;
-    bool client_eof;
-    bool close_after; /* close once the current response is out */
-
-    struct buf in;    /* bytes from the client (current request body, pipelined) */
-    struct buf out;   /* bytes for the client made by keel: heads, de-chunked data */
-    struct buf rhead; /* the request head for the server, kept for retries */
-
-    /* current request */
-    struct http_parser parser;
-    struct http_msg req;
     enum http_method method;
     bool req_keepalive;
     int req_minor;
     struct hp_body req_body;
-    size_t body_scanned; /* bytes at the head of `in` known to be this request's body */
+    size_t body_scanned; /* bytes at the head of conn->in known to be this request's body */
     size_t body_sent;    /* of which written to the server */
+    struct buf rhead;    /* the request head for the server, kept for retries */
     size_t rhead_sent;
     bool body_consumed; /* some body bytes were dropped from `in`: no retry possible */
     bool is_idempotent;
@@ -89,11 +73,10 @@ struct hp_conn {
     bool up_eof;           /* the server closed its side */
     uint64_t t_start_ms;   /* request head complete */
     uint64_t t_sent_us;    /* connected to the server (monotonic µs) */
-    struct hp_logreq *log; /* NULL when the access log is off */
+    struct hp_logreq *log; /* &log_copy, or NULL when the access log is off */
 
     /* current response */
     struct http_parser rparser;
-    struct http_msg res;
     bool res_head_done;
     struct hp_body res_body;
     size_t res_scanned; /* bytes at the head of up->in that are response body */
@@ -113,6 +96,35 @@ struct hp_conn {
     char *mem_body; /* malloc'd (directory listing); NULL when none */
     size_t mem_len;
     size_t mem_sent;
+
+    /* Not cleared when the exchange is taken from the pool (the parser fills them). */
+    struct hp_logreq log_copy;
+    struct http_msg req;
+    struct http_msg res;
+};
+
+/* A client connection, from accept to close. Kept small: this is what an idle keep-alive
+ * connection costs (buffers are released between requests, see http_pool.h). */
+struct hp_conn {
+    struct lb_conn_base base; /* first: the worker's connection list */
+    struct lb_worker *w;
+    struct lb_gen *gen; /* reference held for the connection's life */
+    struct lb_frontend *fe;
+    enum hp_state state;
+    bool client_write_blocked;
+    bool client_eof;
+    bool close_after;    /* close once the current response is out */
+    struct http_xprt xp; /* the client socket, read and written only through this */
+    struct ev_io io;
+    struct ev_timer timer; /* meaning depends on state, see arm_client_timer() */
+    struct ev_defer defer;
+    struct buf in;  /* bytes from the client (current request body, pipelined); no storage
+                     * while idle */
+    struct buf out; /* bytes for the client made by keel: heads, de-chunked data */
+    struct http_parser parser; /* the request head being read */
+    struct hp_exchange *ex;    /* the request in flight; NULL while idle */
+    struct sockaddr_storage peer;
+    char peer_ip[INET6_ADDRSTRLEN];
 };
 
 #endif

@@ -65,7 +65,7 @@ static int format_head(char *dst, size_t cap, struct hp_conn *c, int status, con
     return snprintf(dst, cap, "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s%s%s%s%s\r\n", status,
                     http_status_reason(status), date, cl, headers, extra,
                     by[0] != '\0' ? "X-Served-By: " : "", by, by[0] != '\0' ? "\r\n" : "",
-                    c->close_after || !c->req_keepalive ? "Connection: close\r\n" : "");
+                    c->close_after || !c->ex->req_keepalive ? "Connection: close\r\n" : "");
 }
 
 /* Write the head of a local response: header lines headers then extra (each line ending in
@@ -90,13 +90,13 @@ static bool put_head(struct hp_conn *c, int status, const char *headers, const c
         c->close_after = true;
         (void)buf_append_str(&c->out, "HTTP/1.1 500 Internal Server Error\r\n"
                                       "Content-Length: 0\r\nConnection: close\r\n\r\n");
-        c->status = 500;
+        c->ex->status = 500;
         return false;
     }
     (void)format_head(buf_tail(&c->out), buf_tailroom(&c->out), c, status, date, cl, headers,
                       extra);
     buf_commit(&c->out, (size_t)n);
-    c->status = status;
+    c->ex->status = status;
     return true;
 }
 
@@ -105,9 +105,9 @@ void http_local_respond(struct hp_conn *c, int status, const char *extra_headers
 {
     bool is_ok =
         put_head(c, status, "Content-Type: text/plain; charset=utf-8\r\n", extra_headers, body_len);
-    c->file_fd = -1;
-    c->file_left = 0;
-    if (!is_ok || c->method == HTTP_METHOD_HEAD || body_len == 0) {
+    c->ex->file_fd = -1;
+    c->ex->file_left = 0;
+    if (!is_ok || c->ex->method == HTTP_METHOD_HEAD || body_len == 0) {
         return;
     }
     if ((buf_tailroom(&c->out) < body_len && buf_grow(&c->out, c->out.len + body_len) != 0) ||
@@ -191,12 +191,12 @@ static int status_for_errno(int err)
 static const char *req_header(struct hp_conn *c, const char *name, size_t *len)
 {
     const char *buf = buf_head(&c->in);
-    int i = http_msg_find(&c->req, buf, name, strlen(name));
+    int i = http_msg_find(&c->ex->req, buf, name, strlen(name));
     if (i < 0) {
         return NULL;
     }
-    *len = c->req.headers[i].value.len;
-    return buf + c->req.headers[i].value.off;
+    *len = c->ex->req.headers[i].value.len;
+    return buf + c->ex->req.headers[i].value.off;
 }
 
 /* Whether the client's cached copy is still good (RFC 9110 13.2.2 order). */
@@ -297,13 +297,13 @@ static void listing(struct hp_conn *c, int dir_fd, const char *path)
     closedir(d);
     n += (size_t)snprintf(body + n, LISTING_MAX - n, "</ul>\n");
     if (!put_head(c, 200, "Content-Type: text/html; charset=utf-8\r\n", "", n) ||
-        c->method == HTTP_METHOD_HEAD) {
+        c->ex->method == HTTP_METHOD_HEAD) {
         free(body);
         return;
     }
-    c->mem_body = body;
-    c->mem_len = n;
-    c->mem_sent = 0;
+    c->ex->mem_body = body;
+    c->ex->mem_len = n;
+    c->ex->mem_sent = 0;
 }
 
 /* Whether ch may appear unescaped in a Location path (RFC 3986 pchar and '/'). */
@@ -438,7 +438,7 @@ static int try_gzip(struct hp_conn *c, const struct conf_location *loc, int root
 void http_static_respond(struct hp_conn *c, const struct conf_location *loc, int root_fd,
                          const char *path, size_t path_len)
 {
-    if (c->method != HTTP_METHOD_GET && c->method != HTTP_METHOD_HEAD) {
+    if (c->ex->method != HTTP_METHOD_GET && c->ex->method != HTTP_METHOD_HEAD) {
         respond_error(c, 405, "files answer GET and HEAD only");
         return;
     }
@@ -501,7 +501,7 @@ void http_static_respond(struct hp_conn *c, const struct conf_location *loc, int
     int status = 200;
     size_t rlen;
     const char *range = req_header(c, "range", &rlen);
-    if (range != NULL && c->method == HTTP_METHOD_GET && if_range_ok(c, etag, st.st_mtime)) {
+    if (range != NULL && c->ex->method == HTTP_METHOD_GET && if_range_ok(c, etag, st.st_mtime)) {
         enum http_range_result r = http_range_parse(range, rlen, size, &first, &last);
         if (r == HTTP_RANGE_UNSATISFIABLE) {
             drop_file(fd, entry);
@@ -520,12 +520,13 @@ void http_static_respond(struct hp_conn *c, const struct conf_location *loc, int
         }
     }
     uint64_t length = size == 0 ? 0 : last - first + 1;
-    if (!put_head(c, status, headers, "", length) || c->method == HTTP_METHOD_HEAD || length == 0) {
+    if (!put_head(c, status, headers, "", length) || c->ex->method == HTTP_METHOD_HEAD ||
+        length == 0) {
         drop_file(fd, entry);
         return;
     }
-    c->file_fd = fd;
-    c->file_entry = entry;
-    c->file_off = first;
-    c->file_left = length;
+    c->ex->file_fd = fd;
+    c->ex->file_entry = entry;
+    c->ex->file_off = first;
+    c->ex->file_left = length;
 }

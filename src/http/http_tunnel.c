@@ -337,8 +337,9 @@ static int buf_init_with(struct buf *dst, const struct buf *a, const struct buf 
     if (buf_init(dst, n > HT_BUF_SIZE ? n : HT_BUF_SIZE) != 0) {
         return -ENOMEM;
     }
-    bool ok =
-        buf_append(dst, buf_head(a), a->len) && (b == NULL || buf_append(dst, buf_head(b), b->len));
+    /* a may have no storage (an idle connection's input buffer is released). */
+    bool ok = (a->len == 0 || buf_append(dst, buf_head(a), a->len)) &&
+              (b == NULL || b->len == 0 || buf_append(dst, buf_head(b), b->len));
     (void)ok; /* sized for both above */
     return 0;
 }
@@ -347,7 +348,7 @@ int http_tunnel_start(struct hp_conn *c)
 {
     struct http_tunnel *t = calloc(1, sizeof(*t));
     if (t == NULL || buf_init_with(&t->up.buf, &c->in, NULL) != 0 ||
-        buf_init_with(&t->down.buf, &c->out, &c->up->in) != 0) {
+        buf_init_with(&t->down.buf, &c->out, &c->ex->up->in) != 0) {
         if (t != NULL) {
             buf_fini(&t->up.buf);
             free(t);
@@ -356,13 +357,13 @@ int http_tunnel_start(struct hp_conn *c)
         return -ENOMEM;
     }
     struct lb_worker *w = c->w;
-    struct lb_upstream *up = c->up;
+    struct lb_upstream *up = c->ex->up;
     t->w = w;
     t->gen = c->gen;
     lb_gen_ref(t->gen);
     t->fe = c->fe;
-    t->be = c->be;
-    t->srv = c->srv;
+    t->be = c->ex->be;
+    t->srv = c->ex->srv;
     http_xprt_move(&t->cx, &c->xp);
     memcpy(t->peer_ip, c->peer_ip, sizeof(t->peer_ip));
     t->up.is_eof = c->client_eof;
@@ -380,8 +381,8 @@ int http_tunnel_start(struct hp_conn *c)
     http_xprt_move(&t->sx, &up->xp);
     up->owner = NULL;
     lb_upstream_close(up);
-    c->up = NULL;
-    c->srv = NULL;
+    c->ex->up = NULL;
+    c->ex->srv = NULL;
 
     ev_timer_init(&t->timer, on_timeout, t, "tunnel");
     lb_worker_conn_add(w, &t->base);

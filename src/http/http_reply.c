@@ -35,13 +35,11 @@ int http_reply_format(struct buf *out, int status, const char *content_type, con
 void http_reply_error(struct hp_conn *c, int status, const char *detail)
 {
     char body[512];
-    const char *srv = c->ex->failed_srv != NULL ? c->ex->failed_srv->conf->name : NULL;
     int n = snprintf(
         body, sizeof(body), "%d %s: %s%s%s%s\n", status, http_status_reason(status), detail,
         c->ex->be != NULL && status >= 500 ? " (backend " : "",
         c->ex->be != NULL && status >= 500 ? (c->ex->be != NULL ? c->ex->be->conf->name : "-") : "",
         c->ex->be != NULL && status >= 500 ? ")" : "");
-    (void)srv;
     if (n < 0) {
         n = 0;
     }

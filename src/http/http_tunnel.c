@@ -348,7 +348,7 @@ int http_tunnel_start(struct hp_conn *c)
 {
     struct http_tunnel *t = calloc(1, sizeof(*t));
     if (t == NULL || buf_init_with(&t->up.buf, &c->in, NULL) != 0 ||
-        buf_init_with(&t->down.buf, &c->out, &c->ex->up->in) != 0) {
+        buf_init_with(&t->down.buf, &c->out, &c->ex->h.px.up->in) != 0) {
         if (t != NULL) {
             buf_fini(&t->up.buf);
             free(t);
@@ -357,7 +357,7 @@ int http_tunnel_start(struct hp_conn *c)
         return -ENOMEM;
     }
     struct lb_worker *w = c->w;
-    struct lb_upstream *up = c->ex->up;
+    struct lb_upstream *up = c->ex->h.px.up;
     t->w = w;
     t->gen = c->gen;
     lb_gen_ref(t->gen);
@@ -381,7 +381,7 @@ int http_tunnel_start(struct hp_conn *c)
     http_xprt_move(&t->sx, &up->xp);
     up->owner = NULL;
     lb_upstream_close(up);
-    c->ex->up = NULL;
+    c->ex->h.px.up = NULL;
     c->ex->srv = NULL;
 
     ev_timer_init(&t->timer, on_timeout, t, "tunnel");

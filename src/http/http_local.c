@@ -14,6 +14,7 @@
 
 #include "http/http_conn.h"
 #include "http/http_filecache.h"
+#include "http/http_pool.h"
 #include "http/http_static.h"
 #include "http/http_transport.h"
 #include "lb/lb.h"
@@ -51,9 +52,13 @@ static struct http_local_req local_req(struct hp_conn *c, uint32_t loc_index)
                                    .now_ms = ev_now_ms(c->w->loop)};
 }
 
-/* Make the exchange a local one, before its head is written. */
+/* Make the exchange a local one, before its head is written, and give out its storage.
+ * NULL when out of memory: the caller closes the connection. */
 static struct http_local_resp *local_begin(struct hp_conn *c)
 {
+    if (http_buf_acquire(&c->out) != 0) {
+        return NULL;
+    }
     if (!c->ex->req_body.is_done) {
         c->close_after = true; /* the body is never read: the head says Connection: close */
     }
@@ -86,6 +91,10 @@ void hp_local_start_text(struct hp_conn *c, int status, const char *why)
     char body[256];
     int n = snprintf(body, sizeof(body), "%d %s: %s\n", status, http_status_reason(status), why);
     struct http_local_resp *r = local_begin(c);
+    if (r == NULL) {
+        hp_conn_close(c, "out of memory for a response");
+        return;
+    }
     struct http_local_req q = local_req(c, 0);
     http_local_respond(r, &q, status, "", body, n > 0 ? (size_t)n : 0);
     local_go(c);
@@ -95,6 +104,10 @@ void hp_local_start_location(struct hp_conn *c, const struct conf_location *loc,
                              const char *path, size_t path_len)
 {
     struct http_local_resp *r = local_begin(c);
+    if (r == NULL) {
+        hp_conn_close(c, "out of memory for a response");
+        return;
+    }
     struct http_local_req q = local_req(c, (uint32_t)index);
     if (loc->action == CONF_LOC_STATIC) {
         http_static_respond(r, &q, loc, c->fe->loc_root_fds[index], path, path_len);

@@ -76,10 +76,6 @@ static _Thread_local struct http_pool exchange_pool =
 /* Take an exchange for the request whose first bytes are in c->in. Returns 0 or -ENOMEM. */
 static int exchange_begin(struct hp_conn *c)
 {
-    /* Every response keel sends starts with a head keel writes into out. */
-    if (http_buf_acquire(&c->out) != 0) {
-        return -ENOMEM;
-    }
     struct hp_exchange *ex = http_pool_get(&exchange_pool);
     if (ex == NULL) {
         return -ENOMEM;
@@ -311,6 +307,11 @@ void hp_conn_fail(struct hp_conn *c, int status, const char *detail)
         return;
     }
     handler_release(c);
+    if (http_buf_acquire(&c->out) != 0) {
+        hp_exchange_account(c);
+        hp_conn_close(c, "out of memory for an error response");
+        return;
+    }
     c->out.off = c->out.len = 0;
     c->ex->status = status;
     c->ex->error_detail = detail;

@@ -470,6 +470,23 @@ static void dechunk_data(void *ctx, const char *data, size_t len)
     (void)ok; /* the scan is bounded by the room in out, so it always fits */
 }
 
+/* Write the response head for the client into out, taking out's storage from the pool
+ * first (a connection holds none until a response starts) and growing it once for a large
+ * head. Returns 0, or -1 when it does not fit (or out of memory). */
+static int put_response_head(struct hp_conn *c, const char *buf, const struct http_rewrite_res *opt)
+{
+    if (http_buf_acquire(&c->out) != 0) {
+        return -1;
+    }
+    if (http_rewrite_response(&c->ex->res, buf, opt, &c->out) == 0) {
+        return 0;
+    }
+    if (buf_grow(&c->out, HP_OUT_MAX) != 0) {
+        return -1;
+    }
+    return http_rewrite_response(&c->ex->res, buf, opt, &c->out) == 0 ? 0 : -1;
+}
+
 static void start_response(struct hp_conn *c)
 {
     struct lb_upstream *up = c->ex->h.px.up;
@@ -498,9 +515,7 @@ static void start_response(struct hp_conn *c)
     }
     opt.is_close = c->close_after || !c->ex->req_keepalive || c->client_eof;
     opt.is_keepalive_10 = c->ex->req_minor == 0 && !opt.is_close;
-    if (http_rewrite_response(&c->ex->res, buf, &opt, &c->out) != 0 &&
-        (buf_grow(&c->out, HP_OUT_MAX) != 0 ||
-         http_rewrite_response(&c->ex->res, buf, &opt, &c->out) != 0)) {
+    if (put_response_head(c, buf, &opt) != 0) {
         hp_conn_fail(c, 502, "response head too large");
         return;
     }
@@ -519,9 +534,7 @@ static void start_tunnel(struct hp_conn *c)
         return;
     }
     struct http_rewrite_res opt = {.served_by = c->fe->conf->served_by, .is_upgrade = true};
-    if (http_rewrite_response(&c->ex->res, buf_head(&up->in), &opt, &c->out) != 0 &&
-        (buf_grow(&c->out, HP_OUT_MAX) != 0 ||
-         http_rewrite_response(&c->ex->res, buf_head(&up->in), &opt, &c->out) != 0)) {
+    if (put_response_head(c, buf_head(&up->in), &opt) != 0) {
         hp_conn_fail(c, 502, "response head too large");
         return;
     }
@@ -547,9 +560,7 @@ static void forward_interim(struct hp_conn *c)
     struct lb_upstream *up = c->ex->h.px.up;
     if (c->ex->req_minor == 1) {
         struct http_rewrite_res opt = {.served_by = c->fe->conf->served_by};
-        if (http_rewrite_response(&c->ex->res, buf_head(&up->in), &opt, &c->out) != 0 &&
-            (buf_grow(&c->out, HP_OUT_MAX) != 0 ||
-             http_rewrite_response(&c->ex->res, buf_head(&up->in), &opt, &c->out) != 0)) {
+        if (put_response_head(c, buf_head(&up->in), &opt) != 0) {
             hp_conn_fail(c, 502, "interim response head too large");
             return;
         }

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Types of the HTTP proxy's client connection, shared by http_proxy.c (the state machine)
- * and http_accesslog.c. Types only. */
+/* Types of an HTTP/1 client connection (struct hp_conn), of the request in flight on it
+ * (struct hp_exchange) and of the handlers that answer requests (struct hp_handler), shared
+ * by http_proxy.c (the connection's state machine), http_upstream.c, http_local.c,
+ * http_reply.c and http_tunnel.c. Types only. */
 #ifndef KEEL_HTTP_HTTP_PROXY_T_H
 #define KEEL_HTTP_HTTP_PROXY_T_H
 
@@ -11,7 +13,9 @@
 
 #include "core/buf.h"
 #include "core/ev.h"
+#include "http/http_local-t.h"
 #include "http/http_parse.h"
+#include "http/http_transport-t.h"
 #include "lb/lb_worker.h"
 
 enum hp_state {
@@ -44,74 +48,106 @@ struct hp_logreq {
     int minor;
 };
 
-struct hp_conn {
-    struct lb_conn_base base; /* first: the worker's connection list */
-    struct lb_worker *w;
-    struct lb_gen *gen; /* reference held for the connection's life */
-    struct lb_frontend *fe;
-    struct lb_backend *be;
-    enum hp_state state;
-    int fd;
-    struct ev_io io;
-    struct ev_timer timer; /* meaning depends on state, see arm_client_timer() */
-    struct ev_defer defer;
-    struct sockaddr_storage peer;
-    char peer_ip[INET6_ADDRSTRLEN];
-    bool client_write_blocked;
-    bool client_eof;
-    bool close_after; /* close once the current response is out */
+struct hp_conn;
 
-    struct buf in;    /* bytes from the client (current request body, pipelined) */
-    struct buf out;   /* bytes for the client made by keel: heads, de-chunked data */
+/* How a request is answered. The connection's state machine (http_proxy.c) reads the head,
+ * picks a handler (http_proxy.c route_request) and drives it through these; each handler
+ * keeps its own state in the exchange's union. Handlers: the proxy (http_upstream.c) and
+ * keel's own responses, static files, `return`, redirects and error pages
+ * (http_local.c with http_static.c); the admin routes are the next. */
+struct hp_handler {
+    const char *name;
+    /* Move the exchange on. Called by hp_conn_step while the connection is in one of the
+     * handler's states (queued, connecting and exchange for the proxy; local for keel's
+     * own responses). May change the state, fail the request (hp_conn_fail) or close. */
+    void (*step)(struct hp_conn *c);
+    /* After the steps: arm the handler's own timers and fd interest. NULL: nothing. */
+    void (*sync)(struct hp_conn *c);
+    /* Drop what the handler holds (server connection, slot, place in the queue, file,
+     * buffers). Called when the request fails, when the exchange ends and when the
+     * connection closes; must be idempotent. */
+    void (*release)(struct hp_conn *c);
+};
+
+/* The proxy handler's state (http_upstream.c): the server side of one exchange. */
+struct hp_proxy {
     struct buf rhead; /* the request head for the server, kept for retries */
-
-    /* current request */
-    struct http_parser parser;
-    struct http_msg req;
-    enum http_method method;
-    bool req_keepalive;
-    int req_minor;
-    struct hp_body req_body;
-    size_t body_scanned; /* bytes at the head of `in` known to be this request's body */
-    size_t body_sent;    /* of which written to the server */
     size_t rhead_sent;
+    size_t body_sent;   /* bytes of conn->in's request body written to the server */
     bool body_consumed; /* some body bytes were dropped from `in`: no retry possible */
     bool is_idempotent;
     bool is_upgrade; /* asks for a protocol upgrade keel tunnels (http_tunnel_requested) */
     uint32_t retries_left;
     bool stale_retry_used;
-    struct lb_waiter waiter;
-    struct lb_server *srv; /* slot held (active counted) */
+    struct lb_waiter waiter; /* queued while every server is at maxconn */
     struct lb_server *failed_srv;
     struct lb_upstream *up;
     bool up_write_blocked;
-    bool up_eof;           /* the server closed its side */
-    uint64_t t_start_ms;   /* request head complete */
-    uint64_t t_sent_us;    /* connected to the server (monotonic µs) */
-    struct hp_logreq *log; /* NULL when the access log is off */
-
-    /* current response */
+    bool up_eof;        /* the server closed its side */
+    uint64_t t_sent_us; /* connected to the server (monotonic µs) */
     struct http_parser rparser;
-    struct http_msg res;
     bool res_head_done;
     struct hp_body res_body;
     size_t res_scanned; /* bytes at the head of up->in that are response body */
     size_t res_sent;    /* of which written to the client */
     bool dechunk;       /* HTTP/1.0 client, chunked response: body goes through out */
-    bool res_started;   /* a byte of the final response reached the client socket */
-    int status;         /* status sent (or 0) */
-    uint64_t res_bytes; /* response bytes written to the client */
+};
+
+/* One request and its response: what a client connection needs only while a request is in
+ * flight. Taken from a per-thread pool when the first byte of a request head arrives and
+ * given back when the exchange ends, so that an idle keep-alive connection holds only its
+ * struct hp_conn (no buffers, no parsed heads). */
+struct hp_exchange {
+    struct hp_conn *conn;             /* the client connection carrying it */
+    const struct hp_handler *handler; /* NULL until the request is routed */
+    struct lb_backend *be;
+    enum http_method method;
+    bool req_keepalive;
+    int req_minor;
+    struct hp_body req_body;
+    size_t body_scanned;   /* bytes at the head of conn->in known to be this request's body */
+    struct lb_server *srv; /* the server slot held (active counted); NULL when none */
+    uint64_t t_start_ms;   /* request head complete */
+    struct hp_logreq *log; /* &log_copy, or NULL when the access log is off */
+    bool res_started;      /* a byte of the final response reached the client socket */
+    int status;            /* status sent (or 0) */
+    uint64_t res_bytes;    /* response bytes written to the client */
     uint64_t req_bytes;
     const char *error_detail; /* why keel answered itself, for the log */
+    uint32_t moves;           /* bumped by a handler that starts over (a new server connection) */
+    union {
+        struct hp_proxy px;           /* handler: the proxy */
+        struct http_local_resp local; /* handler: keel's own response */
+    } h;
 
-    /* a local response (HP_STATE_LOCAL): head in out, then a file range or a memory body */
-    int file_fd;                             /* -1 when none */
-    struct http_filecache_entry *file_entry; /* file_fd belongs to the worker cache */
-    uint64_t file_off;
-    uint64_t file_left;
-    char *mem_body; /* malloc'd (directory listing); NULL when none */
-    size_t mem_len;
-    size_t mem_sent;
+    /* Not cleared when the exchange is taken from the pool (written before read). */
+    struct hp_logreq log_copy;
+    struct http_msg req;
+    struct http_msg res; /* the proxy's: the server's response head */
+};
+
+/* A client connection, from accept to close. Kept small: this is what an idle keep-alive
+ * connection costs (buffers are released between requests, see http_pool.h). */
+struct hp_conn {
+    struct lb_conn_base base; /* first: the worker's connection list */
+    struct lb_worker *w;
+    struct lb_gen *gen; /* reference held for the connection's life */
+    struct lb_frontend *fe;
+    enum hp_state state;
+    bool client_write_blocked;
+    bool client_eof;
+    bool close_after;    /* close once the current response is out */
+    struct http_xprt xp; /* the client socket, read and written only through this */
+    struct ev_io io;
+    struct ev_timer timer; /* meaning depends on state, see arm_client_timer() */
+    struct ev_defer defer;
+    struct buf in;  /* bytes from the client (current request body, pipelined); no storage
+                     * while idle */
+    struct buf out; /* bytes for the client made by keel: heads, de-chunked data */
+    struct http_parser parser; /* the request head being read */
+    struct hp_exchange *ex;    /* the request in flight; NULL while idle */
+    struct sockaddr_storage peer;
+    char peer_ip[INET6_ADDRSTRLEN];
 };
 
 #endif

@@ -35,18 +35,16 @@ int http_reply_format(struct buf *out, int status, const char *content_type, con
 void http_reply_error(struct hp_conn *c, int status, const char *detail)
 {
     char body[512];
-    const char *srv = c->failed_srv != NULL ? c->failed_srv->conf->name : NULL;
-    int n =
-        snprintf(body, sizeof(body), "%d %s: %s%s%s%s\n", status, http_status_reason(status),
-                 detail, c->be != NULL && status >= 500 ? " (backend " : "",
-                 c->be != NULL && status >= 500 ? (c->be != NULL ? c->be->conf->name : "-") : "",
-                 c->be != NULL && status >= 500 ? ")" : "");
-    (void)srv;
+    int n = snprintf(
+        body, sizeof(body), "%d %s: %s%s%s%s\n", status, http_status_reason(status), detail,
+        c->ex->be != NULL && status >= 500 ? " (backend " : "",
+        c->ex->be != NULL && status >= 500 ? (c->ex->be != NULL ? c->ex->be->conf->name : "-") : "",
+        c->ex->be != NULL && status >= 500 ? ")" : "");
     if (n < 0) {
         n = 0;
     }
     size_t len = (size_t)n < sizeof(body) ? (size_t)n : sizeof(body) - 1;
-    if (c->method == HTTP_METHOD_HEAD && c->state != HP_STATE_READ_HEAD &&
+    if (c->ex->method == HTTP_METHOD_HEAD && c->state != HP_STATE_READ_HEAD &&
         c->state != HP_STATE_IDLE) {
         len = 0; /* the head says how long the body would be; HEAD gets none */
     }
@@ -93,43 +91,45 @@ static char *clf_escape(const char *s, char *out, size_t outlen)
 
 void http_reply_access_log(struct hp_conn *c)
 {
-    if (c->log == NULL || c->fe->access_log_fd == -1) {
+    if (c->ex->log == NULL || c->fe->access_log_fd == -1) {
         return;
     }
-    struct hp_logreq *lr = c->log;
+    struct hp_logreq *lr = c->ex->log;
     char line[4096], tbuf[64], m[64], t[1100], r[600], u[600];
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    uint64_t dur_ms = ev_now_ms(c->w->loop) - c->t_start_ms;
-    const char *server = c->srv != NULL ? c->srv->conf->name : "-";
+    uint64_t dur_ms = ev_now_ms(c->w->loop) - c->ex->t_start_ms;
+    const char *server = c->ex->srv != NULL ? c->ex->srv->conf->name : "-";
     int n;
     if (c->fe->conf->access_log_format == CONF_LOG_JSON) {
         strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        n = snprintf(
-            line, sizeof(line),
-            "{\"time\":\"%s\",\"client\":\"%s\",\"frontend\":\"%s\",\"backend\":\"%s\","
-            "\"server\":\"%s\",\"method\":\"%s\",\"target\":\"%s\",\"protocol\":"
-            "\"HTTP/1.%d\",\"status\":%d,\"bytes\":%lu,\"duration_ms\":%lu,"
-            "\"referer\":\"%s\",\"user_agent\":\"%s\"%s%s%s}\n",
-            tbuf, c->peer_ip, c->fe->conf->name, (c->be != NULL ? c->be->conf->name : "-"), server,
-            http_json_escape(lr->method, m, sizeof(m)), http_json_escape(lr->target, t, sizeof(t)),
-            lr->minor, c->status, (unsigned long)c->res_bytes, (unsigned long)dur_ms,
-            http_json_escape(lr->referer, r, sizeof(r)),
-            http_json_escape(lr->user_agent, u, sizeof(u)),
-            c->error_detail != NULL ? ",\"error\":\"" : "",
-            c->error_detail != NULL ? c->error_detail : "", c->error_detail != NULL ? "\"" : "");
+        n = snprintf(line, sizeof(line),
+                     "{\"time\":\"%s\",\"client\":\"%s\",\"frontend\":\"%s\",\"backend\":\"%s\","
+                     "\"server\":\"%s\",\"method\":\"%s\",\"target\":\"%s\",\"protocol\":"
+                     "\"HTTP/1.%d\",\"status\":%d,\"bytes\":%lu,\"duration_ms\":%lu,"
+                     "\"referer\":\"%s\",\"user_agent\":\"%s\"%s%s%s}\n",
+                     tbuf, c->peer_ip, c->fe->conf->name,
+                     (c->ex->be != NULL ? c->ex->be->conf->name : "-"), server,
+                     http_json_escape(lr->method, m, sizeof(m)),
+                     http_json_escape(lr->target, t, sizeof(t)), lr->minor, c->ex->status,
+                     (unsigned long)c->ex->res_bytes, (unsigned long)dur_ms,
+                     http_json_escape(lr->referer, r, sizeof(r)),
+                     http_json_escape(lr->user_agent, u, sizeof(u)),
+                     c->ex->error_detail != NULL ? ",\"error\":\"" : "",
+                     c->ex->error_detail != NULL ? c->ex->error_detail : "",
+                     c->ex->error_detail != NULL ? "\"" : "");
     } else {
         strftime(tbuf, sizeof(tbuf), "%d/%b/%Y:%H:%M:%S +0000", &tm);
-        n = snprintf(line, sizeof(line),
-                     "%s - - [%s] \"%s %s HTTP/1.%d\" %d %lu \"%s\" \"%s\" %s/%s %lums\n",
-                     c->peer_ip, tbuf, clf_escape(lr->method, m, sizeof(m)),
-                     clf_escape(lr->target, t, sizeof(t)), lr->minor, c->status,
-                     (unsigned long)c->res_bytes,
-                     lr->referer[0] != '\0' ? clf_escape(lr->referer, r, sizeof(r)) : "-",
-                     lr->user_agent[0] != '\0' ? clf_escape(lr->user_agent, u, sizeof(u)) : "-",
-                     (c->be != NULL ? c->be->conf->name : "-"), server, (unsigned long)dur_ms);
+        n = snprintf(
+            line, sizeof(line),
+            "%s - - [%s] \"%s %s HTTP/1.%d\" %d %lu \"%s\" \"%s\" %s/%s %lums\n", c->peer_ip, tbuf,
+            clf_escape(lr->method, m, sizeof(m)), clf_escape(lr->target, t, sizeof(t)), lr->minor,
+            c->ex->status, (unsigned long)c->ex->res_bytes,
+            lr->referer[0] != '\0' ? clf_escape(lr->referer, r, sizeof(r)) : "-",
+            lr->user_agent[0] != '\0' ? clf_escape(lr->user_agent, u, sizeof(u)) : "-",
+            (c->ex->be != NULL ? c->ex->be->conf->name : "-"), server, (unsigned long)dur_ms);
     }
     if (n <= 0) {
         return;

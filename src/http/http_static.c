@@ -21,7 +21,6 @@
 #include "core/fdlimit.h"
 #include "http/http_filecache.h"
 #include "http/http_path.h"
-#include "http/http_proxy-t.h"
 
 #define LISTING_MAX (1024 * 1024)
 
@@ -58,65 +57,67 @@ static const char *date_now(void)
 }
 
 /* The head as put_head makes it, into dst (NULL, 0: only its length); snprintf's result. */
-static int format_head(char *dst, size_t cap, struct hp_conn *c, int status, const char *date,
-                       const char *cl, const char *headers, const char *extra)
+static int format_head(char *dst, size_t cap, struct http_local_resp *r,
+                       const struct http_local_req *q, int status, const char *date, const char *cl,
+                       const char *headers, const char *extra)
 {
-    const char *by = c->fe->conf->served_by;
+    const char *by = q->served_by;
     return snprintf(dst, cap, "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s%s%s%s%s\r\n", status,
                     http_status_reason(status), date, cl, headers, extra,
                     by[0] != '\0' ? "X-Served-By: " : "", by, by[0] != '\0' ? "\r\n" : "",
-                    c->close_after || !c->req_keepalive ? "Connection: close\r\n" : "");
+                    r->is_close ? "Connection: close\r\n" : "");
 }
 
 /* Write the head of a local response: header lines headers then extra (each line ending in
  * CRLF; no fixed bound: out grows to fit, e.g. a Location built from a long path); length
  * UINT64_MAX: no Content-Length (304). Returns false when it wrote a 500 instead (out of
  * memory): the caller then sends no body. */
-static bool put_head(struct hp_conn *c, int status, const char *headers, const char *extra,
-                     uint64_t length)
+static bool put_head(struct http_local_resp *r, const struct http_local_req *q, int status,
+                     const char *headers, const char *extra, uint64_t length)
 {
     char cl[48] = "";
     if (length != UINT64_MAX) {
         (void)snprintf(cl, sizeof(cl), "Content-Length: %lu\r\n", (unsigned long)length);
     }
-    c->out.off = c->out.len = 0;
+    r->out->off = r->out->len = 0;
     const char *date = date_now(); /* the same string for both passes */
-    int n = format_head(NULL, 0, c, status, date, cl, headers, extra);
-    if (n >= 0 && c->out.cap < (size_t)n + 1 && buf_grow(&c->out, (size_t)n + 1) != 0) {
+    int n = format_head(NULL, 0, r, q, status, date, cl, headers, extra);
+    if (n >= 0 && r->out->cap < (size_t)n + 1 && buf_grow(r->out, (size_t)n + 1) != 0) {
         n = -1;
     }
     if (n < 0) {
         /* Out of memory: fail closed. */
-        c->close_after = true;
-        (void)buf_append_str(&c->out, "HTTP/1.1 500 Internal Server Error\r\n"
-                                      "Content-Length: 0\r\nConnection: close\r\n\r\n");
-        c->status = 500;
+        r->is_close = true;
+        (void)buf_append_str(r->out, "HTTP/1.1 500 Internal Server Error\r\n"
+                                     "Content-Length: 0\r\nConnection: close\r\n\r\n");
+        r->status = 500;
         return false;
     }
-    (void)format_head(buf_tail(&c->out), buf_tailroom(&c->out), c, status, date, cl, headers,
+    (void)format_head(buf_tail(r->out), buf_tailroom(r->out), r, q, status, date, cl, headers,
                       extra);
-    buf_commit(&c->out, (size_t)n);
-    c->status = status;
+    buf_commit(r->out, (size_t)n);
+    r->status = status;
     return true;
 }
 
-void http_local_respond(struct hp_conn *c, int status, const char *extra_headers, const char *body,
-                        size_t body_len)
+void http_local_respond(struct http_local_resp *r, const struct http_local_req *q, int status,
+                        const char *extra_headers, const char *body, size_t body_len)
 {
-    bool is_ok =
-        put_head(c, status, "Content-Type: text/plain; charset=utf-8\r\n", extra_headers, body_len);
-    c->file_fd = -1;
-    c->file_left = 0;
-    if (!is_ok || c->method == HTTP_METHOD_HEAD || body_len == 0) {
+    bool is_ok = put_head(r, q, status, "Content-Type: text/plain; charset=utf-8\r\n",
+                          extra_headers, body_len);
+    r->file_fd = -1;
+    r->file_left = 0;
+    if (!is_ok || q->method == HTTP_METHOD_HEAD || body_len == 0) {
         return;
     }
-    if ((buf_tailroom(&c->out) < body_len && buf_grow(&c->out, c->out.len + body_len) != 0) ||
-        !buf_append(&c->out, body, body_len)) {
-        c->close_after = true; /* out of memory: the client sees a short body, then EOF */
+    if ((buf_tailroom(r->out) < body_len && buf_grow(r->out, r->out->len + body_len) != 0) ||
+        !buf_append(r->out, body, body_len)) {
+        r->is_close = true; /* out of memory: the client sees a short body, then EOF */
     }
 }
 
-void http_return_respond(struct hp_conn *c, const struct conf_location *loc)
+void http_return_respond(struct http_local_resp *r, const struct http_local_req *q,
+                         const struct conf_location *loc)
 {
     int status = loc->return_status;
     char headers[1024] = "";
@@ -135,14 +136,15 @@ void http_return_respond(struct hp_conn *c, const struct conf_location *loc)
         (void)snprintf(headers + l, sizeof(headers) - l, "Cache-Control: %s\r\n",
                        loc->cache_control);
     }
-    http_local_respond(c, status, headers, body, n > 0 ? (size_t)n : 0);
+    http_local_respond(r, q, status, headers, body, n > 0 ? (size_t)n : 0);
 }
 
-static void respond_error(struct hp_conn *c, int status, const char *why)
+static void respond_error(struct http_local_resp *r, const struct http_local_req *q, int status,
+                          const char *why)
 {
     char body[256];
     int n = snprintf(body, sizeof(body), "%d %s: %s\n", status, http_status_reason(status), why);
-    http_local_respond(c, status, status == 405 ? "Allow: GET, HEAD\r\n" : "", body,
+    http_local_respond(r, q, status, status == 405 ? "Allow: GET, HEAD\r\n" : "", body,
                        n > 0 ? (size_t)n : 0);
 }
 
@@ -188,35 +190,35 @@ static int status_for_errno(int err)
 }
 
 /* The value of request header name, or NULL. */
-static const char *req_header(struct hp_conn *c, const char *name, size_t *len)
+static const char *req_header(const struct http_local_req *q, const char *name, size_t *len)
 {
-    const char *buf = buf_head(&c->in);
-    int i = http_msg_find(&c->req, buf, name, strlen(name));
+    const char *buf = q->buf;
+    int i = http_msg_find(q->msg, buf, name, strlen(name));
     if (i < 0) {
         return NULL;
     }
-    *len = c->req.headers[i].value.len;
-    return buf + c->req.headers[i].value.off;
+    *len = q->msg->headers[i].value.len;
+    return buf + q->msg->headers[i].value.off;
 }
 
 /* Whether the client's cached copy is still good (RFC 9110 13.2.2 order). */
-static bool not_modified(struct hp_conn *c, const char *etag, time_t mtime)
+static bool not_modified(const struct http_local_req *q, const char *etag, time_t mtime)
 {
     size_t len;
-    const char *v = req_header(c, "if-none-match", &len);
+    const char *v = req_header(q, "if-none-match", &len);
     if (v != NULL) {
         return http_etag_matches(v, len, etag);
     }
-    v = req_header(c, "if-modified-since", &len);
+    v = req_header(q, "if-modified-since", &len);
     time_t since;
     return v != NULL && http_date_parse(v, len, &since) == 0 && mtime <= since;
 }
 
 /* Whether a Range may apply given If-Range (a strong ETag or the exact date). */
-static bool if_range_ok(struct hp_conn *c, const char *etag, time_t mtime)
+static bool if_range_ok(const struct http_local_req *q, const char *etag, time_t mtime)
 {
     size_t len;
-    const char *v = req_header(c, "if-range", &len);
+    const char *v = req_header(q, "if-range", &len);
     if (v == NULL) {
         return true;
     }
@@ -249,7 +251,8 @@ static void html_escape(const char *s, char *out, size_t outlen)
     out[o] = '\0';
 }
 
-static void listing(struct hp_conn *c, int dir_fd, const char *path)
+static void listing(struct http_local_resp *r, const struct http_local_req *q, int dir_fd,
+                    const char *path)
 {
     int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d = fd == -1 ? NULL : fdopendir(fd);
@@ -257,14 +260,14 @@ static void listing(struct hp_conn *c, int dir_fd, const char *path)
         if (fd != -1) {
             close(fd);
         }
-        respond_error(c, 403, "directory cannot be listed");
+        respond_error(r, q, 403, "directory cannot be listed");
         return;
     }
     char *body = malloc(LISTING_MAX);
     size_t n = 0;
     if (body == NULL) {
         closedir(d);
-        respond_error(c, 500, "out of memory");
+        respond_error(r, q, 500, "out of memory");
         return;
     }
     char safe[4096];
@@ -296,14 +299,14 @@ static void listing(struct hp_conn *c, int dir_fd, const char *path)
     }
     closedir(d);
     n += (size_t)snprintf(body + n, LISTING_MAX - n, "</ul>\n");
-    if (!put_head(c, 200, "Content-Type: text/html; charset=utf-8\r\n", "", n) ||
-        c->method == HTTP_METHOD_HEAD) {
+    if (!put_head(r, q, 200, "Content-Type: text/html; charset=utf-8\r\n", "", n) ||
+        q->method == HTTP_METHOD_HEAD) {
         free(body);
         return;
     }
-    c->mem_body = body;
-    c->mem_len = n;
-    c->mem_sent = 0;
+    r->mem_body = body;
+    r->mem_len = n;
+    r->mem_sent = 0;
 }
 
 /* Whether ch may appear unescaped in a Location path (RFC 3986 pchar and '/'). */
@@ -316,12 +319,13 @@ static bool is_path_char(unsigned char ch)
 /* 301 from a directory named without its trailing slash to path + "/". path is decoded, so
  * it is percent-encoded again: a name with CR, LF, '%', '?' or a non-ASCII byte yields one
  * well-formed header line, and the Location names that very directory. */
-static void redirect_to_dir(struct hp_conn *c, const char *path, size_t path_len)
+static void redirect_to_dir(struct http_local_resp *r, const struct http_local_req *q,
+                            const char *path, size_t path_len)
 {
     static const char prefix[] = "Location: ";
     char *hdr = malloc(sizeof(prefix) + path_len * 3 + 4);
     if (hdr == NULL) {
-        respond_error(c, 500, "out of memory");
+        respond_error(r, q, 500, "out of memory");
         return;
     }
     size_t n = sizeof(prefix) - 1;
@@ -337,15 +341,16 @@ static void redirect_to_dir(struct hp_conn *c, const char *path, size_t path_len
         }
     }
     memcpy(hdr + n, "/\r\n", 4); /* with its NUL */
-    http_local_respond(c, 301, hdr, "moved: add a trailing slash\n", 28);
+    http_local_respond(r, q, 301, hdr, "moved: add a trailing slash\n", 28);
     free(hdr);
 }
 
 /* Open the file for rel, resolving directories to their index. Returns the fd of a regular
  * file, with *st filled, or a negative errno (-ENOENT for what is neither a regular file nor
  * a directory: FIFO, device, socket); *done when a redirect or listing was sent instead. */
-static int open_file(struct hp_conn *c, const struct conf_location *loc, int root_fd,
-                     const char *path, size_t path_len, struct stat *st, bool *done)
+static int open_file(struct http_local_resp *r, const struct http_local_req *q,
+                     const struct conf_location *loc, int root_fd, const char *path,
+                     size_t path_len, struct stat *st, bool *done)
 {
     const char *rel = path_len > 1 ? path + 1 : ".";
     int fd = open_beneath(root_fd, rel, loc->follow_symlinks, O_RDONLY);
@@ -366,7 +371,7 @@ static int open_file(struct hp_conn *c, const struct conf_location *loc, int roo
     }
     if (path[path_len - 1] != '/') {
         close(fd);
-        redirect_to_dir(c, path, path_len);
+        redirect_to_dir(r, q, path, path_len);
         *done = true;
         return 0;
     }
@@ -379,9 +384,9 @@ static int open_file(struct hp_conn *c, const struct conf_location *loc, int roo
         close(ifd);
     }
     if (loc->autoindex) {
-        listing(c, fd, path);
+        listing(r, q, fd, path);
     } else {
-        respond_error(c, 403, "directory listing is off");
+        respond_error(r, q, 403, "directory listing is off");
     }
     close(fd);
     *done = true;
@@ -400,20 +405,20 @@ static void drop_file(int fd, struct http_filecache_entry *entry)
 }
 
 /* The calling worker's open-file cache, created on first use; NULL on OOM. */
-static struct http_filecache *filecache_of(struct hp_conn *c)
+static struct http_filecache *filecache_of(const struct http_local_req *q)
 {
-    if (c->w->filecache == NULL) {
-        c->w->filecache = http_filecache_new();
+    if (*q->cache == NULL) {
+        *q->cache = http_filecache_new();
     }
-    return c->w->filecache;
+    return *q->cache;
 }
 
-static int try_gzip(struct hp_conn *c, const struct conf_location *loc, int root_fd,
+static int try_gzip(const struct http_local_req *q, const struct conf_location *loc, int root_fd,
                     const char *path, size_t path_len, int fd, struct stat *st, bool *is_gz,
                     struct http_filecache_entry **entry)
 {
     size_t len;
-    const char *ae = req_header(c, "accept-encoding", &len);
+    const char *ae = req_header(q, "accept-encoding", &len);
     if (!loc->gzip_static || ae == NULL || !http_accepts_gzip(ae, len) || path_len + 4 > 1024) {
         return fd;
     }
@@ -435,49 +440,62 @@ static int try_gzip(struct hp_conn *c, const struct conf_location *loc, int root
     return fd;
 }
 
-void http_static_respond(struct hp_conn *c, const struct conf_location *loc, int root_fd,
-                         const char *path, size_t path_len)
+/* The regular file for path, from the worker's open-file cache or opened (and cached).
+ * Returns its fd with *st and *entry (NULL: not cached, the caller closes fd), or -1 when a
+ * response (error, redirect, listing) was prepared instead. */
+static int open_cached(struct http_local_resp *r, const struct http_local_req *q,
+                       const struct conf_location *loc, int root_fd, const char *path,
+                       size_t path_len, struct stat *st, struct http_filecache_entry **entry)
 {
-    if (c->method != HTTP_METHOD_GET && c->method != HTTP_METHOD_HEAD) {
-        respond_error(c, 405, "files answer GET and HEAD only");
+    struct http_filecache *fc = filecache_of(q);
+    char key[HTTP_FILECACHE_KEY_MAX];
+    bool cacheable = fc != NULL && path[path_len - 1] != '/' &&
+                     http_filecache_key(key, q->gen_id, q->fe_id, q->loc_index, path);
+    *entry = NULL;
+    if (cacheable && (*entry = http_filecache_get(fc, key, q->now_ms)) != NULL) {
+        *st = (*entry)->st;
+        return (*entry)->fd;
+    }
+    bool done = false;
+    int fd = open_file(r, q, loc, root_fd, path, path_len, st, &done);
+    if (done) {
+        return -1;
+    }
+    if (fd < 0 || !S_ISREG(st->st_mode)) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        int status = fd < 0 ? status_for_errno(fd) : 404;
+        respond_error(r, q, status, status == 404 ? "not found" : "forbidden");
+        return -1;
+    }
+    if (cacheable) {
+        *entry = http_filecache_put(fc, key, fd, st, q->now_ms);
+    }
+    return fd;
+}
+
+void http_static_respond(struct http_local_resp *r, const struct http_local_req *q,
+                         const struct conf_location *loc, int root_fd, const char *path,
+                         size_t path_len)
+{
+    if (q->method != HTTP_METHOD_GET && q->method != HTTP_METHOD_HEAD) {
+        respond_error(r, q, 405, "files answer GET and HEAD only");
         return;
     }
     if (root_fd == -1) {
-        respond_error(c, 404, "not found");
+        respond_error(r, q, 404, "not found");
         return;
     }
     struct stat st;
-    bool done = false, is_gz = false;
-    struct http_filecache *fc = filecache_of(c);
-    struct http_filecache_entry *entry = NULL;
-    char key[HTTP_FILECACHE_KEY_MAX];
-    uint64_t now = ev_now_ms(c->w->loop);
-    bool cacheable = fc != NULL && path[path_len - 1] != '/' &&
-                     http_filecache_key(key, c->gen->id, c->fe->id,
-                                        (uint32_t)(loc - c->fe->conf->locations), path);
-    int fd;
-    if (cacheable && (entry = http_filecache_get(fc, key, now)) != NULL) {
-        fd = entry->fd;
-        st = entry->st;
-    } else {
-        fd = open_file(c, loc, root_fd, path, path_len, &st, &done);
-        if (done) {
-            return;
-        }
-        if (fd < 0 || !S_ISREG(st.st_mode)) {
-            if (fd >= 0) {
-                close(fd);
-            }
-            int status = fd < 0 ? status_for_errno(fd) : 404;
-            respond_error(c, status, status == 404 ? "not found" : "forbidden");
-            return;
-        }
-        if (cacheable) {
-            entry = http_filecache_put(fc, key, fd, &st, now);
-        }
+    bool is_gz = false;
+    struct http_filecache_entry *entry;
+    int fd = open_cached(r, q, loc, root_fd, path, path_len, &st, &entry);
+    if (fd < 0) {
+        return;
     }
     const char *type = http_mime_type(path[path_len - 1] == '/' ? loc->index : path);
-    fd = try_gzip(c, loc, root_fd, path, path_len, fd, &st, &is_gz, &entry);
+    fd = try_gzip(q, loc, root_fd, path, path_len, fd, &st, &is_gz, &entry);
     char etag[64], lastmod[40], headers[1024];
     (void)snprintf(etag, sizeof(etag), "\"%lx-%lx\"", (unsigned long)st.st_mtime,
                    (unsigned long)st.st_size);
@@ -493,26 +511,26 @@ void http_static_respond(struct hp_conn *c, const struct conf_location *loc, int
         hl += snprintf(headers + hl, sizeof(headers) - (size_t)hl, "\r\n");
     }
     uint64_t size = (uint64_t)st.st_size, first = 0, last = size == 0 ? 0 : size - 1;
-    if (not_modified(c, etag, st.st_mtime)) {
+    if (not_modified(q, etag, st.st_mtime)) {
         drop_file(fd, entry);
-        (void)put_head(c, 304, headers, "", UINT64_MAX); /* no body, no Content-Length */
+        (void)put_head(r, q, 304, headers, "", UINT64_MAX); /* no body, no Content-Length */
         return;
     }
     int status = 200;
     size_t rlen;
-    const char *range = req_header(c, "range", &rlen);
-    if (range != NULL && c->method == HTTP_METHOD_GET && if_range_ok(c, etag, st.st_mtime)) {
-        enum http_range_result r = http_range_parse(range, rlen, size, &first, &last);
-        if (r == HTTP_RANGE_UNSATISFIABLE) {
+    const char *range = req_header(q, "range", &rlen);
+    if (range != NULL && q->method == HTTP_METHOD_GET && if_range_ok(q, etag, st.st_mtime)) {
+        enum http_range_result rr = http_range_parse(range, rlen, size, &first, &last);
+        if (rr == HTTP_RANGE_UNSATISFIABLE) {
             drop_file(fd, entry);
             char cr[128];
             (void)snprintf(cr, sizeof(cr), "Content-Range: bytes */%lu\r\n", (unsigned long)size);
             char body[64];
             int n = snprintf(body, sizeof(body), "416 Range Not Satisfiable\n");
-            http_local_respond(c, 416, cr, body, (size_t)n);
+            http_local_respond(r, q, 416, cr, body, (size_t)n);
             return;
         }
-        if (r == HTTP_RANGE_OK) {
+        if (rr == HTTP_RANGE_OK) {
             status = 206;
             (void)snprintf(headers + hl, sizeof(headers) - (size_t)hl,
                            "Content-Range: bytes %lu-%lu/%lu\r\n", (unsigned long)first,
@@ -520,12 +538,13 @@ void http_static_respond(struct hp_conn *c, const struct conf_location *loc, int
         }
     }
     uint64_t length = size == 0 ? 0 : last - first + 1;
-    if (!put_head(c, status, headers, "", length) || c->method == HTTP_METHOD_HEAD || length == 0) {
+    if (!put_head(r, q, status, headers, "", length) || q->method == HTTP_METHOD_HEAD ||
+        length == 0) {
         drop_file(fd, entry);
         return;
     }
-    c->file_fd = fd;
-    c->file_entry = entry;
-    c->file_off = first;
-    c->file_left = length;
+    r->file_fd = fd;
+    r->file_entry = entry;
+    r->file_off = first;
+    r->file_left = length;
 }

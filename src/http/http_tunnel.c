@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/sock.h"
 #include "http/http_proxy-t.h"
+#include "http/http_transport.h"
 #include "lb/lb.h"
 
 /* Each direction buffers at most this much (more only for bytes already read when the
@@ -52,8 +53,8 @@ struct http_tunnel {
     struct lb_backend *be;
     struct lb_server *srv; /* the server slot, held (active counted) until the close */
     enum ht_state state;
-    int cfd;
-    int sfd;
+    struct http_xprt cx; /* the client's transport, taken from the HTTP connection */
+    struct http_xprt sx; /* the server's, taken from the upstream connection */
     struct ev_io cio;
     struct ev_io sio;
     struct ev_timer timer; /* timeout_tunnel: no byte moved either way */
@@ -123,7 +124,7 @@ static void ht_set_state(struct http_tunnel *t, enum ht_state to, const char *re
                   ht_state_names[to], reason);
         return;
     }
-    log_debug("http", "tunnel %d: %s -> %s (%s)", t->cfd, ht_state_names[t->state],
+    log_debug("http", "tunnel %d: %s -> %s (%s)", t->cx.fd, ht_state_names[t->state],
               ht_state_names[to], reason);
     t->state = to;
 }
@@ -149,8 +150,8 @@ static void ht_close(struct http_tunnel *t, const char *reason)
     ev_io_stop(t->w->loop, &t->cio);
     ev_io_stop(t->w->loop, &t->sio);
     ev_timer_stop(t->w->loop, &t->timer);
-    close(t->cfd);
-    close(t->sfd);
+    http_xprt_close(&t->cx);
+    http_xprt_close(&t->sx);
     lb_server_release(t->srv);
     if (t->w->n_waiters > 0) {
         lb_worker_kick_queue(t->w);
@@ -179,8 +180,8 @@ static void on_drain(struct lb_conn_base *base)
 
 /* ---------------------------------------------------------------- the relay */
 
-/* Read what fits from fd into p. Returns 0, or -errno when the source failed. */
-static int pipe_read(struct ht_pipe *p, int fd, bool *moved)
+/* Read what fits from x into p. Returns 0, or -errno when the source failed. */
+static int pipe_read(struct ht_pipe *p, struct http_xprt *x, bool *moved)
 {
     if (p->is_eof) {
         return 0;
@@ -191,12 +192,9 @@ static int pipe_read(struct ht_pipe *p, int fd, bool *moved)
             return 0; /* full: back-pressure until the destination takes some */
         }
     }
-    ssize_t n;
-    do {
-        n = sock_recv(fd, buf_tail(&p->buf), buf_tailroom(&p->buf));
-    } while (n == -1 && errno == EINTR);
-    if (n == -1) {
-        return errno == EAGAIN ? 0 : -errno;
+    ssize_t n = http_xprt_read(x, buf_tail(&p->buf), buf_tailroom(&p->buf));
+    if (n < 0) {
+        return n == -EAGAIN ? 0 : (int)n;
     }
     if (n == 0) {
         p->is_eof = true;
@@ -208,22 +206,19 @@ static int pipe_read(struct ht_pipe *p, int fd, bool *moved)
     return 0;
 }
 
-/* Write p's bytes to fd; once the source's EOF is drained, shut fd's write side. Returns
+/* Write p's bytes to x; once the source's EOF is drained, shut x's write side. Returns
  * 0, or -errno when the destination failed. */
-static int pipe_write(struct ht_pipe *p, int fd, bool *moved)
+static int pipe_write(struct ht_pipe *p, struct http_xprt *x, bool *moved)
 {
     p->is_blocked = false;
     while (p->buf.len > 0) {
-        ssize_t n = send(fd, buf_head(&p->buf), p->buf.len, MSG_NOSIGNAL);
-        if (n == -1) {
-            if (errno == EINTR) {
-                continue;
-            }
-            if (errno == EAGAIN) {
+        ssize_t n = http_xprt_write(x, buf_head(&p->buf), p->buf.len, 0);
+        if (n < 0) {
+            if (n == -EAGAIN) {
                 p->is_blocked = true;
                 return 0;
             }
-            return -errno;
+            return (int)n;
         }
         buf_consume(&p->buf, (size_t)n);
         p->bytes += (uint64_t)n;
@@ -232,8 +227,9 @@ static int pipe_write(struct ht_pipe *p, int fd, bool *moved)
     }
     if (p->is_eof && !p->is_shut) {
         p->is_shut = true;
-        if (shutdown(fd, SHUT_WR) == -1 && errno != ENOTCONN) {
-            return -errno;
+        int rc = http_xprt_shutdown(x);
+        if (rc != 0) {
+            return rc;
         }
     }
     return 0;
@@ -255,17 +251,17 @@ static uint32_t read_interest(const struct ht_pipe *from, const struct ht_pipe *
 static void relay(struct http_tunnel *t)
 {
     bool moved = false;
-    int rc = pipe_read(&t->up, t->cfd, &moved);
+    int rc = pipe_read(&t->up, &t->cx, &moved);
     if (rc == 0) {
-        rc = pipe_write(&t->up, t->sfd, &moved);
+        rc = pipe_write(&t->up, &t->sx, &moved);
     }
     if (rc != 0) {
         ht_close(t, "client->server failed");
         return;
     }
-    rc = pipe_read(&t->down, t->sfd, &moved);
+    rc = pipe_read(&t->down, &t->sx, &moved);
     if (rc == 0) {
-        rc = pipe_write(&t->down, t->cfd, &moved);
+        rc = pipe_write(&t->down, &t->cx, &moved);
     }
     if (rc != 0) {
         ht_close(t, "server->client failed");
@@ -278,8 +274,10 @@ static void relay(struct http_tunnel *t)
     if (t->state == HT_STATE_OPEN && (t->up.is_shut || t->down.is_shut)) {
         ht_set_state(t, HT_STATE_HALF, t->up.is_shut ? "client sent EOF" : "server sent EOF");
     }
-    if (ev_io_set(t->w->loop, &t->cio, read_interest(&t->up, &t->down)) != 0 ||
-        ev_io_set(t->w->loop, &t->sio, read_interest(&t->down, &t->up)) != 0) {
+    if (ev_io_set(t->w->loop, &t->cio, http_xprt_events(&t->cx, read_interest(&t->up, &t->down))) !=
+            0 ||
+        ev_io_set(t->w->loop, &t->sio, http_xprt_events(&t->sx, read_interest(&t->down, &t->up))) !=
+            0) {
         ht_close(t, "epoll failed");
         return;
     }
@@ -339,8 +337,9 @@ static int buf_init_with(struct buf *dst, const struct buf *a, const struct buf 
     if (buf_init(dst, n > HT_BUF_SIZE ? n : HT_BUF_SIZE) != 0) {
         return -ENOMEM;
     }
-    bool ok =
-        buf_append(dst, buf_head(a), a->len) && (b == NULL || buf_append(dst, buf_head(b), b->len));
+    /* a may have no storage (an idle connection's input buffer is released). */
+    bool ok = (a->len == 0 || buf_append(dst, buf_head(a), a->len)) &&
+              (b == NULL || b->len == 0 || buf_append(dst, buf_head(b), b->len));
     (void)ok; /* sized for both above */
     return 0;
 }
@@ -349,7 +348,7 @@ int http_tunnel_start(struct hp_conn *c)
 {
     struct http_tunnel *t = calloc(1, sizeof(*t));
     if (t == NULL || buf_init_with(&t->up.buf, &c->in, NULL) != 0 ||
-        buf_init_with(&t->down.buf, &c->out, &c->up->in) != 0) {
+        buf_init_with(&t->down.buf, &c->out, &c->ex->h.px.up->in) != 0) {
         if (t != NULL) {
             buf_fini(&t->up.buf);
             free(t);
@@ -358,14 +357,14 @@ int http_tunnel_start(struct hp_conn *c)
         return -ENOMEM;
     }
     struct lb_worker *w = c->w;
-    struct lb_upstream *up = c->up;
+    struct lb_upstream *up = c->ex->h.px.up;
     t->w = w;
     t->gen = c->gen;
     lb_gen_ref(t->gen);
     t->fe = c->fe;
-    t->be = c->be;
-    t->srv = c->srv;
-    t->cfd = c->fd;
+    t->be = c->ex->be;
+    t->srv = c->ex->srv;
+    http_xprt_move(&t->cx, &c->xp);
     memcpy(t->peer_ip, c->peer_ip, sizeof(t->peer_ip));
     t->up.is_eof = c->client_eof;
     t->base.on_drain = on_drain;
@@ -379,20 +378,18 @@ int http_tunnel_start(struct hp_conn *c)
 
     /* Take the server socket out of the upstream, which is then closed without it (its
      * io leaves epoll with the fd still open, so sio can register it again). */
-    t->sfd = up->fd;
-    up->fd = -1;
+    http_xprt_move(&t->sx, &up->xp);
     up->owner = NULL;
     lb_upstream_close(up);
-    c->up = NULL;
-    c->srv = NULL;
-    c->fd = -1;
+    c->ex->h.px.up = NULL;
+    c->ex->srv = NULL;
 
     ev_timer_init(&t->timer, on_timeout, t, "tunnel");
     lb_worker_conn_add(w, &t->base);
     metrics_add(&fm->tunnels_opened, 1);
     log_debug("http", "tunnel from %s to server %s open", t->peer_ip, t->srv->conf->name);
-    if (ev_io_start(w->loop, &t->cio, t->cfd, 0, on_event, t, "tunnel-client") != 0 ||
-        ev_io_start(w->loop, &t->sio, t->sfd, 0, on_event, t, "tunnel-server") != 0) {
+    if (ev_io_start(w->loop, &t->cio, t->cx.fd, 0, on_event, t, "tunnel-client") != 0 ||
+        ev_io_start(w->loop, &t->sio, t->sx.fd, 0, on_event, t, "tunnel-server") != 0) {
         ht_close(t, "epoll failed");
         return 0; /* the sockets are the tunnel's: it closed them */
     }

@@ -20,12 +20,13 @@ struct hp_conn;
 bool http_tunnel_requested(const struct http_msg *req, const char *buf);
 
 /* Turn client connection c into a tunnel after a 101 response. Takes ownership of the
- * client socket c->fd, of the server connection c->up (its socket; the struct itself is
- * closed), of the server slot c->srv, and copies the bytes pending for the server (c->in)
- * and for the client (c->out, which holds the 101 head, then c->up->in); c's fields are
- * cleared so that c can be freed without touching them. The caller must have stopped c's
- * io and timer, and frees c afterwards. Returns 0, or -ENOMEM (c unchanged: the caller
- * closes it). Never blocks; the first writes are attempted at once. */
+ * client transport c->xp, of the server connection c->ex->h.px.up (its transport; the
+ * struct itself is closed), of the server slot c->ex->srv, and copies the bytes pending for
+ * the server (c->in) and for the client (c->out, which holds the 101 head, then the server
+ * connection's input); c's fields are cleared so that c can be freed without touching them.
+ * The caller must have stopped c's io and timer, and frees c afterwards
+ * (hp_conn_handed_over). Returns 0, or -ENOMEM (c unchanged: the caller closes it). Never
+ * blocks; the first writes are attempted at once. */
 int http_tunnel_start(struct hp_conn *c) KEEL_MUST_CHECK;
 
 #endif

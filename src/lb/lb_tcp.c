@@ -15,6 +15,7 @@
 #include "core/fdlimit.h"
 #include "core/log.h"
 #include "core/sock.h"
+#include "http/http_transport.h"
 #include "lb/lb_worker.h"
 
 #define TCP_BUF_SIZE 16384
@@ -42,8 +43,8 @@ struct tcp_conn {
     struct lb_frontend *fe;
     struct lb_backend *be;
     enum tcp_state state;
-    int cfd;
-    int sfd;
+    struct http_xprt cx; /* the client socket, through the transport seam */
+    struct http_xprt sx; /* the server socket (fd -1 while there is none) */
     struct ev_io cio;
     struct ev_io sio;
     struct ev_timer timer;
@@ -62,7 +63,7 @@ static void tcp_connect(struct tcp_conn *t);
 
 static void tcp_set_state(struct tcp_conn *t, enum tcp_state to, const char *reason)
 {
-    log_debug("tcp", "conn %d: %s -> %s (%s)", t->cfd, tcp_state_names[t->state],
+    log_debug("tcp", "conn %d: %s -> %s (%s)", t->cx.fd, tcp_state_names[t->state],
               tcp_state_names[to], reason);
     t->state = to;
 }
@@ -79,10 +80,9 @@ static void tcp_free(struct ev_loop *loop, void *data)
 
 static void close_server(struct tcp_conn *t)
 {
-    if (t->sfd != -1) {
+    if (t->sx.fd != -1) {
         ev_io_stop(t->w->loop, &t->sio);
-        close(t->sfd);
-        t->sfd = -1;
+        http_xprt_close(&t->sx);
     }
     if (t->srv != NULL) {
         lb_server_release(t->srv);
@@ -137,7 +137,7 @@ static void tcp_close(struct tcp_conn *t, const char *reason)
     close_server(t);
     ev_io_stop(t->w->loop, &t->cio);
     ev_timer_stop(t->w->loop, &t->timer);
-    close(t->cfd);
+    http_xprt_close(&t->cx);
     metrics_add(&metrics_local(t->fe->metrics)->connections_closed, 1);
     lb_worker_conn_remove(t->w, &t->base);
     ev_defer(t->w->loop, &t->defer, tcp_free, t);
@@ -158,14 +158,14 @@ static void on_drain(struct lb_conn_base *base)
     (void)base;
 }
 
-/* Move bytes from fd into p. Returns false when the connection must close. */
-static bool pipe_read(struct tcp_pipe *p, int fd, _Atomic uint64_t *counter)
+/* Move bytes from x into p. Returns false when the connection must close. */
+static bool pipe_read(struct tcp_pipe *p, struct http_xprt *x, _Atomic uint64_t *counter)
 {
     buf_compact(&p->buf);
     if (buf_tailroom(&p->buf) == 0 || p->is_eof) {
         return true;
     }
-    ssize_t n = sock_recv(fd, buf_tail(&p->buf), buf_tailroom(&p->buf));
+    ssize_t n = http_xprt_read(x, buf_tail(&p->buf), buf_tailroom(&p->buf));
     if (n > 0) {
         buf_commit(&p->buf, (size_t)n);
         p->total += (uint64_t)n;
@@ -176,25 +176,22 @@ static bool pipe_read(struct tcp_pipe *p, int fd, _Atomic uint64_t *counter)
         p->is_eof = true;
         return true;
     }
-    return errno == EAGAIN || errno == EINTR;
+    return n == -EAGAIN;
 }
 
-static bool pipe_write(struct tcp_pipe *p, int fd, _Atomic uint64_t *counter)
+static bool pipe_write(struct tcp_pipe *p, struct http_xprt *x, _Atomic uint64_t *counter)
 {
     while (p->buf.len > 0) {
-        ssize_t n = send(fd, buf_head(&p->buf), p->buf.len, MSG_NOSIGNAL);
-        if (n == -1) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return errno == EAGAIN;
+        ssize_t n = http_xprt_write(x, buf_head(&p->buf), p->buf.len, 0);
+        if (n < 0) {
+            return n == -EAGAIN;
         }
         buf_consume(&p->buf, (size_t)n);
         metrics_add(counter, (uint64_t)n);
     }
     if (p->is_eof && !p->is_shut) {
         p->is_shut = true;
-        (void)shutdown(fd, SHUT_WR); /* failure: the peer is gone; the next read says so */
+        (void)http_xprt_shutdown(x); /* failure: the peer is gone; the next read says so */
     }
     return true;
 }
@@ -221,7 +218,8 @@ static void tcp_update(struct tcp_conn *t)
     if (t->up.buf.len > 0) {
         sev |= EV_WRITE;
     }
-    if (ev_io_set(t->w->loop, &t->cio, cev) != 0 || ev_io_set(t->w->loop, &t->sio, sev) != 0) {
+    if (ev_io_set(t->w->loop, &t->cio, http_xprt_events(&t->cx, cev)) != 0 ||
+        ev_io_set(t->w->loop, &t->sio, http_xprt_events(&t->sx, sev)) != 0) {
         tcp_close(t, "epoll failed");
         return;
     }
@@ -232,9 +230,9 @@ static void relay(struct tcp_conn *t)
 {
     struct metrics_server_c *sm = metrics_local(t->srv->metrics);
     struct metrics_frontend_c *fm = metrics_local(t->fe->metrics);
-    if (!pipe_read(&t->up, t->cfd, &fm->bytes_in) || !pipe_write(&t->up, t->sfd, &sm->bytes_out) ||
-        !pipe_read(&t->down, t->sfd, &sm->bytes_in) ||
-        !pipe_write(&t->down, t->cfd, &fm->bytes_out)) {
+    if (!pipe_read(&t->up, &t->cx, &fm->bytes_in) || !pipe_write(&t->up, &t->sx, &sm->bytes_out) ||
+        !pipe_read(&t->down, &t->sx, &sm->bytes_in) ||
+        !pipe_write(&t->down, &t->cx, &fm->bytes_out)) {
         tcp_close(t, "connection reset");
         return;
     }
@@ -266,7 +264,7 @@ static void on_server_event(struct ev_loop *loop, struct ev_io *io, uint32_t eve
     (void)events;
     struct tcp_conn *t = io->data;
     if (t->state == TCP_STATE_CONNECTING) {
-        int rc = sock_connect_result(t->sfd);
+        int rc = sock_connect_result(t->sx.fd);
         if (rc != 0) {
             connect_failed(t, strerror(-rc));
             return;
@@ -285,7 +283,7 @@ static void on_client_event(struct ev_loop *loop, struct ev_io *io, uint32_t eve
     struct tcp_conn *t = io->data;
     if (t->state == TCP_STATE_CONNECTING) {
         /* Buffer early client bytes; detect a client that gave up. */
-        if (!pipe_read(&t->up, t->cfd, &metrics_local(t->fe->metrics)->bytes_in) || t->up.is_eof) {
+        if (!pipe_read(&t->up, &t->cx, &metrics_local(t->fe->metrics)->bytes_in) || t->up.is_eof) {
             tcp_close(t, "client closed while connecting");
             return;
         }
@@ -336,10 +334,11 @@ static void tcp_connect(struct tcp_conn *t)
         connect_failed(t, strerror(-fd));
         return;
     }
-    t->sfd = fd;
+    http_xprt_tcp_init(&t->sx, fd);
     t->server_name = t->srv->conf->name;
     tcp_set_state(t, TCP_STATE_CONNECTING, t->srv->conf->name);
-    if (ev_io_start(t->w->loop, &t->sio, fd, EV_WRITE, on_server_event, t, "tcp-server") != 0) {
+    if (ev_io_start(t->w->loop, &t->sio, fd, http_xprt_events(&t->sx, EV_WRITE), on_server_event, t,
+                    "tcp-server") != 0) {
         tcp_close(t, "epoll failed");
         return;
     }
@@ -365,8 +364,8 @@ void tcp_conn_accept(struct lb_worker *w, struct lb_frontend *fe, int fd,
     lb_gen_ref(t->gen);
     t->fe = fe;
     t->be = fe->backend;
-    t->cfd = fd;
-    t->sfd = -1;
+    http_xprt_tcp_init(&t->cx, fd);
+    http_xprt_tcp_init(&t->sx, -1); /* no server yet */
     t->peer = *peer;
     t->retries_left = t->be->conf->retries;
     t->t_start_ms = ev_now_ms(w->loop);
@@ -376,7 +375,8 @@ void tcp_conn_accept(struct lb_worker *w, struct lb_frontend *fe, int fd,
     lb_worker_conn_add(w, &t->base);
     metrics_add(&metrics_local(fe->metrics)->connections_total, 1);
     metrics_add(&metrics_local(fe->metrics)->connections_opened, 1);
-    if (ev_io_start(w->loop, &t->cio, fd, EV_READ, on_client_event, t, "tcp-client") != 0) {
+    if (ev_io_start(w->loop, &t->cio, fd, http_xprt_events(&t->cx, EV_READ), on_client_event, t,
+                    "tcp-client") != 0) {
         t->state = TCP_STATE_RELAY;
         tcp_close(t, "epoll failed");
         return;

@@ -18,6 +18,7 @@
 #include "core/sock.h"
 #include "http/http_filecache.h"
 #include "http/http_proxy.h"
+#include "http/http_transport.h"
 #include "lb/lb_tcp.h"
 
 #define ALOG_BUF_SIZE 65536
@@ -484,10 +485,7 @@ void lb_upstream_close(struct lb_upstream *up)
     }
     ev_io_stop(up->w->loop, &up->io);
     ev_timer_stop(up->w->loop, &up->timer);
-    if (up->fd != -1) {
-        close(up->fd);
-        up->fd = -1;
-    }
+    http_xprt_close(&up->xp); /* a no-op once a tunnel took the socket */
     ev_defer(up->w->loop, &up->defer, upstream_free, up);
 }
 
@@ -561,7 +559,7 @@ struct lb_upstream *lb_upstream_new(struct lb_worker *w, struct lb_backend *be,
         *err = -ENOMEM;
         return NULL;
     }
-    up->fd = -1;
+    http_xprt_tcp_init(&up->xp, -1);
     /* 4 KiB holds most response heads; the proxy grows it for large heads and bodies. The
      * request head is sent from the client side's buffer: out stays empty. */
     if (buf_init(&up->in, 4096) != 0) {
@@ -587,7 +585,7 @@ struct lb_upstream *lb_upstream_new(struct lb_worker *w, struct lb_backend *be,
     up->gen = be->gen;
     up->be = be;
     up->srv = srv;
-    up->fd = fd;
+    http_xprt_tcp_init(&up->xp, fd);
     return up;
 }
 

@@ -13,6 +13,7 @@
 
 #include "core/buf.h"
 #include "core/ev.h"
+#include "http/http_transport-t.h"
 #include "lb/lb.h"
 
 struct http_filecache;
@@ -32,7 +33,7 @@ struct lb_upstream {
     struct lb_gen *gen;
     struct lb_backend *be;
     struct lb_server *srv;
-    int fd;
+    struct http_xprt xp; /* the server socket (plain TCP), used only through http_transport.h */
     struct ev_io io;
     struct ev_timer timer;
     struct ev_defer defer;

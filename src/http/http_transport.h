@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+/* The transport seam: HTTP/1 connections read, write, send files and close through a
+ * struct http_xprt, never through the socket, so that TLS (and later HTTP/2 framing) is a
+ * layer under the same handlers, as HAProxy's xprt_ops and Redis's ConnectionType are.
+ * Plain TCP (http_transport_tcp.c) is the first implementation. The calls below dispatch
+ * through x->ops; see struct http_xprt_ops for the return convention. */
+#ifndef KEEL_HTTP_HTTP_TRANSPORT_H
+#define KEEL_HTTP_HTTP_TRANSPORT_H
+
+#include "http/http_transport-t.h"
+
+/* The plain TCP transport on connected socket fd (takes ownership of fd: http_xprt_close
+ * closes it). Never fails. */
+void http_xprt_tcp_init(struct http_xprt *x, int fd);
+
+/* The TCP operations table, for tests and for transports that wrap TCP. */
+extern const struct http_xprt_ops http_xprt_tcp_ops;
+
+static inline ssize_t http_xprt_read(struct http_xprt *x, void *buf, size_t len)
+{
+    return x->ops->read(x, buf, len);
+}
+
+static inline ssize_t http_xprt_write(struct http_xprt *x, const void *buf, size_t len,
+                                      unsigned flags)
+{
+    return x->ops->write(x, buf, len, flags);
+}
+
+static inline ssize_t http_xprt_writev(struct http_xprt *x, const struct iovec *iov, int n_iov,
+                                       unsigned flags)
+{
+    return x->ops->writev(x, iov, n_iov, flags);
+}
+
+/* Send up to len bytes of file_fd from *off: the transport's sendfile, or when it has none
+ * http_xprt_sendfile_copy. Same returns as the ops. */
+ssize_t http_xprt_sendfile(struct http_xprt *x, int file_fd, uint64_t *off, size_t len);
+
+/* The fallback of sendfile: pread a bounded piece of the file into a stack buffer and
+ * write it. Bytes read but not written are read again by the next call (same offset, so
+ * the same bytes: what a TLS retry after WANT_WRITE needs). Returns what write returns,
+ * 0 when the file ended early, or -errno of pread. Never blocks on the network; reads a
+ * local file. */
+ssize_t http_xprt_sendfile_copy(struct http_xprt *x, int file_fd, uint64_t *off, size_t len);
+
+static inline int http_xprt_shutdown(struct http_xprt *x)
+{
+    return x->ops->shutdown(x);
+}
+
+/* Close the transport and its socket; x->fd becomes -1. Safe to call twice. */
+static inline void http_xprt_close(struct http_xprt *x)
+{
+    if (x->ops != NULL && x->fd != -1) {
+        x->ops->close(x);
+    }
+}
+
+static inline uint32_t http_xprt_events(const struct http_xprt *x, uint32_t want)
+{
+    return x->ops->events(x, want);
+}
+
+static inline bool http_xprt_has_pending(const struct http_xprt *x)
+{
+    return x->ops->has_pending != NULL && x->ops->has_pending(x);
+}
+
+/* Hand x's socket and state to another owner (a tunnel): *to becomes x, x is cleared so
+ * that closing it does nothing. */
+static inline void http_xprt_move(struct http_xprt *to, struct http_xprt *x)
+{
+    *to = *x;
+    x->fd = -1;
+    x->ctx = NULL;
+}
+
+#endif

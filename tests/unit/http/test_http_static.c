@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for src/http/http_static.c: the web server's handlers fill a struct
+ * http_local_resp from a struct http_local_req, with no connection behind them: fixed
+ * answers and redirects, HEAD, files with validators (304) and ranges (206, 416). */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "http/http_filecache.h"
+#include "http/http_static.c"
+
+struct fixture {
+    char raw[1024];
+    struct http_parser parser;
+    struct http_msg msg;
+    struct http_filecache *cache;
+    struct buf out;
+    struct http_local_req q;
+    struct http_local_resp r;
+};
+
+/* Parse raw as a request head and make the request view and an empty response. */
+static void setup(struct fixture *f, const char *raw)
+{
+    memset(f, 0, sizeof(*f));
+    snprintf(f->raw, sizeof(f->raw), "%s", raw);
+    http_parser_init(&f->parser, false, 0, 0);
+    cr_assert_eq(http_parse_head(&f->parser, f->raw, strlen(f->raw), &f->msg), 0);
+    cr_assert_eq(buf_init(&f->out, 4096), 0);
+    f->q = (struct http_local_req){.msg = &f->msg,
+                                   .buf = f->raw,
+                                   .method = f->msg.method,
+                                   .served_by = "",
+                                   .cache = &f->cache,
+                                   .gen_id = 1,
+                                   .now_ms = 1000};
+    f->r = (struct http_local_resp){.out = &f->out, .file_fd = -1};
+}
+
+static void teardown(struct fixture *f)
+{
+    if (f->r.file_entry != NULL) {
+        http_filecache_release(f->r.file_entry);
+    } else if (f->r.file_fd != -1) {
+        close(f->r.file_fd);
+    }
+    free(f->r.mem_body);
+    http_filecache_free(f->cache);
+    buf_fini(&f->out);
+}
+
+static bool head_has(const struct fixture *f, const char *s)
+{
+    return memmem(buf_head(&f->out), f->out.len, s, strlen(s)) != NULL;
+}
+
+Test(http_static, return_redirect_and_text)
+{
+    struct fixture f;
+    setup(&f, "GET /old HTTP/1.1\r\nHost: x\r\n\r\n");
+    struct conf_location loc = {.action = CONF_LOC_RETURN, .return_status = 301};
+    snprintf(loc.return_text, sizeof(loc.return_text), "/new");
+    http_return_respond(&f.r, &f.q, &loc);
+    cr_assert_eq(f.r.status, 301);
+    cr_assert(head_has(&f, "HTTP/1.1 301 "));
+    cr_assert(head_has(&f, "Location: /new\r\n"));
+    cr_assert_not(head_has(&f, "Connection: close"));
+    teardown(&f);
+
+    setup(&f, "HEAD /hz HTTP/1.1\r\nHost: x\r\n\r\n");
+    f.r.is_close = true;
+    struct conf_location ok = {.action = CONF_LOC_RETURN, .return_status = 200};
+    snprintf(ok.return_text, sizeof(ok.return_text), "ok");
+    http_return_respond(&f.r, &f.q, &ok);
+    cr_assert(head_has(&f, "Content-Length: 3\r\n"));
+    cr_assert(head_has(&f, "Connection: close\r\n"));
+    cr_assert_not(head_has(&f, "ok\n"), "HEAD gets no body");
+    teardown(&f);
+}
+
+/* A root directory with a.txt = "hello world\n"; returns its fd. */
+static int make_root(char *dir, size_t len)
+{
+    snprintf(dir, len, "/tmp/keel-static-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof(path), "%s/a.txt", dir);
+    FILE *fp = fopen(path, "w");
+    cr_assert_not_null(fp);
+    fputs("hello world\n", fp);
+    fclose(fp);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    cr_assert(fd >= 0);
+    return fd;
+}
+
+static void remove_root(char *dir, int fd)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/a.txt", dir);
+    unlink(path);
+    rmdir(dir);
+    close(fd);
+}
+
+Test(http_static, file_then_304_then_range)
+{
+    char dir[64];
+    int root = make_root(dir, sizeof(dir));
+    struct conf_location loc = {.action = CONF_LOC_STATIC};
+    snprintf(loc.index, sizeof(loc.index), "index.html");
+
+    struct fixture f;
+    setup(&f, "GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    http_static_respond(&f.r, &f.q, &loc, root, "/a.txt", 6);
+    cr_assert_eq(f.r.status, 200);
+    cr_assert(head_has(&f, "Content-Length: 12\r\n"));
+    cr_assert(f.r.file_fd >= 0);
+    cr_assert_eq(f.r.file_off, 0);
+    cr_assert_eq(f.r.file_left, 12);
+    const char *etag = memmem(buf_head(&f.out), f.out.len, "ETag: ", 6);
+    cr_assert_not_null(etag);
+    char tag[64];
+    cr_assert_eq(sscanf(etag + 6, "%63[^\r]", tag), 1);
+    teardown(&f);
+
+    char raw[256];
+    snprintf(raw, sizeof(raw), "GET /a.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: %s\r\n\r\n", tag);
+    setup(&f, raw);
+    http_static_respond(&f.r, &f.q, &loc, root, "/a.txt", 6);
+    cr_assert_eq(f.r.status, 304);
+    cr_assert_eq(f.r.file_fd, -1, "no body with a 304");
+    teardown(&f);
+
+    setup(&f, "GET /a.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=6-\r\n\r\n");
+    http_static_respond(&f.r, &f.q, &loc, root, "/a.txt", 6);
+    cr_assert_eq(f.r.status, 206);
+    cr_assert(head_has(&f, "Content-Range: bytes 6-11/12\r\n"));
+    cr_assert_eq(f.r.file_off, 6);
+    cr_assert_eq(f.r.file_left, 6);
+    teardown(&f);
+
+    setup(&f, "GET /a.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=50-\r\n\r\n");
+    http_static_respond(&f.r, &f.q, &loc, root, "/a.txt", 6);
+    cr_assert_eq(f.r.status, 416);
+    teardown(&f);
+
+    setup(&f, "POST /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    http_static_respond(&f.r, &f.q, &loc, root, "/a.txt", 6);
+    cr_assert_eq(f.r.status, 405);
+    cr_assert(head_has(&f, "Allow: GET, HEAD\r\n"));
+    teardown(&f);
+
+    setup(&f, "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n");
+    http_static_respond(&f.r, &f.q, &loc, root, "/missing", 8);
+    cr_assert_eq(f.r.status, 404);
+    teardown(&f);
+    remove_root(dir, root);
+}

@@ -36,8 +36,8 @@ enum srv_conn_state {
 };
 
 static const char *const srv_conn_state_names[] = {
-    [SRV_CONN_HEAD] = "head",       [SRV_CONN_BODY] = "body",     [SRV_CONN_HANDLER] = "handler",
-    [SRV_CONN_LINGER] = "linger",   [SRV_CONN_CLOSED] = "closed",
+    [SRV_CONN_HEAD] = "head",     [SRV_CONN_BODY] = "body",     [SRV_CONN_HANDLER] = "handler",
+    [SRV_CONN_LINGER] = "linger", [SRV_CONN_CLOSED] = "closed",
 };
 
 struct srv_conn;
@@ -47,7 +47,7 @@ struct http_server {
     const struct http_server_conf *conf;
     int fd;
     struct ev_io io;
-    struct ev_timer pause; /* armed while accepting is paused (EMFILE) */
+    struct ev_timer pause;   /* armed while accepting is paused (EMFILE) */
     struct srv_conn *oldest; /* open connections in accept order */
     struct srv_conn *newest;
     uint32_t n_conns;
@@ -283,14 +283,29 @@ static bool method_matches(const struct http_route *r, enum http_method m)
 }
 
 /* The route of c's request; NULL when none matches (*allowed: the methods of the routes
- * that match its path, 0 when none does). */
+ * that match its path, 0 when none does). Exact routes come first: when one matches the
+ * path, the answer is its (or 405), whatever the prefix routes say. Then the first prefix
+ * route matching path and method. */
 static const struct http_route *route_find(const struct srv_conn *c, uint32_t *allowed)
 {
     const struct http_server_conf *k = c->s->conf;
     *allowed = 0;
     for (size_t i = 0; i < k->n_routes; i++) {
         const struct http_route *r = &k->routes[i];
-        if (!path_matches(r, c->req.path, c->req.path_len)) {
+        if (r->is_prefix || !path_matches(r, c->req.path, c->req.path_len)) {
+            continue;
+        }
+        if (method_matches(r, c->req.method)) {
+            return r;
+        }
+        *allowed |= r->methods;
+    }
+    if (*allowed != 0) {
+        return NULL;
+    }
+    for (size_t i = 0; i < k->n_routes; i++) {
+        const struct http_route *r = &k->routes[i];
+        if (!r->is_prefix || !path_matches(r, c->req.path, c->req.path_len)) {
             continue;
         }
         if (method_matches(r, c->req.method)) {
@@ -501,8 +516,7 @@ struct ev_loop *http_server_req_loop(const struct http_server_req *req)
     return req->server->loop;
 }
 
-const char *http_server_req_header(const struct http_server_req *req, const char *name,
-                                   size_t *len)
+const char *http_server_req_header(const struct http_server_req *req, const char *name, size_t *len)
 {
     int h = http_msg_find(req->msg, req->head, name, strlen(name));
     if (h < 0) {
@@ -733,8 +747,8 @@ static void refuse(struct http_server *s, int fd, const struct sockaddr_storage 
     } else {
         (void)snprintf(why, sizeof(why), "%u connections open, the most", s->conf->max_conns);
     }
-    log_warn(s->conf->name, "%s refused a connection from %s: %s (%u refused in %.1f s)",
-             s->addr, sock_addr_ip((const struct sockaddr *)peer, ip, sizeof(ip)), why, n,
+    log_warn(s->conf->name, "%s refused a connection from %s: %s (%u refused in %.1f s)", s->addr,
+             sock_addr_ip((const struct sockaddr *)peer, ip, sizeof(ip)), why, n,
              (double)span_ms / 1000.0);
 }
 
@@ -766,8 +780,7 @@ static void conn_open(struct http_server *s, int fd, const struct sockaddr_stora
     struct srv_conn *c = calloc(1, sizeof(*c));
     /* Room for one byte past the head limit, so that the parser sees a head too large. */
     size_t in_cap = s->max_head < SRV_IN_MIN ? SRV_IN_MIN : (size_t)s->max_head + 1;
-    if (c == NULL || buf_init(&c->in, in_cap) != 0 ||
-        buf_init(&c->out, SRV_OUT_INITIAL) != 0) {
+    if (c == NULL || buf_init(&c->in, in_cap) != 0 || buf_init(&c->out, SRV_OUT_INITIAL) != 0) {
         if (c != NULL) {
             buf_fini(&c->in);
             free(c);
@@ -825,8 +838,8 @@ struct http_server *http_server_start(struct ev_loop *loop, const struct sockadd
                                       socklen_t salen, const struct http_server_conf *conf,
                                       struct errbuf *eb)
 {
-    int fd = sock_listen(sa, salen, conf->is_reuseport, conf->backlog > 0 ? conf->backlog : 128,
-                         eb);
+    int fd =
+        sock_listen(sa, salen, conf->is_reuseport, conf->backlog > 0 ? conf->backlog : 128, eb);
     if (fd < 0) {
         return NULL;
     }

@@ -47,9 +47,11 @@ typedef void (*http_server_abort_fn)(void *data);
 /* Methods of a route: a mask of HTTP_ROUTE_METHOD(HTTP_METHOD_GET) | ...; 0 takes any. */
 #define HTTP_ROUTE_METHOD(m) (1u << (unsigned)(m))
 
-/* One entry of the route table. The first entry whose path and method match serves the
- * request. When some entry matches the path but none its method, the server answers 405
- * with Allow; when none matches the path, 404. A prefix route "/" at the end catches all. */
+/* One entry of the route table. Exact routes are looked at first: the one matching path
+ * and method serves the request; when some match the path but none the method, the server
+ * answers 405 with Allow. Then the first prefix route matching path and method serves it
+ * (405 again when prefixes match the path only). Nothing matches the path: 404. A prefix
+ * route "/" taking any method catches everything else. */
 struct http_route {
     const char *path; /* "/healthz" (exact, the query excluded) or a prefix */
     bool is_prefix;
@@ -65,25 +67,25 @@ struct http_server_conf {
     const char *name; /* log context ("admin") */
     const struct http_route *routes;
     size_t n_routes;
-    void *data;                       /* handed to handlers */
-    http_server_head_fn on_head;      /* may be NULL */
-    const char *headers;              /* header lines every response carries, each ending in
-                                       * CRLF ("X-Server: a\r\n"); NULL: none */
-    bool is_keepalive;                /* false: one request per connection (Connection: close) */
-    bool is_reuseport;                /* SO_REUSEPORT: one listener per loop on the same address */
-    int backlog;                      /* listen() backlog; 0: 128 */
-    uint32_t max_conns;               /* open connections */
-    uint32_t max_conns_per_source;    /* from one address; at max_conns, a newcomer evicts the
-                                       * oldest idle connection of the address holding the most,
-                                       * if it holds more than the newcomer's address */
-    uint32_t head_timeout_ms;         /* for a request head: from accept, then from the last
-                                       * answer sent (the keep-alive idle time) */
-    uint32_t write_timeout_ms;        /* for an answer to be sent; 0: head_timeout_ms applies */
-    uint32_t linger_ms;               /* after the last answer: read and drop what the client
-                                       * still sends this long before closing (no reset that
-                                       * could destroy the answer); 0: close at once */
-    uint32_t max_head;                /* request head bytes; 0: 8192 */
-    size_t max_response;              /* bytes queued on one connection; 0: 1 MiB */
+    void *data;                    /* handed to handlers */
+    http_server_head_fn on_head;   /* may be NULL */
+    const char *headers;           /* header lines every response carries, each ending in
+                                    * CRLF ("X-Server: a\r\n"); NULL: none */
+    bool is_keepalive;             /* false: one request per connection (Connection: close) */
+    bool is_reuseport;             /* SO_REUSEPORT: one listener per loop on the same address */
+    int backlog;                   /* listen() backlog; 0: 128 */
+    uint32_t max_conns;            /* open connections */
+    uint32_t max_conns_per_source; /* from one address; at max_conns, a newcomer evicts the
+                                    * oldest idle connection of the address holding the most,
+                                    * if it holds more than the newcomer's address */
+    uint32_t head_timeout_ms;      /* for a request head: from accept, then from the last
+                                    * answer sent (the keep-alive idle time) */
+    uint32_t write_timeout_ms;     /* for an answer to be sent; 0: head_timeout_ms applies */
+    uint32_t linger_ms;            /* after the last answer: read and drop what the client
+                                    * still sends this long before closing (no reset that
+                                    * could destroy the answer); 0: close at once */
+    uint32_t max_head;             /* request head bytes; 0: 8192 */
+    size_t max_response;           /* bytes queued on one connection; 0: 1 MiB */
 };
 
 /* A request, valid from the handler call until http_server_respond (or the abort call).

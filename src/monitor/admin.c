@@ -46,8 +46,8 @@ static void on_request(struct http_server_req *req, void *data)
         static const char oom[] = "out of memory\n";
         http_server_respond(req, 500, "text/plain", NULL, oom, sizeof(oom) - 1, 0);
     } else {
-        http_server_respond(req, status, ctype, NULL, body.data != NULL ? body.data : "",
-                            body.len, 0);
+        http_server_respond(req, status, ctype, NULL, body.data != NULL ? body.data : "", body.len,
+                            0);
     }
     metrics_out_fini(&body);
 }

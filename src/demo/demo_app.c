@@ -3,10 +3,12 @@
  * small dynamic site on one event loop: / (HTML) and /api/info (JSON) show the app node
  * that answered, the web node that forwarded the request (its X-Served-By header), a
  * request counter of this process and its uptime; /healthz answers "ok"; /guestbook and
- * /guestbook.json are the guestbook (app_guestbook.c: posts kept in the database tier).
+ * /guestbook.json are the guestbook (demo_guestbook.c: posts kept in the database tier).
  * HTTP/1.1 with keep-alive and pipelining, HEAD, 404 for other paths, 405 for other
  * methods, served by the embedded HTTP server (http/http_server.c) from a route table; a
  * guestbook request holds its connection's pipeline until the database answered. */
+#include "demo/demo.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -17,9 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "app/app_form.h"
-#include "app/app_guestbook.h"
-#include "cli/cli.h"
+#include "demo/demo_form.h"
+#include "demo/demo_guestbook.h"
 #include "core/conf.h"
 #include "core/ev.h"
 #include "http/http_server.h"
@@ -57,7 +58,7 @@ static void html_escape(const char *s, size_t len, char *out, size_t size)
 {
     size_t k = 0;
     for (size_t i = 0; i < len && k + 7 < size; i++) {
-        const char *rep = app_html_entity(s[i]);
+        const char *rep = demo_html_entity(s[i]);
         if (rep == NULL) {
             out[k++] = s[i];
             continue;
@@ -174,7 +175,7 @@ static void on_guestbook_reply(void *data, const struct gb_reply *r)
 static void on_guestbook_abort(void *data)
 {
     struct demo_call *dc = data;
-    guestbook_cancel(dc->call); /* its answer has nowhere to go */
+    demo_guestbook_cancel(dc->call); /* its answer has nowhere to go */
     free(dc);
 }
 
@@ -196,7 +197,7 @@ static void on_guestbook(struct http_server_req *req, void *data)
                             .web = web};
     rq.content_type = http_server_req_header(req, "content-type", &rq.content_type_len);
     struct demo_call *dc = calloc(1, sizeof(*dc));
-    if (dc == NULL || guestbook_serve(d->gb, &rq, on_guestbook_reply, dc, &dc->call) != 0) {
+    if (dc == NULL || demo_guestbook_serve(d->gb, &rq, on_guestbook_reply, dc, &dc->call) != 0) {
         static const char msg[] = "503 out of memory\n";
         free(dc);
         http_server_respond(req, 503, TEXT, NULL, msg, sizeof(msg) - 1, 0);
@@ -312,7 +313,7 @@ static int usage(void)
     return KEEL_EXIT_USAGE;
 }
 
-int cli_demo_app(int argc, char **argv)
+int demo_app_main(int argc, char **argv)
 {
     static struct demo d;
     const char *name = NULL, *listen_text = NULL;
@@ -386,7 +387,7 @@ int cli_demo_app(int argc, char **argv)
         fprintf(stderr, "keel demo-app: %s\n", eb.msg);
         return KEEL_EXIT_RUNTIME;
     }
-    d.gb = guestbook_new(d.loop, d.node);
+    d.gb = demo_guestbook_new(d.loop, d.node);
     if (d.gb == NULL) {
         fprintf(stderr, "keel demo-app: out of memory\n");
         return KEEL_EXIT_RUNTIME;
@@ -403,7 +404,7 @@ int cli_demo_app(int argc, char **argv)
     /* Connections still open are closed (their guestbook queries cancelled), then the
      * guestbook goes. */
     http_server_stop(d.server);
-    guestbook_free(d.gb);
+    demo_guestbook_free(d.gb);
     d.gb = NULL;
     fprintf(stderr, "demo-app %s: stopped\n", d.node);
     return KEEL_EXIT_OK;

@@ -4,6 +4,8 @@
  * pipelining, request bodies of any size discarded as they arrive, slow and failing
  * answers on demand). One event loop per thread, SO_REUSEPORT listeners, each served by the
  * embedded HTTP server (http/http_server.c) with one catch-all route. */
+#include "demo/demo.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -14,7 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
 #include "core/ev.h"
 #include "http/http_server.h"
 
@@ -196,7 +197,7 @@ static int parse_listen(const char *text, struct bk_server *srv)
     return 0;
 }
 
-int cli_backend(int argc, char **argv)
+int demo_backend_main(int argc, char **argv)
 {
     static struct bk_server srv;
     static struct bk_worker workers[BK_MAX_WORKERS];
@@ -254,8 +255,8 @@ int cli_backend(int argc, char **argv)
         struct bk_worker *w = &workers[i];
         w->loop = ev_loop_new();
         if (w->loop != NULL) {
-            w->server = http_server_start(w->loop, (const struct sockaddr *)&srv.addr,
-                                          srv.addrlen, &srv.conf, &eb);
+            w->server = http_server_start(w->loop, (const struct sockaddr *)&srv.addr, srv.addrlen,
+                                          &srv.conf, &eb);
         }
         if (w->loop == NULL || w->server == NULL) {
             fprintf(stderr, "keel backend: %s\n", w->loop != NULL ? eb.msg : "cannot create loop");

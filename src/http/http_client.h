@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* An asynchronous HTTP/1.1 client for the control thread: one request with a body to one
- * numeric address, one connection per request ("Connection: close"), driven by keel's event
- * loop. It never blocks: a non-blocking connect, sends and receives on ev_io readiness, and
- * one ev_timer for two absolute deadlines (connect, whole exchange). The response head is
- * parsed by http/http_parse.c, chunked bodies are decoded by its chunked scanner, and the
+/* An asynchronous HTTP/1.1 client for the control thread: one request (with a body or
+ * without) to one numeric address, one connection per request ("Connection: close"), driven by
+ * keel's event loop. It never blocks: a non-blocking connect, sends and receives on ev_io
+ * readiness, and one ev_timer for two absolute deadlines (connect, whole exchange). The response
+ * head is parsed by http/http_parse.c, chunked bodies are decoded by http/http_chunked.c, and the
  * body is bounded. It knows nothing of etcd or checks: they build on it. No TLS, no DNS, no
  * keep-alive, no redirects. Its users: health checks (lb/lb_check.c, app/app_check.c), etcd
  * (db/etcd.c) and the command line's blocking GET (cli/cli_http.c, for keel status and keel

@@ -644,7 +644,7 @@ static void on_conn_event(struct ev_loop *loop, struct ev_io *io, uint32_t event
         linger_read(c);
         return;
     }
-    if ((events & EV_READ) != 0) {
+    if ((events & EV_READ) != 0 && buf_tailroom(&c->in) > 0) { /* 0 bytes would read as EOF */
         ssize_t n = sock_recv(c->fd, buf_tail(&c->in), buf_tailroom(&c->in));
         if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
             conn_close(c);

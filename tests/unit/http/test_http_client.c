@@ -401,6 +401,7 @@ Test(http_client, status_only_drops_the_body_and_sends_no_length)
     cr_assert_eq(o.err, 0, "%s", o.why);
     cr_assert_eq(o.status, 503);
     cr_assert_str_eq(o.body, "");
+    free(o.body);
     cr_assert_str_eq(s.request, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:1\r\n"
                                 "User-Agent: keel-check\r\nConnection: close\r\n\r\n");
     /* A body far over max_body (0) is fine: it is not kept. */
@@ -408,6 +409,7 @@ Test(http_client, status_only_drops_the_body_and_sends_no_length)
     o = serve_and_exchange(&big, 0);
     cr_assert_eq(o.err, 0, "%s", o.why);
     cr_assert_eq(o.status, 200);
+    free(o.body);
 }
 
 Test(http_client, status_only_answers_at_the_deadline_once_the_head_came)
@@ -421,11 +423,13 @@ Test(http_client, status_only_answers_at_the_deadline_once_the_head_came)
     struct outcome o = serve_and_exchange(&s, 0);
     cr_assert_eq(o.err, 0, "%s", o.why);
     cr_assert_eq(o.status, 204);
+    free(o.body);
     server_start(&t);
     o = exchange(&t.addr, 0, 200);
     server_stop(&t);
     cr_assert_eq(o.err, 0, "%s", o.why);
     cr_assert_eq(o.status, 200);
+    free(o.body);
     /* No head before the deadline is a timeout. */
     struct server u = {.is_silent = true};
     server_start(&u);
@@ -441,4 +445,5 @@ Test(http_client, a_101_is_final)
     struct outcome o = serve_and_exchange(&s, 100);
     cr_assert_eq(o.err, 0, "%s", o.why);
     cr_assert_eq(o.status, 101);
+    free(o.body);
 }

@@ -212,6 +212,23 @@ static void exchange(struct fixture *f, struct client *c, const char *req, const
     run_until(f, c, want, 1, 2000);
 }
 
+static void on_stop_timer(struct ev_loop *loop, struct ev_timer *t)
+{
+    (void)t;
+    ev_loop_stop(loop);
+}
+
+/* Stop the server, let the loop free what it closed, free the loop. */
+static void fixture_stop(struct fixture *f)
+{
+    http_server_stop(f->server);
+    struct ev_timer t;
+    ev_timer_init(&t, on_stop_timer, NULL, "stop");
+    ev_timer_start(f->loop, &t, 1);
+    ev_run(f->loop);
+    ev_loop_free(f->loop);
+}
+
 /* ------------------------------------------------------------------------------------------
  * Routes
  * ------------------------------------------------------------------------------------------ */
@@ -242,7 +259,7 @@ Test(http_server, routes_exact_prefix_404_405)
     exchange(&f, &c, "DELETE /p/any/thing HTTP/1.1\r\nHost: a\r\n\r\n", NULL);
     cr_assert(strstr(c.in, "X-Route: prefix\r\n") != NULL, "%s", c.in);
     client_close(&f, &c);
-    http_server_stop(f.server);
+    fixture_stop(&f);
 }
 
 Test(http_server, keepalive_pipelining_head_and_chunked)
@@ -273,7 +290,7 @@ Test(http_server, keepalive_pipelining_head_and_chunked)
     cr_assert(c.is_closed);
     cr_assert(strstr(c.in, "Connection: close\r\n") != NULL, "%s", c.in);
     client_close(&f, &c);
-    http_server_stop(f.server);
+    fixture_stop(&f);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -310,7 +327,7 @@ Test(http_server, buffered_body_continue_411_413)
     cr_assert(strstr(c.in, "HTTP/1.1 200 OK\r\n") == c.in, "%s", c.in);
     cr_assert(c.is_closed && strstr(c.in, "Connection: close\r\n") != NULL);
     client_close(&f, &c);
-    http_server_stop(f.server);
+    fixture_stop(&f);
 }
 
 Test(http_server, discarded_body_is_counted)
@@ -332,7 +349,7 @@ Test(http_server, discarded_body_is_counted)
              NULL);
     cr_assert(strstr(c.in, "HTTP/1.1 400 ") == c.in, "%s", c.in);
     client_close(&f, &c);
-    http_server_stop(f.server);
+    fixture_stop(&f);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -361,6 +378,8 @@ Test(http_server, answer_later_holds_the_pipeline)
     http_server_stop(f.server);
     cr_assert_eq(f.aborts, 1);
     cr_assert_null(f.held);
+    f.server = NULL; /* stopped above */
+    fixture_stop(&f);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -399,7 +418,7 @@ Test(http_server, caps_refuse_and_evict)
     client_close(&f, &a3);
     client_close(&f, &b1);
     client_close(&f, &c1);
-    http_server_stop(f.server);
+    fixture_stop(&f);
 }
 
 Test(http_server, head_timeout_and_bad_requests)
@@ -426,5 +445,5 @@ Test(http_server, head_timeout_and_bad_requests)
     exchange(&f, &c, big, NULL);
     cr_assert(strstr(c.in, "HTTP/1.1 431 ") == c.in, "[%s] %zu %d", c.in, c.len, c.is_closed);
     client_close(&f, &c);
-    http_server_stop(f.server);
+    fixture_stop(&f);
 }

@@ -3,13 +3,16 @@
  * plain client sockets on loopback, read through the same loop. They check the route table
  * (exact, prefix, 404, 405 with Allow), keep-alive and pipelining, HEAD, the body policies
  * (buffer, 411, 413, 100 Continue, discard), answers from the loop and their abort, the
- * caps with eviction, the head timeout and malformed requests. */
+ * caps with eviction, the head timeout and malformed requests; and keel's own client
+ * against it in the same loop. */
 #include <criterion/criterion.h>
 
 #include "http/http_server.c"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+
+#include "http/http_client.h"
 
 /* ------------------------------------------------------------------------------------------
  * The server under test
@@ -445,5 +448,69 @@ Test(http_server, head_timeout_and_bad_requests)
     exchange(&f, &c, big, NULL);
     cr_assert(strstr(c.in, "HTTP/1.1 431 ") == c.in, "[%s] %zu %d", c.in, c.len, c.is_closed);
     client_close(&f, &c);
+    fixture_stop(&f);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * keel's client against keel's server, in one loop
+ * ------------------------------------------------------------------------------------------ */
+
+struct got {
+    int calls;
+    int err;
+    int status;
+    char body[64];
+};
+
+static void on_client_done(void *data, const struct http_client_response *resp)
+{
+    struct got *g = data;
+    g->calls++;
+    g->err = resp->err;
+    g->status = resp->status;
+    if (resp->err == 0) {
+        (void)snprintf(g->body, sizeof(g->body), "%s", resp->body);
+    }
+}
+
+static struct got client_get(struct fixture *f, const char *path)
+{
+    struct got g = {0};
+    uint64_t deadline = ev_now_ms(f->loop) + 2000;
+    struct http_client_request req = {.addr = (const struct sockaddr *)&f->addr,
+                                      .addrlen = sizeof(f->addr),
+                                      .method = "GET",
+                                      .host = "test",
+                                      .path = path,
+                                      .connect_deadline_ms = deadline,
+                                      .deadline_ms = deadline,
+                                      .max_body = 1024};
+    struct http_client *h;
+    cr_assert_eq(http_client_start(f->loop, &req, on_client_done, &g, &h), 0);
+    struct ev_timer t;
+    ev_timer_init(&t, on_stop_timer, NULL, "tick");
+    while (g.calls == 0) {
+        ev_timer_start(f->loop, &t, 10);
+        ev_run(f->loop);
+    }
+    ev_timer_stop(f->loop, &t);
+    return g;
+}
+
+Test(http_server, keel_client_against_keel_server)
+{
+    struct fixture f;
+    fixture_start(&f, true);
+    struct got g = client_get(&f, "/chunked");
+    cr_assert_eq(g.err, 0);
+    cr_assert_eq(g.status, 200);
+    cr_assert_str_eq(g.body, "abcdefghij"); /* de-chunked */
+    g = client_get(&f, "/later");
+    cr_assert_eq(g.status, 200);
+    cr_assert_str_eq(g.body, "later\n");
+    g = client_get(&f, "/echo?a=b");
+    cr_assert_str_eq(g.body, "GET path=/echo query=a=b body=0:\n");
+    g = client_get(&f, "/missing");
+    cr_assert_eq(g.status, 404);
     fixture_stop(&f);
 }

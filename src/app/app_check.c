@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Health checks of supervised application processes: a small state machine per process
- * (idle, connecting, sending, reading) driven by one fd watcher and one timer that is
- * both the interval and the probe deadline. Only the status line of an HTTP answer is
- * read; the connection is closed after each probe. */
+ * (idle, connecting, exchanging) driven by one timer that is the interval and, for TCP,
+ * the probe deadline. A TCP probe is a non-blocking connect on one fd watcher; an HTTP
+ * probe is one status-only exchange of the asynchronous HTTP client (http/http_client.c:
+ * its response parser is http/http_parse.c; it reads the rest of the answer before
+ * closing, so that the close does not reset a server still writing). */
 #include "app/app_check.h"
 
 #include <errno.h>
@@ -13,14 +15,12 @@
 #include <unistd.h>
 
 #include "core/sock.h"
+#include "http/http_client.h"
 
 enum app_check_state {
     APP_CHECK_IDLE = 0,   /* waiting for the next probe (the timer is the interval) */
-    APP_CHECK_CONNECTING, /* non-blocking connect in progress (the timer is the deadline) */
-    APP_CHECK_SENDING,    /* HTTP: writing the request */
-    APP_CHECK_READING,    /* HTTP: reading the status line */
-    APP_CHECK_DRAINING    /* HTTP: status known; reading the rest up to the server's close,
-                           * so that closing does not reset a server still writing */
+    APP_CHECK_CONNECTING, /* TCP: non-blocking connect in progress (the timer is the deadline) */
+    APP_CHECK_EXCHANGING  /* HTTP: the client's exchange in flight (it has the deadline) */
 };
 
 struct app_check {
@@ -35,42 +35,9 @@ struct app_check {
     int fd;
     struct ev_io io;
     struct ev_timer timer;
-    char req[768];
-    size_t req_len;
-    size_t req_sent;
-    char resp[64]; /* enough for "HTTP/1.1 200 " */
-    size_t resp_len;
-    size_t drained;
-    int status; /* the status code, once read */
+    struct http_client *http; /* the HTTP exchange in flight, else NULL */
+    char host[256];           /* the Host header */
 };
-
-#define APP_CHECK_DRAIN_MAX 65536 /* a longer answer is cut (the result is known anyway) */
-
-int app_check_parse_status(const char *buf, size_t len)
-{
-    static const char prefix[] = "HTTP/1.";
-    size_t plen = sizeof(prefix) - 1;
-    size_t cmp = len < plen ? len : plen;
-    if (memcmp(buf, prefix, cmp) != 0) {
-        return -1;
-    }
-    /* "HTTP/1.x NNN" then a space or the line end. */
-    for (size_t i = plen; i < len && i < plen + 6; i++) {
-        char c = buf[i];
-        bool ok = i == plen       ? c >= '0' && c <= '9'
-                  : i == plen + 1 ? c == ' '
-                  : i <= plen + 4 ? c >= '0' && c <= '9'
-                                  : c == ' ' || c == '\r' || c == '\n';
-        if (!ok) {
-            return -1;
-        }
-    }
-    if (len < plen + 6) {
-        return 0;
-    }
-    int code = (buf[plen + 2] - '0') * 100 + (buf[plen + 3] - '0') * 10 + (buf[plen + 4] - '0');
-    return code >= 100 && code <= 599 ? code : -1;
-}
 
 /* End the probe in flight (if any) and go back to waiting for the next one. */
 static void probe_close(struct app_check *c)
@@ -80,6 +47,8 @@ static void probe_close(struct app_check *c)
         (void)close(c->fd); /* a probe socket: nothing to flush */
         c->fd = -1;
     }
+    http_client_cancel(c->http);
+    c->http = NULL;
     c->state = APP_CHECK_IDLE;
 }
 
@@ -90,137 +59,75 @@ static void probe_done(struct app_check *c, bool is_ok, const char *reason)
     c->on_result(c->data, is_ok, reason); /* may stop or free the checker: nothing after */
 }
 
-static void build_request(struct app_check *c, const char *host)
+static void on_http_done(void *data, const struct http_client_response *resp)
 {
-    const struct conf_check *k = c->conf;
-    int n = snprintf(c->req, sizeof(c->req),
-                     "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: keel-app-check\r\n"
-                     "Connection: close\r\n\r\n",
-                     k->method, k->path, k->host[0] != '\0' ? k->host : host);
-    /* method <= 15, path <= 255, host <= 255 bytes: it always fits. */
-    c->req_len = n > 0 && (size_t)n < sizeof(c->req) ? (size_t)n : 0;
-}
-
-static void on_writable(struct app_check *c)
-{
-    char reason[160];
-    if (c->state == APP_CHECK_CONNECTING) {
-        int rc = sock_connect_result(c->fd);
-        if (rc != 0) {
-            (void)snprintf(reason, sizeof(reason), "connect: %s", strerror(-rc));
-            probe_done(c, false, reason);
-            return;
-        }
-        if (c->conf->type == CONF_CHECK_TCP) {
-            probe_done(c, true, "connected");
-            return;
-        }
-        c->state = APP_CHECK_SENDING;
+    struct app_check *c = data;
+    c->http = NULL; /* dead once this runs */
+    char reason[192];
+    bool is_ok = false;
+    if (resp->err == 0) {
+        (void)snprintf(reason, sizeof(reason), "status %d", resp->status);
+        is_ok = resp->status >= c->conf->status_min && resp->status <= c->conf->status_max;
+    } else if (resp->err == -ETIMEDOUT) {
+        (void)snprintf(reason, sizeof(reason), "timeout");
+    } else if (resp->is_connect_failure) {
+        (void)snprintf(reason, sizeof(reason), "connect: %s", strerror(-resp->err));
+    } else if (resp->err == -ECONNRESET) {
+        (void)snprintf(reason, sizeof(reason), "connection closed before a status line");
+    } else if (resp->err == -EPROTO) {
+        (void)snprintf(reason, sizeof(reason), "not an HTTP/1.x status line");
+    } else {
+        (void)snprintf(reason, sizeof(reason), "%s", resp->why);
     }
-    while (c->req_sent < c->req_len) {
-        ssize_t n = send(c->fd, c->req + c->req_sent, c->req_len - c->req_sent, MSG_NOSIGNAL);
-        if (n == -1) {
-            if (errno == EINTR) {
-                continue;
-            }
-            if (errno == EAGAIN) {
-                return;
-            }
-            (void)snprintf(reason, sizeof(reason), "send: %s", strerror(errno));
-            probe_done(c, false, reason);
-            return;
-        }
-        c->req_sent += (size_t)n;
-    }
-    c->state = APP_CHECK_READING;
-    if (ev_io_set(c->loop, &c->io, EV_READ) != 0) {
-        probe_done(c, false, "epoll failed");
-    }
-}
-
-static void report_status(struct app_check *c)
-{
-    char reason[32];
-    (void)snprintf(reason, sizeof(reason), "status %d", c->status);
-    probe_done(c, c->status >= c->conf->status_min && c->status <= c->conf->status_max, reason);
-}
-
-/* Status known: discard the rest of the answer until the server closes. */
-static void on_drain(struct app_check *c)
-{
-    char buf[4096];
-    for (;;) {
-        ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
-        if (n == -1 && errno == EINTR) {
-            continue;
-        }
-        if (n == -1 && errno == EAGAIN) {
-            return;
-        }
-        if (n > 0 && (c->drained += (size_t)n) < APP_CHECK_DRAIN_MAX) {
-            continue;
-        }
-        report_status(c); /* closed, reset or long enough: the status is what counts */
-        return;
-    }
-}
-
-static void on_readable(struct app_check *c)
-{
-    char reason[160];
-    if (c->state == APP_CHECK_DRAINING) {
-        on_drain(c);
-        return;
-    }
-    ssize_t n;
-    do {
-        n = recv(c->fd, c->resp + c->resp_len, sizeof(c->resp) - c->resp_len, 0);
-    } while (n == -1 && errno == EINTR);
-    if (n == -1 && errno == EAGAIN) {
-        return;
-    }
-    if (n == -1) {
-        (void)snprintf(reason, sizeof(reason), "recv: %s", strerror(errno));
-        probe_done(c, false, reason);
-        return;
-    }
-    c->resp_len += (size_t)n;
-    int code = app_check_parse_status(c->resp, c->resp_len);
-    if (code == 0 && n > 0 && c->resp_len < sizeof(c->resp)) {
-        return; /* more bytes needed */
-    }
-    if (code <= 0) {
-        probe_done(c, false,
-                   n == 0 ? "connection closed before a status line"
-                          : "not an HTTP/1.x status line");
-        return;
-    }
-    c->status = code;
-    if (n == 0) {
-        report_status(c);
-        return;
-    }
-    c->state = APP_CHECK_DRAINING;
-    c->drained = 0;
-    on_drain(c);
+    probe_done(c, is_ok, reason);
 }
 
 static void on_io(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 {
     (void)loop;
+    (void)events;
     struct app_check *c = io->data;
-    if (c->state == APP_CHECK_READING || c->state == APP_CHECK_DRAINING) {
-        on_readable(c);
-    } else if ((events & (EV_WRITE | EPOLLERR | EPOLLHUP)) != 0) {
-        on_writable(c);
+    int rc = sock_connect_result(c->fd);
+    if (rc != 0) {
+        char reason[160];
+        (void)snprintf(reason, sizeof(reason), "connect: %s", strerror(-rc));
+        probe_done(c, false, reason);
+        return;
     }
+    probe_done(c, true, "connected");
+}
+
+static int http_probe_start(struct app_check *c)
+{
+    const struct conf_check *k = c->conf;
+    uint64_t deadline = ev_now_ms(c->loop) + k->timeout_ms;
+    struct http_client_request req = {
+        .addr = (const struct sockaddr *)&c->sa,
+        .addrlen = c->salen,
+        .method = k->method,
+        .host = c->host,
+        .path = k->path,
+        .connect_deadline_ms = deadline,
+        .deadline_ms = deadline,
+        .user_agent = "keel-app-check",
+        .is_status_only = true,
+    };
+    c->state = APP_CHECK_EXCHANGING;
+    return http_client_start(c->loop, &req, on_http_done, c, &c->http);
 }
 
 static void probe_start(struct app_check *c)
 {
     char reason[160];
-    c->req_sent = 0;
-    c->resp_len = 0;
+    if (c->conf->type == CONF_CHECK_HTTP) {
+        int rc = http_probe_start(c);
+        if (rc != 0) {
+            c->http = NULL;
+            (void)snprintf(reason, sizeof(reason), "connect: %s", strerror(-rc));
+            probe_done(c, false, reason);
+        }
+        return;
+    }
     int fd = sock_connect_start((const struct sockaddr *)&c->sa, c->salen);
     if (fd < 0) {
         (void)snprintf(reason, sizeof(reason), "connect: %s", strerror(-fd));
@@ -242,10 +149,8 @@ static void on_timer(struct ev_loop *loop, struct ev_timer *t)
     struct app_check *c = t->data;
     if (c->state == APP_CHECK_IDLE) {
         probe_start(c);
-    } else if (c->state == APP_CHECK_DRAINING) {
-        report_status(c); /* the server did not close in time, but it answered */
     } else {
-        probe_done(c, false, "timeout");
+        probe_done(c, false, "timeout"); /* a TCP connect (HTTP has the client's deadline) */
     }
 }
 
@@ -281,7 +186,7 @@ struct app_check *app_check_new(struct ev_loop *loop, const struct conf_check *c
     c->data = data;
     c->fd = -1;
     ev_timer_init(&c->timer, on_timer, c, "app check");
-    build_request(c, host);
+    (void)snprintf(c->host, sizeof(c->host), "%s", conf->host[0] != '\0' ? conf->host : host);
     return c;
 }
 

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* The health check of one supervised application process: every interval, a non-blocking
- * TCP connect to the process's address and, for HTTP, one request whose status line is
- * read, all bounded by the check's timeout. It reports each probe's result; rise/fall
- * counting and what health means are the supervisor's (app_supervisor.c). Runs on the
- * control thread's loop and never blocks. Shares no code with the load balancer's checks
- * (lb/lb_check.c), which work on servers of a configuration generation. */
+ * TCP connect to the process's address or, for HTTP, one request of the asynchronous HTTP
+ * client (http/http_client.h) whose status counts, all bounded by the check's timeout. It
+ * reports each probe's result; rise/fall counting and what health means are the
+ * supervisor's (app_supervisor.c). Runs on the control thread's loop and never blocks. The
+ * load balancer's checks (lb/lb_check.c) use the same client for servers of a
+ * configuration generation. */
 #ifndef KEEL_APP_APP_CHECK_H
 #define KEEL_APP_APP_CHECK_H
 
@@ -38,10 +39,5 @@ void app_check_stop(struct app_check *c);
 
 /* Stop and free (the memory goes at the end of the loop iteration). NULL allowed. */
 void app_check_free(struct app_check *c);
-
-/* Parse the status code of an HTTP/1.x status line at the start of buf[0, len). Returns
- * the code (100-599), 0 if more bytes are needed, or -1 if it is not an HTTP/1.x status
- * line. Pure. */
-int app_check_parse_status(const char *buf, size_t len);
 
 #endif

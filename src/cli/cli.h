@@ -19,9 +19,6 @@ int cli_run(int argc, char **argv);
 /* Run a node from a configuration file; returns the exit code. Blocks until stopped. */
 int keel_node_run(const char *conf_path, const char *node_name);
 
-/* keel backend --name NAME --listen ADDR [--workers N]: the tiny built-in test backend. */
-int cli_backend(int argc, char **argv);
-
 /* keel up [FILE]: the whole demo stack on this machine until Ctrl-C. */
 int cli_up(int argc, char **argv);
 
@@ -29,10 +26,6 @@ int cli_up(int argc, char **argv);
  * problems; KEEL_EXIT_OK when everything is healthy, KEEL_EXIT_CONFIG (1) otherwise. */
 int cli_status(int argc, char **argv);
 
-/* keel demo-app [--name NODE] [--listen IP:PORT]: the built-in demo application (what
- * `run builtin demo` supervises; src/app/app_demo.c). Without --listen, $HOST:$PORT. Runs
- * until killed. */
-int cli_demo_app(int argc, char **argv);
 /* keel db ACTION -c FILE [NAME]: the database tier (the application role's password,
  * switchover); cli_db.c lists the actions. */
 int cli_db(int argc, char **argv);

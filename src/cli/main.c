@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "demo/demo.h"
 #include "core/err.h"
 
 struct subcommand {
@@ -18,8 +19,9 @@ static const struct subcommand subcommands[] = {
     {"status", cli_status, "the cluster at a glance: keel status -c FILE"},
     {"db", cli_db, "the database tier: keel db password|switchover -c FILE [NAME]"},
     {"check", cli_check, "validate a configuration: keel check -c FILE"},
-    {"backend", cli_backend, "a tiny built-in HTTP backend: keel backend --name N --listen A"},
-    {"demo-app", cli_demo_app, "the built-in demo application: keel demo-app --listen A"},
+    {"backend", demo_backend_main,
+     "a tiny built-in HTTP backend: keel backend --name N --listen A"},
+    {"demo-app", demo_app_main, "the built-in demo application: keel demo-app --listen A"},
 };
 
 static void usage(FILE *out)

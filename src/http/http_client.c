@@ -63,6 +63,8 @@ struct http_client {
     struct buf body;    /* decoded body; cap grows up to max_body + 1 (for the NUL) */
     size_t max_body;
     bool is_too_big; /* a chunk pushed the body over max_body */
+    bool is_status_only;
+    size_t drained; /* is_status_only: body bytes read and dropped */
     http_client_done_fn on_done;
     void *data;
 };
@@ -131,9 +133,13 @@ static void finish_errno(struct http_client *h, int err, const char *call)
 
 /* ------------------------------------------------------------------------ response body */
 
-/* Append decoded body bytes, within max_body. */
+/* Append decoded body bytes, within max_body (is_status_only: count them). */
 static bool body_append(struct http_client *h, const char *p, size_t n)
 {
+    if (h->is_status_only) {
+        h->drained += n;
+        return true;
+    }
     if (n > h->max_body - h->body.len) {
         return false;
     }
@@ -209,7 +215,7 @@ static int head_done(struct http_client *h, const char **why)
 {
     h->body_kind = http_response_body_kind(&h->msg, h->method);
     if (h->body_kind == HTTP_BODY_LENGTH) {
-        if (h->msg.content_length > h->max_body) {
+        if (h->msg.content_length > h->max_body && !h->is_status_only) {
             *why = "response body too large (Content-Length)";
             return -EMSGSIZE;
         }
@@ -247,8 +253,8 @@ static int head_feed(struct http_client *h, const char **why)
             *why = h->parser.error != NULL ? h->parser.error : "malformed response head";
             return -EPROTO;
         }
-        if (h->msg.status >= 200) {
-            return head_done(h, why);
+        if (h->msg.status >= 200 || h->msg.status == 101) {
+            return head_done(h, why); /* 101: the protocol switches; this is the answer */
         }
         /* 1xx: RFC 9110 section 15.2, the final response follows. */
         buf_consume(&h->in, h->msg.head_len);
@@ -273,13 +279,18 @@ static void on_readable(struct http_client *h)
         if (errno == EAGAIN || errno == EINTR) {
             return;
         }
+        if (h->is_status_only && h->state == HTTP_CLIENT_STATE_READING_BODY) {
+            finish(h, 0, NULL); /* reset while draining: the status is what counts */
+            return;
+        }
         finish_errno(h, -errno, "recv()");
         return;
     }
     const char *why = NULL;
     int rc;
     if (n == 0) {
-        if (h->state == HTTP_CLIENT_STATE_READING_BODY && h->body_kind == HTTP_BODY_UNTIL_CLOSE) {
+        if (h->state == HTTP_CLIENT_STATE_READING_BODY &&
+            (h->body_kind == HTTP_BODY_UNTIL_CLOSE || h->is_status_only)) {
             finish(h, 0, NULL);
             return;
         }
@@ -297,7 +308,7 @@ static void on_readable(struct http_client *h)
     }
     if (rc < 0) {
         finish(h, rc, why);
-    } else if (rc == 1) {
+    } else if (rc == 1 || (h->is_status_only && h->drained >= HTTP_CLIENT_DRAIN_MAX)) {
         finish(h, 0, NULL);
     }
 }
@@ -366,6 +377,10 @@ static void on_timeout(struct ev_loop *loop, struct ev_timer *t)
 {
     (void)loop;
     struct http_client *h = t->data;
+    if (h->is_status_only && h->state == HTTP_CLIENT_STATE_READING_BODY) {
+        finish(h, 0, NULL); /* the server did not end in time, but it answered */
+        return;
+    }
     finish(h, -ETIMEDOUT,
            h->state == HTTP_CLIENT_STATE_CONNECTING ? "connect() timed out"
            : h->state == HTTP_CLIENT_STATE_SENDING  ? "timed out sending the request"
@@ -395,11 +410,19 @@ static int format_head(struct http_client *h, const struct http_client_request *
         (ct != NULL && !is_head_safe(ct, true))) {
         return -EINVAL;
     }
+    const char *ua = req->user_agent != NULL ? req->user_agent : "keel";
+    if (!is_head_safe(ua, true)) {
+        return -EINVAL;
+    }
+    char length[48] = "";
+    if (req->body != NULL) {
+        (void)snprintf(length, sizeof(length), "Content-Length: %zu\r\n", req->body_len);
+    }
     int n = snprintf(h->head_out, sizeof(h->head_out),
-                     "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: keel\r\n%s%s%s"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                     req->method, req->path, req->host, ct != NULL ? "Content-Type: " : "",
-                     ct != NULL ? ct : "", ct != NULL ? "\r\n" : "", req->body_len);
+                     "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n%s%s%s"
+                     "%sConnection: close\r\n\r\n",
+                     req->method, req->path, req->host, ua, ct != NULL ? "Content-Type: " : "",
+                     ct != NULL ? ct : "", ct != NULL ? "\r\n" : "", length);
     if (n < 0 || (size_t)n >= sizeof(h->head_out)) {
         return -EINVAL;
     }
@@ -422,6 +445,7 @@ int http_client_start(struct ev_loop *loop, const struct http_client_request *re
     h->body_out_len = req->body_len;
     h->deadline_ms = req->deadline_ms;
     h->max_body = req->max_body;
+    h->is_status_only = req->is_status_only;
     h->on_done = on_done;
     h->data = data;
     http_parser_init(&h->parser, true, 0, HTTP_CLIENT_MAX_HEAD);

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
-/* An asynchronous HTTP/1.1 client for the control thread: one request with a body to one
- * numeric address, one connection per request ("Connection: close"), driven by keel's event
- * loop. It never blocks: a non-blocking connect, sends and receives on ev_io readiness, and
- * one ev_timer for two absolute deadlines (connect, whole exchange). The response head is
- * parsed by http/http_parse.c, chunked bodies are decoded by http/http_chunked.c, and the
- * body is bounded. It knows nothing of etcd: db/etcd.c builds on it. No TLS, no DNS, no
- * keep-alive, no redirects. */
-#ifndef KEEL_DB_HTTP_CLIENT_H
-#define KEEL_DB_HTTP_CLIENT_H
+/* An asynchronous HTTP/1.1 client for the control thread: one request (with a body or
+ * without) to one numeric address, one connection per request ("Connection: close"), driven by
+ * keel's event loop. It never blocks: a non-blocking connect, sends and receives on ev_io
+ * readiness, and one ev_timer for two absolute deadlines (connect, whole exchange). The response
+ * head is parsed by http/http_parse.c, chunked bodies are decoded by http/http_chunked.c, and the
+ * body is bounded. It knows nothing of etcd or checks: they build on it. No TLS, no DNS, no
+ * keep-alive, no redirects. Its users: health checks (lb/lb_check.c, app/app_check.c), etcd
+ * (db/etcd.c) and the command line's blocking GET (cli/cli_http.c, for keel status and keel
+ * up). See docs/internals/http_client.md. */
+#ifndef KEEL_HTTP_HTTP_CLIENT_H
+#define KEEL_HTTP_HTTP_CLIENT_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -37,7 +39,17 @@ struct http_client_request {
     uint64_t connect_deadline_ms; /* loop clock (ev_now_ms): connected by then, else fail */
     uint64_t deadline_ms;         /* loop clock: the whole exchange done by then */
     size_t max_body;              /* decoded body bytes accepted; more fails with -EMSGSIZE */
+    const char *user_agent;       /* the User-Agent header; NULL: "keel" */
+    /* Only the status matters (health checks): the body is read and dropped, not stored,
+     * until it ends, the server closes or resets, HTTP_CLIENT_DRAIN_MAX bytes or the
+     * deadline, and each of these completes the exchange with the status (reading the rest
+     * before closing keeps the close from resetting a server still writing). max_body is
+     * not used. */
+    bool is_status_only;
 };
+
+/* Body bytes an is_status_only exchange reads and drops at most. */
+#define HTTP_CLIENT_DRAIN_MAX 65536u
 
 /* The outcome of an exchange, valid during the callback only. */
 struct http_client_response {
@@ -48,8 +60,9 @@ struct http_client_response {
      * so the caller may send it elsewhere. After the connect, a failure is ambiguous: the
      * server may have acted on the request. */
     bool is_connect_failure;
-    int status;       /* final HTTP status (200..599) when err is 0 */
-    const char *body; /* decoded body, NUL-terminated (NUL not counted), when err is 0 */
+    int status;       /* final HTTP status (101 or 200..599) when err is 0 */
+    const char *body; /* decoded body, NUL-terminated (NUL not counted), when err is 0
+                       * ("" for is_status_only) */
     size_t body_len;
     char why[160]; /* when err is not 0: what failed, for logs ("connect() failed: ...") */
 };
@@ -58,10 +71,11 @@ struct http_client_response {
  * exchange was cancelled. The handle is dead when it is called. */
 typedef void (*http_client_done_fn)(void *data, const struct http_client_response *resp);
 
-/* Start an exchange on loop: connect to req->addr, send the head and body, read the
- * response. On success returns 0, sets *out to a handle (valid until the callback starts or
- * http_client_cancel) and on_done will run exactly once. On failure returns a negative code and
- * does not call on_done: -EINVAL (a method, host or path with control characters or
+/* Start an exchange on loop: connect to req->addr, send the head (with a Content-Length
+ * when body is not NULL) and body, read the response. Interim (1xx) responses are skipped,
+ * except 101, which is final. On success returns 0, sets *out to a handle (valid until the callback
+ * starts or http_client_cancel) and on_done will run exactly once. On failure returns a negative
+ * code and does not call on_done: -EINVAL (a method, host or path with control characters or
  * spaces, or too long), -ENOMEM, or -errno from socket(), connect() or epoll (e.g.
  * -ENETUNREACH: the connect failed at once; like is_connect_failure, nothing was sent).
  * Deadlines in the past time out at the next iteration. Never blocks. */

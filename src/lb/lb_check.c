@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Health checks. One struct lb_check per checked server: a timer fires every interval,
- * a non-blocking connect (and for HTTP a request and a response head) follows, bounded by
- * the check timeout. Results go through rise/fall counters into lb_server_set_up.
+ * then a non-blocking connect (TCP) or an exchange of the asynchronous HTTP client
+ * (http/http_client.c, whose response parser is http/http_parse.c) follows, bounded by the
+ * check timeout. Results go through rise/fall counters into lb_server_set_up.
  *
  * Passive detection: failures workers see on live traffic are collected per server in a
  * window of PASSIVE_WINDOW_MS, with the clients (addresses) they came from. They take a
@@ -20,18 +21,16 @@
 
 #include "core/log.h"
 #include "core/sock.h"
-#include "http/http_parse.h"
+#include "http/http_client.h"
 #include "lb/lb_algo.h"
 
-#define CHECK_BUF_SIZE 4096
 #define PASSIVE_WINDOW_MS 10000
 #define PASSIVE_EARLY_GAP_MS 250 /* at least this long between check starts asked by failures */
 
 enum check_state {
     CHECK_STATE_IDLE = 0,   /* waiting for the next interval */
-    CHECK_STATE_CONNECTING, /* non-blocking connect in progress */
-    CHECK_STATE_SENDING,    /* HTTP: writing the request */
-    CHECK_STATE_READING     /* HTTP: reading the response head */
+    CHECK_STATE_CONNECTING, /* TCP: non-blocking connect in progress */
+    CHECK_STATE_HTTP        /* HTTP: the client's exchange in flight */
 };
 
 struct lb_check {
@@ -42,15 +41,9 @@ struct lb_check {
     int fd;
     struct ev_io io;
     struct ev_timer interval;
-    struct ev_timer timeout;
-    char req[512];
-    size_t req_len;
-    size_t req_sent;
-    char resp[CHECK_BUF_SIZE];
-    size_t resp_len;
-    struct http_parser parser;
-    struct http_msg msg;
-    uint64_t started_ms; /* when the last check started; 0: never */
+    struct ev_timer timeout;  /* TCP: the connect's deadline */
+    struct http_client *http; /* HTTP: the exchange in flight, else NULL */
+    uint64_t started_ms;      /* when the last check started; 0: never */
     /* failures seen on live traffic since passive_since_ms (0: no window open) */
     uint64_t passive_since_ms;
     uint32_t passive_count;
@@ -184,97 +177,79 @@ static void check_finish(struct lb_check *ck, bool ok, const char *why)
         close(ck->fd);
         ck->fd = -1;
     }
+    http_client_cancel(ck->http);
+    ck->http = NULL;
     ev_timer_stop(loop, &ck->timeout);
     ck->state = CHECK_STATE_IDLE;
     check_done(ck, ok, why);
     ev_timer_start(loop, &ck->interval, ck->be->conf->check.interval_ms);
 }
 
-static void check_read(struct lb_check *ck)
+static void on_http_done(void *data, const struct http_client_response *resp)
 {
+    struct lb_check *ck = data;
     const struct conf_check *cc = &ck->be->conf->check;
-    ssize_t n = read(ck->fd, ck->resp + ck->resp_len, sizeof(ck->resp) - ck->resp_len);
-    if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
-        return;
+    ck->http = NULL; /* dead once this runs */
+    char why[192];
+    bool ok = false;
+    if (resp->err == 0) {
+        ok = resp->status >= cc->status_min && resp->status <= cc->status_max;
+        snprintf(why, sizeof(why), "HTTP status %d", resp->status);
+    } else if (resp->err == -ETIMEDOUT) {
+        snprintf(why, sizeof(why), "%s",
+                 resp->is_connect_failure ? "connect timed out" : "response timed out");
+    } else if (resp->is_connect_failure) {
+        snprintf(why, sizeof(why), "%s", resp->why); /* "connect() failed: ..." */
+    } else if (resp->err == -ECONNRESET) {
+        snprintf(why, sizeof(why), "connection closed before a response");
+    } else if (resp->err == -EPROTO) {
+        snprintf(why, sizeof(why), "invalid HTTP response (%s)", resp->why);
+    } else {
+        snprintf(why, sizeof(why), "%s", resp->why);
     }
-    if (n <= 0) {
-        check_finish(ck, false,
-                     n == 0 ? "connection closed before a response"
-                            : "connection reset while reading the response");
-        return;
-    }
-    ck->resp_len += (size_t)n;
-    /* Interim (1xx) heads are skipped; the bytes after one may already hold the next head
-     * (a server can send "100 Continue" and the final response in one segment), so parse
-     * again before waiting for more input. 101 is final: a check never asks to upgrade. */
-    for (;;) {
-        int rc = http_parse_head(&ck->parser, ck->resp, ck->resp_len, &ck->msg);
-        if (rc == -EAGAIN) {
-            if (ck->resp_len == sizeof(ck->resp)) {
-                check_finish(ck, false, "response head too large");
-            }
-            return;
-        }
-        if (rc != 0) {
-            check_finish(ck, false, "invalid HTTP response");
-            return;
-        }
-        if (ck->msg.status >= 200 || ck->msg.status == 101) {
-            break;
-        }
-        memmove(ck->resp, ck->resp + ck->msg.head_len, ck->resp_len - ck->msg.head_len);
-        ck->resp_len -= ck->msg.head_len;
-        http_parser_init(&ck->parser, true, 8192, CHECK_BUF_SIZE);
-    }
-    char why[96];
-    bool ok = ck->msg.status >= cc->status_min && ck->msg.status <= cc->status_max;
-    snprintf(why, sizeof(why), "HTTP status %d", ck->msg.status);
     check_finish(ck, ok, why);
 }
 
 static void on_check_io(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 {
+    (void)loop;
+    (void)events;
     struct lb_check *ck = io->data;
-    if (ck->state == CHECK_STATE_CONNECTING) {
-        int rc = sock_connect_result(ck->fd);
-        if (rc != 0) {
-            char why[128];
-            snprintf(why, sizeof(why), "connect() failed: %s", strerror(-rc));
-            check_finish(ck, false, why);
-            return;
-        }
-        if (ck->be->conf->check.type == CONF_CHECK_TCP) {
-            check_finish(ck, true, "connected");
-            return;
-        }
-        ck->state = CHECK_STATE_SENDING;
-    }
-    if (ck->state == CHECK_STATE_SENDING && (events & EV_WRITE) != 0) {
-        ssize_t n = write(ck->fd, ck->req + ck->req_sent, ck->req_len - ck->req_sent);
-        if (n == -1 && errno != EAGAIN && errno != EINTR) {
-            check_finish(ck, false, "cannot send the check request");
-            return;
-        }
-        ck->req_sent += n > 0 ? (size_t)n : 0;
-        if (ck->req_sent == ck->req_len) {
-            ck->state = CHECK_STATE_READING;
-            if (ev_io_set(loop, &ck->io, EV_READ) != 0) {
-                check_finish(ck, false, "epoll failed");
-            }
-        }
+    int rc = sock_connect_result(ck->fd);
+    if (rc != 0) {
+        char why[128];
+        snprintf(why, sizeof(why), "connect() failed: %s", strerror(-rc));
+        check_finish(ck, false, why);
         return;
     }
-    if (ck->state == CHECK_STATE_READING && (events & EV_READ) != 0) {
-        check_read(ck);
-    }
+    check_finish(ck, true, "connected");
 }
 
 static void on_check_timeout(struct ev_loop *loop, struct ev_timer *t)
 {
     (void)loop;
-    struct lb_check *ck = t->data;
-    check_finish(ck, false,
-                 ck->state == CHECK_STATE_CONNECTING ? "connect timed out" : "response timed out");
+    check_finish(t->data, false, "connect timed out");
+}
+
+/* Start the HTTP exchange of a check (the client has the deadlines). */
+static int http_check_start(struct lb_check *ck, const struct sockaddr_storage *sa, socklen_t salen)
+{
+    const struct conf_check *cc = &ck->be->conf->check;
+    struct ev_loop *loop = ck->owner->loop;
+    uint64_t deadline = ev_now_ms(loop) + cc->timeout_ms;
+    struct http_client_request req = {
+        .addr = (const struct sockaddr *)sa,
+        .addrlen = salen,
+        .method = cc->method[0] != '\0' ? cc->method : "GET",
+        .host = cc->host[0] != '\0' ? cc->host : ck->srv->conf->addr.text,
+        .path = cc->path[0] != '\0' ? cc->path : "/",
+        .connect_deadline_ms = deadline,
+        .deadline_ms = deadline,
+        .user_agent = "keel-check",
+        .is_status_only = true,
+    };
+    ck->state = CHECK_STATE_HTTP;
+    return http_client_start(loop, &req, on_http_done, ck, &ck->http);
 }
 
 static void on_check_interval(struct ev_loop *loop, struct ev_timer *t)
@@ -285,38 +260,32 @@ static void on_check_interval(struct ev_loop *loop, struct ev_timer *t)
     if (ck->be->conf->check.port != 0) {
         sock_addr_set_port(&sa, (uint16_t)ck->be->conf->check.port);
     }
-    int fd = sock_connect_start((const struct sockaddr *)&sa, addr->salen);
+    ck->started_ms = ev_now_ms(loop);
+    int fd;
+    if (ck->be->conf->check.type == CONF_CHECK_HTTP) {
+        fd = http_check_start(ck, &sa, addr->salen);
+    } else {
+        fd = sock_connect_start((const struct sockaddr *)&sa, addr->salen);
+    }
     if (fd < 0) {
         char why[128];
         snprintf(why, sizeof(why), "connect() failed: %s", strerror(-fd));
-        ck->started_ms = ev_now_ms(loop);
+        ck->http = NULL;
+        ck->state = CHECK_STATE_IDLE;
         check_done(ck, false, why);
         ev_timer_start(loop, &ck->interval, ck->be->conf->check.interval_ms);
         return;
     }
-    ck->started_ms = ev_now_ms(loop);
+    if (ck->state == CHECK_STATE_HTTP) {
+        return;
+    }
     ck->fd = fd;
     ck->state = CHECK_STATE_CONNECTING;
-    ck->req_sent = 0;
-    ck->resp_len = 0;
-    http_parser_init(&ck->parser, true, 8192, CHECK_BUF_SIZE);
     if (ev_io_start(loop, &ck->io, fd, EV_WRITE, on_check_io, ck, "check") != 0) {
         check_finish(ck, false, "epoll failed");
         return;
     }
     ev_timer_start(loop, &ck->timeout, ck->be->conf->check.timeout_ms);
-}
-
-static void prepare_request(struct lb_check *ck)
-{
-    const struct conf_check *cc = &ck->be->conf->check;
-    const char *host = cc->host[0] != '\0' ? cc->host : ck->srv->conf->addr.text;
-    int n = snprintf(ck->req, sizeof(ck->req),
-                     "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: keel-check\r\n"
-                     "Connection: close\r\n\r\n",
-                     cc->method[0] != '\0' ? cc->method : "GET",
-                     cc->path[0] != '\0' ? cc->path : "/", host);
-    ck->req_len = n > 0 && (size_t)n < sizeof(ck->req) ? (size_t)n : 0;
 }
 
 struct lb_checks *lb_checks_start(struct ev_loop *loop, struct lb_gen *gen)
@@ -345,7 +314,6 @@ struct lb_checks *lb_checks_start(struct ev_loop *loop, struct lb_gen *gen)
             if (be->conf->check.type == CONF_CHECK_NONE || ck->srv->conf->is_disabled) {
                 continue;
             }
-            prepare_request(ck);
             /* Spread the first checks over the interval so they do not all fire at once. */
             uint32_t spread = be->conf->check.interval_ms / (be->n_servers + 1) * i;
             ev_timer_start(loop, &ck->interval, spread);
@@ -367,6 +335,7 @@ void lb_checks_stop(struct lb_checks *cs)
             ev_io_stop(cs->loop, &ck->io);
             close(ck->fd);
         }
+        http_client_cancel(ck->http);
     }
     /* Events for these sockets may be pending in the current batch. */
     ev_free_later(cs->loop, cs->checks);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* The admin listener: a small HTTP/1.1 server on the control thread's loop answering
- * GET requests (/metrics, /status, ...) through a handler. One request per connection. */
+/* The admin listener: a route of the embedded HTTP server (http/http_server.h) on the
+ * control thread's loop answering GET requests (/metrics, /status, ...) through a handler.
+ * One request per connection. The db agent serves its endpoints (db/db_api.c) with it. */
 #ifndef KEEL_MONITOR_ADMIN_H
 #define KEEL_MONITOR_ADMIN_H
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Fuzz target for the form parser of the demo application (src/app/app_form.c). Checked:
- * app_form_get writes a NUL-terminated value that fits and says its length, and never
+/* Fuzz target for the form parser of the demo application (src/demo/demo_form.c). Checked:
+ * demo_form_get writes a NUL-terminated value that fits and says its length, and never
  * touches bytes past its input or its buffer (poisoned past its size); text that
- * app_form_text accepts is valid UTF-8 without control characters (newline and tab aside
+ * demo_form_text accepts is valid UTF-8 without control characters (newline and tab aside
  * in multi-line text), not empty, trimmed, and within its character limit. */
 #include <errno.h>
 #include <stdint.h>
@@ -12,14 +12,14 @@
 #define FUZZ_TARGET "fuzz_form"
 #include "fuzz_util.h"
 
-#include "app/app_form.h"
+#include "demo/demo_form.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check_text(char *t, size_t len, size_t max_chars, bool is_multiline)
 {
     const char *why = NULL;
-    if (app_form_text(t, &len, max_chars, is_multiline, &why) != 0) {
+    if (demo_form_text(t, &len, max_chars, is_multiline, &why) != 0) {
         check(why != NULL, "a refusal says why");
         return;
     }
@@ -27,7 +27,7 @@ static void check_text(char *t, size_t len, size_t max_chars, bool is_multiline)
     check(t[0] != ' ' && t[len - 1] != ' ' && t[len - 1] != '\n', "accepted text is trimmed");
     size_t chars = 0;
     for (size_t i = 0; i < len; chars++) {
-        size_t n = app_utf8_seq((const unsigned char *)t + i, len - i);
+        size_t n = demo_utf8_seq((const unsigned char *)t + i, len - i);
         check(n > 0, "accepted text is UTF-8");
         unsigned char c = (unsigned char)t[i];
         check(n > 1 || c >= 0x20 || (is_multiline && (c == '\n' || c == '\t')),
@@ -53,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 break;
             }
             poison(out + cap, 16); /* writing past cap is caught under ASan */
-            int n = app_form_get(in, size, names[k], out, cap);
+            int n = demo_form_get(in, size, names[k], out, cap);
             check(n >= 0 || n == -ENOSPC || n == -ENOENT || n == -EINVAL, "a known result");
             if (n >= 0) {
                 check((size_t)n < cap && out[n] == '\0', "the value fits with its NUL");

@@ -152,7 +152,10 @@ static void on_stop(struct ev_loop *loop, struct ev_timer *t)
     ev_loop_stop(loop);
 }
 
-/* POST "hello" to addr and run until the callback or timeout_ms. */
+/* Set by tests of health-check use: a status-only GET with the checks' User-Agent. */
+static bool is_check_get;
+
+/* POST "hello" to addr (or the check's GET) and run until the callback or timeout_ms. */
 static struct outcome exchange(const struct sockaddr_in *addr, size_t max_body, uint32_t timeout_ms)
 {
     struct ev_loop *loop = ev_loop_new();
@@ -170,6 +173,15 @@ static struct outcome exchange(const struct sockaddr_in *addr, size_t max_body, 
         .deadline_ms = ev_now_ms(loop) + timeout_ms,
         .max_body = max_body,
     };
+    if (is_check_get) {
+        req.method = "GET";
+        req.path = "/healthz";
+        req.content_type = NULL;
+        req.body = NULL;
+        req.body_len = 0;
+        req.user_agent = "keel-check";
+        req.is_status_only = true;
+    }
     struct http_client *h;
     int rc = http_client_start(loop, &req, on_done, &o, &h);
     cr_assert_eq(rc, 0, "http_client_start: %d", rc);
@@ -374,4 +386,64 @@ Test(http_client, bad_requests_are_refused_and_cancel_is_silent)
     ev_run(loop);
     cr_assert_eq(ev_loop_timer_count(loop), 0, "the exchange's timer is stopped");
     ev_loop_free(loop);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Health-check use: status only
+ * ------------------------------------------------------------------------------------------ */
+
+Test(http_client, status_only_drops_the_body_and_sends_no_length)
+{
+    is_check_get = true;
+    struct server s = {.pieces = {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Busy\r\n"
+                                  "Transfer-Encoding: chunked\r\n\r\n5\r\nbusy!\r\n0\r\n\r\n"}};
+    struct outcome o = serve_and_exchange(&s, 0);
+    cr_assert_eq(o.err, 0, "%s", o.why);
+    cr_assert_eq(o.status, 503);
+    cr_assert_str_eq(o.body, "");
+    free(o.body);
+    cr_assert_str_eq(s.request, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:1\r\n"
+                                "User-Agent: keel-check\r\nConnection: close\r\n\r\n");
+    /* A body far over max_body (0) is fine: it is not kept. */
+    struct server big = {.big_len = 300000};
+    o = serve_and_exchange(&big, 0);
+    cr_assert_eq(o.err, 0, "%s", o.why);
+    cr_assert_eq(o.status, 200);
+    free(o.body);
+}
+
+Test(http_client, status_only_answers_at_the_deadline_once_the_head_came)
+{
+    is_check_get = true;
+    /* The head, part of the body, then silence: the status is known, the deadline ends the
+     * wait for the rest without failing. */
+    struct server s = {.pieces = {"HTTP/1.1 204 No Content\r\n\r\n"}};
+    struct server t = {.pieces = {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"},
+                       .is_silent = true};
+    struct outcome o = serve_and_exchange(&s, 0);
+    cr_assert_eq(o.err, 0, "%s", o.why);
+    cr_assert_eq(o.status, 204);
+    free(o.body);
+    server_start(&t);
+    o = exchange(&t.addr, 0, 200);
+    server_stop(&t);
+    cr_assert_eq(o.err, 0, "%s", o.why);
+    cr_assert_eq(o.status, 200);
+    free(o.body);
+    /* No head before the deadline is a timeout. */
+    struct server u = {.is_silent = true};
+    server_start(&u);
+    o = exchange(&u.addr, 0, 200);
+    server_stop(&u);
+    cr_assert_eq(o.err, -ETIMEDOUT);
+}
+
+Test(http_client, a_101_is_final)
+{
+    struct server s = {.pieces = {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n"
+                                  "Connection: upgrade\r\n\r\n"}};
+    struct outcome o = serve_and_exchange(&s, 100);
+    cr_assert_eq(o.err, 0, "%s", o.why);
+    cr_assert_eq(o.status, 101);
+    free(o.body);
 }

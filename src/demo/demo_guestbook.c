@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* The demo application's guestbook (see app_guestbook.h): configuration from the
+/* The demo application's guestbook (see demo_guestbook.h): configuration from the
  * environment, the SQL it runs on its two connections, and its pages. A request is a
  * struct gb_call: it either has its answer at once (bad input, no database), delivered at
  * the end of the loop iteration, or waits for a query whose callback delivers it. User
  * text reaches SQL only hex-encoded (decode(..., 'hex')), so it cannot change the
  * statement, and pages only escaped. */
-#include "app/app_guestbook.h"
+#include "demo/demo_guestbook.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,7 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "app/app_form.h"
+#include "demo/demo_form.h"
 #include "core/conf-t.h"
 #include "db/pg_query.h"
 #include "db/pg_text.h"
@@ -137,8 +137,8 @@ static void text_html(struct gb_text *t, const char *s)
 {
     size_t len = strlen(s);
     for (size_t i = 0; i < len;) {
-        size_t n = app_utf8_seq((const unsigned char *)s + i, len - i);
-        const char *rep = n == 0 ? "\xEF\xBF\xBD" : app_html_entity(s[i]);
+        size_t n = demo_utf8_seq((const unsigned char *)s + i, len - i);
+        const char *rep = n == 0 ? "\xEF\xBF\xBD" : demo_html_entity(s[i]);
         n = n == 0 ? 1 : n;
         if (rep != NULL) {
             text_str(t, rep);
@@ -156,7 +156,7 @@ static void text_json(struct gb_text *t, const char *s)
     text_put(t, "\"", 1);
     for (size_t i = 0; i < len;) {
         unsigned char c = (unsigned char)s[i];
-        size_t n = app_utf8_seq((const unsigned char *)s + i, len - i);
+        size_t n = demo_utf8_seq((const unsigned char *)s + i, len - i);
         if (n == 0) {
             text_str(t, "\\ufffd");
             n = 1;
@@ -313,7 +313,7 @@ static bool configure(struct guestbook *g)
     return true;
 }
 
-struct guestbook *guestbook_new(struct ev_loop *loop, const char *node)
+struct guestbook *demo_guestbook_new(struct ev_loop *loop, const char *node)
 {
     struct guestbook *g = calloc(1, sizeof(*g));
     if (g == NULL) {
@@ -661,12 +661,12 @@ static bool is_form(const struct gb_request *rq)
 static bool form_field(struct gb_call *call, const struct gb_request *rq, const char *field,
                        size_t max_chars, bool is_multiline, char *out, size_t size)
 {
-    int n = app_form_get(rq->body, rq->body_len, field, out, size);
+    int n = demo_form_get(rq->body, rq->body_len, field, out, size);
     const char *why = n == -ENOENT ? "is missing" : n == -ENOSPC ? "is too long" : "";
     size_t len = n >= 0 ? (size_t)n : 0;
     if (n == -EINVAL) {
         why = "has a bad %-escape";
-    } else if (n >= 0 && app_form_text(out, &len, max_chars, is_multiline, &why) == 0) {
+    } else if (n >= 0 && demo_form_text(out, &len, max_chars, is_multiline, &why) == 0) {
         return true;
     }
     if (strcmp(why, "is too long") == 0) {
@@ -737,10 +737,10 @@ static int start(struct gb_call *call, const struct gb_request *rq)
     if (is_read) {
         if (rq->query != NULL) {
             char by[CONF_NAME_MAX * 3], id[24];
-            if (app_form_get(rq->query, rq->query_len, "written_by", by, sizeof(by)) >= 0) {
+            if (demo_form_get(rq->query, rq->query_len, "written_by", by, sizeof(by)) >= 0) {
                 safe_name(by, call->written_by, sizeof(call->written_by));
             }
-            if (app_form_get(rq->query, rq->query_len, "id", id, sizeof(id)) > 0 &&
+            if (demo_form_get(rq->query, rq->query_len, "id", id, sizeof(id)) > 0 &&
                 strspn(id, "0123456789") == strlen(id)) {
                 (void)snprintf(call->written_id, sizeof(call->written_id), "%s", id);
             }
@@ -761,8 +761,8 @@ static int start(struct gb_call *call, const struct gb_request *rq)
     return rc;
 }
 
-int guestbook_serve(struct guestbook *g, const struct gb_request *rq, gb_reply_fn cb, void *data,
-                    struct gb_call **out)
+int demo_guestbook_serve(struct guestbook *g, const struct gb_request *rq, gb_reply_fn cb,
+                         void *data, struct gb_call **out)
 {
     struct gb_call *call = calloc(1, sizeof(*call));
     if (call == NULL) {
@@ -787,14 +787,14 @@ int guestbook_serve(struct guestbook *g, const struct gb_request *rq, gb_reply_f
     return 0;
 }
 
-void guestbook_cancel(struct gb_call *call)
+void demo_guestbook_cancel(struct gb_call *call)
 {
     if (call != NULL) {
         call->is_cancelled = true;
     }
 }
 
-void guestbook_free(struct guestbook *g)
+void demo_guestbook_free(struct guestbook *g)
 {
     if (g == NULL) {
         return;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Form decoding and user-text checks for the demo application (see app_form.h). */
-#include "app/app_form.h"
+/* Form decoding and user-text checks for the demo application (see demo_form.h). */
+#include "demo/demo_form.h"
 
 #include <errno.h>
 #include <string.h>
@@ -37,7 +37,7 @@ static int decode(const char *s, size_t len, char *out, size_t size)
     return (int)k;
 }
 
-int app_form_get(const char *s, size_t len, const char *name, char *out, size_t size)
+int demo_form_get(const char *s, size_t len, const char *name, char *out, size_t size)
 {
     if (size > 0) {
         out[0] = '\0';
@@ -70,7 +70,7 @@ int app_form_get(const char *s, size_t len, const char *name, char *out, size_t 
     return -ENOENT;
 }
 
-size_t app_utf8_seq(const unsigned char *s, size_t len)
+size_t demo_utf8_seq(const unsigned char *s, size_t len)
 {
     if (len == 0) {
         return 0;
@@ -110,7 +110,7 @@ static bool is_blank(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-int app_form_text(char *t, size_t *len, size_t max_chars, bool is_multiline, const char **why)
+int demo_form_text(char *t, size_t *len, size_t max_chars, bool is_multiline, const char **why)
 {
     size_t start = 0, end = *len;
     while (start < end && is_blank(t[start])) {
@@ -122,7 +122,7 @@ int app_form_text(char *t, size_t *len, size_t max_chars, bool is_multiline, con
     size_t k = 0, chars = 0;
     for (size_t i = start; i < end;) {
         const unsigned char *p = (const unsigned char *)t + i;
-        size_t n = app_utf8_seq(p, end - i);
+        size_t n = demo_utf8_seq(p, end - i);
         if (n == 0) {
             *why = "is not valid UTF-8";
             return -EINVAL;
@@ -158,7 +158,7 @@ int app_form_text(char *t, size_t *len, size_t max_chars, bool is_multiline, con
     return 0;
 }
 
-const char *app_html_entity(char c)
+const char *demo_html_entity(char c)
 {
     switch (c) {
     case '<':

@@ -15,9 +15,9 @@
  * Without them the guestbook answers 503. Queries run on two connections of db/pg_query.h
  * (one for writes, one for reads), opened on demand and again after a failure; nothing
  * here blocks the loop. This file owns the guestbook's SQL, pages and errors, not the HTTP
- * connection (app_demo.c). */
-#ifndef KEEL_APP_APP_GUESTBOOK_H
-#define KEEL_APP_APP_GUESTBOOK_H
+ * connection (demo_app.c). */
+#ifndef KEEL_DEMO_DEMO_GUESTBOOK_H
+#define KEEL_DEMO_DEMO_GUESTBOOK_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -26,7 +26,7 @@
 #include "core/ev.h"
 #include "http/http_parse.h"
 
-#define GUESTBOOK_BODY_MAX 16384 /* a larger POST body gets 413 (app_demo.c checks it) */
+#define GUESTBOOK_BODY_MAX 16384 /* a larger POST body gets 413 (demo_app.c checks it) */
 #define GUESTBOOK_NAME_MAX 64    /* characters */
 #define GUESTBOOK_MESSAGE_MAX 1000
 #define GUESTBOOK_LIST_MAX 20 /* posts on a page */
@@ -35,7 +35,7 @@ struct guestbook;
 struct gb_call;
 
 /* One request for the guestbook, as the HTTP side parsed it. Every pointer is borrowed for
- * the duration of guestbook_serve only (it copies what it keeps). */
+ * the duration of demo_guestbook_serve only (it copies what it keeps). */
 struct gb_request {
     enum http_method method;
     bool is_json_path;        /* /guestbook.json rather than /guestbook */
@@ -58,26 +58,26 @@ struct gb_reply {
     size_t len;
 };
 
-/* Receives the answer of a request. Called exactly once per guestbook_serve that returned
- * 0 and was not cancelled, from the loop, never from within guestbook_serve. */
+/* Receives the answer of a request. Called exactly once per demo_guestbook_serve that returned
+ * 0 and was not cancelled, from the loop, never from within demo_guestbook_serve. */
 typedef void (*gb_reply_fn)(void *data, const struct gb_reply *reply);
 
 /* The guestbook of app node node (copied), configured from the environment (see above);
  * prints one line on stderr saying which database it uses or why it is off. NULL on OOM.
  * No I/O until the first request. */
-struct guestbook *guestbook_new(struct ev_loop *loop, const char *node);
+struct guestbook *demo_guestbook_new(struct ev_loop *loop, const char *node);
 
 /* Free g and its connections; calls still pending get no callback. NULL allowed. */
-void guestbook_free(struct guestbook *g);
+void demo_guestbook_free(struct guestbook *g);
 
 /* Start answering rq. On 0, cb(data, reply) follows later and *call identifies the request
- * until then (for guestbook_cancel); on -ENOMEM nothing was started (the caller answers
+ * until then (for demo_guestbook_cancel); on -ENOMEM nothing was started (the caller answers
  * 503). Never blocks. */
-int guestbook_serve(struct guestbook *g, const struct gb_request *rq, gb_reply_fn cb, void *data,
-                    struct gb_call **call) KEEL_MUST_CHECK;
+int demo_guestbook_serve(struct guestbook *g, const struct gb_request *rq, gb_reply_fn cb,
+                         void *data, struct gb_call **call) KEEL_MUST_CHECK;
 
 /* The caller is gone (its connection closed): cb will not be called; the call's memory is
  * released once its query finishes. */
-void guestbook_cancel(struct gb_call *call);
+void demo_guestbook_cancel(struct gb_call *call);
 
 #endif

@@ -1,17 +1,17 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of app/app_form.c: finding and decoding form fields (+, %XX, bad escapes,
+/* Unit tests of demo/demo_form.c: finding and decoding form fields (+, %XX, bad escapes,
  * sizes, names compared after decoding), UTF-8 sequences, and the checks of user text
  * (trimming, newlines, control characters, length in characters). */
 #include <criterion/criterion.h>
 
-#include "app/app_form.c"
+#include "demo/demo_form.c"
 
 static int get(const char *form, const char *name, char *out, size_t size)
 {
-    return app_form_get(form, strlen(form), name, out, size);
+    return demo_form_get(form, strlen(form), name, out, size);
 }
 
-Test(app_form, fields_are_found_and_decoded)
+Test(demo_form, fields_are_found_and_decoded)
 {
     char v[64];
     cr_assert_eq(get("name=alice&message=hello+world%21", "name", v, sizeof(v)), 5);
@@ -31,7 +31,7 @@ Test(app_form, fields_are_found_and_decoded)
     cr_assert_eq(v[1], 'y');
 }
 
-Test(app_form, missing_bad_and_too_long)
+Test(demo_form, missing_bad_and_too_long)
 {
     char v[8];
     cr_assert_eq(get("", "name", v, sizeof(v)), -ENOENT);
@@ -45,33 +45,33 @@ Test(app_form, missing_bad_and_too_long)
     cr_assert_eq(get("other=%zz&name=ok", "name", v, sizeof(v)), 2); /* only its own value */
 }
 
-Test(app_form, utf8_sequences)
+Test(demo_form, utf8_sequences)
 {
-    cr_assert_eq(app_utf8_seq((const unsigned char *)"a", 1), 1);
-    cr_assert_eq(app_utf8_seq((const unsigned char *)"\xC3\xA9", 2), 2);
-    cr_assert_eq(app_utf8_seq((const unsigned char *)"\xE2\x82\xAC", 3), 3);
-    cr_assert_eq(app_utf8_seq((const unsigned char *)"\xF0\x9F\x98\x80", 4), 4);
-    cr_assert_eq(app_utf8_seq((const unsigned char *)"\xC3", 1), 0);             /* cut */
-    cr_assert_eq(app_utf8_seq((const unsigned char *)"\xC0\xAF", 2), 0);         /* overlong */
-    cr_assert_eq(app_utf8_seq((const unsigned char *)"\xE0\x80\xAF", 3), 0);     /* overlong */
-    cr_assert_eq(app_utf8_seq((const unsigned char *)"\xED\xA0\x80", 3), 0);     /* surrogate */
-    cr_assert_eq(app_utf8_seq((const unsigned char *)"\xF4\x90\x80\x80", 4), 0); /* > 10FFFF */
-    cr_assert_eq(app_utf8_seq((const unsigned char *)"\xFF", 1), 0);
-    cr_assert_eq(app_utf8_seq((const unsigned char *)"\x80", 1), 0);
+    cr_assert_eq(demo_utf8_seq((const unsigned char *)"a", 1), 1);
+    cr_assert_eq(demo_utf8_seq((const unsigned char *)"\xC3\xA9", 2), 2);
+    cr_assert_eq(demo_utf8_seq((const unsigned char *)"\xE2\x82\xAC", 3), 3);
+    cr_assert_eq(demo_utf8_seq((const unsigned char *)"\xF0\x9F\x98\x80", 4), 4);
+    cr_assert_eq(demo_utf8_seq((const unsigned char *)"\xC3", 1), 0);             /* cut */
+    cr_assert_eq(demo_utf8_seq((const unsigned char *)"\xC0\xAF", 2), 0);         /* overlong */
+    cr_assert_eq(demo_utf8_seq((const unsigned char *)"\xE0\x80\xAF", 3), 0);     /* overlong */
+    cr_assert_eq(demo_utf8_seq((const unsigned char *)"\xED\xA0\x80", 3), 0);     /* surrogate */
+    cr_assert_eq(demo_utf8_seq((const unsigned char *)"\xF4\x90\x80\x80", 4), 0); /* > 10FFFF */
+    cr_assert_eq(demo_utf8_seq((const unsigned char *)"\xFF", 1), 0);
+    cr_assert_eq(demo_utf8_seq((const unsigned char *)"\x80", 1), 0);
 }
 
 static int text(const char *in, size_t max, bool multi, char *out, const char **why)
 {
     size_t len = strlen(in);
     memcpy(out, in, len + 1);
-    int rc = app_form_text(out, &len, max, multi, why);
+    int rc = demo_form_text(out, &len, max, multi, why);
     if (rc == 0) {
         cr_assert_eq(len, strlen(out));
     }
     return rc;
 }
 
-Test(app_form, text_checks)
+Test(demo_form, text_checks)
 {
     char t[64];
     const char *why = NULL;

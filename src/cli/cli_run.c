@@ -90,108 +90,145 @@ static void print_errors(const struct conf_errors *errs, bool to_log)
 
 /* ---------------------------------------------------------------- admin handler */
 
+/* The node's own families and the load balancer's state (the registry in monitor/metrics.c
+ * has the counters). */
+enum {
+    RM_SERVER_UP = 0,
+    RM_SERVER_ACTIVE,
+    RM_BACKEND_QUEUE,
+    RM_GENERATION,
+    RM_RELOADS,
+    RM_RELOAD_FAILURES,
+    RM_FD_LIMIT,
+    RM_FD_RESERVE,
+};
+
+static const struct metric_desc run_metrics[] = {
+    [RM_SERVER_UP] = {"keel_server_up", METRIC_GAUGE,
+                      "Whether the server is in service (1) or not.",
+                      METRIC_LABELS("backend", "server")},
+    [RM_SERVER_ACTIVE] = {"keel_server_active", METRIC_GAUGE, "Requests or sessions in flight.",
+                          METRIC_LABELS("backend", "server")},
+    [RM_BACKEND_QUEUE] = {"keel_backend_queue", METRIC_GAUGE, "Requests waiting for a server slot.",
+                          METRIC_LABELS("backend")},
+    [RM_GENERATION] = {"keel_config_generation", METRIC_GAUGE,
+                       "Generation of the running configuration.", NULL},
+    [RM_RELOADS] = {"keel_config_reloads_total", METRIC_COUNTER, "Successful reloads.", NULL},
+    [RM_RELOAD_FAILURES] = {"keel_config_reload_failures_total", METRIC_COUNTER, "Refused reloads.",
+                            NULL},
+    [RM_FD_LIMIT] = {"keel_fd_limit", METRIC_GAUGE,
+                     "The open files limit (soft, after raising it).", NULL},
+    [RM_FD_RESERVE] = {"keel_fd_reserve", METRIC_GAUGE,
+                       "Descriptors the data plane leaves to the control plane.", NULL},
+};
+
+const struct metric_table cli_run_metric_table =
+    METRIC_TABLE("The node and its load balancer's state", "src/cli/cli_run.c", run_metrics);
+
 static void gauges(struct metrics_out *o, void *data)
 {
     struct node *n = data;
     struct lb_gen *gen = n->gen;
-    metrics_out_printf(o, "# HELP keel_server_up Whether the server is in service (1) or not.\n"
-                          "# TYPE keel_server_up gauge\n");
+    const struct metric_desc *d = &run_metrics[RM_SERVER_UP];
+    metrics_family(o, d);
     for (uint32_t b = 0; b < gen->n_backends; b++) {
         struct lb_backend *be = &gen->backends[b];
         for (uint32_t i = 0; i < be->n_servers; i++) {
-            metrics_out_printf(o, "keel_server_up{backend=\"%s\",server=\"%s\"} %d\n",
-                               be->conf->name, be->servers[i].conf->name,
+            metrics_sample_u64(o, d,
+                               (const char *const[]){be->conf->name, be->servers[i].conf->name},
                                atomic_load(&be->servers[i].is_up) ? 1 : 0);
         }
     }
-    metrics_out_printf(o, "# HELP keel_server_active Requests or sessions in flight.\n"
-                          "# TYPE keel_server_active gauge\n");
+    d = &run_metrics[RM_SERVER_ACTIVE];
+    metrics_family(o, d);
     for (uint32_t b = 0; b < gen->n_backends; b++) {
         struct lb_backend *be = &gen->backends[b];
         for (uint32_t i = 0; i < be->n_servers; i++) {
-            metrics_out_printf(o, "keel_server_active{backend=\"%s\",server=\"%s\"} %u\n",
-                               be->conf->name, be->servers[i].conf->name,
+            metrics_sample_u64(o, d,
+                               (const char *const[]){be->conf->name, be->servers[i].conf->name},
                                atomic_load(&be->servers[i].active));
         }
     }
-    metrics_out_printf(o, "# HELP keel_backend_queue Requests waiting for a server slot.\n"
-                          "# TYPE keel_backend_queue gauge\n");
+    d = &run_metrics[RM_BACKEND_QUEUE];
+    metrics_family(o, d);
     for (uint32_t b = 0; b < gen->n_backends; b++) {
-        metrics_out_printf(o, "keel_backend_queue{backend=\"%s\"} %u\n",
-                           gen->backends[b].conf->name, atomic_load(&gen->backends[b].queued));
+        metrics_sample_u64(o, d, (const char *const[]){gen->backends[b].conf->name},
+                           atomic_load(&gen->backends[b].queued));
     }
-    metrics_out_printf(o,
-                       "# HELP keel_config_generation Generation of the running "
-                       "configuration.\n# TYPE keel_config_generation gauge\n"
-                       "keel_config_generation %lu\n"
-                       "# HELP keel_config_reloads_total Successful reloads.\n"
-                       "# TYPE keel_config_reloads_total counter\n"
-                       "keel_config_reloads_total %lu\n"
-                       "# HELP keel_config_reload_failures_total Refused reloads.\n"
-                       "# TYPE keel_config_reload_failures_total counter\n"
-                       "keel_config_reload_failures_total %lu\n",
-                       (unsigned long)gen->id, (unsigned long)n->reloads,
-                       (unsigned long)n->reload_failures);
-    metrics_out_printf(o,
-                       "# HELP keel_fd_limit The open files limit (soft, after raising it).\n"
-                       "# TYPE keel_fd_limit gauge\nkeel_fd_limit %llu\n"
-                       "# HELP keel_fd_reserve Descriptors the data plane leaves to the control "
-                       "plane.\n# TYPE keel_fd_reserve gauge\nkeel_fd_reserve %u\n",
-                       (unsigned long long)n->fds.limit, n->fds.reserve);
+    const uint64_t node_values[] = {
+        [RM_GENERATION] = gen->id,
+        [RM_RELOADS] = n->reloads,
+        [RM_RELOAD_FAILURES] = n->reload_failures,
+        [RM_FD_LIMIT] = n->fds.limit,
+        [RM_FD_RESERVE] = n->fds.reserve,
+    };
+    for (size_t i = RM_GENERATION; i <= RM_FD_RESERVE; i++) {
+        metrics_family(o, &run_metrics[i]);
+        metrics_sample_u64(o, &run_metrics[i], NULL, node_values[i]);
+    }
     app_supervisor_metrics(n->apps, o);
     vrrp_metrics(n->vrrp, o);
     db_agent_metrics(n->db, o);
 }
 
-static void status_json(struct node *n, struct metrics_out *o)
+static void status_json(struct node *n, struct json_w *w)
 {
     struct lb_gen *gen = n->gen;
-    metrics_out_printf(o,
-                       "{\"node\":\"%s\",\"pid\":%d,\"generation\":%lu,\"workers\":%u,"
-                       "\"draining\":%s,\"frontends\":[",
-                       n->node_name != NULL ? n->node_name : "", (int)getpid(),
-                       (unsigned long)gen->id, n->n_workers, n->is_draining ? "true" : "false");
+    json_w_begin_object(w);
+    json_w_key_str(w, "node", n->node_name != NULL ? n->node_name : "");
+    json_w_key_int(w, "pid", getpid());
+    json_w_key_uint(w, "generation", gen->id);
+    json_w_key_uint(w, "workers", n->n_workers);
+    json_w_key_bool(w, "draining", n->is_draining);
+    json_w_key(w, "frontends");
+    json_w_begin_array(w);
     for (uint32_t f = 0; f < gen->n_frontends; f++) {
         const struct conf_frontend *cf = gen->frontends[f].conf;
-        metrics_out_printf(o, "%s{\"name\":\"%s\",\"mode\":\"%s\",\"backend\":\"%s\",\"binds\":[",
-                           f == 0 ? "" : ",", cf->name, cf->mode == CONF_MODE_TCP ? "tcp" : "http",
-                           cf->backend_name);
+        json_w_begin_object(w);
+        json_w_key_str(w, "name", cf->name);
+        json_w_key_str(w, "mode", cf->mode == CONF_MODE_TCP ? "tcp" : "http");
+        json_w_key_str(w, "backend", cf->backend_name);
+        json_w_key(w, "binds");
+        json_w_begin_array(w);
         for (uint32_t b = 0; b < cf->n_binds; b++) {
-            metrics_out_printf(o, "%s\"%s\"", b == 0 ? "" : ",", cf->binds[b].text);
+            json_w_str(w, cf->binds[b].text);
         }
-        metrics_out_printf(o, "]}");
+        json_w_end_array(w);
+        json_w_end_object(w);
     }
-    metrics_out_printf(o, "],\"backends\":[");
+    json_w_end_array(w);
+    json_w_key(w, "backends");
+    json_w_begin_array(w);
     for (uint32_t b = 0; b < gen->n_backends; b++) {
         struct lb_backend *be = &gen->backends[b];
-        metrics_out_printf(o, "%s{\"name\":\"%s\",\"servers\":[", b == 0 ? "" : ",",
-                           be->conf->name);
+        json_w_begin_object(w);
+        json_w_key_str(w, "name", be->conf->name);
+        json_w_key(w, "servers");
+        json_w_begin_array(w);
         for (uint32_t i = 0; i < be->n_servers; i++) {
             struct lb_server *s = &be->servers[i];
-            char reason[400];
-            const char *r = be->health[i].last_reason;
-            size_t written;
-            if (!json_quote(r, strlen(r), reason, sizeof(reason), &written)) {
-                (void)snprintf(reason, sizeof(reason), "\"\""); /* too long: say nothing */
-            }
-            metrics_out_printf(o,
-                               "%s{\"name\":\"%s\",\"address\":\"%s\",\"up\":%s,"
-                               "\"active\":%u,\"weight\":%u,\"backup\":%s,\"disabled\":%s,"
-                               "\"reason\":%s}",
-                               i == 0 ? "" : ",", s->conf->name, s->conf->addr.text,
-                               atomic_load(&s->is_up) ? "true" : "false", atomic_load(&s->active),
-                               s->weight, s->is_backup ? "true" : "false",
-                               s->conf->is_disabled ? "true" : "false", reason);
+            json_w_begin_object(w);
+            json_w_key_str(w, "name", s->conf->name);
+            json_w_key_str(w, "address", s->conf->addr.text);
+            json_w_key_bool(w, "up", atomic_load(&s->is_up));
+            json_w_key_uint(w, "active", atomic_load(&s->active));
+            json_w_key_uint(w, "weight", s->weight);
+            json_w_key_bool(w, "backup", s->is_backup);
+            json_w_key_bool(w, "disabled", s->conf->is_disabled);
+            json_w_key_str(w, "reason", be->health[i].last_reason);
+            json_w_end_object(w);
         }
-        metrics_out_printf(o, "]}");
+        json_w_end_array(w);
+        json_w_end_object(w);
     }
-    metrics_out_printf(o, "],\"apps\":");
-    app_supervisor_status_json(n->apps, o);
-    metrics_out_printf(o, ",\"vrrp\":");
-    vrrp_status_json(n->vrrp, o);
-    metrics_out_printf(o, ",\"db\":");
-    db_agent_status_json(n->db, o);
-    metrics_out_printf(o, "}\n");
+    json_w_end_array(w);
+    json_w_key(w, "apps");
+    app_supervisor_status_json(n->apps, w);
+    json_w_key(w, "vrrp");
+    vrrp_status_json(n->vrrp, w);
+    json_w_key(w, "db");
+    db_agent_status_json(n->db, w);
+    json_w_end_object(w);
 }
 
 static int admin_handler(const char *path, const char *query, struct metrics_out *out,
@@ -205,8 +242,20 @@ static int admin_handler(const char *path, const char *query, struct metrics_out
         return 200;
     }
     if (strcmp(path, "/status") == 0) {
+        struct json_w w;
+        json_w_init(&w);
+        status_json(n, &w);
+        int err = json_w_finish(&w);
+        if (err != 0) {
+            json_w_fini(&w);
+            log_error("admin", "/status: the document could not be written: %s", strerror(-err));
+            metrics_out_printf(out, "internal error: the status could not be written\n");
+            return 500;
+        }
         *ctype = "application/json";
-        status_json(n, out);
+        metrics_out_write(out, w.data, w.len);
+        metrics_out_write(out, "\n", 1);
+        json_w_fini(&w);
         return 200;
     }
     if (strcmp(path, "/healthz") == 0) {

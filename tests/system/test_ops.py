@@ -4,6 +4,7 @@ import collections
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -466,6 +467,31 @@ def test_metrics_names_and_counts(env):
     kt.deadline_poll(lambda: k.metrics().get("keel_frontend_connections_active",
                                               frontend="www") == 0, 3,
                      what="connections_active back to 0")
+
+
+def test_metrics_are_valid_prometheus_text_and_documented(env):
+    """The exposition passes promtool's checker (format and lint), and every family in it
+    is in docs/metrics.md, which the metric tables generate."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed")
+    a, b = env.backends(2)
+    k = env.lb([a, b], check=CHECK)
+    for s in "ab":
+        k.wait_server_state("web", s, up=True)
+    st, _, _ = kt.http_get(k.port, "/")
+    assert st == 200
+    text = k.metrics().text
+    r = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0, "promtool check metrics: %s%s\n%s" % (
+        r.stdout.decode(), r.stderr.decode(), text)
+    with open(os.path.join(kt.ROOT, "docs", "metrics.md")) as f:
+        doc = f.read()
+    families = re.findall(r"^# TYPE (\S+) ", text, re.M)
+    assert "keel_frontend_requests_total" in families, text
+    for name in families:
+        assert "`%s`" % name in doc, "%s is not in docs/metrics.md" % name
 
 
 def find_server(obj, name):

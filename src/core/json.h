@@ -127,6 +127,10 @@ void json_w_init_fixed(struct json_w *w, char *buf, size_t size);
 /* Release a growable writer's text (not a fixed one's buffer). NULL and repeats are fine. */
 void json_w_fini(struct json_w *w);
 
+/* Record an error the caller met while preparing a value (-ENOMEM...), so that the text is
+ * refused like any other failed write. The first error wins. */
+void json_w_fail(struct json_w *w, int err);
+
 /* 0 when every call succeeded and the text is exactly one complete value; otherwise the
  * first error, or -EINVAL for a text left incomplete (an open container, nothing written).
  * The text (w->data, w->len) is defined only on 0. */

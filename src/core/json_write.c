@@ -46,6 +46,11 @@ static void fail(struct json_w *w, int err)
     }
 }
 
+void json_w_fail(struct json_w *w, int err)
+{
+    fail(w, err);
+}
+
 /* Room for n more bytes and the NUL; false (and the error set) when there is none. */
 static bool reserve(struct json_w *w, size_t n)
 {

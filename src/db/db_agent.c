@@ -458,14 +458,25 @@ static bool unfollow_on_lapse(struct db_agent *a)
     return true;
 }
 
+/* The node's member key value, {"lsn","healthy","primary"}, into m; its length. */
+static size_t member_value(const struct db_agent *a, char *m, size_t size)
+{
+    struct json_w w;
+    json_w_init_fixed(&w, m, size);
+    json_w_begin_object(&w);
+    json_w_key_uint(&w, "lsn", a->pg_lsn);
+    json_w_key_bool(&w, "healthy", a->pg_up);
+    json_w_key_bool(&w, "primary", a->pg_up && a->pg_primary && !a->is_op_busy);
+    json_w_end_object(&w);
+    return json_w_finish(&w) == 0 ? w.len : 0; /* fits: 3 short keys and 2 booleans */
+}
+
 static void act(struct db_agent *a)
 {
     if (a->lease != 0 && a->dcs_ok) {
         char m[160];
-        int n = snprintf(m, sizeof(m), "{\"lsn\":%lu,\"healthy\":%s,\"primary\":%s}",
-                         (unsigned long)a->pg_lsn, a->pg_up ? "true" : "false",
-                         a->pg_up && a->pg_primary && !a->is_op_busy ? "true" : "false");
-        if (etcd_put(a->etcd, a->key_self, m, (size_t)n, a->lease, db_agent_ignore, NULL) != 0) {
+        size_t n = member_value(a, m, sizeof(m));
+        if (etcd_put(a->etcd, a->key_self, m, n, a->lease, db_agent_ignore, NULL) != 0) {
             log_debug("db", "%s: member key not published this turn", a->self);
         }
     }

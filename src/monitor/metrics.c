@@ -221,7 +221,7 @@ static void put_sample(struct metrics_out *out, const struct metric_desc *d, con
         metrics_out_write(out, "{", 1);
         for (size_t i = 0; has_labels && d->labels[i] != NULL; i++) {
             metrics_out_printf(out, "%s%s=\"", i == 0 ? "" : ",", d->labels[i]);
-            put_label_value(out, values[i] != NULL ? values[i] : "");
+            put_label_value(out, values != NULL && values[i] != NULL ? values[i] : "");
             metrics_out_write(out, "\"", 1);
         }
         if (le != NULL) {

@@ -132,8 +132,9 @@ void metrics_out_fini(struct metrics_out *out);
 /* ------------------------------------------------------------------------------------------
  * Writing a family from its descriptor. Each family is its HELP and TYPE lines
  * (metrics_family, once) followed by its samples. values are the label values, borrowed, in
- * the order of d->labels (as many as there are names; NULL when there are none); they are
- * escaped as the text format requires (backslash, double quote, newline).
+ * the order of d->labels (as many as there are names; NULL when there are none, and a NULL
+ * array or entry is written as an empty value); they are escaped as the text format
+ * requires (backslash, double quote, newline).
  * ------------------------------------------------------------------------------------------ */
 
 /* "# HELP name help" and "# TYPE name type". */

@@ -11,6 +11,7 @@ import os
 import random
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -579,6 +580,19 @@ class Metrics:
 
     def names(self):
         return {n for n, _, _ in self.samples}
+
+
+def check_exposition(text):
+    """Assert that text passes `promtool check metrics` (the format and Prometheus' naming
+    lint). Returns False, checking nothing, when promtool is not installed."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        return False
+    r = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0, "promtool check metrics: %s%s\n%s" % (
+        r.stdout.decode(), r.stderr.decode(), text)
+    return True
 
 
 # --------------------------------------------------------------------------------------------

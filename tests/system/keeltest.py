@@ -583,8 +583,14 @@ class Metrics:
 
 
 def check_exposition(text):
-    """Assert that text passes `promtool check metrics` (the format and Prometheus' naming
-    lint). Returns False, checking nothing, when promtool is not installed."""
+    """Assert that every family in the /metrics text is in docs/metrics.md (which the metric
+    tables generate) and that the text passes `promtool check metrics` (the format and
+    Prometheus' naming lint). Returns False when promtool is not installed (the documentation
+    is still checked)."""
+    with open(os.path.join(ROOT, "docs", "metrics.md")) as f:
+        doc = f.read()
+    for name in re.findall(r"^# TYPE (\S+) ", text, re.M):
+        assert "`%s`" % name in doc, "%s is not in docs/metrics.md" % name
     promtool = shutil.which("promtool")
     if promtool is None:
         return False

@@ -8,6 +8,7 @@
 
 #include "app/app_supervisor.h"
 #include "core/gen.h"
+#include "core/json.h"
 #include "monitor/metrics.h"
 
 static int start(struct role_node *node, struct gen *gen, void **state, struct errbuf *eb)
@@ -44,10 +45,10 @@ static void metrics(void *state, struct metrics_out *out)
     app_supervisor_metrics(state, out);
 }
 
-static void status(void *state, struct metrics_out *out)
+static void status(void *state, struct json_w *w)
 {
-    metrics_out_printf(out, ",\"apps\":");
-    app_supervisor_status_json(state, out);
+    json_w_key(w, "apps");
+    app_supervisor_status_json(state, w);
 }
 
 static void role_free(struct role_node *node, void *state)

@@ -25,6 +25,7 @@
 #include "app/app_output.h"
 #include "app/app_spawn.h"
 #include "core/conf.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "monitor/metrics.h"
 
@@ -1073,60 +1074,69 @@ void app_supervisor_free(struct app_supervisor *sv)
  * Status and metrics
  * ------------------------------------------------------------------------------------------ */
 
-/* A JSON string value (keel's own text; escaped anyway). */
-static void json_str(struct metrics_out *out, const char *s)
+void app_supervisor_status_json(struct app_supervisor *sv, struct json_w *w)
 {
-    char buf[256];
-    size_t k = 0;
-    for (; *s != '\0' && k + 7 < sizeof(buf); s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            buf[k++] = '\\';
-            buf[k++] = (char)c;
-        } else if (c < 0x20) {
-            k += (size_t)snprintf(buf + k, sizeof(buf) - k, "\\u%04x", c);
-        } else {
-            buf[k++] = (char)c;
-        }
-    }
-    buf[k] = '\0';
-    metrics_out_printf(out, "\"%s\"", buf);
-}
-
-void app_supervisor_status_json(struct app_supervisor *sv, struct metrics_out *out)
-{
-    metrics_out_printf(out, "[");
+    json_w_begin_array(w);
     for (uint32_t i = 0; sv != NULL && i < sv->n_apps; i++) {
         const struct app *a = sv->apps[i];
         const struct conf_app *c = a->conf;
-        metrics_out_printf(out, "%s{\"name\":", i == 0 ? "" : ",");
-        json_str(out, c->name);
-        metrics_out_printf(out, ",\"kind\":\"%s\",\"listen\":",
-                           c->kind == CONF_APP_BUILTIN_DEMO ? "builtin demo" : "command");
-        json_str(out, c->listen.text);
-        metrics_out_printf(out, ",\"restarts\":%lu,\"processes\":[",
-                           (unsigned long)a->restarts_total);
+        json_w_begin_object(w);
+        json_w_key_str(w, "name", c->name);
+        json_w_key_str(w, "kind", c->kind == CONF_APP_BUILTIN_DEMO ? "builtin demo" : "command");
+        json_w_key_str(w, "listen", c->listen.text);
+        json_w_key_uint(w, "restarts", a->restarts_total);
+        json_w_key(w, "processes");
+        json_w_begin_array(w);
         for (uint32_t k = 0; k < a->n_procs; k++) {
             const struct app_proc *p = &a->procs[k];
-            metrics_out_printf(out,
-                               "%s{\"index\":%u,\"pid\":%d,\"port\":%u,\"state\":\"%s\","
-                               "\"restarts\":%lu,\"last_exit\":",
-                               k == 0 ? "" : ",", p->index, (int)p->pid, p->port,
-                               app_proc_state_name(p->state), (unsigned long)p->restarts);
-            if (p->last_exit[0] != '\0') {
-                json_str(out, p->last_exit);
-            } else {
-                metrics_out_printf(out, "null");
-            }
-            metrics_out_printf(out, ",\"healthy\":%s,\"check\":",
-                               p->is_healthy || (p->check == NULL && p->pid != 0) ? "true"
-                                                                                  : "false");
-            json_str(out, p->check_reason);
-            metrics_out_printf(out, ",\"crashloop\":%s}", p->in_crashloop ? "true" : "false");
+            json_w_begin_object(w);
+            json_w_key_uint(w, "index", p->index);
+            json_w_key_int(w, "pid", p->pid);
+            json_w_key_uint(w, "port", p->port);
+            json_w_key_str(w, "state", app_proc_state_name(p->state));
+            json_w_key_uint(w, "restarts", p->restarts);
+            json_w_key_str(w, "last_exit", p->last_exit[0] != '\0' ? p->last_exit : NULL);
+            json_w_key_bool(w, "healthy", p->is_healthy || (p->check == NULL && p->pid != 0));
+            json_w_key_str(w, "check", p->check_reason);
+            json_w_key_bool(w, "crashloop", p->in_crashloop);
+            json_w_end_object(w);
         }
-        metrics_out_printf(out, "]}");
+        json_w_end_array(w);
+        json_w_end_object(w);
     }
-    metrics_out_printf(out, "]");
+    json_w_end_array(w);
+}
+
+enum { AM_UP = 0, AM_HEALTHY, AM_CRASHLOOP, AM_RESTARTS };
+
+static const struct metric_desc app_metrics[] = {
+    [AM_UP] = {"keel_app_process_up", METRIC_GAUGE,
+               "Whether the app process is running (1) or not (0).",
+               METRIC_LABELS("app", "process")},
+    [AM_HEALTHY] = {"keel_app_process_healthy", METRIC_GAUGE,
+                    "Whether the app process passes its health check (running, without a check).",
+                    METRIC_LABELS("app", "process")},
+    [AM_CRASHLOOP] = {"keel_app_crashloop", METRIC_GAUGE,
+                      "Whether the app process is in a crash loop episode.",
+                      METRIC_LABELS("app", "process")},
+    [AM_RESTARTS] = {"keel_app_restarts_total", METRIC_COUNTER,
+                     "Restarts of the app's processes after they exited.", METRIC_LABELS("app")},
+};
+
+const struct metric_table app_metric_table =
+    METRIC_TABLE("Applications (app role)", "src/app/app_supervisor.c", app_metrics);
+
+/* The value of gauge g (AM_UP, AM_HEALTHY, AM_CRASHLOOP) for one process. */
+static bool proc_gauge(const struct app_proc *p, int g)
+{
+    switch (g) {
+    case AM_UP:
+        return p->pid != 0 && p->state != APP_PROC_STOPPING && p->state != APP_PROC_RESTARTING;
+    case AM_HEALTHY:
+        return p->is_healthy || (p->check == NULL && p->pid != 0);
+    default:
+        return p->in_crashloop;
+    }
 }
 
 void app_supervisor_metrics(struct app_supervisor *sv, struct metrics_out *out)
@@ -1134,33 +1144,23 @@ void app_supervisor_metrics(struct app_supervisor *sv, struct metrics_out *out)
     if (sv == NULL || sv->n_apps == 0) {
         return;
     }
-    static const char *const gauges[] = {
-        "keel_app_process_up",
-        "Whether the app process is running (1) or not (0).",
-        "keel_app_process_healthy",
-        "Whether the app process passes its health check (running, without a check).",
-        "keel_app_crashloop",
-        "Whether the app process is in a crash loop episode."};
-    for (int g = 0; g < 3; g++) {
-        metrics_out_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", gauges[2 * g], gauges[2 * g + 1],
-                           gauges[2 * g]);
+    for (int g = AM_UP; g <= AM_CRASHLOOP; g++) {
+        metrics_family(out, &app_metrics[g]);
         for (uint32_t i = 0; i < sv->n_apps; i++) {
             const struct app *a = sv->apps[i];
             for (uint32_t k = 0; k < a->n_procs; k++) {
-                const struct app_proc *p = &a->procs[k];
-                bool v = g == 0 ? p->pid != 0 && p->state != APP_PROC_STOPPING &&
-                                      p->state != APP_PROC_RESTARTING
-                         : g == 1 ? p->is_healthy || (p->check == NULL && p->pid != 0)
-                                  : p->in_crashloop;
-                metrics_out_printf(out, "%s{app=\"%s\",process=\"%u\"} %d\n", gauges[2 * g],
-                                   a->conf->name, p->index, v ? 1 : 0);
+                char index[16];
+                (void)snprintf(index, sizeof(index), "%u", a->procs[k].index);
+                metrics_sample_u64(out, &app_metrics[g],
+                                   (const char *const[]){a->conf->name, index},
+                                   proc_gauge(&a->procs[k], g) ? 1 : 0);
             }
         }
     }
-    metrics_out_printf(out, "# HELP keel_app_restarts_total Restarts of the app's processes "
-                            "after they exited.\n# TYPE keel_app_restarts_total counter\n");
+    metrics_family(out, &app_metrics[AM_RESTARTS]);
     for (uint32_t i = 0; i < sv->n_apps; i++) {
-        metrics_out_printf(out, "keel_app_restarts_total{app=\"%s\"} %lu\n",
-                           sv->apps[i]->conf->name, (unsigned long)sv->apps[i]->restarts_total);
+        metrics_sample_u64(out, &app_metrics[AM_RESTARTS],
+                           (const char *const[]){sv->apps[i]->conf->name},
+                           sv->apps[i]->restarts_total);
     }
 }

@@ -16,7 +16,9 @@
 
 #include "core/conf-t.h"
 #include "core/ev.h"
+#include "monitor/metrics-t.h"
 
+struct json_w;
 struct metrics_out;
 struct app_supervisor;
 
@@ -72,18 +74,22 @@ void app_supervisor_free(struct app_supervisor *sv);
  * Observability
  * ------------------------------------------------------------------------------------------ */
 
-/* Append a JSON array describing every app and its processes:
+/* Write, as one value, a JSON array describing every app and its processes:
  * [{"name":"shop","kind":"command","listen":"127.0.0.1:9000","restarts":2,"processes":[
  *   {"index":0,"pid":1234,"port":9000,"state":"running","restarts":2,
  *    "last_exit":"exit status 1","healthy":true,"check":"status 200","crashloop":false}]}]
- * pid is 0 and last_exit null when there is none. Never fails (OOM is recorded in out). */
-void app_supervisor_status_json(struct app_supervisor *sv, struct metrics_out *out);
+ * pid is 0 and last_exit null when there is none. sv may be NULL (an empty array). Errors
+ * are the writer's (json_w_finish). */
+void app_supervisor_status_json(struct app_supervisor *sv, struct json_w *w);
 
 /* Append the Prometheus text of the apps' gauges and counters (nothing when there is no
  * app): keel_app_process_up{app,process}, keel_app_process_healthy{app,process},
- * keel_app_crashloop{app,process} and keel_app_restarts_total{app}. For the admin
- * listener's gauges callback. */
+ * keel_app_crashloop{app,process} and keel_app_restarts_total{app}, described by
+ * app_metric_table. For the admin listener's gauges callback. */
 void app_supervisor_metrics(struct app_supervisor *sv, struct metrics_out *out);
+
+/* The app role's metric families, for monitor/metrics_registry.c. */
+extern const struct metric_table app_metric_table;
 
 /* ------------------------------------------------------------------------------------------
  * The arithmetic of restarts (pure; exposed for tests)

@@ -5,6 +5,8 @@
 #ifndef KEEL_CLI_CLI_H
 #define KEEL_CLI_CLI_H
 
+#include "monitor/metrics-t.h"
+
 /* keel check -c FILE: load and validate FILE as `keel run` would, without starting anything.
  * Prints every error to stderr and returns KEEL_EXIT_CONFIG (1) if there is any; otherwise
  * prints "FILE: configuration ok (N frontends, N backends, N servers)" to stdout and returns
@@ -29,4 +31,14 @@ int cli_status(int argc, char **argv);
 /* keel db ACTION -c FILE [NAME]: the database tier (the application role's password,
  * switchover); cli_db.c lists the actions. */
 int cli_db(int argc, char **argv);
+/* keel metrics-doc: print docs/metrics.md, the metrics reference generated from the metric
+ * tables (monitor/metrics_registry.c), to stdout. Hidden from the usage text; a unit test
+ * fails when the committed page differs. Returns KEEL_EXIT_OK, or KEEL_EXIT_RUNTIME when
+ * stdout cannot be written. */
+int cli_metrics_doc(int argc, char **argv);
+
+/* The node's own metric families (cli_run.c: configuration generation, descriptor limits,
+ * the load balancer's published state), for the registry. */
+extern const struct metric_table cli_run_metric_table;
+
 #endif

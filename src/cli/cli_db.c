@@ -18,6 +18,7 @@
 
 #include "core/conf.h"
 #include "core/err.h"
+#include "core/json.h"
 #include "core/ev.h"
 #include "db/db_conf.h"
 #include "db/db_secret.h"
@@ -221,10 +222,17 @@ static int db_switchover(const struct conf *conf, const struct conf_database *db
             rc = KEEL_EXIT_OK;
         } else if (call_wait(&c, etcd_lease_grant(e, 60, on_call, &c), "grant a lease") == 0) {
             char v[160];
-            int n = snprintf(v, sizeof(v), "{\"from\":\"%s\",\"to\":\"%s\"}", from,
-                             to != NULL ? to : "");
-            if (call_wait(&c, etcd_put(e, key_switch, v, (size_t)n, c.lease_id, on_call, &c),
-                          "write the switchover key") == 0) {
+            struct json_w w;
+            json_w_init_fixed(&w, v, sizeof(v));
+            json_w_begin_object(&w);
+            json_w_key_str(&w, "from", from);
+            json_w_key_str(&w, "to", to != NULL ? to : "");
+            json_w_end_object(&w);
+            if (json_w_finish(&w) != 0) {
+                fprintf(stderr, "keel db: the switchover key does not fit in %zu bytes\n",
+                        sizeof(v));
+            } else if (call_wait(&c, etcd_put(e, key_switch, v, w.len, c.lease_id, on_call, &c),
+                                 "write the switchover key") == 0) {
                 printf("switchover of %s: asked %s to hand over to %s\n", db->name, from,
                        to != NULL ? to : "its best replica");
                 (void)fflush(stdout);

@@ -20,6 +20,7 @@
 #include "core/conf_node.h"
 #include "core/fdlimit.h"
 #include "core/gen.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/qsbr.h"
 #include "core/role.h"
@@ -67,39 +68,59 @@ static void print_errors(const struct conf_errors *errs, bool to_log)
 
 /* ---------------------------------------------------------------- admin handler */
 
+/* The node's own families (each role's are in its folder; the registry in
+ * monitor/metrics_registry.c lists every table). */
+enum {
+    RM_GENERATION = 0,
+    RM_RELOADS,
+    RM_RELOAD_FAILURES,
+    RM_FD_LIMIT,
+    RM_FD_RESERVE,
+};
+
+static const struct metric_desc run_metrics[] = {
+    [RM_GENERATION] = {"keel_config_generation", METRIC_GAUGE,
+                       "Generation of the running configuration.", NULL},
+    [RM_RELOADS] = {"keel_config_reloads_total", METRIC_COUNTER, "Successful reloads.", NULL},
+    [RM_RELOAD_FAILURES] = {"keel_config_reload_failures_total", METRIC_COUNTER, "Refused reloads.",
+                            NULL},
+    [RM_FD_LIMIT] = {"keel_fd_limit", METRIC_GAUGE,
+                     "The open files limit (soft, after raising it).", NULL},
+    [RM_FD_RESERVE] = {"keel_fd_reserve", METRIC_GAUGE,
+                       "Descriptors the data plane leaves to the control plane.", NULL},
+};
+
+const struct metric_table cli_run_metric_table =
+    METRIC_TABLE("The node: configuration and open files", "src/cli/cli_run.c", run_metrics);
+
 static void gauges(struct metrics_out *o, void *data)
 {
     struct node *n = data;
-    metrics_out_printf(o,
-                       "# HELP keel_config_generation Generation of the running "
-                       "configuration.\n# TYPE keel_config_generation gauge\n"
-                       "keel_config_generation %lu\n"
-                       "# HELP keel_config_reloads_total Successful reloads.\n"
-                       "# TYPE keel_config_reloads_total counter\n"
-                       "keel_config_reloads_total %lu\n"
-                       "# HELP keel_config_reload_failures_total Refused reloads.\n"
-                       "# TYPE keel_config_reload_failures_total counter\n"
-                       "keel_config_reload_failures_total %lu\n",
-                       (unsigned long)n->gen->id, (unsigned long)n->reloads,
-                       (unsigned long)n->reload_failures);
-    metrics_out_printf(o,
-                       "# HELP keel_fd_limit The open files limit (soft, after raising it).\n"
-                       "# TYPE keel_fd_limit gauge\nkeel_fd_limit %llu\n"
-                       "# HELP keel_fd_reserve Descriptors the data plane leaves to the control "
-                       "plane.\n# TYPE keel_fd_reserve gauge\nkeel_fd_reserve %u\n",
-                       (unsigned long long)n->fds.limit, n->fds.reserve);
+    const uint64_t node_values[] = {
+        [RM_GENERATION] = n->gen->id,
+        [RM_RELOADS] = n->reloads,
+        [RM_RELOAD_FAILURES] = n->reload_failures,
+        [RM_FD_LIMIT] = n->fds.limit,
+        [RM_FD_RESERVE] = n->fds.reserve,
+    };
+    for (size_t i = RM_GENERATION; i <= RM_FD_RESERVE; i++) {
+        metrics_family(o, &run_metrics[i]);
+        metrics_sample_u64(o, &run_metrics[i], NULL, node_values[i]);
+    }
     role_metrics_all(&n->roles, o);
 }
 
 /* The node's members, then each role's (role_ops.status). */
-static void status_json(struct node *n, struct metrics_out *o)
+static void status_json(struct node *n, struct json_w *w)
 {
     const char *name = n->roles.name;
-    metrics_out_printf(o, "{\"node\":\"%s\",\"pid\":%d,\"generation\":%lu,\"draining\":%s",
-                       name != NULL ? name : "", (int)getpid(), (unsigned long)n->gen->id,
-                       n->roles.is_stopping ? "true" : "false");
-    role_status_all(&n->roles, o);
-    metrics_out_printf(o, "}\n");
+    json_w_begin_object(w);
+    json_w_key_str(w, "node", name != NULL ? name : "");
+    json_w_key_int(w, "pid", getpid());
+    json_w_key_uint(w, "generation", n->gen->id);
+    json_w_key_bool(w, "draining", n->roles.is_stopping);
+    role_status_all(&n->roles, w);
+    json_w_end_object(w);
 }
 
 static int admin_handler(const char *path, const char *query, struct metrics_out *out,
@@ -113,8 +134,20 @@ static int admin_handler(const char *path, const char *query, struct metrics_out
         return 200;
     }
     if (strcmp(path, "/status") == 0) {
+        struct json_w w;
+        json_w_init(&w);
+        status_json(n, &w);
+        int err = json_w_finish(&w);
+        if (err != 0) {
+            json_w_fini(&w);
+            log_error("admin", "/status: the document could not be written: %s", strerror(-err));
+            metrics_out_printf(out, "internal error: the status could not be written\n");
+            return 500;
+        }
         *ctype = "application/json";
-        status_json(n, out);
+        metrics_out_write(out, w.data, w.len);
+        metrics_out_write(out, "\n", 1);
+        json_w_fini(&w);
         return 200;
     }
     if (strcmp(path, "/healthz") == 0) {

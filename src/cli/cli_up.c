@@ -33,6 +33,7 @@
 #include "core/conf.h"
 #include "core/conf_node.h"
 #include "core/err.h"
+#include "core/json.h"
 
 #define UP_MAX_NODES 16   /* of a file */
 #define UP_MAX_SERVICES 1 /* the demo's etcd */
@@ -455,67 +456,27 @@ static int plan(struct up *u, struct errbuf *eb)
     return 0;
 }
 
-/* ---------------------------------------------------------------- health, from /metrics */
+/* ---------------------------------------------------------------- health, from /status */
 
-/* The label values of a sample, joined by '/': backend="web",server="web1" -> web/web1. */
-static void label_values(const char *p, const char *end, char *out, size_t size)
-{
-    size_t k = 0;
-    bool in = false;
-    for (; p < end && k + 2 < size; p++) {
-        if (*p == '"') {
-            if (!in && k > 0) {
-                out[k++] = '/';
-            }
-            in = !in;
-        } else if (in) {
-            out[k++] = *p;
-        }
-    }
-    out[k] = '\0';
-}
-
-/* The value of label key in a sample's labels (up to end): *len bytes, or NULL. */
-static const char *label_value(const char *labels, const char *end, const char *key, size_t *len)
-{
-    char want[32];
-    (void)snprintf(want, sizeof(want), "%s=\"", key);
-    for (const char *p = labels; p < end; p++) {
-        if ((p == labels || p[-1] == ',' || p[-1] == '{') && (size_t)(end - p) > strlen(want) &&
-            strncmp(p, want, strlen(want)) == 0) {
-            const char *v = p + strlen(want);
-            const char *q = memchr(v, '"', (size_t)(end - v));
-            if (q == NULL) {
-                return NULL;
-            }
-            *len = (size_t)(q - v);
-            return v;
-        }
-    }
-    return NULL;
-}
-
-/* For a sample of a backend a database adds to the lb nodes (NAME-primary, NAME-readers):
- * whether its server should be up, given the roles the agents last gave (the primary in
+/* For a server of a backend a database adds to the lb nodes (NAME-primary, NAME-readers):
+ * whether it should be up, given the roles the agents last gave (the primary in
  * NAME-primary; the replicas in NAME-readers, or the primary when there is none). -1 for
- * any other sample. */
-static int db_sample_expect(const struct up *u, const char *labels, const char *end)
+ * any other server. */
+static int db_server_expect(const struct up *u, const char *backend, const char *server)
 {
-    size_t blen = 0, slen = 0;
-    const char *b = label_value(labels, end, "backend", &blen);
-    const char *srv = label_value(labels, end, "server", &slen);
-    for (int d = 0; d < u->n_dbs && b != NULL && srv != NULL; d++) {
+    size_t blen = strlen(backend);
+    for (int d = 0; d < u->n_dbs; d++) {
         const struct up_db *db = &u->dbs[d];
         size_t n = strlen(db->name);
-        if (blen != n + 8 || strncmp(b, db->name, n) != 0) {
+        if (blen != n + 8 || strncmp(backend, db->name, n) != 0) {
             continue;
         }
-        bool is_primary = strncmp(b + n, "-primary", 8) == 0;
-        if (!is_primary && strncmp(b + n, "-readers", 8) != 0) {
+        bool is_primary = strcmp(backend + n, "-primary") == 0;
+        if (!is_primary && strcmp(backend + n, "-readers") != 0) {
             continue;
         }
         for (uint32_t i = 0; i < db->n_nodes; i++) {
-            if (strlen(db->nodes[i]) != slen || strncmp(db->nodes[i], srv, slen) != 0) {
+            if (strcmp(db->nodes[i], server) != 0) {
                 continue;
             }
             enum up_db_role want = is_primary || !db->has_replica ? UP_DB_PRIMARY : UP_DB_REPLICA;
@@ -526,25 +487,31 @@ static int db_sample_expect(const struct up *u, const char *labels, const char *
     return -1;
 }
 
-/* Count the samples of the health gauges in a /metrics text (servers the node's backends
- * use, the node's app processes) and how many are as they should be: 1, or for a database's
- * servers what the agents' roles imply (those are not printed: db_ready prints the roles). */
-static void count_up(const struct up *u, const char *node, const char *text, int *up, int *total,
-                     bool print)
+/* A string member of a /status object, or "?". */
+static const char *status_str(const struct json_value *obj, const char *key)
 {
-    static const char *const gauges[] = {"\nkeel_server_up{", "\nkeel_app_process_healthy{"};
-    static const char *const kinds[] = {"server", "app process"};
+    const char *s = json_str(json_get(obj, key));
+    return s != NULL ? s : "?";
+}
+
+/* Count what a node's /status document says about the servers its backends use and its app
+ * processes, and how many are as they should be: up (a server) or healthy (a process), or
+ * for a database's servers what the agents' roles imply (those are not printed: db_ready
+ * prints the roles). */
+static void count_up(const struct up *u, const char *node, const struct json_value *st, int *up,
+                     int *total, bool print)
+{
     *up = *total = 0;
-    for (size_t g = 0; g < sizeof(gauges) / sizeof(gauges[0]); g++) {
-        for (const char *p = strstr(text, gauges[g]); p != NULL; p = strstr(p + 1, gauges[g])) {
-            const char *labels = p + strlen(gauges[g]);
-            const char *close = strchr(labels, '}');
-            if (close == NULL) {
-                break;
-            }
+    const struct json_value *bes = json_get(st, "backends");
+    for (size_t b = 0; b < json_len(bes); b++) {
+        const struct json_value *be = json_at(bes, b);
+        const struct json_value *servers = json_get(be, "servers");
+        for (size_t i = 0; i < json_len(servers); i++) {
+            const struct json_value *s = json_at(servers, i);
+            const char *be_name = status_str(be, "name"), *name = status_str(s, "name");
+            bool is_up = json_bool(json_get(s, "up"), false);
             (*total)++;
-            bool is_up = close[1] == ' ' && close[2] == '1';
-            int expect = g == 0 ? db_sample_expect(u, labels, close) : -1;
+            int expect = db_server_expect(u, be_name, name);
             if (expect >= 0) {
                 *up += is_up == (expect == 1) ? 1 : 0;
                 continue;
@@ -552,15 +519,35 @@ static void count_up(const struct up *u, const char *node, const char *text, int
             *up += is_up ? 1 : 0;
             if (print) {
                 char what[160];
-                label_values(labels, close, what, sizeof(what));
-                say("    %-8s %-11s %-16s %s\n", node, kinds[g], what, is_up ? "up" : "DOWN");
+                (void)snprintf(what, sizeof(what), "%s/%s", be_name, name);
+                say("    %-8s %-11s %-16s %s\n", node, "server", what, is_up ? "up" : "DOWN");
+            }
+        }
+    }
+    const struct json_value *apps = json_get(st, "apps");
+    for (size_t a = 0; a < json_len(apps); a++) {
+        const struct json_value *app = json_at(apps, a);
+        const struct json_value *procs = json_get(app, "processes");
+        for (size_t i = 0; i < json_len(procs); i++) {
+            const struct json_value *p = json_at(procs, i);
+            bool is_up = json_bool(json_get(p, "healthy"), false);
+            int64_t index = -1;
+            (void)json_int(json_get(p, "index"), &index);
+            (*total)++;
+            *up += is_up ? 1 : 0;
+            if (print) {
+                char what[160];
+                (void)snprintf(what, sizeof(what), "%s/%lld", status_str(app, "name"),
+                               (long long)index);
+                say("    %-8s %-11s %-16s %s\n", node, "app process", what, is_up ? "up" : "DOWN");
             }
         }
     }
 }
 
-/* Ask a node's /metrics how many of its servers and app processes are up; print each when
- * asked. False when the node has no admin listener or does not answer. */
+/* Ask a node's /status (as keel status does) how many of its servers and app processes are
+ * up; print each when asked. False when the node has no admin listener, does not answer,
+ * or answers with anything but a JSON document. */
 static bool node_health(const struct up *u, const struct up_node *nd, int *up, int *total,
                         bool print)
 {
@@ -570,12 +557,17 @@ static bool node_health(const struct up *u, const struct up_node *nd, int *up, i
     struct errbuf eb;
     *up = *total = 0;
     if (!nd->has_admin || cli_http_get((const struct sockaddr *)&nd->admin.sa, nd->admin.salen,
-                                       "/metrics", 1000, &status, &body, &len, &eb) != 0) {
+                                       "/status", 1000, &status, &body, &len, &eb) != 0) {
         return false;
     }
-    count_up(u, label(nd), body, up, total, print);
+    struct json_doc *doc = status == 200 ? json_parse(body, len, &eb) : NULL;
     free(body);
-    return status == 200;
+    if (doc == NULL) {
+        return false;
+    }
+    count_up(u, label(nd), json_root(doc), up, total, print);
+    json_free(doc);
+    return true;
 }
 
 /* Whether the agent at addr answers 200 to path (/primary, /replica: a streaming one). */

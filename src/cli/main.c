@@ -22,12 +22,16 @@ static const struct subcommand subcommands[] = {
     {"backend", demo_backend_main,
      "a tiny built-in HTTP backend: keel backend --name N --listen A"},
     {"demo-app", demo_app_main, "the built-in demo application: keel demo-app --listen A"},
+    {"metrics-doc", cli_metrics_doc, NULL}, /* hidden: writes docs/metrics.md */
 };
 
 static void usage(FILE *out)
 {
     fprintf(out, "keel %s: distributed web infrastructure in one binary\n\nusage:\n", KEEL_VERSION);
     for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++) {
+        if (subcommands[i].summary == NULL) {
+            continue; /* a hidden subcommand */
+        }
         fprintf(out, "  keel %-8s %s\n", subcommands[i].name, subcommands[i].summary);
     }
 }

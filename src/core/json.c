@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The JSON reader (RFC 8259) behind core/json.h, and json_quote for writers. It owns parsing
+/* The JSON reader (RFC 8259) behind core/json.h (the writer is json_write.c). It owns parsing
  * and the read-only tree; it does no I/O and knows nothing about what the documents mean.
  *
  * One recursive-descent parser runs twice over the text. The first run (measuring) checks
@@ -154,9 +154,7 @@ static bool is_digit(int c)
     return c >= '0' && c <= '9';
 }
 
-/* Length of the valid UTF-8 sequence (RFC 3629 section 4) at s[0, n), or 0 if there is none:
- * overlong forms, UTF-16 surrogates and code points above U+10FFFF are invalid. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
+size_t json_utf8_len(const unsigned char *s, size_t n)
 {
     unsigned char c = s[0];
     size_t len;
@@ -332,7 +330,7 @@ static bool parse_string(struct parser *ps, struct json_value *v)
         } else if (c < 0x20) {
             return fail(ps, ps->off, "unescaped control character 0x%02x in string", c);
         } else {
-            k = utf8_seq_len((const unsigned char *)ps->text + ps->off, ps->len - ps->off);
+            k = json_utf8_len((const unsigned char *)ps->text + ps->off, ps->len - ps->off);
             if (k == 0) {
                 return fail(ps, ps->off, "invalid UTF-8 in string");
             }
@@ -843,67 +841,4 @@ bool json_int(const struct json_value *v, int64_t *out)
     default:
         return false;
     }
-}
-
-/* ---------------------------------------------------------------------------------------
- * Writing
- */
-
-bool json_quote(const char *s, size_t len, char *out, size_t size, size_t *written)
-{
-    static const char hex[] = "0123456789abcdef";
-    static const char short_in[] = "\"\\\b\f\n\r\t";
-    static const char short_out[] = "\"\\bfnrt";
-    size_t n = 0, i = 0;
-    if (written != NULL) {
-        *written = 0;
-    }
-    if (size == 0) {
-        return false;
-    }
-    out[n++] = '"';
-    while (i < len) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[6];
-        size_t k;
-        const char *src = esc;
-        const char *p = c != 0 ? strchr(short_in, c) : NULL;
-        if (c == 0) {
-            goto bad;
-        } else if (p != NULL) {
-            esc[0] = '\\';
-            esc[1] = short_out[p - short_in];
-            k = 2;
-        } else if (c < 0x20) {
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 0xf];
-            k = 6;
-        } else {
-            k = utf8_seq_len((const unsigned char *)s + i, len - i);
-            if (k == 0) {
-                goto bad;
-            }
-            src = s + i;
-        }
-        /* Room for these k bytes, the closing quote and the NUL. */
-        if (size - n < k + 2) {
-            goto bad;
-        }
-        memcpy(out + n, src, k);
-        n += k;
-        i += src == esc ? 1 : k;
-    }
-    if (size - n < 2) {
-        goto bad;
-    }
-    out[n++] = '"';
-    out[n] = '\0';
-    if (written != NULL) {
-        *written = n;
-    }
-    return true;
-bad:
-    out[0] = '\0';
-    return false;
 }

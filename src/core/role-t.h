@@ -14,6 +14,7 @@
 struct conf;
 struct ev_loop;
 struct gen;
+struct json_w;
 struct metrics_out;
 struct role_node;
 
@@ -81,9 +82,9 @@ struct role_ops {
 
     /* /metrics: append Prometheus text (nothing when there is nothing to say). */
     void (*metrics)(void *state, struct metrics_out *out);
-    /* /status: append this role's members of the node's JSON object, each as
-     * `,"key":value` (the node writes the braces and its own members first). */
-    void (*status)(void *state, struct metrics_out *out);
+    /* /status: write this role's members of the node's JSON object into w, each as a key
+     * and its value (the node opens and closes the object and writes its own members). */
+    void (*status)(void *state, struct json_w *w);
 
     /* Exit: release everything (may block briefly: reaping children, joining threads). */
     void (*free)(struct role_node *node, void *state);

@@ -173,24 +173,31 @@ void role_hold(struct role_node *node, struct in_addr ip, enum role_hold hold)
     }
 }
 
+static const struct metric_desc role_metrics[] = {
+    {"keel_reload_refused_total", METRIC_COUNTER,
+     "Reloads whose changes a role refused (it kept running its configuration).",
+     METRIC_LABELS("role")},
+};
+
+const struct metric_table role_metric_table =
+    METRIC_TABLE("Roles: reloads they refused", "src/core/role.c", role_metrics);
+
 void role_metrics_all(const struct role_node *node, struct metrics_out *out)
 {
     for (size_t i = 0; i < N_ROLES; i++) {
         roles[i]->metrics(node->states[i], out);
     }
-    metrics_out_printf(out, "# HELP keel_reload_refused_total Reloads whose changes a role "
-                            "refused (it kept running its configuration).\n"
-                            "# TYPE keel_reload_refused_total counter\n");
+    const struct metric_desc *d = &role_metrics[0];
+    metrics_family(out, d);
     for (size_t i = 0; i < N_ROLES; i++) {
-        metrics_out_printf(out, "keel_reload_refused_total{role=\"%s\"} %lu\n", roles[i]->name,
-                           (unsigned long)node->reload_refused[i]);
+        metrics_sample_u64(out, d, (const char *const[]){roles[i]->name}, node->reload_refused[i]);
     }
 }
 
-void role_status_all(const struct role_node *node, struct metrics_out *out)
+void role_status_all(const struct role_node *node, struct json_w *w)
 {
     for (size_t i = 0; i < N_ROLES; i++) {
-        roles[i]->status(node->states[i], out);
+        roles[i]->status(node->states[i], w);
     }
 }
 

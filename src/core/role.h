@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "core/role-t.h"
+#include "monitor/metrics-t.h"
 
 /* Every role, in table order (start, reload, tick and status order). *n gets the count. */
 const struct role_ops *const *role_table(size_t *n);
@@ -42,8 +43,11 @@ void role_hold(struct role_node *node, struct in_addr ip, enum role_hold hold);
 /* Every role's metrics, then keel_reload_refused_total{role}. */
 void role_metrics_all(const struct role_node *node, struct metrics_out *out);
 
+/* keel_reload_refused_total, which role_metrics_all writes (the registry lists it). */
+extern const struct metric_table role_metric_table;
+
 /* Every role's members of the /status object. */
-void role_status_all(const struct role_node *node, struct metrics_out *out);
+void role_status_all(const struct role_node *node, struct json_w *w);
 
 /* Exit: free every role, in reverse table order. */
 void role_free_all(struct role_node *node);

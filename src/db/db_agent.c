@@ -458,14 +458,25 @@ static bool unfollow_on_lapse(struct db_agent *a)
     return true;
 }
 
+/* The node's member key value, {"lsn","healthy","primary"}, into m; its length. */
+static size_t member_value(const struct db_agent *a, char *m, size_t size)
+{
+    struct json_w w;
+    json_w_init_fixed(&w, m, size);
+    json_w_begin_object(&w);
+    json_w_key_uint(&w, "lsn", a->pg_lsn);
+    json_w_key_bool(&w, "healthy", a->pg_up);
+    json_w_key_bool(&w, "primary", a->pg_up && a->pg_primary && !a->is_op_busy);
+    json_w_end_object(&w);
+    return json_w_finish(&w) == 0 ? w.len : 0; /* fits: 3 short keys and 2 booleans */
+}
+
 static void act(struct db_agent *a)
 {
     if (a->lease != 0 && a->dcs_ok) {
         char m[160];
-        int n = snprintf(m, sizeof(m), "{\"lsn\":%lu,\"healthy\":%s,\"primary\":%s}",
-                         (unsigned long)a->pg_lsn, a->pg_up ? "true" : "false",
-                         a->pg_up && a->pg_primary && !a->is_op_busy ? "true" : "false");
-        if (etcd_put(a->etcd, a->key_self, m, (size_t)n, a->lease, db_agent_ignore, NULL) != 0) {
+        size_t n = member_value(a, m, sizeof(m));
+        if (etcd_put(a->etcd, a->key_self, m, n, a->lease, db_agent_ignore, NULL) != 0) {
             log_debug("db", "%s: member key not published this turn", a->self);
         }
     }
@@ -1020,51 +1031,69 @@ static uint64_t lag_bytes(const struct db_agent *a)
     return !a->pg_primary && at != 0 && a->primary_lsn > at ? a->primary_lsn - at : 0;
 }
 
+enum { DM_ROLE = 0, DM_LAG_BYTES, DM_LAG_SECONDS, DM_PROMOTIONS, DM_LEADER_CHANGES };
+
+static const struct metric_desc agent_metrics[] = {
+    [DM_ROLE] = {"keel_db_role", METRIC_GAUGE,
+                 "The node's database role: 0 unknown, 1 primary, 2 replica, 3 candidate, "
+                 "4 fenced.",
+                 METRIC_LABELS("database")},
+    [DM_LAG_BYTES] = {"keel_db_lag_bytes", METRIC_GAUGE, "WAL this replica has not replayed yet.",
+                      METRIC_LABELS("database")},
+    [DM_LAG_SECONDS] = {"keel_db_lag_seconds", METRIC_GAUGE,
+                        "Age of the last transaction this replica replayed while WAL waits "
+                        "(0 when caught up).",
+                        METRIC_LABELS("database")},
+    [DM_PROMOTIONS] = {"keel_db_promotions_total", METRIC_COUNTER, "Promotions of this node.",
+                       METRIC_LABELS("database")},
+    [DM_LEADER_CHANGES] = {"keel_db_leader_changes_total", METRIC_COUNTER,
+                           "Changes of the leader seen by this node (failovers and "
+                           "switchovers).",
+                           METRIC_LABELS("database")},
+};
+
+const struct metric_table db_agent_metric_table =
+    METRIC_TABLE("Databases (db role)", "src/db/db_agent.c", agent_metrics);
+
 void db_agent_metrics(const struct db_agent *a, struct metrics_out *out)
 {
     if (a == NULL) {
         return;
     }
-    const char *n = a->db.name;
-    metrics_out_printf(out,
-                       "# HELP keel_db_role The node's database role: 0 unknown, 1 primary, "
-                       "2 replica, 3 candidate, 4 fenced.\n# TYPE keel_db_role gauge\n"
-                       "keel_db_role{database=\"%s\"} %d\n"
-                       "# HELP keel_db_lag_bytes WAL this replica has not replayed yet.\n"
-                       "# TYPE keel_db_lag_bytes gauge\nkeel_db_lag_bytes{database=\"%s\"} %lu\n"
-                       "# HELP keel_db_lag_seconds Age of the last transaction this replica "
-                       "replayed while WAL waits (0 when caught up).\n"
-                       "# TYPE keel_db_lag_seconds gauge\n"
-                       "keel_db_lag_seconds{database=\"%s\"} %.3f\n"
-                       "# HELP keel_db_promotions_total Promotions of this node.\n"
-                       "# TYPE keel_db_promotions_total counter\n"
-                       "keel_db_promotions_total{database=\"%s\"} %lu\n"
-                       "# HELP keel_db_leader_changes_total Changes of the leader seen by this "
-                       "node (failovers and switchovers).\n"
-                       "# TYPE keel_db_leader_changes_total counter\n"
-                       "keel_db_leader_changes_total{database=\"%s\"} %lu\n",
-                       n, (int)a->role, n, (unsigned long)lag_bytes(a), n,
-                       a->pg_primary ? 0.0 : a->lag_ms / 1000.0, n, (unsigned long)a->promotions, n,
-                       (unsigned long)a->leader_changes);
-    db_retry_metrics(&a->retry, ev_now_ms(a->loop), n, out);
+    const char *const values[] = {a->db.name};
+    metrics_family(out, &agent_metrics[DM_ROLE]);
+    metrics_sample_u64(out, &agent_metrics[DM_ROLE], values, (uint64_t)a->role);
+    metrics_family(out, &agent_metrics[DM_LAG_BYTES]);
+    metrics_sample_u64(out, &agent_metrics[DM_LAG_BYTES], values, lag_bytes(a));
+    metrics_family(out, &agent_metrics[DM_LAG_SECONDS]);
+    metrics_sample_f(out, &agent_metrics[DM_LAG_SECONDS], values,
+                     a->pg_primary ? 0.0 : a->lag_ms / 1000.0);
+    metrics_family(out, &agent_metrics[DM_PROMOTIONS]);
+    metrics_sample_u64(out, &agent_metrics[DM_PROMOTIONS], values, a->promotions);
+    metrics_family(out, &agent_metrics[DM_LEADER_CHANGES]);
+    metrics_sample_u64(out, &agent_metrics[DM_LEADER_CHANGES], values, a->leader_changes);
+    db_retry_metrics(&a->retry, ev_now_ms(a->loop), a->db.name, out);
 }
 
-void db_agent_status_json(const struct db_agent *a, struct metrics_out *out)
+void db_agent_status_json(const struct db_agent *a, struct json_w *w)
 {
     if (a == NULL) {
-        metrics_out_printf(out, "null");
+        json_w_null(w);
         return;
     }
-    metrics_out_printf(out,
-                       "{\"database\":\"%s\",\"role\":\"%s\",\"leader\":\"%s\",\"postgres\":\"%s\","
-                       "\"lsn\":%lu,\"lag_bytes\":%lu,\"lag_seconds\":%.3f,\"promotions\":%lu,"
-                       "\"leader_changes\":%lu,\"stuck\":",
-                       a->db.name, db_role_name(a->role), a->has_leader ? a->leader : "",
-                       pg_inst_state_name(pg_inst_state(a->pg)), (unsigned long)a->pg_lsn,
-                       (unsigned long)lag_bytes(a), a->pg_primary ? 0.0 : a->lag_ms / 1000.0,
-                       (unsigned long)a->promotions, (unsigned long)a->leader_changes);
-    db_retry_json(&a->retry, ev_now_ms(a->loop), out);
-    metrics_out_printf(out, "}");
+    json_w_begin_object(w);
+    json_w_key_str(w, "database", a->db.name);
+    json_w_key_str(w, "role", db_role_name(a->role));
+    json_w_key_str(w, "leader", a->has_leader ? a->leader : "");
+    json_w_key_str(w, "postgres", pg_inst_state_name(pg_inst_state(a->pg)));
+    json_w_key_uint(w, "lsn", a->pg_lsn);
+    json_w_key_uint(w, "lag_bytes", lag_bytes(a));
+    json_w_key_num(w, "lag_seconds", a->pg_primary ? 0.0 : a->lag_ms / 1000.0, 3);
+    json_w_key_uint(w, "promotions", a->promotions);
+    json_w_key_uint(w, "leader_changes", a->leader_changes);
+    json_w_key(w, "stuck");
+    db_retry_json(&a->retry, ev_now_ms(a->loop), w);
+    json_w_end_object(w);
 }
 
 /* ---------------------------------------------------------------- reload */

@@ -9,8 +9,10 @@
 #include "core/conf-t.h"
 #include "core/err.h"
 #include "core/ev.h"
+#include "monitor/metrics-t.h"
 
 struct db_agent;
+struct json_w;
 struct metrics_out;
 
 /* Start the agent of node for the first database that lists it. NULL when the node is in
@@ -30,6 +32,10 @@ void db_agent_free(struct db_agent *a);
 void db_agent_reconfigure(struct db_agent *a, const struct conf_database *db);
 
 void db_agent_metrics(const struct db_agent *a, struct metrics_out *out);
-void db_agent_status_json(const struct db_agent *a, struct metrics_out *out); /* JSON or null */
+/* Write the agent's status as one JSON value: an object, or null when a is NULL. */
+void db_agent_status_json(const struct db_agent *a, struct json_w *w);
+
+/* The families db_agent_metrics writes (db_retry_metric_table has the rest). */
+extern const struct metric_table db_agent_metric_table;
 
 #endif

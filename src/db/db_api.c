@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/conf_value.h"
+#include "core/json.h"
 #include "monitor/metrics.h"
 
 uint64_t db_api_lag(const struct db_api_state *st)
@@ -22,14 +23,18 @@ uint64_t db_api_lag(const struct db_api_state *st)
     return st->primary_lsn > at && at != 0 ? st->primary_lsn - at : 0;
 }
 
-static void node_json(const struct db_api_state *st, struct metrics_out *out)
+static void node_json(const struct db_api_state *st, struct json_w *w)
 {
-    metrics_out_printf(out,
-                       "{\"name\":\"%s\",\"role\":\"%s\",\"state\":\"%s\",\"lsn\":%lu,"
-                       "\"lag\":%lu,\"lag_ms\":%u,\"streaming\":%s,\"leader\":\"%s\"}",
-                       st->self, db_role_name(st->role), st->pg_up ? "running" : "stopped",
-                       (unsigned long)st->lsn, (unsigned long)db_api_lag(st), st->lag_ms,
-                       st->streaming ? "true" : "false", st->leader != NULL ? st->leader : "");
+    json_w_begin_object(w);
+    json_w_key_str(w, "name", st->self);
+    json_w_key_str(w, "role", db_role_name(st->role));
+    json_w_key_str(w, "state", st->pg_up ? "running" : "stopped");
+    json_w_key_uint(w, "lsn", st->lsn);
+    json_w_key_uint(w, "lag", db_api_lag(st));
+    json_w_key_uint(w, "lag_ms", st->lag_ms);
+    json_w_key_bool(w, "streaming", st->streaming);
+    json_w_key_str(w, "leader", st->leader != NULL ? st->leader : "");
+    json_w_end_object(w);
 }
 
 static bool replica_within(const struct db_api_state *st, uint64_t max_lag)
@@ -58,22 +63,39 @@ static bool query_lag(const char *query, uint64_t *lag)
     return true;
 }
 
-static void cluster_json(const struct db_api_state *st, struct metrics_out *out)
+static void cluster_json(const struct db_api_state *st, struct json_w *w)
 {
-    metrics_out_printf(out, "{\"leader\":\"%s\",\"members\":[",
-                       st->leader != NULL ? st->leader : "");
-    node_json(st, out);
+    json_w_begin_object(w);
+    json_w_key_str(w, "leader", st->leader != NULL ? st->leader : "");
+    json_w_key(w, "members");
+    json_w_begin_array(w);
+    node_json(st, w);
     for (size_t i = 0; i < st->n_members; i++) {
         const struct db_member *m = &st->members[i];
         uint64_t lag = st->primary_lsn > m->lsn && m->lsn != 0 ? st->primary_lsn - m->lsn : 0;
-        metrics_out_printf(out,
-                           ",{\"name\":\"%s\",\"role\":\"%s\",\"state\":\"%s\",\"lsn\":%lu,"
-                           "\"lag\":%lu}",
-                           m->name, m->is_primary ? "primary" : "replica",
-                           m->healthy ? "running" : "stopped", (unsigned long)m->lsn,
-                           (unsigned long)(m->is_primary ? 0 : lag));
+        json_w_begin_object(w);
+        json_w_key_str(w, "name", m->name);
+        json_w_key_str(w, "role", m->is_primary ? "primary" : "replica");
+        json_w_key_str(w, "state", m->healthy ? "running" : "stopped");
+        json_w_key_uint(w, "lsn", m->lsn);
+        json_w_key_uint(w, "lag", m->is_primary ? 0 : lag);
+        json_w_end_object(w);
     }
-    metrics_out_printf(out, "]}\n");
+    json_w_end_array(w);
+    json_w_end_object(w);
+}
+
+/* Append the document w wrote and a newline to out; an unwritable document (out of memory)
+ * marks out failed, which the admin listener answers with 500. */
+static void put_json(struct metrics_out *out, struct json_w *w)
+{
+    if (json_w_finish(w) != 0) {
+        out->failed = 1;
+    } else {
+        metrics_out_write(out, w->data, w->len);
+        metrics_out_write(out, "\n", 1);
+    }
+    json_w_fini(w);
 }
 
 int db_api_handle(const struct db_api_state *st, const char *path, const char *query,
@@ -98,14 +120,19 @@ int db_api_handle(const struct db_api_state *st, const char *path, const char *q
     } else if (strcmp(path, "/health") == 0) {
         ok = st->pg_up;
     } else if (strcmp(path, "/cluster") == 0) {
-        cluster_json(st, out);
+        struct json_w w;
+        json_w_init(&w);
+        cluster_json(st, &w);
+        put_json(out, &w);
         return 200;
     } else {
         *ctype = "text/plain; charset=utf-8";
         metrics_out_printf(out, "not found: try /primary, /replica, /read, /health or /cluster\n");
         return 404;
     }
-    node_json(st, out);
-    metrics_out_printf(out, "\n");
+    struct json_w w;
+    json_w_init(&w);
+    node_json(st, &w);
+    put_json(out, &w);
     return ok ? 200 : 503;
 }

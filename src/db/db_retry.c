@@ -38,45 +38,53 @@ uint32_t db_retry_succeeded(struct db_retry *r)
     return n;
 }
 
+enum { RM_STUCK = 0, RM_ATTEMPTS, RM_SECONDS, RM_FAILURES };
+
+static const struct metric_desc retry_metrics[] = {
+    [RM_STUCK] = {"keel_db_stuck", METRIC_GAUGE,
+                  "1 while PostgreSQL operations of this node fail (retried with backoff), else 0.",
+                  METRIC_LABELS("database")},
+    [RM_ATTEMPTS] = {"keel_db_stuck_attempts", METRIC_GAUGE, "Failed attempts in a row.",
+                     METRIC_LABELS("database")},
+    [RM_SECONDS] = {"keel_db_stuck_seconds", METRIC_GAUGE,
+                    "Time since the first of those failures.", METRIC_LABELS("database")},
+    [RM_FAILURES] = {"keel_db_operation_failures_total", METRIC_COUNTER,
+                     "Failed PostgreSQL operations (start, follow, copy, bootstrap, promote, "
+                     "fence).",
+                     METRIC_LABELS("database")},
+};
+
+const struct metric_table db_retry_metric_table =
+    METRIC_TABLE("Database operations retried (db role)", "src/db/db_retry.c", retry_metrics);
+
 void db_retry_metrics(const struct db_retry *r, uint64_t now_ms, const char *db,
                       struct metrics_out *out)
 {
     bool is_stuck = db_retry_is_stuck(r);
-    metrics_out_printf(out,
-                       "# HELP keel_db_stuck 1 while PostgreSQL operations of this node fail "
-                       "(retried with backoff), else 0.\n# TYPE keel_db_stuck gauge\n"
-                       "keel_db_stuck{database=\"%s\"} %d\n"
-                       "# HELP keel_db_stuck_attempts Failed attempts in a row.\n"
-                       "# TYPE keel_db_stuck_attempts gauge\n"
-                       "keel_db_stuck_attempts{database=\"%s\"} %u\n"
-                       "# HELP keel_db_stuck_seconds Time since the first of those failures.\n"
-                       "# TYPE keel_db_stuck_seconds gauge\n"
-                       "keel_db_stuck_seconds{database=\"%s\"} %.3f\n"
-                       "# HELP keel_db_operation_failures_total Failed PostgreSQL operations "
-                       "(start, follow, copy, bootstrap, promote, fence).\n"
-                       "# TYPE keel_db_operation_failures_total counter\n"
-                       "keel_db_operation_failures_total{database=\"%s\"} %lu\n",
-                       db, is_stuck ? 1 : 0, db, r->attempts, db,
-                       is_stuck ? (now_ms - r->since_ms) / 1000.0 : 0.0, db,
-                       (unsigned long)r->failures_total);
+    const char *const values[] = {db};
+    metrics_family(out, &retry_metrics[RM_STUCK]);
+    metrics_sample_u64(out, &retry_metrics[RM_STUCK], values, is_stuck ? 1 : 0);
+    metrics_family(out, &retry_metrics[RM_ATTEMPTS]);
+    metrics_sample_u64(out, &retry_metrics[RM_ATTEMPTS], values, r->attempts);
+    metrics_family(out, &retry_metrics[RM_SECONDS]);
+    metrics_sample_f(out, &retry_metrics[RM_SECONDS], values,
+                     is_stuck ? (double)(now_ms - r->since_ms) / 1000.0 : 0.0);
+    metrics_family(out, &retry_metrics[RM_FAILURES]);
+    metrics_sample_u64(out, &retry_metrics[RM_FAILURES], values, r->failures_total);
 }
 
-void db_retry_json(const struct db_retry *r, uint64_t now_ms, struct metrics_out *out)
+void db_retry_json(const struct db_retry *r, uint64_t now_ms, struct json_w *w)
 {
-    char what[2 * sizeof(r->what) + 8], err[6 * sizeof(r->last_error) + 8];
     if (!db_retry_is_stuck(r)) {
-        metrics_out_printf(out, "null");
+        json_w_null(w);
         return;
     }
-    if (!json_quote(r->what, strlen(r->what), what, sizeof(what), NULL)) {
-        (void)snprintf(what, sizeof(what), "\"?\"");
-    }
-    if (!json_quote(r->last_error, strlen(r->last_error), err, sizeof(err), NULL)) {
-        (void)snprintf(err, sizeof(err), "\"(not UTF-8)\""); /* cut inside a character */
-    }
-    metrics_out_printf(out,
-                       "{\"operation\":%s,\"since_seconds\":%.1f,\"attempts\":%u,"
-                       "\"last_error\":%s,\"next_attempt_seconds\":%.1f}",
-                       what, (now_ms - r->since_ms) / 1000.0, r->attempts, err,
-                       r->next_ms > now_ms ? (r->next_ms - now_ms) / 1000.0 : 0.0);
+    json_w_begin_object(w);
+    json_w_key_str(w, "operation", r->what);
+    json_w_key_num(w, "since_seconds", (double)(now_ms - r->since_ms) / 1000.0, 1);
+    json_w_key_uint(w, "attempts", r->attempts);
+    json_w_key_str(w, "last_error", r->last_error); /* bytes cut inside a character: U+FFFD */
+    json_w_key_num(w, "next_attempt_seconds",
+                   r->next_ms > now_ms ? (double)(r->next_ms - now_ms) / 1000.0 : 0.0, 1);
+    json_w_end_object(w);
 }

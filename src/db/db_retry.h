@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "monitor/metrics-t.h"
+
 #define DB_RETRY_FIRST_MS 500u /* after the first failure (the agent's fastest turn) */
 #define DB_RETRY_CAP_MS 30000u /* the longest wait between attempts */
 
@@ -46,15 +48,20 @@ static inline bool db_retry_is_stuck(const struct db_retry *r)
     return r->attempts > 0;
 }
 
+struct json_w;
 struct metrics_out;
 
-/* The Prometheus lines of r for database db (keel_db_stuck, keel_db_stuck_attempts,
- * keel_db_stuck_seconds, keel_db_operation_failures_total). */
+/* The Prometheus families of r for database db (keel_db_stuck, keel_db_stuck_attempts,
+ * keel_db_stuck_seconds, keel_db_operation_failures_total), described by
+ * db_retry_metric_table. */
 void db_retry_metrics(const struct db_retry *r, uint64_t now_ms, const char *db,
                       struct metrics_out *out);
 
-/* r as the "stuck" member of the agent's status: null, or {"operation", "since_seconds",
- * "attempts", "last_error", "next_attempt_seconds"}. */
-void db_retry_json(const struct db_retry *r, uint64_t now_ms, struct metrics_out *out);
+/* Write r as the "stuck" member of the agent's status, one value: null, or {"operation",
+ * "since_seconds", "attempts", "last_error", "next_attempt_seconds"}. */
+void db_retry_json(const struct db_retry *r, uint64_t now_ms, struct json_w *w);
+
+/* The families db_retry_metrics writes, for monitor/metrics_registry.c. */
+extern const struct metric_table db_retry_metric_table;
 
 #endif

@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "db/db_agent.h"
 #include "db/db_reload.h"
+#include "core/json.h"
 #include "monitor/metrics.h"
 
 struct db_role {
@@ -80,11 +81,11 @@ static void metrics(void *state, struct metrics_out *out)
     db_agent_metrics(r->agent, out);
 }
 
-static void status(void *state, struct metrics_out *out)
+static void status(void *state, struct json_w *w)
 {
     const struct db_role *r = state;
-    metrics_out_printf(out, ",\"db\":");
-    db_agent_status_json(r->agent, out);
+    json_w_key(w, "db");
+    db_agent_status_json(r->agent, w);
 }
 
 static void role_free(struct role_node *node, void *state)

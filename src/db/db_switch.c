@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/json.h"
 #include "core/log.h"
 #include "db/db_agent-t.h"
 
@@ -28,8 +29,14 @@ static int64_t member_lsn(const struct db_agent *a, const char *name, bool *is_h
 static void switch_put(struct db_agent *a, const char *to)
 {
     char v[160];
-    int n = snprintf(v, sizeof(v), "{\"from\":\"%s\",\"to\":\"%s\"}", a->self, to);
-    if (etcd_put(a->etcd, a->key_switch, v, (size_t)n, a->lease, db_agent_ignore, NULL) != 0) {
+    struct json_w w;
+    json_w_init_fixed(&w, v, sizeof(v));
+    json_w_begin_object(&w);
+    json_w_key_str(&w, "from", a->self);
+    json_w_key_str(&w, "to", to);
+    json_w_end_object(&w);
+    if (json_w_finish(&w) != 0 ||
+        etcd_put(a->etcd, a->key_switch, v, w.len, a->lease, db_agent_ignore, NULL) != 0) {
         log_warn("db", "%s: cannot write the switchover key", a->self);
     }
 }

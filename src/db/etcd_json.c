@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* etcd v3 gateway JSON (see etcd_json.h): a small growable writer for the request bodies and
- * the strict response parser. The parser trusts nothing: every member keel reads is
+/* etcd v3 gateway JSON (see etcd_json.h): the request bodies (written with the core JSON
+ * writer) and the strict response parser. The parser trusts nothing: every member keel reads is
  * type-checked, every base64 string decoded canonically, and a result is either complete or
  * an error with nothing allocated. The I/O is in etcd.c and http_client.c. */
 #include "db/etcd_json.h"
@@ -39,80 +39,36 @@ const char *etcd_op_name(enum etcd_op op)
 }
 
 /* ---------------------------------------------------------------------------------------
- * Request bodies
+ * Request bodies, written with the core JSON writer
  */
 
-/* A growable output; after a failed allocation every append is a no-op and jw_done gives
- * NULL. */
-struct jw {
-    char *p;
-    size_t len;
-    size_t cap;
-    bool has_failed;
-};
-
-static char *jw_reserve(struct jw *w, size_t n)
-{
-    if (w->has_failed) {
-        return NULL;
-    }
-    if (w->cap - w->len < n + 1) {
-        size_t cap = w->cap == 0 ? 256 : w->cap;
-        while (cap - w->len < n + 1) {
-            cap *= 2;
-        }
-        char *p = realloc(w->p, cap);
-        if (p == NULL) {
-            w->has_failed = true;
-            return NULL;
-        }
-        w->p = p;
-        w->cap = cap;
-    }
-    return w->p + w->len;
-}
-
-static void jw_lit(struct jw *w, const char *s)
-{
-    size_t n = strlen(s);
-    char *dst = jw_reserve(w, n);
-    if (dst != NULL) {
-        memcpy(dst, s, n + 1);
-        w->len += n;
-    }
-}
-
 /* "name":"<base64 of p[0, n)>" */
-static void jw_b64(struct jw *w, const char *name, const void *p, size_t n)
+static void put_b64(struct json_w *w, const char *name, const void *p, size_t n)
 {
-    jw_lit(w, "\"");
-    jw_lit(w, name);
-    jw_lit(w, "\":\"");
     size_t enc = base64_encoded_len(n);
-    char *dst = jw_reserve(w, enc);
-    if (dst != NULL) {
-        /* The room is exactly the encoded length and its NUL. */
-        w->len += base64_encode(p, n, dst, enc + 1);
+    char *text = malloc(enc + 1);
+    if (text == NULL) {
+        json_w_fail(w, -ENOMEM);
+        return;
     }
-    jw_lit(w, "\"");
+    /* The room is exactly the text and its NUL. */
+    size_t text_len = base64_encode(p, n, text, enc + 1);
+    json_w_key(w, name);
+    json_w_strn(w, text, text_len);
+    free(text);
 }
 
 /* "name":"<decimal>": int64s are strings in proto3 JSON. */
-static void jw_i64(struct jw *w, const char *name, int64_t v)
+static void put_i64(struct json_w *w, const char *name, int64_t v)
 {
-    char num[64];
-    snprintf(num, sizeof(num), "\"%s\":\"%" PRId64 "\"", name, v);
-    jw_lit(w, num);
+    char num[24];
+    (void)snprintf(num, sizeof(num), "%" PRId64, v);
+    json_w_key_str(w, name, num);
 }
 
-static char *jw_done(struct jw *w, size_t *len)
+static char *body_done(struct json_w *w, size_t *len)
 {
-    if (w->has_failed || w->p == NULL) {
-        free(w->p);
-        return NULL;
-    }
-    *len = w->len;
-    return w->p;
+    return json_w_take(w, len);
 }
 
 size_t etcd_prefix_end(const char *prefix, size_t len, char *out)
@@ -131,59 +87,58 @@ size_t etcd_prefix_end(const char *prefix, size_t len, char *out)
 }
 
 /* "key":K[,"range_end":E] for one key or a prefix. */
-static void jw_key_range(struct jw *w, const char *key, size_t key_len, bool is_prefix)
+static void put_key_range(struct json_w *w, const char *key, size_t key_len, bool is_prefix)
 {
     if (!is_prefix) {
-        jw_b64(w, "key", key, key_len);
+        put_b64(w, "key", key, key_len);
         return;
     }
     /* An empty prefix is the whole key space: from "\0" to the "\0" sentinel. */
     char *end = malloc(key_len + 1);
     if (end == NULL) {
-        w->has_failed = true;
+        json_w_fail(w, -ENOMEM);
         return;
     }
     size_t end_len = etcd_prefix_end(key, key_len, end);
     if (key_len == 0) {
-        jw_b64(w, "key", "", 1);
+        put_b64(w, "key", "", 1);
     } else {
-        jw_b64(w, "key", key, key_len);
+        put_b64(w, "key", key, key_len);
     }
-    jw_lit(w, ",");
-    jw_b64(w, "range_end", end, end_len);
+    put_b64(w, "range_end", end, end_len);
     free(end);
 }
 
 char *etcd_body_range(const char *key, size_t key_len, bool is_prefix, size_t *len)
 {
-    struct jw w = {0};
-    jw_lit(&w, "{");
-    jw_key_range(&w, key, key_len, is_prefix);
-    jw_lit(&w, "}");
-    return jw_done(&w, len);
+    struct json_w w;
+    json_w_init(&w);
+    json_w_begin_object(&w);
+    put_key_range(&w, key, key_len, is_prefix);
+    json_w_end_object(&w);
+    return body_done(&w, len);
 }
 
-/* The members of a PutRequest, without braces. */
-static void jw_put(struct jw *w, const char *key, size_t key_len, const void *value,
-                   size_t value_len, int64_t lease)
+/* The members of a PutRequest, in the open object. */
+static void put_put(struct json_w *w, const char *key, size_t key_len, const void *value,
+                    size_t value_len, int64_t lease)
 {
-    jw_b64(w, "key", key, key_len);
-    jw_lit(w, ",");
-    jw_b64(w, "value", value, value_len);
+    put_b64(w, "key", key, key_len);
+    put_b64(w, "value", value, value_len);
     if (lease != 0) {
-        jw_lit(w, ",");
-        jw_i64(w, "lease", lease);
+        put_i64(w, "lease", lease);
     }
 }
 
 char *etcd_body_put(const char *key, size_t key_len, const void *value, size_t value_len,
                     int64_t lease, size_t *len)
 {
-    struct jw w = {0};
-    jw_lit(&w, "{");
-    jw_put(&w, key, key_len, value, value_len, lease);
-    jw_lit(&w, "}");
-    return jw_done(&w, len);
+    struct json_w w;
+    json_w_init(&w);
+    json_w_begin_object(&w);
+    put_put(&w, key, key_len, value, value_len, lease);
+    json_w_end_object(&w);
+    return body_done(&w, len);
 }
 
 char *etcd_body_delete(const char *key, size_t key_len, size_t *len)
@@ -191,44 +146,70 @@ char *etcd_body_delete(const char *key, size_t key_len, size_t *len)
     return etcd_body_range(key, key_len, false, len);
 }
 
+/* "name":[{"request":{...}}] opened up to the request's members; close with close_request. */
+static void open_request(struct json_w *w, const char *name, const char *request)
+{
+    json_w_key(w, name);
+    json_w_begin_array(w);
+    json_w_begin_object(w);
+    json_w_key(w, request);
+    json_w_begin_object(w);
+}
+
+static void close_request(struct json_w *w)
+{
+    json_w_end_object(w);
+    json_w_end_object(w);
+    json_w_end_array(w);
+}
+
 char *etcd_body_txn(const char *key, size_t key_len, const struct etcd_txn *txn, size_t *len)
 {
-    struct jw w = {0};
+    struct json_w w;
+    json_w_init(&w);
+    json_w_begin_object(&w);
     /* compare: [{target, key, <target_union>, result: EQUAL}] */
-    jw_lit(&w, "{\"compare\":[{\"result\":\"EQUAL\",\"target\":\"");
-    jw_lit(&w, txn->target == ETCD_CMP_CREATE ? "CREATE"
-               : txn->target == ETCD_CMP_MOD  ? "MOD"
-                                              : "VALUE");
-    jw_lit(&w, "\",");
-    jw_b64(&w, "key", key, key_len);
-    jw_lit(&w, ",");
+    json_w_key(&w, "compare");
+    json_w_begin_array(&w);
+    json_w_begin_object(&w);
+    json_w_key_str(&w, "result", "EQUAL");
+    json_w_key_str(&w, "target",
+                   txn->target == ETCD_CMP_CREATE ? "CREATE"
+                   : txn->target == ETCD_CMP_MOD  ? "MOD"
+                                                  : "VALUE");
+    put_b64(&w, "key", key, key_len);
     if (txn->target == ETCD_CMP_VALUE) {
-        jw_b64(&w, "value", txn->cmp_value, txn->cmp_value_len);
+        put_b64(&w, "value", txn->cmp_value, txn->cmp_value_len);
     } else {
-        jw_i64(&w, txn->target == ETCD_CMP_CREATE ? "create_revision" : "mod_revision",
-               txn->cmp_revision);
+        put_i64(&w, txn->target == ETCD_CMP_CREATE ? "create_revision" : "mod_revision",
+                txn->cmp_revision);
     }
+    json_w_end_object(&w);
+    json_w_end_array(&w);
     /* success: [request_put | request_delete_range]; failure: [request_range] */
     if (txn->is_delete) {
-        jw_lit(&w, "}],\"success\":[{\"request_delete_range\":{");
-        jw_b64(&w, "key", key, key_len);
+        open_request(&w, "success", "request_delete_range");
+        put_b64(&w, "key", key, key_len);
     } else {
-        jw_lit(&w, "}],\"success\":[{\"request_put\":{");
-        jw_put(&w, key, key_len, txn->value, txn->value_len, txn->lease);
+        open_request(&w, "success", "request_put");
+        put_put(&w, key, key_len, txn->value, txn->value_len, txn->lease);
     }
-    jw_lit(&w, "}}],\"failure\":[{\"request_range\":{");
-    jw_b64(&w, "key", key, key_len);
-    jw_lit(&w, "}}]}");
-    return jw_done(&w, len);
+    close_request(&w);
+    open_request(&w, "failure", "request_range");
+    put_b64(&w, "key", key, key_len);
+    close_request(&w);
+    json_w_end_object(&w);
+    return body_done(&w, len);
 }
 
 char *etcd_body_lease(enum etcd_op op, int64_t n, size_t *len)
 {
-    struct jw w = {0};
-    jw_lit(&w, "{");
-    jw_i64(&w, op == ETCD_OP_LEASE_GRANT ? "TTL" : "ID", n);
-    jw_lit(&w, "}");
-    return jw_done(&w, len);
+    struct json_w w;
+    json_w_init(&w);
+    json_w_begin_object(&w);
+    put_i64(&w, op == ETCD_OP_LEASE_GRANT ? "TTL" : "ID", n);
+    json_w_end_object(&w);
+    return body_done(&w, len);
 }
 
 /* ---------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@
 #include "demo/demo_guestbook.h"
 #include "core/conf.h"
 #include "core/ev.h"
+#include "core/json.h"
 #include "http/http_server.h"
 
 #define DEMO_HEAD_MAX 8192  /* larger request heads get 431 */
@@ -70,23 +71,6 @@ static void html_escape(const char *s, size_t len, char *out, size_t size)
     out[k] = '\0';
 }
 
-static void json_escape(const char *s, size_t len, char *out, size_t size)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < len && k + 7 < size; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            out[k++] = '\\';
-            out[k++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
-            k += (size_t)snprintf(out + k, size - k, "\\u%04x", c);
-        } else {
-            out[k++] = (char)c;
-        }
-    }
-    out[k] = '\0';
-}
-
 static uint64_t mono_ms(void)
 {
     struct timespec ts;
@@ -127,23 +111,23 @@ static int page_html(const struct demo *d, const struct demo_info *in, char *out
 
 static int page_json(const struct demo *d, const struct demo_info *in, char *out, size_t size)
 {
-    char node[CONF_NAME_MAX * 6], app[CONF_NAME_MAX * 6], web[sizeof(in->web) * 6 + 2];
-    json_escape(d->node, strlen(d->node), node, sizeof(node));
-    json_escape(d->app, strlen(d->app), app, sizeof(app));
-    if (in->web[0] != '\0') {
-        web[0] = '"';
-        json_escape(in->web, strlen(in->web), web + 1, sizeof(web) - 2);
-        size_t l = strlen(web);
-        web[l] = '"';
-        web[l + 1] = '\0';
-    } else {
-        (void)snprintf(web, sizeof(web), "null");
+    struct json_w w;
+    json_w_init_fixed(&w, out, size);
+    json_w_begin_object(&w);
+    json_w_key_str(&w, "app", d->app);
+    json_w_key_str(&w, "app_node", d->node);
+    json_w_key_str(&w, "web_node", in->web[0] != '\0' ? in->web : NULL);
+    json_w_key_str(&w, "listen", d->listen);
+    json_w_key_int(&w, "pid", getpid());
+    json_w_key_uint(&w, "requests", in->requests);
+    json_w_key_uint(&w, "uptime_s", in->uptime_s);
+    json_w_end_object(&w);
+    if (json_w_finish(&w) != 0 || w.len + 1 >= size) {
+        return -1; /* cannot happen: names are short and DEMO_PAGE_MAX is not */
     }
-    return snprintf(out, size,
-                    "{\"app\":\"%s\",\"app_node\":\"%s\",\"web_node\":%s,\"listen\":\"%s\","
-                    "\"pid\":%d,\"requests\":%lu,\"uptime_s\":%lu}\n",
-                    app, node, web, d->listen, (int)getpid(), (unsigned long)in->requests,
-                    (unsigned long)in->uptime_s);
+    out[w.len] = '\n';
+    out[w.len + 1] = '\0';
+    return (int)w.len + 1;
 }
 
 /* ------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@
 
 #include "demo/demo_form.h"
 #include "core/conf-t.h"
+#include "core/json.h"
 #include "db/pg_query.h"
 #include "db/pg_text.h"
 
@@ -149,28 +150,17 @@ static void text_html(struct gb_text *t, const char *s)
     }
 }
 
-/* A JSON string (quotes included); a byte that is not UTF-8 becomes U+FFFD. */
-static void text_json(struct gb_text *t, const char *s)
+/* Append the document w wrote and a newline, and release w. A writer error (out of memory)
+ * counts as the text's. */
+static void text_json_doc(struct gb_text *t, struct json_w *w)
 {
-    size_t len = strlen(s);
-    text_put(t, "\"", 1);
-    for (size_t i = 0; i < len;) {
-        unsigned char c = (unsigned char)s[i];
-        size_t n = demo_utf8_seq((const unsigned char *)s + i, len - i);
-        if (n == 0) {
-            text_str(t, "\\ufffd");
-            n = 1;
-        } else if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            text_put(t, esc, 2);
-        } else if (c < 0x20 || c == 0x7f) {
-            text_printf(t, "\\u%04x", c);
-        } else {
-            text_put(t, s + i, n);
-        }
-        i += n;
+    if (json_w_finish(w) != 0) {
+        t->is_oom = true;
+    } else {
+        text_put(t, w->data, w->len);
+        text_put(t, "\n", 1);
     }
-    text_put(t, "\"", 1);
+    json_w_fini(w);
 }
 
 /* A name from the database or the query string, safe in a URL and a header: letters,
@@ -391,9 +381,12 @@ static void set_error(struct gb_call *call, int status, const char *fmt, ...)
     call->body.len = 0;
     if (call->is_json) {
         call->content_type = "application/json";
-        text_str(&call->body, "{\"error\":");
-        text_json(&call->body, msg);
-        text_str(&call->body, "}\n");
+        struct json_w w;
+        json_w_init(&w);
+        json_w_begin_object(&w);
+        json_w_key_str(&w, "error", msg);
+        json_w_end_object(&w);
+        text_json_doc(&call->body, &w);
     } else {
         call->content_type = "text/plain; charset=utf-8";
         text_printf(&call->body, "%d %s: %s\n", status, http_status_reason(status), msg);
@@ -477,9 +470,11 @@ static void page_html(struct gb_call *call, const struct pg_result *r, const cha
 
 static void page_json(struct gb_call *call, const struct pg_result *r, const char *read_by)
 {
-    struct gb_text *t = &call->body;
-    text_str(t, "{\"posts\":[");
-    bool first = true;
+    struct json_w w;
+    json_w_init(&w);
+    json_w_begin_object(&w);
+    json_w_key(&w, "posts");
+    json_w_begin_array(&w);
     for (uint32_t i = 0; r != NULL && i < r->n_rows; i++) {
         const char *id = pg_result_value(r, i, 1);
         if (id == NULL) {
@@ -487,20 +482,18 @@ static void page_json(struct gb_call *call, const struct pg_result *r, const cha
         }
         const char *name = pg_result_value(r, i, 2), *msg = pg_result_value(r, i, 3);
         const char *at = pg_result_value(r, i, 4);
-        text_printf(t, "%s{\"id\":%lld,\"name\":", first ? "" : ",", strtoll(id, NULL, 10));
-        text_json(t, name != NULL ? name : "");
-        text_str(t, ",\"message\":");
-        text_json(t, msg != NULL ? msg : "");
-        text_str(t, ",\"at\":");
-        text_json(t, at != NULL ? at : "");
-        text_str(t, "}");
-        first = false;
+        json_w_begin_object(&w);
+        json_w_key_int(&w, "id", strtoll(id, NULL, 10));
+        json_w_key_str(&w, "name", name != NULL ? name : "");
+        json_w_key_str(&w, "message", msg != NULL ? msg : "");
+        json_w_key_str(&w, "at", at != NULL ? at : "");
+        json_w_end_object(&w);
     }
-    text_str(t, "],\"read_by\":");
-    text_json(t, read_by);
-    text_str(t, ",\"app_node\":");
-    text_json(t, call->g->node);
-    text_str(t, "}\n");
+    json_w_end_array(&w);
+    json_w_key_str(&w, "read_by", read_by);
+    json_w_key_str(&w, "app_node", call->g->node);
+    json_w_end_object(&w);
+    text_json_doc(&call->body, &w);
     call->status = 200;
     call->content_type = "application/json";
 }
@@ -602,9 +595,13 @@ static void on_write(void *data, const struct pg_result *r)
     if (call->is_json) {
         call->status = 201;
         call->content_type = "application/json";
-        text_printf(&call->body, "{\"id\":%lld,\"written_by\":", n);
-        text_json(&call->body, by);
-        text_str(&call->body, "}\n");
+        struct json_w w;
+        json_w_init(&w);
+        json_w_begin_object(&w);
+        json_w_key_int(&w, "id", n);
+        json_w_key_str(&w, "written_by", by);
+        json_w_end_object(&w);
+        text_json_doc(&call->body, &w);
     } else {
         call->status = 303;
         call->content_type = "text/plain; charset=utf-8";

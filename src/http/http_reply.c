@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "core/buf.h"
+#include "core/json.h"
 #include "http/http_proxy-t.h"
 #include "lb/lb.h"
 
@@ -54,23 +55,6 @@ void http_reply_error(struct hp_conn *c, int status, const char *detail)
     }
 }
 
-char *http_json_escape(const char *s, char *out, size_t outlen)
-{
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0' && o + 7 < outlen; p++) {
-        if (*p == '"' || *p == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)*p;
-        } else if (*p < 0x20 || *p == 0x7f) {
-            o += (size_t)snprintf(out + o, outlen - o, "\\u%04x", *p);
-        } else {
-            out[o++] = (char)*p;
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
 /* Combined log format quotes fields; escape quotes, backslashes and control bytes. */
 static char *clf_escape(const char *s, char *out, size_t outlen)
 {
@@ -89,13 +73,50 @@ static char *clf_escape(const char *s, char *out, size_t outlen)
     return out;
 }
 
+/* The JSON access log line of c into line[0, size), with its newline; its length, or -1
+ * when it does not fit. It always fits 8 KiB: the request's fields are bounded by struct
+ * hp_logreq (1040 bytes, at most 6 bytes each once escaped), the names by the configuration. */
+static int access_log_json(const struct hp_conn *c, const char *time, uint64_t dur_ms,
+                           const char *server, char *line, size_t size)
+{
+    const struct hp_logreq *lr = c->ex->log;
+    char protocol[16];
+    (void)snprintf(protocol, sizeof(protocol), "HTTP/1.%d", lr->minor);
+    struct json_w w;
+    json_w_init_fixed(&w, line, size);
+    json_w_begin_object(&w);
+    json_w_key_str(&w, "time", time);
+    json_w_key_str(&w, "client", c->peer_ip);
+    json_w_key_str(&w, "frontend", c->fe->conf->name);
+    json_w_key_str(&w, "backend", c->ex->be != NULL ? c->ex->be->conf->name : "-");
+    json_w_key_str(&w, "server", server);
+    json_w_key_str(&w, "method", lr->method);
+    json_w_key_str(&w, "target", lr->target);
+    json_w_key_str(&w, "protocol", protocol);
+    json_w_key_int(&w, "status", c->ex->status);
+    json_w_key_uint(&w, "bytes", c->ex->res_bytes);
+    json_w_key_uint(&w, "duration_ms", dur_ms);
+    json_w_key_str(&w, "referer", lr->referer);
+    json_w_key_str(&w, "user_agent", lr->user_agent);
+    if (c->ex->error_detail != NULL) {
+        json_w_key_str(&w, "error", c->ex->error_detail);
+    }
+    json_w_end_object(&w);
+    if (json_w_finish(&w) != 0 || w.len + 1 >= size) {
+        return -1;
+    }
+    line[w.len] = '\n';
+    line[w.len + 1] = '\0';
+    return (int)w.len + 1;
+}
+
 void http_reply_access_log(struct hp_conn *c)
 {
     if (c->ex->log == NULL || c->fe->access_log_fd == -1) {
         return;
     }
     struct hp_logreq *lr = c->ex->log;
-    char line[4096], tbuf[64], m[64], t[1100], r[600], u[600];
+    char line[8192], tbuf[64], m[64], t[1100], r[600], u[600];
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -105,21 +126,7 @@ void http_reply_access_log(struct hp_conn *c)
     int n;
     if (c->fe->conf->access_log_format == CONF_LOG_JSON) {
         strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        n = snprintf(line, sizeof(line),
-                     "{\"time\":\"%s\",\"client\":\"%s\",\"frontend\":\"%s\",\"backend\":\"%s\","
-                     "\"server\":\"%s\",\"method\":\"%s\",\"target\":\"%s\",\"protocol\":"
-                     "\"HTTP/1.%d\",\"status\":%d,\"bytes\":%lu,\"duration_ms\":%lu,"
-                     "\"referer\":\"%s\",\"user_agent\":\"%s\"%s%s%s}\n",
-                     tbuf, c->peer_ip, c->fe->conf->name,
-                     (c->ex->be != NULL ? c->ex->be->conf->name : "-"), server,
-                     http_json_escape(lr->method, m, sizeof(m)),
-                     http_json_escape(lr->target, t, sizeof(t)), lr->minor, c->ex->status,
-                     (unsigned long)c->ex->res_bytes, (unsigned long)dur_ms,
-                     http_json_escape(lr->referer, r, sizeof(r)),
-                     http_json_escape(lr->user_agent, u, sizeof(u)),
-                     c->ex->error_detail != NULL ? ",\"error\":\"" : "",
-                     c->ex->error_detail != NULL ? c->ex->error_detail : "",
-                     c->ex->error_detail != NULL ? "\"" : "");
+        n = access_log_json(c, tbuf, dur_ms, server, line, sizeof(line));
     } else {
         strftime(tbuf, sizeof(tbuf), "%d/%b/%Y:%H:%M:%S +0000", &tm);
         n = snprintf(

@@ -20,7 +20,4 @@ int http_reply_format(struct buf *out, int status, const char *content_type, con
 /* Write the access log line of the request that just finished on c, if logging is on. */
 void http_reply_access_log(struct hp_conn *c);
 
-/* Escape s for a JSON string (quotes not included) into out; returns out. */
-char *http_json_escape(const char *s, char *out, size_t outlen);
-
 #endif

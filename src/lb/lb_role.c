@@ -220,83 +220,109 @@ static void role_free(struct role_node *node, void *state)
 
 /* ---------------------------------------------------------------- reporting */
 
+enum {
+    LM_SERVER_UP = 0,
+    LM_SERVER_ACTIVE,
+    LM_BACKEND_QUEUE,
+};
+
+static const struct metric_desc lb_metrics[] = {
+    [LM_SERVER_UP] = {"keel_server_up", METRIC_GAUGE,
+                      "Whether the server is in service (1) or not.",
+                      METRIC_LABELS("backend", "server")},
+    [LM_SERVER_ACTIVE] = {"keel_server_active", METRIC_GAUGE, "Requests or sessions in flight.",
+                          METRIC_LABELS("backend", "server")},
+    [LM_BACKEND_QUEUE] = {"keel_backend_queue", METRIC_GAUGE, "Requests waiting for a server slot.",
+                          METRIC_LABELS("backend")},
+};
+
+const struct metric_table lb_role_metric_table =
+    METRIC_TABLE("The load balancer's servers and queues", "src/lb/lb_role.c", lb_metrics);
+
 static void metrics(void *state, struct metrics_out *o)
 {
     const struct lb_role *r = state;
     const struct lb_gen *gen = r->gen;
-    metrics_out_printf(o, "# HELP keel_server_up Whether the server is in service (1) or not.\n"
-                          "# TYPE keel_server_up gauge\n");
+    const struct metric_desc *d = &lb_metrics[LM_SERVER_UP];
+    metrics_family(o, d);
     for (uint32_t b = 0; b < gen->n_backends; b++) {
         const struct lb_backend *be = &gen->backends[b];
         for (uint32_t i = 0; i < be->n_servers; i++) {
-            metrics_out_printf(o, "keel_server_up{backend=\"%s\",server=\"%s\"} %d\n",
-                               be->conf->name, be->servers[i].conf->name,
+            metrics_sample_u64(o, d,
+                               (const char *const[]){be->conf->name, be->servers[i].conf->name},
                                atomic_load(&be->servers[i].is_up) ? 1 : 0);
         }
     }
-    metrics_out_printf(o, "# HELP keel_server_active Requests or sessions in flight.\n"
-                          "# TYPE keel_server_active gauge\n");
+    d = &lb_metrics[LM_SERVER_ACTIVE];
+    metrics_family(o, d);
     for (uint32_t b = 0; b < gen->n_backends; b++) {
         const struct lb_backend *be = &gen->backends[b];
         for (uint32_t i = 0; i < be->n_servers; i++) {
-            metrics_out_printf(o, "keel_server_active{backend=\"%s\",server=\"%s\"} %u\n",
-                               be->conf->name, be->servers[i].conf->name,
+            metrics_sample_u64(o, d,
+                               (const char *const[]){be->conf->name, be->servers[i].conf->name},
                                atomic_load(&be->servers[i].active));
         }
     }
-    metrics_out_printf(o, "# HELP keel_backend_queue Requests waiting for a server slot.\n"
-                          "# TYPE keel_backend_queue gauge\n");
+    d = &lb_metrics[LM_BACKEND_QUEUE];
+    metrics_family(o, d);
     for (uint32_t b = 0; b < gen->n_backends; b++) {
-        metrics_out_printf(o, "keel_backend_queue{backend=\"%s\"} %u\n",
-                           gen->backends[b].conf->name, atomic_load(&gen->backends[b].queued));
+        metrics_sample_u64(o, d, (const char *const[]){gen->backends[b].conf->name},
+                           atomic_load(&gen->backends[b].queued));
     }
 }
 
-static void status_servers(const struct lb_backend *be, struct metrics_out *o)
+static void status_servers(const struct lb_backend *be, struct json_w *w)
 {
     for (uint32_t i = 0; i < be->n_servers; i++) {
         const struct lb_server *s = &be->servers[i];
-        char reason[400];
-        const char *why = be->health[i].last_reason;
-        size_t written;
-        if (!json_quote(why, strlen(why), reason, sizeof(reason), &written)) {
-            (void)snprintf(reason, sizeof(reason), "\"\""); /* too long: say nothing */
-        }
-        metrics_out_printf(o,
-                           "%s{\"name\":\"%s\",\"address\":\"%s\",\"up\":%s,"
-                           "\"active\":%u,\"weight\":%u,\"backup\":%s,\"disabled\":%s,"
-                           "\"reason\":%s}",
-                           i == 0 ? "" : ",", s->conf->name, s->conf->addr.text,
-                           atomic_load(&s->is_up) ? "true" : "false", atomic_load(&s->active),
-                           s->weight, s->is_backup ? "true" : "false",
-                           s->conf->is_disabled ? "true" : "false", reason);
+        json_w_begin_object(w);
+        json_w_key_str(w, "name", s->conf->name);
+        json_w_key_str(w, "address", s->conf->addr.text);
+        json_w_key_bool(w, "up", atomic_load(&s->is_up));
+        json_w_key_uint(w, "active", atomic_load(&s->active));
+        json_w_key_uint(w, "weight", s->weight);
+        json_w_key_bool(w, "backup", s->is_backup);
+        json_w_key_bool(w, "disabled", s->conf->is_disabled);
+        json_w_key_str(w, "reason", be->health[i].last_reason);
+        json_w_end_object(w);
     }
 }
 
-static void status(void *state, struct metrics_out *o)
+static void status(void *state, struct json_w *w)
 {
     const struct lb_role *r = state;
     const struct lb_gen *gen = r->gen;
-    metrics_out_printf(o, ",\"workers\":%u,\"frontends\":[", r->n_workers);
+    json_w_key_uint(w, "workers", r->n_workers);
+    json_w_key(w, "frontends");
+    json_w_begin_array(w);
     for (uint32_t f = 0; f < gen->n_frontends; f++) {
         const struct conf_frontend *cf = gen->frontends[f].conf;
-        metrics_out_printf(o, "%s{\"name\":\"%s\",\"mode\":\"%s\",\"backend\":\"%s\",\"binds\":[",
-                           f == 0 ? "" : ",", cf->name, cf->mode == CONF_MODE_TCP ? "tcp" : "http",
-                           cf->backend_name);
+        json_w_begin_object(w);
+        json_w_key_str(w, "name", cf->name);
+        json_w_key_str(w, "mode", cf->mode == CONF_MODE_TCP ? "tcp" : "http");
+        json_w_key_str(w, "backend", cf->backend_name);
+        json_w_key(w, "binds");
+        json_w_begin_array(w);
         for (uint32_t b = 0; b < cf->n_binds; b++) {
-            metrics_out_printf(o, "%s\"%s\"", b == 0 ? "" : ",", cf->binds[b].text);
+            json_w_str(w, cf->binds[b].text);
         }
-        metrics_out_printf(o, "]}");
+        json_w_end_array(w);
+        json_w_end_object(w);
     }
-    metrics_out_printf(o, "],\"backends\":[");
+    json_w_end_array(w);
+    json_w_key(w, "backends");
+    json_w_begin_array(w);
     for (uint32_t b = 0; b < gen->n_backends; b++) {
         const struct lb_backend *be = &gen->backends[b];
-        metrics_out_printf(o, "%s{\"name\":\"%s\",\"servers\":[", b == 0 ? "" : ",",
-                           be->conf->name);
-        status_servers(be, o);
-        metrics_out_printf(o, "]}");
+        json_w_begin_object(w);
+        json_w_key_str(w, "name", be->conf->name);
+        json_w_key(w, "servers");
+        json_w_begin_array(w);
+        status_servers(be, w);
+        json_w_end_array(w);
+        json_w_end_object(w);
     }
-    metrics_out_printf(o, "]");
+    json_w_end_array(w);
 }
 
 const struct role_ops lb_role_ops = {

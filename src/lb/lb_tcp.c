@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 
 #include "core/fdlimit.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/sock.h"
 #include "http/http_transport.h"
@@ -109,13 +110,25 @@ static void tcp_access_log(struct tcp_conn *t, const char *reason)
     int n;
     if (t->fe->conf->access_log_format == CONF_LOG_JSON) {
         strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        n = snprintf(line, sizeof(line),
-                     "{\"time\":\"%s\",\"client\":\"%s\",\"frontend\":\"%s\","
-                     "\"backend\":\"%s\",\"server\":\"%s\",\"mode\":\"tcp\","
-                     "\"bytes_in\":%lu,\"bytes_out\":%lu,\"duration_ms\":%lu,"
-                     "\"end\":\"%s\"}\n",
-                     tbuf, ip, t->fe->conf->name, t->be->conf->name, server,
-                     (unsigned long)t->up.total, (unsigned long)t->down.total, dur, reason);
+        struct json_w w;
+        json_w_init_fixed(&w, line, sizeof(line) - 1); /* room for the newline */
+        json_w_begin_object(&w);
+        json_w_key_str(&w, "time", tbuf);
+        json_w_key_str(&w, "client", ip);
+        json_w_key_str(&w, "frontend", t->fe->conf->name);
+        json_w_key_str(&w, "backend", t->be->conf->name);
+        json_w_key_str(&w, "server", server);
+        json_w_key_str(&w, "mode", "tcp");
+        json_w_key_uint(&w, "bytes_in", t->up.total);
+        json_w_key_uint(&w, "bytes_out", t->down.total);
+        json_w_key_uint(&w, "duration_ms", dur);
+        json_w_key_str(&w, "end", reason);
+        json_w_end_object(&w);
+        n = -1;
+        if (json_w_finish(&w) == 0) {
+            memcpy(line + w.len, "\n", 2);
+            n = (int)w.len + 1;
+        }
     } else {
         strftime(tbuf, sizeof(tbuf), "%d/%b/%Y:%H:%M:%S +0000", &tm);
         n = snprintf(line, sizeof(line), "%s - - [%s] \"TCP %s\" %s/%s %lu %lu %lums \"%s\"\n", ip,

@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: MIT */
-/* The metrics registry. Counters are registered by name (frontend, backend, server) and
- * live for the whole process, so they survive reloads; workers bump per-thread slots. The
- * Prometheus text exposition is written by metrics_render. */
+/* The metrics registry and the exposition. Counters are registered by name (frontend,
+ * backend, server) and live for the whole process, so they survive reloads; workers bump
+ * per-thread slots. The Prometheus text exposition is written by metrics_render; every
+ * family in it is described by a struct metric_desc (metrics-t.h) from a subsystem's table,
+ * and written with metrics_family and metrics_sample_* below. */
 #ifndef KEEL_MONITOR_METRICS_H
 #define KEEL_MONITOR_METRICS_H
 
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "monitor/metrics-t.h"
 
 /* Status classes: index 0 = other/none (no response sent), 1..5 = 1xx..5xx. */
 #define METRICS_CLASSES 6
@@ -121,7 +125,40 @@ struct metrics_out {
 };
 void metrics_out_printf(struct metrics_out *out, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Append s[0, len) as it is. */
+void metrics_out_write(struct metrics_out *out, const char *s, size_t len);
 void metrics_out_fini(struct metrics_out *out);
+
+/* ------------------------------------------------------------------------------------------
+ * Writing a family from its descriptor. Each family is its HELP and TYPE lines
+ * (metrics_family, once) followed by its samples. values are the label values, borrowed, in
+ * the order of d->labels (as many as there are names; NULL when there are none, and a NULL
+ * array or entry is written as an empty value); they are escaped as the text format
+ * requires (backslash, double quote, newline).
+ * ------------------------------------------------------------------------------------------ */
+
+/* "# HELP name help" and "# TYPE name type". */
+void metrics_family(struct metrics_out *out, const struct metric_desc *d);
+/* One sample: name{labels} value. */
+void metrics_sample_u64(struct metrics_out *out, const struct metric_desc *d,
+                        const char *const *values, uint64_t v);
+void metrics_sample_i64(struct metrics_out *out, const struct metric_desc *d,
+                        const char *const *values, int64_t v);
+/* A real value, with as many digits as it takes to read back exactly; NaN and infinities
+ * as the text format spells them. */
+void metrics_sample_f(struct metrics_out *out, const struct metric_desc *d,
+                      const char *const *values, double v);
+/* A histogram's samples: name_bucket{labels,le="bound"} for each of the n bounds with the
+ * cumulative counts cum[0, n), le="+Inf" with count, then name_sum and name_count. */
+void metrics_histogram(struct metrics_out *out, const struct metric_desc *d,
+                       const char *const *values, const double *bounds, const uint64_t *cum,
+                       size_t n, uint64_t count, double sum);
+
+/* The tables of the registry's own counters (frontends, backends, servers), for
+ * metrics_registry.c. */
+extern const struct metric_table metrics_frontend_table;
+extern const struct metric_table metrics_backend_table;
+extern const struct metric_table metrics_server_table;
 
 /* Render every registered counter, then call gauges(out, data). */
 void metrics_render(struct metrics_out *out, metrics_gauges_fn gauges, void *data);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "core/conf.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/proc.h"
 #include "core/secret.h"
@@ -889,48 +890,75 @@ void vrrp_free(struct vrrp *v)
 
 /* ---------------------------------------------------------------- reporting */
 
+enum { VM_STATE = 0, VM_PRIORITY, VM_TRANSITIONS, VM_SENT, VM_RECEIVED, VM_DROPPED };
+
+static const struct metric_desc vrrp_metrics_desc[] = {
+    [VM_STATE] = {"keel_vrrp_state", METRIC_GAUGE,
+                  "VRRP state: 0 init, 1 backup, 2 master, 3 fault.", METRIC_LABELS("vrid")},
+    [VM_PRIORITY] = {"keel_vrrp_priority", METRIC_GAUGE, "Effective VRRP priority.",
+                     METRIC_LABELS("vrid")},
+    [VM_TRANSITIONS] = {"keel_vrrp_transitions_total", METRIC_COUNTER,
+                        "State changes of the virtual router.", METRIC_LABELS("vrid")},
+    [VM_SENT] = {"keel_vrrp_adverts_sent_total", METRIC_COUNTER, "VRRP advertisements sent.",
+                 METRIC_LABELS("vrid")},
+    [VM_RECEIVED] = {"keel_vrrp_adverts_received_total", METRIC_COUNTER,
+                     "VRRP advertisements received and accepted.", METRIC_LABELS("vrid")},
+    [VM_DROPPED] = {"keel_vrrp_dropped_total", METRIC_COUNTER,
+                    "Received VRRP packets dropped, by reason.", METRIC_LABELS("vrid", "reason")},
+};
+
+const struct metric_table vrrp_metric_table =
+    METRIC_TABLE("Virtual routers (VRRP)", "src/vrrp/vrrp.c", vrrp_metrics_desc);
+
+/* The value of family f (VM_STATE..VM_RECEIVED) for one router. */
+static uint64_t router_value(const struct vrrp_router *r, int f)
+{
+    switch (f) {
+    case VM_STATE:
+        return (uint64_t)r->fsm.state;
+    case VM_PRIORITY:
+        return r->fsm.cfg.priority;
+    case VM_TRANSITIONS:
+        return r->transitions;
+    case VM_SENT:
+        return r->sent;
+    default:
+        return r->received;
+    }
+}
+
 void vrrp_metrics(const struct vrrp *v, struct metrics_out *out)
 {
     if (v == NULL) {
         return;
     }
-    metrics_out_printf(out, "# HELP keel_vrrp_state VRRP state: 0 init, 1 backup, 2 master, "
-                            "3 fault.\n# TYPE keel_vrrp_state gauge\n");
-    for (uint32_t i = 0; i < v->n_routers; i++) {
-        metrics_out_printf(out, "keel_vrrp_state{vrid=\"%u\"} %d\n", v->routers[i].vrid,
-                           (int)v->routers[i].fsm.state);
-    }
-    metrics_out_printf(out, "# HELP keel_vrrp_priority Effective VRRP priority.\n"
-                            "# TYPE keel_vrrp_priority gauge\n");
-    for (uint32_t i = 0; i < v->n_routers; i++) {
-        metrics_out_printf(out, "keel_vrrp_priority{vrid=\"%u\"} %u\n", v->routers[i].vrid,
-                           v->routers[i].fsm.cfg.priority);
-    }
-    static const char *const counters[] = {"transitions", "adverts_sent", "adverts_received"};
-    for (int c = 0; c < 3; c++) {
-        metrics_out_printf(out, "# TYPE keel_vrrp_%s_total counter\n", counters[c]);
+    for (int f = VM_STATE; f <= VM_RECEIVED; f++) {
+        metrics_family(out, &vrrp_metrics_desc[f]);
         for (uint32_t i = 0; i < v->n_routers; i++) {
-            const struct vrrp_router *r = &v->routers[i];
-            uint64_t val = c == 0 ? r->transitions : c == 1 ? r->sent : r->received;
-            metrics_out_printf(out, "keel_vrrp_%s_total{vrid=\"%u\"} %lu\n", counters[c], r->vrid,
-                               (unsigned long)val);
+            char vrid[8];
+            (void)snprintf(vrid, sizeof(vrid), "%u", v->routers[i].vrid);
+            metrics_sample_u64(out, &vrrp_metrics_desc[f], (const char *const[]){vrid},
+                               router_value(&v->routers[i], f));
         }
     }
-    metrics_out_printf(out, "# HELP keel_vrrp_dropped_total Received VRRP packets dropped, by "
-                            "reason.\n# TYPE keel_vrrp_dropped_total counter\n");
+    const struct metric_desc *d = &vrrp_metrics_desc[VM_DROPPED];
+    metrics_family(out, d);
     for (uint32_t s = 0; s < v->n_socks; s++) {
         const struct vrrp_router *r = &v->routers[v->socks[s].first];
+        char vrid[8];
+        (void)snprintf(vrid, sizeof(vrid), "%u", r->vrid);
         for (int why = 1; why < VRRP_PKT_REASON_COUNT; why++) {
-            metrics_out_printf(out, "keel_vrrp_dropped_total{vrid=\"%u\",reason=\"%s\"} %lu\n",
-                               r->vrid, vrrp_pkt_reason_name((enum vrrp_pkt_reason)why),
-                               (unsigned long)r->dropped[why]);
+            metrics_sample_u64(
+                out, d,
+                (const char *const[]){vrid, vrrp_pkt_reason_name((enum vrrp_pkt_reason)why)},
+                r->dropped[why]);
         }
     }
 }
 
-void vrrp_status_json(const struct vrrp *v, struct metrics_out *out)
+void vrrp_status_json(const struct vrrp *v, struct json_w *w)
 {
-    metrics_out_printf(out, "[");
+    json_w_begin_array(w);
     for (uint32_t i = 0; v != NULL && i < v->n_routers; i++) {
         const struct vrrp_router *r = &v->routers[i];
         char master[INET_ADDRSTRLEN] = "";
@@ -938,23 +966,27 @@ void vrrp_status_json(const struct vrrp *v, struct metrics_out *out)
         if (m.s_addr != 0 && r->fsm.state != VRRP_STATE_FAULT) {
             (void)inet_ntop(AF_INET, &m, master, sizeof(master));
         }
-        metrics_out_printf(
-            out,
-            "%s{\"vrid\":%u,\"state\":\"%s\",\"priority\":%u,\"holding\":%s,"
-            "\"master\":\"%s\","
-            "\"mode\":\"%s\",\"advert_ms\":%u,\"transitions\":%lu,\"addresses\":[",
-            i == 0 ? "" : ",", r->vrid, vrrp_state_name(r->fsm.state), r->fsm.cfg.priority,
-            r->hold != VRRP_HOLD_RELEASED ? "true" : "false", master,
-            r->is_loopback ? "loopback" : (r->vip->unicast ? "unicast" : "multicast"),
-            r->vip->advert_ms, (unsigned long)r->transitions);
+        json_w_begin_object(w);
+        json_w_key_uint(w, "vrid", r->vrid);
+        json_w_key_str(w, "state", vrrp_state_name(r->fsm.state));
+        json_w_key_uint(w, "priority", r->fsm.cfg.priority);
+        json_w_key_bool(w, "holding", r->hold != VRRP_HOLD_RELEASED);
+        json_w_key_str(w, "master", master);
+        json_w_key_str(w, "mode",
+                       r->is_loopback ? "loopback" : (r->vip->unicast ? "unicast" : "multicast"));
+        json_w_key_uint(w, "advert_ms", r->vip->advert_ms);
+        json_w_key_uint(w, "transitions", r->transitions);
+        json_w_key(w, "addresses");
+        json_w_begin_array(w);
         for (uint32_t a = 0; a < r->n_addrs; a++) {
             char ip[INET_ADDRSTRLEN];
             (void)inet_ntop(AF_INET, &r->addrs[a], ip, sizeof(ip));
-            metrics_out_printf(out, "%s\"%s\"", a == 0 ? "" : ",", ip);
+            json_w_str(w, ip);
         }
-        metrics_out_printf(out, "]}");
+        json_w_end_array(w);
+        json_w_end_object(w);
     }
-    metrics_out_printf(out, "]");
+    json_w_end_array(w);
 }
 
 /* ---------------------------------------------------------------- reload */

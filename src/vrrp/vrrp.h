@@ -9,8 +9,10 @@
 
 #include "core/conf-t.h"
 #include "core/ev.h"
+#include "monitor/metrics-t.h"
 
 struct vrrp;
+struct json_w;
 struct metrics_out;
 
 /* What this node does with a virtual IP, for its listener gates (lb/lb_gate.h). */
@@ -57,6 +59,9 @@ void vrrp_stop(struct vrrp *v);
 void vrrp_free(struct vrrp *v);
 
 void vrrp_metrics(const struct vrrp *v, struct metrics_out *out);
-void vrrp_status_json(const struct vrrp *v, struct metrics_out *out); /* a JSON array */
+void vrrp_status_json(const struct vrrp *v, struct json_w *w); /* writes one JSON array */
+
+/* The VRRP role's metric families (vrrp_metrics writes them), for the registry. */
+extern const struct metric_table vrrp_metric_table;
 
 #endif

@@ -12,6 +12,7 @@
 #include "core/gen.h"
 #include "core/log.h"
 #include "core/role.h"
+#include "core/json.h"
 #include "monitor/metrics.h"
 #include "vrrp/vrrp.h"
 #include "vrrp/vrrp_reload.h"
@@ -100,11 +101,11 @@ static void metrics(void *state, struct metrics_out *out)
     vrrp_metrics(r->v, out);
 }
 
-static void status(void *state, struct metrics_out *out)
+static void status(void *state, struct json_w *w)
 {
     const struct vrrp_role *r = state;
-    metrics_out_printf(out, ",\"vrrp\":");
-    vrrp_status_json(r->v, out);
+    json_w_key(w, "vrrp");
+    vrrp_status_json(r->v, w);
 }
 
 static void role_free(struct role_node *node, void *state)

@@ -4,14 +4,15 @@
  * bytes are poisoned under ASan (so reading past len is caught); both parses must agree with
  * a parse of an exact copy. A parsed document is walked and checked (strings NUL-terminated,
  * valid UTF-8, lookups consistent, json_int agreeing with json_num), then written back with
- * json_quote and "%.17g" and re-parsed: the result must be equal. An error must name a
- * position inside the input. The input also goes through json_quote (whose output must
- * parse back to it), base64 encode/decode (decode(encode(x)) == x) and base64 decode of
- * the raw bytes (a valid input must re-encode to itself: the decoder is canonical). Under
- * gcc, replay_main.c drives it. */
+ * the writer (core/json_write.c) and re-parsed: the result must be equal. An error must name
+ * a position inside the input. The input also goes through json_w_strn (whose output must
+ * parse back to it, or to U+FFFD where it is not UTF-8), base64 encode/decode
+ * (decode(encode(x)) == x) and base64 decode of the raw bytes (a valid input must re-encode
+ * to itself: the decoder is canonical). Under gcc, replay_main.c drives it. */
 #include "core/base64.h"
 #include "core/json.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -135,73 +136,42 @@ static void check_value(const struct json_value *v, int depth)
     }
 }
 
-/* A growing output buffer for writing a document back. */
-struct out {
-    char *p;
-    size_t len;
-    size_t cap;
-};
-
-static char *out_reserve(struct out *o, size_t n)
+/* Write a parsed value back with the writer (core/json_write.c). */
+static void write_value(struct json_w *w, const struct json_value *v)
 {
-    if (o->cap - o->len < n) {
-        size_t cap = (o->cap + n) * 2;
-        char *p = realloc(o->p, cap);
-        check(p != NULL, "out of memory");
-        o->p = p;
-        o->cap = cap;
-    }
-    return o->p + o->len;
-}
-
-static void out_str(struct out *o, const char *s, size_t n)
-{
-    size_t need = n * 6 + 3, written = 0;
-    check(json_quote(s, n, out_reserve(o, need), need, &written), "json_quote of a parsed string");
-    o->len += written;
-}
-
-static void out_lit(struct out *o, const char *s)
-{
-    size_t n = strlen(s);
-    memcpy(out_reserve(o, n), s, n);
-    o->len += n;
-}
-
-static void write_value(struct out *o, const struct json_value *v)
-{
-    char num[40];
     switch (json_type(v)) {
     case JSON_NULL:
-        out_lit(o, "null");
+        json_w_null(w);
         break;
     case JSON_BOOL:
-        out_lit(o, json_bool(v, false) ? "true" : "false");
+        json_w_bool(w, json_bool(v, false));
         break;
-    case JSON_NUMBER:
-        (void)snprintf(num, sizeof(num), "%.17g", json_num(v, 0));
-        out_lit(o, num);
+    case JSON_NUMBER: {
+        int64_t i;
+        if (json_int(v, &i)) {
+            json_w_int(w, i);
+        } else {
+            json_w_double(w, json_num(v, 0));
+        }
         break;
+    }
     case JSON_STRING:
-        out_str(o, json_str(v), json_str_len(v));
+        json_w_strn(w, json_str(v), json_str_len(v));
         break;
     case JSON_ARRAY:
-        out_lit(o, "[");
+        json_w_begin_array(w);
         for (size_t k = 0; k < json_len(v); k++) {
-            out_lit(o, k > 0 ? "," : "");
-            write_value(o, json_at(v, k));
+            write_value(w, json_at(v, k));
         }
-        out_lit(o, "]");
+        json_w_end_array(w);
         break;
     case JSON_OBJECT:
-        out_lit(o, "{");
+        json_w_begin_object(w);
         for (size_t k = 0; k < json_len(v); k++) {
-            out_lit(o, k > 0 ? "," : "");
-            out_str(o, json_key_at(v, k), strlen(json_key_at(v, k)));
-            out_lit(o, ":");
-            write_value(o, json_at(v, k));
+            json_w_key(w, json_key_at(v, k));
+            write_value(w, json_at(v, k));
         }
-        out_lit(o, "}");
+        json_w_end_object(w);
         break;
     }
 }
@@ -311,37 +281,44 @@ static void fuzz_json(const uint8_t *data, size_t size)
         return;
     }
     check_value(json_root(whole.doc), 0);
-    struct out o = {0};
-    write_value(&o, json_root(whole.doc));
+    struct json_w w;
+    json_w_init(&w);
+    write_value(&w, json_root(whole.doc));
+    check(json_w_finish(&w) == 0, "the writer failed on a parsed document");
     struct outcome again;
-    parse(&again, o.p, o.len);
+    parse(&again, w.data, w.len);
     check(again.doc != NULL, "written document does not parse");
     check(value_eq(json_root(whole.doc), json_root(again.doc)), "round trip changed the value");
     json_free(again.doc);
-    free(o.p);
+    json_w_fini(&w);
     json_free(whole.doc);
 }
 
-static void fuzz_quote(const uint8_t *data, size_t size)
+/* Any bytes as a string: the text parses back, to the input itself when it is valid UTF-8
+ * without NUL (otherwise the writer replaced bytes with U+FFFD). */
+static void fuzz_string(const uint8_t *data, size_t size)
 {
-    size_t cap = size * 6 + 3, written = 0;
-    char *q = malloc(cap);
+    struct json_w w;
+    json_w_init(&w);
+    json_w_strn(&w, (const char *)data, size);
+    check(json_w_finish(&w) == 0 && strlen(w.data) == w.len, "json_w_strn failed");
+    struct outcome r;
+    parse(&r, w.data, w.len);
+    check(r.doc != NULL, "a written string does not parse");
+    check_string(json_str(json_root(r.doc)), json_str_len(json_root(r.doc)));
+    bool same = json_str_len(json_root(r.doc)) == size &&
+                memcmp(json_str(json_root(r.doc)), data, size) == 0;
+    check(same == utf8_valid_no_nul(data, size), "a written string does not read back");
+    json_free(r.doc);
+    /* A fixed buffer one byte short of the text and its NUL never holds it, nor overflows. */
+    char *q = malloc(w.len + 1);
     check(q != NULL, "out of memory");
-    bool ok = json_quote((const char *)data, size, q, cap, &written);
-    check(ok == utf8_valid_no_nul(data, size), "json_quote accepts what it should not");
-    if (ok) {
-        struct outcome r;
-        check(strlen(q) == written, "json_quote length");
-        parse(&r, q, written);
-        check(r.doc != NULL, "quoted string does not parse");
-        check(json_str_len(json_root(r.doc)) == size &&
-                  memcmp(json_str(json_root(r.doc)), data, size) == 0,
-              "quoted string does not read back");
-        json_free(r.doc);
-        /* One byte less never fits. */
-        check(!json_quote((const char *)data, size, q, written, NULL), "json_quote overflow");
-    }
+    struct json_w f;
+    json_w_init_fixed(&f, q, w.len);
+    json_w_strn(&f, (const char *)data, size);
+    check(json_w_finish(&f) == -ENOSPC, "a fixed buffer too small was not reported");
     free(q);
+    json_w_fini(&w);
 }
 
 static void fuzz_base64(const uint8_t *data, size_t size)
@@ -380,7 +357,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0; /* keep the quadratic checks and copies cheap */
     }
     fuzz_json(data, size);
-    fuzz_quote(data, size);
+    fuzz_string(data, size);
     fuzz_base64(data, size);
     return 0;
 }

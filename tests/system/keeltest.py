@@ -11,6 +11,7 @@ import os
 import random
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -579,6 +580,25 @@ class Metrics:
 
     def names(self):
         return {n for n, _, _ in self.samples}
+
+
+def check_exposition(text):
+    """Assert that every family in the /metrics text is in docs/metrics.md (which the metric
+    tables generate) and that the text passes `promtool check metrics` (the format and
+    Prometheus' naming lint). Returns False when promtool is not installed (the documentation
+    is still checked)."""
+    with open(os.path.join(ROOT, "docs", "metrics.md")) as f:
+        doc = f.read()
+    for name in re.findall(r"^# TYPE (\S+) ", text, re.M):
+        assert "`%s`" % name in doc, "%s is not in docs/metrics.md" % name
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        return False
+    r = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0, "promtool check metrics: %s%s\n%s" % (
+        r.stdout.decode(), r.stderr.decode(), text)
+    return True
 
 
 # --------------------------------------------------------------------------------------------

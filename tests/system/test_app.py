@@ -196,6 +196,7 @@ def test_three_processes_on_three_ports(env):
     assert {p["pid"] for p in ps} == pids
     m = k.metrics()
     assert m.get("keel_app_process_up", app="web") == 3
+    kt.check_exposition(m.text)  # the app families are valid Prometheus text too
 
 
 @pytest.mark.timeout(60)

@@ -196,6 +196,7 @@ def test_unclean_primary_blocked_restart_rejoins_with_backoff(env):
     assert "exited while starting" in st["stuck"]["last_error"] and \
         "could not create any TCP/IP sockets" in st["stuck"]["last_error"], st
     m = kp.metrics()
+    kt.check_exposition(m.text)  # the db families are valid Prometheus text too
     assert m.get("keel_db_stuck", database="main") == 1.0
     assert m.get("keel_db_stuck_attempts", database="main") >= 4
     assert m.get("keel_db_stuck_seconds", database="main") > 0

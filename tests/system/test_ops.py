@@ -4,6 +4,7 @@ import collections
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -380,6 +381,33 @@ def _values(obj):
         yield obj
 
 
+def test_access_log_json_lines_are_valid_for_any_header_bytes(env):
+    """A User-Agent with bytes that are not UTF-8 (obs-text) still gives a JSON line
+    that parses: the bad bytes become U+FFFD, UTF-8 stays as it is (bytes >= 0x80 were once
+    copied raw, which made the line invalid UTF-8)."""
+    (a,) = env.backends(1)
+    path = os.path.join(env.tmp, "access.json")
+    k = env.lb([a], frontend_extra="    access_log %s json;\n" % path)
+    with kt.Raw(k.port) as r:
+        r.send(b"GET /bytes HTTP/1.1\r\nHost: t\r\nUser-Agent: a\xffb c \xc3\xa9\"\\\r\n"
+               b"Connection: close\r\n\r\n")
+        r.read_response()
+    (line,) = wait_lines_bytes(path, 1)
+    rec = json.loads(line.decode("utf-8"))
+    assert rec["user_agent"] == "a\ufffdb c \u00e9\"\\", rec
+    assert rec["target"] == "/bytes", rec
+
+
+def wait_lines_bytes(path, n, timeout=5.0):
+    def ok():
+        if not os.path.exists(path):
+            return None
+        with open(path, "rb") as f:
+            lines = [l for l in f.read().splitlines() if l.strip()]
+        return lines if len(lines) >= n else None
+    return kt.deadline_poll(ok, timeout, what="%d lines in %s" % (n, path))
+
+
 def test_access_log_json(env):
     (a,) = env.backends(1)
     path = os.path.join(env.tmp, "access.json")
@@ -466,6 +494,22 @@ def test_metrics_names_and_counts(env):
     kt.deadline_poll(lambda: k.metrics().get("keel_frontend_connections_active",
                                               frontend="www") == 0, 3,
                      what="connections_active back to 0")
+
+
+def test_metrics_are_valid_prometheus_text_and_documented(env):
+    """The exposition passes promtool's checker (format and lint), and every family in it
+    is in docs/metrics.md, which the metric tables generate."""
+    if shutil.which("promtool") is None:
+        pytest.skip("promtool is not installed")  # keeltest.check_exposition needs it
+    a, b = env.backends(2)
+    k = env.lb([a, b], check=CHECK)
+    for s in "ab":
+        k.wait_server_state("web", s, up=True)
+    st, _, _ = kt.http_get(k.port, "/")
+    assert st == 200
+    text = k.metrics().text
+    assert "# TYPE keel_frontend_requests_total counter" in text, text
+    assert kt.check_exposition(text)
 
 
 def find_server(obj, name):

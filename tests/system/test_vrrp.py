@@ -359,6 +359,7 @@ def test_active_passive_kill9_takeover_then_preemption(env, lab):
     assert max(overlaps_status) <= DUAL_MASTER_MAX_S, summary(overlaps_status)
     assert max(overlaps_log) <= DUAL_MASTER_MAX_S, summary(overlaps_log)
     m = v.nodes["lb2"].metrics()
+    kt.check_exposition(m.text)  # the VRRP families are valid Prometheus text too
     assert m.get("keel_vrrp_state", vrid="51") == 1
     assert m.get("keel_vrrp_transitions_total", vrid="51") >= 2 * TRIALS
     assert v.nodes["lb1"].metrics().get("keel_vrrp_state", vrid="51") == 2

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests of core/json.c: values and accessors, string decoding, numbers and json_int,
- * every error message with its exact position, the limits, and json_quote. */
+ * every error message with its exact position, and the limits. The writer is
+ * tested in test_json_write.c. */
 #include <criterion/criterion.h>
 #include <inttypes.h>
 
@@ -687,82 +688,5 @@ Test(json, etcd_range_response)
     cr_assert_eq(count, 1);
     cr_assert_str_eq(json_str(json_get(kv, "key")), "L2tlZWwvbGVhZGVy");
     cr_assert_eq(json_str_len(json_get(kv, "value")), 4);
-    json_free(doc);
-}
-
-/* ------------------------------------------------------------------------------------- */
-
-static void expect_quote(const char *s, size_t len, const char *want)
-{
-    char out[256];
-    size_t written = 999;
-    cr_assert(json_quote(s, len, out, sizeof(out), &written), "quote %s", want);
-    cr_assert_str_eq(out, want);
-    cr_assert_eq(written, strlen(want));
-}
-
-Test(json, quote)
-{
-    expect_quote("", 0, "\"\"");
-    expect_quote("abc", 3, "\"abc\"");
-    expect_quote("a\"b\\c/d", 7, "\"a\\\"b\\\\c/d\"");
-    expect_quote("\b\f\n\r\t", 5, "\"\\b\\f\\n\\r\\t\"");
-    expect_quote("\x01\x1f\x7f", 3, "\"\\u0001\\u001f\x7f\"");
-    expect_quote("caf\xc3\xa9 \xf0\x9f\x98\x80", 10, "\"caf\xc3\xa9 \xf0\x9f\x98\x80\"");
-    expect_quote("abcdef", 3, "\"abc\"");
-}
-
-Test(json, quote_rejects_nul_and_invalid_utf8)
-{
-    char out[64];
-    size_t written = 5;
-    cr_assert_not(json_quote("a\0b", 3, out, sizeof(out), &written));
-    cr_assert_str_eq(out, "");
-    cr_assert_eq(written, 0);
-    cr_assert_not(json_quote("\xff", 1, out, sizeof(out), NULL));
-    cr_assert_not(json_quote("ab\xc3", 3, out, sizeof(out), NULL));
-    cr_assert_not(json_quote("\xed\xa0\x80", 3, out, sizeof(out), NULL));
-    cr_assert_not(json_quote("\xc0\xaf", 2, out, sizeof(out), NULL));
-}
-
-Test(json, quote_buffer_sizes)
-{
-    char out[16];
-    size_t written;
-    /* "a\n" quotes to "\"a\\n\"": 5 bytes and the NUL. */
-    cr_assert(json_quote("a\n", 2, out, 6, &written));
-    cr_assert_eq(written, 5);
-    cr_assert_str_eq(out, "\"a\\n\"");
-    for (size_t size = 0; size < 6; size++) {
-        memset(out, 'X', sizeof(out));
-        cr_assert_not(json_quote("a\n", 2, out, size, &written), "size %zu", size);
-        cr_assert_eq(written, 0);
-        if (size > 0) {
-            cr_assert_eq(out[0], '\0');
-        }
-        cr_assert_eq(out[size], 'X', "size %zu: wrote past size", size);
-    }
-    /* A multi-byte character does not fit partly. */
-    cr_assert_not(json_quote("\xe2\x82\xac", 3, out, 5, NULL));
-    cr_assert(json_quote("\xe2\x82\xac", 3, out, 6, NULL));
-    cr_assert(json_quote("", 0, out, 3, NULL));
-    cr_assert_not(json_quote("", 0, out, 2, NULL));
-}
-
-Test(json, quote_then_parse_round_trips)
-{
-    char buf[300], out[2048];
-    /* Every byte that may appear, in every context: all ASCII, then multi-byte sequences. */
-    size_t n = 0;
-    for (int c = 1; c < 0x80; c++) {
-        buf[n++] = (char)c;
-    }
-    memcpy(buf + n, "\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf\xf0\x90\x80\x80\xf4\x8f\xbf\xbf", 18);
-    n += 18;
-    size_t written;
-    cr_assert(json_quote(buf, n, out, sizeof(out), &written));
-    struct json_doc *doc = parse_ok_n(out, written);
-    cr_assert_eq(json_str_len(json_root(doc)), n);
-    cr_assert_eq(memcmp(json_str(json_root(doc)), buf, n), 0);
     json_free(doc);
 }

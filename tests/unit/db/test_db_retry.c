@@ -53,17 +53,20 @@ Test(db_retry, failures_back_off_and_success_ends_the_run)
 Test(db_retry, status_json_escapes_the_tools_words)
 {
     struct db_retry r = {0};
-    struct metrics_out out = {0};
-    db_retry_json(&r, 0, &out);
-    cr_assert_str_eq(out.data, "null");
-    metrics_out_fini(&out);
-    out = (struct metrics_out){0};
+    struct json_w w;
+    json_w_init(&w);
+    db_retry_json(&r, 0, &w);
+    cr_assert_eq(json_w_finish(&w), 0);
+    cr_assert_str_eq(w.data, "null");
+    json_w_fini(&w);
+    json_w_init(&w);
     db_retry_failed(&r, 1000, "follow db2",
                     "rewind exit status 1: pg_rewind: error: could not open \"x\"\\\n");
-    db_retry_json(&r, 3500, &out);
+    db_retry_json(&r, 3500, &w);
+    cr_assert_eq(json_w_finish(&w), 0);
     struct errbuf eb;
-    struct json_doc *doc = json_parse(out.data, out.len, &eb);
-    cr_assert_not_null(doc, "%s: %s", eb.msg, out.data);
+    struct json_doc *doc = json_parse(w.data, w.len, &eb);
+    cr_assert_not_null(doc, "%s: %s", eb.msg, w.data);
     const struct json_value *v = json_root(doc);
     cr_assert_str_eq(json_str(json_get(v, "operation")), "follow db2");
     cr_assert_str_eq(json_str(json_get(v, "last_error")),
@@ -72,8 +75,8 @@ Test(db_retry, status_json_escapes_the_tools_words)
     cr_assert(json_int(json_get(v, "attempts"), &n) && n == 1);
     cr_assert_float_eq(json_num(json_get(v, "since_seconds"), 0), 2.5, 0.01);
     json_free(doc);
-    metrics_out_fini(&out);
-    out = (struct metrics_out){0};
+    json_w_fini(&w);
+    struct metrics_out out = {0};
     db_retry_metrics(&r, 3500, "main", &out);
     cr_assert(strstr(out.data, "keel_db_stuck{database=\"main\"} 1\n") != NULL, "%s", out.data);
     cr_assert(strstr(out.data, "keel_db_stuck_attempts{database=\"main\"} 1\n") != NULL);

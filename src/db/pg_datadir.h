@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "app/app_spawn.h"
+#include "core/child-t.h"
 #include "core/err.h"
 #include "db/pg_text.h"
 
@@ -23,7 +23,7 @@ struct pg_datadir {
     const char *path;          /* the data directory, absolute */
     const char *name;          /* the instance: comments, cluster_name */
     const char *user;          /* OS user running PostgreSQL, also the superuser role */
-    const struct app_ids *ids; /* owner of what keel creates; NULL or !is_set: keel's */
+    const struct child_ids *ids; /* owner of what keel creates; NULL or !is_set: keel's */
     const char *keel_user;     /* keel's own OS user: pg_ident.conf maps it to user */
     const char *listen_addr;   /* listen_addresses */
     uint16_t port;

@@ -89,4 +89,3 @@ bool app_spawn_find_command(const struct conf_app *conf, const char *path_env, c
     }
     return false;
 }
-

@@ -433,8 +433,8 @@ static void proc_stop(struct app_proc *p, uint64_t kill_by_ms)
 static void proc_restart_unhealthy(struct app_proc *p, const char *reason)
 {
     pid_t pid = child_pid(&p->child);
-    log_warn(p->ctx, "pid %d is unhealthy: %s (%u failed checks): restarting it", (int)pid,
-             reason, p->check_fail);
+    log_warn(p->ctx, "pid %d is unhealthy: %s (%u failed checks): restarting it", (int)pid, reason,
+             p->check_fail);
     app_check_stop(p->check);
     ev_timer_stop(p->app->sv->loop, &p->timer);
     child_stop_and_restart(&p->child, SIGTERM, p->app->conf->stop_timeout_ms);
@@ -899,7 +899,7 @@ void app_supervisor_status_json(struct app_supervisor *sv, struct metrics_out *o
             metrics_out_printf(out, ",\"healthy\":%s,\"check\":",
                                p->is_healthy || (p->check == NULL && child_is_running(&p->child))
                                    ? "true"
-                                                                                  : "false");
+                                   : "false");
             json_str(out, p->check_reason);
             metrics_out_printf(out, ",\"crashloop\":%s}", p->in_crashloop ? "true" : "false");
         }
@@ -929,9 +929,9 @@ void app_supervisor_metrics(struct app_supervisor *sv, struct metrics_out *out)
                 const struct app_proc *p = &a->procs[k];
                 bool v = g == 0 ? child_is_running(&p->child) && p->state != APP_PROC_STOPPING &&
                                       p->state != APP_PROC_RESTARTING
-                         : g == 1 ? p->is_healthy ||
-                                        (p->check == NULL && child_is_running(&p->child))
-                                  : p->in_crashloop;
+                         : g == 1
+                             ? p->is_healthy || (p->check == NULL && child_is_running(&p->child))
+                             : p->in_crashloop;
                 metrics_out_printf(out, "%s{app=\"%s\",process=\"%u\"} %d\n", gauges[2 * g],
                                    a->conf->name, p->index, v ? 1 : 0);
             }

@@ -45,9 +45,9 @@ struct child_spec {
     uint32_t timeout_ms;     /* SIGKILL to its group after running this long; 0: never */
     /* Logging (NULL ctx: the supervisor logs nothing about this child, its owner says what
      * it wants from the callbacks; output lines then go to "child" when logged). */
-    const char *ctx;         /* the supervisor's messages: "app web/0" */
-    const char *out_ctx;     /* its output lines; NULL: ctx */
-    bool is_pid_in_out_ctx;  /* output lines go to "OUT_CTX[PID]" */
+    const char *ctx;        /* the supervisor's messages: "app web/0" */
+    const char *out_ctx;    /* its output lines; NULL: ctx */
+    bool is_pid_in_out_ctx; /* output lines go to "OUT_CTX[PID]" */
 };
 
 /* One line of output: len bytes at line (no newline, no NUL inside, valid during the call);
@@ -122,8 +122,8 @@ struct child {
     const struct child_ops *_ops;
     void *_data;
     enum child_state _state;
-    pid_t _pid;  /* 0: no process */
-    int _pidfd;  /* -1: none (the exit is polled) */
+    pid_t _pid; /* 0: no process */
+    int _pidfd; /* -1: none (the exit is polled) */
     struct ev_io _pidio;
     struct ev_timer _timer; /* RUNNING: the run deadline; STOPPING: SIGKILL; KILLING: give up;
                              * BACKOFF: the restart */

@@ -97,8 +97,8 @@ static void report_dropped(struct child *c)
 static void on_line(void *data, const char *line, size_t len, bool is_cut)
 {
     struct child *c = data;
-    int level = c->_ops->line_level != NULL ? c->_ops->line_level(c->_data, line, len)
-                                            : LOG_LEVEL_INFO;
+    int level =
+        c->_ops->line_level != NULL ? c->_ops->line_level(c->_data, line, len) : LOG_LEVEL_INFO;
     uint64_t now = ev_now_ms(c->_loop);
     uint64_t cap = (uint64_t)CHILD_LOG_BURST * 1000;
     c->_log_tokens += (now - c->_log_refill_ms) * CHILD_LOG_RATE;
@@ -413,8 +413,9 @@ static void on_timer(struct ev_loop *loop, struct ev_timer *t)
         break;
     }
     case CHILD_KILLING: {
-        child_log(c, LOG_LEVEL_ERROR, "pid %d did not exit %ds after SIGKILL; no longer waiting for it",
-                  (int)c->_pid, CHILD_KILL_GRACE_MS / 1000);
+        child_log(c, LOG_LEVEL_ERROR,
+                  "pid %d did not exit %ds after SIGKILL; no longer waiting for it", (int)c->_pid,
+                  CHILD_KILL_GRACE_MS / 1000);
         pid_t pid = c->_pid;
         set_state(c, CHILD_LOST, "survived SIGKILL");
         if (c->_ops->on_lost != NULL) {

@@ -52,7 +52,7 @@ void child_output_feed(struct child_output *o, const char *data, size_t n)
 }
 
 void child_output_init(struct child_output *o, struct ev_loop *loop, child_line_fn on_line,
-                     void *data)
+                       void *data)
 {
     o->_loop = loop;
     o->_fd = -1;

@@ -19,7 +19,7 @@
 
 /* Prepare o (closed). */
 void child_output_init(struct child_output *o, struct ev_loop *loop, child_line_fn on_line,
-                     void *data);
+                       void *data);
 
 /* Start reading fd (takes ownership: closed by child_output_close). Returns 0, or -errno after
  * closing fd. */

@@ -20,12 +20,12 @@
 
 /* What the files say. Everything is borrowed; the strings were checked (pg_inst_new). */
 struct pg_datadir {
-    const char *path;          /* the data directory, absolute */
-    const char *name;          /* the instance: comments, cluster_name */
-    const char *user;          /* OS user running PostgreSQL, also the superuser role */
+    const char *path;            /* the data directory, absolute */
+    const char *name;            /* the instance: comments, cluster_name */
+    const char *user;            /* OS user running PostgreSQL, also the superuser role */
     const struct child_ids *ids; /* owner of what keel creates; NULL or !is_set: keel's */
-    const char *keel_user;     /* keel's own OS user: pg_ident.conf maps it to user */
-    const char *listen_addr;   /* listen_addresses */
+    const char *keel_user;       /* keel's own OS user: pg_ident.conf maps it to user */
+    const char *listen_addr;     /* listen_addresses */
     uint16_t port;
     const char *socket_dir;   /* unix_socket_directories */
     const char *repl_user;    /* pg_hba.conf: replication connections */

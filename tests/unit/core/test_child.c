@@ -202,8 +202,10 @@ Test(child, one_that_ignores_sigterm_is_killed_after_the_stop_time)
     cr_assert(s.exits[0].is_stop);
     cr_assert(s.exits[0].was_killed);
     char want[96];
-    (void)snprintf(want, sizeof(want), "test/0: pid %d still running 300ms after SIGTERM: "
-                                       "sending SIGKILL", (int)pid);
+    (void)snprintf(want, sizeof(want),
+                   "test/0: pid %d still running 300ms after SIGTERM: "
+                   "sending SIGKILL",
+                   (int)pid);
     cr_assert_not_null(strstr(log_text(), want), "%s", log_text());
     cr_assert_eq(s.n_lost, 0);
     child_fini(&c);

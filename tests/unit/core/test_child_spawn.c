@@ -259,4 +259,3 @@ Test(child_backoff, no_overflow_near_the_limits)
     }
     cr_assert_eq(last, hour);
 }
-

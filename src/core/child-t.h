@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "core/ev.h"
+#include "core/ev.h" /* the watcher structs embedded below (there is no ev-t.h) */
 
 #define CHILD_GROUPS_MAX 256 /* supplementary groups of a user */
 #define CHILD_LINE_MAX 1024  /* longer output lines are cut */

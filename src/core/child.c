@@ -257,6 +257,7 @@ static void exited(struct child *c, int wstatus)
     } else {
         e.is_stop = is_asked;
         set_state(c, CHILD_STOPPED, reason);
+        spec_free(c); /* nothing restarts it: an owner that never calls child_fini leaks nothing */
     }
     c->_is_restart_after_stop = false;
     if (c->_ops->on_exit != NULL) {
@@ -375,6 +376,7 @@ static int start(struct child *c)
         if (c->_state == CHILD_BACKOFF) {
             set_state(c, CHILD_STOPPED, "cannot start");
         }
+        spec_free(c);
         return rc;
     }
     struct child_exit e = {.wstatus = -1, .start_error = rc};
@@ -549,6 +551,7 @@ pid_t child_kill_wait(struct child *c, uint64_t deadline_ms)
         (void)nanosleep(&ts, NULL); /* shutdown only (see child.h) */
     }
     release(c);
+    spec_free(c);
     c->_state = CHILD_STOPPED; /* no transition to log: the owner is going away */
     return pid;
 }

@@ -73,10 +73,10 @@ void child_init(struct child *c, struct ev_loop *loop, const struct child_ops *o
 void child_set_restart(struct child *c, const struct child_restart *r);
 
 /* Start spec (copied: restarts run the same; the copy goes when a run ends with no restart
- * to come). Returns 0 (CHILD_RUNNING, on_start called),
- * -EBUSY if a process runs or is being stopped, -ENOMEM, or -errno of the spawn; under a
- * restart policy a failed spawn also goes to CHILD_BACKOFF and on_exit is called (with
- * start_error) before this returns. Does not block. */
+ * to come). Returns 0 (CHILD_RUNNING, on_start called), -EBUSY if a process runs or is
+ * being stopped, -ENOMEM, or -errno of the spawn; under a restart policy a failed spawn
+ * also goes to CHILD_BACKOFF and on_exit is called (with start_error) before this returns.
+ * Does not block. */
 int child_start(struct child *c, const struct child_spec *spec) KEEL_MUST_CHECK;
 
 /* Stop: send sig (to the process group if spec.is_group_stopped), then SIGKILL after

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* The application supervisor: apps (one per app NAME { } block, with their own copy of the
  * configuration) and their process slots, each an explicit state machine (enum
- * app_proc_state, one transition function). It owns spawning (fork + execve, nothing but
- * async-signal-safe calls in the child), output capture, exit detection (pidfd, or polling
- * where pidfds are missing), restart backoff and crash loops, graceful stops and reloads.
- * Health probes are app_check.c; the configuration model is app_conf.c. */
+ * app_proc_state, one transition function) on top of a core/child.h child, which spawns,
+ * logs the output, reaps, stops (SIGTERM, then SIGKILL) and restarts with backoff. This file
+ * owns what an app means: health, crash loops, reloads, status and metrics. Health probes
+ * are app_check.c; the configuration model is app_conf.c. */
 #include "app/app_supervisor.h"
 
 #include <errno.h>
@@ -15,15 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "app/app_check.h"
 #include "app/app_conf.h"
-#include "app/app_output.h"
 #include "app/app_spawn.h"
+#include "core/child.h"
 #include "core/conf.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -31,12 +28,7 @@
 
 extern char **environ;
 
-#define APP_READS_AT_EXIT 256    /* at most 1 MiB drained after an exit */
-#define APP_LOG_RATE 100         /* output lines per second per process ... */
-#define APP_LOG_BURST 200        /* ... with bursts up to this; the rest is counted, dropped */
 #define APP_START_GRACE_MS 1000  /* without a check: starting -> running after this */
-#define APP_KILL_GRACE_MS 2000   /* after SIGKILL, a stop waits this long, then gives up */
-#define APP_POLL_MS 100          /* exit polling when pidfd_open is missing */
 #define APP_FIRST_CHECK_MS 250   /* first probe after a start (or the interval if shorter) */
 #define APP_REAP_AT_FREE_MS 1000 /* app_supervisor_free waits this long for SIGKILLed ones */
 
@@ -52,18 +44,13 @@ struct app_proc {
     uint32_t index;
     uint16_t port;
     enum app_proc_state state;
-    pid_t pid; /* 0: no process */
-    int pidfd; /* -1: none (the exit is found by polling) */
-    struct ev_io pidio;
-    /* One timer, whose meaning is the state's: STARTING/RUNNING: the start grace and the
-     * stable mark; BACKOFF/CRASHLOOP: the restart; STOPPING: SIGKILL, then giving up. */
+    struct child child; /* the process: spawned, logged, reaped, stopped, restarted */
+    /* STARTING/RUNNING: the start grace and the stable mark. */
     struct ev_timer timer;
-    struct app_output out[2];
     struct app_check *check; /* NULL without a check */
     uint64_t started_ms;
     bool has_started;  /* spawned at least once: the next spawn is a restart */
     bool is_stable;    /* up for APP_STABLE_MS since the last spawn */
-    bool is_killed;    /* SIGKILL sent while stopping */
     bool is_abandoned; /* survived SIGKILL: a stop no longer waits for it */
     bool in_crashloop; /* a crash loop episode is going on */
     bool is_healthy;
@@ -71,14 +58,10 @@ struct app_proc {
     uint32_t check_fail; /* consecutive failed probes */
     char check_reason[96];
     uint64_t restarts;
-    struct app_backoff backoff;
     struct app_exit_history exits;
-    char last_exit[192]; /* "exit status 1", "killed by signal 9 (SIGKILL)", "" */
-    uint64_t log_tokens; /* output lines allowed, in thousandths */
-    uint64_t log_refill_ms;
-    uint64_t lines_dropped;
+    char last_exit[192];              /* "exit status 1", "killed by signal 9 (SIGKILL)", "" */
     char ctx[CONF_NAME_MAX + 16];     /* "app NAME/I": the supervisor's messages */
-    char out_ctx[CONF_NAME_MAX + 24]; /* "app NAME[PID]": the process's own lines */
+    char out_ctx[CONF_NAME_MAX + 24]; /* "app NAME": the process's own lines ("[PID]" added) */
 };
 
 struct app {
@@ -88,7 +71,7 @@ struct app {
     bool is_removed;            /* a reload removed it: freed once every process left */
     bool is_waiting;            /* starts once the apps being stopped for a reload are gone */
     char exec_path[PATH_MAX];
-    struct app_ids ids;      /* of `user`, when keel is root */
+    struct child_ids ids;    /* of `user`, when keel is root */
     uint64_t restarts_total; /* across reloads that changed the app */
     struct app_proc *procs;
     uint32_t n_procs;
@@ -101,29 +84,18 @@ struct app_supervisor {
     uint32_t n_apps;
     uint32_t cap_apps;
     bool is_stopping;
-    uint64_t kill_by_ms;   /* 0: none */
-    struct ev_timer poll;  /* reaps processes that have no pidfd */
-    uint32_t n_polled;     /* how many of those there are */
-    bool has_warned_pidfd; /* "pidfd_open unavailable" logged */
+    uint64_t kill_by_ms; /* 0: none */
 };
 
 static void proc_start(struct app_proc *p);
+static void proc_on_start(void *data, pid_t pid);
+static void proc_on_exit(void *data, const struct child_exit *e);
+static void proc_on_lost(void *data, pid_t pid);
 static void sv_step(struct app_supervisor *sv);
 
 /* ------------------------------------------------------------------------------------------
- * Pure parts: backoff and crash loops
+ * Pure parts: crash loops (the backoff is core/child.c's)
  * ------------------------------------------------------------------------------------------ */
-
-uint32_t app_backoff_next(struct app_backoff *b, uint64_t uptime_ms, uint32_t initial_ms,
-                          uint32_t max_ms)
-{
-    if (uptime_ms >= APP_STABLE_MS || b->next_ms == 0) {
-        b->next_ms = initial_ms;
-    }
-    uint32_t delay = b->next_ms < max_ms ? b->next_ms : max_ms;
-    b->next_ms = delay > max_ms / 2 ? max_ms : delay * 2;
-    return delay;
-}
 
 bool app_exit_history_add(struct app_exit_history *h, uint64_t now_ms)
 {
@@ -194,38 +166,7 @@ static void proc_set_state(struct app_proc *p, enum app_proc_state to, const cha
 }
 
 /* ------------------------------------------------------------------------------------------
- * Output capture
- * ------------------------------------------------------------------------------------------ */
-
-static void proc_log_line(struct app_proc *p, const char *line, size_t len, bool is_cut)
-{
-    uint64_t now = ev_now_ms(p->app->sv->loop);
-    uint64_t cap = (uint64_t)APP_LOG_BURST * 1000;
-    p->log_tokens += (now - p->log_refill_ms) * APP_LOG_RATE;
-    p->log_refill_ms = now;
-    if (p->log_tokens > cap) {
-        p->log_tokens = cap;
-    }
-    if (p->log_tokens < 1000) {
-        p->lines_dropped++;
-        return;
-    }
-    p->log_tokens -= 1000;
-    if (p->lines_dropped > 0) {
-        log_warn(p->out_ctx, "%lu lines dropped (more than %d lines/s)",
-                 (unsigned long)p->lines_dropped, APP_LOG_RATE);
-        p->lines_dropped = 0;
-    }
-    log_info(p->out_ctx, "%.*s%s", (int)len, line, is_cut ? " [line cut]" : "");
-}
-
-static void on_output_line(void *data, const char *line, size_t len, bool is_cut)
-{
-    proc_log_line(data, line, len, is_cut);
-}
-
-/* ------------------------------------------------------------------------------------------
- * Spawning (the fork and exec themselves are app_spawn.c)
+ * Spawning (the fork and exec, the output and the exit are core/child.c's)
  * ------------------------------------------------------------------------------------------ */
 
 static void listen_ip(const struct conf_app *c, char *out, size_t size)
@@ -241,22 +182,15 @@ static void listen_ip(const struct conf_app *c, char *out, size_t size)
     (void)snprintf(out, size, "%.*s", (int)len, text);
 }
 
-static int pidfd_open_(pid_t pid)
-{
-    return (int)syscall(SYS_pidfd_open, pid, 0);
-}
+static const struct child_ops proc_child_ops = {
+    .on_start = proc_on_start,
+    .on_exit = proc_on_exit,
+    .on_lost = proc_on_lost,
+};
 
-static void close_fd(int *fd)
-{
-    if (*fd != -1) {
-        (void)close(*fd); /* never written by keel: nothing to lose */
-        *fd = -1;
-    }
-}
-
-static void on_pidfd(struct ev_loop *loop, struct ev_io *io, uint32_t events);
-
-/* Fork and exec process p. Returns 0 (p->pid set, watchers started) or -errno. */
+/* Start process p's child, which restarts it with the app's backoff from then on. Returns
+ * 0, or -errno when it could not start (then its child reported it through proc_on_exit,
+ * and retries). */
 static int proc_spawn(struct app_proc *p)
 {
     struct app *a = p->app;
@@ -280,87 +214,41 @@ static int proc_spawn(struct app_proc *p)
     if (sv->node[0] == '\0') {
         demo_argv[4] = NULL;
     }
-    struct app_spawn req = {.path = a->exec_path,
-                            .argv = c->kind == CONF_APP_BUILTIN_DEMO ? demo_argv : c->argv,
-                            .envp = envp,
-                            .directory = c->directory[0] != '\0' ? c->directory : NULL,
-                            .ids = &a->ids,
-                            .user = c->user};
-    pid_t pid;
-    int fds[2];
-    int rc = app_spawn_start(&req, &pid, fds);
+    struct child_spec spec = {.path = a->exec_path,
+                              .argv = c->kind == CONF_APP_BUILTIN_DEMO ? demo_argv : c->argv,
+                              .envp = envp,
+                              .directory = c->directory[0] != '\0' ? c->directory : NULL,
+                              .ids = &a->ids,
+                              .user = c->user,
+                              .output = CHILD_OUTPUT_LOG,
+                              .is_group_stopped = true,
+                              .ctx = p->ctx,
+                              .out_ctx = p->out_ctx,
+                              .is_pid_in_out_ctx = true};
+    struct child_restart policy = {.initial_ms = c->backoff_initial_ms,
+                                   .max_ms = c->backoff_max_ms,
+                                   .stable_ms = APP_STABLE_MS};
+    child_set_restart(&p->child, &policy);
+    int rc = child_start(&p->child, &spec); /* copies spec */
     free(envp);
-    if (rc != 0) {
-        return rc;
-    }
-    p->pid = pid;
-    p->started_ms = ev_now_ms(sv->loop);
-    (void)snprintf(p->out_ctx, sizeof(p->out_ctx), "app %s[%d]", c->name, (int)pid);
-    for (int i = 0; i < 2; i++) {
-        if (app_output_open(&p->out[i], fds[i]) != 0) {
-            log_warn(p->ctx, "cannot watch the output of pid %d: it is not logged", (int)pid);
-        }
-    }
-    p->pidfd = pidfd_open_(pid);
-    int err = errno;
-    if (p->pidfd != -1) {
-        err = -ev_io_start(sv->loop, &p->pidio, p->pidfd, EV_READ, on_pidfd, p, "app exit");
-        if (err != 0) {
-            close_fd(&p->pidfd);
-        }
-    }
-    if (p->pidfd == -1) {
-        if (!sv->has_warned_pidfd) {
-            log_warn("app", "cannot watch exits with a pidfd (%s): polling every %d ms",
-                     strerror(err), APP_POLL_MS);
-            sv->has_warned_pidfd = true;
-        }
-        if (sv->n_polled++ == 0) {
-            ev_timer_start(sv->loop, &sv->poll, APP_POLL_MS);
-        }
-    }
-    return 0;
+    return rc;
 }
 
 /* ------------------------------------------------------------------------------------------
  * Exits and restarts
  * ------------------------------------------------------------------------------------------ */
 
-static void describe_exit(int wstatus, char *out, size_t size)
-{
-    if (wstatus == -1) {
-        (void)snprintf(out, size, "exit status unknown");
-    } else if (WIFEXITED(wstatus)) {
-        (void)snprintf(out, size, "exit status %d", WEXITSTATUS(wstatus));
-    } else if (WIFSIGNALED(wstatus)) {
-        const char *abbrev = sigabbrev_np(WTERMSIG(wstatus));
-        (void)snprintf(out, size, "killed by signal %d (SIG%s)%s", WTERMSIG(wstatus),
-                       abbrev != NULL ? abbrev : "?", WCOREDUMP(wstatus) ? ", core dumped" : "");
-    } else {
-        (void)snprintf(out, size, "wait status %#x", (unsigned)wstatus);
-    }
-}
-
-static void format_ms(uint64_t ms, char *out, size_t size)
-{
-    if (ms < 1000) {
-        (void)snprintf(out, size, "%lums", (unsigned long)ms);
-    } else {
-        (void)snprintf(out, size, "%.1fs", (double)ms / 1000.0);
-    }
-}
-
-/* After an unexpected exit (or a failed spawn): schedule the restart, detect crash loops. */
-static void proc_schedule_restart(struct app_proc *p, pid_t pid, uint64_t uptime_ms)
+/* After an unexpected exit (or a failed spawn), which the child restarts after
+ * restart_in_ms: log it, detect crash loops. */
+static void proc_restarting(struct app_proc *p, pid_t pid, uint64_t uptime_ms,
+                            uint32_t restart_in_ms)
 {
     const struct conf_app *c = p->app->conf;
     uint64_t now = ev_now_ms(p->app->sv->loop);
-    uint32_t delay =
-        app_backoff_next(&p->backoff, uptime_ms, c->backoff_initial_ms, c->backoff_max_ms);
     bool is_loop = app_exit_history_add(&p->exits, now);
     char up[32], wait[32];
-    format_ms(uptime_ms, up, sizeof(up));
-    format_ms(delay, wait, sizeof(wait));
+    child_format_ms(uptime_ms, up, sizeof(up));
+    child_format_ms(restart_in_ms, wait, sizeof(wait));
     if (pid > 0) {
         log_warn(p->ctx, "pid %d exited (%s) after %s; restarting in %s", (int)pid, p->last_exit,
                  up, wait);
@@ -369,7 +257,7 @@ static void proc_schedule_restart(struct app_proc *p, pid_t pid, uint64_t uptime
     }
     if (is_loop && !p->in_crashloop) {
         char max[32];
-        format_ms(c->backoff_max_ms, max, sizeof(max));
+        child_format_ms(c->backoff_max_ms, max, sizeof(max));
         p->in_crashloop = true;
         log_error(p->ctx,
                   "crash loop: %u exits within %us, the last: %s; still restarting, with "
@@ -378,123 +266,71 @@ static void proc_schedule_restart(struct app_proc *p, pid_t pid, uint64_t uptime
                   APP_STABLE_MS / 1000);
     }
     proc_set_state(p, p->in_crashloop ? APP_PROC_CRASHLOOP : APP_PROC_BACKOFF, p->last_exit);
-    ev_timer_start(p->app->sv->loop, &p->timer, delay);
 }
 
-/* The process is gone (reaped with wstatus, -1 if unknown). */
-static void proc_exited(struct app_proc *p, int wstatus)
+/* The process is gone (reaped, its output logged), or a spawn failed. */
+static void proc_on_exit(void *data, const struct child_exit *e)
 {
+    struct app_proc *p = data;
     struct app_supervisor *sv = p->app->sv;
-    pid_t pid = p->pid;
-    uint64_t uptime = ev_now_ms(sv->loop) - p->started_ms;
-    /* What it wrote before dying is in the pipes: log it before its exit. */
-    for (int i = 0; i < 2; i++) {
-        app_output_read(&p->out[i], APP_READS_AT_EXIT);
-        app_output_close(&p->out[i]);
-    }
-    if (p->lines_dropped > 0) {
-        log_warn(p->out_ctx, "%lu lines dropped (more than %d lines/s)",
-                 (unsigned long)p->lines_dropped, APP_LOG_RATE);
-        p->lines_dropped = 0;
-    }
-    if (p->pidfd != -1) {
-        ev_io_stop(sv->loop, &p->pidio);
-        close_fd(&p->pidfd);
-    } else if (--sv->n_polled == 0) {
-        ev_timer_stop(sv->loop, &sv->poll);
+    if (e->pid == 0) {
+        (void)snprintf(p->last_exit, sizeof(p->last_exit), "cannot start a process: %s",
+                       strerror(-e->start_error));
+        proc_restarting(p, 0, 0, e->restart_in_ms);
+        return;
     }
     /* Whatever it left behind in its group goes too (a new instance needs the port). */
-    (void)kill(-pid, SIGKILL);
+    (void)kill(-e->pid, SIGKILL);
     app_check_stop(p->check);
     p->is_healthy = false;
     p->check_ok = 0;
     p->check_fail = 0;
-    p->pid = 0;
     ev_timer_stop(sv->loop, &p->timer);
-    describe_exit(wstatus, p->last_exit, sizeof(p->last_exit));
+    child_describe_exit(e->wstatus, p->last_exit, sizeof(p->last_exit));
     if (p->state == APP_PROC_RESTARTING) {
         char how[sizeof(p->last_exit)];
         (void)snprintf(how, sizeof(how), "%s", p->last_exit);
         (void)snprintf(p->last_exit, sizeof(p->last_exit), "restarted: unhealthy (%.60s), %.96s",
                        p->check_reason, how);
     }
-    if (p->state == APP_PROC_STOPPING) {
+    if (p->state == APP_PROC_STOPPING || !e->is_restarting) {
+        (void)child_stop(&p->child, SIGTERM, 0); /* a restart, if any, is not wanted */
         char reason[224];
-        (void)snprintf(reason, sizeof(reason), "pid %d %s", (int)pid, p->last_exit);
+        (void)snprintf(reason, sizeof(reason), "pid %d %s", (int)e->pid, p->last_exit);
         proc_set_state(p, APP_PROC_STOPPED, reason);
         sv_step(sv);
         return;
     }
-    proc_schedule_restart(p, pid, uptime);
+    proc_restarting(p, e->pid, e->uptime_ms, e->restart_in_ms);
 }
 
-/* Reap p if it exited. */
-static void proc_try_reap(struct app_proc *p)
+/* The process survived SIGKILL (its child logged it): a stop no longer waits for it. */
+static void proc_on_lost(void *data, pid_t pid)
 {
-    int wstatus = 0;
-    pid_t r;
-    do {
-        r = waitpid(p->pid, &wstatus, WNOHANG);
-    } while (r == -1 && errno == EINTR);
-    if (r == 0) {
-        return;
-    }
-    if (r == -1) {
-        log_warn(p->ctx, "waitpid(%d) failed: %s", (int)p->pid, strerror(errno));
-        wstatus = -1;
-    }
-    proc_exited(p, wstatus);
+    struct app_proc *p = data;
+    (void)pid;
+    p->is_abandoned = true;
+    sv_step(p->app->sv);
 }
 
-static void on_pidfd(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+/* A process started: the first one, or a restart after an exit. */
+static void proc_on_start(void *data, pid_t pid)
 {
-    (void)loop;
-    (void)events;
-    proc_try_reap(io->data);
-}
-
-static void on_poll(struct ev_loop *loop, struct ev_timer *t)
-{
-    struct app_supervisor *sv = t->data;
-    for (uint32_t i = 0; i < sv->n_apps; i++) {
-        struct app *a = sv->apps[i];
-        for (uint32_t k = 0; k < a->n_procs; k++) {
-            if (a->procs[k].pid != 0 && a->procs[k].pidfd == -1) {
-                proc_try_reap(&a->procs[k]);
-            }
-        }
-    }
-    if (sv->n_polled > 0) {
-        ev_timer_start(loop, t, APP_POLL_MS);
-    }
-}
-
-/* Spawn p (from STOPPED, BACKOFF or CRASHLOOP). */
-static void proc_start(struct app_proc *p)
-{
+    struct app_proc *p = data;
     if (p->has_started) {
         p->restarts++;
         p->app->restarts_total++;
     }
     p->has_started = true;
     p->is_stable = false;
-    p->is_killed = false;
+    p->is_abandoned = false;
     p->is_healthy = false;
     p->check_ok = 0;
     p->check_fail = 0;
     p->check_reason[0] = '\0';
-    p->lines_dropped = 0;
-    p->log_tokens = (uint64_t)APP_LOG_BURST * 1000;
-    p->log_refill_ms = ev_now_ms(p->app->sv->loop);
-    int rc = proc_spawn(p);
-    if (rc != 0) {
-        (void)snprintf(p->last_exit, sizeof(p->last_exit), "cannot start a process: %s",
-                       strerror(-rc));
-        proc_schedule_restart(p, 0, 0);
-        return;
-    }
+    p->started_ms = ev_now_ms(p->app->sv->loop);
     char reason[128];
-    (void)snprintf(reason, sizeof(reason), "pid %d, PORT=%u", (int)p->pid, p->port);
+    (void)snprintf(reason, sizeof(reason), "pid %d, PORT=%u", (int)pid, p->port);
     proc_set_state(p, APP_PROC_STARTING, reason);
     if (p->check != NULL) {
         uint32_t interval = p->app->conf->check.interval_ms;
@@ -502,6 +338,18 @@ static void proc_start(struct app_proc *p)
         ev_timer_start(p->app->sv->loop, &p->timer, APP_STABLE_MS);
     } else {
         ev_timer_start(p->app->sv->loop, &p->timer, APP_START_GRACE_MS);
+    }
+}
+
+/* Spawn p (from STOPPED). A failure is reported and retried by its child (proc_on_exit). */
+static void proc_start(struct app_proc *p)
+{
+    int rc = proc_spawn(p);
+    if (rc == -ENOMEM && child_state(&p->child) == CHILD_STOPPED) {
+        /* Not even the spawn's copy: nothing retries it. */
+        (void)snprintf(p->last_exit, sizeof(p->last_exit), "cannot start a process: %s",
+                       strerror(-rc));
+        log_error(p->ctx, "%s", p->last_exit);
     }
 }
 
@@ -514,13 +362,12 @@ static void proc_on_uptime(struct app_proc *p)
         proc_set_state(p, APP_PROC_RUNNING, "up for 1s");
     }
     if (!p->is_stable && up >= APP_STABLE_MS) {
-        p->is_stable = true;
-        p->backoff.next_ms = 0;
+        p->is_stable = true; /* the child's backoff starts over by itself after a stable run */
         app_exit_history_clear(&p->exits);
         if (p->in_crashloop) {
             p->in_crashloop = false;
-            log_notice(p->ctx, "pid %d up for %us: the crash loop is over", (int)p->pid,
-                       APP_STABLE_MS / 1000);
+            log_notice(p->ctx, "pid %d up for %us: the crash loop is over",
+                       (int)child_pid(&p->child), APP_STABLE_MS / 1000);
         }
     }
     if (!p->is_stable) {
@@ -528,50 +375,12 @@ static void proc_on_uptime(struct app_proc *p)
     }
 }
 
-/* Send sig to p's process group (to p alone if it left the group). */
-static void proc_signal(struct app_proc *p, int sig)
-{
-    if (kill(-p->pid, sig) == -1 && errno == ESRCH) {
-        (void)kill(p->pid, sig); /* ESRCH again: it is gone, its pidfd will say so */
-    }
-}
-
-static void proc_on_stop_timer(struct app_proc *p)
-{
-    if (!p->is_killed) {
-        char t[32];
-        format_ms(p->app->conf->stop_timeout_ms, t, sizeof(t));
-        log_warn(p->ctx, "pid %d still running %s after SIGTERM: sending SIGKILL", (int)p->pid, t);
-        proc_signal(p, SIGKILL);
-        p->is_killed = true;
-        ev_timer_start(p->app->sv->loop, &p->timer, APP_KILL_GRACE_MS);
-        return;
-    }
-    log_error(p->ctx, "pid %d did not exit %ds after SIGKILL; no longer waiting for it",
-              (int)p->pid, APP_KILL_GRACE_MS / 1000);
-    p->is_abandoned = true;
-    sv_step(p->app->sv);
-}
-
 static void on_proc_timer(struct ev_loop *loop, struct ev_timer *t)
 {
     (void)loop;
     struct app_proc *p = t->data;
-    switch (p->state) {
-    case APP_PROC_STARTING:
-    case APP_PROC_RUNNING:
+    if (p->state == APP_PROC_STARTING || p->state == APP_PROC_RUNNING) {
         proc_on_uptime(p);
-        break;
-    case APP_PROC_BACKOFF:
-    case APP_PROC_CRASHLOOP:
-        proc_start(p);
-        break;
-    case APP_PROC_STOPPING:
-    case APP_PROC_RESTARTING:
-        proc_on_stop_timer(p);
-        break;
-    case APP_PROC_STOPPED:
-        break;
     }
 }
 
@@ -585,11 +394,12 @@ static void proc_stop(struct app_proc *p, uint64_t kill_by_ms)
         return;
     case APP_PROC_RESTARTING:
         /* SIGTERM already sent and SIGKILL scheduled: it only must not come back */
+        (void)child_stop(&p->child, SIGTERM, 0);
         proc_set_state(p, APP_PROC_STOPPING, "stop requested while restarting");
         return;
     case APP_PROC_BACKOFF:
     case APP_PROC_CRASHLOOP:
-        ev_timer_stop(loop, &p->timer);
+        (void)child_stop(&p->child, SIGTERM, 0); /* nothing to signal: no restart */
         proc_set_state(p, APP_PROC_STOPPED, "stop requested while waiting to restart");
         return;
     case APP_PROC_STARTING:
@@ -602,13 +412,13 @@ static void proc_stop(struct app_proc *p, uint64_t kill_by_ms)
         wait = kill_by_ms <= now ? 0 : wait < kill_by_ms - now ? wait : kill_by_ms - now;
     }
     app_check_stop(p->check);
-    proc_signal(p, SIGTERM);
-    p->is_killed = false;
+    ev_timer_stop(loop, &p->timer);
+    pid_t pid = child_pid(&p->child);
+    (void)child_stop(&p->child, SIGTERM, (uint32_t)wait);
     char reason[96];
-    (void)snprintf(reason, sizeof(reason), "SIGTERM sent to pid %d, SIGKILL in %lums", (int)p->pid,
+    (void)snprintf(reason, sizeof(reason), "SIGTERM sent to pid %d, SIGKILL in %lums", (int)pid,
                    (unsigned long)wait);
     proc_set_state(p, APP_PROC_STOPPING, reason);
-    ev_timer_start(loop, &p->timer, wait);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -622,16 +432,16 @@ static void proc_stop(struct app_proc *p, uint64_t kill_by_ms)
  * slow to start, and it gets no traffic anyway. */
 static void proc_restart_unhealthy(struct app_proc *p, const char *reason)
 {
-    log_warn(p->ctx, "pid %d is unhealthy: %s (%u failed checks): restarting it", (int)p->pid,
-             reason, p->check_fail);
+    pid_t pid = child_pid(&p->child);
+    log_warn(p->ctx, "pid %d is unhealthy: %s (%u failed checks): restarting it", (int)pid, reason,
+             p->check_fail);
     app_check_stop(p->check);
-    proc_signal(p, SIGTERM);
-    p->is_killed = false;
+    ev_timer_stop(p->app->sv->loop, &p->timer);
+    child_stop_and_restart(&p->child, SIGTERM, p->app->conf->stop_timeout_ms);
     char why[160];
     (void)snprintf(why, sizeof(why), "unhealthy: %s; SIGTERM sent to pid %d, SIGKILL in %ums",
-                   reason, (int)p->pid, p->app->conf->stop_timeout_ms);
+                   reason, (int)pid, p->app->conf->stop_timeout_ms);
     proc_set_state(p, APP_PROC_RESTARTING, why);
-    ev_timer_start(p->app->sv->loop, &p->timer, p->app->conf->stop_timeout_ms);
 }
 
 static void on_check_result(void *data, bool is_ok, const char *reason)
@@ -646,7 +456,7 @@ static void on_check_result(void *data, bool is_ok, const char *reason)
         p->check_fail = 0;
         if (!p->is_healthy && ++p->check_ok >= k->rise) {
             p->is_healthy = true;
-            log_notice(p->ctx, "pid %d is healthy (%s)", (int)p->pid, reason);
+            log_notice(p->ctx, "pid %d is healthy (%s)", (int)child_pid(&p->child), reason);
             if (p->state == APP_PROC_STARTING) {
                 proc_set_state(p, APP_PROC_RUNNING, "healthy");
             }
@@ -687,7 +497,7 @@ static int app_resolve(struct app *a)
     }
     struct errbuf eb;
     bool is_ignored = false;
-    if (app_ids_resolve(c->user, &a->ids, &is_ignored, &eb) != 0) {
+    if (child_ids_resolve(c->user, &a->ids, &is_ignored, &eb) != 0) {
         log_error("app", "app %s: %s; not starting it", c->name, eb.msg);
         return -1;
     }
@@ -714,10 +524,7 @@ static int app_build_procs(struct app *a)
         p->index = i;
         p->port = app_conf_port(c, i);
         p->state = APP_PROC_STOPPED;
-        p->pidfd = -1;
-        for (int k = 0; k < 2; k++) {
-            app_output_init(&p->out[k], a->sv->loop, on_output_line, p);
-        }
+        child_init(&p->child, a->sv->loop, &proc_child_ops, p);
         ev_timer_init(&p->timer, on_proc_timer, p, "app process");
         (void)snprintf(p->ctx, sizeof(p->ctx), "app %s/%u", c->name, i);
         (void)snprintf(p->out_ctx, sizeof(p->out_ctx), "app %s", c->name);
@@ -755,15 +562,7 @@ static void app_free_procs(struct app *a)
     struct ev_loop *loop = a->sv->loop;
     for (uint32_t i = 0; i < a->n_procs; i++) {
         struct app_proc *p = &a->procs[i];
-        for (int k = 0; k < 2; k++) {
-            app_output_close(&p->out[k]);
-        }
-        if (p->pidfd != -1) {
-            ev_io_stop(loop, &p->pidio);
-            close_fd(&p->pidfd);
-        } else if (p->pid != 0 && --a->sv->n_polled == 0) {
-            ev_timer_stop(loop, &a->sv->poll);
-        }
+        child_fini(&p->child);
         ev_timer_stop(loop, &p->timer);
         app_check_free(p->check);
         p->check = NULL;
@@ -916,7 +715,6 @@ struct app_supervisor *app_supervisor_start(struct ev_loop *loop, const struct c
     if (node_name != NULL) {
         (void)snprintf(sv->node, sizeof(sv->node), "%s", node_name); /* names are < 64 */
     }
-    ev_timer_init(&sv->poll, on_poll, sv, "app exit poll");
     if (app_supervisor_reload(sv, conf) != 0) {
         log_error("app", "out of memory starting the applications");
     }
@@ -1019,54 +817,33 @@ bool app_supervisor_is_stopped(const struct app_supervisor *sv)
     return true;
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 void app_supervisor_free(struct app_supervisor *sv)
 {
     if (sv == NULL) {
         return;
     }
-    /* Shutdown: whatever runs now is killed; reap it so that no zombie or orphan stays. */
-    uint32_t n_alive = 0;
+    /* Shutdown: whatever runs now is killed; reap it so that no zombie or orphan stays.
+     * Every group is killed first, then each reaped, within one shared deadline. */
     for (uint32_t i = 0; i < sv->n_apps; i++) {
         struct app *a = sv->apps[i];
         for (uint32_t k = 0; k < a->n_procs; k++) {
-            if (a->procs[k].pid != 0) {
-                proc_signal(&a->procs[k], SIGKILL);
-                n_alive++;
-            }
+            child_signal(&a->procs[k].child, SIGKILL, true);
         }
     }
-    uint64_t deadline = now_ms() + APP_REAP_AT_FREE_MS;
-    while (n_alive > 0 && now_ms() < deadline) {
-        n_alive = 0;
-        for (uint32_t i = 0; i < sv->n_apps; i++) {
-            struct app *a = sv->apps[i];
-            for (uint32_t k = 0; k < a->n_procs; k++) {
-                struct app_proc *p = &a->procs[k];
-                if (p->pid != 0 && waitpid(p->pid, NULL, WNOHANG) == 0) {
-                    n_alive++;
-                } else if (p->pid != 0) {
-                    log_warn(p->ctx, "pid %d killed at shutdown", (int)p->pid);
-                    p->pid = 0;
-                }
+    uint64_t deadline = child_clock_ms() + APP_REAP_AT_FREE_MS;
+    for (uint32_t i = 0; i < sv->n_apps; i++) {
+        struct app *a = sv->apps[i];
+        for (uint32_t k = 0; k < a->n_procs; k++) {
+            pid_t pid = child_kill_wait(&a->procs[k].child, deadline);
+            if (pid != 0) {
+                log_warn(a->procs[k].ctx, "pid %d killed at shutdown", (int)pid);
             }
-        }
-        if (n_alive > 0) {
-            struct timespec ts = {.tv_sec = 0, .tv_nsec = 10 * 1000 * 1000};
-            (void)nanosleep(&ts, NULL); /* shutdown only: nothing else runs on this loop */
         }
     }
     for (uint32_t i = 0; i < sv->n_apps; i++) {
         app_free(sv->apps[i]);
     }
     free(sv->apps);
-    ev_timer_stop(sv->loop, &sv->poll);
     ev_free_later(sv->loop, sv);
 }
 
@@ -1091,12 +868,13 @@ void app_supervisor_status_json(struct app_supervisor *sv, struct json_w *w)
             const struct app_proc *p = &a->procs[k];
             json_w_begin_object(w);
             json_w_key_uint(w, "index", p->index);
-            json_w_key_int(w, "pid", p->pid);
+            json_w_key_int(w, "pid", child_pid(&p->child));
             json_w_key_uint(w, "port", p->port);
             json_w_key_str(w, "state", app_proc_state_name(p->state));
             json_w_key_uint(w, "restarts", p->restarts);
             json_w_key_str(w, "last_exit", p->last_exit[0] != '\0' ? p->last_exit : NULL);
-            json_w_key_bool(w, "healthy", p->is_healthy || (p->check == NULL && p->pid != 0));
+            json_w_key_bool(w, "healthy",
+                            p->is_healthy || (p->check == NULL && child_is_running(&p->child)));
             json_w_key_str(w, "check", p->check_reason);
             json_w_key_bool(w, "crashloop", p->in_crashloop);
             json_w_end_object(w);
@@ -1131,9 +909,10 @@ static bool proc_gauge(const struct app_proc *p, int g)
 {
     switch (g) {
     case AM_UP:
-        return p->pid != 0 && p->state != APP_PROC_STOPPING && p->state != APP_PROC_RESTARTING;
+        return child_is_running(&p->child) && p->state != APP_PROC_STOPPING &&
+               p->state != APP_PROC_RESTARTING;
     case AM_HEALTHY:
-        return p->is_healthy || (p->check == NULL && p->pid != 0);
+        return p->is_healthy || (p->check == NULL && child_is_running(&p->child));
     default:
         return p->in_crashloop;
     }

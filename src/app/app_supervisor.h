@@ -6,7 +6,8 @@
  * as "app NAME[PID]: line" (bounded and rate-limited); its exit is seen through a pidfd;
  * it is restarted with exponential backoff, a crash loop is logged once per episode at
  * error level and shown in the status; an optional health check probes it; stopping is
- * SIGTERM to the group, then SIGKILL after stop_timeout. States and transitions are
+ * SIGTERM to the group, then SIGKILL after stop_timeout. The process itself (spawn, output,
+ * exit, stop, backoff) is a core/child.h child. States and transitions are
  * documented in docs/internals/app_supervisor.md. */
 #ifndef KEEL_APP_APP_SUPERVISOR_H
 #define KEEL_APP_APP_SUPERVISOR_H
@@ -92,22 +93,14 @@ void app_supervisor_metrics(struct app_supervisor *sv, struct metrics_out *out);
 extern const struct metric_table app_metric_table;
 
 /* ------------------------------------------------------------------------------------------
- * The arithmetic of restarts (pure; exposed for tests)
+ * Crash loops (pure; exposed for tests)
  * ------------------------------------------------------------------------------------------ */
 
 #define APP_STABLE_MS 10000u          /* up this long: backoff and crash loop reset */
 #define APP_CRASHLOOP_EXITS 5u        /* this many exits ... */
 #define APP_CRASHLOOP_WINDOW_MS 60000 /* ... within this window are a crash loop */
 
-struct app_backoff {
-    uint32_t next_ms; /* delay of the next quick restart; 0 = the initial delay */
-};
-
-/* The delay before restarting a process that exited after running uptime_ms: initial_ms
- * after a run of APP_STABLE_MS or more (or the first time), else the previous delay
- * doubled, at most max_ms. Updates b for the next exit. */
-uint32_t app_backoff_next(struct app_backoff *b, uint64_t uptime_ms, uint32_t initial_ms,
-                          uint32_t max_ms);
+/* (The backoff itself is core/child.h's child_backoff_next, with stable_ms APP_STABLE_MS.) */
 
 /* The last APP_CRASHLOOP_EXITS exit times of a process. Zero-initialise. */
 struct app_exit_history {

@@ -5,15 +5,14 @@
  * the etcd they need, each on its own 127.0.0.x). It shows each process as it comes up,
  * waits for the health checks to see every server and every database to have its primary
  * and a streaming replica, prints the URLs, restarts a process that dies (reporting it), and
- * on Ctrl-C stops the nodes, then the services (etcd), by PID. Blocking calls are fine here:
+ * on Ctrl-C stops the nodes, then the services (etcd), by PID. The processes are core/child.h
+ * children on an event loop that runs whenever keel up waits. Blocking calls are fine here:
  * this is a foreground tool, not a node. */
 #include "cli/cli_up.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -21,19 +20,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/cli_http.h"
+#include "core/child.h"
 #include "core/conf.h"
 #include "core/conf_node.h"
 #include "core/err.h"
+#include "core/ev.h"
 #include "core/json.h"
+
+extern char **environ;
 
 #define UP_MAX_NODES 16   /* of a file */
 #define UP_MAX_SERVICES 1 /* the demo's etcd */
@@ -45,6 +46,7 @@
 #define UP_DB_HEALTH_MS 90000 /* initdb, then a base backup for each replica */
 #define UP_RESTART_MIN_MS 1000
 #define UP_RESTART_MAX_MS 16000
+#define UP_STABLE_MS 30000 /* a process that ran this long restarts after UP_RESTART_MIN_MS */
 
 /* What a db node's agent says it is (only what the lb nodes route on). */
 enum up_db_role {
@@ -64,8 +66,20 @@ struct up_db {
     bool has_replica;
 };
 
+struct up;
+
+/* The process of one up_node. */
+struct up_proc {
+    struct up *u;
+    struct up_node *nd;
+    struct child child;
+    bool has_started; /* the next start is a restart */
+};
+
 struct up {
     const char *self;
+    struct ev_loop *loop;
+    struct up_proc procs[UP_MAX_SERVICES + UP_MAX_NODES]; /* procs[i] runs nodes[i] */
     const char *conf_path;
     struct up_node nodes[UP_MAX_SERVICES + UP_MAX_NODES]; /* services, then the file's nodes */
     int n;
@@ -103,6 +117,12 @@ static void say(const char *fmt, ...)
 
 /* ---------------------------------------------------------------- processes */
 
+static void on_pump_timeout(struct ev_loop *loop, struct ev_timer *t)
+{
+    (void)t;
+    ev_loop_stop(loop);
+}
+
 static bool addr_accepts(const struct conf_addr *a)
 {
     int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -128,63 +148,47 @@ int up_node_set_argv(struct up_node *nd, const char *const *args)
     return 0;
 }
 
-/* In the child: send stdout and stderr to path (appended), stdin from /dev/null. */
-static void redirect_output(const char *path)
+/* Run the loop (reaping, stopping and restarting processes) for ms. */
+static void pump(struct up *u, uint32_t ms)
 {
-    int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    int out = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (in == -1 || out == -1 || dup2(in, 0) == -1 || dup2(out, 1) == -1 || dup2(out, 2) == -1) {
-        fprintf(stderr, "keel up: cannot send the output to %s: %s\n", path, strerror(errno));
-        _exit(127);
-    }
+    struct ev_timer t;
+    ev_timer_init(&t, on_pump_timeout, NULL, "keel up wait");
+    ev_timer_start(u->loop, &t, ms);
+    (void)ev_run(u->loop);
+    ev_timer_stop(u->loop, &t);
 }
 
-static int node_start(struct up *u, struct up_node *nd)
+static int node_start(struct up *u, int i)
 {
-    const char *exe = nd->exe != NULL ? nd->exe : u->self;
-    pid_t pid = fork();
-    if (pid == -1) {
-        return -errno;
-    }
-    if (pid == 0) {
-        /* Own process group: a terminal's Ctrl-C reaches keel up only, which stops the
-         * nodes in order. If keel up dies, the kernel stops them. */
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        signal(SIGPIPE, SIG_DFL);
-        if (nd->log_path[0] != '\0') {
-            redirect_output(nd->log_path);
-        }
-        execv(exe, nd->argv);
-        fprintf(stderr, "keel up: cannot run %s: %s\n", exe, strerror(errno));
-        _exit(127);
-    }
-    nd->pid = pid;
-    nd->started_ms = now_ms();
-    nd->restart_at_ms = 0;
-    return 0;
+    struct up_node *nd = &u->nodes[i];
+    /* Own process group: a terminal's Ctrl-C reaches keel up only, which stops the nodes in
+     * order. If keel up dies, the kernel stops them (SIGTERM: they stop cleanly). */
+    struct child_spec spec = {.path = nd->exe != NULL ? nd->exe : u->self,
+                              .argv = nd->argv,
+                              .envp = environ,
+                              .output = nd->log_path[0] != '\0' ? CHILD_OUTPUT_FILE
+                                                                : CHILD_OUTPUT_INHERIT,
+                              .output_path = nd->log_path,
+                              .pdeath_sig = SIGTERM,
+                              .is_group_stopped = false}; /* a node stops its own children */
+    return child_start(&u->procs[i].child, &spec);
 }
 
 /* Wait until the node's probe address accepts (or, without one, that it stays alive for a
  * moment). False if it exits or the time runs out. */
-static bool node_wait_ready(struct up_node *nd, uint64_t timeout_ms)
+static bool node_wait_ready(struct up *u, int i, uint64_t timeout_ms)
 {
+    struct up_node *nd = &u->nodes[i];
+    const struct child *c = &u->procs[i].child;
     uint64_t start = now_ms(), deadline = start + timeout_ms;
     while (now_ms() < deadline && !stop_requested) {
         if (nd->has_probe ? addr_accepts(&nd->probe) : now_ms() - start >= 500) {
             return true;
         }
-        int status;
-        if (waitpid(nd->pid, &status, WNOHANG) == nd->pid) {
-            nd->pid = 0;
+        if (!child_is_running(c)) {
             return false;
         }
-        poll(NULL, 0, 20);
+        pump(u, 20);
     }
     return false;
 }
@@ -217,48 +221,23 @@ static void print_log_tail(const struct up_node *nd)
 }
 
 /* SIGTERM the processes of one tier, then wait for them; SIGKILL what is left after
- * UP_STOP_GRACE_MS. */
+ * UP_STOP_GRACE_MS (on_proc_exit says which). */
 static void stop_tier(struct up *u, int tier)
 {
     for (int i = u->n - 1; i >= 0; i--) {
-        if (u->nodes[i].pid > 0 && u->nodes[i].tier == tier) {
-            kill(u->nodes[i].pid, SIGTERM);
+        if (u->nodes[i].tier == tier) {
+            (void)child_stop(&u->procs[i].child, SIGTERM, UP_STOP_GRACE_MS);
         }
     }
-    uint64_t deadline = now_ms() + UP_STOP_GRACE_MS;
     for (;;) {
         bool any = false;
-        for (int i = 0; i < u->n; i++) {
-            struct up_node *nd = &u->nodes[i];
-            if (nd->pid <= 0 || nd->tier != tier) {
-                continue;
-            }
-            int status;
-            pid_t r = waitpid(nd->pid, &status, WNOHANG);
-            if (r == nd->pid || (r == -1 && errno == ECHILD)) {
-                say("  stopped %-8s pid %d\n", label(nd), (int)nd->pid);
-                nd->pid = 0;
-            } else {
-                any = true;
-            }
+        for (int i = 0; i < u->n && !any; i++) {
+            any = u->nodes[i].tier == tier && !child_is_stopped(&u->procs[i].child);
         }
         if (!any) {
             return;
         }
-        if (now_ms() >= deadline) {
-            for (int i = 0; i < u->n; i++) {
-                struct up_node *nd = &u->nodes[i];
-                if (nd->pid > 0 && nd->tier == tier) {
-                    kill(nd->pid, SIGKILL);
-                    waitpid(nd->pid, NULL, 0);
-                    say("  killed  %-8s pid %d after %d ms\n", label(nd), (int)nd->pid,
-                        UP_STOP_GRACE_MS);
-                    nd->pid = 0;
-                }
-            }
-            return;
-        }
-        poll(NULL, 0, 20);
+        pump(u, 20);
     }
 }
 
@@ -270,6 +249,52 @@ static void stop_all(struct up *u)
         stop_tier(u, tier);
     }
 }
+
+/* ---------------------------------------------------------------- what the processes tell */
+
+static void on_proc_start(void *data, pid_t pid)
+{
+    struct up_proc *pr = data;
+    if (pr->has_started) {
+        say("keel up: %s %s restarted as pid %d\n", kind(pr->nd), label(pr->nd), (int)pid);
+    }
+    pr->has_started = true;
+}
+
+/* A process exited: stopped by stop_tier, or dead on its own (restarted once it was up, see
+ * start_all); or its restart could not even start. */
+static void on_proc_exit(void *data, const struct child_exit *e)
+{
+    struct up_proc *pr = data;
+    const struct up_node *nd = pr->nd;
+    if (e->is_stop && e->was_killed) {
+        say("  killed  %-8s pid %d after %d ms\n", label(nd), (int)e->pid, UP_STOP_GRACE_MS);
+    } else if (e->is_stop) {
+        say("  stopped %-8s pid %d\n", label(nd), (int)e->pid);
+    } else if (!e->is_restarting) {
+        return; /* while starting: start_all says it did not come up */
+    } else if (e->pid == 0) {
+        say("keel up: cannot restart %s %s: %s; retrying in %u ms\n", kind(nd), label(nd),
+            strerror(-e->start_error), e->restart_in_ms);
+    } else if (e->wstatus != -1 && WIFSIGNALED(e->wstatus)) {
+        say("keel up: %s %s (pid %d) was killed by signal %d; restarting in %u ms\n", kind(nd),
+            label(nd), (int)e->pid, WTERMSIG(e->wstatus), e->restart_in_ms);
+    } else {
+        say("keel up: %s %s (pid %d) exited with status %d; restarting in %u ms%s%s\n", kind(nd),
+            label(nd), (int)e->pid, e->wstatus != -1 ? WEXITSTATUS(e->wstatus) : -1,
+            e->restart_in_ms, nd->log_path[0] != '\0' ? "; its log: " : "", nd->log_path);
+    }
+}
+
+static void on_proc_lost(void *data, pid_t pid)
+{
+    struct up_proc *pr = data;
+    say("  lost    %-8s pid %d: still running %d ms after SIGKILL\n", label(pr->nd), (int)pid,
+        CHILD_KILL_GRACE_MS);
+}
+
+static const struct child_ops up_child_ops = {
+    .on_start = on_proc_start, .on_exit = on_proc_exit, .on_lost = on_proc_lost};
 
 /* ---------------------------------------------------------------- the plan, from the file */
 
@@ -441,7 +466,6 @@ static int plan(struct up *u, struct errbuf *eb)
             conf_free(conf);
             return -KEEL_ECONFIG;
         }
-        nd->backoff_ms = UP_RESTART_MIN_MS;
     }
     plan_dbs(u, conf);
     conf_free(conf);
@@ -449,9 +473,6 @@ static int plan(struct up *u, struct errbuf *eb)
         if (plan_node(u, &u->nodes[i], eb) != 0) {
             return -KEEL_ECONFIG;
         }
-    }
-    for (int i = 0; i < base; i++) {
-        u->nodes[i].backoff_ms = UP_RESTART_MIN_MS;
     }
     return 0;
 }
@@ -629,7 +650,7 @@ static void wait_healthy(struct up *u)
                   (node_health(u, &u->nodes[i], &up, &total, false) && up == total);
         }
         if (!all) {
-            poll(NULL, 0, 100);
+            pump(u, 100);
         }
     }
     for (int i = 0; i < u->n; i++) {
@@ -672,7 +693,7 @@ static void wait_dbs(struct up *u)
             next_report += 10000;
         }
         if (!all) {
-            poll(NULL, 0, 100);
+            pump(u, 100);
         }
     }
     for (int d = 0; d < u->n_dbs && !stop_requested; d++) {
@@ -693,13 +714,13 @@ static bool start_all(struct up *u)
     for (int i = 0; i < u->n && !stop_requested; i++) {
         struct up_node *nd = &u->nodes[i];
         uint64_t t0 = now_ms();
-        int rc = node_start(u, nd);
+        int rc = node_start(u, i);
         if (rc != 0) {
             fprintf(stderr, "keel up: cannot start %s: %s\n", label(nd), strerror(-rc));
             stop_all(u);
             return false;
         }
-        if (!node_wait_ready(nd, UP_READY_MS)) {
+        if (!node_wait_ready(u, i, UP_READY_MS)) {
             if (!stop_requested) {
                 fprintf(stderr, "keel up: %s did not come up%s%s%s\n", label(nd),
                         nd->has_probe ? " on " : "", nd->has_probe ? nd->probe.text : "",
@@ -709,8 +730,15 @@ static bool start_all(struct up *u)
             stop_all(u);
             return false;
         }
-        say("  up  %-8s %-12s pid %-7d %-15s %4lu ms\n", label(nd), nd->roles, (int)nd->pid,
-            nd->address[0] != '\0' ? nd->address : "-", (unsigned long)(now_ms() - t0));
+        say("  up  %-8s %-12s pid %-7d %-15s %4lu ms\n", label(nd), nd->roles,
+            (int)child_pid(&u->procs[i].child), nd->address[0] != '\0' ? nd->address : "-",
+            (unsigned long)(now_ms() - t0));
+        /* Up: from now on, a process that dies is reported and restarted, backing off when
+         * it keeps dying. */
+        static const struct child_restart policy = {.initial_ms = UP_RESTART_MIN_MS,
+                                                    .max_ms = UP_RESTART_MAX_MS,
+                                                    .stable_ms = UP_STABLE_MS};
+        child_set_restart(&u->procs[i].child, &policy);
         if (u->n_dbs > 0 && nd->tier == 1 && (i + 1 == u->n || u->nodes[i + 1].tier != 1)) {
             wait_dbs(u);
         }
@@ -718,48 +746,12 @@ static bool start_all(struct up *u)
     return !stop_requested;
 }
 
-/* Supervise until asked to stop: report a process that dies and restart it, backing off
- * when it keeps dying. */
+/* Supervise until asked to stop (the loop reports a process that dies and restarts it:
+ * on_proc_exit). */
 static void supervise(struct up *u)
 {
     while (!stop_requested) {
-        int status;
-        pid_t pid = waitpid(-1, &status, WNOHANG);
-        uint64_t now = now_ms();
-        for (int i = 0; pid > 0 && i < u->n; i++) {
-            struct up_node *nd = &u->nodes[i];
-            if (nd->pid != pid) {
-                continue;
-            }
-            nd->pid = 0;
-            if (now - nd->started_ms > 30000) {
-                nd->backoff_ms = UP_RESTART_MIN_MS; /* it ran a good while: a fresh failure */
-            }
-            if (WIFSIGNALED(status)) {
-                say("keel up: %s %s (pid %d) was killed by signal %d; restarting in %u ms\n",
-                    kind(nd), label(nd), (int)pid, WTERMSIG(status), nd->backoff_ms);
-            } else {
-                say("keel up: %s %s (pid %d) exited with status %d; restarting in %u ms%s%s\n",
-                    kind(nd), label(nd), (int)pid, WEXITSTATUS(status), nd->backoff_ms,
-                    nd->log_path[0] != '\0' ? "; its log: " : "", nd->log_path);
-            }
-            nd->restart_at_ms = now + nd->backoff_ms;
-            nd->backoff_ms =
-                nd->backoff_ms * 2 > UP_RESTART_MAX_MS ? UP_RESTART_MAX_MS : nd->backoff_ms * 2;
-        }
-        for (int i = 0; i < u->n; i++) {
-            struct up_node *nd = &u->nodes[i];
-            if (nd->pid == 0 && nd->restart_at_ms != 0 && now >= nd->restart_at_ms) {
-                if (node_start(u, nd) == 0) {
-                    say("keel up: %s %s restarted as pid %d\n", kind(nd), label(nd), (int)nd->pid);
-                } else {
-                    nd->restart_at_ms = now + nd->backoff_ms;
-                }
-            }
-        }
-        if (pid <= 0) {
-            poll(NULL, 0, 50);
-        }
+        pump(u, 50);
     }
 }
 
@@ -791,13 +783,32 @@ static void print_urls(const struct up *u)
     say("status: keel status -c %s\npress Ctrl-C to stop\n", u->conf_path);
 }
 
-static int run(struct up *u)
+/* The loop and a child for each process of the plan. Returns 0 or -errno. */
+static int procs_init(struct up *u)
 {
-    struct errbuf eb = {{0}};
-    if (plan(u, &eb) != 0) {
-        fprintf(stderr, "keel up: %s\n", eb.msg);
-        return KEEL_EXIT_CONFIG;
+    u->loop = ev_loop_new();
+    if (u->loop == NULL) {
+        return -errno;
     }
+    for (int i = 0; i < u->n; i++) {
+        u->procs[i].u = u;
+        u->procs[i].nd = &u->nodes[i];
+        child_init(&u->procs[i].child, u->loop, &up_child_ops, &u->procs[i]);
+    }
+    return 0;
+}
+
+static void procs_fini(struct up *u)
+{
+    for (int i = 0; i < u->n; i++) {
+        child_fini(&u->procs[i].child);
+    }
+    ev_loop_free(u->loop);
+    u->loop = NULL;
+}
+
+static int run_plan(struct up *u)
+{
     if (!start_all(u)) {
         return stop_requested ? KEEL_EXIT_OK : KEEL_EXIT_RUNTIME;
     }
@@ -810,6 +821,23 @@ static int run(struct up *u)
     stop_all(u);
     say("keel up: everything stopped\n");
     return KEEL_EXIT_OK;
+}
+
+static int run(struct up *u)
+{
+    struct errbuf eb = {{0}};
+    if (plan(u, &eb) != 0) {
+        fprintf(stderr, "keel up: %s\n", eb.msg);
+        return KEEL_EXIT_CONFIG;
+    }
+    int rc = procs_init(u);
+    if (rc != 0) {
+        fprintf(stderr, "keel up: cannot create an event loop: %s\n", strerror(-rc));
+        return KEEL_EXIT_RUNTIME;
+    }
+    int code = run_plan(u);
+    procs_fini(u);
+    return code;
 }
 
 static int install_signals(void)

@@ -7,7 +7,6 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 #include "core/conf.h"
 #include "core/err.h"
@@ -28,7 +27,6 @@ struct up_node {
     char log_path[CONF_PATH_MAX]; /* its stdout and stderr go there; "": to keel up's */
     char *argv[UP_MAX_ARGS + 1];
     char args[UP_MAX_ARGS][CONF_PATH_MAX];
-    pid_t pid;
     bool has_probe; /* an address that accepts once the node is up (admin, else a bind) */
     struct conf_addr probe;
     bool has_admin;
@@ -36,9 +34,6 @@ struct up_node {
     char urls[UP_MAX_URLS][200];     /* what the node serves, printed once everything is up */
     char url_keys[UP_MAX_URLS][128]; /* the bind address of each: shared VIPs print once */
     int n_urls;
-    uint64_t started_ms;
-    uint64_t restart_at_ms; /* 0: not waiting to restart */
-    uint32_t backoff_ms;
 };
 
 /* Set nd's command line from args (NULL-terminated, args[0] the program's name; copied).

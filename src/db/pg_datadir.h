@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "app/app_spawn.h"
+#include "core/child-t.h"
 #include "core/err.h"
 #include "db/pg_text.h"
 
@@ -20,12 +20,12 @@
 
 /* What the files say. Everything is borrowed; the strings were checked (pg_inst_new). */
 struct pg_datadir {
-    const char *path;          /* the data directory, absolute */
-    const char *name;          /* the instance: comments, cluster_name */
-    const char *user;          /* OS user running PostgreSQL, also the superuser role */
-    const struct app_ids *ids; /* owner of what keel creates; NULL or !is_set: keel's */
-    const char *keel_user;     /* keel's own OS user: pg_ident.conf maps it to user */
-    const char *listen_addr;   /* listen_addresses */
+    const char *path;            /* the data directory, absolute */
+    const char *name;            /* the instance: comments, cluster_name */
+    const char *user;            /* OS user running PostgreSQL, also the superuser role */
+    const struct child_ids *ids; /* owner of what keel creates; NULL or !is_set: keel's */
+    const char *keel_user;       /* keel's own OS user: pg_ident.conf maps it to user */
+    const char *listen_addr;     /* listen_addresses */
     uint16_t port;
     const char *socket_dir;   /* unix_socket_directories */
     const char *repl_user;    /* pg_hba.conf: replication connections */

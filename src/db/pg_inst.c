@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "app/app_spawn.h"
+#include "core/child.h"
 #include "core/log.h"
 #include "db/pg_child.h"
 #include "db/pg_datadir.h"
@@ -97,7 +97,7 @@ struct pg_inst {
     bool is_nosync;
     bool is_sockdir_checked;
     bool is_sockdir_bad; /* the last check failed (logged once per failure period) */
-    struct app_ids ids;
+    struct child_ids ids;
     char keel_user[64];   /* keel's own OS user, mapped to user in pg_ident.conf */
     char ctx[80];         /* "pg NAME" */
     struct pg_datadir dd; /* points into the fields above */
@@ -244,7 +244,7 @@ static void on_child_exit(void *data, int wstatus)
     bool is_postmaster =
         was == PG_INST_STARTING || was == PG_INST_RUNNING || was == PG_INST_STOPPING;
     char how[96], reason[400];
-    pg_child_describe_exit(wstatus, how, sizeof(how));
+    child_describe_exit(wstatus, how, sizeof(how));
     ev_timer_stop(p->loop, &p->timer);
     if (is_postmaster) {
         (void)snprintf(p->last_exit, sizeof(p->last_exit), "%s", how);
@@ -1081,7 +1081,7 @@ static int own_user(char *out, size_t size, struct errbuf *eb)
 static int inst_resolve(struct pg_inst *p, struct errbuf *eb)
 {
     bool is_ignored = false;
-    if (app_ids_resolve(p->user, &p->ids, &is_ignored, eb) != 0) {
+    if (child_ids_resolve(p->user, &p->ids, &is_ignored, eb) != 0) {
         return -EINVAL;
     }
     if (is_ignored) {
@@ -1194,6 +1194,7 @@ void pg_inst_free(struct pg_inst *p)
                  (int)pg_child_pid(&p->child));
         pg_child_kill_wait(&p->child);
     }
+    pg_child_fini(&p->child);
     ev_timer_stop(p->loop, &p->timer);
     free_fields(p);
     ev_free_later(p->loop, p); /* watchers inside: a pending event may still point here */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of app/app_supervisor.c: the restart arithmetic (backoff, crash loop window),
+/* Unit tests of app/app_supervisor.c: the crash loop window (the backoff is core/child.c's),
  * the state names, and the supervisor driven on a real event loop with real (short-lived)
  * processes: exit and restart with backoff, graceful stop, reload of a changed and a removed
  * app, the status JSON and the metrics. */
@@ -10,56 +10,7 @@
 #include "app/app_supervisor.c"
 
 #include <stdarg.h>
-
-/* ------------------------------------------------------------------------------------------
- * Backoff
- * ------------------------------------------------------------------------------------------ */
-
-Test(app_backoff, doubles_up_to_the_maximum)
-{
-    struct app_backoff b = {0};
-    const uint32_t want[] = {500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000};
-    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
-        cr_assert_eq(app_backoff_next(&b, 100, 500, 30000), want[i], "exit %zu", i);
-    }
-}
-
-Test(app_backoff, resets_after_a_stable_run)
-{
-    struct app_backoff b = {0};
-    cr_assert_eq(app_backoff_next(&b, 0, 100, 1000), 100);
-    cr_assert_eq(app_backoff_next(&b, 0, 100, 1000), 200);
-    cr_assert_eq(app_backoff_next(&b, 9999, 100, 1000), 400);
-    cr_assert_eq(app_backoff_next(&b, APP_STABLE_MS, 100, 1000), 100);
-    cr_assert_eq(app_backoff_next(&b, 5, 100, 1000), 200);
-    b.next_ms = 0; /* what the stable timer does */
-    cr_assert_eq(app_backoff_next(&b, 5, 100, 1000), 100);
-}
-
-Test(app_backoff, maximum_equal_to_initial_and_odd_maximum)
-{
-    struct app_backoff b = {0};
-    for (int i = 0; i < 5; i++) {
-        cr_assert_eq(app_backoff_next(&b, 0, 250, 250), 250);
-    }
-    struct app_backoff c = {0};
-    cr_assert_eq(app_backoff_next(&c, 0, 300, 1000), 300);
-    cr_assert_eq(app_backoff_next(&c, 0, 300, 1000), 600);
-    cr_assert_eq(app_backoff_next(&c, 0, 300, 1000), 1000);
-    cr_assert_eq(app_backoff_next(&c, 0, 300, 1000), 1000);
-}
-
-Test(app_backoff, no_overflow_near_the_limits)
-{
-    struct app_backoff b = {0};
-    uint32_t hour = 3600u * 1000u;
-    uint32_t last = 0;
-    for (int i = 0; i < 40; i++) {
-        last = app_backoff_next(&b, 0, 10, hour);
-        cr_assert_leq(last, hour);
-    }
-    cr_assert_eq(last, hour);
-}
+#include <sys/wait.h>
 
 /* ------------------------------------------------------------------------------------------
  * Crash loops
@@ -198,10 +149,10 @@ Test(app_supervisor, exits_are_restarted_with_backoff, .timeout = 20)
     cr_assert(run_until(loop, sv, restarted_twice, 10000));
     const struct app_proc *p = &sv->apps[0]->procs[0];
     cr_assert_str_eq(p->last_exit, "exit status 0");
-    cr_assert_eq(p->pid, 0);
+    cr_assert_eq(child_pid(&p->child), 0);
     cr_assert_not(p->in_crashloop);
     cr_assert_eq(sv->apps[0]->restarts_total, p->restarts);
-    cr_assert_eq(p->backoff.next_ms, 160); /* 20, 40, 80 waited: the next is 160 */
+    cr_assert_eq(p->child._backoff.next_ms, 160); /* 20, 40, 80 waited: the next is 160 */
     char *st = status_of(sv);
     cr_assert(strstr(st, "\"name\":\"t\",\"kind\":\"command\",\"listen\":\"127.0.0.1:1\"") != NULL,
               "%s", st);
@@ -269,7 +220,7 @@ Test(app_supervisor, stop_sends_sigterm_then_sigkill, .timeout = 20)
              "sleep 100\"; stop_timeout 100ms; }\n");
     struct app_supervisor *sv = app_supervisor_start(loop, conf, NULL);
     cr_assert(run_until(loop, sv, all_running, 5000));
-    pid_t soft = sv->apps[0]->procs[1].pid, hard = sv->apps[1]->procs[0].pid;
+    pid_t soft = sv->apps[0]->procs[1].child._pid, hard = sv->apps[1]->procs[0].child._pid;
     cr_assert_gt(soft, 0);
     cr_assert_gt(hard, 0);
     app_supervisor_stop(sv, 0);
@@ -298,17 +249,17 @@ Test(app_supervisor, reload_keeps_changes_and_removes, .timeout = 20)
                            "app c { listen 127.0.0.1:3; run \"/bin/sleep 100\"; }\n");
     struct app_supervisor *sv = app_supervisor_start(loop, c1, NULL);
     cr_assert(run_until(loop, sv, all_running, 5000));
-    pid_t a_pid = sv->apps[0]->procs[0].pid;
-    pid_t b_pid = sv->apps[1]->procs[0].pid;
+    pid_t a_pid = sv->apps[0]->procs[0].child._pid;
+    pid_t b_pid = sv->apps[1]->procs[0].child._pid;
     /* a unchanged, b changed (2 processes), c removed. */
     struct conf *c2 = load("app a { listen 127.0.0.1:1; run \"/bin/sleep 100\"; }\n"
                            "app b { listen 127.0.0.1:2; run \"/bin/sleep 100\"; processes 2; }\n");
     cr_assert_eq(app_supervisor_reload(sv, c2), 0);
-    cr_assert_eq(sv->apps[0]->procs[0].pid, a_pid);
+    cr_assert_eq(sv->apps[0]->procs[0].child._pid, a_pid);
     struct conf *c3 = load("app b { listen 127.0.0.1:2; run \"/bin/sleep 100\"; processes 2; }\n");
     cr_assert_eq(app_supervisor_reload(sv, c3), 0); /* and now a goes too */
     cr_assert(run_until(loop, sv, replaced, 5000), "%s", status_of(sv));
-    cr_assert_neq(sv->apps[0]->procs[0].pid, b_pid);
+    cr_assert_neq(sv->apps[0]->procs[0].child._pid, b_pid);
     cr_assert_eq(kill(a_pid, 0), -1);
     cr_assert_eq(kill(b_pid, 0), -1);
     app_supervisor_stop(sv, 0);

@@ -2,13 +2,15 @@
 /* Unit tests of db/pg_child.c with small shell commands on a real event loop: output lines
  * reach the log under the child's context (FATAL lines of postgres as warnings), the exit
  * status reaches the callback, a child runs as the user asked for, a deadline SIGKILLs,
- * pg_child_kill_wait reaps, and the exit descriptions. */
+ * pg_child_kill_wait reaps. (Exit descriptions: tests/unit/core/test_child_spawn.c.) */
 #include <criterion/criterion.h>
 
 #include "db/pg_child.c"
 
 #include <fcntl.h>
 #include <pwd.h>
+#include <signal.h>
+#include <unistd.h>
 
 static struct ev_loop *loop;
 static char log_path[64];
@@ -72,7 +74,7 @@ static const char *log_text(void)
     return text;
 }
 
-static int start_sh(struct pg_child *c, const char *script, const struct app_ids *ids,
+static int start_sh(struct pg_child *c, const char *script, const struct child_ids *ids,
                     uint32_t timeout_ms, bool is_postgres)
 {
     char *argv[] = {"/bin/sh", "-c", (char *)script, NULL};
@@ -130,10 +132,10 @@ Test(pg_child, postgres_severities)
 
 Test(pg_child, runs_as_the_user)
 {
-    struct app_ids ids;
+    struct child_ids ids;
     bool is_ignored;
     struct errbuf eb;
-    cr_assert_eq(app_ids_resolve("postgres", &ids, &is_ignored, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(child_ids_resolve("postgres", &ids, &is_ignored, &eb), 0, "%s", eb.msg);
     struct pg_child c;
     struct exit_seen e = {0};
     pg_child_init(&c, loop, on_exit_cb, &e);
@@ -160,17 +162,4 @@ Test(pg_child, the_deadline_kills_and_kill_wait_reaps)
     cr_assert_not(pg_child_is_running(&c));
     cr_assert_eq(kill(pid, 0), -1, "reaped: the pid is gone");
     cr_assert_not(e.is_done, "no callback from kill_wait");
-}
-
-Test(pg_child, exit_descriptions)
-{
-    char out[96];
-    pg_child_describe_exit(0, out, sizeof(out));
-    cr_assert_str_eq(out, "exit status 0");
-    pg_child_describe_exit(1 << 8, out, sizeof(out));
-    cr_assert_str_eq(out, "exit status 1");
-    pg_child_describe_exit(SIGKILL, out, sizeof(out));
-    cr_assert_str_eq(out, "killed by signal 9 (SIGKILL)");
-    pg_child_describe_exit(-1, out, sizeof(out));
-    cr_assert_str_eq(out, "exit status unknown");
 }

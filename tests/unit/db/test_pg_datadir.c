@@ -7,12 +7,14 @@
 
 #include "db/pg_datadir.c"
 
+#include "core/child.h"
+
 #include <ftw.h>
 #include <pwd.h>
 
 static char tmp[64];
 static char datadir[128];
-static struct app_ids ids;
+static struct child_ids ids;
 
 static const char *const cidrs[] = {"10.0.0.0/24", "fd00::/64"};
 static const char *const settings[] = {"work_mem = '8MB'"};
@@ -41,7 +43,7 @@ static void setup(void)
     (void)snprintf(datadir, sizeof(datadir), "%s/data", tmp);
     bool is_ignored;
     struct errbuf eb;
-    cr_assert_eq(app_ids_resolve("postgres", &ids, &is_ignored, &eb), 0, "%s", eb.msg);
+    cr_assert_eq(child_ids_resolve("postgres", &ids, &is_ignored, &eb), 0, "%s", eb.msg);
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Line reading of a child process's output pipe: splitting, bounding, sanitizing. */
-#include "app/app_output.h"
+#include "core/child_output.h"
 
 #include <errno.h>
 #include <string.h>
@@ -8,10 +8,10 @@
 
 #include "core/log.h"
 
-#define APP_READ_CHUNK 4096    /* one read() */
-#define APP_READS_PER_EVENT 16 /* at most 64 KiB per readiness event: no starving the loop */
+#define CHILD_READ_CHUNK 4096    /* one read() */
+#define CHILD_READS_PER_EVENT 16 /* at most 64 KiB per readiness event: no starving the loop */
 
-static void emit(struct app_output *o, bool is_cut)
+static void emit(struct child_output *o, bool is_cut)
 {
     size_t len = o->_len;
     if (len > 0 && o->_line[len - 1] == '\r') {
@@ -28,7 +28,7 @@ static void emit(struct app_output *o, bool is_cut)
     o->_on_line(o->_data, o->_line, len, is_cut);
 }
 
-void app_output_feed(struct app_output *o, const char *data, size_t n)
+void child_output_feed(struct child_output *o, const char *data, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         char c = data[i];
@@ -51,8 +51,8 @@ void app_output_feed(struct app_output *o, const char *data, size_t n)
     }
 }
 
-void app_output_init(struct app_output *o, struct ev_loop *loop, app_output_line_fn on_line,
-                     void *data)
+void child_output_init(struct child_output *o, struct ev_loop *loop, child_line_fn on_line,
+                       void *data)
 {
     o->_loop = loop;
     o->_fd = -1;
@@ -66,15 +66,15 @@ static void on_readable(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 {
     (void)loop;
     (void)events;
-    app_output_read(io->data, APP_READS_PER_EVENT);
+    child_output_read(io->data, CHILD_READS_PER_EVENT);
 }
 
-int app_output_open(struct app_output *o, int fd)
+int child_output_open(struct child_output *o, int fd)
 {
     o->_fd = fd;
     o->_len = 0;
     o->_is_skipping = false;
-    int rc = ev_io_start(o->_loop, &o->_io, fd, EV_READ, on_readable, o, "app output");
+    int rc = ev_io_start(o->_loop, &o->_io, fd, EV_READ, on_readable, o, "child output");
     if (rc != 0) {
         (void)close(fd); /* a pipe's read end: nothing to lose */
         o->_fd = -1;
@@ -82,7 +82,7 @@ int app_output_open(struct app_output *o, int fd)
     return rc;
 }
 
-void app_output_close(struct app_output *o)
+void child_output_close(struct child_output *o)
 {
     if (o->_fd == -1) {
         return;
@@ -97,13 +97,13 @@ void app_output_close(struct app_output *o)
     o->_fd = -1;
 }
 
-void app_output_read(struct app_output *o, int rounds)
+void child_output_read(struct child_output *o, int rounds)
 {
-    char buf[APP_READ_CHUNK];
+    char buf[CHILD_READ_CHUNK];
     while (o->_fd != -1 && rounds-- > 0) {
         ssize_t n = read(o->_fd, buf, sizeof(buf));
         if (n > 0) {
-            app_output_feed(o, buf, (size_t)n);
+            child_output_feed(o, buf, (size_t)n);
             continue;
         }
         if (n == -1 && errno == EINTR) {
@@ -113,8 +113,8 @@ void app_output_read(struct app_output *o, int rounds)
             return;
         }
         if (n == -1) {
-            log_warn("app", "read() from a process's output failed: %s", strerror(errno));
+            log_warn("child", "read() from a process's output failed: %s", strerror(errno));
         }
-        app_output_close(o);
+        child_output_close(o);
     }
 }

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fsm.h"
 #include "core/log.h"
 #include "core/sock.h"
 #include "http/http_proxy-t.h"
@@ -56,13 +57,15 @@ static void hp_connect(struct hp_conn *c);
 static void on_upstream_event(struct ev_loop *loop, struct ev_io *io, uint32_t events);
 static void on_upstream_timeout(struct ev_loop *loop, struct ev_timer *t);
 
-/* The one transition function: refuses to leave CLOSED and logs every move at debug. */
+/* The one transition function: refuses to leave CLOSED (core/fsm.h) and logs every move at
+ * debug. */
 static void hp_set_state(struct hp_conn *c, enum hp_state to, const char *reason)
 {
     enum hp_state from = c->state;
     if (from == HP_STATE_CLOSED) {
-        log_error("http", "illegal transition %s -> %s (%s)", hp_state_names[from],
-                  hp_state_names[to], reason);
+        char obj[32];
+        (void)snprintf(obj, sizeof(obj), "conn %d", c->fd);
+        fsm_illegal(FSM_MACHINE_HTTP, obj, hp_state_names[from], hp_state_names[to], reason);
         return;
     }
     c->state = to;

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 
 #include "core/fdlimit.h"
+#include "core/fsm.h"
 #include "core/log.h"
 #include "core/sock.h"
 #include "lb/lb_worker.h"
@@ -60,8 +61,16 @@ struct tcp_conn {
 
 static void tcp_connect(struct tcp_conn *t);
 
+/* The one transition function: connecting (again, on a retry) until relaying; closed is
+ * final. Anything else is refused (core/fsm.h). */
 static void tcp_set_state(struct tcp_conn *t, enum tcp_state to, const char *reason)
 {
+    if (t->state == TCP_STATE_CLOSED || (t->state == TCP_STATE_RELAY && to != TCP_STATE_CLOSED)) {
+        char obj[32];
+        (void)snprintf(obj, sizeof(obj), "conn %d", t->cfd);
+        fsm_illegal(FSM_MACHINE_TCP, obj, tcp_state_names[t->state], tcp_state_names[to], reason);
+        return;
+    }
     log_debug("tcp", "conn %d: %s -> %s (%s)", t->cfd, tcp_state_names[t->state],
               tcp_state_names[to], reason);
     t->state = to;

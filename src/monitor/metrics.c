@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fsm.h"
+
 const double metrics_latency_bounds_s[METRICS_LATENCY_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
 
@@ -336,6 +338,19 @@ static void render_servers(struct metrics_out *o, struct metrics_server *head)
                           offsetof(struct metrics_server_c, bytes_out));
 }
 
+/* Illegal transitions refused by each state machine (core/fsm.h). */
+static void render_fsm(struct metrics_out *out)
+{
+    metrics_out_printf(out, "# HELP keel_fsm_illegal_transitions_total Transitions a state "
+                            "machine's table forbids, refused (docs/internals/fsm.md).\n"
+                            "# TYPE keel_fsm_illegal_transitions_total counter\n");
+    for (unsigned m = 0; m < FSM_MACHINE_COUNT; m++) {
+        metrics_out_printf(out, "keel_fsm_illegal_transitions_total{machine=\"%s\"} %lu\n",
+                           fsm_machine_name((enum fsm_machine)m),
+                           (unsigned long)fsm_illegal_count((enum fsm_machine)m));
+    }
+}
+
 void metrics_render(struct metrics_out *out, metrics_gauges_fn gauges, void *data)
 {
     struct metrics_frontend *f;
@@ -345,6 +360,7 @@ void metrics_render(struct metrics_out *out, metrics_gauges_fn gauges, void *dat
     render_frontends(out, f);
     render_backends(out, b);
     render_servers(out, s);
+    render_fsm(out);
     if (gauges != NULL) {
         gauges(out, data);
     }

@@ -25,12 +25,14 @@
 
 #include "core/conf.h"
 #include "core/conf_value.h"
+#include "core/fsm.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "db/db_api.h"
 #include "db/db_conf.h"
 #include "db/db_elect.h"
 #include "db/db_fence.h"
+#include "db/db_fsm.h"
 #include "db/db_secret.h"
 #include "db/etcd.h"
 #include "db/pg_inst.h"
@@ -38,6 +40,20 @@
 #include "db/pg_status.h"
 #include "monitor/admin.h"
 #include "monitor/metrics.h"
+
+/* The agent's own timings. The operator's are settings of the database block (lease,
+ * switchover_timeout, stream_timeout: db_conf.c); these follow from the lease or only pace
+ * the log, so tests shorten them by shortening the lease. */
+#define DB_AGENT_TURNS_PER_LEASE 6   /* a turn every lease/6 ... */
+#define DB_AGENT_TURN_MIN_MS 100     /* ... but not more often ... */
+#define DB_AGENT_TURN_MAX_MS 500     /* ... nor less often */
+#define DB_AGENT_SILENT_TURNS 2      /* the leader missed this many turns' member keys ... */
+#define DB_AGENT_SILENT_SLACK_MS 200 /* ... plus this: it is silent ... */
+#define DB_AGENT_SILENT_TURN_MS 100  /* ... and replicas look this often for its key to lapse */
+#define DB_AGENT_DOWN_SETTLE_TURNS                                                                 \
+    2                                 /* PostgreSQL died while we lead: look again this many       \
+                                       * turns before restarting (the members were read before) */
+#define DB_AGENT_READONLY_SAY_MS 5000 /* repeat the fenced node's "READ-ONLY" warning */
 
 static const char *addr_of(const struct db_agent *a, const char *node)
 {
@@ -62,6 +78,29 @@ bool db_agent_is_leader(const struct db_agent *a)
                                a->lease);
 }
 
+int db_node_set_state(struct db_agent *a, enum db_node_state to, const char *reason)
+{
+    enum db_node_state from = a->fsm.state;
+    if (db_fsm_set_state(&a->fsm, to, ev_now_ms(a->loop)) != 0) {
+        fsm_illegal(FSM_MACHINE_DB, a->self, db_node_state_name(from), db_node_state_name(to),
+                    reason);
+        return -EPERM;
+    }
+    log_notice("db", "%s: %s -> %s (%s)", a->self, db_node_state_name(from), db_node_state_name(to),
+               reason);
+    return 0;
+}
+
+bool db_agent_is_stopping(const struct db_agent *a)
+{
+    return a->fsm.state == DB_NODE_STOPPING || a->fsm.state == DB_NODE_STOPPED;
+}
+
+static bool is_busy(const struct db_agent *a)
+{
+    return db_node_state_is_busy(a->fsm.state);
+}
+
 /* The leader's deadline to stop writing: lease minus margin after the start of its last
  * successful renewal. 0 if no renewal is known. */
 static uint64_t fence_deadline_ms(const struct db_agent *a)
@@ -77,7 +116,7 @@ static void fence_watch(struct db_agent *a)
 {
     enum pg_inst_state st = pg_inst_state(a->pg);
     uint64_t deadline = fence_deadline_ms(a);
-    if (!a->is_stopping && !a->is_fenced && db_agent_is_leader(a) && deadline != 0 &&
+    if (!db_agent_is_stopping(a) && !a->fsm.is_fenced && db_agent_is_leader(a) && deadline != 0 &&
         (st == PG_INST_RUNNING || st == PG_INST_STARTING) && pg_inst_pid(a->pg) > 0) {
         db_fence_arm(a->fence, deadline, pg_inst_pid(a->pg));
     } else {
@@ -106,10 +145,16 @@ void db_agent_ignore(void *data, const struct etcd_result *res)
     (void)res;
 }
 
-/* Whether an operation may start now (not while backing off after failures); names it. */
-static bool op_may_start(struct db_agent *a, const char *what)
+/* Whether the operation `what`, run in the busy state st, may start now: none runs, the
+ * retries are not backing off after failures, and the table allows the move (an illegal
+ * one is reported here). Names it for the retries' log. */
+static bool op_may_start(struct db_agent *a, enum db_node_state st, const char *what)
 {
-    if (!db_retry_is_due(&a->retry, ev_now_ms(a->loop))) {
+    if (is_busy(a) || !db_retry_is_due(&a->retry, ev_now_ms(a->loop))) {
+        return false;
+    }
+    if (!db_fsm_is_legal(a->fsm.state, st)) {
+        (void)db_node_set_state(a, st, what); /* refused: reported as a bug */
         return false;
     }
     (void)snprintf(a->op_what, sizeof(a->op_what), "%s", what);
@@ -120,7 +165,16 @@ void db_agent_op_done(void *data, int rc, const char *reason)
 {
     struct db_agent *a = data;
     uint64_t now = ev_now_ms(a->loop);
-    a->is_op_busy = false;
+    if (a->fsm.state == DB_NODE_STOPPING) {
+        (void)db_node_set_state(a, DB_NODE_STOPPED, "PostgreSQL stopped");
+        return;
+    }
+    if (!is_busy(a)) {
+        return; /* a second end: the fence timer's stop cut an operation short */
+    }
+    char done[128];
+    (void)snprintf(done, sizeof(done), "%s %s", a->op_what, rc == 0 ? "done" : "failed");
+    (void)db_node_set_state(a, db_node_state_after_op(a->fsm.state), done);
     if (rc != 0 && rc != -ECANCELED) {
         db_retry_failed(&a->retry, now, a->op_what, reason != NULL ? reason : strerror(-rc));
         log_warn("db", "%s: %s failed (attempt %u, failing for %lu s): %s; next attempt in %.1f s",
@@ -128,10 +182,6 @@ void db_agent_op_done(void *data, int rc, const char *reason)
                  (unsigned long)((now - a->retry.since_ms) / 1000), a->retry.last_error,
                  db_retry_delay_ms(a->retry.attempts) / 1000.0);
     } /* a success ends the run only once the node is healthy (on_status) */
-    if (a->is_stopping) {
-        a->is_stopped = true;
-        return;
-    }
     db_agent_schedule(
         a, rc == 0 ? 0 : a->tick_ms); /* look again: at once, or after a failure a turn later */
 }
@@ -224,7 +274,6 @@ static void on_promoted(void *data, int rc, const char *reason)
     if (rc == 0) {
         a->promotions++;
         a->follows[0] = '\0';
-        a->is_fenced = false;
         fence_watch(a);
         log_notice("db", "%s: promoted: now the primary", a->self);
         db_switch_promoted(a);
@@ -292,22 +341,17 @@ static void follow(struct db_agent *a, bool is_bootstrapped)
     const char *host = addr_of(a, a->leader);
     char what[80];
     (void)snprintf(what, sizeof(what), "%s %s", is_bootstrapped ? "follow" : "copy", a->leader);
-    if (host == NULL || a->is_op_busy || !op_may_start(a, what)) {
+    enum db_node_state st = is_bootstrapped ? DB_NODE_FOLLOWING : DB_NODE_CLONING;
+    if (host == NULL || !op_may_start(a, st, what)) {
         return;
     }
-    a->is_op_busy = true;
     int rc = is_bootstrapped ? pg_inst_follow(a->pg, host, (uint16_t)a->db.pg_port, a->self,
                                               db_agent_op_done, a)
                              : pg_inst_init_replica(a->pg, host, (uint16_t)a->db.pg_port, a->self,
                                                     db_agent_op_done, a);
-    if (rc != 0) {
-        a->is_op_busy = false;
-        log_warn("db", "%s: cannot follow %s: %s", a->self, a->leader, strerror(-rc));
-        db_retry_failed(&a->retry, ev_now_ms(a->loop), what, strerror(-rc));
+    if (!db_agent_run_op(a, st, rc, what)) {
         return;
     }
-    log_notice("db", "%s: %s %s", a->self, is_bootstrapped ? "following" : "copying", a->leader);
-    a->is_fenced = false;
     (void)snprintf(a->follows, sizeof(a->follows), "%s", a->leader);
 }
 
@@ -327,31 +371,37 @@ static void fence(struct db_agent *a, const char *why)
     if (pg_inst_is_standby(a->pg) && pg_inst_state(a->pg) == PG_INST_RUNNING) {
         return; /* read-only already (a status read before the fence said primary) */
     }
+    if (!db_fsm_is_legal(a->fsm.state, DB_NODE_FENCING)) {
+        (void)db_node_set_state(a, DB_NODE_FENCING, why); /* refused: reported as a bug */
+        return;
+    }
     log_warn("db", "%s: fencing: PostgreSQL restarts read-only (%s)", a->self, why);
-    a->is_op_busy = true;
-    a->is_fenced = true;
     db_fence_disarm(a->fence); /* the agent fences itself: the watcher must not end the
                                 * read-only server it restarts */
-    a->fenced_at_ms = ev_now_ms(a->loop);
     a->follows[0] = '\0';
     (void)snprintf(a->op_what, sizeof(a->op_what), "restart read-only (fence)");
     int rc = pg_inst_demote(a->pg, on_demoted, a);
     if (rc != 0) {
-        a->is_op_busy = false;
         log_warn("db", "%s: cannot restart PostgreSQL read-only (%s): stopping it", a->self,
                  strerror(-rc));
-        a->is_op_busy = pg_inst_stop(a->pg, PG_STOP_FAST, db_agent_op_done, a) == 0;
+        rc = pg_inst_stop(a->pg, PG_STOP_FAST, db_agent_op_done, a);
+    }
+    (void)db_node_set_state(a, DB_NODE_FENCING, why); /* legal: checked above */
+    if (rc != 0) {
+        log_error("db", "%s: cannot stop PostgreSQL to fence it: %s", a->self, strerror(-rc));
+        (void)db_node_set_state(a, DB_NODE_FENCED, "cannot stop PostgreSQL");
     }
 }
 
-void db_agent_run_op(struct db_agent *a, int rc, const char *what)
+bool db_agent_run_op(struct db_agent *a, enum db_node_state st, int rc, const char *what)
 {
     (void)snprintf(a->op_what, sizeof(a->op_what), "%s", what);
     if (rc != 0) {
-        a->is_op_busy = false;
         log_warn("db", "%s: cannot %s: %s", a->self, what, strerror(-rc));
         db_retry_failed(&a->retry, ev_now_ms(a->loop), what, strerror(-rc));
+        return false;
     }
+    return db_node_set_state(a, st, what) == 0;
 }
 
 /* Whether the leader runs as the primary with its promotion done (its member key says so):
@@ -379,7 +429,10 @@ void db_agent_act_stopped(struct db_agent *a)
     for (size_t i = 0; i < a->n_members; i++) {
         others_live = others_live || a->members[i].healthy;
     }
-    a->role = DB_ROLE_UNKNOWN;
+    if (a->fsm.state != DB_NODE_IDLE &&
+        db_node_set_state(a, DB_NODE_IDLE, "PostgreSQL is not running") != 0) {
+        return;
+    }
     if (leader_other) {
         if (leader_ready(a)) {
             follow(a, bootstrapped); /* copy it, or rewind to it */
@@ -392,9 +445,10 @@ void db_agent_act_stopped(struct db_agent *a)
     if (!named_self) {
         if (!a->has_leader && !others_live && (!bootstrapped || !was_standby)) {
             acquire(a); /* the first node, or a primary coming back to an empty cluster */
-        } else if (bootstrapped && was_standby && !a->is_op_busy && op_may_start(a, "start")) {
-            a->is_op_busy = true; /* a replica starts and competes or follows from there */
-            db_agent_run_op(a, pg_inst_start(a->pg, db_agent_op_done, a), "start");
+        } else if (bootstrapped && was_standby && op_may_start(a, DB_NODE_STARTING, "start")) {
+            /* a replica starts and competes or follows from there */
+            (void)db_agent_run_op(a, DB_NODE_STARTING, pg_inst_start(a->pg, db_agent_op_done, a),
+                                  "start");
         }
         return;
     }
@@ -410,28 +464,25 @@ void db_agent_act_stopped(struct db_agent *a)
     if (!leader_self) {
         /* Our name under an earlier run's lease (kill -9, restart): not ours. PostgreSQL
          * starts as a primary only once the key is under our lease. */
-        if (!a->is_op_busy) {
-            take_over(a);
-        }
+        take_over(a);
         return;
     }
-    if (a->lease_valid_until_ms == 0 || a->is_op_busy) {
-        return;
-    }
-    if (!op_may_start(a, bootstrapped ? "start" : "bootstrap")) {
-        return; /* backing off after failures */
+    enum db_node_state st = bootstrapped ? DB_NODE_STARTING : DB_NODE_BOOTSTRAPPING;
+    if (a->lease_valid_until_ms == 0 ||
+        !op_may_start(a, st, bootstrapped ? "start" : "bootstrap")) {
+        return; /* no lease yet, or backing off after failures */
     }
     if (a->pg_down_at_ms == 0) {
         a->pg_down_at_ms = ev_now_ms(a->loop); /* it died during this turn */
     }
-    if (bootstrapped && ev_now_ms(a->loop) < a->pg_down_at_ms + 2 * (uint64_t)a->tick_ms) {
+    if (bootstrapped &&
+        ev_now_ms(a->loop) < a->pg_down_at_ms + DB_AGENT_DOWN_SETTLE_TURNS * (uint64_t)a->tick_ms) {
         return; /* the members were read before PostgreSQL died: look again first */
     }
-    a->is_op_busy = true;
-    db_agent_run_op(a,
-                    bootstrapped ? pg_inst_start(a->pg, db_agent_op_done, a)
-                                 : pg_inst_init_primary(a->pg, on_bootstrapped, a),
-                    bootstrapped ? "start" : "bootstrap");
+    (void)db_agent_run_op(a, st,
+                          bootstrapped ? pg_inst_start(a->pg, db_agent_op_done, a)
+                                       : pg_inst_init_primary(a->pg, on_bootstrapped, a),
+                          bootstrapped ? "start" : "bootstrap");
 }
 
 /* The leader key lapsed (etcd answers, and there is no key) while this replica streams
@@ -441,17 +492,21 @@ void db_agent_act_stopped(struct db_agent *a)
  * the next leader restarts the replica with its primary_conninfo. */
 static bool unfollow_on_lapse(struct db_agent *a)
 {
-    if (!a->dcs_ok || a->has_leader || a->follows[0] == '\0' || a->pg_primary || a->is_op_busy ||
+    if (!a->dcs_ok || a->has_leader || a->follows[0] == '\0' || a->pg_primary || is_busy(a) ||
         pg_inst_state(a->pg) != PG_INST_RUNNING || !pg_inst_is_standby(a->pg)) {
         return false;
     }
-    a->is_op_busy = true;
+    if (!db_fsm_is_legal(a->fsm.state, DB_NODE_UNFOLLOWING)) {
+        (void)db_node_set_state(a, DB_NODE_UNFOLLOWING, "the leader key lapsed"); /* reported */
+        return false;
+    }
     int rc = pg_inst_unfollow(a->pg, db_agent_op_done, a);
     if (rc != 0) {
-        a->is_op_busy = false;
         log_warn("db", "%s: cannot stop streaming from %s: %s", a->self, a->follows, strerror(-rc));
         return false;
     }
+    (void)snprintf(a->op_what, sizeof(a->op_what), "unfollow %s", a->follows);
+    (void)db_node_set_state(a, DB_NODE_UNFOLLOWING, "the leader key lapsed");
     log_notice("db", "%s: the leader key of %s lapsed: no longer streaming from it", a->self,
                a->follows);
     a->follows[0] = '\0';
@@ -464,15 +519,15 @@ static void act(struct db_agent *a)
         char m[160];
         int n = snprintf(m, sizeof(m), "{\"lsn\":%lu,\"healthy\":%s,\"primary\":%s}",
                          (unsigned long)a->pg_lsn, a->pg_up ? "true" : "false",
-                         a->pg_up && a->pg_primary && !a->is_op_busy ? "true" : "false");
+                         a->pg_up && a->pg_primary && !is_busy(a) ? "true" : "false");
         if (etcd_put(a->etcd, a->key_self, m, (size_t)n, a->lease, db_agent_ignore, NULL) != 0) {
             log_debug("db", "%s: member key not published this turn", a->self);
         }
     }
-    if (a->is_op_busy) {
+    if (is_busy(a)) {
         return;
     }
-    if (a->sw_phase != SW_NONE) {
+    if (a->fsm.state == DB_NODE_SW_WAITING || a->fsm.state == DB_NODE_SW_HANDED) {
         db_switch_step(a);
         return;
     }
@@ -481,7 +536,7 @@ static void act(struct db_agent *a)
         return;
     }
     if (a->sw_has && strcmp(a->sw_from, a->self) == 0 && a->pg_primary && db_agent_is_leader(a) &&
-        a->role == DB_ROLE_PRIMARY) {
+        a->fsm.state == DB_NODE_PRIMARY) {
         db_switch_begin(a);
         return;
     }
@@ -502,22 +557,20 @@ static void act(struct db_agent *a)
                              .lease_ms = a->db.lease_ms};
     struct db_elect_out out;
     db_elect_decide(&in, &out);
-    if (a->is_fenced && out.role == DB_ROLE_REPLICA) {
-        out.role = DB_ROLE_FENCED; /* read-only, following nobody */
+    /* The decision moves the node between the settled states; a fenced replica (read-only,
+     * following nobody) stays fenced until it is promoted or follows a leader. */
+    enum db_node_state want = db_node_state_of_role(out.role, a->fsm.is_fenced);
+    if (want != a->fsm.state && db_node_set_state(a, want, out.reason) != 0) {
+        return; /* refused (a bug, reported): act on nothing this turn */
     }
-    if (out.role != a->role) {
-        log_notice("db", "%s: %s -> %s (%s)", a->self, db_role_name(a->role),
-                   db_role_name(out.role), out.reason);
-    }
-    if (a->is_fenced && !a->dcs_ok && ev_now_ms(a->loop) >= a->fenced_said_ms + 5000) {
+    if (a->fsm.is_fenced && !a->dcs_ok &&
+        ev_now_ms(a->loop) >= a->fenced_said_ms + DB_AGENT_READONLY_SAY_MS) {
         a->fenced_said_ms = ev_now_ms(a->loop);
         log_warn("db",
                  "%s: READ-ONLY: etcd cannot be reached, so no node may write (fenced "
                  "%lu s ago)",
-                 a->self, (unsigned long)((ev_now_ms(a->loop) - a->fenced_at_ms) / 1000));
+                 a->self, (unsigned long)((ev_now_ms(a->loop) - a->fsm.fenced_at_ms) / 1000));
     }
-    a->role = out.role;
-    a->why = out.reason;
     if (out.release) {
         db_agent_release(a);
     }
@@ -531,16 +584,17 @@ static void act(struct db_agent *a)
         acquire(a);
     }
     uint64_t now_ms = ev_now_ms(a->loop);
-    bool is_stalled = a->primary_lsn > a->pg_lsn && now_ms >= a->lsn_moved_ms + 5000;
+    uint32_t stream_ms = a->db.stream_timeout_ms;
+    bool is_stalled = a->primary_lsn > a->pg_lsn && now_ms >= a->lsn_moved_ms + stream_ms;
     bool is_refollow = false;
-    if (out.role == DB_ROLE_REPLICA && !out.follow && (!a->streaming || is_stalled)) {
+    if (a->fsm.state == DB_NODE_REPLICA && !out.follow && (!a->streaming || is_stalled)) {
         /* Following the leader but not receiving from it (on a branch it cannot follow, or a
-         * connection that does not come back): rewind and follow again after 5 s. */
+         * connection that does not come back): rewind and follow again after stream_timeout. */
         a->unstreaming_since_ms = a->unstreaming_since_ms != 0 ? a->unstreaming_since_ms : now_ms;
-        if (now_ms >= a->unstreaming_since_ms + 5000 && leader_ready(a) &&
+        if (now_ms >= a->unstreaming_since_ms + stream_ms && leader_ready(a) &&
             db_retry_is_due(&a->retry, now_ms)) {
-            log_warn("db", "%s: nothing received from %s for 5 s: rewinding and following again",
-                     a->self, a->leader);
+            log_warn("db", "%s: nothing received from %s for %.1f s: rewinding and following again",
+                     a->self, a->leader, stream_ms / 1000.0);
             out.follow = true;
             is_refollow = true;
         }
@@ -553,17 +607,18 @@ static void act(struct db_agent *a)
     if (out.follow) {
         a->unstreaming_since_ms = 0;
         follow(a, true); /* stops, rewinds if it diverged, starts as a replica */
-        if (is_refollow && a->is_op_busy) {
+        if (is_refollow && is_busy(a)) {
             /* A retry: the follow before did not get this node streaming. */
             char why[96];
-            (void)snprintf(why, sizeof(why), "nothing received from %s for 5 s", a->leader);
+            (void)snprintf(why, sizeof(why), "nothing received from %s for %.1f s", a->leader,
+                           stream_ms / 1000.0);
             db_retry_failed(&a->retry, now_ms, a->op_what, why);
         }
     } else if (out.fence) {
         fence(a, out.reason);
-    } else if (out.promote && op_may_start(a, "promote")) {
-        a->is_op_busy = true;
-        db_agent_run_op(a, pg_inst_promote(a->pg, on_promoted, a), "promote");
+    } else if (out.promote && op_may_start(a, DB_NODE_PROMOTING, "promote")) {
+        (void)db_agent_run_op(a, DB_NODE_PROMOTING, pg_inst_promote(a->pg, on_promoted, a),
+                              "promote");
     } else if (out.role == DB_ROLE_PRIMARY && a->pg_primary) {
         sync_apply(a, false);
     }
@@ -578,7 +633,8 @@ static void act(struct db_agent *a)
 static bool leader_is_silent(const struct db_agent *a)
 {
     return a->has_leader && strcmp(a->leader, a->self) != 0 && a->leader_seen_ms != 0 &&
-           ev_now_ms(a->loop) > a->leader_seen_ms + 2 * (uint64_t)a->tick_ms + 200;
+           ev_now_ms(a->loop) > a->leader_seen_ms + DB_AGENT_SILENT_TURNS * (uint64_t)a->tick_ms +
+                                    DB_AGENT_SILENT_SLACK_MS;
 }
 
 static void turn_read_done(struct db_agent *a)
@@ -587,9 +643,9 @@ static void turn_read_done(struct db_agent *a)
         return;
     }
     a->is_turn_busy = false;
-    if (!a->is_stopping) {
+    if (!db_agent_is_stopping(a)) {
         act(a);
-        db_agent_schedule(a, leader_is_silent(a) ? 100 : a->tick_ms);
+        db_agent_schedule(a, leader_is_silent(a) ? DB_AGENT_SILENT_TURN_MS : a->tick_ms);
     }
 }
 
@@ -741,11 +797,11 @@ static void on_fence_timer(struct ev_loop *loop, struct ev_timer *t)
     (void)loop;
     struct db_agent *a = t->data;
     bool is_leader = db_agent_is_leader(a);
-    if (a->is_stopping || !is_leader || !a->pg_primary || pg_inst_state(a->pg) != PG_INST_RUNNING ||
-        a->is_fenced) {
+    if (db_agent_is_stopping(a) || !is_leader || !a->pg_primary ||
+        pg_inst_state(a->pg) != PG_INST_RUNNING || a->fsm.is_fenced) {
         return;
     }
-    if (!a->is_op_busy) {
+    if (!is_busy(a)) {
         fence(a, "the leader lease could not be renewed in time");
         return;
     }
@@ -761,7 +817,7 @@ static void on_fence_timer(struct ev_loop *loop, struct ev_timer *t)
 static void on_tick(struct ev_loop *loop, struct ev_timer *t)
 {
     struct db_agent *a = t->data;
-    if (a->is_turn_busy || a->is_stopping) {
+    if (a->is_turn_busy || db_agent_is_stopping(a)) {
         return;
     }
     a->turn_at_ms = ev_now_ms(loop);
@@ -805,7 +861,7 @@ static int api_handler(const char *path, const char *query, struct metrics_out *
 {
     struct db_agent *a = data;
     struct db_api_state st = {.self = a->self,
-                              .role = a->role,
+                              .role = db_node_state_role(a->fsm.state),
                               .pg_up = a->pg_up && pg_inst_state(a->pg) == PG_INST_RUNNING,
                               .lsn = a->pg_lsn,
                               .replay_lsn = a->replay_lsn,
@@ -937,6 +993,7 @@ struct db_agent *db_agent_start(struct ev_loop *loop, const struct conf *conf, c
         return NULL;
     }
     a->loop = loop;
+    db_fsm_init(&a->fsm, ev_now_ms(loop));
     a->db = *db;
     /* Each node keeps its data in DATA_DIR/NODE: nodes may share a machine (keel up). */
     (void)snprintf(a->db.data_dir, sizeof(a->db.data_dir), "%.900s/%s", db->data_dir, node);
@@ -950,8 +1007,10 @@ struct db_agent *db_agent_start(struct ev_loop *loop, const struct conf *conf, c
     db_conf_key(conf, db->name, "members/", a->key_members, sizeof(a->key_members));
     db_conf_key(conf, db->name, "switchover", a->key_switch, sizeof(a->key_switch));
     (void)snprintf(a->key_self, sizeof(a->key_self), "%s%s", a->key_members, node);
-    uint32_t t = db->lease_ms / 6;
-    a->tick_ms = t > 500 ? 500 : t < 100 ? 100 : t;
+    uint32_t t = db->lease_ms / DB_AGENT_TURNS_PER_LEASE;
+    a->tick_ms = t > DB_AGENT_TURN_MAX_MS   ? DB_AGENT_TURN_MAX_MS
+                 : t < DB_AGENT_TURN_MIN_MS ? DB_AGENT_TURN_MIN_MS
+                                            : t;
     ev_timer_init(&a->tick, on_tick, a, "db agent");
     ev_timer_init(&a->fence_timer, on_fence_timer, a, "db fence");
     if (db_secret_password(conf->secret_file, "keel-db-replication-v1", a->repl_password, eb) !=
@@ -970,10 +1029,10 @@ struct db_agent *db_agent_start(struct ev_loop *loop, const struct conf *conf, c
 
 void db_agent_stop(struct db_agent *a)
 {
-    if (a == NULL || a->is_stopping) {
+    if (a == NULL || db_agent_is_stopping(a)) {
         return;
     }
-    a->is_stopping = true;
+    (void)db_node_set_state(a, DB_NODE_STOPPING, "agent stop"); /* legal from any other */
     ev_timer_stop(a->loop, &a->tick);
     ev_timer_stop(a->loop, &a->fence_timer);
     db_fence_disarm(a->fence); /* a clean stop follows */
@@ -981,18 +1040,17 @@ void db_agent_stop(struct db_agent *a)
         db_agent_release(a); /* a replica takes over without waiting for the lease */
     }
     if (pg_inst_state(a->pg) == PG_INST_STOPPED) {
-        a->is_stopped = true;
+        (void)db_node_set_state(a, DB_NODE_STOPPED, "PostgreSQL not running");
         return;
     }
-    a->is_op_busy = true;
     if (pg_inst_stop(a->pg, PG_STOP_FAST, db_agent_op_done, a) != 0) {
-        a->is_stopped = true;
+        (void)db_node_set_state(a, DB_NODE_STOPPED, "a stop is under way already");
     }
 }
 
 bool db_agent_is_stopped(const struct db_agent *a)
 {
-    return a == NULL || a->is_stopped;
+    return a == NULL || a->fsm.state == DB_NODE_STOPPED;
 }
 
 void db_agent_free(struct db_agent *a)
@@ -1043,7 +1101,7 @@ void db_agent_metrics(const struct db_agent *a, struct metrics_out *out)
                        "node (failovers and switchovers).\n"
                        "# TYPE keel_db_leader_changes_total counter\n"
                        "keel_db_leader_changes_total{database=\"%s\"} %lu\n",
-                       n, (int)a->role, n, (unsigned long)lag_bytes(a), n,
+                       n, (int)db_node_state_role(a->fsm.state), n, (unsigned long)lag_bytes(a), n,
                        a->pg_primary ? 0.0 : a->lag_ms / 1000.0, n, (unsigned long)a->promotions, n,
                        (unsigned long)a->leader_changes);
     db_retry_metrics(&a->retry, ev_now_ms(a->loop), n, out);
@@ -1056,10 +1114,12 @@ void db_agent_status_json(const struct db_agent *a, struct metrics_out *out)
         return;
     }
     metrics_out_printf(out,
-                       "{\"database\":\"%s\",\"role\":\"%s\",\"leader\":\"%s\",\"postgres\":\"%s\","
+                       "{\"database\":\"%s\",\"role\":\"%s\",\"state\":\"%s\",\"leader\":\"%s\","
+                       "\"postgres\":\"%s\","
                        "\"lsn\":%lu,\"lag_bytes\":%lu,\"lag_seconds\":%.3f,\"promotions\":%lu,"
                        "\"leader_changes\":%lu,\"stuck\":",
-                       a->db.name, db_role_name(a->role), a->has_leader ? a->leader : "",
+                       a->db.name, db_role_name(db_node_state_role(a->fsm.state)),
+                       db_node_state_name(a->fsm.state), a->has_leader ? a->leader : "",
                        pg_inst_state_name(pg_inst_state(a->pg)), (unsigned long)a->pg_lsn,
                        (unsigned long)lag_bytes(a), a->pg_primary ? 0.0 : a->lag_ms / 1000.0,
                        (unsigned long)a->promotions, (unsigned long)a->leader_changes);

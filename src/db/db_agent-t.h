@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* The database agent's state, shared by its parts: db_agent.c (the turn, the election's
- * actions, start and stop) and db_switch.c (planned switchover). Private to src/db. */
+/* The database agent's state, shared by its parts: db_agent.c (the election's actions,
+ * the fence, start and stop), db_turn.c (a turn's reads) and db_switch.c (planned
+ * switchover). Private to src/db. */
 #ifndef KEEL_DB_DB_AGENT_T_H
 #define KEEL_DB_DB_AGENT_T_H
 
@@ -105,6 +106,12 @@ void db_agent_op_done(void *data, int rc, const char *reason);   /* a pg_inst op
 bool db_agent_run_op(struct db_agent *a, enum db_node_state st, int rc, const char *what);
 void db_agent_release(struct db_agent *a);     /* delete the leader key if it names us */
 void db_agent_act_stopped(struct db_agent *a); /* the turn's actions when PostgreSQL is down */
+
+void db_agent_act(struct db_agent *a); /* the turn's reads are back: decide and act */
+void db_agent_on_lease(void *data, const struct etcd_result *res); /* a grant or renewal */
+
+/* db_turn.c */
+void db_agent_on_tick(struct ev_loop *loop, struct ev_timer *t); /* start a turn */
 
 /* db_switch.c */
 void db_switch_begin(struct db_agent *a);    /* the switchover key names us, the primary */

@@ -26,7 +26,7 @@ static const struct {
     [DB_NODE_PRIMARY] = {"primary", DB_ROLE_PRIMARY, false},
     [DB_NODE_REPLICA] = {"replica", DB_ROLE_REPLICA, false},
     [DB_NODE_FOLLOWING] = {"following", DB_ROLE_UNKNOWN, true},
-    [DB_NODE_UNFOLLOWING] = {"unfollowing", DB_ROLE_UNKNOWN, true},
+    [DB_NODE_UNFOLLOWING] = {"unfollowing", DB_ROLE_REPLICA, true},
     [DB_NODE_FENCING] = {"fencing", DB_ROLE_FENCED, true},
     [DB_NODE_FENCED] = {"fenced", DB_ROLE_FENCED, false},
     [DB_NODE_SW_STOPPING] = {"switch_stopping", DB_ROLE_UNKNOWN, true},

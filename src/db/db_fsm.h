@@ -28,8 +28,9 @@ enum db_node_state {
     DB_NODE_REPLICA,       /* runs read-only: follows the leader, or waits while there is
                             * none or etcd cannot be reached */
     DB_NODE_FOLLOWING,     /* stop, pg_rewind if it diverged, start as the leader's replica */
-    DB_NODE_UNFOLLOWING,   /* the leader key lapsed: restart following nobody, so an old
-                            * primary that still runs finds no standby to confirm commits */
+    DB_NODE_UNFOLLOWING,   /* the leader key lapsed: stop streaming (no primary_conninfo,
+                            * a reload), so an old primary that still runs finds no standby
+                            * to confirm its commits */
     DB_NODE_FENCING,       /* a primary that may have lost the key restarts read-only */
     DB_NODE_FENCED,        /* runs read-only, following nobody, after a fence: until it is
                             * promoted or follows a leader */

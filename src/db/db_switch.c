@@ -5,7 +5,8 @@
  * hands the leader key over only once the target has received that checkpoint: the target
  * then holds every acknowledged write, in async mode too. Only the target competes for the
  * key (db_elect); this node rejoins as its replica. If the target does not catch up within
- * 10 s, the switchover is aborted and this node starts again as the primary. */
+ * switchover_timeout (10 s), the switchover is aborted and this node starts again as the
+ * primary. The steps are the node's states SW_STOPPING, SW_WAITING, SW_HANDED (db_fsm.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>

@@ -23,6 +23,7 @@
 #include "core/child.h"
 #include "core/conf.h"
 #include "core/json.h"
+#include "core/fsm.h"
 #include "core/log.h"
 #include "monitor/metrics.h"
 
@@ -153,13 +154,15 @@ static const uint32_t legal_next[] = {
         BIT(APP_PROC_BACKOFF) | BIT(APP_PROC_CRASHLOOP) | BIT(APP_PROC_STOPPING),
 };
 
-/* The only place a process slot changes state: checks the transition, logs it. */
+/* The only place a process slot changes state: checks the transition (an illegal one is
+ * refused, core/fsm.h), logs it. */
 static void proc_set_state(struct app_proc *p, enum app_proc_state to, const char *reason)
 {
     enum app_proc_state from = p->state;
     if ((legal_next[from] & BIT(to)) == 0) {
-        log_error(p->ctx, "BUG: illegal transition %s -> %s (%s)", app_proc_state_name(from),
-                  app_proc_state_name(to), reason);
+        fsm_illegal(FSM_MACHINE_APP, p->ctx, app_proc_state_name(from), app_proc_state_name(to),
+                    reason);
+        return;
     }
     log_notice(p->ctx, "%s -> %s (%s)", app_proc_state_name(from), app_proc_state_name(to), reason);
     p->state = to;

@@ -252,6 +252,10 @@ struct conf_database {
     char bindir[CONF_PATH_MAX]; /* default /usr/lib/postgresql/15/bin */
     char data_dir[CONF_PATH_MAX]; /* default STATE_DIR/db/NAME ("" until validated) */
     char user[CONF_NAME_MAX];     /* runs PostgreSQL, default postgres */
+
+    /* the agent's timeouts (docs/internals/db_fsm.md) */
+    uint32_t switchover_timeout_ms; /* for the target to catch up, then to lead; default 10s */
+    uint32_t stream_timeout_ms;     /* a replica receiving nothing follows again; default 5s */
     struct conf_pos pos;
 };
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* The database agent's state, shared by its parts: db_agent.c (the turn, the election's
- * actions, start and stop) and db_switch.c (planned switchover). Private to src/db. */
+/* The database agent's state, shared by its parts: db_agent.c (the election's actions,
+ * the fence, start and stop), db_turn.c (a turn's reads) and db_switch.c (planned
+ * switchover). Private to src/db. */
 #ifndef KEEL_DB_DB_AGENT_T_H
 #define KEEL_DB_DB_AGENT_T_H
 
@@ -11,6 +12,7 @@
 #include "core/conf-t.h"
 #include "core/ev.h"
 #include "db/db_elect.h"
+#include "db/db_fsm.h"
 #include "db/db_retry.h"
 #include "db/db_secret.h"
 #include "db/etcd.h"
@@ -45,11 +47,14 @@ struct db_agent {
     int64_t lease;
     bool lease_busy;
     uint64_t lease_valid_until_ms;
+    /* what the agent is doing: changed only by db_node_set_state (db_fsm.h). A PostgreSQL
+     * operation runs in the busy states (db_node_state_is_busy); the role shown is the
+     * state's (db_node_state_role) */
+    struct db_fsm fsm;
     /* one turn at a time */
     int reads;
     bool is_turn_busy;
-    bool is_op_busy;       /* a PostgreSQL operation runs */
-    char op_what[80];      /* what it is, "follow db2": for the retries' log and status */
+    char op_what[80];      /* the operation, "follow db2": for the retries' log and status */
     struct db_retry retry; /* failures in a row and the backoff (db_retry.h) */
     uint64_t turn_at_ms;
     uint64_t pg_down_at_ms;        /* the first turn that saw PostgreSQL not running; 0: it runs */
@@ -67,21 +72,16 @@ struct db_agent {
     int64_t leader_rev;   /* the leader key's mod revision (to take an earlier run's over) */
     struct db_member members[CONF_DB_MAX_NODES];
     size_t n_members;
-    enum db_role role;
-    const char *why;
-    bool is_fenced; /* demoted by a fence: read-only until promoted or following */
-    /* the switchover key, as last read, and this node's part in one */
+    /* the switchover key, as last read; this node's part in one is its state (SW_*) */
     bool sw_has;
     char sw_from[CONF_NAME_MAX], sw_to[CONF_NAME_MAX];
-    enum { SW_NONE = 0, SW_STOPPING, SW_WAITING, SW_HANDED } sw_phase;
     char sw_target[CONF_NAME_MAX];
     uint64_t sw_lsn, sw_deadline_ms;
     char streamers[CONF_DB_MAX_NODES][CONF_NAME_MAX]; /* primary: standbys streaming now */
     char sync_names[256]; /* primary: synchronous_standby_names in force */
     bool is_sync_busy;
     size_t n_streaming;
-    uint64_t fenced_at_ms, fenced_said_ms;
-    bool is_stopping, is_stopped;
+    uint64_t fenced_said_ms; /* the last "READ-ONLY" warning */
     uint64_t promotions;
     uint64_t leader_changes;
     char last_leader[CONF_NAME_MAX]; /* the last leader seen, kept while there is none */
@@ -90,13 +90,28 @@ struct db_agent {
 };
 
 /* db_agent.c, for its parts */
+/* The one transition function: moves a->fsm to `to` if db_fsm's table allows it and logs
+ * "old -> new (reason)" at notice level. Returns 0, or -EPERM when the move is illegal: then
+ * nothing changed (core/fsm.h logs and counts it) and the caller must not start what the
+ * new state stands for. */
+int db_node_set_state(struct db_agent *a, enum db_node_state to, const char *reason);
+bool db_agent_is_stopping(const struct db_agent *a);     /* STOPPING or STOPPED */
 bool db_agent_is_leader(const struct db_agent *a);       /* the key names us, under our lease */
 void db_agent_schedule(struct db_agent *a, uint32_t ms); /* a turn in ms */
-void db_agent_ignore(void *data, const struct etcd_result *res);    /* an etcd callback */
-void db_agent_op_done(void *data, int rc, const char *reason);      /* a pg_inst operation ended */
-void db_agent_run_op(struct db_agent *a, int rc, const char *what); /* an operation queued */
+void db_agent_ignore(void *data, const struct etcd_result *res); /* an etcd callback */
+void db_agent_op_done(void *data, int rc, const char *reason);   /* a pg_inst operation ended */
+/* The operation `what` was just asked of pg_inst, which returned rc; st is its busy state,
+ * which the caller checked is legal from the current one. 0: enters st, returns true.
+ * Otherwise logs, counts the failure for the retries, stays, and returns false. */
+bool db_agent_run_op(struct db_agent *a, enum db_node_state st, int rc, const char *what);
 void db_agent_release(struct db_agent *a);     /* delete the leader key if it names us */
 void db_agent_act_stopped(struct db_agent *a); /* the turn's actions when PostgreSQL is down */
+
+void db_agent_act(struct db_agent *a); /* the turn's reads are back: decide and act */
+void db_agent_on_lease(void *data, const struct etcd_result *res); /* a grant or renewal */
+
+/* db_turn.c */
+void db_agent_on_tick(struct ev_loop *loop, struct ev_timer *t); /* start a turn */
 
 /* db_switch.c */
 void db_switch_begin(struct db_agent *a);    /* the switchover key names us, the primary */

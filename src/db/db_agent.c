@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* The database agent: one loop turn every lease/6 (at most 500 ms). A turn reads the node's
- * PostgreSQL status, the leader key, the members' keys and the switchover key in parallel,
- * publishes this node's member key, renews the agent's lease, then acts on
- * db_elect_decide: take the key, promote, release it, follow the leader (pg_rewind), or
- * fence. A fenced primary restarts PostgreSQL read-only, following nobody, before its lease
- * can lapse (its own timer, not the turn, keeps that deadline; so does a separate watcher
- * process, db_fence.c, in case this loop stops). The leader key is ours only under our
+/* The database agent: one loop turn every lease/6 (at most 500 ms). A turn (db_turn.c)
+ * reads the node's PostgreSQL status, the leader key, the members' keys and the switchover
+ * key in parallel and renews the agent's lease; then db_agent_act publishes this node's
+ * member key and acts on db_elect_decide: take the key, promote, release it, follow the
+ * leader (pg_rewind), or fence. What the agent is doing is its state (db_fsm.h), changed
+ * only by db_node_set_state. A fenced primary restarts PostgreSQL read-only, following nobody,
+ * before its lease can lapse (its own timer, not the turn, keeps that deadline; so does a separate
+ * watcher process, db_fence.c, in case this loop stops). The leader key is ours only under our
  * current lease: an earlier run's key is taken over by compare-and-swap. Bootstrap: with no
  * leader and no live member the first node takes the key and runs initdb; the others copy
  * the leader with pg_basebackup through a slot named after them. A planned switchover is in
@@ -25,12 +26,14 @@
 
 #include "core/conf.h"
 #include "core/conf_value.h"
+#include "core/fsm.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "db/db_api.h"
 #include "db/db_conf.h"
 #include "db/db_elect.h"
 #include "db/db_fence.h"
+#include "db/db_fsm.h"
 #include "db/db_secret.h"
 #include "db/etcd.h"
 #include "db/pg_inst.h"
@@ -38,6 +41,17 @@
 #include "db/pg_status.h"
 #include "monitor/admin.h"
 #include "monitor/metrics.h"
+
+/* The agent's own timings. The operator's are settings of the database block (lease,
+ * switchover_timeout, stream_timeout: db_conf.c); these follow from the lease or only pace
+ * the log, so tests shorten them by shortening the lease. */
+#define DB_AGENT_TURNS_PER_LEASE 6 /* a turn every lease/6 ... */
+#define DB_AGENT_TURN_MIN_MS 100   /* ... but not more often ... */
+#define DB_AGENT_TURN_MAX_MS 500   /* ... nor less often */
+#define DB_AGENT_DOWN_SETTLE_TURNS                                                                 \
+    2                                 /* PostgreSQL died while we lead: look again this many       \
+                                       * turns before restarting (the members were read before) */
+#define DB_AGENT_READONLY_SAY_MS 5000 /* repeat the fenced node's "READ-ONLY" warning */
 
 static const char *addr_of(const struct db_agent *a, const char *node)
 {
@@ -62,6 +76,29 @@ bool db_agent_is_leader(const struct db_agent *a)
                                a->lease);
 }
 
+int db_node_set_state(struct db_agent *a, enum db_node_state to, const char *reason)
+{
+    enum db_node_state from = a->fsm.state;
+    if (db_fsm_set_state(&a->fsm, to, ev_now_ms(a->loop)) != 0) {
+        fsm_illegal(FSM_MACHINE_DB, a->self, db_node_state_name(from), db_node_state_name(to),
+                    reason);
+        return -EPERM;
+    }
+    log_notice("db", "%s: %s -> %s (%s)", a->self, db_node_state_name(from), db_node_state_name(to),
+               reason);
+    return 0;
+}
+
+bool db_agent_is_stopping(const struct db_agent *a)
+{
+    return a->fsm.state == DB_NODE_STOPPING || a->fsm.state == DB_NODE_STOPPED;
+}
+
+static bool is_busy(const struct db_agent *a)
+{
+    return db_node_state_is_busy(a->fsm.state);
+}
+
 /* The leader's deadline to stop writing: lease minus margin after the start of its last
  * successful renewal. 0 if no renewal is known. */
 static uint64_t fence_deadline_ms(const struct db_agent *a)
@@ -77,7 +114,7 @@ static void fence_watch(struct db_agent *a)
 {
     enum pg_inst_state st = pg_inst_state(a->pg);
     uint64_t deadline = fence_deadline_ms(a);
-    if (!a->is_stopping && !a->is_fenced && db_agent_is_leader(a) && deadline != 0 &&
+    if (!db_agent_is_stopping(a) && !a->fsm.is_fenced && db_agent_is_leader(a) && deadline != 0 &&
         (st == PG_INST_RUNNING || st == PG_INST_STARTING) && pg_inst_pid(a->pg) > 0) {
         db_fence_arm(a->fence, deadline, pg_inst_pid(a->pg));
     } else {
@@ -106,10 +143,16 @@ void db_agent_ignore(void *data, const struct etcd_result *res)
     (void)res;
 }
 
-/* Whether an operation may start now (not while backing off after failures); names it. */
-static bool op_may_start(struct db_agent *a, const char *what)
+/* Whether the operation `what`, run in the busy state st, may start now: none runs, the
+ * retries are not backing off after failures, and the table allows the move (an illegal
+ * one is reported here). Names it for the retries' log. */
+static bool op_may_start(struct db_agent *a, enum db_node_state st, const char *what)
 {
-    if (!db_retry_is_due(&a->retry, ev_now_ms(a->loop))) {
+    if (is_busy(a) || !db_retry_is_due(&a->retry, ev_now_ms(a->loop))) {
+        return false;
+    }
+    if (!db_fsm_is_legal(a->fsm.state, st)) {
+        (void)db_node_set_state(a, st, what); /* refused: reported as a bug */
         return false;
     }
     (void)snprintf(a->op_what, sizeof(a->op_what), "%s", what);
@@ -120,7 +163,16 @@ void db_agent_op_done(void *data, int rc, const char *reason)
 {
     struct db_agent *a = data;
     uint64_t now = ev_now_ms(a->loop);
-    a->is_op_busy = false;
+    if (a->fsm.state == DB_NODE_STOPPING) {
+        (void)db_node_set_state(a, DB_NODE_STOPPED, "PostgreSQL stopped");
+        return;
+    }
+    if (!is_busy(a)) {
+        return; /* a second end: the fence timer's stop cut an operation short */
+    }
+    char done[128];
+    (void)snprintf(done, sizeof(done), "%s %s", a->op_what, rc == 0 ? "done" : "failed");
+    (void)db_node_set_state(a, db_node_state_after_op(a->fsm.state), done);
     if (rc != 0 && rc != -ECANCELED) {
         db_retry_failed(&a->retry, now, a->op_what, reason != NULL ? reason : strerror(-rc));
         log_warn("db", "%s: %s failed (attempt %u, failing for %lu s): %s; next attempt in %.1f s",
@@ -128,10 +180,6 @@ void db_agent_op_done(void *data, int rc, const char *reason)
                  (unsigned long)((now - a->retry.since_ms) / 1000), a->retry.last_error,
                  db_retry_delay_ms(a->retry.attempts) / 1000.0);
     } /* a success ends the run only once the node is healthy (on_status) */
-    if (a->is_stopping) {
-        a->is_stopped = true;
-        return;
-    }
     db_agent_schedule(
         a, rc == 0 ? 0 : a->tick_ms); /* look again: at once, or after a failure a turn later */
 }
@@ -224,7 +272,6 @@ static void on_promoted(void *data, int rc, const char *reason)
     if (rc == 0) {
         a->promotions++;
         a->follows[0] = '\0';
-        a->is_fenced = false;
         fence_watch(a);
         log_notice("db", "%s: promoted: now the primary", a->self);
         db_switch_promoted(a);
@@ -292,22 +339,17 @@ static void follow(struct db_agent *a, bool is_bootstrapped)
     const char *host = addr_of(a, a->leader);
     char what[80];
     (void)snprintf(what, sizeof(what), "%s %s", is_bootstrapped ? "follow" : "copy", a->leader);
-    if (host == NULL || a->is_op_busy || !op_may_start(a, what)) {
+    enum db_node_state st = is_bootstrapped ? DB_NODE_FOLLOWING : DB_NODE_CLONING;
+    if (host == NULL || !op_may_start(a, st, what)) {
         return;
     }
-    a->is_op_busy = true;
     int rc = is_bootstrapped ? pg_inst_follow(a->pg, host, (uint16_t)a->db.pg_port, a->self,
                                               db_agent_op_done, a)
                              : pg_inst_init_replica(a->pg, host, (uint16_t)a->db.pg_port, a->self,
                                                     db_agent_op_done, a);
-    if (rc != 0) {
-        a->is_op_busy = false;
-        log_warn("db", "%s: cannot follow %s: %s", a->self, a->leader, strerror(-rc));
-        db_retry_failed(&a->retry, ev_now_ms(a->loop), what, strerror(-rc));
+    if (!db_agent_run_op(a, st, rc, what)) {
         return;
     }
-    log_notice("db", "%s: %s %s", a->self, is_bootstrapped ? "following" : "copying", a->leader);
-    a->is_fenced = false;
     (void)snprintf(a->follows, sizeof(a->follows), "%s", a->leader);
 }
 
@@ -327,31 +369,37 @@ static void fence(struct db_agent *a, const char *why)
     if (pg_inst_is_standby(a->pg) && pg_inst_state(a->pg) == PG_INST_RUNNING) {
         return; /* read-only already (a status read before the fence said primary) */
     }
+    if (!db_fsm_is_legal(a->fsm.state, DB_NODE_FENCING)) {
+        (void)db_node_set_state(a, DB_NODE_FENCING, why); /* refused: reported as a bug */
+        return;
+    }
     log_warn("db", "%s: fencing: PostgreSQL restarts read-only (%s)", a->self, why);
-    a->is_op_busy = true;
-    a->is_fenced = true;
     db_fence_disarm(a->fence); /* the agent fences itself: the watcher must not end the
                                 * read-only server it restarts */
-    a->fenced_at_ms = ev_now_ms(a->loop);
     a->follows[0] = '\0';
     (void)snprintf(a->op_what, sizeof(a->op_what), "restart read-only (fence)");
     int rc = pg_inst_demote(a->pg, on_demoted, a);
     if (rc != 0) {
-        a->is_op_busy = false;
         log_warn("db", "%s: cannot restart PostgreSQL read-only (%s): stopping it", a->self,
                  strerror(-rc));
-        a->is_op_busy = pg_inst_stop(a->pg, PG_STOP_FAST, db_agent_op_done, a) == 0;
+        rc = pg_inst_stop(a->pg, PG_STOP_FAST, db_agent_op_done, a);
+    }
+    (void)db_node_set_state(a, DB_NODE_FENCING, why); /* legal: checked above */
+    if (rc != 0) {
+        log_error("db", "%s: cannot stop PostgreSQL to fence it: %s", a->self, strerror(-rc));
+        (void)db_node_set_state(a, DB_NODE_FENCED, "cannot stop PostgreSQL");
     }
 }
 
-void db_agent_run_op(struct db_agent *a, int rc, const char *what)
+bool db_agent_run_op(struct db_agent *a, enum db_node_state st, int rc, const char *what)
 {
     (void)snprintf(a->op_what, sizeof(a->op_what), "%s", what);
     if (rc != 0) {
-        a->is_op_busy = false;
         log_warn("db", "%s: cannot %s: %s", a->self, what, strerror(-rc));
         db_retry_failed(&a->retry, ev_now_ms(a->loop), what, strerror(-rc));
+        return false;
     }
+    return db_node_set_state(a, st, what) == 0;
 }
 
 /* Whether the leader runs as the primary with its promotion done (its member key says so):
@@ -379,7 +427,10 @@ void db_agent_act_stopped(struct db_agent *a)
     for (size_t i = 0; i < a->n_members; i++) {
         others_live = others_live || a->members[i].healthy;
     }
-    a->role = DB_ROLE_UNKNOWN;
+    if (a->fsm.state != DB_NODE_IDLE &&
+        db_node_set_state(a, DB_NODE_IDLE, "PostgreSQL is not running") != 0) {
+        return;
+    }
     if (leader_other) {
         if (leader_ready(a)) {
             follow(a, bootstrapped); /* copy it, or rewind to it */
@@ -392,9 +443,10 @@ void db_agent_act_stopped(struct db_agent *a)
     if (!named_self) {
         if (!a->has_leader && !others_live && (!bootstrapped || !was_standby)) {
             acquire(a); /* the first node, or a primary coming back to an empty cluster */
-        } else if (bootstrapped && was_standby && !a->is_op_busy && op_may_start(a, "start")) {
-            a->is_op_busy = true; /* a replica starts and competes or follows from there */
-            db_agent_run_op(a, pg_inst_start(a->pg, db_agent_op_done, a), "start");
+        } else if (bootstrapped && was_standby && op_may_start(a, DB_NODE_STARTING, "start")) {
+            /* a replica starts and competes or follows from there */
+            (void)db_agent_run_op(a, DB_NODE_STARTING, pg_inst_start(a->pg, db_agent_op_done, a),
+                                  "start");
         }
         return;
     }
@@ -410,28 +462,25 @@ void db_agent_act_stopped(struct db_agent *a)
     if (!leader_self) {
         /* Our name under an earlier run's lease (kill -9, restart): not ours. PostgreSQL
          * starts as a primary only once the key is under our lease. */
-        if (!a->is_op_busy) {
-            take_over(a);
-        }
+        take_over(a);
         return;
     }
-    if (a->lease_valid_until_ms == 0 || a->is_op_busy) {
-        return;
-    }
-    if (!op_may_start(a, bootstrapped ? "start" : "bootstrap")) {
-        return; /* backing off after failures */
+    enum db_node_state st = bootstrapped ? DB_NODE_STARTING : DB_NODE_BOOTSTRAPPING;
+    if (a->lease_valid_until_ms == 0 ||
+        !op_may_start(a, st, bootstrapped ? "start" : "bootstrap")) {
+        return; /* no lease yet, or backing off after failures */
     }
     if (a->pg_down_at_ms == 0) {
         a->pg_down_at_ms = ev_now_ms(a->loop); /* it died during this turn */
     }
-    if (bootstrapped && ev_now_ms(a->loop) < a->pg_down_at_ms + 2 * (uint64_t)a->tick_ms) {
+    if (bootstrapped &&
+        ev_now_ms(a->loop) < a->pg_down_at_ms + DB_AGENT_DOWN_SETTLE_TURNS * (uint64_t)a->tick_ms) {
         return; /* the members were read before PostgreSQL died: look again first */
     }
-    a->is_op_busy = true;
-    db_agent_run_op(a,
-                    bootstrapped ? pg_inst_start(a->pg, db_agent_op_done, a)
-                                 : pg_inst_init_primary(a->pg, on_bootstrapped, a),
-                    bootstrapped ? "start" : "bootstrap");
+    (void)db_agent_run_op(a, st,
+                          bootstrapped ? pg_inst_start(a->pg, db_agent_op_done, a)
+                                       : pg_inst_init_primary(a->pg, on_bootstrapped, a),
+                          bootstrapped ? "start" : "bootstrap");
 }
 
 /* The leader key lapsed (etcd answers, and there is no key) while this replica streams
@@ -441,17 +490,21 @@ void db_agent_act_stopped(struct db_agent *a)
  * the next leader restarts the replica with its primary_conninfo. */
 static bool unfollow_on_lapse(struct db_agent *a)
 {
-    if (!a->dcs_ok || a->has_leader || a->follows[0] == '\0' || a->pg_primary || a->is_op_busy ||
+    if (!a->dcs_ok || a->has_leader || a->follows[0] == '\0' || a->pg_primary || is_busy(a) ||
         pg_inst_state(a->pg) != PG_INST_RUNNING || !pg_inst_is_standby(a->pg)) {
         return false;
     }
-    a->is_op_busy = true;
+    if (!db_fsm_is_legal(a->fsm.state, DB_NODE_UNFOLLOWING)) {
+        (void)db_node_set_state(a, DB_NODE_UNFOLLOWING, "the leader key lapsed"); /* reported */
+        return false;
+    }
     int rc = pg_inst_unfollow(a->pg, db_agent_op_done, a);
     if (rc != 0) {
-        a->is_op_busy = false;
         log_warn("db", "%s: cannot stop streaming from %s: %s", a->self, a->follows, strerror(-rc));
         return false;
     }
+    (void)snprintf(a->op_what, sizeof(a->op_what), "unfollow %s", a->follows);
+    (void)db_node_set_state(a, DB_NODE_UNFOLLOWING, "the leader key lapsed");
     log_notice("db", "%s: the leader key of %s lapsed: no longer streaming from it", a->self,
                a->follows);
     a->follows[0] = '\0';
@@ -466,12 +519,12 @@ static size_t member_value(const struct db_agent *a, char *m, size_t size)
     json_w_begin_object(&w);
     json_w_key_uint(&w, "lsn", a->pg_lsn);
     json_w_key_bool(&w, "healthy", a->pg_up);
-    json_w_key_bool(&w, "primary", a->pg_up && a->pg_primary && !a->is_op_busy);
+    json_w_key_bool(&w, "primary", a->pg_up && a->pg_primary && !is_busy(a));
     json_w_end_object(&w);
     return json_w_finish(&w) == 0 ? w.len : 0; /* fits: 3 short keys and 2 booleans */
 }
 
-static void act(struct db_agent *a)
+void db_agent_act(struct db_agent *a)
 {
     if (a->lease != 0 && a->dcs_ok) {
         char m[160];
@@ -480,10 +533,10 @@ static void act(struct db_agent *a)
             log_debug("db", "%s: member key not published this turn", a->self);
         }
     }
-    if (a->is_op_busy) {
+    if (is_busy(a)) {
         return;
     }
-    if (a->sw_phase != SW_NONE) {
+    if (a->fsm.state == DB_NODE_SW_WAITING || a->fsm.state == DB_NODE_SW_HANDED) {
         db_switch_step(a);
         return;
     }
@@ -492,7 +545,7 @@ static void act(struct db_agent *a)
         return;
     }
     if (a->sw_has && strcmp(a->sw_from, a->self) == 0 && a->pg_primary && db_agent_is_leader(a) &&
-        a->role == DB_ROLE_PRIMARY) {
+        a->fsm.state == DB_NODE_PRIMARY) {
         db_switch_begin(a);
         return;
     }
@@ -513,22 +566,20 @@ static void act(struct db_agent *a)
                              .lease_ms = a->db.lease_ms};
     struct db_elect_out out;
     db_elect_decide(&in, &out);
-    if (a->is_fenced && out.role == DB_ROLE_REPLICA) {
-        out.role = DB_ROLE_FENCED; /* read-only, following nobody */
+    /* The decision moves the node between the settled states; a fenced replica (read-only,
+     * following nobody) stays fenced until it is promoted or follows a leader. */
+    enum db_node_state want = db_node_state_of_role(out.role, a->fsm.is_fenced);
+    if (want != a->fsm.state && db_node_set_state(a, want, out.reason) != 0) {
+        return; /* refused (a bug, reported): act on nothing this turn */
     }
-    if (out.role != a->role) {
-        log_notice("db", "%s: %s -> %s (%s)", a->self, db_role_name(a->role),
-                   db_role_name(out.role), out.reason);
-    }
-    if (a->is_fenced && !a->dcs_ok && ev_now_ms(a->loop) >= a->fenced_said_ms + 5000) {
+    if (a->fsm.is_fenced && !a->dcs_ok &&
+        ev_now_ms(a->loop) >= a->fenced_said_ms + DB_AGENT_READONLY_SAY_MS) {
         a->fenced_said_ms = ev_now_ms(a->loop);
         log_warn("db",
                  "%s: READ-ONLY: etcd cannot be reached, so no node may write (fenced "
                  "%lu s ago)",
-                 a->self, (unsigned long)((ev_now_ms(a->loop) - a->fenced_at_ms) / 1000));
+                 a->self, (unsigned long)((ev_now_ms(a->loop) - a->fsm.fenced_at_ms) / 1000));
     }
-    a->role = out.role;
-    a->why = out.reason;
     if (out.release) {
         db_agent_release(a);
     }
@@ -542,16 +593,17 @@ static void act(struct db_agent *a)
         acquire(a);
     }
     uint64_t now_ms = ev_now_ms(a->loop);
-    bool is_stalled = a->primary_lsn > a->pg_lsn && now_ms >= a->lsn_moved_ms + 5000;
+    uint32_t stream_ms = a->db.stream_timeout_ms;
+    bool is_stalled = a->primary_lsn > a->pg_lsn && now_ms >= a->lsn_moved_ms + stream_ms;
     bool is_refollow = false;
-    if (out.role == DB_ROLE_REPLICA && !out.follow && (!a->streaming || is_stalled)) {
+    if (a->fsm.state == DB_NODE_REPLICA && !out.follow && (!a->streaming || is_stalled)) {
         /* Following the leader but not receiving from it (on a branch it cannot follow, or a
-         * connection that does not come back): rewind and follow again after 5 s. */
+         * connection that does not come back): rewind and follow again after stream_timeout. */
         a->unstreaming_since_ms = a->unstreaming_since_ms != 0 ? a->unstreaming_since_ms : now_ms;
-        if (now_ms >= a->unstreaming_since_ms + 5000 && leader_ready(a) &&
+        if (now_ms >= a->unstreaming_since_ms + stream_ms && leader_ready(a) &&
             db_retry_is_due(&a->retry, now_ms)) {
-            log_warn("db", "%s: nothing received from %s for 5 s: rewinding and following again",
-                     a->self, a->leader);
+            log_warn("db", "%s: nothing received from %s for %.1f s: rewinding and following again",
+                     a->self, a->leader, stream_ms / 1000.0);
             out.follow = true;
             is_refollow = true;
         }
@@ -564,164 +616,27 @@ static void act(struct db_agent *a)
     if (out.follow) {
         a->unstreaming_since_ms = 0;
         follow(a, true); /* stops, rewinds if it diverged, starts as a replica */
-        if (is_refollow && a->is_op_busy) {
+        if (is_refollow && is_busy(a)) {
             /* A retry: the follow before did not get this node streaming. */
             char why[96];
-            (void)snprintf(why, sizeof(why), "nothing received from %s for 5 s", a->leader);
+            (void)snprintf(why, sizeof(why), "nothing received from %s for %.1f s", a->leader,
+                           stream_ms / 1000.0);
             db_retry_failed(&a->retry, now_ms, a->op_what, why);
         }
     } else if (out.fence) {
         fence(a, out.reason);
-    } else if (out.promote && op_may_start(a, "promote")) {
-        a->is_op_busy = true;
-        db_agent_run_op(a, pg_inst_promote(a->pg, on_promoted, a), "promote");
+    } else if (out.promote && op_may_start(a, DB_NODE_PROMOTING, "promote")) {
+        (void)db_agent_run_op(a, DB_NODE_PROMOTING, pg_inst_promote(a->pg, on_promoted, a),
+                              "promote");
     } else if (out.role == DB_ROLE_PRIMARY && a->pg_primary) {
         sync_apply(a, false);
     }
     fence_watch(a);
 }
 
-/* ---------------------------------------------------------------- a turn */
+/* ---------------------------------------------------------------- the lease and the fence */
 
-/* Whether the leader stopped publishing its member key (it does every turn): its agent is
- * dead or cut off, and its lease is about to lapse. Replicas then look every 100 ms, to take
- * the key as soon as etcd drops it. */
-static bool leader_is_silent(const struct db_agent *a)
-{
-    return a->has_leader && strcmp(a->leader, a->self) != 0 && a->leader_seen_ms != 0 &&
-           ev_now_ms(a->loop) > a->leader_seen_ms + 2 * (uint64_t)a->tick_ms + 200;
-}
-
-static void turn_read_done(struct db_agent *a)
-{
-    if (--a->reads > 0) {
-        return;
-    }
-    a->is_turn_busy = false;
-    if (!a->is_stopping) {
-        act(a);
-        db_agent_schedule(a, leader_is_silent(a) ? 100 : a->tick_ms);
-    }
-}
-
-static void on_status(void *data, int rc, const char *reason, const struct pg_status *st)
-{
-    (void)reason;
-    struct db_agent *a = data;
-    a->pg_up = rc == 0;
-    if (rc == 0) {
-        a->pg_primary = !st->is_in_recovery;
-        a->pg_lsn = a->pg_primary ? st->current_lsn
-                                  : (st->receive_lsn != 0 ? st->receive_lsn : st->replay_lsn);
-        a->streaming = !a->pg_primary && st->received_tli != 0;
-        a->replay_lsn = a->pg_primary ? 0 : st->replay_lsn;
-        if (a->pg_lsn != a->lsn_seen || a->pg_primary) {
-            a->lsn_seen = a->pg_lsn;
-            a->lsn_moved_ms = ev_now_ms(a->loop);
-        }
-        a->lag_ms = st->replay_delay_ms;
-        a->replica_ok = false;
-        a->n_streaming = 0;
-        for (uint32_t i = 0; a->pg_primary && i < st->n_standbys; i++) {
-            const struct pg_standby *s = &st->standbys[i];
-            if (strcmp(s->state, "streaming") == 0 && a->n_streaming < CONF_DB_MAX_NODES) {
-                (void)snprintf(a->streamers[a->n_streaming++], CONF_NAME_MAX, "%s", s->name);
-            }
-            a->replica_ok = a->replica_ok || (strcmp(s->state, "streaming") == 0 &&
-                                              st->current_lsn - s->replay_lsn <= a->db.max_lag);
-        }
-        if ((a->pg_primary || a->streaming) && db_retry_is_stuck(&a->retry)) {
-            uint64_t since = a->retry.since_ms;
-            uint32_t n = db_retry_succeeded(&a->retry);
-            log_notice("db", "%s: recovered (%s) after %u failed attempts over %lu s", a->self,
-                       a->pg_primary ? "a primary" : "streaming", n,
-                       (unsigned long)((ev_now_ms(a->loop) - since) / 1000));
-        }
-        if (a->pg_primary) {
-            a->primary_lsn = st->current_lsn;
-            (void)snprintf(a->sync_names, sizeof(a->sync_names), "%s", st->sync_names);
-        }
-    }
-    turn_read_done(a);
-}
-
-static void on_leader(void *data, const struct etcd_result *res)
-{
-    struct db_agent *a = data;
-    a->dcs_ok = res->err == 0;
-    if (res->err == 0) {
-        a->has_leader = res->n_kvs > 0;
-        (void)snprintf(a->leader, sizeof(a->leader), "%.*s",
-                       res->n_kvs > 0 ? (int)res->kvs[0].value_len : 0,
-                       res->n_kvs > 0 ? res->kvs[0].value : "");
-        a->leader_lease = res->n_kvs > 0 ? res->kvs[0].lease : 0;
-        a->leader_rev = res->n_kvs > 0 ? res->kvs[0].mod_revision : 0;
-        if (a->has_leader && strcmp(a->last_leader, a->leader) != 0) {
-            a->leader_changes += a->last_leader[0] != '\0';
-            (void)snprintf(a->last_leader, sizeof(a->last_leader), "%s", a->leader);
-        }
-    }
-    turn_read_done(a);
-}
-
-static void on_members(void *data, const struct etcd_result *res)
-{
-    struct db_agent *a = data;
-    if (res->err == 0) {
-        a->n_members = 0;
-        size_t plen = strlen(a->key_members);
-        for (size_t i = 0; i < res->n_kvs && a->n_members < CONF_DB_MAX_NODES; i++) {
-            const struct etcd_kv *kv = &res->kvs[i];
-            const char *name = kv->key + plen;
-            struct errbuf eb;
-            struct json_doc *doc = json_parse(kv->value, kv->value_len, &eb);
-            if (doc == NULL || strcmp(name, a->self) == 0) {
-                json_free(doc);
-                continue;
-            }
-            struct db_member *m = &a->members[a->n_members++];
-            (void)snprintf(m->name, sizeof(m->name), "%s", name);
-            if (a->has_leader && strcmp(name, a->leader) == 0 &&
-                kv->mod_revision != a->leader_revision) {
-                a->leader_revision = kv->mod_revision;
-                a->leader_seen_ms = ev_now_ms(a->loop);
-            }
-            int64_t lsn = 0;
-            (void)json_int(json_get(json_root(doc), "lsn"), &lsn);
-            m->lsn = (uint64_t)lsn;
-            m->healthy = json_bool(json_get(json_root(doc), "healthy"), false);
-            m->is_primary = json_bool(json_get(json_root(doc), "primary"), false);
-            if (m->is_primary && !a->pg_primary) {
-                a->primary_lsn = m->lsn;
-            }
-            json_free(doc);
-        }
-    }
-    turn_read_done(a);
-}
-
-/* The switchover key: {"from":"db1","to":"db2"}, "to" empty until the primary picks. */
-static void on_switch_key(void *data, const struct etcd_result *res)
-{
-    struct db_agent *a = data;
-    if (res->err == 0) {
-        a->sw_has = false;
-        struct errbuf eb;
-        struct json_doc *doc =
-            res->n_kvs > 0 ? json_parse(res->kvs[0].value, res->kvs[0].value_len, &eb) : NULL;
-        const char *from = doc != NULL ? json_str(json_get(json_root(doc), "from")) : NULL;
-        const char *to = doc != NULL ? json_str(json_get(json_root(doc), "to")) : NULL;
-        if (from != NULL) {
-            a->sw_has = true;
-            (void)snprintf(a->sw_from, sizeof(a->sw_from), "%s", from);
-            (void)snprintf(a->sw_to, sizeof(a->sw_to), "%s", to != NULL ? to : "");
-        }
-        json_free(doc);
-    }
-    turn_read_done(a);
-}
-
-static void on_lease(void *data, const struct etcd_result *res)
+void db_agent_on_lease(void *data, const struct etcd_result *res)
 {
     struct db_agent *a = data;
     a->lease_busy = false;
@@ -752,11 +667,11 @@ static void on_fence_timer(struct ev_loop *loop, struct ev_timer *t)
     (void)loop;
     struct db_agent *a = t->data;
     bool is_leader = db_agent_is_leader(a);
-    if (a->is_stopping || !is_leader || !a->pg_primary || pg_inst_state(a->pg) != PG_INST_RUNNING ||
-        a->is_fenced) {
+    if (db_agent_is_stopping(a) || !is_leader || !a->pg_primary ||
+        pg_inst_state(a->pg) != PG_INST_RUNNING || a->fsm.is_fenced) {
         return;
     }
-    if (!a->is_op_busy) {
+    if (!is_busy(a)) {
         fence(a, "the leader lease could not be renewed in time");
         return;
     }
@@ -769,46 +684,6 @@ static void on_fence_timer(struct ev_loop *loop, struct ev_timer *t)
     }
 }
 
-static void on_tick(struct ev_loop *loop, struct ev_timer *t)
-{
-    struct db_agent *a = t->data;
-    if (a->is_turn_busy || a->is_stopping) {
-        return;
-    }
-    a->turn_at_ms = ev_now_ms(loop);
-    if (pg_inst_state(a->pg) == PG_INST_RUNNING) {
-        a->pg_down_at_ms = 0;
-    } else if (a->pg_down_at_ms == 0) {
-        a->pg_down_at_ms = a->turn_at_ms;
-    }
-    if (!a->lease_busy) {
-        int64_t ttl = (a->db.lease_ms + 999) / 1000;
-        a->lease_busy = (a->lease == 0 ? etcd_lease_grant(a->etcd, ttl, on_lease, a)
-                                       : etcd_lease_keepalive(a->etcd, a->lease, on_lease, a)) == 0;
-    }
-    a->is_turn_busy = true;
-    a->reads = 4;
-    if (pg_inst_state(a->pg) != PG_INST_RUNNING ||
-        pg_status_query(pg_inst_conn(a->pg), on_status, a) != 0) {
-        a->pg_up = false;
-        a->reads--;
-    }
-    if (etcd_get(a->etcd, a->key_leader, on_leader, a) != 0) {
-        a->dcs_ok = false;
-        a->reads--;
-    }
-    if (etcd_get_prefix(a->etcd, a->key_members, on_members, a) != 0) {
-        a->reads--;
-    }
-    if (etcd_get(a->etcd, a->key_switch, on_switch_key, a) != 0) {
-        a->reads--;
-    }
-    if (a->reads == 0) {
-        a->reads = 1;
-        turn_read_done(a);
-    }
-}
-
 /* ---------------------------------------------------------------- endpoints */
 
 static int api_handler(const char *path, const char *query, struct metrics_out *out,
@@ -816,7 +691,7 @@ static int api_handler(const char *path, const char *query, struct metrics_out *
 {
     struct db_agent *a = data;
     struct db_api_state st = {.self = a->self,
-                              .role = a->role,
+                              .role = db_node_state_role(a->fsm.state),
                               .pg_up = a->pg_up && pg_inst_state(a->pg) == PG_INST_RUNNING,
                               .lsn = a->pg_lsn,
                               .replay_lsn = a->replay_lsn,
@@ -948,6 +823,7 @@ struct db_agent *db_agent_start(struct ev_loop *loop, const struct conf *conf, c
         return NULL;
     }
     a->loop = loop;
+    db_fsm_init(&a->fsm, ev_now_ms(loop));
     a->db = *db;
     /* Each node keeps its data in DATA_DIR/NODE: nodes may share a machine (keel up). */
     (void)snprintf(a->db.data_dir, sizeof(a->db.data_dir), "%.900s/%s", db->data_dir, node);
@@ -961,9 +837,11 @@ struct db_agent *db_agent_start(struct ev_loop *loop, const struct conf *conf, c
     db_conf_key(conf, db->name, "members/", a->key_members, sizeof(a->key_members));
     db_conf_key(conf, db->name, "switchover", a->key_switch, sizeof(a->key_switch));
     (void)snprintf(a->key_self, sizeof(a->key_self), "%s%s", a->key_members, node);
-    uint32_t t = db->lease_ms / 6;
-    a->tick_ms = t > 500 ? 500 : t < 100 ? 100 : t;
-    ev_timer_init(&a->tick, on_tick, a, "db agent");
+    uint32_t t = db->lease_ms / DB_AGENT_TURNS_PER_LEASE;
+    a->tick_ms = t > DB_AGENT_TURN_MAX_MS   ? DB_AGENT_TURN_MAX_MS
+                 : t < DB_AGENT_TURN_MIN_MS ? DB_AGENT_TURN_MIN_MS
+                                            : t;
+    ev_timer_init(&a->tick, db_agent_on_tick, a, "db agent");
     ev_timer_init(&a->fence_timer, on_fence_timer, a, "db fence");
     if (db_secret_password(conf->secret_file, "keel-db-replication-v1", a->repl_password, eb) !=
             0 ||
@@ -981,10 +859,10 @@ struct db_agent *db_agent_start(struct ev_loop *loop, const struct conf *conf, c
 
 void db_agent_stop(struct db_agent *a)
 {
-    if (a == NULL || a->is_stopping) {
+    if (a == NULL || db_agent_is_stopping(a)) {
         return;
     }
-    a->is_stopping = true;
+    (void)db_node_set_state(a, DB_NODE_STOPPING, "agent stop"); /* legal from any other */
     ev_timer_stop(a->loop, &a->tick);
     ev_timer_stop(a->loop, &a->fence_timer);
     db_fence_disarm(a->fence); /* a clean stop follows */
@@ -992,18 +870,17 @@ void db_agent_stop(struct db_agent *a)
         db_agent_release(a); /* a replica takes over without waiting for the lease */
     }
     if (pg_inst_state(a->pg) == PG_INST_STOPPED) {
-        a->is_stopped = true;
+        (void)db_node_set_state(a, DB_NODE_STOPPED, "PostgreSQL not running");
         return;
     }
-    a->is_op_busy = true;
     if (pg_inst_stop(a->pg, PG_STOP_FAST, db_agent_op_done, a) != 0) {
-        a->is_stopped = true;
+        (void)db_node_set_state(a, DB_NODE_STOPPED, "a stop is under way already");
     }
 }
 
 bool db_agent_is_stopped(const struct db_agent *a)
 {
-    return a == NULL || a->is_stopped;
+    return a == NULL || a->fsm.state == DB_NODE_STOPPED;
 }
 
 void db_agent_free(struct db_agent *a)
@@ -1062,7 +939,8 @@ void db_agent_metrics(const struct db_agent *a, struct metrics_out *out)
     }
     const char *const values[] = {a->db.name};
     metrics_family(out, &agent_metrics[DM_ROLE]);
-    metrics_sample_u64(out, &agent_metrics[DM_ROLE], values, (uint64_t)a->role);
+    metrics_sample_u64(out, &agent_metrics[DM_ROLE], values,
+                       (uint64_t)db_node_state_role(a->fsm.state));
     metrics_family(out, &agent_metrics[DM_LAG_BYTES]);
     metrics_sample_u64(out, &agent_metrics[DM_LAG_BYTES], values, lag_bytes(a));
     metrics_family(out, &agent_metrics[DM_LAG_SECONDS]);
@@ -1083,7 +961,8 @@ void db_agent_status_json(const struct db_agent *a, struct json_w *w)
     }
     json_w_begin_object(w);
     json_w_key_str(w, "database", a->db.name);
-    json_w_key_str(w, "role", db_role_name(a->role));
+    json_w_key_str(w, "role", db_role_name(db_node_state_role(a->fsm.state)));
+    json_w_key_str(w, "state", db_node_state_name(a->fsm.state));
     json_w_key_str(w, "leader", a->has_leader ? a->leader : "");
     json_w_key_str(w, "postgres", pg_inst_state_name(pg_inst_state(a->pg)));
     json_w_key_uint(w, "lsn", a->pg_lsn);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The directive table of the database tier: database NAME { nodes; dcs; replication;
- * single_node_writes; pg_port; agent_port; write_port; read_port; lease; max_lag; bindir;
- * data_dir; user }, and the checks that span blocks (the nodes exist and have the db role,
- * ports do not collide, a state_dir or a data_dir to keep the data in). */
+ * single_node_writes; pg_port; agent_port; write_port; read_port; lease; switchover_timeout;
+ * stream_timeout; max_lag; bindir; data_dir; user }, and the checks that span blocks (the nodes
+ * exist and have the db role, ports do not collide, a state_dir or a data_dir to keep the data in).
+ */
 #include "db/db_conf.h"
 
 #include <arpa/inet.h>
@@ -209,6 +210,28 @@ static const struct conf_directive db_directives[] = {
      .def = "3s",
      .syntax = "lease DURATION",
      .help = "how long the leader key outlives a primary that stopped renewing it"},
+    {.name = "switchover_timeout",
+     .contexts = DB,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_duration,
+     CONF_FIELD(struct conf_database, switchover_timeout_ms),
+     .min = 100,
+     .max = 600000,
+     .def = "10s",
+     .syntax = "switchover_timeout DURATION",
+     .help = "how long a switchover waits for its target to catch up, and then to lead"},
+    {.name = "stream_timeout",
+     .contexts = DB,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_duration,
+     CONF_FIELD(struct conf_database, stream_timeout_ms),
+     .min = 100,
+     .max = 600000,
+     .def = "5s",
+     .syntax = "stream_timeout DURATION",
+     .help = "how long a replica may receive nothing from the leader before it follows again"},
     {.name = "max_lag",
      .contexts = DB,
      .min_args = 1,

@@ -5,7 +5,8 @@
  * hands the leader key over only once the target has received that checkpoint: the target
  * then holds every acknowledged write, in async mode too. Only the target competes for the
  * key (db_elect); this node rejoins as its replica. If the target does not catch up within
- * 10 s, the switchover is aborted and this node starts again as the primary. */
+ * switchover_timeout (10 s), the switchover is aborted and this node starts again as the
+ * primary. The steps are the node's states SW_STOPPING, SW_WAITING, SW_HANDED (db_fsm.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -43,37 +44,40 @@ static void switch_put(struct db_agent *a, const char *to)
 
 static void switch_end(struct db_agent *a)
 {
-    a->sw_phase = SW_NONE;
     a->sw_has = false;
     if (etcd_delete(a->etcd, a->key_switch, db_agent_ignore, NULL) != 0) {
         log_warn("db", "%s: cannot delete the switchover key", a->self);
     }
 }
 
+/* From SW_STOPPING (the stop failed: the next turn looks at what runs) or SW_WAITING
+ * (stopped: start again as the primary, still holding the key). */
 static void switch_abort(struct db_agent *a, const char *why)
 {
     log_warn("db", "%s: switchover to %s aborted: %s; staying the primary", a->self, a->sw_target,
              why);
-    bool is_stopped = a->sw_phase != SW_STOPPING;
     switch_end(a);
-    if (is_stopped && !a->is_op_busy) {
-        a->is_op_busy = true;
-        db_agent_run_op(a, pg_inst_start(a->pg, db_agent_op_done, a), "start");
+    if (a->fsm.state == DB_NODE_SW_WAITING &&
+        db_agent_run_op(a, DB_NODE_STARTING, pg_inst_start(a->pg, db_agent_op_done, a), "start")) {
+        return;
     }
+    (void)db_node_set_state(a, DB_NODE_IDLE, "switchover aborted");
 }
 
 static void on_switch_stopped(void *data, int rc, const char *reason)
 {
     struct db_agent *a = data;
-    a->is_op_busy = false;
+    if (a->fsm.state == DB_NODE_STOPPING) {
+        (void)db_node_set_state(a, DB_NODE_STOPPED, "PostgreSQL stopped");
+        return;
+    }
+    if (a->fsm.state != DB_NODE_SW_STOPPING) {
+        return; /* the agent stopped meanwhile */
+    }
     struct pg_control ctl = {0};
     if (rc == 0 && (rc = pg_inst_read_control(a->pg, &ctl)) == 0 &&
         ctl.state != PG_CONTROL_SHUT_DOWN) {
         rc = -EPROTO;
-    }
-    if (a->is_stopping) {
-        a->is_stopped = true;
-        return;
     }
     if (rc != 0) {
         switch_abort(a,
@@ -81,7 +85,7 @@ static void on_switch_stopped(void *data, int rc, const char *reason)
         return;
     }
     a->sw_lsn = ctl.checkpoint_lsn;
-    a->sw_phase = SW_WAITING;
+    (void)db_node_set_state(a, DB_NODE_SW_WAITING, "stopped at the shutdown checkpoint");
     log_notice("db", "%s: switchover: stopped cleanly at %lX; waiting for %s to receive it",
                a->self, (unsigned long)ctl.checkpoint_lsn, a->sw_target);
     db_agent_schedule(a, 0);
@@ -101,6 +105,10 @@ void db_switch_begin(struct db_agent *a)
             best = lsn;
         }
     }
+    if (!db_fsm_is_legal(a->fsm.state, DB_NODE_SW_STOPPING)) {
+        (void)db_node_set_state(a, DB_NODE_SW_STOPPING, "switchover"); /* refused: reported */
+        return;
+    }
     if (target == NULL) {
         log_warn("db", "%s: switchover refused: %s%s is not a healthy streaming replica", a->self,
                  a->sw_to[0] != '\0' ? a->sw_to : "there",
@@ -111,17 +119,20 @@ void db_switch_begin(struct db_agent *a)
     (void)snprintf(a->sw_target, sizeof(a->sw_target), "%s", target);
     switch_put(a, target);
     log_notice("db", "%s: switchover to %s: stopping PostgreSQL cleanly", a->self, target);
-    a->sw_phase = SW_STOPPING;
-    a->sw_deadline_ms = ev_now_ms(a->loop) + 10000;
-    a->is_op_busy = true;
-    db_agent_run_op(a, pg_inst_stop(a->pg, PG_STOP_FAST, on_switch_stopped, a), "stop");
+    a->sw_deadline_ms = ev_now_ms(a->loop) + a->db.switchover_timeout_ms;
+    if (!db_agent_run_op(a, DB_NODE_SW_STOPPING,
+                         pg_inst_stop(a->pg, PG_STOP_FAST, on_switch_stopped, a), "stop")) {
+        log_warn("db", "%s: switchover to %s aborted: PostgreSQL cannot be stopped", a->self,
+                 target);
+        switch_end(a);
+    }
 }
 
 /* A turn during a switchover this node leads. */
 void db_switch_step(struct db_agent *a)
 {
     uint64_t now = ev_now_ms(a->loop);
-    if (a->sw_phase == SW_WAITING) {
+    if (a->fsm.state == DB_NODE_SW_WAITING) {
         bool is_healthy;
         int64_t lsn = member_lsn(a, a->sw_target, &is_healthy);
         if (lsn > (int64_t)a->sw_lsn) {
@@ -131,21 +142,24 @@ void db_switch_step(struct db_agent *a)
                        a->self, a->sw_target, (unsigned long)lsn, (unsigned long)a->sw_lsn);
             db_agent_release(a);
             a->has_leader = false;
-            a->sw_phase = SW_HANDED;
+            (void)db_node_set_state(a, DB_NODE_SW_HANDED, "the target has every write");
         } else if (now >= a->sw_deadline_ms) {
             switch_abort(a, "it did not receive the shutdown checkpoint in time");
         }
         return;
     }
-    if (a->sw_phase == SW_HANDED) {
+    if (a->fsm.state == DB_NODE_SW_HANDED) {
         if (a->has_leader && strcmp(a->leader, a->self) != 0) {
             log_notice("db", "%s: switchover: %s leads, following it", a->self, a->leader);
-            a->sw_phase = SW_NONE; /* the target deletes the key once promoted */
-            db_agent_act_stopped(a);
-        } else if (now >= a->sw_deadline_ms + 10000) {
+            /* the target deletes the key once promoted */
+            if (db_node_set_state(a, DB_NODE_IDLE, "the switchover target leads") == 0) {
+                db_agent_act_stopped(a);
+            }
+        } else if (now >= a->sw_deadline_ms + a->db.switchover_timeout_ms) {
             log_warn("db", "%s: switchover: %s did not take the key; electing again", a->self,
                      a->sw_target);
             switch_end(a);
+            (void)db_node_set_state(a, DB_NODE_IDLE, "the switchover target never led");
         }
     }
 }

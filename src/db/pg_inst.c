@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/child.h"
+#include "core/fsm.h"
 #include "core/log.h"
 #include "db/pg_child.h"
 #include "db/pg_datadir.h"
@@ -173,8 +174,9 @@ static void inst_set_state(struct pg_inst *p, enum pg_inst_state to, const char 
 {
     enum pg_inst_state from = p->state;
     if ((legal_next[from] & BIT(to)) == 0) {
-        log_error(p->ctx, "BUG: illegal transition %s -> %s (%s)", pg_inst_state_name(from),
-                  pg_inst_state_name(to), reason);
+        fsm_illegal(FSM_MACHINE_PG, p->ctx, pg_inst_state_name(from), pg_inst_state_name(to),
+                    reason);
+        return; /* refused: the state stays (core/fsm.h) */
     }
     log_notice(p->ctx, "%s -> %s (%s)", pg_inst_state_name(from), pg_inst_state_name(to), reason);
     p->state = to;

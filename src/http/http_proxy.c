@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fsm.h"
 #include "core/log.h"
 #include "core/sock.h"
 #include "http/http_conn.h"
@@ -39,12 +40,15 @@
 static const char *const hp_state_names[] = {
     "idle", "read-head", "queued", "connecting", "exchange", "local", "reply", "linger", "closed"};
 
+/* The one transition function: refuses to leave CLOSED (core/fsm.h) and logs every move at
+ * debug. */
 void hp_conn_set_state(struct hp_conn *c, enum hp_state to, const char *reason)
 {
     enum hp_state from = c->state;
     if (from == HP_STATE_CLOSED) {
-        log_error("http", "illegal transition %s -> %s (%s)", hp_state_names[from],
-                  hp_state_names[to], reason);
+        char obj[32];
+        (void)snprintf(obj, sizeof(obj), "conn %d", c->xp.fd);
+        fsm_illegal(FSM_MACHINE_HTTP, obj, hp_state_names[from], hp_state_names[to], reason);
         return;
     }
     c->state = to;

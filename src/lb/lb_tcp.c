@@ -14,6 +14,7 @@
 
 #include "core/fdlimit.h"
 #include "core/json.h"
+#include "core/fsm.h"
 #include "core/log.h"
 #include "core/sock.h"
 #include "http/http_transport.h"
@@ -62,8 +63,16 @@ struct tcp_conn {
 
 static void tcp_connect(struct tcp_conn *t);
 
+/* The one transition function: connecting (again, on a retry) until relaying; closed is
+ * final. Anything else is refused (core/fsm.h). */
 static void tcp_set_state(struct tcp_conn *t, enum tcp_state to, const char *reason)
 {
+    if (t->state == TCP_STATE_CLOSED || (t->state == TCP_STATE_RELAY && to != TCP_STATE_CLOSED)) {
+        char obj[32];
+        (void)snprintf(obj, sizeof(obj), "conn %d", t->cx.fd);
+        fsm_illegal(FSM_MACHINE_TCP, obj, tcp_state_names[t->state], tcp_state_names[to], reason);
+        return;
+    }
     log_debug("tcp", "conn %d: %s -> %s (%s)", t->cx.fd, tcp_state_names[t->state],
               tcp_state_names[to], reason);
     t->state = to;

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fsm.h"
+
 const double metrics_latency_bounds_s[METRICS_LATENCY_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
 
@@ -546,6 +548,26 @@ static void render_servers(struct metrics_out *o, struct metrics_server *head)
     }
 }
 
+/* Illegal transitions refused by each state machine (core/fsm.h). */
+static const struct metric_desc fsm_metrics[] = {
+    {"keel_fsm_illegal_transitions_total", METRIC_COUNTER,
+     "Transitions a state machine's table forbids, refused (docs/internals/fsm.md).",
+     METRIC_LABELS("machine")},
+};
+
+const struct metric_table metrics_fsm_table =
+    METRIC_TABLE("State machines", "src/core/fsm.c", fsm_metrics);
+
+static void render_fsm(struct metrics_out *out)
+{
+    metrics_family(out, &fsm_metrics[0]);
+    for (unsigned m = 0; m < FSM_MACHINE_COUNT; m++) {
+        metrics_sample_u64(out, &fsm_metrics[0],
+                           (const char *const[]){fsm_machine_name((enum fsm_machine)m)},
+                           fsm_illegal_count((enum fsm_machine)m));
+    }
+}
+
 void metrics_render(struct metrics_out *out, metrics_gauges_fn gauges, void *data)
 {
     struct metrics_frontend *f;
@@ -555,6 +577,7 @@ void metrics_render(struct metrics_out *out, metrics_gauges_fn gauges, void *dat
     render_frontends(out, f);
     render_backends(out, b);
     render_servers(out, s);
+    render_fsm(out);
     if (gauges != NULL) {
         gauges(out, data);
     }

@@ -159,6 +159,7 @@ void metrics_histogram(struct metrics_out *out, const struct metric_desc *d,
 extern const struct metric_table metrics_frontend_table;
 extern const struct metric_table metrics_backend_table;
 extern const struct metric_table metrics_server_table;
+extern const struct metric_table metrics_fsm_table;
 
 /* Render every registered counter, then call gauges(out, data). */
 void metrics_render(struct metrics_out *out, metrics_gauges_fn gauges, void *data);

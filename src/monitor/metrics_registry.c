@@ -15,8 +15,8 @@
 static const struct metric_table *const tables[] = {
     &metrics_frontend_table, /* monitor/metrics.c: the registry's counters */
     &metrics_backend_table,  &metrics_server_table,
-    &cli_run_metric_table,  /* cli/cli_run.c: the node */
-    &role_metric_table,     /* core/role.c */
+    &metrics_fsm_table,      &cli_run_metric_table, /* cli/cli_run.c: the node */
+    &role_metric_table,                             /* core/role.c */
     &lb_role_metric_table,  /* lb/lb_role.c: the load balancer's published state */
     &app_metric_table,      /* app/app_supervisor.c */
     &vrrp_metric_table,     /* vrrp/vrrp.c */

@@ -6,10 +6,12 @@
 #include "vrrp/vrrp_fsm.h"
 
 #include <errno.h>
-#include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <arpa/inet.h>
+
+#include "core/fsm.h"
 
 static const char *const vrrp_state_names[VRRP_STATE_COUNT] = {"init", "backup", "master", "fault"};
 
@@ -70,8 +72,8 @@ static uint64_t advert_interval_ms(const struct vrrp_fsm *fsm)
 }
 
 /* The one transition function (STYLE.md section 6). An illegal transition, or a second one
- * within one input, is a bug in this file: abort rather than hand the caller a wrong
- * picture of who holds the VIPs. */
+ * within one input, is a bug in this file: refused as every machine does (core/fsm.h, the
+ * only logging here), so the caller is not handed a wrong picture of who holds the VIPs. */
 static void vrrp_fsm_set_state(struct vrrp_fsm *fsm, enum vrrp_state to, uint64_t now_ms,
                                const char *reason, struct vrrp_fsm_actions *out)
 {
@@ -84,7 +86,11 @@ static void vrrp_fsm_set_state(struct vrrp_fsm *fsm, enum vrrp_state to, uint64_
         }
     }
     if (t == NULL || out->is_transition) {
-        abort();
+        char obj[16];
+        (void)snprintf(obj, sizeof(obj), "vrid %u", fsm->cfg.vrid);
+        fsm_illegal(FSM_MACHINE_VRRP, obj, vrrp_state_name(fsm->state), vrrp_state_name(to),
+                    t == NULL ? reason : "a second transition within one input");
+        return;
     }
     out->is_transition = true;
     out->from = fsm->state;

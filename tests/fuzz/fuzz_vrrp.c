@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Fuzz target for the VRRP core: vrrp_pkt_parse on a received datagram, a build/parse round
  * trip of whatever it accepts, and vrrp_fsm driven by the same bytes read as a script of
- * inputs (an illegal transition aborts inside vrrp_fsm.c). Input layout:
+ * inputs (an illegal transition is a crash: vrrp_fsm.c refuses and counts it, core/fsm.h,
+ * and check_actions aborts on the count). Input layout:
  *   0      IP TTL
  *   1..4   IP source, 5..8 IP destination (network order)
  *   9      flags: 1 = the VR requires auth (key below), 2 = the VR has a peer list,
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fsm.h"
 #include "vrrp/vrrp_fsm.h"
 #include "vrrp/vrrp_pkt.h"
 
@@ -122,6 +124,7 @@ static void fuzz_parse(const uint8_t *data, size_t size)
 static void check_actions(const struct vrrp_fsm *fsm, uint64_t now, uint64_t prev_deadline,
                           bool is_timer, const struct vrrp_fsm_actions *a)
 {
+    check(fsm_illegal_count(FSM_MACHINE_VRRP) == 0);
     check(a->deadline_ms == vrrp_fsm_deadline(fsm));
     if (is_timer) {
         check(a->deadline_ms > now);

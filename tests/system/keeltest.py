@@ -258,6 +258,8 @@ class Proc:
         # Sanitizer builds: keep reports on stderr and make them fatal.
         e.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
         e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        # An illegal state transition aborts keel (src/core/fsm.h), so the test fails.
+        e.setdefault("KEEL_FSM_STRICT", "1")
         if env:
             e.update(env)
         self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -143,6 +143,15 @@ def test_bootstrap_routes_and_failovers(env, etcd):
     assert c.sql(LB, c.read, "SELECT pg_is_in_recovery()") == "t"
     st = kt.http_get("%s:%d" % (DB[0] if r == "db1" else DB[1], c.agent), "/replica")
     assert st[0] == 200 and b'"streaming":true' in st[2], st
+    # the agents' state machines (docs/internals/db_fsm.md): the state and its role in
+    # /status, and no illegal transition refused so far
+    for node, want in ((p, "primary"), (r, "replica")):
+        kt.deadline_poll(lambda n=node, w=want: c.nodes[n].status()["db"]["state"] == w, 5,
+                         what="%s in state %s" % (node, want))
+        assert c.nodes[node].status()["db"]["role"] == want
+        m = c.nodes[node].metrics()
+        assert m.get("keel_fsm_illegal_transitions_total", machine="db") == 0.0
+        assert m.get("keel_fsm_illegal_transitions_total", machine="pg") == 0.0
 
     # fault 1, three times: kill -9 of the primary's postgres -> the replica is promoted, the
     # old primary rejoins as its replica

@@ -313,3 +313,19 @@ Test(app_supervisor, null_is_accepted)
     metrics_out_fini(&out);
     app_supervisor_free(NULL);
 }
+
+/* An illegal transition is refused (core/fsm.h): the state stays, the count goes up. */
+Test(app_proc, an_illegal_transition_is_refused)
+{
+    cr_assert_eq(setenv("KEEL_FSM_STRICT", "0", 1), 0);
+    struct app_proc *p = calloc(1, sizeof(*p));
+    cr_assert_not_null(p);
+    (void)snprintf(p->ctx, sizeof(p->ctx), "app test/0");
+    p->state = APP_PROC_STOPPING;
+    proc_set_state(p, APP_PROC_RUNNING, "test");
+    cr_assert_eq(p->state, APP_PROC_STOPPING);
+    cr_assert_eq(fsm_illegal_count(FSM_MACHINE_APP), 1);
+    proc_set_state(p, APP_PROC_STOPPED, "test");
+    cr_assert_eq(p->state, APP_PROC_STOPPED, "a legal one is made");
+    free(p);
+}

@@ -45,6 +45,8 @@ Test(db_conf, defaults)
     cr_assert_eq(db->agent_port, 8008);
     cr_assert_eq(db->write_port, 0);
     cr_assert_eq(db->lease_ms, 3000);
+    cr_assert_eq(db->switchover_timeout_ms, 10000);
+    cr_assert_eq(db->stream_timeout_ms, 5000);
     cr_assert_eq(db->max_lag, 16u << 20);
     cr_assert_str_eq(db->bindir, "/usr/lib/postgresql/15/bin");
     cr_assert_str_eq(db->data_dir, "/var/lib/keel/db/main");
@@ -58,7 +60,8 @@ Test(db_conf, everything_set)
         load(NODES "database main { engine postgresql; nodes db1; dcs etcd http://127.0.0.1:2379; "
                    "replication async; single_node_writes on; pg_port 6432; agent_port 9008; "
                    "write_port 5432; read_port 5433; lease 6s; max_lag 1m; bindir /opt/pg; "
-                   "data_dir /srv/pg; user pgsql; }\n");
+                   "data_dir /srv/pg; user pgsql; switchover_timeout 1500ms; "
+                   "stream_timeout 200ms; }\n");
     const struct conf_database *db = &conf->databases[0];
     cr_assert_eq(db->replication, CONF_DB_ASYNC);
     cr_assert(db->single_node_writes);
@@ -66,6 +69,8 @@ Test(db_conf, everything_set)
     cr_assert_eq(db->write_port, 5432);
     cr_assert_eq(db->read_port, 5433);
     cr_assert_eq(db->lease_ms, 6000);
+    cr_assert_eq(db->switchover_timeout_ms, 1500);
+    cr_assert_eq(db->stream_timeout_ms, 200);
     cr_assert_eq(db->max_lag, 1u << 20);
     cr_assert_str_eq(db->data_dir, "/srv/pg");
     cr_assert_str_eq(db->user, "pgsql");
@@ -83,6 +88,12 @@ Test(db_conf, errors_name_the_place)
                   "t.conf:4:1: error: database needs \"data_dir\", or the cluster's state_dir\n"
                   "t.conf:4:75: error: invalid value \"mysql\" for \"engine\": only postgresql is "
                   "supported\n");
+    expect_errors(NODES "database m { nodes db1; dcs etcd http://10.0.0.1:2379; data_dir /d; "
+                        "switchover_timeout 50ms; stream_timeout 11m; }\n",
+                  "t.conf:3:88: error: invalid value \"50ms\" for \"switchover_timeout\": must be "
+                  "between 100ms and 10m\n"
+                  "t.conf:3:109: error: invalid value \"11m\" for \"stream_timeout\": must be "
+                  "between 100ms and 10m\n");
     expect_errors(NODES "database m { nodes db1; dcs consul http://x; data_dir /d; }\n"
                         "database m { nodes db1; dcs etcd https://10.0.0.1:2379 http://a:1/v3; "
                         "data_dir /d; write_port 1; read_port 1; }\n",

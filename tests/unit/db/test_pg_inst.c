@@ -1005,3 +1005,20 @@ Test(pg_inst, a_crashed_primary_with_standby_signal_rejoins)
     query_until(ca, "SELECT string_agg(id::text, ',' ORDER BY id) FROM c", "2");
     cr_assert_str_eq(query_ok(ca, "SELECT pg_is_in_recovery()"), "t");
 }
+
+/* An illegal transition is refused (core/fsm.h): the state stays, the count goes up. */
+Test(pg_inst, an_illegal_transition_is_refused)
+{
+    cr_assert_eq(setenv("KEEL_FSM_STRICT", "0", 1), 0);
+    struct pg_inst *p = calloc(1, sizeof(*p));
+    cr_assert_not_null(p);
+    (void)snprintf(p->ctx, sizeof(p->ctx), "pg test");
+    p->state = PG_INST_STOPPED;
+    inst_set_state(p, PG_INST_STOPPING, "test");
+    cr_assert_eq(p->state, PG_INST_STOPPED);
+    cr_assert_eq(fsm_illegal_count(FSM_MACHINE_PG), 1);
+    inst_set_state(p, PG_INST_STARTING, "test");
+    cr_assert_eq(p->state, PG_INST_STARTING, "a legal one is made");
+    cr_assert_eq(fsm_illegal_count(FSM_MACHINE_PG), 1);
+    free(p);
+}

@@ -831,3 +831,26 @@ Test(vrrp_fsm, backup_that_stops_preempting_calls_off_its_takeover)
     cr_assert_eq(a.deadline_ms, 4000 + mdi_100cs(200), "accepted now");
     cr_assert_eq(b.state, VRRP_STATE_BACKUP);
 }
+
+/* An illegal transition, or a second one within one input, is refused (core/fsm.h): the
+ * state and the actions stay as they were, the count goes up. */
+Test(vrrp_fsm, an_illegal_transition_is_refused)
+{
+    cr_assert_eq(setenv("KEEL_FSM_STRICT", "0", 1), 0);
+    struct vrrp_fsm f;
+    struct vrrp_fsm_config cfg = {.vrid = 7, .priority = 100, .advert_int_cs = 100};
+    cr_assert_eq(vrrp_fsm_init(&f, &cfg), 0);
+    struct vrrp_fsm_actions a;
+    memset(&a, 0, sizeof(a));
+    vrrp_fsm_set_state(&f, VRRP_STATE_INIT, 10, "test", &a); /* INIT -> INIT: no such row */
+    cr_assert_eq(f.state, VRRP_STATE_INIT);
+    cr_assert_not(a.is_transition);
+    cr_assert_eq(fsm_illegal_count(FSM_MACHINE_VRRP), 1);
+    vrrp_fsm_set_state(&f, VRRP_STATE_BACKUP, 10, "test", &a);
+    cr_assert_eq(f.state, VRRP_STATE_BACKUP);
+    vrrp_fsm_set_state(&f, VRRP_STATE_MASTER, 10, "second", &a); /* legal, but a second one */
+    cr_assert_eq(f.state, VRRP_STATE_BACKUP);
+    cr_assert_eq(a.to, VRRP_STATE_BACKUP);
+    cr_assert_eq(fsm_illegal_count(FSM_MACHINE_VRRP), 2);
+    cr_assert_eq(f.n_transitions, 1);
+}

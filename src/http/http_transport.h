@@ -16,6 +16,33 @@ void http_xprt_tcp_init(struct http_xprt *x, int fd);
 /* The TCP operations table, for tests and for transports that wrap TCP. */
 extern const struct http_xprt_ops http_xprt_tcp_ops;
 
+/* Open the transport conf chooses (NULL: TCP) on socket fd: see ops->open. */
+static inline int http_xprt_open(struct http_xprt *x, const struct http_xprt_conf *conf, int fd,
+                                 enum http_xprt_side side)
+{
+    const struct http_xprt_ops *ops =
+        conf != NULL && conf->ops != NULL ? conf->ops : &http_xprt_tcp_ops;
+    return ops->open(x, fd, side, conf != NULL ? conf->data : NULL);
+}
+
+/* The name of the transport conf chooses, for logs ("tcp"). */
+static inline const char *http_xprt_conf_name(const struct http_xprt_conf *conf)
+{
+    return conf != NULL && conf->ops != NULL ? conf->ops->name : http_xprt_tcp_ops.name;
+}
+
+/* Whether the non-blocking connect of x completed: see ops->connected. */
+static inline int http_xprt_connected(struct http_xprt *x)
+{
+    return x->ops->connected(x);
+}
+
+/* Bring x up before its first byte: see ops->handshake (0 at once when it has none). */
+static inline int http_xprt_handshake(struct http_xprt *x)
+{
+    return x->ops->handshake != NULL ? x->ops->handshake(x) : 0;
+}
+
 static inline ssize_t http_xprt_read(struct http_xprt *x, void *buf, size_t len)
 {
     return x->ops->read(x, buf, len);

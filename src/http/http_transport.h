@@ -43,6 +43,24 @@ static inline int http_xprt_handshake(struct http_xprt *x)
     return x->ops->handshake != NULL ? x->ops->handshake(x) : 0;
 }
 
+/* Bring a connecting transport up, one readiness at a time: the connect's completion, then
+ * the handshake. *is_connected (false at the start) remembers the first step. Returns 0
+ * once up; -EAGAIN while not (watch http_xprt_events(x, *is_connected ? 0 : EV_WRITE)); or
+ * the -errno of the step that failed (*is_connected: the handshake's, else the connect's).
+ * For users that only bring a connection up (TCP health probes); the HTTP client runs the
+ * two steps as states of its own. */
+static inline int http_xprt_connect_step(struct http_xprt *x, bool *is_connected)
+{
+    if (!*is_connected) {
+        int rc = x->ops->connected(x);
+        if (rc != 0) {
+            return rc;
+        }
+        *is_connected = true;
+    }
+    return x->ops->handshake != NULL ? x->ops->handshake(x) : 0;
+}
+
 static inline ssize_t http_xprt_read(struct http_xprt *x, void *buf, size_t len)
 {
     return x->ops->read(x, buf, len);

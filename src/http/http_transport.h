@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* The transport seam: HTTP/1 connections read, write, send files and close through a
- * struct http_xprt, never through the socket, so that TLS (and later HTTP/2 framing) is a
- * layer under the same handlers, as HAProxy's xprt_ops and Redis's ConnectionType are.
- * Plain TCP (http_transport_tcp.c) is the first implementation. The calls below dispatch
- * through x->ops; see struct http_xprt_ops for the return convention. */
+/* The transport seam: HTTP/1 connections (the proxy's, the embedded server's, the async
+ * client's) and the TCP probes read, write, send files and close through a struct
+ * http_xprt, never through the socket, so that TLS (and later HTTP/2 framing) is a layer
+ * under the same handlers, as HAProxy's xprt_ops and Redis's ConnectionType are. Plain TCP
+ * (http_transport_tcp.c) is the first implementation; a server or client instance chooses
+ * another with a struct http_xprt_conf. The calls below dispatch through x->ops; see struct
+ * http_xprt_ops for the contract and docs/internals/transport.md for fd ownership and the
+ * readiness mapping. */
 #ifndef KEEL_HTTP_HTTP_TRANSPORT_H
 #define KEEL_HTTP_HTTP_TRANSPORT_H
 

@@ -694,8 +694,9 @@ static void conn_run(struct srv_conn *c)
         if (c->state == SRV_CONN_CLOSED || !http_xprt_has_pending(&c->xp) || !wants_input(c)) {
             return;
         }
-        if (!conn_read(c)) {
-            return;
+        size_t had = c->in.len;
+        if (!conn_read(c) || c->in.len == had) {
+            return; /* closed, or a transport that pends but gives nothing: wait for the fd */
         }
     }
 }

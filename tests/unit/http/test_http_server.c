@@ -484,7 +484,9 @@ struct got {
     int calls;
     int err;
     int status;
+    bool is_connect_failure;
     char body[64];
+    char why[160];
 };
 
 static void on_client_done(void *data, const struct http_client_response *resp)
@@ -493,6 +495,8 @@ static void on_client_done(void *data, const struct http_client_response *resp)
     g->calls++;
     g->err = resp->err;
     g->status = resp->status;
+    g->is_connect_failure = resp->is_connect_failure;
+    (void)snprintf(g->why, sizeof(g->why), "%s", resp->why);
     if (resp->err == 0) {
         (void)snprintf(g->body, sizeof(g->body), "%s", resp->body);
     }
@@ -635,4 +639,37 @@ Test(http_server, server_and_client_over_a_chaos_transport, .timeout = 20)
     fixture_stop(&f);
     cr_assert_eq(srv.opens, 5);
     cr_assert_eq(srv.closes, 5);
+}
+
+/* A handshake that fails: the client reports a connect failure (nothing was sent) naming
+ * the transport; the server closes the connection without reading a byte. */
+Test(http_server, failed_handshakes, .timeout = 20)
+{
+    struct chaos_stats srv = {0};
+    struct chaos_stats cli = {.fail_handshake = -EPROTO};
+    struct http_xprt_conf srv_xprt = {.ops = &chaos_ops, .data = &srv};
+    struct http_xprt_conf cli_xprt = {.ops = &chaos_ops, .data = &cli};
+    struct fixture f;
+    fixture_start_xprt(&f, true, &srv_xprt);
+    struct got g = client_call(&f, "GET", "/echo", NULL, &cli_xprt);
+    cr_assert_eq(g.err, -EPROTO);
+    cr_assert(g.is_connect_failure);
+    cr_assert_str_eq(g.why, "chaos handshake failed: Protocol error");
+    cr_assert_eq(cli.closes, 1);
+    cr_assert_eq(cli.reads + cli.writes, 0);
+
+    srv.fail_handshake = -ECONNRESET;
+    unsigned before = srv.reads + srv.writes; /* the first connection read the client's EOF */
+    struct client c;
+    client_open(&f, &c, NULL);
+    c.is_scrambled = true;
+    client_send(&c, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+    run_until(&f, &c, NULL, 0, 2000);
+    cr_assert(c.is_closed);
+    cr_assert_eq(c.len, 0);
+    client_close(&f, &c);
+    cr_assert_eq(srv.reads + srv.writes, before);
+    cr_assert_eq(srv.violations, 0);
+    fixture_stop(&f);
+    cr_assert_eq(srv.opens, srv.closes);
 }

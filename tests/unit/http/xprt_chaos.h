@@ -26,6 +26,7 @@
 
 /* What the chaos transports of one instance did (the conf's data). */
 struct chaos_stats {
+    int fail_handshake; /* set by the test: the handshake's second step fails with it */
     unsigned opens;
     unsigned closes;
     unsigned handshakes;    /* finished */
@@ -76,6 +77,9 @@ static int chaos_handshake(struct http_xprt *x)
         return -EAGAIN;
     }
     x->_w = 0;
+    if (cc->st->fail_handshake != 0) {
+        return cc->st->fail_handshake;
+    }
     cc->is_up = true;
     cc->st->handshakes++;
     return 0;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Health checks of supervised application processes: a small state machine per process
  * (idle, connecting, exchanging) driven by one timer that is the interval and, for TCP,
- * the probe deadline. A TCP probe is a non-blocking connect on one fd watcher; an HTTP
+ * the probe deadline. A TCP probe is a non-blocking connect (and the handshake of its
+ * transport, http/http_transport.h: none for plain TCP) on one fd watcher; an HTTP
  * probe is one status-only exchange of the asynchronous HTTP client (http/http_client.c:
  * its response parser is http/http_parse.c; it reads the rest of the answer before
  * closing, so that the close does not reset a server still writing). */
@@ -16,6 +17,7 @@
 
 #include "core/sock.h"
 #include "http/http_client.h"
+#include "http/http_transport.h"
 
 enum app_check_state {
     APP_CHECK_IDLE = 0,   /* waiting for the next probe (the timer is the interval) */
@@ -32,21 +34,22 @@ struct app_check {
     void *data;
     enum app_check_state state;
     bool is_started;
-    int fd;
+    struct http_xprt xp; /* TCP: the probe's transport; xp.fd is -1 when none */
+    bool is_connected;   /* TCP: connected, the transport's handshake runs */
     struct ev_io io;
     struct ev_timer timer;
     struct http_client *http; /* the HTTP exchange in flight, else NULL */
-    char host[256];           /* the Host header */
+    /* The transport of both kinds of probe; NULL: plain TCP (TLS later). */
+    const struct http_xprt_conf *xprt;
+    char host[256]; /* the Host header */
 };
 
 /* End the probe in flight (if any) and go back to waiting for the next one. */
 static void probe_close(struct app_check *c)
 {
     ev_io_stop(c->loop, &c->io);
-    if (c->fd != -1) {
-        (void)close(c->fd); /* a probe socket: nothing to flush */
-        c->fd = -1;
-    }
+    http_xprt_close(&c->xp); /* a probe: nothing to flush; nothing when none is open */
+    c->is_connected = false;
     http_client_cancel(c->http);
     c->http = NULL;
     c->state = APP_CHECK_IDLE;
@@ -87,10 +90,18 @@ static void on_io(struct ev_loop *loop, struct ev_io *io, uint32_t events)
     (void)loop;
     (void)events;
     struct app_check *c = io->data;
-    int rc = sock_connect_result(c->fd);
+    int rc = http_xprt_connect_step(&c->xp, &c->is_connected); /* TCP: no handshake */
+    if (rc == -EAGAIN) {
+        uint32_t want = c->is_connected ? 0 : EV_WRITE;
+        if (ev_io_set(c->loop, &c->io, http_xprt_events(&c->xp, want)) != 0) {
+            probe_done(c, false, "epoll failed");
+        }
+        return;
+    }
     if (rc != 0) {
         char reason[160];
-        (void)snprintf(reason, sizeof(reason), "connect: %s", strerror(-rc));
+        (void)snprintf(reason, sizeof(reason), "%s: %s", c->is_connected ? "handshake" : "connect",
+                       strerror(-rc));
         probe_done(c, false, reason);
         return;
     }
@@ -111,6 +122,7 @@ static int http_probe_start(struct app_check *c)
         .deadline_ms = deadline,
         .user_agent = "keel-app-check",
         .is_status_only = true,
+        .xprt = c->xprt,
     };
     c->state = APP_CHECK_EXCHANGING;
     return http_client_start(c->loop, &req, on_http_done, c, &c->http);
@@ -134,9 +146,15 @@ static void probe_start(struct app_check *c)
         probe_done(c, false, reason);
         return;
     }
-    c->fd = fd;
+    if (http_xprt_open(&c->xp, c->xprt, fd, HTTP_XPRT_CONNECTING) != 0) {
+        (void)close(fd); /* no transport took it */
+        c->xp.fd = -1;
+        probe_done(c, false, "out of memory for the probe's transport");
+        return;
+    }
     c->state = APP_CHECK_CONNECTING;
-    if (ev_io_start(c->loop, &c->io, fd, EV_WRITE, on_io, c, "app check") != 0) {
+    if (ev_io_start(c->loop, &c->io, fd, http_xprt_events(&c->xp, EV_WRITE), on_io, c,
+                    "app check") != 0) {
         probe_done(c, false, "epoll failed");
         return;
     }
@@ -184,7 +202,7 @@ struct app_check *app_check_new(struct ev_loop *loop, const struct conf_check *c
     }
     c->on_result = on_result;
     c->data = data;
-    c->fd = -1;
+    c->xp.fd = -1;
     ev_timer_init(&c->timer, on_timer, c, "app check");
     (void)snprintf(c->host, sizeof(c->host), "%s", conf->host[0] != '\0' ? conf->host : host);
     return c;

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* The asynchronous HTTP/1.1 client of http_client.h: one struct http_client per exchange, a small
- * state machine (connecting, sending, reading the head, reading the body) driven by one
- * ev_io and one ev_timer. It owns the socket and the buffers of its exchange; the parsers
- * it feeds are http/http_parse.c (head) and http/http_chunked.c (chunked framing). */
+ * state machine (connecting, handshake, sending, reading the head, reading the body) driven by
+ * one ev_io and one ev_timer. It owns the transport (http/http_transport.h, which owns the
+ * socket from the connect on) and the buffers of its exchange; every byte goes through the
+ * transport. The parsers it feeds are http/http_parse.c (head) and http/http_chunked.c
+ * (chunked framing). */
 #include "http/http_client.h"
 
 #include <errno.h>
@@ -16,6 +18,7 @@
 #include "core/log.h"
 #include "core/sock.h"
 #include "http/http_parse.h"
+#include "http/http_transport.h"
 
 /* Initial size of the decoded-body buffer; it doubles up to max_body + 1. */
 #define BODY_INITIAL_CAP 4096u
@@ -24,6 +27,7 @@
 
 enum http_client_state {
     HTTP_CLIENT_STATE_CONNECTING = 0, /* non-blocking connect in progress, waiting for EV_WRITE */
+    HTTP_CLIENT_STATE_HANDSHAKE,      /* the transport comes up (TLS; at once for TCP) */
     HTTP_CLIENT_STATE_SENDING,        /* writing the request head and body */
     HTTP_CLIENT_STATE_READING_HEAD,   /* reading the status line and header section */
     HTTP_CLIENT_STATE_READING_BODY,   /* reading the body as framed (length, chunked, close) */
@@ -32,6 +36,7 @@ enum http_client_state {
 
 static const char *const http_client_state_names[] = {
     [HTTP_CLIENT_STATE_CONNECTING] = "connecting",
+    [HTTP_CLIENT_STATE_HANDSHAKE] = "handshake",
     [HTTP_CLIENT_STATE_SENDING] = "sending",
     [HTTP_CLIENT_STATE_READING_HEAD] = "reading-head",
     [HTTP_CLIENT_STATE_READING_BODY] = "reading-body",
@@ -41,7 +46,7 @@ static const char *const http_client_state_names[] = {
 struct http_client {
     struct ev_loop *loop;
     enum http_client_state state;
-    int fd;
+    struct http_xprt xp; /* the exchange's transport; xp.fd is -1 before and after */
     struct ev_io io;
     struct ev_timer timer;
     uint64_t deadline_ms;
@@ -88,10 +93,9 @@ static void set_state(struct http_client *h, enum http_client_state to, const ch
  * current batch: it is freed at the end of the iteration. */
 static void release(struct http_client *h)
 {
-    if (h->fd != -1) {
+    if (h->xp.fd != -1) {
         ev_io_stop(h->loop, &h->io);
-        close(h->fd);
-        h->fd = -1;
+        http_xprt_close(&h->xp);
     }
     ev_timer_stop(h->loop, &h->timer);
     buf_fini(&h->in);
@@ -103,7 +107,8 @@ static void finish(struct http_client *h, int err, const char *why)
 {
     struct http_client_response resp = {
         .err = err,
-        .is_connect_failure = err != 0 && h->state == HTTP_CLIENT_STATE_CONNECTING,
+        .is_connect_failure = err != 0 && (h->state == HTTP_CLIENT_STATE_CONNECTING ||
+                                           h->state == HTTP_CLIENT_STATE_HANDSHAKE),
     };
     if (err == 0) {
         resp.status = h->msg.status;
@@ -262,7 +267,22 @@ static int head_feed(struct http_client *h, const char **why)
     }
 }
 
-static void on_readable(struct http_client *h)
+/* Wait for the readiness that serves `want` (EV_READ, EV_WRITE, or 0 during the handshake),
+ * as the transport maps it. Returns false when the exchange failed (finished). */
+static bool watch(struct http_client *h, uint32_t want)
+{
+    int rc = ev_io_set(h->loop, &h->io, http_xprt_events(&h->xp, want));
+    if (rc != 0) {
+        finish_errno(h, rc, "epoll_ctl()");
+        return false;
+    }
+    return true;
+}
+
+/* One read from the transport and what it brings. Returns false when there is nothing more
+ * to do now: the transport has no byte (-EAGAIN, the watcher is set), or the exchange
+ * finished. */
+static bool read_once(struct http_client *h)
 {
     char *dst;
     size_t room;
@@ -274,17 +294,18 @@ static void on_readable(struct http_client *h)
         dst = h->in.data;
         room = h->in.cap;
     }
-    ssize_t n = sock_recv(h->fd, dst, room);
-    if (n == -1) {
-        if (errno == EAGAIN || errno == EINTR) {
-            return;
-        }
+    ssize_t n = http_xprt_read(&h->xp, dst, room);
+    if (n == -EAGAIN) {
+        (void)watch(h, EV_READ); /* false: finished */
+        return false;
+    }
+    if (n < 0) {
         if (h->is_status_only && h->state == HTTP_CLIENT_STATE_READING_BODY) {
             finish(h, 0, NULL); /* reset while draining: the status is what counts */
-            return;
+            return false;
         }
-        finish_errno(h, -errno, "recv()");
-        return;
+        finish_errno(h, (int)n, "recv()");
+        return false;
     }
     const char *why = NULL;
     int rc;
@@ -292,13 +313,13 @@ static void on_readable(struct http_client *h)
         if (h->state == HTTP_CLIENT_STATE_READING_BODY &&
             (h->body_kind == HTTP_BODY_UNTIL_CLOSE || h->is_status_only)) {
             finish(h, 0, NULL);
-            return;
+            return false;
         }
         finish(h, -ECONNRESET,
                h->state == HTTP_CLIENT_STATE_READING_HEAD && h->in.len == 0
                    ? "connection closed before the response"
                    : "connection closed before the response was complete");
-        return;
+        return false;
     }
     if (h->state == HTTP_CLIENT_STATE_READING_HEAD) {
         buf_commit(&h->in, (size_t)n);
@@ -308,8 +329,20 @@ static void on_readable(struct http_client *h)
     }
     if (rc < 0) {
         finish(h, rc, why);
-    } else if (rc == 1 || (h->is_status_only && h->drained >= HTTP_CLIENT_DRAIN_MAX)) {
+        return false;
+    }
+    if (rc == 1 || (h->is_status_only && h->drained >= HTTP_CLIENT_DRAIN_MAX)) {
         finish(h, 0, NULL);
+        return false;
+    }
+    return true;
+}
+
+/* Read what the transport has: one read per readiness, then the bytes it holds itself
+ * (has_pending), which no readiness will announce. */
+static void on_readable(struct http_client *h)
+{
+    while (read_once(h) && http_xprt_has_pending(&h->xp)) {
     }
 }
 
@@ -329,48 +362,69 @@ static void on_writable(struct http_client *h)
             size_t off = h->sent - h->head_out_len;
             iov[n_iov++] = (struct iovec){(void *)(h->body_out + off), h->body_out_len - off};
         }
-        ssize_t w = sock_sendv(h->fd, iov, n_iov);
-        if (w == -1) {
-            if (errno == EAGAIN || errno == EINTR) {
-                return;
-            }
-            finish_errno(h, -errno, "send()");
+        ssize_t w = http_xprt_writev(&h->xp, iov, n_iov, 0);
+        if (w == -EAGAIN) {
+            (void)watch(h, EV_WRITE); /* false: finished */
+            return;
+        }
+        if (w < 0) {
+            finish_errno(h, (int)w, "send()");
             return;
         }
         h->sent += (size_t)w;
     }
     set_state(h, HTTP_CLIENT_STATE_READING_HEAD, "request sent");
-    int rc = ev_io_set(h->loop, &h->io, EV_READ);
-    if (rc != 0) {
-        finish_errno(h, rc, "epoll_ctl()");
-    }
+    (void)watch(h, EV_READ); /* false: finished */
 }
 
+/* The transport's handshake; once it is up, the whole exchange's deadline replaces the
+ * connect's (which covers connect and handshake). Returns false while not done (the
+ * watcher waits for what the transport asks) or when the exchange failed. */
+static bool handshake(struct http_client *h)
+{
+    int rc = http_xprt_handshake(&h->xp);
+    if (rc == -EAGAIN) {
+        (void)watch(h, 0); /* false: finished */
+        return false;
+    }
+    if (rc != 0) {
+        char why[128];
+        snprintf(why, sizeof(why), "%s handshake failed: %s", h->xp.ops->name, strerror(-rc));
+        finish(h, rc, why);
+        return false;
+    }
+    set_state(h, HTTP_CLIENT_STATE_SENDING, "transport up");
+    uint64_t now = ev_now_ms(h->loop);
+    ev_timer_start(h->loop, &h->timer, h->deadline_ms > now ? h->deadline_ms - now : 0);
+    return watch(h, EV_WRITE);
+}
+
+/* Any readiness: do what the state wants and let the transport say -EAGAIN (the fd's events
+ * alone cannot tell which operation they unblock when a transport reads to write). */
 static void on_io(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 {
+    (void)loop;
+    (void)events;
     struct http_client *h = io->data;
     if (h->state == HTTP_CLIENT_STATE_CONNECTING) {
-        if ((events & EV_WRITE) == 0) {
-            return;
+        int rc = http_xprt_connected(&h->xp);
+        if (rc == -EAGAIN) {
+            return; /* still connecting: EV_WRITE stays asked */
         }
-        int rc = sock_connect_result(h->fd);
         if (rc != 0) {
             finish_errno(h, rc, "connect()");
             return;
         }
-        set_state(h, HTTP_CLIENT_STATE_SENDING, "connected");
-        uint64_t now = ev_now_ms(loop);
-        ev_timer_start(loop, &h->timer, h->deadline_ms > now ? h->deadline_ms - now : 0);
+        set_state(h, HTTP_CLIENT_STATE_HANDSHAKE, "connected");
     }
-    if (h->state == HTTP_CLIENT_STATE_SENDING) {
-        if ((events & EV_WRITE) != 0) {
-            on_writable(h);
-        }
+    if (h->state == HTTP_CLIENT_STATE_HANDSHAKE && !handshake(h)) {
         return;
     }
-    if ((events & EV_READ) != 0) {
-        on_readable(h);
+    if (h->state == HTTP_CLIENT_STATE_SENDING) {
+        on_writable(h);
+        return;
     }
+    on_readable(h);
 }
 
 static void on_timeout(struct ev_loop *loop, struct ev_timer *t)
@@ -382,9 +436,10 @@ static void on_timeout(struct ev_loop *loop, struct ev_timer *t)
         return;
     }
     finish(h, -ETIMEDOUT,
-           h->state == HTTP_CLIENT_STATE_CONNECTING ? "connect() timed out"
-           : h->state == HTTP_CLIENT_STATE_SENDING  ? "timed out sending the request"
-                                                    : "timed out waiting for the response");
+           h->state == HTTP_CLIENT_STATE_CONNECTING  ? "connect() timed out"
+           : h->state == HTTP_CLIENT_STATE_SENDING   ? "timed out sending the request"
+           : h->state == HTTP_CLIENT_STATE_HANDSHAKE ? "timed out in the transport's handshake"
+                                                     : "timed out waiting for the response");
 }
 
 /* Tokens that go into the request line and headers: visible ASCII only (RFC 9110 5.5), so
@@ -439,7 +494,7 @@ int http_client_start(struct ev_loop *loop, const struct http_client_request *re
         return -ENOMEM;
     }
     h->loop = loop;
-    h->fd = -1;
+    h->xp.fd = -1;
     h->method = http_method_from(req->method, strlen(req->method));
     h->body_out = req->body;
     h->body_out_len = req->body_len;
@@ -453,16 +508,25 @@ int http_client_start(struct ev_loop *loop, const struct http_client_request *re
     if (rc == 0) {
         rc = buf_init(&h->in, HTTP_CLIENT_MAX_HEAD);
     }
+    int fd = -1;
     if (rc == 0) {
-        rc = h->fd = sock_connect_start(req->addr, req->addrlen);
+        rc = fd = sock_connect_start(req->addr, req->addrlen);
     }
     if (rc >= 0) {
-        rc = ev_io_start(loop, &h->io, h->fd, EV_WRITE, on_io, h, "http_client");
+        rc = http_xprt_open(&h->xp, req->xprt, fd, HTTP_XPRT_CONNECTING);
+        if (rc != 0) {
+            (void)close(fd); /* no transport took it */
+            h->xp.fd = -1;
+        }
+    }
+    if (rc == 0) {
+        rc = ev_io_start(loop, &h->io, fd, http_xprt_events(&h->xp, EV_WRITE), on_io, h,
+                         "http_client");
+        if (rc != 0) {
+            http_xprt_close(&h->xp); /* not watched: release must not stop the watcher */
+        }
     }
     if (rc != 0) {
-        if (h->fd < 0) {
-            h->fd = -1;
-        }
         release(h);
         return rc;
     }

@@ -4,10 +4,12 @@
  * keel's event loop. It never blocks: a non-blocking connect, sends and receives on ev_io
  * readiness, and one ev_timer for two absolute deadlines (connect, whole exchange). The response
  * head is parsed by http/http_parse.c, chunked bodies are decoded by http/http_chunked.c, and the
- * body is bounded. It knows nothing of etcd or checks: they build on it. No TLS, no DNS, no
- * keep-alive, no redirects. Its users: health checks (lb/lb_check.c, app/app_check.c), etcd
- * (db/etcd.c) and the command line's blocking GET (cli/cli_http.c, for keel status and keel
- * up). See docs/internals/http_client.md. */
+ * body is bounded. Every byte goes through a transport (http/http_transport.h: plain TCP
+ * unless the request names another), opened on the connecting socket, brought up by its
+ * handshake before the request is sent. It knows nothing of etcd or checks: they build on it.
+ * No TLS code of its own, no DNS, no keep-alive, no redirects. Its users: health checks
+ * (lb/lb_check.c, app/app_check.c), etcd (db/etcd.c) and the command line's blocking GET
+ * (cli/cli_http.c, for keel status and keel up). See docs/internals/http_client.md. */
 #ifndef KEEL_HTTP_HTTP_CLIENT_H
 #define KEEL_HTTP_HTTP_CLIENT_H
 
@@ -20,6 +22,7 @@
 
 struct ev_loop;
 struct http_client; /* one exchange in flight; opaque */
+struct http_xprt_conf;
 
 /* Largest response head (status line and headers); a larger one fails with -EPROTO. */
 #define HTTP_CLIENT_MAX_HEAD 16384u
@@ -46,6 +49,10 @@ struct http_client_request {
      * before closing keeps the close from resetting a server still writing). max_body is
      * not used. */
     bool is_status_only;
+    /* The transport (ops and per-peer settings; TLS later: the CA and name to verify).
+     * NULL: plain TCP. Borrowed until the exchange ends. Its handshake runs after the
+     * connect, within connect_deadline_ms. */
+    const struct http_xprt_conf *xprt;
 };
 
 /* Body bytes an is_status_only exchange reads and drops at most. */
@@ -56,9 +63,9 @@ struct http_client_response {
     int err; /* 0: a complete response; else -errno: -ECONNREFUSED..., -ETIMEDOUT,
               * -ECONNRESET (closed before the response was complete), -EPROTO (not a valid
               * HTTP response), -EMSGSIZE (body over max_body), -ENOMEM */
-    /* err happened while connecting: no byte of the request can have reached the server,
-     * so the caller may send it elsewhere. After the connect, a failure is ambiguous: the
-     * server may have acted on the request. */
+    /* err happened while connecting or in the transport's handshake: no byte of the
+     * request can have reached the server, so the caller may send it elsewhere. After
+     * that, a failure is ambiguous: the server may have acted on the request. */
     bool is_connect_failure;
     int status;       /* final HTTP status (101 or 200..599) when err is 0 */
     const char *body; /* decoded body, NUL-terminated (NUL not counted), when err is 0

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* The embedded HTTP/1.1 server of http_server.h. This file owns the listener, the
  * connections (buffers, timers, caps, eviction, lingering close), the route lookup and the
- * response formatting; the head parser is http/http_parse.c. Each connection is a small
- * state machine: head, body, handler, then head again (keep-alive) or linger/close. */
+ * response formatting; the head parser is http/http_parse.c. A connection's bytes go through
+ * its transport (http/http_transport.h, chosen by conf.xprt), never through the socket: the
+ * server touches an accepted fd itself only to refuse it before a transport exists. Each
+ * connection is a small state machine: handshake, head, body, handler, then head again
+ * (keep-alive) or linger/close. */
 #include "http/http_server.h"
 
 #include <errno.h>
@@ -17,6 +20,7 @@
 #include "core/fdlimit.h"
 #include "core/log.h"
 #include "core/sock.h"
+#include "http/http_transport.h"
 
 #define SRV_ACCEPT_BATCH 64
 #define SRV_DEFAULT_MAX_HEAD 8192u
@@ -28,16 +32,17 @@
 #define SRV_RESPONSE_HEAD_MAX 2048 /* status line and header lines of one answer */
 
 enum srv_conn_state {
-    SRV_CONN_HEAD = 0, /* reading a request head (idle between requests) */
-    SRV_CONN_BODY,     /* reading the request body */
-    SRV_CONN_HANDLER,  /* the handler has the request: waiting for its answer */
-    SRV_CONN_LINGER,   /* the last answer sent, writing shut down: dropping input */
-    SRV_CONN_CLOSED    /* closed; memory freed after the iteration */
+    SRV_CONN_HANDSHAKE = 0, /* the transport comes up (TLS handshake; at once for TCP) */
+    SRV_CONN_HEAD,          /* reading a request head (idle between requests) */
+    SRV_CONN_BODY,          /* reading the request body */
+    SRV_CONN_HANDLER,       /* the handler has the request: waiting for its answer */
+    SRV_CONN_LINGER,        /* the last answer sent, writing shut down: dropping input */
+    SRV_CONN_CLOSED         /* closed; memory freed after the iteration */
 };
 
 static const char *const srv_conn_state_names[] = {
-    [SRV_CONN_HEAD] = "head",     [SRV_CONN_BODY] = "body",     [SRV_CONN_HANDLER] = "handler",
-    [SRV_CONN_LINGER] = "linger", [SRV_CONN_CLOSED] = "closed",
+    [SRV_CONN_HANDSHAKE] = "handshake", [SRV_CONN_HEAD] = "head",     [SRV_CONN_BODY] = "body",
+    [SRV_CONN_HANDLER] = "handler",     [SRV_CONN_LINGER] = "linger", [SRV_CONN_CLOSED] = "closed",
 };
 
 struct srv_conn;
@@ -64,7 +69,7 @@ struct srv_conn {
     struct srv_conn *next; /* newer */
     struct sockaddr_storage peer;
     enum srv_conn_state state;
-    int fd;
+    struct http_xprt xp; /* the connection's transport; it owns the socket */
     struct ev_io io;
     struct ev_timer timer; /* head, write or linger deadline */
     bool is_write_timer;   /* the timer guards an answer being sent */
@@ -78,8 +83,10 @@ struct srv_conn {
     struct http_chunked chunked;    /* DISCARD of a chunked body */
     uint64_t body_left;             /* DISCARD of a Content-Length body */
     bool sent_continue;             /* 100 Continue sent for the current request */
-    bool close_after;               /* answer what is queued, then close */
+    bool close_after;               /* answer what is queued, then close (in BODY: once the
+                                     * body being read is answered) */
     bool in_handler;                /* the handler is running (respond must not step) */
+    bool is_shut;                   /* LINGER: the transport's write side is shut down */
     size_t lingered;
     http_server_abort_fn on_abort;
     void *abort_data;
@@ -92,7 +99,7 @@ static void set_state(struct srv_conn *c, enum srv_conn_state to)
     bool ok;
     switch (to) {
     case SRV_CONN_HEAD:
-        ok = from == SRV_CONN_BODY || from == SRV_CONN_HANDLER;
+        ok = from == SRV_CONN_HANDSHAKE || from == SRV_CONN_BODY || from == SRV_CONN_HANDLER;
         break;
     case SRV_CONN_BODY:
         ok = from == SRV_CONN_HEAD;
@@ -140,7 +147,7 @@ static void conn_close(struct srv_conn *c)
     c->on_abort = NULL;
     ev_io_stop(s->loop, &c->io);
     ev_timer_stop(s->loop, &c->timer);
-    (void)close(c->fd); /* everything queued was sent or is abandoned */
+    http_xprt_close(&c->xp); /* everything queued was sent or is abandoned */
     if (c->prev != NULL) {
         c->prev->next = c->next;
     } else {
@@ -156,10 +163,11 @@ static void conn_close(struct srv_conn *c)
     ev_defer(s->loop, &c->defer, conn_free, c); /* after this iteration's events */
 }
 
-/* Waiting for a request and nothing to send: what eviction may take. */
+/* Waiting for a request (or for the transport to come up) and nothing to send: what
+ * eviction may take. */
 static bool conn_is_idle(const struct srv_conn *c)
 {
-    return c->state == SRV_CONN_HEAD && c->out.len == 0;
+    return (c->state == SRV_CONN_HEAD || c->state == SRV_CONN_HANDSHAKE) && c->out.len == 0;
 }
 
 static void arm_timer(struct srv_conn *c, bool is_write)
@@ -476,7 +484,7 @@ static void request_end(struct srv_conn *c)
     set_state(c, SRV_CONN_HEAD);
 }
 
-static void step(struct srv_conn *c);
+static void conn_run(struct srv_conn *c);
 
 void http_server_respond(struct http_server_req *req, int status, const char *ctype,
                          const char *headers, const void *body, size_t len, size_t chunk_size)
@@ -494,7 +502,7 @@ void http_server_respond(struct http_server_req *req, int status, const char *ct
     arm_timer(c, true);
     request_end(c);
     if (!c->in_handler) {
-        step(c); /* an answer from the loop: send it, go on with pipelined requests */
+        conn_run(c); /* an answer from the loop: send it, go on with pipelined requests */
     }
 }
 
@@ -533,7 +541,9 @@ const char *http_server_req_header(const struct http_server_req *req, const char
  * an answer is pending, the output is high, or the connection is to close. */
 static void serve_requests(struct srv_conn *c)
 {
-    while (c->state != SRV_CONN_HANDLER && !c->close_after && c->out.len < SRV_OUT_HIGH) {
+    /* close_after stops at the next head; the body of the last request is still read. */
+    while (c->state != SRV_CONN_HANDLER && (!c->close_after || c->state == SRV_CONN_BODY) &&
+           c->out.len < SRV_OUT_HIGH) {
         if (c->state == SRV_CONN_HEAD) {
             int rc = http_parse_head(&c->parser, buf_head(&c->in), c->in.len, &c->msg);
             if (rc == -EAGAIN) {
@@ -568,12 +578,9 @@ static void serve_requests(struct srv_conn *c)
 static void flush_out(struct srv_conn *c)
 {
     while (c->out.len > 0) {
-        ssize_t n = send(c->fd, buf_head(&c->out), c->out.len, MSG_NOSIGNAL);
-        if (n == -1 && errno == EINTR) {
-            continue;
-        }
-        if (n == -1) {
-            if (errno != EAGAIN) {
+        ssize_t n = http_xprt_write(&c->xp, buf_head(&c->out), c->out.len, 0);
+        if (n < 0) {
+            if (n != -EAGAIN) {
                 conn_close(c);
             }
             return;
@@ -582,6 +589,38 @@ static void flush_out(struct srv_conn *c)
     }
 }
 
+/* Whether the connection reads now: a head (unless it closes after what it answers) or a
+ * body wanted, and room for it. */
+static bool wants_input(struct srv_conn *c)
+{
+    bool wants = c->state == SRV_CONN_BODY || (c->state == SRV_CONN_HEAD && !c->close_after);
+    if (!wants || c->out.len >= SRV_OUT_HIGH) {
+        return false;
+    }
+    buf_compact(&c->in);
+    return buf_tailroom(&c->in) > 0;
+}
+
+/* Read what the transport has into c->in, bytes it holds itself (has_pending: no readiness
+ * will announce them) included. Returns false when the connection closed (EOF or error). */
+static bool conn_read(struct srv_conn *c)
+{
+    do {
+        ssize_t n = http_xprt_read(&c->xp, buf_tail(&c->in), buf_tailroom(&c->in));
+        if (n == -EAGAIN) {
+            return true;
+        }
+        if (n <= 0) {
+            conn_close(c);
+            return false;
+        }
+        buf_commit(&c->in, (size_t)n);
+    } while (buf_tailroom(&c->in) > 0 && http_xprt_has_pending(&c->xp));
+    return true;
+}
+
+static void linger_shut(struct srv_conn *c);
+
 /* Close after the last answer was sent. The client may still be sending (a body the answer
  * refused, pipelined requests): closing with unread bytes would make the kernel send a
  * reset that can destroy the answer in flight, so shut down writing and read and drop for
@@ -589,12 +628,36 @@ static void flush_out(struct srv_conn *c)
 static void conn_linger(struct srv_conn *c)
 {
     uint32_t ms = c->s->conf->linger_ms;
-    if (ms == 0 || shutdown(c->fd, SHUT_WR) == -1 || ev_io_set(c->s->loop, &c->io, EV_READ) != 0) {
+    if (ms == 0) {
         conn_close(c);
         return;
     }
     set_state(c, SRV_CONN_LINGER);
     ev_timer_start(c->s->loop, &c->timer, ms);
+    linger_shut(c);
+}
+
+/* The transport's handshake, before the first request. Returns false while it is not done
+ * (the watcher waits for what the transport asks) or when the connection closed. */
+static bool conn_handshake(struct srv_conn *c)
+{
+    int rc = http_xprt_handshake(&c->xp);
+    if (rc == 0) {
+        set_state(c, SRV_CONN_HEAD);
+        return true;
+    }
+    if (rc != -EAGAIN) {
+        char ip[64];
+        log_info(c->s->conf->name, "%s: %s handshake with %s failed: %s", c->s->addr,
+                 c->xp.ops->name, sock_addr_ip((const struct sockaddr *)&c->peer, ip, sizeof(ip)),
+                 strerror(-rc));
+        conn_close(c);
+        return false;
+    }
+    if (ev_io_set(c->s->loop, &c->io, http_xprt_events(&c->xp, 0)) != 0) {
+        conn_close(c);
+    }
+    return false;
 }
 
 static void step(struct srv_conn *c)
@@ -604,7 +667,7 @@ static void step(struct srv_conn *c)
     if (c->state == SRV_CONN_CLOSED) {
         return;
     }
-    if (c->close_after && c->out.len == 0 && c->state != SRV_CONN_HANDLER) {
+    if (c->close_after && c->out.len == 0 && c->state == SRV_CONN_HEAD) {
         conn_linger(c);
         return;
     }
@@ -612,13 +675,46 @@ static void step(struct srv_conn *c)
         arm_timer(c, false); /* all sent: the keep-alive wait for the next head */
     }
     uint32_t ev = c->out.len > 0 ? EV_WRITE : 0;
-    if (!c->close_after && c->state != SRV_CONN_HANDLER && c->out.len < SRV_OUT_HIGH) {
-        buf_compact(&c->in);
-        if (buf_tailroom(&c->in) > 0) {
-            ev |= EV_READ;
+    if (wants_input(c)) {
+        ev |= EV_READ;
+    }
+    /* The transport may wait for another readiness than the one asked (TLS: a read that
+     * needs a write first): it says which. */
+    if (ev_io_set(c->s->loop, &c->io, http_xprt_events(&c->xp, ev)) != 0) {
+        conn_close(c);
+    }
+}
+
+/* Serve what is buffered and send; then, while the transport holds bytes no readiness will
+ * announce (has_pending) and the connection wants them, read them and serve again. */
+static void conn_run(struct srv_conn *c)
+{
+    for (;;) {
+        step(c);
+        if (c->state == SRV_CONN_CLOSED || !http_xprt_has_pending(&c->xp) || !wants_input(c)) {
+            return;
+        }
+        size_t had = c->in.len;
+        if (!conn_read(c) || c->in.len == had) {
+            return; /* closed, or a transport that pends but gives nothing: wait for the fd */
         }
     }
-    if (ev_io_set(c->s->loop, &c->io, ev) != 0) {
+}
+
+/* LINGER: shut the write side down once (a TLS close_notify may have to wait for room). */
+static void linger_shut(struct srv_conn *c)
+{
+    uint32_t ev = EV_READ;
+    if (!c->is_shut) {
+        int rc = http_xprt_shutdown(&c->xp);
+        if (rc != 0 && rc != -EAGAIN) {
+            conn_close(c);
+            return;
+        }
+        c->is_shut = rc == 0;
+        ev |= c->is_shut ? 0 : EV_WRITE;
+    }
+    if (ev_io_set(c->s->loop, &c->io, http_xprt_events(&c->xp, ev)) != 0) {
         conn_close(c);
     }
 }
@@ -626,35 +722,40 @@ static void step(struct srv_conn *c)
 static void linger_read(struct srv_conn *c)
 {
     char sink[4096];
-    ssize_t n = sock_recv(c->fd, sink, sizeof(sink));
-    if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
-        return;
-    }
-    c->lingered += n > 0 ? (size_t)n : 0;
-    if (n <= 0 || c->lingered > SRV_LINGER_MAX) {
-        conn_close(c);
-    }
+    do {
+        ssize_t n = http_xprt_read(&c->xp, sink, sizeof(sink));
+        if (n == -EAGAIN) {
+            break;
+        }
+        c->lingered += n > 0 ? (size_t)n : 0;
+        if (n <= 0 || c->lingered > SRV_LINGER_MAX) {
+            conn_close(c);
+            return;
+        }
+    } while (http_xprt_has_pending(&c->xp));
+    linger_shut(c);
 }
 
+/* Any readiness: do what the connection wants (read, write, handshake) and let the
+ * transport say -EAGAIN; the fd's events alone cannot tell which operation they unblock
+ * when a transport (TLS) reads to write or writes to read. Bytes the transport holds
+ * (has_pending) are served without waiting for a readiness that will not come. */
 static void on_conn_event(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 {
     (void)loop;
+    (void)events;
     struct srv_conn *c = io->data;
     if (c->state == SRV_CONN_LINGER) {
         linger_read(c);
         return;
     }
-    if ((events & EV_READ) != 0 && buf_tailroom(&c->in) > 0) { /* 0 bytes would read as EOF */
-        ssize_t n = sock_recv(c->fd, buf_tail(&c->in), buf_tailroom(&c->in));
-        if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
-            conn_close(c);
-            return;
-        }
-        if (n > 0) {
-            buf_commit(&c->in, (size_t)n);
-        }
+    if (c->state == SRV_CONN_HANDSHAKE && !conn_handshake(c)) {
+        return;
     }
-    step(c);
+    if (wants_input(c) && !conn_read(c)) {
+        return;
+    }
+    conn_run(c);
 }
 
 static void on_conn_timeout(struct ev_loop *loop, struct ev_timer *t)
@@ -788,13 +889,18 @@ static void conn_open(struct http_server *s, int fd, const struct sockaddr_stora
         (void)close(fd); /* out of memory: refuse this client */
         return;
     }
+    if (http_xprt_open(&c->xp, s->conf->xprt, fd, HTTP_XPRT_ACCEPTED) != 0) {
+        (void)close(fd); /* no transport (out of memory): refuse this client */
+        conn_free(s->loop, c);
+        return;
+    }
     c->s = s;
-    c->fd = fd;
     c->peer = *peer;
     http_parser_init(&c->parser, false, 8192, s->max_head);
     ev_timer_init(&c->timer, on_conn_timeout, c, s->conf->name);
-    if (ev_io_start(s->loop, &c->io, fd, EV_READ, on_conn_event, c, s->conf->name) != 0) {
-        (void)close(fd);
+    if (ev_io_start(s->loop, &c->io, fd, http_xprt_events(&c->xp, EV_READ), on_conn_event, c,
+                    s->conf->name) != 0) {
+        http_xprt_close(&c->xp);
         conn_free(s->loop, c);
         return;
     }
@@ -806,7 +912,8 @@ static void conn_open(struct http_server *s, int fd, const struct sockaddr_stora
     }
     s->newest = c;
     s->n_conns++;
-    arm_timer(c, false);
+    arm_timer(c, false);     /* the head timeout covers the handshake too */
+    (void)conn_handshake(c); /* false: waiting for the transport, or closed (logged) */
 }
 
 static void on_accept(struct ev_loop *loop, struct ev_io *io, uint32_t events)

@@ -20,6 +20,7 @@
 
 struct ev_loop;
 struct http_server;
+struct http_xprt_conf;
 struct http_server_req;
 
 /* What the server does with a request body, per route. */
@@ -86,6 +87,11 @@ struct http_server_conf {
                                     * could destroy the answer); 0: close at once */
     uint32_t max_head;             /* request head bytes; 0: 8192 */
     size_t max_response;           /* bytes queued on one connection; 0: 1 MiB */
+    /* The transport of every accepted connection (http/http_transport.h): its ops table
+     * and per-listener settings (TLS later: the certificate). NULL: plain TCP. The
+     * server opens it at accept, runs its handshake before reading a request (within
+     * head_timeout_ms), and reads, writes, shuts down and closes only through it. */
+    const struct http_xprt_conf *xprt;
 };
 
 /* A request, valid from the handler call until http_server_respond (or the abort call).

@@ -13,6 +13,11 @@
 
 struct http_xprt;
 
+/* Which end of a connection a transport is opened on: the connection was accepted (a
+ * server's), or is being connected (a client's: the non-blocking connect may still be in
+ * progress, see `connected`). A TLS transport plays the TLS server or client accordingly. */
+enum http_xprt_side { HTTP_XPRT_ACCEPTED = 0, HTTP_XPRT_CONNECTING };
+
 /* Flags for write and writev. */
 enum http_xprt_flag {
     HTTP_XPRT_MORE = 1u << 0 /* more bytes follow at once (a head before its body): cork */
@@ -24,6 +29,20 @@ enum http_xprt_flag {
  * transport failed. EINTR is retried inside. None blocks. */
 struct http_xprt_ops {
     const char *name;
+    /* Set x up on socket fd for one connection, on the given side, with the per-instance
+     * settings conf_data (struct http_xprt_conf's data; NULL for TCP). Sets every field of
+     * x. Returns 0 (x owns fd from then on: close releases it), or -errno (-ENOMEM): x
+     * holds nothing and fd is still the caller's to close. Never blocks. */
+    int (*open)(struct http_xprt *x, int fd, enum http_xprt_side side, void *conf_data);
+    /* The connecting side, when the socket reports readiness during a non-blocking
+     * connect: 0 connected, -EAGAIN still in progress (keep waiting for EV_WRITE), or the
+     * connect's -errno (-ECONNREFUSED...). */
+    int (*connected)(struct http_xprt *x);
+    /* Bring the transport up before the first byte, on both sides (once connected): 0
+     * ready, -EAGAIN (wait for the interest events(x, 0) gives, then call again), or
+     * -errno (-EPROTO: the peer failed the handshake). read and write are called only
+     * after it returned 0. NULL: nothing to do (TCP). */
+    int (*handshake)(struct http_xprt *x);
     ssize_t (*read)(struct http_xprt *x, void *buf, size_t len);
     ssize_t (*write)(struct http_xprt *x, const void *buf, size_t len, unsigned flags);
     ssize_t (*writev)(struct http_xprt *x, const struct iovec *iov, int n_iov, unsigned flags);
@@ -43,6 +62,15 @@ struct http_xprt_ops {
     /* Whether read has bytes without the fd being readable (decrypted bytes kept inside
      * the transport). NULL: never. */
     bool (*has_pending)(const struct http_xprt *x);
+};
+
+/* How a server or client instance chooses the transport of its connections: the ops
+ * table and the settings every connection of the instance shares (TLS: the context, the
+ * peer name to verify, the client certificate). Borrowed by the instance for its life.
+ * A NULL conf, or a NULL ops, means plain TCP. */
+struct http_xprt_conf {
+    const struct http_xprt_ops *ops;
+    void *data; /* handed to ops->open as conf_data */
 };
 
 /* One connection's transport; embedded in the connection that owns it. */

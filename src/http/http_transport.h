@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* The transport seam: HTTP/1 connections read, write, send files and close through a
- * struct http_xprt, never through the socket, so that TLS (and later HTTP/2 framing) is a
- * layer under the same handlers, as HAProxy's xprt_ops and Redis's ConnectionType are.
- * Plain TCP (http_transport_tcp.c) is the first implementation. The calls below dispatch
- * through x->ops; see struct http_xprt_ops for the return convention. */
+/* The transport seam: HTTP/1 connections (the proxy's, the embedded server's, the async
+ * client's) and the TCP probes read, write, send files and close through a struct
+ * http_xprt, never through the socket, so that TLS (and later HTTP/2 framing) is a layer
+ * under the same handlers, as HAProxy's xprt_ops and Redis's ConnectionType are. Plain TCP
+ * (http_transport_tcp.c) is the first implementation; a server or client instance chooses
+ * another with a struct http_xprt_conf. The calls below dispatch through x->ops; see struct
+ * http_xprt_ops for the contract and docs/internals/transport.md for fd ownership and the
+ * readiness mapping. */
 #ifndef KEEL_HTTP_HTTP_TRANSPORT_H
 #define KEEL_HTTP_HTTP_TRANSPORT_H
 
@@ -15,6 +18,51 @@ void http_xprt_tcp_init(struct http_xprt *x, int fd);
 
 /* The TCP operations table, for tests and for transports that wrap TCP. */
 extern const struct http_xprt_ops http_xprt_tcp_ops;
+
+/* Open the transport conf chooses (NULL: TCP) on socket fd: see ops->open. */
+static inline int http_xprt_open(struct http_xprt *x, const struct http_xprt_conf *conf, int fd,
+                                 enum http_xprt_side side)
+{
+    const struct http_xprt_ops *ops =
+        conf != NULL && conf->ops != NULL ? conf->ops : &http_xprt_tcp_ops;
+    return ops->open(x, fd, side, conf != NULL ? conf->data : NULL);
+}
+
+/* The name of the transport conf chooses, for logs ("tcp"). */
+static inline const char *http_xprt_conf_name(const struct http_xprt_conf *conf)
+{
+    return conf != NULL && conf->ops != NULL ? conf->ops->name : http_xprt_tcp_ops.name;
+}
+
+/* Whether the non-blocking connect of x completed: see ops->connected. */
+static inline int http_xprt_connected(struct http_xprt *x)
+{
+    return x->ops->connected(x);
+}
+
+/* Bring x up before its first byte: see ops->handshake (0 at once when it has none). */
+static inline int http_xprt_handshake(struct http_xprt *x)
+{
+    return x->ops->handshake != NULL ? x->ops->handshake(x) : 0;
+}
+
+/* Bring a connecting transport up, one readiness at a time: the connect's completion, then
+ * the handshake. *is_connected (false at the start) remembers the first step. Returns 0
+ * once up; -EAGAIN while not (watch http_xprt_events(x, *is_connected ? 0 : EV_WRITE)); or
+ * the -errno of the step that failed (*is_connected: the handshake's, else the connect's).
+ * For users that only bring a connection up (TCP health probes); the HTTP client runs the
+ * two steps as states of its own. */
+static inline int http_xprt_connect_step(struct http_xprt *x, bool *is_connected)
+{
+    if (!*is_connected) {
+        int rc = x->ops->connected(x);
+        if (rc != 0) {
+            return rc;
+        }
+        *is_connected = true;
+    }
+    return x->ops->handshake != NULL ? x->ops->handshake(x) : 0;
+}
 
 static inline ssize_t http_xprt_read(struct http_xprt *x, void *buf, size_t len)
 {

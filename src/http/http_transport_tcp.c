@@ -90,6 +90,33 @@ static void tcp_close(struct http_xprt *x)
     x->fd = -1;
 }
 
+static int tcp_open(struct http_xprt *x, int fd, enum http_xprt_side side, void *conf_data)
+{
+    (void)side;
+    (void)conf_data;
+    http_xprt_tcp_init(x, fd);
+    return 0;
+}
+
+static int tcp_connected(struct http_xprt *x)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(x->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1) {
+        return -errno;
+    }
+    /* SO_ERROR is 0 both when connected and, on a spurious wakeup, while still connecting:
+     * the peer's address tells them apart. */
+    if (err == 0) {
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof(peer);
+        if (getpeername(x->fd, (struct sockaddr *)&peer, &plen) == -1) {
+            return errno == ENOTCONN ? -EAGAIN : -errno;
+        }
+    }
+    return -err;
+}
+
 static uint32_t tcp_events(const struct http_xprt *x, uint32_t want)
 {
     (void)x;
@@ -98,6 +125,9 @@ static uint32_t tcp_events(const struct http_xprt *x, uint32_t want)
 
 const struct http_xprt_ops http_xprt_tcp_ops = {
     .name = "tcp",
+    .open = tcp_open,
+    .connected = tcp_connected,
+    .handshake = NULL,
     .read = tcp_read,
     .write = tcp_write,
     .writev = tcp_writev,

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Health checks. One struct lb_check per checked server: a timer fires every interval,
- * then a non-blocking connect (TCP) or an exchange of the asynchronous HTTP client
+ * then a non-blocking connect (TCP: the connect and the handshake of the check's
+ * transport, http/http_transport.h) or an exchange of the asynchronous HTTP client
  * (http/http_client.c, whose response parser is http/http_parse.c) follows, bounded by the
  * check timeout. Results go through rise/fall counters into lb_server_set_up.
  *
@@ -22,6 +23,7 @@
 #include "core/log.h"
 #include "core/sock.h"
 #include "http/http_client.h"
+#include "http/http_transport.h"
 #include "lb/lb_algo.h"
 
 #define PASSIVE_WINDOW_MS 10000
@@ -29,7 +31,7 @@
 
 enum check_state {
     CHECK_STATE_IDLE = 0,   /* waiting for the next interval */
-    CHECK_STATE_CONNECTING, /* TCP: non-blocking connect in progress */
+    CHECK_STATE_CONNECTING, /* TCP: non-blocking connect (then handshake) in progress */
     CHECK_STATE_HTTP        /* HTTP: the client's exchange in flight */
 };
 
@@ -38,12 +40,16 @@ struct lb_check {
     struct lb_backend *be;
     struct lb_server *srv;
     enum check_state state;
-    int fd;
+    struct http_xprt xp; /* TCP: the probe's transport; xp.fd is -1 when none */
+    bool is_connected;   /* TCP: connected, the transport's handshake runs */
     struct ev_io io;
     struct ev_timer interval;
     struct ev_timer timeout;  /* TCP: the connect's deadline */
     struct http_client *http; /* HTTP: the exchange in flight, else NULL */
-    uint64_t started_ms;      /* when the last check started; 0: never */
+    /* The transport both kinds of check use toward this server; NULL: plain TCP (a TLS
+     * check, with its handshake, plugs in here). */
+    const struct http_xprt_conf *xprt;
+    uint64_t started_ms; /* when the last check started; 0: never */
     /* failures seen on live traffic since passive_since_ms (0: no window open) */
     uint64_t passive_since_ms;
     uint32_t passive_count;
@@ -172,11 +178,11 @@ static void check_done(struct lb_check *ck, bool ok, const char *why)
 static void check_finish(struct lb_check *ck, bool ok, const char *why)
 {
     struct ev_loop *loop = ck->owner->loop;
-    if (ck->fd != -1) {
+    if (ck->xp.fd != -1) {
         ev_io_stop(loop, &ck->io);
-        close(ck->fd);
-        ck->fd = -1;
+        http_xprt_close(&ck->xp);
     }
+    ck->is_connected = false;
     http_client_cancel(ck->http);
     ck->http = NULL;
     ev_timer_stop(loop, &ck->timeout);
@@ -215,10 +221,21 @@ static void on_check_io(struct ev_loop *loop, struct ev_io *io, uint32_t events)
     (void)loop;
     (void)events;
     struct lb_check *ck = io->data;
-    int rc = sock_connect_result(ck->fd);
+    int rc = http_xprt_connect_step(&ck->xp, &ck->is_connected); /* TCP: no handshake */
+    if (rc == -EAGAIN) {
+        uint32_t want = ck->is_connected ? 0 : EV_WRITE;
+        if (ev_io_set(ck->owner->loop, &ck->io, http_xprt_events(&ck->xp, want)) != 0) {
+            check_finish(ck, false, "epoll failed");
+        }
+        return;
+    }
     if (rc != 0) {
         char why[128];
-        snprintf(why, sizeof(why), "connect() failed: %s", strerror(-rc));
+        if (ck->is_connected) {
+            snprintf(why, sizeof(why), "%s handshake failed: %s", ck->xp.ops->name, strerror(-rc));
+        } else {
+            snprintf(why, sizeof(why), "connect() failed: %s", strerror(-rc));
+        }
         check_finish(ck, false, why);
         return;
     }
@@ -247,6 +264,7 @@ static int http_check_start(struct lb_check *ck, const struct sockaddr_storage *
         .deadline_ms = deadline,
         .user_agent = "keel-check",
         .is_status_only = true,
+        .xprt = ck->xprt,
     };
     ck->state = CHECK_STATE_HTTP;
     return http_client_start(loop, &req, on_http_done, ck, &ck->http);
@@ -279,9 +297,19 @@ static void on_check_interval(struct ev_loop *loop, struct ev_timer *t)
     if (ck->state == CHECK_STATE_HTTP) {
         return;
     }
-    ck->fd = fd;
+    int rc = http_xprt_open(&ck->xp, ck->xprt, fd, HTTP_XPRT_CONNECTING);
+    if (rc != 0) {
+        (void)close(fd); /* no transport took it */
+        ck->xp.fd = -1;
+    }
     ck->state = CHECK_STATE_CONNECTING;
-    if (ev_io_start(loop, &ck->io, fd, EV_WRITE, on_check_io, ck, "check") != 0) {
+    if (rc != 0) {
+        check_finish(ck, false, "out of memory for the check's transport");
+        return;
+    }
+    if (ev_io_start(loop, &ck->io, fd, http_xprt_events(&ck->xp, EV_WRITE), on_check_io, ck,
+                    "check") != 0) {
+        http_xprt_close(&ck->xp); /* not watched: check_finish must not stop the watcher */
         check_finish(ck, false, "epoll failed");
         return;
     }
@@ -308,7 +336,7 @@ struct lb_checks *lb_checks_start(struct ev_loop *loop, struct lb_gen *gen)
             ck->owner = cs;
             ck->be = be;
             ck->srv = &be->servers[i];
-            ck->fd = -1;
+            ck->xp.fd = -1;
             ev_timer_init(&ck->interval, on_check_interval, ck, "check-interval");
             ev_timer_init(&ck->timeout, on_check_timeout, ck, "check-timeout");
             if (be->conf->check.type == CONF_CHECK_NONE || ck->srv->conf->is_disabled) {
@@ -331,9 +359,9 @@ void lb_checks_stop(struct lb_checks *cs)
         struct lb_check *ck = &cs->checks[i];
         ev_timer_stop(cs->loop, &ck->interval);
         ev_timer_stop(cs->loop, &ck->timeout);
-        if (ck->fd != -1) {
+        if (ck->xp.fd != -1) {
             ev_io_stop(cs->loop, &ck->io);
-            close(ck->fd);
+            http_xprt_close(&ck->xp);
         }
         http_client_cancel(ck->http);
     }

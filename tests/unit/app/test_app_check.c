@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests of app/app_check.c: probes against real sockets (accepting, refusing,
- * answering HTTP, silent); answers are read by the HTTP client's real response parser. */
+ * answering HTTP, silent); answers are read by the HTTP client's real response parser. A TCP
+ * probe over the chaos transport (tests/unit/http/xprt_chaos.h) shows it connects and runs
+ * the handshake through the transport seam. */
 #include <criterion/criterion.h>
 
 #include "app/app_check.c"
 
 #include <arpa/inet.h>
 #include <pthread.h>
+
+#include "../http/xprt_chaos.h"
 
 /* ------------------------------------------------------------------------------------------
  * Live probes
@@ -58,17 +62,24 @@ static void *serve_one(void *arg)
     return NULL;
 }
 
-static struct result probe(const struct conf_check *k, const struct sockaddr_in *sin)
+static struct result probe_over(const struct conf_check *k, const struct sockaddr_in *sin,
+                                const struct http_xprt_conf *xprt)
 {
     struct result r = {.loop = ev_loop_new()};
     struct app_check *c = app_check_new(r.loop, k, (const struct sockaddr *)sin, sizeof(*sin),
                                         "127.0.0.1:1", on_result, &r);
     cr_assert_not_null(c);
+    c->xprt = xprt;
     app_check_start(c, 0);
     ev_run(r.loop);
     app_check_free(c);
     ev_loop_free(r.loop);
     return r;
+}
+
+static struct result probe(const struct conf_check *k, const struct sockaddr_in *sin)
+{
+    return probe_over(k, sin, NULL);
 }
 
 static const struct conf_check http_check = {.type = CONF_CHECK_HTTP,
@@ -134,4 +145,27 @@ Test(app_check, http_probes, .timeout = 10)
     cr_assert_not(r.is_ok);
     cr_assert_str_eq(r.reason, "timeout");
     close(lfd);
+}
+
+Test(app_check, tcp_probe_through_the_transport, .timeout = 10)
+{
+    struct sockaddr_in sin;
+    int lfd = listener(&sin);
+    struct conf_check k = http_check;
+    k.type = CONF_CHECK_TCP;
+    struct chaos_stats st = {0};
+    struct http_xprt_conf xprt = {.ops = &chaos_ops, .data = &st};
+    struct result r = probe_over(&k, &sin, &xprt);
+    cr_assert(r.is_ok, "%s", r.reason);
+    cr_assert_str_eq(r.reason, "connected");
+    cr_assert_eq(st.opens, 1);
+    cr_assert_eq(st.handshakes, 1); /* the probe waited for it through events() */
+    cr_assert_eq(st.closes, 1);
+    cr_assert_eq(st.violations, 0);
+    close(lfd);
+    r = probe_over(&k, &sin, &xprt);
+    cr_assert_not(r.is_ok);
+    cr_assert_str_eq(r.reason, "connect: Connection refused");
+    cr_assert_eq(st.handshakes, 1);
+    cr_assert_eq(st.closes, 2);
 }

@@ -3,7 +3,10 @@
  * write, writev, sendfile, EOF, -EAGAIN, shutdown, close) and the buffer-copy fallback of
  * sendfile that transports without a kernel sendfile (TLS) use. */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -186,4 +189,52 @@ Test(xprt_tcp, move_hands_the_socket_over)
     cr_assert_eq(http_xprt_write(&y, "z", 1, 0), 1);
     http_xprt_close(&y);
     close(peer);
+}
+
+Test(xprt_tcp, open_by_conf_connected_and_handshake)
+{
+    /* A NULL conf, and a conf without ops, both choose TCP; open takes the fd. */
+    struct http_xprt_conf plain = {.ops = NULL, .data = NULL};
+    cr_assert_str_eq(http_xprt_conf_name(NULL), "tcp");
+    cr_assert_str_eq(http_xprt_conf_name(&plain), "tcp");
+
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    cr_assert(lfd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t salen = sizeof(sa);
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, salen), 0);
+    cr_assert_eq(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
+
+    /* Not yet connected (no connect issued): "still in progress", not success. */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    cr_assert(fd >= 0);
+    struct http_xprt x;
+    cr_assert_eq(http_xprt_open(&x, &plain, fd, HTTP_XPRT_CONNECTING), 0);
+    cr_assert_eq(x.fd, fd);
+    cr_assert_eq(http_xprt_connected(&x), -EAGAIN);
+    cr_assert_eq(http_xprt_handshake(&x), 0); /* TCP has none */
+    http_xprt_close(&x);
+    cr_assert_eq(x.fd, -1);
+
+    /* Refused: the listener does not listen. */
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    cr_assert_eq(http_xprt_open(&x, NULL, fd, HTTP_XPRT_CONNECTING), 0);
+    int rc = connect(fd, (struct sockaddr *)&sa, salen);
+    cr_assert(rc == 0 || errno == EINPROGRESS || errno == ECONNREFUSED);
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    cr_assert_eq(poll(&p, 1, 5000), 1);
+    cr_assert_eq(http_xprt_connected(&x), -ECONNREFUSED);
+    http_xprt_close(&x);
+
+    /* Connected. */
+    cr_assert_eq(listen(lfd, 4), 0);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    cr_assert_eq(http_xprt_open(&x, NULL, fd, HTTP_XPRT_CONNECTING), 0);
+    rc = connect(fd, (struct sockaddr *)&sa, salen);
+    cr_assert(rc == 0 || errno == EINPROGRESS);
+    p.fd = fd;
+    cr_assert_eq(poll(&p, 1, 5000), 1);
+    cr_assert_eq(http_xprt_connected(&x), 0);
+    http_xprt_close(&x);
+    close(lfd);
 }

@@ -16,6 +16,7 @@
 #include "http/http_local-t.h"
 #include "http/http_parse.h"
 #include "http/http_transport-t.h"
+#include "lb/lb_session-t.h"
 #include "lb/lb_worker.h"
 
 enum hp_state {
@@ -77,10 +78,8 @@ struct hp_proxy {
     bool body_consumed; /* some body bytes were dropped from `in`: no retry possible */
     bool is_idempotent;
     bool is_upgrade; /* asks for a protocol upgrade keel tunnels (http_tunnel_requested) */
-    uint32_t retries_left;
     bool stale_retry_used;
-    struct lb_waiter waiter; /* queued while every server is at maxconn */
-    struct lb_server *failed_srv;
+    struct lb_session sess; /* the server: slot, queue place, connect, retries (lb_session.h) */
     struct lb_upstream *up;
     bool up_write_blocked;
     bool up_eof;        /* the server closed its side */
@@ -106,7 +105,6 @@ struct hp_exchange {
     int req_minor;
     struct hp_body req_body;
     size_t body_scanned;   /* bytes at the head of conn->in known to be this request's body */
-    struct lb_server *srv; /* the server slot held (active counted); NULL when none */
     uint64_t t_start_ms;   /* request head complete */
     struct hp_logreq *log; /* &log_copy, or NULL when the access log is off */
     bool res_started;      /* a byte of the final response reached the client socket */

@@ -610,10 +610,7 @@ static void on_client_timeout(struct ev_loop *loop, struct ev_timer *t)
         }
         hp_conn_fail(c, 408, "request head not received in time");
         break;
-    case HP_STATE_QUEUED:
-        metrics_add(&metrics_local(c->ex->be->metrics)->queue_timeouts, 1);
-        hp_conn_fail(c, 503, "no server slot became free in time (queue timeout)");
-        break;
+    case HP_STATE_QUEUED: /* the queue's own timeout is the session's (lb_session.h) */
     case HP_STATE_EXCHANGE:
     case HP_STATE_CONNECTING:
         c->close_after = true;
@@ -675,7 +672,9 @@ static void on_client_event(struct ev_loop *loop, struct ev_io *io, uint32_t eve
                 hp_conn_close(c, "client aborted the request");
                 return;
             }
-        } else if (n > 0 && (c->state == HP_STATE_EXCHANGE || c->state == HP_STATE_CONNECTING) &&
+        } else if (n > 0 &&
+                   (c->state == HP_STATE_EXCHANGE || c->state == HP_STATE_CONNECTING ||
+                    c->state == HP_STATE_QUEUED) &&
                    !c->ex->req_body.is_done) {
             ev_timer_start(c->w->loop, &c->timer, c->fe->conf->timeout_client_ms);
         }

@@ -9,6 +9,7 @@
 #include "core/buf.h"
 #include "core/json.h"
 #include "http/http_proxy-t.h"
+#include "http/http_upstream.h"
 #include "lb/lb.h"
 
 int http_reply_format(struct buf *out, int status, const char *content_type, const char *body,
@@ -122,7 +123,9 @@ void http_reply_access_log(struct hp_conn *c)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     uint64_t dur_ms = ev_now_ms(c->w->loop) - c->ex->t_start_ms;
-    const char *server = c->ex->srv != NULL ? c->ex->srv->conf->name : "-";
+    const struct lb_server *srv =
+        c->ex->handler == &hp_proxy_handler ? c->ex->h.px.sess.srv : NULL; /* slot held */
+    const char *server = srv != NULL ? srv->conf->name : "-";
     int n;
     if (c->fe->conf->access_log_format == CONF_LOG_JSON) {
         strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", &tm);

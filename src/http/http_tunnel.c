@@ -20,6 +20,7 @@
 #include "http/http_proxy-t.h"
 #include "http/http_transport.h"
 #include "lb/lb.h"
+#include "lb/lb_session.h"
 
 /* Each direction buffers at most this much (more only for bytes already read when the
  * tunnel starts); a full buffer stops reading from its source. */
@@ -363,7 +364,7 @@ int http_tunnel_start(struct hp_conn *c)
     lb_gen_ref(t->gen);
     t->fe = c->fe;
     t->be = c->ex->be;
-    t->srv = c->ex->srv;
+    t->srv = c->ex->h.px.sess.srv;
     http_xprt_move(&t->cx, &c->xp);
     memcpy(t->peer_ip, c->peer_ip, sizeof(t->peer_ip));
     t->up.is_eof = c->client_eof;
@@ -382,7 +383,7 @@ int http_tunnel_start(struct hp_conn *c)
     up->owner = NULL;
     lb_upstream_close(up);
     c->ex->h.px.up = NULL;
-    c->ex->srv = NULL;
+    (void)lb_session_take_slot(&c->ex->h.px.sess); /* = t->srv, the tunnel's now */
 
     ev_timer_init(&t->timer, on_timeout, t, "tunnel");
     lb_worker_conn_add(w, &t->base);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The proxy handler (see http_upstream.h): the server side of an exchange, from choosing a
- * server to giving its connection back to the pool. Request body bytes stay in the client
+ * server (through the session path, lb/lb_session.h, shared with TCP) to giving its
+ * connection back to the pool. Request body bytes stay in the client
  * connection's input buffer until the exchange ends (unless it fills), so that an
  * idempotent request can be replayed on another server; response body bytes are written
  * to the client straight from the server connection's buffer. The client connection's
@@ -23,12 +24,12 @@
 #include "http/http_transport.h"
 #include "http/http_tunnel.h"
 #include "lb/lb.h"
+#include "lb/lb_session.h"
 
 #define HP_UP_IN_MAX 16384
 #define HP_OUT_MAX 16384
 #define HP_RHEAD_EXTRA 1024 /* room over max_header for the headers keel adds */
 
-static void hp_connect(struct hp_conn *c);
 static void on_upstream_event(struct ev_loop *loop, struct ev_io *io, uint32_t events);
 static void on_upstream_timeout(struct ev_loop *loop, struct ev_timer *t);
 static void proxy_release(struct hp_conn *c);
@@ -38,17 +39,6 @@ static uint64_t monotonic_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static void release_slot(struct hp_conn *c)
-{
-    if (c->ex != NULL && c->ex->srv != NULL) {
-        lb_server_release(c->ex->srv);
-        c->ex->srv = NULL;
-        if (c->w->n_waiters > 0) {
-            lb_worker_kick_queue(c->w);
-        }
-    }
 }
 
 static void drop_upstream(struct hp_conn *c)
@@ -158,37 +148,8 @@ static void finish_exchange(struct hp_conn *c)
     hp_exchange_done(c);
 }
 
-static void on_waiter_ready(struct lb_waiter *waiter)
-{
-    struct hp_exchange *ex =
-        (struct hp_exchange *)((char *)waiter - offsetof(struct hp_exchange, h.px.waiter));
-    struct hp_conn *c = ex->conn;
-    if (c->state != HP_STATE_QUEUED) {
-        lb_worker_dequeue(c->w, waiter);
-        return;
-    }
-    struct lb_pick_ctx ctx = {.rng = &c->w->rng};
-    unsigned alen;
-    const void *ab = sock_addr_bytes((const struct sockaddr *)&c->peer, &alen);
-    ctx.client_hash = lb_hash_client(ab, alen);
-    struct lb_server *srv;
-    int rc = lb_backend_pick(c->ex->be, &ctx, NULL, &srv);
-    if (rc == -EBUSY) {
-        return;
-    }
-    lb_worker_dequeue(c->w, waiter);
-    if (rc != 0) {
-        hp_conn_fail(c, 503, "no server available");
-        hp_conn_step(c);
-        return;
-    }
-    ev_timer_stop(c->w->loop, &c->timer);
-    c->ex->srv = srv;
-    hp_connect(c);
-    hp_conn_step(c);
-}
-
-static int attach_upstream(struct hp_conn *c, struct lb_upstream *up, bool is_new)
+/* Point the exchange at a server connection, new or pooled. */
+static void attach_upstream(struct hp_conn *c, struct lb_upstream *up)
 {
     c->ex->h.px.up = up;
     c->ex->moves++; /* hp_conn_step passes again: a request may wait to be sent */
@@ -198,26 +159,89 @@ static int attach_upstream(struct hp_conn *c, struct lb_upstream *up, bool is_ne
     c->ex->h.px.res_head_done = false;
     http_parser_init(&c->ex->h.px.rparser, true, 8192, 16384);
     ev_timer_init(&up->timer, on_upstream_timeout, up, "upstream");
-    if (is_new) {
-        hp_conn_set_state(c, HP_STATE_CONNECTING, up->srv->conf->name);
-        ev_timer_start(c->w->loop, &up->timer, c->ex->be->conf->timeout_connect_ms);
-        return ev_io_start(c->w->loop, &up->io, up->xp.fd, http_xprt_events(&up->xp, EV_WRITE),
-                           on_upstream_event, up, "upstream");
-    }
+}
+
+/* The exchange has a connected server connection: the request goes out. */
+static void upstream_ready(struct hp_conn *c, const char *reason)
+{
+    struct lb_upstream *up = c->ex->h.px.up;
     up->io.on_event = on_upstream_event;
     up->io.data = up;
     up->is_connected = true;
-    hp_conn_set_state(c, HP_STATE_EXCHANGE, "reused connection");
+    hp_conn_set_state(c, HP_STATE_EXCHANGE, reason);
     c->ex->h.px.t_sent_us = monotonic_us();
     ev_timer_start(c->w->loop, &up->timer, c->ex->be->conf->timeout_server_ms);
-    return ev_io_set(c->w->loop, &up->io, http_xprt_events(&up->xp, EV_READ));
 }
 
-/* After a failure with the current server: retry elsewhere when that is safe, else
- * answer with status. is_conn_failure: the server never got a byte of the request. */
+/* ---------------------------------------------------------------- the session's ops */
+
+/* A slot is held: take an idle connection to the server from the pool, or give the
+ * session a new upstream to connect. */
+static int on_session_slot(struct lb_session *s)
+{
+    struct hp_conn *c = s->owner;
+    struct lb_upstream *up = c->ex->h.px.stale_retry_used ? NULL : lb_pool_get(c->w, s->be, s->srv);
+    if (up != NULL) {
+        attach_upstream(c, up);
+        upstream_ready(c, "reused connection");
+        if (ev_io_set(c->w->loop, &up->io, http_xprt_events(&up->xp, EV_READ)) == 0) {
+            return 1;
+        }
+        drop_upstream(c); /* cannot watch it: a new connection instead */
+    }
+    up = lb_upstream_new(c->w, s->be, s->srv);
+    if (up == NULL) {
+        return -ENOMEM;
+    }
+    attach_upstream(c, up);
+    hp_conn_set_state(c, HP_STATE_CONNECTING, s->srv->conf->name);
+    s->xp = &up->xp;
+    s->io = &up->io;
+    return 0;
+}
+
+static void on_session_queued(struct lb_session *s)
+{
+    hp_conn_set_state(s->owner, HP_STATE_QUEUED, "all servers at maxconn");
+}
+
+static void on_session_connected(struct lb_session *s)
+{
+    upstream_ready(s->owner, "connected");
+}
+
+static void on_session_drop(struct lb_session *s)
+{
+    drop_upstream(s->owner);
+}
+
+static void on_session_error(struct lb_session *s, enum lb_session_err err, const char *detail)
+{
+    hp_conn_fail(s->owner, lb_session_err_status(err), detail);
+}
+
+static void on_session_wake(void *owner)
+{
+    hp_conn_step(owner);
+}
+
+static const struct lb_session_ops hp_session_ops = {
+    .log_name = "http",
+    .on_slot = on_session_slot,
+    .on_queued = on_session_queued,
+    .on_connected = on_session_connected,
+    .on_drop = on_session_drop,
+    .on_error = on_session_error,
+    .on_wake = on_session_wake,
+};
+
+/* After a failure with the current server once connected: retry elsewhere when that is
+ * safe, else answer with status. is_conn_failure: the server never got a byte of the
+ * request. (A failed connect is the session's: it retries by itself.) */
 static void upstream_failed(struct hp_conn *c, bool is_conn_failure, int status, const char *detail)
 {
-    struct lb_upstream *up = c->ex->h.px.up;
+    struct hp_proxy *px = &c->ex->h.px;
+    struct lb_upstream *up = px->up;
     bool stale = up != NULL && up->is_reused && !is_conn_failure;
     if (up != NULL && !stale) {
         lb_server_report_failure(up->srv, &c->peer);
@@ -227,81 +251,28 @@ static void upstream_failed(struct hp_conn *c, bool is_conn_failure, int status,
             metrics_add(&metrics_local(up->srv->metrics)->response_failures, 1);
         }
     }
-    struct lb_server *failed = c->ex->srv;
-    bool buffered =
-        !c->ex->h.px.body_consumed && (c->ex->req_body.is_done || c->ex->h.px.body_sent == 0);
-    bool safe = is_conn_failure || (c->ex->h.px.is_idempotent && c->ex->req_body.is_done);
-    bool can_retry = buffered && safe && !c->ex->res_started && !c->ex->h.px.res_head_done;
+    bool buffered = !px->body_consumed && (c->ex->req_body.is_done || px->body_sent == 0);
+    bool safe = is_conn_failure || (px->is_idempotent && c->ex->req_body.is_done);
+    bool can_retry = buffered && safe && !c->ex->res_started && !px->res_head_done;
     drop_upstream(c);
-    if (can_retry && stale && !c->ex->h.px.stale_retry_used) {
+    if (can_retry && stale && !px->stale_retry_used) {
         /* A pooled connection the server had closed: try a fresh one, same server. */
-        c->ex->h.px.stale_retry_used = true;
-        c->ex->h.px.rhead_sent = 0;
-        c->ex->h.px.body_sent = 0;
-        hp_connect(c);
+        px->stale_retry_used = true;
+        px->rhead_sent = 0;
+        px->body_sent = 0;
+        lb_session_reconnect(&px->sess);
         return;
     }
-    release_slot(c);
-    if (can_retry && c->ex->h.px.retries_left > 0) {
-        c->ex->h.px.retries_left--;
-        c->ex->h.px.failed_srv = failed;
-        c->ex->h.px.rhead_sent = 0;
-        c->ex->h.px.body_sent = 0;
-        metrics_add(&metrics_local(c->ex->be->metrics)->retries, 1);
+    if (can_retry && px->sess.retries_left > 0) {
+        px->rhead_sent = 0;
+        px->body_sent = 0;
         log_debug("http", "retrying %s on another server of %s after: %s", c->peer_ip,
                   c->ex->be->conf->name, detail);
-        hp_connect(c);
+        bool retried = lb_session_retry(&px->sess);
+        (void)retried; /* retries were left: it did */
         return;
     }
     hp_conn_fail(c, status, detail);
-}
-
-static void hp_connect(struct hp_conn *c)
-{
-    if (c->ex->srv == NULL) {
-        struct lb_pick_ctx ctx = {.rng = &c->w->rng};
-        unsigned alen;
-        const void *ab = sock_addr_bytes((const struct sockaddr *)&c->peer, &alen);
-        ctx.client_hash = lb_hash_client(ab, alen);
-        int rc = lb_backend_pick(c->ex->be, &ctx, c->ex->h.px.failed_srv, &c->ex->srv);
-        if (rc == -EBUSY) {
-            if (atomic_load(&c->ex->be->queued) >= c->ex->be->conf->queue_max) {
-                hp_conn_fail(c, 503, "backend queue full");
-                return;
-            }
-            c->ex->h.px.waiter.be = c->ex->be;
-            c->ex->h.px.waiter.on_ready = on_waiter_ready;
-            lb_worker_enqueue(c->w, &c->ex->h.px.waiter);
-            metrics_add(&metrics_local(c->ex->be->metrics)->queued_total, 1);
-            hp_conn_set_state(c, HP_STATE_QUEUED, "all servers at maxconn");
-            ev_timer_start(c->w->loop, &c->timer, c->ex->be->conf->timeout_queue_ms);
-            return;
-        }
-        if (rc != 0) {
-            metrics_add(&metrics_local(c->ex->be->metrics)->no_server, 1);
-            hp_conn_fail(c, 503, "no server available");
-            return;
-        }
-    }
-    struct lb_upstream *up =
-        c->ex->h.px.stale_retry_used ? NULL : lb_pool_get(c->w, c->ex->be, c->ex->srv);
-    int err = 0;
-    bool is_new = up == NULL;
-    if (is_new) {
-        up = lb_upstream_new(c->w, c->ex->be, c->ex->srv, &err);
-        if (up == NULL && (err == -EMFILE || err == -ENFILE)) {
-            hp_conn_fail(c, 503,
-                         "no descriptor for a server connection"); /* ours, not the server's */
-            return;
-        }
-        if (up == NULL) {
-            upstream_failed(c, true, 502, "cannot connect to server");
-            return;
-        }
-    }
-    if (attach_upstream(c, up, is_new) != 0) {
-        upstream_failed(c, true, 502, "cannot watch server connection");
-    }
 }
 
 static int upstream_flush(struct hp_conn *c)
@@ -365,26 +336,6 @@ static ssize_t upstream_read(struct hp_conn *c)
     return n;
 }
 
-static void upstream_connected(struct hp_conn *c)
-{
-    struct lb_upstream *up = c->ex->h.px.up;
-    int rc = sock_connect_result(up->xp.fd);
-    if (rc != 0) {
-        char detail[160];
-        snprintf(detail, sizeof(detail), "connect() to server %s failed: %s", up->srv->conf->name,
-                 strerror(-rc));
-        if (lb_server_may_warn(up->srv, ev_now_ms(c->w->loop))) {
-            log_warn("http", "%s (backend %s)", detail, c->ex->be->conf->name);
-        }
-        upstream_failed(c, true, 502, "cannot connect to server");
-        return;
-    }
-    up->is_connected = true;
-    hp_conn_set_state(c, HP_STATE_EXCHANGE, "connected");
-    c->ex->h.px.t_sent_us = monotonic_us();
-    ev_timer_start(c->w->loop, &up->timer, c->ex->be->conf->timeout_server_ms);
-}
-
 static void on_upstream_timeout(struct ev_loop *loop, struct ev_timer *t)
 {
     (void)loop;
@@ -393,11 +344,7 @@ static void on_upstream_timeout(struct ev_loop *loop, struct ev_timer *t)
     if (c == NULL) {
         return;
     }
-    if (!up->is_connected) {
-        log_warn("http", "connect() to server %s timed out (backend %s)", up->srv->conf->name,
-                 c->ex->be->conf->name);
-        upstream_failed(c, true, 504, "connecting to the server timed out");
-    } else if (!c->ex->h.px.res_head_done) {
+    if (!c->ex->h.px.res_head_done) { /* armed once connected: the connect is the session's */
         lb_server_report_failure(up->srv, &c->peer);
         hp_conn_fail(c, 504, "server response timed out");
     } else {
@@ -451,9 +398,7 @@ static void on_upstream_event(struct ev_loop *loop, struct ev_io *io, uint32_t e
         lb_upstream_close(up);
         return;
     }
-    if (c->state == HP_STATE_CONNECTING) {
-        upstream_connected(c);
-    } else if ((events & EV_READ) != 0) {
+    if ((events & EV_READ) != 0) { /* connected: the session watched the connect */
         upstream_input(c);
     }
     if (c->ex->h.px.up == up && (events & EV_WRITE) != 0) {
@@ -755,9 +700,8 @@ static void exchange_timers(struct hp_conn *c)
  * the request head. Idempotent. */
 static void proxy_release(struct hp_conn *c)
 {
-    lb_worker_dequeue(c->w, &c->ex->h.px.waiter);
     drop_upstream(c);
-    release_slot(c);
+    lb_session_release(&c->ex->h.px.sess); /* the slot, the place in the queue, the timer */
     http_buf_release(&c->ex->h.px.rhead);
 }
 
@@ -826,8 +770,8 @@ void hp_proxy_start(struct hp_conn *c)
     const struct conf_frontend *cf = c->fe->conf;
     struct hp_exchange *ex = c->ex;
     ex->handler = &hp_proxy_handler; /* h.px is zero: nothing held yet */
+    lb_session_init(&ex->h.px.sess, c->w, ex->be, &c->peer, &hp_session_ops, c);
     ex->h.px.is_idempotent = http_method_is_idempotent(ex->method);
-    ex->h.px.retries_left = ex->be->conf->retries;
     if (ex->req_body.kind == HTTP_BODY_LENGTH && cf->max_body != 0 &&
         ex->req.content_length > cf->max_body) {
         c->close_after = true;
@@ -845,5 +789,5 @@ void hp_proxy_start(struct hp_conn *c)
     if (!ex->req_body.is_done) {
         ev_timer_start(c->w->loop, &c->timer, cf->timeout_client_ms);
     }
-    hp_connect(c);
+    lb_session_start(&ex->h.px.sess);
 }

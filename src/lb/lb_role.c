@@ -232,7 +232,8 @@ static const struct metric_desc lb_metrics[] = {
                       METRIC_LABELS("backend", "server")},
     [LM_SERVER_ACTIVE] = {"keel_server_active", METRIC_GAUGE, "Requests or sessions in flight.",
                           METRIC_LABELS("backend", "server")},
-    [LM_BACKEND_QUEUE] = {"keel_backend_queue", METRIC_GAUGE, "Requests waiting for a server slot.",
+    [LM_BACKEND_QUEUE] = {"keel_backend_queue", METRIC_GAUGE,
+                          "Requests or TCP sessions waiting for a server slot.",
                           METRIC_LABELS("backend")},
 };
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* TCP mode: relay bytes between a client and one server, with half-close propagation and
- * an inactivity timeout. A failed connect is retried on another server. */
+ * an inactivity timeout. Finding the server -- pick, queue at maxconn, connect, retry a
+ * failed connect on another server -- is the session path's (lb_session.h), as for HTTP. */
 #include "lb/lb_tcp.h"
 
 #include <errno.h>
@@ -12,18 +13,18 @@
 #include <unistd.h>
 #include <netinet/in.h>
 
-#include "core/fdlimit.h"
 #include "core/json.h"
 #include "core/fsm.h"
 #include "core/log.h"
 #include "core/sock.h"
 #include "http/http_transport.h"
+#include "lb/lb_session.h"
 #include "lb/lb_worker.h"
 
 #define TCP_BUF_SIZE 16384
 
 enum tcp_state {
-    TCP_STATE_CONNECTING = 0, /* waiting for the server's connect to finish */
+    TCP_STATE_CONNECTING = 0, /* finding the server: queued or connecting (sess says which) */
     TCP_STATE_RELAY,          /* bytes flow both ways */
     TCP_STATE_CLOSED
 };
@@ -52,19 +53,14 @@ struct tcp_conn {
     struct ev_timer timer;
     struct ev_defer defer;
     struct sockaddr_storage peer;
-    struct lb_server *srv;
-    struct lb_server *failed_srv;
-    uint32_t retries_left;
-    struct tcp_pipe up;      /* client -> server */
-    struct tcp_pipe down;    /* server -> client */
-    const char *server_name; /* last server tried, for the access log */
+    struct lb_session sess; /* the server: its slot, queue place, connect and retries */
+    struct tcp_pipe up;     /* client -> server */
+    struct tcp_pipe down;   /* server -> client */
     uint64_t t_start_ms;
 };
 
-static void tcp_connect(struct tcp_conn *t);
-
-/* The one transition function: connecting (again, on a retry) until relaying; closed is
- * final. Anything else is refused (core/fsm.h). */
+/* The one transition function: connecting (the session queues, connects and retries)
+ * until relaying; closed is final. Anything else is refused (core/fsm.h). */
 static void tcp_set_state(struct tcp_conn *t, enum tcp_state to, const char *reason)
 {
     if (t->state == TCP_STATE_CLOSED || (t->state == TCP_STATE_RELAY && to != TCP_STATE_CLOSED)) {
@@ -94,10 +90,7 @@ static void close_server(struct tcp_conn *t)
         ev_io_stop(t->w->loop, &t->sio);
         http_xprt_close(&t->sx);
     }
-    if (t->srv != NULL) {
-        lb_server_release(t->srv);
-        t->srv = NULL;
-    }
+    lb_session_release(&t->sess); /* the slot, or the place in the queue */
 }
 
 /* One line per session: client, frontend, backend/server, bytes each way, duration, why
@@ -114,7 +107,7 @@ static void tcp_access_log(struct tcp_conn *t, const char *reason)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     sock_addr_ip((const struct sockaddr *)&t->peer, ip, sizeof(ip));
-    const char *server = t->server_name != NULL ? t->server_name : "-";
+    const char *server = t->sess.last_server != NULL ? t->sess.last_server : "-";
     unsigned long dur = (unsigned long)(ev_now_ms(t->w->loop) - t->t_start_ms);
     int n;
     if (t->fe->conf->access_log_format == CONF_LOG_JSON) {
@@ -168,7 +161,8 @@ static void tcp_close(struct tcp_conn *t, const char *reason)
 static void on_server_down(struct lb_conn_base *base)
 {
     struct tcp_conn *t = (struct tcp_conn *)base;
-    if (t->srv != NULL && t->be->conf->shutdown_on_down && !atomic_load(&t->srv->is_up)) {
+    struct lb_server *srv = t->sess.srv;
+    if (srv != NULL && t->be->conf->shutdown_on_down && !atomic_load(&srv->is_up)) {
         tcp_close(t, "server marked down");
     }
 }
@@ -250,7 +244,7 @@ static void tcp_update(struct tcp_conn *t)
 
 static void relay(struct tcp_conn *t)
 {
-    struct metrics_server_c *sm = metrics_local(t->srv->metrics);
+    struct metrics_server_c *sm = metrics_local(t->sess.srv->metrics);
     struct metrics_frontend_c *fm = metrics_local(t->fe->metrics);
     if (!pipe_read(&t->up, &t->cx, &fm->bytes_in) || !pipe_write(&t->up, &t->sx, &sm->bytes_out) ||
         !pipe_read(&t->down, &t->sx, &sm->bytes_in) ||
@@ -261,41 +255,11 @@ static void relay(struct tcp_conn *t)
     tcp_update(t);
 }
 
-static void connect_failed(struct tcp_conn *t, const char *why)
-{
-    if (lb_server_may_warn(t->srv, ev_now_ms(t->w->loop))) {
-        log_warn("tcp", "connect() to server %s failed: %s (backend %s)", t->srv->conf->name, why,
-                 t->be->conf->name);
-    }
-    lb_server_report_failure(t->srv, &t->peer);
-    metrics_add(&metrics_local(t->srv->metrics)->connect_failures, 1);
-    t->failed_srv = t->srv;
-    close_server(t);
-    if (t->retries_left > 0) {
-        t->retries_left--;
-        metrics_add(&metrics_local(t->be->metrics)->retries, 1);
-        tcp_connect(t);
-        return;
-    }
-    tcp_close(t, "no server reachable");
-}
-
 static void on_server_event(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 {
     (void)loop;
     (void)events;
-    struct tcp_conn *t = io->data;
-    if (t->state == TCP_STATE_CONNECTING) {
-        int rc = sock_connect_result(t->sx.fd);
-        if (rc != 0) {
-            connect_failed(t, strerror(-rc));
-            return;
-        }
-        tcp_set_state(t, TCP_STATE_RELAY, "connected");
-        metrics_add(&metrics_local(t->be->metrics)->requests[2], 1);
-        metrics_add(&metrics_local(t->srv->metrics)->requests[2], 1);
-    }
-    relay(t);
+    relay(io->data); /* connected: the session watched the connect */
 }
 
 static void on_client_event(struct ev_loop *loop, struct ev_io *io, uint32_t events)
@@ -320,52 +284,58 @@ static void on_client_event(struct ev_loop *loop, struct ev_io *io, uint32_t eve
 static void on_timeout(struct ev_loop *loop, struct ev_timer *timer)
 {
     (void)loop;
-    struct tcp_conn *t = timer->data;
-    if (t->state == TCP_STATE_CONNECTING) {
-        connect_failed(t, "timed out");
-        return;
-    }
-    tcp_close(t, "idle timeout");
+    tcp_close(timer->data, "idle timeout"); /* armed only while relaying */
 }
 
-static void tcp_connect(struct tcp_conn *t)
+/* ---------------------------------------------------------------- the session's ops */
+
+static int on_session_slot(struct lb_session *s)
 {
-    struct lb_pick_ctx ctx = {.rng = &t->w->rng};
-    unsigned alen;
-    const void *ab = sock_addr_bytes((const struct sockaddr *)&t->peer, &alen);
-    ctx.client_hash = lb_hash_client(ab, alen);
-    int rc = lb_backend_pick(t->be, &ctx, t->failed_srv, &t->srv);
-    if (rc != 0) {
-        metrics_add(&metrics_local(t->be->metrics)->no_server, 1);
-        tcp_close(t, rc == -EBUSY ? "every server at maxconn" : "no server available");
-        return;
-    }
-    int fd = sock_connect_start((const struct sockaddr *)&t->srv->conf->addr.sa,
-                                t->srv->conf->addr.salen);
-    if (fd >= 0 && !fdlimit_data_fd_ok(fd)) {
-        close(fd); /* the control plane's reserve (core/fdlimit.h) */
-        fd = -EMFILE;
-    }
-    if (fd == -EMFILE || fd == -ENFILE) {
-        /* This node is short of descriptors: nothing the server did, so no failure of its
-         * (passive checks would mark it down) and no retry on another one. */
-        tcp_close(t, "no descriptor for the server connection");
-        return;
-    }
-    if (fd < 0) {
-        connect_failed(t, strerror(-fd));
-        return;
-    }
-    http_xprt_tcp_init(&t->sx, fd);
-    t->server_name = t->srv->conf->name;
-    tcp_set_state(t, TCP_STATE_CONNECTING, t->srv->conf->name);
-    if (ev_io_start(t->w->loop, &t->sio, fd, http_xprt_events(&t->sx, EV_WRITE), on_server_event, t,
-                    "tcp-server") != 0) {
-        tcp_close(t, "epoll failed");
-        return;
-    }
-    ev_timer_start(t->w->loop, &t->timer, t->be->conf->timeout_connect_ms);
+    struct tcp_conn *t = s->owner;
+    s->xp = &t->sx;
+    s->io = &t->sio;
+    return 0;
 }
+
+static void on_session_connected(struct lb_session *s)
+{
+    struct tcp_conn *t = s->owner;
+    t->sio.on_event = on_server_event; /* the session's watcher, taken over as it is */
+    t->sio.data = t;
+    tcp_set_state(t, TCP_STATE_RELAY, "connected");
+    metrics_add(&metrics_local(t->be->metrics)->requests[2], 1);
+    metrics_add(&metrics_local(s->srv->metrics)->requests[2], 1);
+}
+
+static void on_session_drop(struct lb_session *s)
+{
+    struct tcp_conn *t = s->owner;
+    ev_io_stop(t->w->loop, &t->sio);
+    http_xprt_close(&t->sx);
+}
+
+static void on_session_error(struct lb_session *s, enum lb_session_err err, const char *detail)
+{
+    (void)err;
+    tcp_close(s->owner, detail);
+}
+
+static void on_session_wake(void *owner)
+{
+    struct tcp_conn *t = owner;
+    if (t->state == TCP_STATE_RELAY) {
+        relay(t); /* bytes the client sent meanwhile go now */
+    }
+}
+
+static const struct lb_session_ops tcp_session_ops = {
+    .log_name = "tcp",
+    .on_slot = on_session_slot,
+    .on_connected = on_session_connected,
+    .on_drop = on_session_drop,
+    .on_error = on_session_error,
+    .on_wake = on_session_wake,
+};
 
 void tcp_conn_accept(struct lb_worker *w, struct lb_frontend *fe, int fd,
                      const struct sockaddr_storage *peer)
@@ -389,7 +359,7 @@ void tcp_conn_accept(struct lb_worker *w, struct lb_frontend *fe, int fd,
     http_xprt_tcp_init(&t->cx, fd);
     http_xprt_tcp_init(&t->sx, -1); /* no server yet */
     t->peer = *peer;
-    t->retries_left = t->be->conf->retries;
+    lb_session_init(&t->sess, w, t->be, &t->peer, &tcp_session_ops, t);
     t->t_start_ms = ev_now_ms(w->loop);
     t->base.on_drain = on_drain;
     t->base.on_server_down = on_server_down;
@@ -403,5 +373,5 @@ void tcp_conn_accept(struct lb_worker *w, struct lb_frontend *fe, int fd,
         tcp_close(t, "epoll failed");
         return;
     }
-    tcp_connect(t);
+    lb_session_start(&t->sess); /* may close t at once (no server, queue full) */
 }

@@ -552,40 +552,23 @@ void lb_pool_put(struct lb_worker *w, struct lb_upstream *up)
 }
 
 struct lb_upstream *lb_upstream_new(struct lb_worker *w, struct lb_backend *be,
-                                    struct lb_server *srv, int *err)
+                                    struct lb_server *srv)
 {
     struct lb_upstream *up = calloc(1, sizeof(*up));
     if (up == NULL) {
-        *err = -ENOMEM;
         return NULL;
     }
     http_xprt_tcp_init(&up->xp, -1);
     /* 4 KiB holds most response heads; the proxy grows it for large heads and bodies. The
      * request head is sent from the client side's buffer: out stays empty. */
     if (buf_init(&up->in, 4096) != 0) {
-        buf_fini(&up->in);
         free(up);
-        *err = -ENOMEM;
-        return NULL;
-    }
-    int fd =
-        sock_connect_start((const struct sockaddr *)&srv->conf->addr.sa, srv->conf->addr.salen);
-    if (fd >= 0 && !fdlimit_data_fd_ok(fd)) {
-        close(fd); /* the control plane's reserve (core/fdlimit.h) */
-        fd = -EMFILE;
-    }
-    if (fd < 0) {
-        buf_fini(&up->in);
-        buf_fini(&up->out);
-        free(up);
-        *err = fd;
         return NULL;
     }
     up->w = w;
     up->gen = be->gen;
     up->be = be;
     up->srv = srv;
-    http_xprt_tcp_init(&up->xp, fd);
     return up;
 }
 

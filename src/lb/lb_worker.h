@@ -15,6 +15,7 @@
 #include "core/ev.h"
 #include "http/http_transport-t.h"
 #include "lb/lb.h"
+#include "lb/lb_session-t.h" /* struct lb_waiter */
 
 struct http_filecache;
 
@@ -47,15 +48,6 @@ struct lb_upstream {
     struct lb_upstream *idle_next;
     struct lb_upstream *idle_prev;
     uint32_t requests; /* requests carried */
-};
-
-/* A request waiting for a server slot (maxconn reached). */
-struct lb_waiter {
-    struct lb_waiter *next;
-    struct lb_waiter *prev;
-    struct lb_backend *be;
-    void (*on_ready)(struct lb_waiter *waiter); /* try to pick again */
-    bool is_queued;
 };
 
 struct lb_worker {
@@ -120,10 +112,10 @@ struct lb_upstream *lb_pool_get(struct lb_worker *w, struct lb_backend *be, stru
 /* Return up to the pool, or close it if the pool is full or its generation is old. */
 void lb_pool_put(struct lb_worker *w, struct lb_upstream *up);
 
-/* New upstream connecting to srv: the connect is started; the caller watches io. Returns
- * NULL with *err set (-errno) on failure. */
+/* New upstream to srv, with no socket yet (xp's fd is -1: the session path connects it,
+ * lb/lb_session.h). Returns NULL on OOM. */
 struct lb_upstream *lb_upstream_new(struct lb_worker *w, struct lb_backend *be,
-                                    struct lb_server *srv, int *err);
+                                    struct lb_server *srv);
 /* Close and free (deferred) an upstream. */
 void lb_upstream_close(struct lb_upstream *up);
 

@@ -4,6 +4,7 @@ import collections
 import os
 import socket
 import threading
+import time
 
 import keeltest as kt
 
@@ -234,3 +235,64 @@ def test_tcp_check_port_and_shutdown_on_down(env):
     finally:
         a.close()
         b.close()
+
+
+def read_line(s):
+    """The greeting of an echo server, or b"" when keel closed the session first."""
+    f = b""
+    while b"\n" not in f:
+        try:
+            d = s.recv(4096)
+        except ConnectionResetError:
+            return b""
+        if not d:
+            return f
+        f += d
+    return f
+
+
+def test_tcp_queues_at_maxconn_then_times_out(env):
+    """TCP queues like HTTP: with its one server at maxconn, a second client waits in the
+    backend's queue (keel_backend_queue) and gets through when the first leaves; a third,
+    behind the second, is closed after timeout_queue and counted as a queue timeout."""
+    (srv,) = start_echo(env, "a")
+    k = env.lb([("a", srv.addr, "maxconn 1")], mode="tcp",
+               backend_extra="    timeout_queue 2s;\n    queue_max 16;\n")
+    wait_probe_session_done(k)
+
+    def queued():
+        return k.metrics().get("keel_backend_queue", backend="web") or 0
+
+    first = socket.create_connection(("127.0.0.1", k.port), timeout=10)
+    second = third = None
+    try:
+        assert read_line(first) == b"a\n"
+        second = socket.create_connection(("127.0.0.1", k.port), timeout=10)
+        kt.deadline_poll(lambda: queued() == 1, 5, what="the second client in the queue")
+        assert k.metrics().get("keel_backend_queued_total", backend="web") == 1
+        first.close()
+        first = None
+        assert read_line(second) == b"a\n", "the queued client got no server"
+        assert queued() == 0
+        # The second holds the slot now: the third waits timeout_queue, then is closed.
+        t0 = time.monotonic()
+        third = socket.create_connection(("127.0.0.1", k.port), timeout=10)
+        got = read_line(third)
+        took = time.monotonic() - t0
+        assert got == b"", "the third client was served: %r" % got
+        assert 1.5 <= took <= 6, "closed after %.2fs with timeout_queue 2s" % took
+        kt.deadline_poll(
+            lambda: k.metrics().get("keel_backend_queue_timeouts_total", backend="web") == 1,
+            5, what="keel_backend_queue_timeouts_total == 1")
+        # The second session still relays.
+        second.sendall(b"still here")
+        echo = b""
+        while len(echo) < len(b"still here"):
+            d = second.recv(100)
+            assert d, "the second session was closed"
+            echo += d
+        assert echo == b"still here"
+    finally:
+        for s in (first, second, third):
+            if s is not None:
+                s.close()

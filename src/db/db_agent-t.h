@@ -54,7 +54,7 @@ struct db_agent {
     /* one turn at a time */
     int reads;
     bool is_turn_busy;
-    bool is_turn_stale; /* a turn was asked for at once while this one's reads were out */
+    bool is_turn_stale;    /* a turn was asked for at once while this one's reads were out */
     char op_what[80];      /* the operation, "follow db2": for the retries' log and status */
     struct db_retry retry; /* failures in a row and the backoff (db_retry.h) */
     uint64_t turn_at_ms;
@@ -96,8 +96,8 @@ struct db_agent {
  * nothing changed (core/fsm.h logs and counts it) and the caller must not start what the
  * new state stands for. */
 int db_node_set_state(struct db_agent *a, enum db_node_state to, const char *reason);
-bool db_agent_is_stopping(const struct db_agent *a);     /* STOPPING or STOPPED */
-bool db_agent_is_leader(const struct db_agent *a);       /* the key names us, under our lease */
+bool db_agent_is_stopping(const struct db_agent *a); /* STOPPING or STOPPED */
+bool db_agent_is_leader(const struct db_agent *a);   /* the key names us, under our lease */
 /* A turn in ms. A turn asked for at once (an operation ended, the key was taken) while a
  * turn's reads are out is not lost: that turn, whose reads may predate the change, acts on
  * nothing, and the next one starts as soon as its reads are back (db_turn.c). */

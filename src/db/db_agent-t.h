@@ -54,6 +54,7 @@ struct db_agent {
     /* one turn at a time */
     int reads;
     bool is_turn_busy;
+    bool is_turn_stale;    /* a turn was asked for at once while this one's reads were out */
     char op_what[80];      /* the operation, "follow db2": for the retries' log and status */
     struct db_retry retry; /* failures in a row and the backoff (db_retry.h) */
     uint64_t turn_at_ms;
@@ -95,9 +96,12 @@ struct db_agent {
  * nothing changed (core/fsm.h logs and counts it) and the caller must not start what the
  * new state stands for. */
 int db_node_set_state(struct db_agent *a, enum db_node_state to, const char *reason);
-bool db_agent_is_stopping(const struct db_agent *a);     /* STOPPING or STOPPED */
-bool db_agent_is_leader(const struct db_agent *a);       /* the key names us, under our lease */
-void db_agent_schedule(struct db_agent *a, uint32_t ms); /* a turn in ms */
+bool db_agent_is_stopping(const struct db_agent *a); /* STOPPING or STOPPED */
+bool db_agent_is_leader(const struct db_agent *a);   /* the key names us, under our lease */
+/* A turn in ms. A turn asked for at once (an operation ended, the key was taken) while a
+ * turn's reads are out is not lost: that turn, whose reads may predate the change, acts on
+ * nothing, and the next one starts as soon as its reads are back (db_turn.c). */
+void db_agent_schedule(struct db_agent *a, uint32_t ms);
 void db_agent_ignore(void *data, const struct etcd_result *res); /* an etcd callback */
 void db_agent_op_done(void *data, int rc, const char *reason);   /* a pg_inst operation ended */
 /* The operation `what` was just asked of pg_inst, which returned rc; st is its busy state,

@@ -134,6 +134,13 @@ static void fence_watch(struct db_agent *a)
 
 void db_agent_schedule(struct db_agent *a, uint32_t ms)
 {
+    if (ms == 0 && a->is_turn_busy) {
+        /* The tick would find the turn busy and do nothing, and the turn would then act on
+         * what it read before the change (a promotion it did not see, started again) and
+         * schedule the next turn a whole tick later. */
+        a->is_turn_stale = true;
+        return;
+    }
     ev_timer_start(a->loop, &a->tick, ms);
 }
 

@@ -32,6 +32,17 @@ static void turn_read_done(struct db_agent *a)
         return;
     }
     a->is_turn_busy = false;
+    if (a->is_turn_stale) {
+        /* An operation ended or the key was taken while these reads were out: they may
+         * predate it. Act on nothing; read again at once. Only such an event sets this
+         * (at most one extra turn each), never a turn itself: no busy loop. */
+        a->is_turn_stale = false;
+        if (!db_agent_is_stopping(a)) {
+            log_debug("db", "%s: the turn's reads predate a change: reading again", a->self);
+            db_agent_schedule(a, 0);
+        }
+        return;
+    }
     if (!db_agent_is_stopping(a)) {
         db_agent_act(a);
         db_agent_schedule(a, leader_is_silent(a) ? DB_AGENT_SILENT_TURN_MS : a->tick_ms);

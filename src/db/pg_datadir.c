@@ -77,7 +77,8 @@ static void build_postgresql_conf(const struct pg_datadir *d, struct text *t)
                 "synchronous_commit = on\n"
                 "hot_standby_feedback = on\n"
                 "wal_receiver_status_interval = '1s'\n"
-                "recovery_target_timeline = 'latest'\n\n"
+                "recovery_target_timeline = 'latest'\n"
+                "recovery_init_sync_method = syncfs\n\n"
                 "logging_collector = off\n"
                 "log_destination = 'stderr'\n"
                 "log_line_prefix = '[%%p] '\n");

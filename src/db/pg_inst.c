@@ -453,7 +453,10 @@ static void step_rewind(struct pg_inst *p)
         return;
     }
     (void)snprintf(src, sizeof(src), "--source-server=%s", ci);
-    const char *args[] = {"-D", p->datadir, src, p->is_nosync ? "--no-sync" : NULL, NULL};
+    /* --progress: its steps in the log, each timed (the file lists, the copy, the sync): it
+     * is most of an old primary's rejoin. */
+    const char *args[] = {"-D", p->datadir, src, "--progress", p->is_nosync ? "--no-sync" : NULL,
+                          NULL};
     if (spawn(p, "pg_rewind", args, PG_INST_REWIND, true, why, sizeof(why)) != 0) {
         step_done(p, -EIO, why);
     }

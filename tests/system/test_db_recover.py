@@ -228,6 +228,8 @@ def test_unclean_primary_blocked_restart_rejoins_with_backoff(env):
     assert re.search(r"pg %s postgres --single: .*database system was not properly shut down"
                      % p, text), text[-3000:]
     assert re.search(r"pg %s pg_rewind: " % p, text), text[-3000:]
+    # pg_rewind runs with --progress: its steps (the copy's size, the sync) are timed in the log
+    assert re.search(r"pg %s pg_rewind: pg_rewind: need to copy \d+ MB" % p, text), text[-3000:]
     assert re.search(r"pg %s: .*could not create any TCP/IP sockets" % p, text), text[-3000:]
     assert re.search(r"db: %s: recovered \(streaming\) after \d+ failed attempts" % p, text), \
         text[-3000:]

@@ -89,6 +89,7 @@ Test(pg_datadir, postgresql_conf_text)
                           "hot_standby = on\n",
                           "wal_log_hints = on\n",
                           "synchronous_commit = on\n",
+                          "recovery_init_sync_method = syncfs\n",
                           "log_line_prefix = '[%p] '\n",
                           "work_mem = '8MB'\n",
                           "include_if_exists = 'keel_standby.conf'\n"};

@@ -15,14 +15,25 @@ struct token_list {
     unsigned n;
 };
 
-static bool name_is(const char *name, size_t len, const char *lit)
-{
-    return strlen(lit) == len && strncasecmp(name, lit, len) == 0;
-}
-
-static char lower_ascii(char c)
+static inline char lower_ascii(char c)
 {
     return c >= 'A' && c <= 'Z' ? (char)(c | 0x20) : c;
+}
+
+/* Whether name is lit up to ASCII case; lit is a lower-case literal (its strlen folds to a
+ * constant). An inline loop, not strncasecmp: every header of every message goes through a
+ * dozen of these, and the libc call was 0.5% of a worker's CPU. */
+static inline bool name_is(const char *name, size_t len, const char *lit)
+{
+    if (strlen(lit) != len) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (lower_ascii(name[i]) != lit[i]) {
+            return false;
+        }
+    }
+    return true;
 }
 
 bool http_is_hop_by_hop(const char *name, size_t len)

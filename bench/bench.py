@@ -9,7 +9,8 @@ number of workers/threads and keep-alive to the servers. For every load point (c
 wrk threads x proxy workers) the proxies run back to back, in an order that rotates, each
 started fresh, warmed up, then loaded by wrk --latency. Measured per run: req/s, p50/p99
 latency, CPU time per request (utime+stime from /proc/<pid>/stat of the proxy and all its
-processes and threads, over the run) and peak RSS. Then keel's web role against nginx serving
+processes and threads, over the run), peak RSS, and the server connections the proxy opened
+during the run (the backends' stub_status accept counters; 0 once its pool holds the load). Then keel's web role against nginx serving
 static files, and the memory each proxy takes per idle keep-alive client connection.
 
 Output: one table per section, then `RATIO keel/<peer> <metric> <point> <value>` lines and,
@@ -24,6 +25,7 @@ Environment (defaults in brackets):
   BENCH_PROXIES ["keel haproxy nginx"]  BENCH_PATH ["/"]
   BENCH_STATIC ["1k 64k"] ("" skips)  BENCH_STATIC_CONNS ["64 256"]
   BENCH_IDLE_CONNS [9000] ("0" skips)  BENCH_SECTIONS ["proxy static idle"]
+  BENCH_KEEL_KEEPALIVE (keel's keepalive; default: the connection count, as nginx's pool)
   KEEL_BIN [build/keel]    KEEL_BASE_BIN (adds "keel-base", another build, to every section:
                            a before/after comparison measured interleaved in the same run)
   BENCH_KEEP_TMP (keep the temp dir with configs and logs)
@@ -37,7 +39,7 @@ import subprocess
 import sys
 import time
 
-from benchlib import (CLK_TCK, TMP, cleanup, cpu_ticks, descendants, log, mem_kib,
+from benchlib import (CLK_TCK, TMP, accepts, cleanup, cpu_ticks, descendants, log, mem_kib,
                       record_pids, spawn, status_kib, stop, tail, wait_http, run_wrk)
 import configs
 
@@ -98,8 +100,10 @@ def worker_pids(name, p):
     return [p.pid]
 
 
-def one_run(name, start, conns, threads, path):
-    """Start `name` via start(binary, logname) -> (Popen, port), load it, stop it."""
+def one_run(name, start, conns, threads, path, ports=()):
+    """Start `name` via start(binary, logname) -> (Popen, port), load it, stop it. ports: the
+    backends whose accepted connections count the server connections the proxy opened during
+    the measured interval (a pool smaller than the load reconnects all the time)."""
     kind, binary = BINARIES[name]
     pace()
     p, port = start(binary, name)
@@ -107,9 +111,11 @@ def one_run(name, start, conns, threads, path):
         wait_http(port, p, name, path)
         if WARMUP > 0:
             run_wrk(port, conns, threads, WARMUP, path)
+        a0 = accepts(ports) if ports else None
         c0 = cpu_ticks(proc_pids(p))
         w = run_wrk(port, conns, threads, SECONDS, path)
         c1 = cpu_ticks(proc_pids(p))
+        a1 = accepts(ports) if ports else None
         _last_load_end[0] = time.monotonic()
         rss = sum(status_kib(pid, "VmHWM") for pid in worker_pids(name, p))
         if p.poll() is not None:
@@ -120,6 +126,9 @@ def one_run(name, start, conns, threads, path):
     w["cpu_us"] = (c1 - c0) / CLK_TCK / w["requests"] * 1e6 if w["requests"] \
         else float("nan")
     w["rss_mib"] = rss / 1024.0
+    # a1 counts its own connections to the backends, one each
+    w["srv_conns"] = a1 - a0 - len(ports) if a0 is not None and a1 is not None \
+        else float("nan")
     return w
 
 
@@ -133,7 +142,8 @@ def ratio(a, b):
 
 
 def medians(runs):
-    m = {k: med([r[k] for r in runs]) for k in ("rps", "p50", "p99", "cpu_us", "rss_mib")}
+    m = {k: med([r[k] for r in runs]) for k in ("rps", "p50", "p99", "cpu_us", "rss_mib",
+                                                "srv_conns")}
     m["errors"] = sum(r["errors"] for r in runs)
     return m
 
@@ -141,14 +151,15 @@ def medians(runs):
 def print_table(title, label, points, names, med_of):
     print()
     print(title)
-    print("%-10s %-20s %11s %9s %9s %11s %8s %6s" % (
-        label, "point", "req/s", "p50 ms", "p99 ms", "cpu us/req", "rss MiB", "errors"))
+    print("%-10s %-20s %11s %9s %9s %11s %8s %6s %9s" % (
+        label, "point", "req/s", "p50 ms", "p99 ms", "cpu us/req", "rss MiB", "errors",
+        "srv conns"))
     for pt in points:
         for name in names:
             m = med_of[(name,) + pt[1:]]
-            print("%-10s %-20s %11.0f %9.3f %9.3f %11.2f %8.1f %6d" % (
+            print("%-10s %-20s %11.0f %9.3f %9.3f %11.2f %8.1f %6d %9.0f" % (
                 name, pt[0], m["rps"], m["p50"], m["p99"], m["cpu_us"], m["rss_mib"],
-                m["errors"]))
+                m["errors"], m["srv_conns"]))
 
 
 def print_ratios(prefix, points, keels, peers, med_of):
@@ -176,7 +187,7 @@ def print_ratios(prefix, points, keels, peers, med_of):
             ratio(k["p99"], b["p99"])))
 
 
-def run_matrix(section, names, points, starter_for, path_for):
+def run_matrix(section, names, points, starter_for, path_for, ports=()):
     """Every point, ROUNDS times, the names back to back in an order that rotates with the
     round and the point, so that drift hits all alike. Returns medians per (name,)+point."""
     results = {}
@@ -184,12 +195,12 @@ def run_matrix(section, names, points, starter_for, path_for):
         for i, pt in enumerate(points):
             shift = (rnd + i) % len(names)
             for name in names[shift:] + names[:shift]:
-                r = one_run(name, starter_for(name, pt), pt[2], pt[3], path_for(pt))
+                r = one_run(name, starter_for(name, pt), pt[2], pt[3], path_for(pt), ports)
                 results.setdefault((name,) + pt[1:], []).append(r)
                 log("%s round %d %-9s %-20s %9.0f req/s  p99 %7.3f ms  cpu %6.2f us/req"
-                    "  rss %6.1f MiB  errors %d" % (section, rnd + 1, name, pt[0], r["rps"],
-                                                    r["p99"], r["cpu_us"], r["rss_mib"],
-                                                    r["errors"]))
+                    "  rss %6.1f MiB  errors %d  srv conns %.0f" % (
+                        section, rnd + 1, name, pt[0], r["rps"], r["p99"], r["cpu_us"],
+                        r["rss_mib"], r["errors"], r["srv_conns"]))
     return {k: medians(v) for k, v in results.items()}
 
 
@@ -204,7 +215,8 @@ def proxy_section(backends):
         kind = BINARIES[name][0]
         return lambda binary, logname: configs.PROXY_STARTERS[kind](
             binary, logname, backends, pt[1], sized(pt[2]))
-    med_of = run_matrix("proxy", PROXIES, points, starter_for, lambda pt: PATH)
+    med_of = run_matrix("proxy", PROXIES, points, starter_for, lambda pt: PATH,
+                        [port for _, port in backends])
     print_table("proxy, path %s, medians of %d rounds of %ds" % (PATH, ROUNDS, SECONDS),
                 "proxy", points, PROXIES, med_of)
     print_ratios("", points, [p for p in PROXIES if BINARIES[p][0] == "keel"], PEERS, med_of)

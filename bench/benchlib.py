@@ -162,6 +162,30 @@ def http_get(port, path="/", timeout=1.0):
         return b""
 
 
+def accepts(ports):
+    """Connections the nginx backends on ports accepted so far (stub_status), this reading's
+    own connections included; None when one does not answer."""
+    total = 0
+    for port in ports:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.sendall(b"GET /bench-status HTTP/1.1\r\nHost: bench\r\n"
+                          b"Connection: close\r\n\r\n")
+                data = b""
+                while True:
+                    d = s.recv(65536)
+                    if not d:
+                        break
+                    data += d
+        except OSError:
+            return None
+        m = re.search(rb"server accepts handled requests\s+(\d+)", data)
+        if m is None:
+            return None
+        total += int(m.group(1))
+    return total
+
+
 def wait_http(port, proc, what, path="/", timeout=10.0):
     """Wait until GET path answers 200 through port."""
     deadline = time.monotonic() + timeout

@@ -85,6 +85,8 @@ def start_backend(name):
             add_header X-Server %s;
             return 200 "hello from %s\\n";
         }
+        # connections accepted so far: how many server connections a proxy opened
+        location = /bench-status { stub_status; }
     }
 }
 """ % (http, port, name, name)
@@ -101,7 +103,10 @@ def start_keel(binary, logname, backends, workers, size):
     port = free_port()
     conf = os.path.join(TMP, "%s-w%d-c%d.conf" % (logname, workers, size["conns"]))
     servers = "\n".join("    server %s 127.0.0.1:%d;" % (n, p) for n, p in backends)
-    # keepalive is per server and per worker, so it is at least nginx's per-worker pool.
+    # keepalive is per server and per worker, so it is at least nginx's per-worker pool;
+    # BENCH_KEEL_KEEPALIVE overrides it (e.g. 32, keel's default, to see what a pool smaller
+    # than the load costs: connections closed on return to the pool and opened again).
+    pool = int(os.environ.get("BENCH_KEEL_KEEPALIVE", "0")) or size["pool"]
     with open(conf, "w") as f:
         f.write("""global { workers %d; log_level warn; timeout_drain 1s; }
 frontend bench {
@@ -117,7 +122,7 @@ backend be {
 %s
     keepalive %d;
 }
-""" % (workers, port, size["maxconn"], servers, size["pool"]))
+""" % (workers, port, size["maxconn"], servers, pool))
     return spawn([binary, "run", "-c", conf], logname), port
 
 

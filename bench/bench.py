@@ -163,11 +163,12 @@ def print_table(title, label, points, names, med_of):
 
 
 def print_ratios(prefix, points, keels, peers, med_of):
-    """RATIO lines for every keel build against every peer, then keel against the best peer
-    of each point (more req/s); cpu/req and p99 below 1 are better for keel."""
+    """RATIO lines for keel against every peer and every other keel build (keel-base), then
+    keel against the best peer of each point (more req/s); cpu/req and p99 below 1 are
+    better for keel."""
     print()
-    for k in keels:
-        for other in peers + [x for x in keels if x != k and k == "keel"]:
+    for k in [x for x in keels if x == "keel"]:
+        for other in peers + [x for x in keels if x != k]:
             for metric, key in (("req/s", "rps"), ("cpu/req", "cpu_us"), ("p99", "p99")):
                 for pt in points:
                     print("RATIO %s/%s %s%s %s %.2f" % (

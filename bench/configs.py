@@ -126,6 +126,15 @@ backend be {
     return spawn([binary, "run", "-c", conf], logname), port
 
 
+# HAProxy stops keeping idle server connections once a share of its descriptors is in use
+# ("tune.pool-low-fd-ratio", default 20%, and "tune.pool-high-fd-ratio", 25%, in the 2.6
+# manual), and its descriptor count follows the global maxconn. With maxconn 4096 and 1000
+# clients (2000 descriptors) it would close server connections after their response and
+# open new ones: a global maxconn well above the load keeps it pooling. 9000 still fits the
+# open-files limit of 20000.
+HAPROXY_MAXCONN = int(os.environ.get("BENCH_HAPROXY_MAXCONN", "9000"))
+
+
 def start_haproxy(binary, logname, backends, workers, size):
     port = free_port()
     conf = os.path.join(TMP, "haproxy-w%d-c%d.cfg" % (workers, size["conns"]))
@@ -151,7 +160,7 @@ frontend bench
 backend be
     balance roundrobin
 %s
-""" % (workers, size["maxconn"], port, servers))
+""" % (workers, max(size["maxconn"], HAPROXY_MAXCONN), port, servers))
     # -db: foreground; no "log" line, so nothing is logged (as access_log off elsewhere)
     return spawn([binary, "-f", conf, "-db"], logname), port
 

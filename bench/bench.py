@@ -2,309 +2,225 @@
 # SPDX-License-Identifier: MIT
 """keel against HAProxy and nginx, side by side, in the same run (`make bench`).
 
-Three `keel backend` processes serve; each proxy runs in front of the same three, with
-keep-alive to them and no access log. For every (connections, proxy threads) configuration and
-every round, each proxy is started fresh, warmed up, then loaded by wrk (2 threads, --latency).
-Measured per run: req/s, latency p50/p99, the proxy's CPU time (utime+stime from /proc) per
-request, and peak RSS (VmHWM). Rounds interleave the proxies (the order rotates each round) so
-that drift in the machine hits all three alike. Medians per configuration are printed, then one
-`RATIO keel/<other> <metric> c=<C> t=<T> <value>` line per comparison.
+Method and fairness choices: bench/README.md. In short: three nginx backends (1 worker each,
+a small fixed body, connections never recycled) serve; keel, HAProxy and nginx proxy to them,
+each tuned as its documentation recommends (bench/configs.py cites the pages), with the same
+number of workers/threads and keep-alive to the servers. For every load point (connections x
+wrk threads x proxy workers) the proxies run back to back, in an order that rotates, each
+started fresh, warmed up, then loaded by wrk --latency. Measured per run: req/s, p50/p99
+latency, CPU time per request (utime+stime from /proc/<pid>/stat of the proxy and all its
+processes and threads, over the run), peak RSS, and the server connections the proxy opened
+during the run (the backends' stub_status accept counters; 0 once its pool holds the load). Then keel's web role against nginx serving
+static files, and the memory each proxy takes per idle keep-alive client connection.
 
-A report, never a test: it exits 0 unless a proxy failed to start or answer.
+Output: one table per section, then `RATIO keel/<peer> <metric> <point> <value>` lines and,
+per point, keel against the better peer (the one with more req/s).
 
-Environment: BENCH_STATIC ("1k 64k": files served by keel and nginx, "" to skip), BENCH_STATIC_CONNS ("64"),
-BENCH_SECONDS (5), BENCH_ROUNDS (3), BENCH_CONNS ("64 256"),
-BENCH_THREADS ("1 2"), BENCH_PROXIES ("keel haproxy nginx"), BENCH_PATH ("/"),
-BENCH_WARMUP_SECONDS (1), KEEL_BIN (build/keel), BENCH_BACKEND_CMD (a template with {name}
-and {port}, default "KEEL_BIN backend --quiet --name {name} --listen 127.0.0.1:{port}"),
-BENCH_KEEP_TMP (keep the temp dir with configs and logs).
+A report, never a test: exits 0 unless a server failed to start or answer.
+
+Environment (defaults in brackets):
+  BENCH_SECONDS [10]       wrk duration per run     BENCH_WARMUP_SECONDS [1]  wrk warm-up
+  BENCH_ROUNDS [2]         runs per point (median)  BENCH_PAUSE [0]  seconds idle between runs
+  BENCH_CONNS ["64 256 1000"]  BENCH_THREADS ["1 2"] (wrk -t)  BENCH_WORKERS ["1"] (proxies)
+  BENCH_PROXIES ["keel haproxy nginx"]  BENCH_PATH ["/"]
+  BENCH_STATIC ["1k 64k"] ("" skips)  BENCH_STATIC_CONNS ["64 256"]
+  BENCH_IDLE_CONNS [9000] ("0" skips)  BENCH_SECTIONS ["proxy static idle"]
+  BENCH_KEEL_KEEPALIVE (keel's keepalive; default: the connection count, as nginx's pool)
+  KEEL_BIN [build/keel]    KEEL_BASE_BIN (adds "keel-base", another build, to every section:
+                           a before/after comparison measured interleaved in the same run)
+  BENCH_KEEP_TMP (keep the temp dir with configs and logs)
 """
 import os
-import re
-import shlex
+import select
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
+from benchlib import (CLK_TCK, TMP, accepts, cleanup, cpu_ticks, descendants, log, mem_kib,
+                      record_pids, spawn, status_kib, stop, tail, wait_http, run_wrk)
+import configs
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-KEEL = os.environ.get("KEEL_BIN", os.path.join(ROOT, "build", "keel"))
-SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+
+
+def env_list(name, default, conv=str):
+    return [conv(x) for x in os.environ.get(name, default).split()]
+
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 WARMUP = int(os.environ.get("BENCH_WARMUP_SECONDS", "1"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-CONNS = [int(x) for x in os.environ.get("BENCH_CONNS", "64 256").split()]
-THREADS = [int(x) for x in os.environ.get("BENCH_THREADS", "1 2").split()]
-PROXIES = os.environ.get("BENCH_PROXIES", "keel haproxy nginx").split()
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+PAUSE = float(os.environ.get("BENCH_PAUSE", "0"))
+CONNS = env_list("BENCH_CONNS", "64 256 1000", int)
+THREADS = env_list("BENCH_THREADS", "1 2", int)
+WORKERS = env_list("BENCH_WORKERS", "1", int)
 PATH = os.environ.get("BENCH_PATH", "/")
-BACKEND_CMD = os.environ.get(
-    "BENCH_BACKEND_CMD",
-    shlex.quote(KEEL) + " backend --quiet --name {name} --listen 127.0.0.1:{port}")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+STATIC = env_list("BENCH_STATIC", "1k 64k")
+STATIC_CONNS = env_list("BENCH_STATIC_CONNS", "64 256", int)
+IDLE_CONNS = int(os.environ.get("BENCH_IDLE_CONNS", "9000"))
+SECTIONS = env_list("BENCH_SECTIONS", "proxy static idle")
 
-TMP = tempfile.mkdtemp(prefix="keel-bench.")
-# run.sh's trap kills the PIDs listed here if this script dies without cleaning up
-PIDFILE = os.environ.get("BENCH_PIDFILE") or os.path.join(TMP, "pids")
-children = []                           # every Popen we started, stopped by PID at exit
+# name -> (kind, binary); "keel-base" is a second keel build measured alongside
+BINARIES = {"keel": ("keel", os.environ.get("KEEL_BIN", os.path.join(ROOT, "build", "keel"))),
+            "haproxy": ("haproxy", "haproxy"), "nginx": ("nginx", "nginx")}
+PROXIES = env_list("BENCH_PROXIES", "keel haproxy nginx")
+if os.environ.get("KEEL_BASE_BIN"):
+    BINARIES["keel-base"] = ("keel", os.environ["KEEL_BASE_BIN"])
+    PROXIES.insert(PROXIES.index("keel") + 1 if "keel" in PROXIES else 0, "keel-base")
+PEERS = [p for p in PROXIES if BINARIES[p][0] != "keel"]
 
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# processes
-
-def spawn(argv, name, **kw):
-    out = open(os.path.join(TMP, name + ".log"), "ab")
-    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                         start_new_session=True, **kw)
-    out.close()
-    children.append(p)
-    record_pids()
-    return p
+_last_load_end = [0.0]
 
 
-def descendants(pid):
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            tasks = os.listdir("/proc/%d/task" % p)
-        except OSError:
-            continue
-        for t in tasks:
-            try:
-                with open("/proc/%d/task/%s/children" % (p, t)) as f:
-                    kids = [int(x) for x in f.read().split()]
-            except OSError:
-                continue
-            for k in kids:
-                if k not in out:
-                    out.append(k)
-                    todo.append(k)
-    return out
+def pace():
+    """BENCH_PAUSE: leave the machine idle between two loaded runs (a shared machine)."""
+    wait = _last_load_end[0] + PAUSE - time.monotonic()
+    if PAUSE > 0 and wait > 0:
+        time.sleep(wait)
 
 
-def stop(p, timeout=10):
-    """SIGTERM the process and its descendants (by PID), then SIGKILL what is left."""
-    if p.poll() is not None:
+def sized(conns):
+    """Connection ceilings and idle server pools for a load of `conns` client connections:
+    every proxy may hold all of them, and keep one idle server connection per client."""
+    return {"conns": conns, "maxconn": max(4096, conns + 1000), "pool": max(64, conns)}
+
+
+def proc_pids(p):
+    return [p.pid] + descendants(p.pid)
+
+
+def worker_pids(name, p):
+    """Memory is summed over these: nginx's workers (the master holds no connection), the
+    single process otherwise."""
+    if BINARIES[name][0] == "nginx":
+        return descendants(p.pid) or [p.pid]
+    return [p.pid]
+
+
+def one_run(name, start, conns, threads, path, ports=()):
+    """Start `name` via start(binary, logname) -> (Popen, port), load it, stop it. ports: the
+    backends whose accepted connections count the server connections the proxy opened during
+    the measured interval (a pool smaller than the load reconnects all the time)."""
+    kind, binary = BINARIES[name]
+    pace()
+    p, port = start(binary, name)
+    try:
+        wait_http(port, p, name, path)
+        if WARMUP > 0:
+            run_wrk(port, conns, threads, WARMUP, path)
+        a0 = accepts(ports) if ports else None
+        c0 = cpu_ticks(proc_pids(p))
+        w = run_wrk(port, conns, threads, SECONDS, path)
+        c1 = cpu_ticks(proc_pids(p))
+        a1 = accepts(ports) if ports else None
+        _last_load_end[0] = time.monotonic()
+        rss = sum(status_kib(pid, "VmHWM") for pid in worker_pids(name, p))
+        if p.poll() is not None:
+            raise RuntimeError("%s died during the run:\n%s" % (name, tail(name)))
+    finally:
+        stop(p)
+        record_pids()
+    w["cpu_us"] = (c1 - c0) / CLK_TCK / w["requests"] * 1e6 if w["requests"] \
+        else float("nan")
+    w["rss_mib"] = rss / 1024.0
+    # a1 counts its own connections to the backends, one each
+    w["srv_conns"] = a1 - a0 - len(ports) if a0 is not None and a1 is not None \
+        else float("nan")
+    return w
+
+
+def med(xs):
+    xs = [x for x in xs if x == x]    # drop NaN
+    return statistics.median(xs) if xs else float("nan")
+
+
+def ratio(a, b):
+    return a / b if b and b == b and a == a else float("nan")
+
+
+def medians(runs):
+    m = {k: med([r[k] for r in runs]) for k in ("rps", "p50", "p99", "cpu_us", "rss_mib",
+                                                "srv_conns")}
+    m["errors"] = sum(r["errors"] for r in runs)
+    return m
+
+
+def print_table(title, label, points, names, med_of):
+    print()
+    print(title)
+    print("%-10s %-20s %11s %9s %9s %11s %8s %6s %9s" % (
+        label, "point", "req/s", "p50 ms", "p99 ms", "cpu us/req", "rss MiB", "errors",
+        "srv conns"))
+    for pt in points:
+        for name in names:
+            m = med_of[(name,) + pt[1:]]
+            print("%-10s %-20s %11.0f %9.3f %9.3f %11.2f %8.1f %6d %9.0f" % (
+                name, pt[0], m["rps"], m["p50"], m["p99"], m["cpu_us"], m["rss_mib"],
+                m["errors"], m["srv_conns"]))
+
+
+def print_ratios(prefix, points, keels, peers, med_of):
+    """RATIO lines for keel against every peer and every other keel build (keel-base), then
+    keel against the best peer of each point (more req/s); cpu/req and p99 below 1 are
+    better for keel."""
+    print()
+    for k in [x for x in keels if x == "keel"]:
+        for other in peers + [x for x in keels if x != k]:
+            for metric, key in (("req/s", "rps"), ("cpu/req", "cpu_us"), ("p99", "p99")):
+                for pt in points:
+                    print("RATIO %s/%s %s%s %s %.2f" % (
+                        k, other, prefix, metric, pt[0],
+                        ratio(med_of[(k,) + pt[1:]][key], med_of[(other,) + pt[1:]][key])))
+    if "keel" not in keels or not peers:
         return
-    pids = [p.pid] + descendants(p.pid)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    try:
-        p.wait(timeout)
-    except subprocess.TimeoutExpired:
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        p.wait(5)
-    # nginx workers exit after their master; make sure none outlives it
-    deadline = time.monotonic() + 5
-    for pid in pids[1:]:
-        while os.path.exists("/proc/%d" % pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if os.path.exists("/proc/%d" % pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    print()
+    print("keel against the better peer (x = keel/peer; goal: req/s >= 1.1, cpu/req <= 0.9,"
+          " p99 <= 1.0)")
+    print("%-24s %-8s %9s %9s %9s" % ("point", "peer", "req/s x", "cpu/req x", "p99 x"))
+    for pt in points:
+        best = max(peers, key=lambda o: med_of[(o,) + pt[1:]]["rps"])
+        k, b = med_of[("keel",) + pt[1:]], med_of[(best,) + pt[1:]]
+        print("%-24s %-8s %9.2f %9.2f %9.2f" % (
+            prefix + pt[0], best, ratio(k["rps"], b["rps"]), ratio(k["cpu_us"], b["cpu_us"]),
+            ratio(k["p99"], b["p99"])))
 
 
-def record_pids():
-    """Keep PIDFILE listing only children still running, so that run.sh's trap never
-    signals a PID that has been reaped (and may since belong to someone else)."""
-    with open(PIDFILE, "w") as f:
-        for p in children:
-            if p.poll() is None:
-                f.write("%d\n" % p.pid)
-
-
-def cleanup():
-    for p in reversed(children):
-        try:
-            stop(p, timeout=5)
-        except Exception as e:  # noqa: BLE001 - best effort, keep stopping the others
-            log("bench: cleanup of %d: %r" % (p.pid, e))
-    record_pids()
-    if os.environ.get("BENCH_KEEP_TMP"):
-        log("bench: temp dir kept: %s" % TMP)
-    else:
-        shutil.rmtree(TMP, ignore_errors=True)
-
-
-def on_signal(signum, frame):
-    raise SystemExit(128 + signum)
-
-
-def ephemeral_low():
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError):
-        return 32768
-
-
-_next_port = [20000 + os.getpid() % 5000]
-
-
-def free_port():
-    """A free port below the ephemeral range (wrk and the proxies take source ports there)."""
-    high = ephemeral_low()
-    while _next_port[0] < high:
-        port = _next_port[0]
-        _next_port[0] += 1
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            s.close()
-    raise RuntimeError("no free port")
-
-
-def wait_http(port, proc, what, timeout=10.0):
-    """Wait until GET PATH answers 200 through port; returns the X-Server header."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("%s exited with %s; see its log:\n%s" % (
-                what, proc.returncode, tail(what)))
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    d = s.recv(65536)
-                    if not d:
-                        break
-                    data += d
-            if data.startswith(b"HTTP/1.1 200") or data.startswith(b"HTTP/1.0 200"):
-                m = re.search(rb"(?im)^x-server:\s*(\S+)", data)
-                return m.group(1).decode() if m else "?"
-            last = data[:80]
-        except OSError as e:
-            last = e
-        time.sleep(0.05)
-    raise RuntimeError("%s did not answer 200 on port %d (%r)" % (what, port, last))
-
-
-def tail(name, n=20):
-    try:
-        with open(os.path.join(TMP, name + ".log"), errors="replace") as f:
-            return "".join(f.readlines()[-n:])
-    except OSError:
-        return ""
+def run_matrix(section, names, points, starter_for, path_for, ports=()):
+    """Every point, ROUNDS times, the names back to back in an order that rotates with the
+    round and the point, so that drift hits all alike. Returns medians per (name,)+point."""
+    results = {}
+    for rnd in range(ROUNDS):
+        for i, pt in enumerate(points):
+            shift = (rnd + i) % len(names)
+            for name in names[shift:] + names[:shift]:
+                r = one_run(name, starter_for(name, pt), pt[2], pt[3], path_for(pt), ports)
+                results.setdefault((name,) + pt[1:], []).append(r)
+                log("%s round %d %-9s %-20s %9.0f req/s  p99 %7.3f ms  cpu %6.2f us/req"
+                    "  rss %6.1f MiB  errors %d  srv conns %.0f" % (
+                        section, rnd + 1, name, pt[0], r["rps"], r["p99"], r["cpu_us"],
+                        r["rss_mib"], r["errors"], r["srv_conns"]))
+    return {k: medians(v) for k, v in results.items()}
 
 
 # ---------------------------------------------------------------------------------------------
-# proxies: config + argv; each returns (Popen, port)
+# sections
 
-def start_keel(backends, threads):
-    port = free_port()
-    conf = os.path.join(TMP, "keel-t%d.conf" % threads)
-    servers = "\n".join("    server %s 127.0.0.1:%d;" % (n, p) for n, p in backends)
-    with open(conf, "w") as f:
-        f.write("""global { workers %d; log_level warn; timeout_drain 1s; }
-frontend bench {
-    bind 127.0.0.1:%d;
-    mode http;
-    backend be;
-    access_log off;
-}
-backend be {
-    mode http;
-    balance roundrobin;
-%s
-    keepalive 64;
-}
-""" % (threads, port, servers))
-    return spawn([KEEL, "run", "-c", conf], "keel"), port
+def proxy_section(backends):
+    points = [("c=%d t=%d w=%d" % (c, t, w), w, c, t) for w in WORKERS for c in CONNS
+              for t in THREADS if t <= c]
 
-
-def start_haproxy(backends, threads):
-    port = free_port()
-    conf = os.path.join(TMP, "haproxy-t%d.cfg" % threads)
-    servers = "\n".join("    server %s 127.0.0.1:%d" % (n, p) for n, p in backends)
-    with open(conf, "w") as f:
-        f.write("""global
-    nbthread %d
-    maxconn 4096
-defaults
-    mode http
-    option http-keep-alive
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-frontend bench
-    bind 127.0.0.1:%d
-    default_backend be
-backend be
-    balance roundrobin
-%s
-""" % (threads, port, servers))
-    # -db: foreground, no daemon; http-reuse defaults to "safe" (keep-alive to the servers)
-    return spawn(["haproxy", "-f", conf, "-db"], "haproxy"), port
-
-
-def start_nginx(backends, threads):
-    port = free_port()
-    prefix = os.path.join(TMP, "nginx-t%d" % threads)
-    os.makedirs(prefix, exist_ok=True)
-    conf = os.path.join(prefix, "nginx.conf")
-    servers = "\n".join("        server 127.0.0.1:%d;" % p for _, p in backends)
-    with open(conf, "w") as f:
-        f.write("""user root;
-worker_processes %d;
-worker_rlimit_nofile 20000;
-pid %s/nginx.pid;
-error_log %s/error.log warn;
-events { worker_connections 10000; }
-http {
-    access_log off;
-    client_body_temp_path %s/client_body;
-    proxy_temp_path %s/proxy;
-    fastcgi_temp_path %s/fastcgi;
-    uwsgi_temp_path %s/uwsgi;
-    scgi_temp_path %s/scgi;
-    upstream be {
-%s
-        keepalive 64;
-    }
-    server {
-        listen 127.0.0.1:%d;
-        location / {
-            proxy_pass http://be;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-""" % (threads, prefix, prefix, prefix, prefix, prefix, prefix, prefix, servers, port))
-    argv = ["nginx", "-p", prefix + "/", "-e", prefix + "/error.log", "-c", conf,
-            "-g", "daemon off;"]
-    return spawn(argv, "nginx"), port
-
-
-STARTERS = {"keel": start_keel, "haproxy": start_haproxy, "nginx": start_nginx}
-
-# ---------------------------------------------------------------------------------------------
-# static files: keel's web role against nginx, serving the same directory
-
-STATIC = os.environ.get("BENCH_STATIC", "1k 64k").split()
-STATIC_CONNS = [int(x) for x in os.environ.get("BENCH_STATIC_CONNS", "64").split()]
+    def starter_for(name, pt):
+        kind = BINARIES[name][0]
+        return lambda binary, logname: configs.PROXY_STARTERS[kind](
+            binary, logname, backends, pt[1], sized(pt[2]))
+    med_of = run_matrix("proxy", PROXIES, points, starter_for, lambda pt: PATH,
+                        [port for _, port in backends])
+    print_table("proxy, path %s, medians of %d rounds of %ds" % (PATH, ROUNDS, SECONDS),
+                "proxy", points, PROXIES, med_of)
+    print_ratios("", points, [p for p in PROXIES if BINARIES[p][0] == "keel"], PEERS, med_of)
 
 
 def static_root():
@@ -312,7 +228,7 @@ def static_root():
     if not os.path.isdir(root):
         os.makedirs(root)
         with open(os.path.join(root, "index.html"), "w") as f:
-            f.write("bench\n")    # wait_http asks for /
+            f.write("bench\n")
         for size in STATIC:
             n = int(size[:-1]) * 1024 if size.endswith("k") else int(size)
             with open(os.path.join(root, "static-%s.bin" % size), "wb") as f:
@@ -320,263 +236,133 @@ def static_root():
     return root
 
 
-def start_keel_static(backends, threads):
-    port = free_port()
-    conf = os.path.join(TMP, "keel-static-t%d.conf" % threads)
-    with open(conf, "w") as f:
-        f.write("""global { workers %d; log_level warn; timeout_drain 1s; }
-frontend web {
-    bind 127.0.0.1:%d;
-    access_log off;
-    location / { root %s; }
-}
-""" % (threads, port, static_root()))
-    return spawn([KEEL, "run", "-c", conf], "keel"), port
-
-
-def start_nginx_static(backends, threads):
-    port = free_port()
-    prefix = os.path.join(TMP, "nginx-static-t%d" % threads)
-    os.makedirs(prefix, exist_ok=True)
-    conf = os.path.join(prefix, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write("""user root;
-worker_processes %d;
-worker_rlimit_nofile 20000;
-pid %s/nginx.pid;
-error_log %s/error.log warn;
-events { worker_connections 10000; }
-http {
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    client_body_temp_path %s/client_body;
-    proxy_temp_path %s/proxy;
-    fastcgi_temp_path %s/fastcgi;
-    uwsgi_temp_path %s/uwsgi;
-    scgi_temp_path %s/scgi;
-    server {
-        listen 127.0.0.1:%d;
-        location / { root %s; }
-    }
-}
-""" % (threads, prefix, prefix, prefix, prefix, prefix, prefix, prefix, port, static_root()))
-    argv = ["nginx", "-p", prefix + "/", "-e", prefix + "/error.log", "-c", conf,
-            "-g", "daemon off;"]
-    return spawn(argv, "nginx"), port
-
-
-STATIC_STARTERS = {"keel": start_keel_static, "nginx": start_nginx_static}
-
-
 def static_section():
-    """keel vs nginx serving files; prints a table and RATIO keel/nginx static-SIZE lines."""
-    if not STATIC or shutil.which("nginx") is None:
+    names = [p for p in PROXIES if BINARIES[p][0] in configs.STATIC_STARTERS]
+    if not STATIC or "nginx" not in names:
         return
-    results = {}
-    for rnd in range(ROUNDS):
-        order = ["keel", "nginx"] if rnd % 2 == 0 else ["nginx", "keel"]
-        for t in THREADS:
-            for c in STATIC_CONNS:
-                for size in STATIC:
-                    for name in order:
-                        r = one_run(name, [], c, t, STATIC_STARTERS[name],
-                                    "/static-%s.bin" % size)
-                        results.setdefault((name, size, c, t), []).append(r)
-                        log("round %d %-6s static-%-4s c=%-4d t=%d %9.0f req/s  p99 %7.3f ms"
-                            "  cpu %6.2f us/req  errors %d" % (
-                                rnd + 1, name, size, c, t, r["rps"], r["p99"], r["cpu_us"],
-                                r["errors"]))
-    print()
-    print("static files, medians of %d rounds, %ds each, wrk -t2" % (ROUNDS, SECONDS))
-    print("%-8s %6s %5s %2s %11s %10s %12s %9s %7s" % (
-        "server", "file", "conns", "t", "req/s", "p99 ms", "cpu us/req", "rss MiB", "errors"))
-    med_of = {}
-    for t in THREADS:
-        for c in STATIC_CONNS:
-            for size in STATIC:
-                for name in ("keel", "nginx"):
-                    runs = results[(name, size, c, t)]
-                    m = {k: med([r[k] for r in runs]) for k in ("rps", "p99", "cpu_us", "rss_mib")}
-                    m["errors"] = sum(r["errors"] for r in runs)
-                    med_of[(name, size, c, t)] = m
-                    print("%-8s %6s %5d %2d %11.0f %10.3f %12.2f %9.1f %7d" % (
-                        name, size, c, t, m["rps"], m["p99"], m["cpu_us"], m["rss_mib"],
-                        m["errors"]))
-    print()
-    for metric, key in (("req/s", "rps"), ("cpu/req", "cpu_us"), ("p99", "p99")):
-        for t in THREADS:
-            for c in STATIC_CONNS:
-                for size in STATIC:
-                    a = med_of[("keel", size, c, t)][key]
-                    b = med_of[("nginx", size, c, t)][key]
-                    ratio = a / b if b and b == b and a == a else float("nan")
-                    print("RATIO keel/nginx static-%s %s c=%d t=%d %.2f" % (size, metric, c, t,
-                                                                           ratio))
+    root = static_root()
+    points = [("%s c=%d t=%d w=%d" % (s, c, t, w), w, c, t, s) for s in STATIC
+              for w in WORKERS for c in STATIC_CONNS for t in THREADS if t <= c]
+
+    def starter_for(name, pt):
+        kind = BINARIES[name][0]
+        return lambda binary, logname: configs.STATIC_STARTERS[kind](
+            binary, logname, root, pt[1], sized(pt[2]))
+    med_of = run_matrix("static", names, points, starter_for,
+                        lambda pt: "/static-%s.bin" % pt[4])
+    print_table("static files, medians of %d rounds of %ds" % (ROUNDS, SECONDS), "server",
+                points, names, med_of)
+    keels = [p for p in names if BINARIES[p][0] == "keel"]
+    print_ratios("static-", points, keels, ["nginx"], med_of)
 
 
-# ---------------------------------------------------------------------------------------------
-# measurement
-
-def cpu_ticks(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                data = f.read()
-        except OSError:
-            continue
-        fields = data[data.rindex(")") + 2:].split()
-        total += int(fields[11]) + int(fields[12])    # utime, stime (fields 14, 15)
-    return total
+def settle(pids, timeout=10.0):
+    """Wait until the RSS of pids stops moving (two readings 0.5 s apart within 64 KiB)."""
+    deadline = time.monotonic() + timeout
+    prev = mem_kib(pids)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        cur = mem_kib(pids)
+        if abs(cur[0] - prev[0]) <= 64:
+            return cur
+        prev = cur
+    return prev
 
 
-def vm_kib(pid, field):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def proxy_pids(name, p):
-    """CPU is summed over these: nginx master and workers; the single process otherwise."""
-    return [p.pid] + (descendants(p.pid) if name == "nginx" else [])
-
-
-def rss_pids(name, p):
-    """Peak RSS is summed over these: nginx workers; the single process otherwise."""
-    if name == "nginx":
-        return descendants(p.pid) or [p.pid]
-    return [p.pid]
-
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
-
-
-def to_ms(text):
-    m = re.match(r"^([\d.]+)(us|ms|s|m)$", text)
-    return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
-
-
-def run_wrk(port, conns, seconds, path=None):
-    argv = ["wrk", "-t2", "-c%d" % conns, "-d%ds" % seconds, "--latency",
-            "http://127.0.0.1:%d%s" % (port, path or PATH)]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60).stdout
-    res = {"requests": 0, "rps": 0.0, "p50": float("nan"), "p99": float("nan"), "errors": 0,
-           "raw": out}
-    m = re.search(r"(\d+) requests in", out)
-    if m:
-        res["requests"] = int(m.group(1))
-    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if m:
-        res["rps"] = float(m.group(1))
-    for pct, key in (("50", "p50"), ("99", "p99")):
-        m = re.search(r"^\s+%s(?:\.000)?%%\s+(\S+)" % pct, out, re.M)
-        if m:
-            res[key] = to_ms(m.group(1))
-    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    if m:
-        res["errors"] += sum(int(x) for x in m.groups())
-    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if m:
-        res["errors"] += int(m.group(1))
-    return res
-
-
-def one_run(name, backends, conns, threads, starter=None, path=None):
-    p, port = (starter or STARTERS[name])(backends, threads)
+def idle_one(name, backends, n):
+    kind, binary = BINARIES[name]
+    size = {"conns": n, "maxconn": n + 500, "pool": 64}
+    pace()
+    p, port = configs.PROXY_STARTERS[kind](binary, name, backends, WORKERS[0], size)
+    client = None
     try:
         wait_http(port, p, name)
-        if WARMUP > 0:
-            run_wrk(port, conns, WARMUP, path)
-        pids = proxy_pids(name, p)
-        c0 = cpu_ticks(pids)
-        w = run_wrk(port, conns, SECONDS, path)
-        c1 = cpu_ticks(proxy_pids(name, p))
-        rss = sum(vm_kib(pid, "VmHWM") for pid in rss_pids(name, p))
-        if p.poll() is not None:
-            raise RuntimeError("%s died during the run:\n%s" % (name, tail(name)))
+        pids = worker_pids(name, p)
+        before = settle(pids)
+        client = spawn([sys.executable, os.path.join(ROOT, "bench", "idle_clients.py"),
+                        str(port), str(n)], "idle-" + name, stdin=subprocess.PIPE,
+                       stdout=subprocess.PIPE)
+        ready, _, _ = select.select([client.stdout], [], [], 120)
+        line = client.stdout.readline().decode().split() if ready else []
+        _last_load_end[0] = time.monotonic()
+        if len(line) != 3 or line[0] != "ready":
+            raise RuntimeError("idle clients did not get ready: %r\n%s" % (
+                line, tail("idle-" + name)))
+        ok, failed = int(line[1]), int(line[2])
+        after = settle(pids)
     finally:
+        if client is not None:
+            client.stdin.close()
+            stop(client)
         stop(p)
         record_pids()
-    cpu_s = (c1 - c0) / CLK_TCK
-    w["cpu_us"] = cpu_s / w["requests"] * 1e6 if w["requests"] else float("nan")
-    w["rss_mib"] = rss / 1024.0
-    return w
+    return {"ok": ok, "failed": failed, "rss0": before[0], "rss1": after[0],
+            "pss0": before[1], "pss1": after[1]}
 
 
-# ---------------------------------------------------------------------------------------------
-# report
-
-def med(xs):
-    xs = [x for x in xs if x == x]    # drop NaN
-    return statistics.median(xs) if xs else float("nan")
+def idle_section(backends):
+    if IDLE_CONNS <= 0:
+        return
+    res = {}
+    for name in PROXIES:
+        r = idle_one(name, backends, IDLE_CONNS)
+        res[name] = r
+        log("idle %-9s %d ok %d failed  rss %.1f -> %.1f MiB  pss %.1f -> %.1f MiB" % (
+            name, r["ok"], r["failed"], r["rss0"] / 1024, r["rss1"] / 1024, r["pss0"] / 1024,
+            r["pss1"] / 1024))
+    print()
+    print("memory per idle keep-alive client connection (%d connections, one request each, "
+          "w=%d)" % (IDLE_CONNS, WORKERS[0]))
+    print("%-10s %8s %8s %10s %10s %12s %12s" % (
+        "proxy", "ok", "failed", "rss0 MiB", "rss1 MiB", "rss KiB/conn", "pss KiB/conn"))
+    per = {}
+    for name, r in res.items():
+        n = max(r["ok"] + r["failed"], 1)
+        per[name] = ((r["rss1"] - r["rss0"]) / n, (r["pss1"] - r["pss0"]) / n)
+        print("%-10s %8d %8d %10.1f %10.1f %12.2f %12.2f" % (
+            name, r["ok"], r["failed"], r["rss0"] / 1024, r["rss1"] / 1024, per[name][0],
+            per[name][1]))
+    print()
+    for k in [p for p in PROXIES if BINARIES[p][0] == "keel"]:
+        for other in [p for p in PROXIES if p != k]:
+            print("RATIO %s/%s idle-rss/conn %.2f" % (k, other, ratio(per[k][0],
+                                                                        per[other][0])))
 
 
 def main():
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    for tool in ["wrk"] + [x for x in PROXIES if x != "keel"]:
+    signal.signal(signal.SIGTERM, lambda s, f: sys.exit(128 + s))
+    signal.signal(signal.SIGINT, lambda s, f: sys.exit(128 + s))
+    for name in PROXIES:
+        kind, binary = BINARIES[name]
+        if kind == "keel" and not os.access(binary, os.X_OK):
+            log("bench: %s not built" % binary)
+            return 1
+        if kind != "keel" and shutil.which(binary) is None:
+            log("bench: %s not found (scripts/deps.sh installs it)" % binary)
+            return 1
+    for tool in ("wrk", "nginx"):
         if shutil.which(tool) is None:
             log("bench: %s not found (scripts/deps.sh installs it)" % tool)
             return 1
-    if "keel" in PROXIES and not os.access(KEEL, os.X_OK):
-        log("bench: %s not built" % KEEL)
-        return 1
     backends = []
     for name in ("a", "b", "c"):
-        port = free_port()
-        argv = shlex.split(BACKEND_CMD.format(name=name, port=port))
-        p = spawn(argv, "backend-" + name)
+        p, port = configs.start_backend(name)
         wait_http(port, p, "backend-" + name)
         backends.append((name, port))
-    log("bench: backends %s; %ds runs, %d rounds, c=%s, t=%s; temp %s" % (
-        backends, SECONDS, ROUNDS, CONNS, THREADS, TMP))
-
-    results = {}    # (proxy, c, t) -> [run dicts]
-    for rnd in range(ROUNDS):
-        order = PROXIES[rnd % len(PROXIES):] + PROXIES[:rnd % len(PROXIES)]
-        for t in THREADS:
-            for c in CONNS:
-                for name in order:
-                    r = one_run(name, backends, c, t)
-                    results.setdefault((name, c, t), []).append(r)
-                    log("round %d %-8s c=%-4d t=%d  %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms"
-                        "  cpu %6.2f us/req  rss %6.1f MiB  errors %d" % (
-                            rnd + 1, name, c, t, r["rps"], r["p50"], r["p99"], r["cpu_us"],
-                            r["rss_mib"], r["errors"]))
-
-    print()
-    print("medians of %d rounds, %ds each, wrk -t2, path %s" % (ROUNDS, SECONDS, PATH))
-    print("%-8s %5s %2s %11s %10s %10s %12s %9s %7s" % (
-        "proxy", "conns", "t", "req/s", "p50 ms", "p99 ms", "cpu us/req", "rss MiB", "errors"))
-    medians = {}
-    for t in THREADS:
-        for c in CONNS:
-            for name in PROXIES:
-                runs = results[(name, c, t)]
-                m = {k: med([r[k] for r in runs]) for k in ("rps", "p50", "p99", "cpu_us",
-                                                            "rss_mib")}
-                m["errors"] = sum(r["errors"] for r in runs)
-                medians[(name, c, t)] = m
-                print("%-8s %5d %2d %11.0f %10.3f %10.3f %12.2f %9.1f %7d" % (
-                    name, c, t, m["rps"], m["p50"], m["p99"], m["cpu_us"], m["rss_mib"],
-                    m["errors"]))
-    print()
-    if "keel" in PROXIES:
-        for other in [x for x in PROXIES if x != "keel"]:
-            for metric, key in (("req/s", "rps"), ("cpu/req", "cpu_us"), ("p99", "p99"),
-                                ("rss", "rss_mib")):
-                for t in THREADS:
-                    for c in CONNS:
-                        a, b = medians[("keel", c, t)][key], medians[(other, c, t)][key]
-                        ratio = a / b if b and b == b and a == a else float("nan")
-                        print("RATIO keel/%s %s c=%d t=%d %.2f" % (other, metric, c, t, ratio))
-    static_section()
+    npts = len(WORKERS) * sum(1 for c in CONNS for t in THREADS if t <= c)
+    nstat = len(STATIC) * len(WORKERS) * sum(1 for c in STATIC_CONNS for t in THREADS if t <= c)
+    est = ROUNDS * (SECONDS + WARMUP + 1 + PAUSE) * (
+        npts * len(PROXIES) * ("proxy" in SECTIONS) +
+        nstat * (1 + ("keel-base" in PROXIES) + 1) * ("static" in SECTIONS))
+    log("bench: nginx backends %s; %ds runs, %d rounds, conns %s, wrk threads %s, workers %s;"
+        " about %d min; temp %s" % (backends, SECONDS, ROUNDS, CONNS, THREADS, WORKERS,
+                                    est / 60 + 1, TMP))
+    if "proxy" in SECTIONS:
+        proxy_section(backends)
+    if "static" in SECTIONS:
+        static_section()
+    if "idle" in SECTIONS:
+        idle_section(backends)
     return 0
 
 

@@ -1,10 +1,12 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# `make bench`: keel against HAProxy and nginx in front of the same three `keel backend`
-# processes; see bench/bench.py for what is measured and the BENCH_* knobs. A report, not a test.
+# `make bench`: keel against HAProxy and nginx in front of the same three nginx backends, keel
+# against nginx serving files, and memory per idle connection; bench/README.md explains the
+# method, bench/bench.py lists the BENCH_* knobs. A report, not a test.
 set -u
 cd "$(dirname "$0")/.." || exit 2
-# wrk at c=256 and the proxies need a few fds per connection; 20000 is the ceiling here.
+# wrk at c=1000, the idle clients and the proxies need a few fds per connection; 20000 is the
+# ceiling here.
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 pid=""
 pidfile=$(mktemp "${TMPDIR:-/tmp}/keel-bench-pids.XXXXXX") || exit 2

@@ -15,11 +15,23 @@
 #define EV_MAX_EVENTS 256
 #define EV_SLOW_CALLBACK_MS 100
 
+/* The timer heap is 4-ary and keeps each timer's key next to its pointer: sifting compares
+ * keys in the array without touching the timers (one cache line holds a node's children),
+ * and a 4-ary heap is half as deep as a binary one. Every request arms and stops a few
+ * timers, so this is on the hot path. Position i's children are 4i+1..4i+4; the timer
+ * stores i + 1 in heap_index (0 = not armed). */
+#define HEAP_ARITY 4
+
+struct heap_entry {
+    uint64_t when_ms; /* == t->when_ms */
+    struct ev_timer *t;
+};
+
 struct ev_loop {
     int epfd;
     uint64_t now_ms;
     bool is_stopping;
-    struct ev_timer **heap; /* 1-based min-heap on when_ms */
+    struct heap_entry *heap; /* 0-based 4-ary min-heap on when_ms */
     uint32_t heap_len;
     uint32_t heap_cap;
     struct ev_defer *defer_head;
@@ -59,7 +71,7 @@ struct ev_loop *ev_loop_new(void)
     }
     loop->wake_fd = -1;
     loop->heap_cap = 64;
-    loop->heap = calloc(loop->heap_cap + 1, sizeof(*loop->heap));
+    loop->heap = calloc(loop->heap_cap, sizeof(*loop->heap));
     if (loop->heap == NULL) {
         close(loop->epfd);
         free(loop);
@@ -160,39 +172,51 @@ void ev_io_stop(struct ev_loop *loop, struct ev_io *io)
 
 /* ---------------------------------------------------------------- timers (binary heap) */
 
-static void heap_swap(struct ev_loop *loop, uint32_t a, uint32_t b)
+static inline void heap_place(struct ev_loop *loop, uint32_t i, struct heap_entry e)
 {
-    struct ev_timer *t = loop->heap[a];
-    loop->heap[a] = loop->heap[b];
-    loop->heap[b] = t;
-    loop->heap[a]->heap_index = a;
-    loop->heap[b]->heap_index = b;
+    loop->heap[i] = e;
+    e.t->heap_index = i + 1;
 }
 
+/* Move the entry at i up (towards the root) while its parent fires later. */
 static void heap_up(struct ev_loop *loop, uint32_t i)
 {
-    while (i > 1 && loop->heap[i / 2]->when_ms > loop->heap[i]->when_ms) {
-        heap_swap(loop, i, i / 2);
-        i /= 2;
+    struct heap_entry e = loop->heap[i];
+    while (i > 0) {
+        uint32_t parent = (i - 1) / HEAP_ARITY;
+        if (loop->heap[parent].when_ms <= e.when_ms) {
+            break;
+        }
+        heap_place(loop, i, loop->heap[parent]);
+        i = parent;
     }
+    heap_place(loop, i, e);
 }
 
+/* Move the entry at i down while a child fires earlier. */
 static void heap_down(struct ev_loop *loop, uint32_t i)
 {
+    struct heap_entry e = loop->heap[i];
+    uint32_t len = loop->heap_len;
     for (;;) {
-        uint32_t l = 2 * i, r = l + 1, m = i;
-        if (l <= loop->heap_len && loop->heap[l]->when_ms < loop->heap[m]->when_ms) {
-            m = l;
+        uint32_t first = HEAP_ARITY * i + 1;
+        if (first >= len) {
+            break;
         }
-        if (r <= loop->heap_len && loop->heap[r]->when_ms < loop->heap[m]->when_ms) {
-            m = r;
+        uint32_t last = first + HEAP_ARITY < len ? first + HEAP_ARITY : len;
+        uint32_t best = first;
+        for (uint32_t k = first + 1; k < last; k++) {
+            if (loop->heap[k].when_ms < loop->heap[best].when_ms) {
+                best = k;
+            }
         }
-        if (m == i) {
-            return;
+        if (loop->heap[best].when_ms >= e.when_ms) {
+            break;
         }
-        heap_swap(loop, i, m);
-        i = m;
+        heap_place(loop, i, loop->heap[best]);
+        i = best;
     }
+    heap_place(loop, i, e);
 }
 
 void ev_timer_init(struct ev_timer *t, ev_timer_fn on_timeout, void *data, const char *name)
@@ -214,13 +238,14 @@ void ev_timer_start(struct ev_loop *loop, struct ev_timer *t, uint64_t after_ms)
          * new deadline; run_timers re-inserts the timer when its old key comes up. */
         if (when < t->when_ms) {
             t->when_ms = when;
-            heap_up(loop, t->heap_index);
+            loop->heap[t->heap_index - 1].when_ms = when;
+            heap_up(loop, t->heap_index - 1);
         }
         return;
     }
     if (loop->heap_len == loop->heap_cap) {
         uint32_t cap = loop->heap_cap * 2;
-        struct ev_timer **h = realloc(loop->heap, (cap + 1) * sizeof(*h));
+        struct heap_entry *h = realloc(loop->heap, cap * sizeof(*h));
         if (h == NULL) {
             log_error("ev", "out of memory growing the timer heap");
             abort();
@@ -229,26 +254,29 @@ void ev_timer_start(struct ev_loop *loop, struct ev_timer *t, uint64_t after_ms)
         loop->heap_cap = cap;
     }
     t->when_ms = when;
-    t->heap_index = ++loop->heap_len;
-    loop->heap[t->heap_index] = t;
-    heap_up(loop, t->heap_index);
+    uint32_t i = loop->heap_len++;
+    loop->heap[i] = (struct heap_entry){.when_ms = when, .t = t};
+    heap_up(loop, i);
 }
 
 void ev_timer_stop(struct ev_loop *loop, struct ev_timer *t)
 {
-    uint32_t i = t->heap_index;
-    if (i == 0) {
+    if (t->heap_index == 0) {
         return;
     }
-    uint32_t last = loop->heap_len--;
-    if (i != last) {
-        loop->heap[i] = loop->heap[last];
-        loop->heap[i]->heap_index = i;
-        heap_up(loop, i);
-        heap_down(loop, loop->heap[i]->heap_index);
-    }
-    loop->heap[last] = NULL;
+    uint32_t i = t->heap_index - 1;
+    uint32_t last = --loop->heap_len;
     t->heap_index = 0;
+    if (i == last) {
+        return;
+    }
+    /* The last entry fills the hole, then moves whichever way its key asks. */
+    loop->heap[i] = loop->heap[last];
+    if (i > 0 && loop->heap[(i - 1) / HEAP_ARITY].when_ms > loop->heap[i].when_ms) {
+        heap_up(loop, i);
+    } else {
+        heap_down(loop, i);
+    }
 }
 
 uint32_t ev_loop_timer_count(const struct ev_loop *loop)
@@ -258,11 +286,11 @@ uint32_t ev_loop_timer_count(const struct ev_loop *loop)
 
 static void run_timers(struct ev_loop *loop)
 {
-    while (loop->heap_len > 0 && loop->heap[1]->when_ms <= loop->now_ms) {
-        struct ev_timer *t = loop->heap[1];
+    while (loop->heap_len > 0 && loop->heap[0].when_ms <= loop->now_ms) {
+        struct ev_timer *t = loop->heap[0].t;
         if (t->deadline_ms > loop->now_ms) {
-            t->when_ms = t->deadline_ms;
-            heap_down(loop, 1);
+            t->when_ms = loop->heap[0].when_ms = t->deadline_ms;
+            heap_down(loop, 0);
             continue;
         }
         ev_timer_stop(loop, t);
@@ -374,7 +402,7 @@ static int next_timeout_ms(const struct ev_loop *loop)
     if (loop->heap_len == 0) {
         return -1;
     }
-    uint64_t when = loop->heap[1]->when_ms;
+    uint64_t when = loop->heap[0].when_ms;
     if (when <= loop->now_ms) {
         return 0;
     }

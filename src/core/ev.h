@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The event loop: one per thread. epoll (level-triggered) for fd readiness, a binary heap
+/* The event loop: one per thread. epoll (level-triggered) for fd readiness, a 4-ary heap
  * of timers, an eventfd for wakeups from other threads, and a deferred queue run at the end
  * of every iteration (where closed objects are freed).
  *
@@ -54,7 +54,7 @@ struct ev_io {
 struct ev_timer {
     uint64_t when_ms;     /* heap key: never later than deadline_ms */
     uint64_t deadline_ms; /* when it really fires; pushing it later costs no heap work */
-    uint32_t heap_index;  /* 0 = not armed, else 1-based position in the heap */
+    uint32_t heap_index;  /* 0 = not armed, else its position in the heap + 1 */
     ev_timer_fn on_timeout;
     void *data;
     const char *name;

@@ -57,6 +57,73 @@ Test(ev, rearming_moves_a_timer)
     ev_loop_free(loop);
 }
 
+/* The heap's shape after every operation: each entry's key is its timer's, the timer knows
+ * its position, and no child fires before its parent. */
+static void assert_heap(const struct ev_loop *loop)
+{
+    for (uint32_t i = 0; i < loop->heap_len; i++) {
+        cr_assert_eq(loop->heap[i].t->heap_index, i + 1);
+        cr_assert_eq(loop->heap[i].when_ms, loop->heap[i].t->when_ms);
+        if (i > 0) {
+            cr_assert_geq(loop->heap[i].when_ms, loop->heap[(i - 1) / HEAP_ARITY].when_ms);
+        }
+    }
+}
+
+#define MANY 600
+static uint64_t fired_at[MANY];
+static uint64_t fired_deadline[MANY];
+static int n_fired;
+
+static void on_many(struct ev_loop *loop, struct ev_timer *t)
+{
+    fired_at[n_fired] = loop->now_ms;
+    fired_deadline[n_fired] = t->deadline_ms;
+    n_fired++;
+}
+
+Test(ev, many_timers_started_stopped_and_rearmed_fire_on_time)
+{
+    struct ev_loop *loop = ev_loop_new();
+    static struct ev_timer t[MANY];
+    bool armed[MANY] = {false};
+    uint64_t rng = 0x9E3779B97F4A7C15ull;
+    for (int i = 0; i < MANY; i++) {
+        ev_timer_init(&t[i], on_many, NULL, "many");
+    }
+    for (int op = 0; op < 20000; op++) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        int i = (int)(rng % MANY);
+        if ((rng >> 32) % 4 == 0) {
+            ev_timer_stop(loop, &t[i]);
+            armed[i] = false;
+        } else {
+            ev_timer_start(loop, &t[i], (rng >> 40) % 5000); /* earlier or later */
+            armed[i] = true;
+        }
+        assert_heap(loop);
+    }
+    uint32_t n_armed = 0;
+    for (int i = 0; i < MANY; i++) {
+        n_armed += armed[i];
+    }
+    cr_assert_eq(ev_loop_timer_count(loop), n_armed);
+    n_fired = 0;
+    for (uint64_t step = 0; step < 5000 && loop->heap_len > 0; step += 7) {
+        loop->now_ms += 7;
+        run_timers(loop);
+        assert_heap(loop);
+    }
+    cr_assert_eq((uint32_t)n_fired, n_armed);
+    for (int k = 0; k < n_fired; k++) {
+        cr_assert_geq(fired_at[k], fired_deadline[k], "a timer fired before its deadline");
+        cr_assert_lt(fired_at[k] - fired_deadline[k], 7, "a timer fired late");
+    }
+    ev_loop_free(loop);
+}
+
 static int reads;
 
 static void on_readable(struct ev_loop *loop, struct ev_io *io, uint32_t events)

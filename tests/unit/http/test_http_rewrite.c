@@ -276,3 +276,30 @@ Test(rewrite, upgrade_response_101_keeps_upgrade_without_close)
                         "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
                         "Connection: upgrade\r\n\r\n");
 }
+
+/* The status line is written digit by digit (no snprintf on the hot path): every status the
+ * parser admits (100-599) comes out as it came in, HTTP/1.0 responses as 1.1, and a status
+ * a caller set outside 100-999 still comes out whole. */
+Test(rewrite, status_line_keeps_every_three_digit_status)
+{
+    static const int statuses[] = {100, 101, 200, 204, 304, 404, 418, 503, 599};
+    for (size_t k = 0; k < sizeof(statuses) / sizeof(statuses[0]); k++) {
+        char raw[64];
+        snprintf(raw, sizeof(raw), "HTTP/1.0 %d Why\r\n\r\n", statuses[k]);
+        parse(raw, true);
+        struct http_rewrite_res opt = {0};
+        cr_assert_eq(http_rewrite_response(&msg, text, &opt, &out), 0);
+        char r[128], want[64];
+        snprintf(r, sizeof(r), "%.*s", (int)out.len, buf_head(&out));
+        snprintf(want, sizeof(want), "HTTP/1.1 %d Why\r\n\r\n", statuses[k]);
+        cr_assert_str_eq(r, want);
+        buf_fini(&out);
+    }
+    parse("HTTP/1.1 200 OK\r\n\r\n", true);
+    msg.status = 1000;
+    struct http_rewrite_res opt = {0};
+    cr_assert_eq(http_rewrite_response(&msg, text, &opt, &out), 0);
+    cr_assert_eq(out.len, strlen("HTTP/1.1 1000 OK\r\n\r\n"));
+    cr_assert_eq(memcmp(buf_head(&out), "HTTP/1.1 1000 OK\r\n\r\n", out.len), 0);
+    buf_fini(&out);
+}

@@ -583,9 +583,11 @@ void hp_conn_step(struct hp_conn *c)
         c->ex->handler->sync != NULL) {
         c->ex->handler->sync(c); /* the handler's timers and fds; may fail the request */
     }
-    if (c->in.len == 0 && c->in.data != NULL && c->state != HP_STATE_CLOSED) {
+    if (c->in.len == 0 && c->in.cap == HTTP_POOL_BUF_SIZE && c->state != HP_STATE_CLOSED) {
         /* Nothing read is waiting (idle, or a request waiting for its server): the buffer
-         * goes back to the pool and the next readable event takes one again. */
+         * goes back to the pool and the next readable event takes one again. A buffer grown
+         * for a streamed body stays until the connection goes idle (release_idle_memory):
+         * freeing it here meant a malloc and a free for every buffer of body. */
         http_buf_release(&c->in);
     }
     update_interest(c);

@@ -13,6 +13,8 @@
 #define CONF_PATH_MAX 1024
 
 /* Where a directive was written, for error messages. */
+struct lb_algo; /* lb/lb_algo.h: a balancing algorithm */
+
 struct conf_pos {
     char file[CONF_PATH_MAX];
     int line;
@@ -22,13 +24,6 @@ struct conf_pos {
 enum conf_mode {
     CONF_MODE_HTTP = 0, /* HTTP/1.1 proxying */
     CONF_MODE_TCP       /* plain byte relay */
-};
-
-enum conf_balance {
-    CONF_BALANCE_ROUNDROBIN = 0, /* smooth weighted round robin */
-    CONF_BALANCE_LEASTCONN,      /* weighted least connections, ties in rotation */
-    CONF_BALANCE_SOURCE,         /* client IP on a consistent hash ring */
-    CONF_BALANCE_RANDOM          /* power of two random choices */
 };
 
 /* A cluster member. Roles are a bit set of CONF_ROLE_*. */
@@ -83,7 +78,8 @@ struct conf_check {
 struct conf_backend {
     char name[CONF_NAME_MAX];
     enum conf_mode mode;
-    enum conf_balance balance;
+    const struct lb_algo *balance;   /* "balance NAME" (lb/lb_algo.h), NULL: roundrobin */
+    char balance_arg[CONF_NAME_MAX]; /* "balance NAME ARG", "" when none */
     struct conf_server *servers;
     uint32_t n_servers;
     struct conf_check check;

@@ -1070,6 +1070,36 @@ bool http_span_eq(const char *buf, struct http_span s, const char *str, size_t l
     return s.len == len && ascii_case_eq(buf + s.off, str, len);
 }
 
+const char *http_head_value(const char *head, size_t len, const char *name, size_t name_len,
+                            size_t *value_len)
+{
+    const char *end = head + len;
+    const char *line = memchr(head, '\n', len); /* past the start line */
+    while (line != NULL && ++line < end) {
+        const char *eol = memchr(line, '\n', (size_t)(end - line));
+        const char *stop = eol != NULL ? eol : end;
+        if (stop == line || (stop - line == 1 && line[0] == '\r')) {
+            break; /* the empty line: the head ends */
+        }
+        if ((size_t)(stop - line) > name_len && line[name_len] == ':' &&
+            ascii_case_eq(line, name, name_len)) {
+            const char *v = line + name_len + 1;
+            const char *v_end = stop;
+            while (v < v_end && has_class((unsigned char)*v, CC_OWS)) {
+                v++;
+            }
+            while (v_end > v &&
+                   (v_end[-1] == '\r' || has_class((unsigned char)v_end[-1], CC_OWS))) {
+                v_end--;
+            }
+            *value_len = (size_t)(v_end - v);
+            return v;
+        }
+        line = eol;
+    }
+    return NULL;
+}
+
 bool http_list_has_token(const char *value, size_t value_len, const char *token, size_t token_len)
 {
     size_t i = 0;

@@ -147,6 +147,13 @@ int http_msg_find(const struct http_msg *msg, const char *buf, const char *name,
 /* Case-insensitive comparison of a span with a string. */
 bool http_span_eq(const char *buf, struct http_span s, const char *str, size_t len);
 
+/* The value of the first header named name (case-insensitive) in head[0, len), a serialized
+ * head keel wrote itself (one "Name: value" per CRLF-terminated line after the start line),
+ * without its OWS; its length in *value_len. NULL when absent. Any bytes are safe to scan:
+ * the result always lies inside head. */
+const char *http_head_value(const char *head, size_t len, const char *name, size_t name_len,
+                            size_t *value_len);
+
 /* Whether a comma-separated header value list contains token (case-insensitive). */
 bool http_list_has_token(const char *value, size_t value_len, const char *token, size_t token_len);
 

@@ -225,6 +225,15 @@ static void on_session_wake(void *owner)
     hp_conn_step(owner);
 }
 
+/* For an algorithm that routes by a header: the head for the server holds the request's
+ * headers (the client's buffer has moved on to the body by the time a queued pick runs). */
+static const char *session_header(void *owner, const char *name, size_t name_len, size_t *value_len)
+{
+    const struct hp_conn *c = owner;
+    const struct buf *head = &c->ex->h.px.rhead;
+    return http_head_value(buf_head(head), head->len, name, name_len, value_len);
+}
+
 static const struct lb_session_ops hp_session_ops = {
     .log_name = "http",
     .on_slot = on_session_slot,
@@ -233,6 +242,7 @@ static const struct lb_session_ops hp_session_ops = {
     .on_drop = on_session_drop,
     .on_error = on_session_error,
     .on_wake = on_session_wake,
+    .header = session_header,
 };
 
 /* After a failure with the current server once connected: retry elsewhere when that is

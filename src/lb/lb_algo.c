@@ -1,26 +1,59 @@
 /* SPDX-License-Identifier: MIT */
-/* What the balancing algorithms share: the balance-mode table, the client address hash used by
- * "source", and the per-thread random generator used by "random". The algorithms themselves
- * live one per file (lb_roundrobin.c, lb_leastconn.c, lb_source.c, lb_random.c). */
+/* What the balancing algorithms share: their table (what "balance" accepts), what a pick may
+ * ask about the request, the hash used for keys and the per-thread random generator. The
+ * algorithms themselves live one per file (lb_roundrobin.c, lb_leastconn.c, lb_source.c,
+ * lb_random.c). */
 #include "lb/lb_algo.h"
 
-#include <stddef.h>
+#include <string.h>
 
-const struct lb_algo *lb_algo_for(enum conf_balance balance)
+#include "core/sock.h"
+
+/* Every algorithm, first the default. A new one is its file plus its name here. */
+#define LB_ALGOS(X) X(lb_roundrobin) X(lb_leastconn) X(lb_source) X(lb_random)
+
+#define LB_ALGO_DECLARE(algo) extern const struct lb_algo algo;
+LB_ALGOS(LB_ALGO_DECLARE)
+#define LB_ALGO_ENTRY(algo) &algo,
+static const struct lb_algo *const algos[] = {LB_ALGOS(LB_ALGO_ENTRY)};
+#define N_ALGOS (sizeof(algos) / sizeof(algos[0]))
+
+const struct lb_algo *lb_algo_find(const char *name)
 {
-    switch (balance) {
-    case CONF_BALANCE_ROUNDROBIN:
-        return &lb_roundrobin;
-    case CONF_BALANCE_LEASTCONN:
-        return &lb_leastconn;
-    case CONF_BALANCE_SOURCE:
-        return &lb_source;
-    case CONF_BALANCE_RANDOM:
-        return &lb_random;
+    for (size_t i = 0; i < N_ALGOS; i++) {
+        if (strcmp(algos[i]->name, name) == 0) {
+            return algos[i];
+        }
     }
-    /* Not reachable from a validated configuration; no default label so that -Wswitch reports
-     * a new enum value that has no algorithm. */
     return NULL;
+}
+
+const struct lb_algo *lb_algo_at(size_t i)
+{
+    return i < N_ALGOS ? algos[i] : NULL;
+}
+
+const struct lb_algo *lb_algo_of(const struct conf_backend *be)
+{
+    return be->balance != NULL ? be->balance : algos[0];
+}
+
+uint32_t lb_pick_client_hash(const struct lb_pick_ctx *ctx)
+{
+    if (ctx->peer == NULL) {
+        return ctx->client_hash;
+    }
+    unsigned alen;
+    const void *ab = sock_addr_bytes((const struct sockaddr *)ctx->peer, &alen);
+    return lb_hash_bytes(ab, alen);
+}
+
+const char *lb_pick_header(const struct lb_pick_ctx *ctx, const char *name, size_t *value_len)
+{
+    if (ctx->header == NULL) {
+        return NULL;
+    }
+    return ctx->header(ctx->req, name, strlen(name), value_len);
 }
 
 /* MurmurHash3 x86_32 constants (Austin Appleby, public domain). */
@@ -54,9 +87,9 @@ static uint32_t murmur_fmix32(uint32_t h)
     return h;
 }
 
-uint32_t lb_hash_client(const void *addr_bytes, uint32_t len)
+uint32_t lb_hash_bytes(const void *bytes, uint32_t len)
 {
-    const unsigned char *p = addr_bytes;
+    const unsigned char *p = bytes;
     uint32_t h = LB_HASH_SEED;
     uint32_t nblocks = len / 4u;
 

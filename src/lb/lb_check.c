@@ -374,7 +374,7 @@ void lb_server_report_failure(struct lb_server *s, const struct sockaddr_storage
 {
     unsigned alen;
     const void *ab = sock_addr_bytes((const struct sockaddr *)client, &alen);
-    uint32_t key = lb_hash_client(ab, alen);
+    uint32_t key = lb_hash_bytes(ab, alen);
     key = key != 0 ? key : 1;
     /* The client first, then the count (release): the control thread drains the count first
      * (acquire), then the clients, so it never sees a failure without its client. */

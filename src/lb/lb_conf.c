@@ -11,6 +11,7 @@
 
 #include "core/conf.h"
 #include "core/conf_check.h"
+#include "lb/lb_algo.h"
 
 #define TIMEOUT_MIN 1u                    /* 1ms */
 #define TIMEOUT_MAX (24u * 3600u * 1000u) /* 24h */
@@ -434,17 +435,59 @@ static int set_loc_return(struct conf_parser *cp, const struct conf_directive *d
     return 0;
 }
 
+/* balance NAME [ARG]: an algorithm of lb/lb_algo.c's table, with the argument it takes. */
+static int set_balance(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                       const struct conf_token *tok, size_t n)
+{
+    (void)d;
+    struct conf_backend *be = obj;
+    const struct lb_algo *algo = lb_algo_find(tok[1].text);
+    if (algo == NULL) {
+        struct conf_match m;
+        conf_match_init(&m);
+        char names[160] = "";
+        size_t len = 0;
+        for (size_t i = 0; (algo = lb_algo_at(i)) != NULL; i++) {
+            conf_match_try(&m, tok[1].text, algo->name);
+            int w = snprintf(names + len, sizeof(names) - len, "%s%s", i ? ", " : "", algo->name);
+            if (w > 0 && (size_t)w < sizeof(names) - len) {
+                len += (size_t)w;
+            }
+        }
+        conf_error(cp, &tok[1], "invalid value \"%s\" for \"balance\": expected one of %s%s%s%s",
+                   tok[1].text, names, m.best ? " (did you mean \"" : "", m.best ? m.best : "",
+                   m.best ? "\"?)" : "");
+        return -KEEL_ECONFIG;
+    }
+    if (algo->arg_name == NULL && n > 2) {
+        conf_error(cp, &tok[2], "\"balance %s\" takes no argument", algo->name);
+        return -KEEL_ECONFIG;
+    }
+    if (algo->arg_name != NULL && n < 3) {
+        conf_error(cp, &tok[1], "\"balance %s\" needs its argument: balance %s %s", algo->name,
+                   algo->name, algo->arg_name);
+        return -KEEL_ECONFIG;
+    }
+    be->balance_arg[0] = '\0';
+    if (n > 2) {
+        const char *why = algo->check_arg != NULL ? algo->check_arg(tok[2].text) : NULL;
+        if (why == NULL && tok[2].len >= sizeof(be->balance_arg)) {
+            why = "longer than 63 bytes";
+        }
+        if (why != NULL) {
+            conf_error(cp, &tok[2], "invalid %s \"%s\" for \"balance %s\": %s", algo->arg_name,
+                       tok[2].text, algo->name, why);
+            return -KEEL_ECONFIG;
+        }
+        memcpy(be->balance_arg, tok[2].text, tok[2].len + 1);
+    }
+    be->balance = algo;
+    return 0;
+}
+
 /* ------------------------------------------------------------------------------------------
  * Tables
  * ------------------------------------------------------------------------------------------ */
-
-static const struct conf_enum balance_values[] = {
-    {"roundrobin", CONF_BALANCE_ROUNDROBIN},
-    {"leastconn", CONF_BALANCE_LEASTCONN},
-    {"source", CONF_BALANCE_SOURCE},
-    {"random", CONF_BALANCE_RANDOM},
-    {NULL, 0},
-};
 
 #define FE CONF_CTX_FRONTEND
 #define BE CONF_CTX_BACKEND
@@ -626,13 +669,11 @@ static const struct conf_directive lb_directives[] = {
     {.name = "balance",
      .contexts = BE,
      .min_args = 1,
-     .max_args = 1,
-     .set = conf_set_enum,
-     CONF_FIELD(struct conf_backend, balance),
-     .values = balance_values,
+     .max_args = 2,
+     .set = set_balance,
      .def = "roundrobin",
-     .syntax = "balance roundrobin|leastconn|source|random",
-     .help = "balancing algorithm"},
+     .syntax = "balance ALGORITHM [ARG]",
+     .help = "balancing algorithm (lb/lb_algo.c's table)"},
     {.name = "server",
      .contexts = BE,
      .min_args = 2,

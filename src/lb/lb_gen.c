@@ -290,7 +290,7 @@ static struct lb_snap *snap_build(struct lb_backend *be, bool backups)
         return NULL;
     }
     snap->is_backup_set = backups;
-    snap->algo = lb_algo_for(be->conf->balance);
+    snap->algo = lb_algo_of(be->conf);
     snap->state = snap->algo->build(snap->servers, snap->n);
     if (snap->state == NULL) {
         free(snap->servers);

@@ -6,6 +6,7 @@
 #define KEEL_LB_LB_SESSION_T_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -72,6 +73,9 @@ struct lb_session_ops {
      * run the owner's pump. NULL: nothing. Called last, with the owner only: the session
      * may be gone by then (an HTTP exchange that failed went back to its pool). */
     void (*on_wake)(void *owner);
+    /* The value of the request's header name, for an algorithm that routes by one (struct
+     * lb_pick_ctx); NULL function: the owner has no request headers. */
+    const char *(*header)(void *owner, const char *name, size_t name_len, size_t *value_len);
 };
 
 /* Embedded in its owner; set up by lb_session_init. Fields are the session's, except those

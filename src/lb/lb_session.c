@@ -170,10 +170,13 @@ static void session_fail(struct lb_session *s, enum lb_session_err err)
 
 static int pick(struct lb_session *s)
 {
-    struct lb_pick_ctx ctx = {.rng = &s->w->rng};
-    unsigned alen;
-    const void *ab = sock_addr_bytes((const struct sockaddr *)s->peer, &alen);
-    ctx.client_hash = lb_hash_client(ab, alen);
+    struct lb_pick_ctx ctx = {
+        .arg = s->be->conf->balance_arg,
+        .rng = &s->w->rng,
+        .peer = s->peer,
+        .header = s->ops->header,
+        .req = s->owner,
+    };
     return lb_backend_pick(s->be, &ctx, s->failed_srv, &s->srv);
 }
 

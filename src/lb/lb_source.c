@@ -2,7 +2,8 @@
 /* Client IP affinity ("balance source") on a consistent hash ring: each server owns points on a
  * 32-bit circle, placed by hashing its name, and a client goes to the first point at or after
  * its address hash. Removing a server moves only that server's clients; adding one takes about
- * a 1/(n+1) share. This file does not hash addresses (lb_hash_client() does). */
+ * a 1/(n+1) share. The ring (lb_ring_*) serves any algorithm that hashes a key; this file's
+ * key is the client's address (lb_pick_client_hash). */
 #include "lb/lb_algo.h"
 
 #include <limits.h>
@@ -132,7 +133,7 @@ static int src_fill_ring(struct src_state *st)
     return 0;
 }
 
-static void *src_build(struct lb_server *const *servers, uint32_t n)
+void *lb_ring_build(struct lb_server *const *servers, uint32_t n)
 {
     uint64_t total = 0;
     struct src_state *st;
@@ -162,9 +163,9 @@ static void *src_build(struct lb_server *const *servers, uint32_t n)
     return st;
 }
 
-static void src_free(void *state)
+void lb_ring_free(void *ring)
 {
-    free(state);
+    free(ring);
 }
 
 /* The first point whose hash is >= h, wrapping past the top of the circle to point 0. A
@@ -188,10 +189,10 @@ static uint32_t src_find_point(const struct src_state *st, uint32_t h)
 
 /* O(log points). A full server is not replaced by its neighbour on the ring: that would break
  * the affinity the client asked for, so the caller queues for it (as HAProxy does). */
-static int src_pick(void *state, const struct lb_pick_ctx *ctx)
+int lb_ring_pick(const void *ring, uint32_t key)
 {
-    const struct src_state *st = state;
-    uint32_t idx = st->point_server[src_find_point(st, ctx->client_hash)];
+    const struct src_state *st = ring;
+    uint32_t idx = st->point_server[src_find_point(st, key)];
 
     if (!lb_server_has_room(st->servers[idx])) {
         return -1;
@@ -199,9 +200,14 @@ static int src_pick(void *state, const struct lb_pick_ctx *ctx)
     return (int)idx;
 }
 
+static int src_pick(void *state, const struct lb_pick_ctx *ctx)
+{
+    return lb_ring_pick(state, lb_pick_client_hash(ctx));
+}
+
 const struct lb_algo lb_source = {
     .name = "source",
-    .build = src_build,
-    .free = src_free,
+    .build = lb_ring_build,
+    .free = lb_ring_free,
     .pick = src_pick,
 };

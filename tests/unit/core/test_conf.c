@@ -6,6 +6,7 @@
 
 #include "core/conf.c"
 #include "core/log.h"
+#include "lb/lb_algo.h"
 
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -102,7 +103,7 @@ Test(conf, frontend_backend_server_check_defaults)
     const struct conf_backend *be = &conf->backends[0];
     cr_assert_str_eq(be->name, "web");
     cr_assert_eq(be->mode, CONF_MODE_HTTP);
-    cr_assert_eq(be->balance, CONF_BALANCE_ROUNDROBIN);
+    cr_assert_str_eq(lb_algo_of(be)->name, "roundrobin");
     cr_assert_eq(be->timeout_connect_ms, 3000);
     cr_assert_eq(be->timeout_server_ms, 60000);
     cr_assert_eq(be->timeout_queue_ms, 5000);
@@ -238,7 +239,7 @@ Test(conf, full_valid_config)
     const struct conf_backend *be = conf_find_backend(conf, "web");
     cr_assert_eq(be, &conf->backends[0]);
     cr_assert_null(conf_find_backend(conf, "nope"));
-    cr_assert_eq(be->balance, CONF_BALANCE_LEASTCONN);
+    cr_assert_str_eq(lb_algo_of(be)->name, "leastconn");
     cr_assert_eq(be->n_servers, 2);
     cr_assert_eq(be->servers[0].weight, 5);
     cr_assert_eq(be->servers[0].maxconn, 100);
@@ -265,10 +266,10 @@ Test(conf, full_valid_config)
     cr_assert_eq(be->retries, 3);
     cr_assert_eq(be->keepalive, 0);
     cr_assert_eq(conf->backends[1].mode, CONF_MODE_TCP);
-    cr_assert_eq(conf->backends[1].balance, CONF_BALANCE_SOURCE);
+    cr_assert_str_eq(lb_algo_of(&conf->backends[1])->name, "source");
     cr_assert_eq(conf->backends[1].check.type, CONF_CHECK_TCP);
     cr_assert_eq(conf->backends[1].check.interval_ms, 100);
-    cr_assert_eq(conf->backends[2].balance, CONF_BALANCE_RANDOM);
+    cr_assert_str_eq(lb_algo_of(&conf->backends[2])->name, "random");
     cr_assert_str_eq(conf->backends[2].servers[1].addr.text, "10.0.0.2:65535");
     conf_free(conf);
 }
@@ -656,6 +657,8 @@ Test(conf_errors, enums)
     expect_errors("backend b { server a 1.2.3.4:5; balance roundrobbin; }\n",
                   "t.conf:1:41: error: invalid value \"roundrobbin\" for \"balance\": expected one "
                   "of roundrobin, leastconn, source, random (did you mean \"roundrobin\"?)\n");
+    expect_errors("backend b { server a 1.2.3.4:5; balance source X-User; }\n",
+                  "t.conf:1:48: error: \"balance source\" takes no argument\n");
     expect_errors(
         "global { log_level verbose; }\n",
         "t.conf:1:20: error: invalid value \"verbose\" for \"log_level\": expected one of "

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 
 #include "db/db_conf.c"
+#include "lb/lb_algo.h"
 
 static struct conf *load(const char *text)
 {
@@ -124,7 +125,7 @@ Test(db_conf, routes_on_the_lb_nodes)
     cr_assert_str_eq(r->name, "main-read");
     const struct conf_backend *rb = &conf->backends[r->backend_index];
     cr_assert_str_eq(rb->name, "main-readers");
-    cr_assert_eq(rb->balance, CONF_BALANCE_LEASTCONN);
+    cr_assert_str_eq(lb_algo_of(rb)->name, "leastconn");
     cr_assert(rb->shutdown_on_down);
     cr_assert_eq(rb->n_servers, 2);
     cr_assert_str_eq(rb->servers[1].name, "db2");

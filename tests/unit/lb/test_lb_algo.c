@@ -6,7 +6,10 @@
 #include <criterion/criterion.h>
 
 #include "lb/lb_algo.c"
+#include "http/http_parse.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -73,37 +76,113 @@ static const struct lb_algo *const all_algos[] = {&lb_roundrobin, &lb_leastconn,
 
 /* ---------------------------------------------------------------- shared: lb_algo.c */
 
-Test(lb_algo, for_maps_each_balance_mode)
+Test(lb_algo, table_finds_each_algorithm_by_name)
 {
-    cr_assert_eq(lb_algo_for(CONF_BALANCE_ROUNDROBIN), &lb_roundrobin);
-    cr_assert_eq(lb_algo_for(CONF_BALANCE_LEASTCONN), &lb_leastconn);
-    cr_assert_eq(lb_algo_for(CONF_BALANCE_SOURCE), &lb_source);
-    cr_assert_eq(lb_algo_for(CONF_BALANCE_RANDOM), &lb_random);
+    cr_assert_eq(lb_algo_find("roundrobin"), &lb_roundrobin);
+    cr_assert_eq(lb_algo_find("leastconn"), &lb_leastconn);
+    cr_assert_eq(lb_algo_find("source"), &lb_source);
+    cr_assert_eq(lb_algo_find("random"), &lb_random);
+    cr_assert_null(lb_algo_find("roundrobinx"));
+    cr_assert_null(lb_algo_find(""));
+    cr_assert_eq(lb_algo_at(0), &lb_roundrobin, "the default comes first");
+    size_t n = 0;
+    while (lb_algo_at(n) != NULL) {
+        cr_assert_eq(lb_algo_find(lb_algo_at(n)->name), lb_algo_at(n));
+        n++;
+    }
+    cr_assert_eq(n, 4);
+    struct conf_backend be = {.balance = NULL};
+    cr_assert_eq(lb_algo_of(&be), &lb_roundrobin);
+    be.balance = &lb_source;
+    cr_assert_eq(lb_algo_of(&be), &lb_source);
     cr_assert_str_eq(lb_roundrobin.name, "roundrobin");
     cr_assert_str_eq(lb_leastconn.name, "leastconn");
     cr_assert_str_eq(lb_source.name, "source");
     cr_assert_str_eq(lb_random.name, "random");
 }
 
-Test(lb_algo, hash_client_is_deterministic_and_spreads)
+static const char *test_header(void *req, const char *name, size_t name_len, size_t *value_len)
+{
+    const char *head = req;
+    return http_head_value(head, strlen(head), name, name_len, value_len);
+}
+
+/* What a pick may ask: the client's hash is computed from its address (the port ignored),
+ * headers come from the owner's function, and a TCP session (no function) has none. */
+Test(lb_algo, pick_ctx_gives_client_hash_and_headers_on_demand)
+{
+    struct sockaddr_storage ss1 = {0};
+    struct sockaddr_storage ss2 = {0};
+    struct sockaddr_in *a1 = (struct sockaddr_in *)&ss1;
+    struct sockaddr_in *a2 = (struct sockaddr_in *)&ss2;
+    a1->sin_family = a2->sin_family = AF_INET;
+    a1->sin_addr.s_addr = a2->sin_addr.s_addr = htonl(0x0a000001);
+    a1->sin_port = htons(1000);
+    a2->sin_port = htons(2000);
+    const unsigned char ip[4] = {10, 0, 0, 1};
+    struct lb_pick_ctx c1 = {.peer = &ss1};
+    struct lb_pick_ctx c2 = {.peer = &ss2};
+    cr_assert_eq(lb_pick_client_hash(&c1), lb_hash_bytes(ip, 4));
+    cr_assert_eq(lb_pick_client_hash(&c1), lb_pick_client_hash(&c2));
+    struct lb_pick_ctx given = {.client_hash = 77};
+    cr_assert_eq(lb_pick_client_hash(&given), 77);
+
+    size_t len = 0;
+    cr_assert_null(lb_pick_header(&c1, "X-User", &len), "no header function: none");
+    char head[] = "GET / HTTP/1.1\r\nHost: h\r\nX-User:  alice \r\nx-user: bob\r\n\r\n"
+                  "X-Late: body\r\n";
+    struct lb_pick_ctx h = {.header = test_header, .req = head};
+    const char *v = lb_pick_header(&h, "x-USER", &len);
+    cr_assert_not_null(v);
+    cr_assert_eq(len, 5);
+    cr_assert(memcmp(v, "alice", 5) == 0, "the first one, OWS trimmed");
+    cr_assert_null(lb_pick_header(&h, "X-Us", &len), "a prefix is not the name");
+    cr_assert_null(lb_pick_header(&h, "X-Late", &len), "past the empty line is not the head");
+    cr_assert_null(lb_pick_header(&h, "GET / HTTP/1.1", &len), "the start line is no header");
+}
+
+/* Source affinity goes through the context: the same address from another port, same server. */
+Test(lb_algo, source_keys_on_the_client_address_from_the_ctx)
+{
+    const uint32_t w[4] = {1, 1, 1, 1};
+    struct test_pool p;
+    pool_init(&p, w, 4);
+    void *st = build_or_fail(&lb_source, p.all, p.n);
+    uint64_t rng = 1;
+    for (uint32_t i = 1; i < 200; i++) {
+        struct sockaddr_storage ss = {0};
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_addr.s_addr = htonl(0xc0a80000u + i);
+        a->sin_port = htons(1000);
+        struct lb_pick_ctx ctx = {.peer = &ss, .rng = &rng};
+        int first = lb_source.pick(st, &ctx);
+        a->sin_port = htons((uint16_t)(2000 + i));
+        cr_assert_eq(lb_source.pick(st, &ctx), first);
+        cr_assert_eq(first, lb_ring_pick(st, lb_hash_bytes(&a->sin_addr, 4)));
+    }
+    lb_source.free(st);
+}
+
+Test(lb_algo, hash_bytes_is_deterministic_and_spreads)
 {
     const unsigned char v4a[4] = {10, 0, 0, 1};
     const unsigned char v4b[4] = {10, 0, 0, 2};
     unsigned char v6[16] = {0x20, 0x01, 0x0d, 0xb8};
     uint32_t buckets[16] = {0};
 
-    cr_assert_eq(lb_hash_client(v4a, 4), lb_hash_client(v4a, 4));
-    cr_assert_neq(lb_hash_client(v4a, 4), lb_hash_client(v4b, 4));
-    cr_assert_neq(lb_hash_client(v6, 16), lb_hash_client(v6, 15));
+    cr_assert_eq(lb_hash_bytes(v4a, 4), lb_hash_bytes(v4a, 4));
+    cr_assert_neq(lb_hash_bytes(v4a, 4), lb_hash_bytes(v4b, 4));
+    cr_assert_neq(lb_hash_bytes(v6, 16), lb_hash_bytes(v6, 15));
     /* Odd lengths read only their own bytes (tail handling); valgrind checks the reads. */
     for (uint32_t len = 0; len <= 16; len++) {
-        (void)lb_hash_client(v6, len);
+        (void)lb_hash_bytes(v6, len);
     }
     /* Sequential addresses spread evenly over the top 4 bits (the ring uses the whole word). */
     for (uint32_t i = 0; i < 16000; i++) {
         unsigned char a[4] = {192, 168, (unsigned char)(i >> 8), (unsigned char)i};
 
-        buckets[lb_hash_client(a, 4) >> 28]++;
+        buckets[lb_hash_bytes(a, 4) >> 28]++;
     }
     for (uint32_t b = 0; b < 16; b++) {
         cr_assert(buckets[b] > 800 && buckets[b] < 1200, "bucket %u has %u", b, buckets[b]);
@@ -480,7 +559,7 @@ static void source_map(struct lb_server *const *servers, uint32_t n, uint32_t n_
         unsigned char addr[4] = {10, (unsigned char)(i >> 16), (unsigned char)(i >> 8),
                                  (unsigned char)i};
 
-        names[i] = picked_name(servers, pick_hash(&lb_source, st, lb_hash_client(addr, 4)));
+        names[i] = picked_name(servers, pick_hash(&lb_source, st, lb_hash_bytes(addr, 4)));
     }
     lb_source.free(st);
 }

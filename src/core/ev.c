@@ -27,6 +27,12 @@ struct heap_entry {
     struct ev_timer *t;
 };
 
+/* One release after this iteration's batch: fn(loop, data), or free(data) when fn is NULL. */
+struct ev_later {
+    ev_defer_fn fn;
+    void *data;
+};
+
 struct ev_loop {
     int epfd;
     uint64_t now_ms;
@@ -38,9 +44,9 @@ struct ev_loop {
     struct ev_defer *defer_tail;
     int wake_fd;
     struct ev_io wake_io;
-    void **to_free;
-    uint32_t n_to_free;
-    uint32_t cap_to_free;
+    struct ev_later *later; /* ev_free_later, ev_release_later: run after the deferred calls */
+    uint32_t n_later;
+    uint32_t cap_later;
     ev_hook_fn on_wakeup;
     void *wakeup_data;
     ev_hook_fn on_iteration;
@@ -91,10 +97,13 @@ void ev_loop_free(struct ev_loop *loop)
         close(loop->wake_fd);
     }
     close(loop->epfd);
-    for (uint32_t i = 0; i < loop->n_to_free; i++) {
-        free(loop->to_free[i]);
+    /* Releases still pending are dropped like deferred calls; plain frees are done. */
+    for (uint32_t i = 0; i < loop->n_later; i++) {
+        if (loop->later[i].fn == NULL) {
+            free(loop->later[i].data);
+        }
     }
-    free(loop->to_free);
+    free(loop->later);
     free(loop->heap);
     free(loop);
 }
@@ -317,22 +326,31 @@ void ev_defer(struct ev_loop *loop, struct ev_defer *d, ev_defer_fn fn, void *da
     loop->defer_tail = d;
 }
 
-void ev_free_later(struct ev_loop *loop, void *ptr)
+static void later_add(struct ev_loop *loop, ev_defer_fn fn, void *data)
 {
-    if (ptr == NULL) {
-        return;
-    }
-    if (loop->n_to_free == loop->cap_to_free) {
-        uint32_t cap = loop->cap_to_free == 0 ? 16 : loop->cap_to_free * 2;
-        void **v = realloc(loop->to_free, cap * sizeof(*v));
+    if (loop->n_later == loop->cap_later) {
+        uint32_t cap = loop->cap_later == 0 ? 64 : loop->cap_later * 2;
+        struct ev_later *v = realloc(loop->later, cap * sizeof(*v));
         if (v == NULL) {
-            log_warn("ev", "out of memory deferring a free; leaking %p", ptr);
+            log_warn("ev", "out of memory deferring a release; leaking %p", data);
             return;
         }
-        loop->to_free = v;
-        loop->cap_to_free = cap;
+        loop->later = v;
+        loop->cap_later = cap;
     }
-    loop->to_free[loop->n_to_free++] = ptr;
+    loop->later[loop->n_later++] = (struct ev_later){.fn = fn, .data = data};
+}
+
+void ev_free_later(struct ev_loop *loop, void *ptr)
+{
+    if (ptr != NULL) {
+        later_add(loop, NULL, ptr);
+    }
+}
+
+void ev_release_later(struct ev_loop *loop, ev_defer_fn fn, void *data)
+{
+    later_add(loop, fn, data);
 }
 
 static void run_deferred(struct ev_loop *loop)
@@ -346,10 +364,16 @@ static void run_deferred(struct ev_loop *loop)
         d->is_queued = false;
         d->fn(loop, d->data); /* may free d */
     }
-    for (uint32_t i = 0; i < loop->n_to_free; i++) {
-        free(loop->to_free[i]);
+    /* A release may add another (its object's parts): read the array afresh each time. */
+    for (uint32_t i = 0; i < loop->n_later; i++) {
+        struct ev_later l = loop->later[i];
+        if (l.fn != NULL) {
+            l.fn(loop, l.data);
+        } else {
+            free(l.data);
+        }
     }
-    loop->n_to_free = 0;
+    loop->n_later = 0;
 }
 
 /* ---------------------------------------------------------------- wakeups */

@@ -107,6 +107,12 @@ void ev_defer(struct ev_loop *loop, struct ev_defer *d, ev_defer_fn fn, void *da
  * On OOM the pointer is leaked rather than freed early. */
 void ev_free_later(struct ev_loop *loop, void *ptr);
 
+/* fn(loop, data) at the same point, once: the final release of an object that embeds
+ * watchers, without an ev_defer in every object (an idle connection is mostly its struct).
+ * On OOM the object is leaked rather than released early. Pending releases are dropped
+ * when the loop is freed, like deferred calls. */
+void ev_release_later(struct ev_loop *loop, ev_defer_fn fn, void *data);
+
 /* Wake-up from other threads: on_wakeup runs in the loop's thread after any number of
  * ev_loop_wake calls (coalesced). */
 int ev_loop_set_wakeup(struct ev_loop *loop, ev_hook_fn on_wakeup, void *data) KEEL_MUST_CHECK;

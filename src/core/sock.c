@@ -109,11 +109,45 @@ int sock_accept(int lfd, struct sockaddr_storage *peer, socklen_t *peerlen)
     return fd;
 }
 
+void sock_peer_set(union sock_peer *p, const struct sockaddr_storage *ss)
+{
+    memset(p, 0, sizeof(*p));
+    if (ss->ss_family == AF_INET) {
+        memcpy(&p->in, ss, sizeof(p->in));
+    } else if (ss->ss_family == AF_INET6) {
+        memcpy(&p->in6, ss, sizeof(p->in6));
+    } else {
+        p->sa.sa_family = AF_UNSPEC;
+    }
+}
+
+/* The dotted quad, written directly: the proxy formats the client's address for every
+ * request it forwards (X-Forwarded-For), and inet_ntop's general path costs more. */
+static void ipv4_text(const struct in_addr *a, char *out)
+{
+    const unsigned char *b = (const unsigned char *)&a->s_addr;
+    char *p = out;
+    for (int i = 0; i < 4; i++) {
+        unsigned v = b[i];
+        if (v >= 100) {
+            *p++ = (char)('0' + v / 100);
+            v %= 100;
+            *p++ = (char)('0' + v / 10);
+        } else if (v >= 10) {
+            *p++ = (char)('0' + v / 10);
+        }
+        *p++ = (char)('0' + v % 10);
+        *p++ = i < 3 ? '.' : '\0';
+    }
+}
+
 const char *sock_addr_ip(const struct sockaddr *sa, char *out, size_t outlen)
 {
     out[0] = '\0';
     if (sa->sa_family == AF_INET) {
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)outlen);
+        if (outlen >= 16) {
+            ipv4_text(&((const struct sockaddr_in *)sa)->sin_addr, out);
+        }
     } else if (sa->sa_family == AF_INET6) {
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)outlen);
     }

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -26,11 +27,11 @@ int sock_listen_ex(const struct sockaddr *sa, socklen_t salen, unsigned flags, i
 int sock_listen(const struct sockaddr *sa, socklen_t salen, bool reuseport, int backlog,
                 struct errbuf *eb) KEEL_MUST_CHECK;
 
-/* Start a non-blocking connect to sa. Returns the fd (connect may be in progress: wait for
- * writability and call sock_connect_result) or -errno. */
 /* Set the port of an IPv4 or IPv6 socket address. */
 void sock_addr_set_port(struct sockaddr_storage *sa, uint16_t port);
 
+/* Start a non-blocking connect to sa. Returns the fd (connect may be in progress: wait for
+ * writability and call sock_connect_result) or -errno. */
 int sock_connect_start(const struct sockaddr *sa, socklen_t salen) KEEL_MUST_CHECK;
 
 /* After writability: 0 if connected, else -errno of the failed connect. */
@@ -39,7 +40,22 @@ int sock_connect_result(int fd) KEEL_MUST_CHECK;
 /* Accept one connection, non-blocking and close-on-exec. Returns the fd or -errno. */
 int sock_accept(int lfd, struct sockaddr_storage *peer, socklen_t *peerlen) KEEL_MUST_CHECK;
 
-/* "1.2.3.4" or "::1" (no port) into out; returns out. */
+/* A client's address as a connection keeps it: IPv4 or IPv6, 28 bytes where a
+ * sockaddr_storage takes 128 (an idle connection is mostly its struct). */
+union sock_peer {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+};
+
+/* Keep an accepted peer address (AF_INET or AF_INET6; anything else is kept as AF_UNSPEC). */
+void sock_peer_set(union sock_peer *p, const struct sockaddr_storage *ss);
+
+/* The longest text sock_addr_ip writes, its NUL included (INET6_ADDRSTRLEN). */
+#define SOCK_IP_MAX 46
+
+/* "1.2.3.4" or "::1" (no port) into out (outlen >= SOCK_IP_MAX for any address); returns
+ * out, "" for another family. */
 const char *sock_addr_ip(const struct sockaddr *sa, char *out, size_t outlen);
 /* "1.2.3.4:80" or "[::1]:80". */
 const char *sock_addr_text(const struct sockaddr *sa, char *out, size_t outlen);

@@ -13,6 +13,7 @@
 
 #include "core/buf.h"
 #include "core/ev.h"
+#include "core/sock.h"
 #include "http/http_local-t.h"
 #include "http/http_parse.h"
 #include "http/http_transport-t.h"
@@ -138,14 +139,18 @@ struct hp_conn {
     struct http_xprt xp; /* the client socket, read and written only through this */
     struct ev_io io;
     struct ev_timer timer; /* meaning depends on state, see arm_client_timer() */
-    struct ev_defer defer;
-    struct buf in;  /* bytes from the client (current request body, pipelined); no storage
-                     * while idle */
-    struct buf out; /* bytes for the client made by keel: heads, de-chunked data */
+    struct buf in;         /* bytes from the client (current request body, pipelined); no storage
+                            * while idle */
+    struct buf out;        /* bytes for the client made by keel: heads, de-chunked data */
     struct http_parser parser; /* the request head being read */
     struct hp_exchange *ex;    /* the request in flight; NULL while idle */
-    struct sockaddr_storage peer;
-    char peer_ip[INET6_ADDRSTRLEN];
+    union sock_peer peer;      /* its text on demand: hp_conn_ip() */
 };
+
+/* The client's address as text ("1.2.3.4", "::1") in out; returns out. */
+static inline const char *hp_conn_ip(const struct hp_conn *c, char out[SOCK_IP_MAX])
+{
+    return sock_addr_ip(&c->peer.sa, out, SOCK_IP_MAX);
+}
 
 #endif

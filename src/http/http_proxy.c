@@ -128,7 +128,7 @@ void hp_conn_close(struct hp_conn *c, const char *reason)
     http_xprt_close(&c->xp);
     metrics_add(&metrics_local(c->fe->metrics)->connections_closed, 1);
     lb_worker_conn_remove(c->w, &c->base);
-    ev_defer(c->w->loop, &c->defer, hp_free, c);
+    ev_release_later(c->w->loop, hp_free, c);
 }
 
 /* Close after what is already queued for the client: shut the write side, then discard
@@ -304,7 +304,8 @@ void hp_conn_fail(struct hp_conn *c, int status, const char *detail)
 {
     if (c->ex->res_started) {
         /* Part of a response is already out: the only honest signal left is a close. */
-        log_warn("http", "closing %s mid-response: %s", c->peer_ip, detail);
+        char ip[SOCK_IP_MAX];
+        log_warn("http", "closing %s mid-response: %s", hp_conn_ip(c, ip), detail);
         c->ex->error_detail = detail;
         hp_exchange_account(c);
         hp_conn_close(c, detail);
@@ -344,7 +345,7 @@ void hp_conn_handed_over(struct hp_conn *c, const char *reason)
     ev_timer_stop(c->w->loop, &c->timer);
     hp_conn_set_state(c, HP_STATE_CLOSED, reason);
     lb_worker_conn_remove(c->w, &c->base);
-    ev_defer(c->w->loop, &c->defer, hp_free, c);
+    ev_release_later(c->w->loop, hp_free, c);
 }
 
 /* ---------------------------------------------------------------- request start */
@@ -439,7 +440,8 @@ static void parse_head(struct hp_conn *c)
 {
     if (c->state == HP_STATE_IDLE) {
         if (c->ex == NULL && exchange_begin(c) != 0) {
-            log_warn("http", "out of memory for a request from %s", c->peer_ip);
+            char ip[SOCK_IP_MAX];
+            log_warn("http", "out of memory for a request from %s", hp_conn_ip(c, ip));
             hp_conn_close(c, "out of memory");
             return;
         }
@@ -699,9 +701,8 @@ void http_conn_accept(struct lb_worker *w, struct lb_frontend *fe, int fd,
     lb_gen_ref(c->gen);
     c->fe = fe;
     http_xprt_tcp_init(&c->xp, fd);
-    c->peer = *peer;
+    sock_peer_set(&c->peer, peer);
     c->base.on_drain = on_drain;
-    sock_addr_ip((const struct sockaddr *)peer, c->peer_ip, sizeof(c->peer_ip));
     http_parser_init(&c->parser, false, fe->conf->max_request_line, fe->conf->max_header);
     ev_timer_init(&c->timer, on_client_timeout, c, "client");
     c->state = HP_STATE_IDLE;

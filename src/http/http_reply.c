@@ -87,7 +87,8 @@ static int access_log_json(const struct hp_conn *c, const char *time, uint64_t d
     json_w_init_fixed(&w, line, size);
     json_w_begin_object(&w);
     json_w_key_str(&w, "time", time);
-    json_w_key_str(&w, "client", c->peer_ip);
+    char ip[SOCK_IP_MAX];
+    json_w_key_str(&w, "client", hp_conn_ip(c, ip));
     json_w_key_str(&w, "frontend", c->fe->conf->name);
     json_w_key_str(&w, "backend", c->ex->be != NULL ? c->ex->be->conf->name : "-");
     json_w_key_str(&w, "server", server);
@@ -117,7 +118,7 @@ void http_reply_access_log(struct hp_conn *c)
         return;
     }
     struct hp_logreq *lr = c->ex->log;
-    char line[8192], tbuf[64], m[64], t[1100], r[600], u[600];
+    char line[8192], ip[SOCK_IP_MAX], tbuf[64], m[64], t[1100], r[600], u[600];
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -134,9 +135,9 @@ void http_reply_access_log(struct hp_conn *c)
         strftime(tbuf, sizeof(tbuf), "%d/%b/%Y:%H:%M:%S +0000", &tm);
         n = snprintf(
             line, sizeof(line),
-            "%s - - [%s] \"%s %s HTTP/1.%d\" %d %lu \"%s\" \"%s\" %s/%s %lums\n", c->peer_ip, tbuf,
-            clf_escape(lr->method, m, sizeof(m)), clf_escape(lr->target, t, sizeof(t)), lr->minor,
-            c->ex->status, (unsigned long)c->ex->res_bytes,
+            "%s - - [%s] \"%s %s HTTP/1.%d\" %d %lu \"%s\" \"%s\" %s/%s %lums\n", hp_conn_ip(c, ip),
+            tbuf, clf_escape(lr->method, m, sizeof(m)), clf_escape(lr->target, t, sizeof(t)),
+            lr->minor, c->ex->status, (unsigned long)c->ex->res_bytes,
             lr->referer[0] != '\0' ? clf_escape(lr->referer, r, sizeof(r)) : "-",
             lr->user_agent[0] != '\0' ? clf_escape(lr->user_agent, u, sizeof(u)) : "-",
             (c->ex->be != NULL ? c->ex->be->conf->name : "-"), server, (unsigned long)dur_ms);

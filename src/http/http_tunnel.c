@@ -60,7 +60,7 @@ struct http_tunnel {
     struct ev_io sio;
     struct ev_timer timer; /* timeout_tunnel: no byte moved either way */
     struct ev_defer defer;
-    char peer_ip[INET6_ADDRSTRLEN];
+    char peer_ip[SOCK_IP_MAX];
     struct ht_pipe up;   /* client -> server */
     struct ht_pipe down; /* server -> client (starts with the 101 head) */
 };
@@ -354,7 +354,8 @@ int http_tunnel_start(struct hp_conn *c)
             buf_fini(&t->up.buf);
             free(t);
         }
-        log_warn("http", "out of memory starting a tunnel for %s", c->peer_ip);
+        char ip[SOCK_IP_MAX];
+        log_warn("http", "out of memory starting a tunnel for %s", hp_conn_ip(c, ip));
         return -ENOMEM;
     }
     struct lb_worker *w = c->w;
@@ -366,7 +367,7 @@ int http_tunnel_start(struct hp_conn *c)
     t->be = c->ex->be;
     t->srv = c->ex->h.px.sess.srv;
     http_xprt_move(&t->cx, &c->xp);
-    memcpy(t->peer_ip, c->peer_ip, sizeof(t->peer_ip));
+    hp_conn_ip(c, t->peer_ip);
     t->up.is_eof = c->client_eof;
     t->base.on_drain = on_drain;
     t->base.on_server_down = on_server_down;

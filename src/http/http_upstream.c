@@ -139,6 +139,9 @@ static void finish_exchange(struct hp_conn *c)
     buf_consume(&up->in, c->ex->h.px.res_scanned);
     up->requests++;
     if (reusable) {
+        if (up->in.len == 0) {
+            http_buf_release(&up->in); /* an idle server connection holds no buffer */
+        }
         lb_pool_put(c->w, up);
     } else {
         up->owner = NULL;
@@ -254,7 +257,7 @@ static void upstream_failed(struct hp_conn *c, bool is_conn_failure, int status,
     struct lb_upstream *up = px->up;
     bool stale = up != NULL && up->is_reused && !is_conn_failure;
     if (up != NULL && !stale) {
-        lb_server_report_failure(up->srv, &c->peer);
+        lb_server_report_failure(up->srv, &c->peer.sa);
         if (is_conn_failure) {
             metrics_add(&metrics_local(up->srv->metrics)->connect_failures, 1);
         } else {
@@ -276,7 +279,8 @@ static void upstream_failed(struct hp_conn *c, bool is_conn_failure, int status,
     if (can_retry && px->sess.retries_left > 0) {
         px->rhead_sent = 0;
         px->body_sent = 0;
-        log_debug("http", "retrying %s on another server of %s after: %s", c->peer_ip,
+        char ip[SOCK_IP_MAX];
+        log_debug("http", "retrying %s on another server of %s after: %s", hp_conn_ip(c, ip),
                   c->ex->be->conf->name, detail);
         bool retried = lb_session_retry(&px->sess);
         (void)retried; /* retries were left: it did */
@@ -324,6 +328,9 @@ static int upstream_flush(struct hp_conn *c)
 static ssize_t upstream_read(struct hp_conn *c)
 {
     struct lb_upstream *up = c->ex->h.px.up;
+    if (up->in.data == NULL && http_buf_acquire(&up->in) != 0) {
+        return -ENOMEM;
+    }
     if (buf_tailroom(&up->in) == 0) {
         if (c->ex->h.px.res_sent > 0) {
             /* Body bytes already sent to the client can go. */
@@ -355,7 +362,7 @@ static void on_upstream_timeout(struct ev_loop *loop, struct ev_timer *t)
         return;
     }
     if (!c->ex->h.px.res_head_done) { /* armed once connected: the connect is the session's */
-        lb_server_report_failure(up->srv, &c->peer);
+        lb_server_report_failure(up->srv, &c->peer.sa);
         hp_conn_fail(c, 504, "server response timed out");
     } else {
         hp_conn_fail(c, 504, "server stopped sending the response");
@@ -369,6 +376,11 @@ static void upstream_input(struct hp_conn *c)
     struct lb_upstream *up = c->ex->h.px.up;
     ssize_t n = upstream_read(c);
     if (n == -EAGAIN || n == -ENOBUFS) {
+        return;
+    }
+    if (n == -ENOMEM) {
+        /* No buffer to read the response into: not the server's fault. */
+        hp_conn_fail(c, 503, "out of memory");
         return;
     }
     if (n > 0) {
@@ -390,7 +402,7 @@ static void upstream_input(struct hp_conn *c)
         return;
     }
     if (!c->ex->h.px.res_head_done) {
-        lb_server_report_failure(up->srv, &c->peer);
+        lb_server_report_failure(up->srv, &c->peer.sa);
         hp_conn_fail(c, 502, "server closed the connection in the response head");
         return;
     }
@@ -536,7 +548,7 @@ static void parse_response(struct hp_conn *c)
             return;
         }
         if (rc != 0) {
-            lb_server_report_failure(up->srv, &c->peer);
+            lb_server_report_failure(up->srv, &c->peer.sa);
             log_warn("http", "invalid response from server %s: %s", up->srv->conf->name,
                      c->ex->h.px.rparser.error != NULL ? c->ex->h.px.rparser.error : "malformed");
             hp_conn_fail(c, 502, "invalid response from server");
@@ -639,7 +651,7 @@ static void exchange_step(struct hp_conn *c)
     }
     rc = scan_response_body(c);
     if (rc != 0) {
-        lb_server_report_failure(c->ex->h.px.up->srv, &c->peer);
+        lb_server_report_failure(c->ex->h.px.up->srv, &c->peer.sa);
         hp_conn_fail(c, 502, "invalid chunked response body");
         return;
     }
@@ -750,7 +762,8 @@ static int rewrite_head(struct hp_conn *c, const char *buf)
 {
     const struct conf_frontend *cf = c->fe->conf;
     struct hp_proxy *px = &c->ex->h.px;
-    struct http_rewrite_req opt = {.client_ip = c->peer_ip,
+    char ip[SOCK_IP_MAX];
+    struct http_rewrite_req opt = {.client_ip = hp_conn_ip(c, ip),
                                    .proto = "http",
                                    .served_by = cf->served_by,
                                    .is_upgrade = px->is_upgrade};
@@ -780,7 +793,7 @@ void hp_proxy_start(struct hp_conn *c)
     const struct conf_frontend *cf = c->fe->conf;
     struct hp_exchange *ex = c->ex;
     ex->handler = &hp_proxy_handler; /* h.px is zero: nothing held yet */
-    lb_session_init(&ex->h.px.sess, c->w, ex->be, &c->peer, &hp_session_ops, c);
+    lb_session_init(&ex->h.px.sess, c->w, ex->be, &c->peer.sa, &hp_session_ops, c);
     ex->h.px.is_idempotent = http_method_is_idempotent(ex->method);
     if (ex->req_body.kind == HTTP_BODY_LENGTH && cf->max_body != 0 &&
         ex->req.content_length > cf->max_body) {

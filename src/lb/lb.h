@@ -146,6 +146,6 @@ static inline void lb_server_release(struct lb_server *s)
  * the response head, on a request of the client at address client. Passive detection
  * (lb_check.c) weighs the failures by client: one client alone cannot take a server down.
  * Worker threads, lock-free. */
-void lb_server_report_failure(struct lb_server *s, const struct sockaddr_storage *client);
+void lb_server_report_failure(struct lb_server *s, const struct sockaddr *client);
 
 #endif

@@ -44,7 +44,7 @@ uint32_t lb_pick_client_hash(const struct lb_pick_ctx *ctx)
         return ctx->client_hash;
     }
     unsigned alen;
-    const void *ab = sock_addr_bytes((const struct sockaddr *)ctx->peer, &alen);
+    const void *ab = sock_addr_bytes(ctx->peer, &alen);
     return lb_hash_bytes(ab, alen);
 }
 

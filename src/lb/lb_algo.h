@@ -18,10 +18,10 @@
 
 /* What is being routed, for a pick. Read it through the lb_pick_* functions below. */
 struct lb_pick_ctx {
-    const char *arg;                     /* the backend's "balance NAME ARG" argument, or "" */
-    uint64_t *rng;                       /* the calling thread's random state, never 0 */
-    const struct sockaddr_storage *peer; /* the client; NULL: client_hash is given (tests) */
-    uint32_t client_hash;                /* used when peer is NULL */
+    const char *arg;             /* the backend's "balance NAME ARG" argument, or "" */
+    uint64_t *rng;               /* the calling thread's random state, never 0 */
+    const struct sockaddr *peer; /* the client; NULL: client_hash is given (tests) */
+    uint32_t client_hash;        /* used when peer is NULL */
     /* The value of the request's first header named name (OWS trimmed), its length in
      * *value_len; NULL when absent. NULL function: no request headers (a TCP session). */
     const char *(*header)(void *req, const char *name, size_t name_len, size_t *value_len);

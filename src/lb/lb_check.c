@@ -370,10 +370,10 @@ void lb_checks_stop(struct lb_checks *cs)
     ev_free_later(cs->loop, cs);
 }
 
-void lb_server_report_failure(struct lb_server *s, const struct sockaddr_storage *client)
+void lb_server_report_failure(struct lb_server *s, const struct sockaddr *client)
 {
     unsigned alen;
-    const void *ab = sock_addr_bytes((const struct sockaddr *)client, &alen);
+    const void *ab = sock_addr_bytes(client, &alen);
     uint32_t key = lb_hash_bytes(ab, alen);
     key = key != 0 ? key : 1;
     /* The client first, then the count (release): the control thread drains the count first

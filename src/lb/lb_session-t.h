@@ -84,7 +84,7 @@ struct lb_session {
     enum lb_session_state state;
     struct lb_worker *w;
     struct lb_backend *be;
-    const struct sockaddr_storage *peer; /* the client (the owner's storage) */
+    const struct sockaddr *peer; /* the client (the owner's storage) */
     const struct lb_session_ops *ops;
     void *owner;                  /* for the owner's callbacks */
     struct lb_server *srv;        /* the slot held (active counted); NULL when none */

@@ -115,8 +115,7 @@ static void on_queue_ready(struct lb_waiter *waiter);
 static void on_timer(struct ev_loop *loop, struct ev_timer *t);
 
 void lb_session_init(struct lb_session *s, struct lb_worker *w, struct lb_backend *be,
-                     const struct sockaddr_storage *peer, const struct lb_session_ops *ops,
-                     void *owner)
+                     const struct sockaddr *peer, const struct lb_session_ops *ops, void *owner)
 {
     memset(s, 0, sizeof(*s));
     s->state = LB_SESSION_IDLE;

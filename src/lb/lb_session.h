@@ -20,8 +20,7 @@
 /* Set up s for a new client of be on worker w (all borrowed; peer must outlive s): idle,
  * holding nothing, with the backend's retries. Never fails. */
 void lb_session_init(struct lb_session *s, struct lb_worker *w, struct lb_backend *be,
-                     const struct sockaddr_storage *peer, const struct lb_session_ops *ops,
-                     void *owner);
+                     const struct sockaddr *peer, const struct lb_session_ops *ops, void *owner);
 
 /* Find a server for an idle s: take a slot and connect (on_slot, then on_connected later
  * or at once for a pooled connection), queue (on_queued), or give up (on_error). */

@@ -52,7 +52,7 @@ struct tcp_conn {
     struct ev_io sio;
     struct ev_timer timer;
     struct ev_defer defer;
-    struct sockaddr_storage peer;
+    union sock_peer peer;
     struct lb_session sess; /* the server: its slot, queue place, connect and retries */
     struct tcp_pipe up;     /* client -> server */
     struct tcp_pipe down;   /* server -> client */
@@ -106,7 +106,7 @@ static void tcp_access_log(struct tcp_conn *t, const char *reason)
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    sock_addr_ip((const struct sockaddr *)&t->peer, ip, sizeof(ip));
+    sock_addr_ip(&t->peer.sa, ip, sizeof(ip));
     const char *server = t->sess.last_server != NULL ? t->sess.last_server : "-";
     unsigned long dur = (unsigned long)(ev_now_ms(t->w->loop) - t->t_start_ms);
     int n;
@@ -358,8 +358,8 @@ void tcp_conn_accept(struct lb_worker *w, struct lb_frontend *fe, int fd,
     t->be = fe->backend;
     http_xprt_tcp_init(&t->cx, fd);
     http_xprt_tcp_init(&t->sx, -1); /* no server yet */
-    t->peer = *peer;
-    lb_session_init(&t->sess, w, t->be, &t->peer, &tcp_session_ops, t);
+    sock_peer_set(&t->peer, peer);
+    lb_session_init(&t->sess, w, t->be, &t->peer.sa, &tcp_session_ops, t);
     t->t_start_ms = ev_now_ms(w->loop);
     t->base.on_drain = on_drain;
     t->base.on_server_down = on_server_down;

@@ -559,12 +559,9 @@ struct lb_upstream *lb_upstream_new(struct lb_worker *w, struct lb_backend *be,
         return NULL;
     }
     http_xprt_tcp_init(&up->xp, -1);
-    /* 4 KiB holds most response heads; the proxy grows it for large heads and bodies. The
-     * request head is sent from the client side's buffer: out stays empty. */
-    if (buf_init(&up->in, 4096) != 0) {
-        free(up);
-        return NULL;
-    }
+    /* No buffer: the proxy takes one from its pool for each response and gives it back
+     * when the connection goes idle. The request head is sent from the client side's
+     * buffer: out stays empty. */
     up->w = w;
     up->gen = be->gen;
     up->be = be;

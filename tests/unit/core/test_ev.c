@@ -231,6 +231,57 @@ Test(ev, defer_runs_once_at_iteration_end)
     ev_loop_free(loop);
 }
 
+/* Releases run after the deferred calls of the iteration, in order, each once; one that
+ * adds another (an object releasing its parts) has it run in the same pass. */
+static char release_log[16];
+static size_t release_n;
+
+static void on_release_part(struct ev_loop *loop, void *data)
+{
+    (void)loop;
+    release_log[release_n++] = 'p';
+    free(data);
+}
+
+static void on_release(struct ev_loop *loop, void *data)
+{
+    release_log[release_n++] = 'r';
+    ev_release_later(loop, on_release_part, data); /* after the rest of this pass */
+}
+
+static void on_release_defer(struct ev_loop *loop, void *data)
+{
+    (void)data;
+    release_log[release_n++] = 'd';
+    ev_loop_stop(loop);
+}
+
+static void queue_releases(struct ev_loop *loop, struct ev_timer *t)
+{
+    static struct ev_defer d;
+    ev_release_later(loop, on_release, t->data);
+    ev_free_later(loop, malloc(16));
+    ev_release_later(loop, on_release, malloc(8));
+    ev_defer(loop, &d, on_release_defer, NULL);
+}
+
+Test(ev, release_later_runs_after_deferred_calls_once)
+{
+    struct ev_loop *loop = ev_loop_new();
+    struct ev_timer t;
+    ev_timer_init(&t, queue_releases, malloc(32), "t");
+    ev_timer_start(loop, &t, 1);
+    release_n = 0;
+    ev_run(loop);
+    cr_assert_eq(release_n, 5);
+    cr_assert(memcmp(release_log, "drrpp", 5) == 0, "order: %.5s", release_log);
+    /* Many at once grow the list; pending plain frees are done when the loop goes. */
+    for (int i = 0; i < 1000; i++) {
+        ev_free_later(loop, malloc(8));
+    }
+    ev_loop_free(loop); /* valgrind/ASan: nothing leaks */
+}
+
 static int wakeups;
 
 static void on_wakeup(struct ev_loop *loop, void *data)

@@ -120,8 +120,8 @@ Test(lb_algo, pick_ctx_gives_client_hash_and_headers_on_demand)
     a1->sin_port = htons(1000);
     a2->sin_port = htons(2000);
     const unsigned char ip[4] = {10, 0, 0, 1};
-    struct lb_pick_ctx c1 = {.peer = &ss1};
-    struct lb_pick_ctx c2 = {.peer = &ss2};
+    struct lb_pick_ctx c1 = {.peer = (const struct sockaddr *)&ss1};
+    struct lb_pick_ctx c2 = {.peer = (const struct sockaddr *)&ss2};
     cr_assert_eq(lb_pick_client_hash(&c1), lb_hash_bytes(ip, 4));
     cr_assert_eq(lb_pick_client_hash(&c1), lb_pick_client_hash(&c2));
     struct lb_pick_ctx given = {.client_hash = 77};
@@ -155,7 +155,7 @@ Test(lb_algo, source_keys_on_the_client_address_from_the_ctx)
         a->sin_family = AF_INET;
         a->sin_addr.s_addr = htonl(0xc0a80000u + i);
         a->sin_port = htons(1000);
-        struct lb_pick_ctx ctx = {.peer = &ss, .rng = &rng};
+        struct lb_pick_ctx ctx = {.peer = (const struct sockaddr *)&ss, .rng = &rng};
         int first = lb_source.pick(st, &ctx);
         a->sin_port = htons((uint16_t)(2000 + i));
         cr_assert_eq(lb_source.pick(st, &ctx), first);

@@ -268,7 +268,7 @@ static void owner_init(struct owner *o, struct rig *r)
     memset(o, 0, sizeof(*o));
     o->loop = r->w.loop;
     http_xprt_tcp_init(&o->xp, -1);
-    lb_session_init(&o->s, &r->w, r->be, &r->peer, &t_ops, o);
+    lb_session_init(&o->s, &r->w, r->be, (const struct sockaddr *)&r->peer, &t_ops, o);
 }
 
 static uint64_t backend_counter(struct rig *r, size_t offset)

@@ -29,6 +29,7 @@ void http_filecache_free(struct http_filecache *fc)
         if (fc->slots[i].fd != -1) {
             close(fc->slots[i].fd);
         }
+        free(fc->slots[i].body);
     }
     free(fc);
 }
@@ -62,6 +63,30 @@ struct http_filecache_entry *http_filecache_get(struct http_filecache *fc, const
     return e;
 }
 
+/* The whole file when it is small, read once now; NULL when it is larger, empty, or did not
+ * read whole (it is changing: sendfile serves it as it is). */
+static char *read_small(int fd, const struct stat *st)
+{
+    if (st->st_size <= 0 || (uint64_t)st->st_size > HTTP_FILECACHE_BODY_MAX) {
+        return NULL;
+    }
+    size_t size = (size_t)st->st_size;
+    char *body = malloc(size);
+    if (body == NULL) {
+        return NULL;
+    }
+    size_t got = 0;
+    while (got < size) {
+        ssize_t n = pread(fd, body + got, size - got, (off_t)got);
+        if (n <= 0) {
+            free(body);
+            return NULL;
+        }
+        got += (size_t)n;
+    }
+    return body;
+}
+
 struct http_filecache_entry *http_filecache_put(struct http_filecache *fc, const char *key, int fd,
                                                 const struct stat *st, uint64_t now_ms)
 {
@@ -71,12 +96,16 @@ struct http_filecache_entry *http_filecache_put(struct http_filecache *fc, const
             return NULL; /* in use: never close a file a connection is sending */
         }
         close(e->fd);
+        free(e->body);
     }
     (void)snprintf(e->key, sizeof(e->key), "%s", key); /* fits: built by http_filecache_key */
     e->fd = fd;
     e->st = *st;
     e->expires_ms = now_ms + HTTP_FILECACHE_VALID_MS;
     e->refs = 1;
+    e->body = read_small(fd, st);
+    e->headers_len = 0;
+    e->etag[0] = '\0';
     return e;
 }
 

@@ -40,9 +40,11 @@ struct http_local_resp {
     struct http_filecache_entry *file_entry; /* file_fd belongs to the worker cache */
     uint64_t file_off;
     uint64_t file_left;
-    char *mem_body; /* malloc'd (directory listing); NULL when none */
+    char *mem_body; /* malloc'd (directory listing), or a small file's bytes in file_entry
+                     * (mem_is_borrowed); NULL when none */
     size_t mem_len;
     size_t mem_sent;
+    bool mem_is_borrowed; /* mem_body belongs to file_entry: not freed */
 };
 
 #endif

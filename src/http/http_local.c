@@ -33,8 +33,11 @@ static void local_release(struct hp_conn *c)
     }
     r->file_fd = -1;
     r->file_left = 0;
-    free(r->mem_body);
+    if (!r->mem_is_borrowed) {
+        free(r->mem_body);
+    }
     r->mem_body = NULL;
+    r->mem_is_borrowed = false;
     r->mem_len = r->mem_sent = 0;
 }
 
@@ -128,6 +131,13 @@ static void local_finish(struct hp_conn *c)
 static ssize_t local_write(struct hp_conn *c, struct http_local_resp *r)
 {
     bool more = r->file_left > 0 || r->mem_sent < r->mem_len;
+    if (c->out.len > 0 && r->mem_sent < r->mem_len) {
+        struct iovec iov[2] = {
+            {.iov_base = buf_head(&c->out), .iov_len = c->out.len},
+            {.iov_base = r->mem_body + r->mem_sent, .iov_len = r->mem_len - r->mem_sent},
+        };
+        return http_xprt_writev(&c->xp, iov, 2, 0);
+    }
     if (c->out.len > 0) {
         return http_xprt_write(&c->xp, buf_head(&c->out), c->out.len, more ? HTTP_XPRT_MORE : 0);
     }
@@ -166,7 +176,9 @@ static void local_step(struct hp_conn *c)
         c->ex->res_bytes += done;
         ev_timer_start(c->w->loop, &c->timer, c->fe->conf->timeout_client_ms);
         if (c->out.len > 0) {
-            buf_consume(&c->out, done);
+            size_t from_out = done < c->out.len ? done : c->out.len;
+            buf_consume(&c->out, from_out);
+            r->mem_sent += done - from_out; /* a writev of the head and a memory body */
         } else if (r->mem_sent < r->mem_len) {
             r->mem_sent += done;
         } else {

@@ -81,9 +81,16 @@ static bool put_head(struct http_local_resp *r, const struct http_local_req *q, 
     }
     r->out->off = r->out->len = 0;
     const char *date = date_now(); /* the same string for both passes */
-    int n = format_head(NULL, 0, r, q, status, date, cl, headers, extra);
-    if (n >= 0 && r->out->cap < (size_t)n + 1 && buf_grow(r->out, (size_t)n + 1) != 0) {
-        n = -1;
+    int n =
+        format_head(buf_tail(r->out), buf_tailroom(r->out), r, q, status, date, cl, headers, extra);
+    if (n >= 0 && (size_t)n >= buf_tailroom(r->out)) {
+        /* Rare (a long Location): grow to fit and write it again. */
+        if (buf_grow(r->out, (size_t)n + 1) != 0) {
+            n = -1;
+        } else {
+            (void)format_head(buf_tail(r->out), buf_tailroom(r->out), r, q, status, date, cl,
+                              headers, extra);
+        }
     }
     if (n < 0) {
         /* Out of memory: fail closed. */
@@ -93,8 +100,6 @@ static bool put_head(struct http_local_resp *r, const struct http_local_req *q, 
         r->status = 500;
         return false;
     }
-    (void)format_head(buf_tail(r->out), buf_tailroom(r->out), r, q, status, date, cl, headers,
-                      extra);
     buf_commit(r->out, (size_t)n);
     r->status = status;
     return true;
@@ -394,6 +399,24 @@ static int open_file(struct http_local_resp *r, const struct http_local_req *q,
 }
 
 /* Swap in FILE.gz when the client takes gzip and it exists. */
+/* The header lines of a file response (type, validators, ranges, encoding, Cache-Control)
+ * into out, its ETag into etag[48]. Returns their length (snprintf's result). */
+static int file_headers(const struct conf_location *loc, const char *type, const struct stat *st,
+                        bool is_gz, char etag[48], char *out, size_t size)
+{
+    char lastmod[40];
+    (void)snprintf(etag, 48, "\"%lx-%lx\"", (unsigned long)st->st_mtime,
+                   (unsigned long)st->st_size);
+    http_date_format(st->st_mtime, lastmod, sizeof(lastmod));
+    bool has_cc = loc->cache_control[0] != '\0';
+    return snprintf(out, size,
+                    "Content-Type: %s\r\nLast-Modified: %s\r\nETag: %s\r\n"
+                    "Accept-Ranges: bytes\r\n%s%s%s%s%s",
+                    type, lastmod, etag, is_gz ? "Content-Encoding: gzip\r\n" : "",
+                    is_gz ? "Vary: Accept-Encoding\r\n" : "", has_cc ? "Cache-Control: " : "",
+                    has_cc ? loc->cache_control : "", has_cc ? "\r\n" : "");
+}
+
 /* Let go of a file: back to the cache, or closed. */
 static void drop_file(int fd, struct http_filecache_entry *entry)
 {
@@ -494,21 +517,22 @@ void http_static_respond(struct http_local_resp *r, const struct http_local_req 
     if (fd < 0) {
         return;
     }
-    const char *type = http_mime_type(path[path_len - 1] == '/' ? loc->index : path);
     fd = try_gzip(q, loc, root_fd, path, path_len, fd, &st, &is_gz, &entry);
-    char etag[64], lastmod[40], headers[1024];
-    (void)snprintf(etag, sizeof(etag), "\"%lx-%lx\"", (unsigned long)st.st_mtime,
-                   (unsigned long)st.st_size);
-    http_date_format(st.st_mtime, lastmod, sizeof(lastmod));
-    int hl = snprintf(headers, sizeof(headers),
-                      "Content-Type: %s\r\nLast-Modified: %s\r\nETag: %s\r\n"
-                      "Accept-Ranges: bytes\r\n%s%s%s%s",
-                      type, lastmod, etag, is_gz ? "Content-Encoding: gzip\r\n" : "",
-                      is_gz ? "Vary: Accept-Encoding\r\n" : "",
-                      loc->cache_control[0] != '\0' ? "Cache-Control: " : "",
-                      loc->cache_control[0] != '\0' ? loc->cache_control : "");
-    if (loc->cache_control[0] != '\0') {
-        hl += snprintf(headers + hl, sizeof(headers) - (size_t)hl, "\r\n");
+    char etag[48], headers[1024];
+    int hl;
+    if (entry != NULL && entry->headers_len != 0) {
+        /* Made by the first request for this file: a hit copies them. */
+        memcpy(etag, entry->etag, sizeof(etag));
+        memcpy(headers, entry->headers, entry->headers_len + 1);
+        hl = (int)entry->headers_len;
+    } else {
+        const char *type = http_mime_type(path[path_len - 1] == '/' ? loc->index : path);
+        hl = file_headers(loc, type, &st, is_gz, etag, headers, sizeof(headers));
+        if (entry != NULL && hl > 0 && (size_t)hl < sizeof(entry->headers)) {
+            memcpy(entry->etag, etag, sizeof(etag));
+            memcpy(entry->headers, headers, (size_t)hl + 1);
+            entry->headers_len = (uint32_t)hl;
+        }
     }
     uint64_t size = (uint64_t)st.st_size, first = 0, last = size == 0 ? 0 : size - 1;
     if (not_modified(q, etag, st.st_mtime)) {
@@ -543,8 +567,17 @@ void http_static_respond(struct http_local_resp *r, const struct http_local_req 
         drop_file(fd, entry);
         return;
     }
-    r->file_fd = fd;
     r->file_entry = entry;
+    if (entry != NULL && entry->body != NULL && !is_gz && (uint64_t)entry->st.st_size == size) {
+        /* A small file from memory: the head and the body leave in one writev. */
+        r->file_fd = -1;
+        r->mem_body = entry->body + first;
+        r->mem_len = (size_t)length;
+        r->mem_sent = 0;
+        r->mem_is_borrowed = true;
+        return;
+    }
+    r->file_fd = fd;
     r->file_off = first;
     r->file_left = length;
 }

@@ -46,7 +46,9 @@ static void teardown(struct fixture *f)
     } else if (f->r.file_fd != -1) {
         close(f->r.file_fd);
     }
-    free(f->r.mem_body);
+    if (!f->r.mem_is_borrowed) {
+        free(f->r.mem_body);
+    }
     http_filecache_free(f->cache);
     buf_fini(&f->out);
 }
@@ -117,9 +119,12 @@ Test(http_static, file_then_304_then_range)
     http_static_respond(&f.r, &f.q, &loc, root, "/a.txt", 6);
     cr_assert_eq(f.r.status, 200);
     cr_assert(head_has(&f, "Content-Length: 12\r\n"));
-    cr_assert(f.r.file_fd >= 0);
-    cr_assert_eq(f.r.file_off, 0);
-    cr_assert_eq(f.r.file_left, 12);
+    /* Small: sent from the cache's copy, no sendfile. */
+    cr_assert_eq(f.r.file_fd, -1);
+    cr_assert_eq(f.r.file_left, 0);
+    cr_assert(f.r.mem_is_borrowed);
+    cr_assert_eq(f.r.mem_len, 12);
+    cr_assert(memcmp(f.r.mem_body, "hello world\n", 12) == 0);
     const char *etag = memmem(buf_head(&f.out), f.out.len, "ETag: ", 6);
     cr_assert_not_null(etag);
     char tag[64];
@@ -138,8 +143,8 @@ Test(http_static, file_then_304_then_range)
     http_static_respond(&f.r, &f.q, &loc, root, "/a.txt", 6);
     cr_assert_eq(f.r.status, 206);
     cr_assert(head_has(&f, "Content-Range: bytes 6-11/12\r\n"));
-    cr_assert_eq(f.r.file_off, 6);
-    cr_assert_eq(f.r.file_left, 6);
+    cr_assert_eq(f.r.mem_len, 6);
+    cr_assert(memcmp(f.r.mem_body, "world\n", 6) == 0);
     teardown(&f);
 
     setup(&f, "GET /a.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=50-\r\n\r\n");
@@ -157,5 +162,61 @@ Test(http_static, file_then_304_then_range)
     http_static_respond(&f.r, &f.q, &loc, root, "/missing", 8);
     cr_assert_eq(f.r.status, 404);
     teardown(&f);
+    remove_root(dir, root);
+}
+
+/* The second request for a file takes its header lines from the cache entry (the same head
+ * but for Date), and a file beyond HTTP_FILECACHE_BODY_MAX goes out with sendfile. */
+Test(http_static, cached_headers_and_large_files)
+{
+    char dir[64];
+    int root = make_root(dir, sizeof(dir));
+    char big[256];
+    snprintf(big, sizeof(big), "%s/big.bin", dir);
+    FILE *fp = fopen(big, "w");
+    cr_assert_not_null(fp);
+    for (unsigned i = 0; i < HTTP_FILECACHE_BODY_MAX + 100; i++) {
+        fputc('x', fp);
+    }
+    fclose(fp);
+    struct conf_location loc = {.action = CONF_LOC_STATIC};
+    snprintf(loc.index, sizeof(loc.index), "index.html");
+    snprintf(loc.cache_control, sizeof(loc.cache_control), "max-age=60");
+
+    struct fixture f;
+    setup(&f, "GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    http_static_respond(&f.r, &f.q, &loc, root, "/a.txt", 6);
+    char first[1024];
+    const char *ct = memmem(buf_head(&f.out), f.out.len, "Content-Type:", 13);
+    cr_assert_not_null(ct);
+    snprintf(first, sizeof(first), "%.*s", (int)(f.out.len - (size_t)(ct - buf_head(&f.out))), ct);
+    cr_assert_not_null(strstr(first, "Cache-Control: max-age=60\r\n"));
+    struct http_filecache *cache = f.cache;
+    struct http_filecache_entry *e = f.r.file_entry;
+    cr_assert_not_null(e);
+    cr_assert_neq(e->headers_len, 0, "the first request made the header lines");
+    http_filecache_release(f.r.file_entry);
+    f.r.file_entry = NULL;
+    f.cache = NULL; /* kept for the second request */
+    teardown(&f);
+
+    setup(&f, "GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    f.cache = cache;
+    http_static_respond(&f.r, &f.q, &loc, root, "/a.txt", 6);
+    cr_assert_eq(f.r.file_entry, e, "a hit");
+    ct = memmem(buf_head(&f.out), f.out.len, "Content-Type:", 13);
+    cr_assert_not_null(ct);
+    cr_assert_eq(f.out.len - (size_t)(ct - buf_head(&f.out)), strlen(first));
+    cr_assert(memcmp(ct, first, strlen(first)) == 0, "the same header lines");
+    teardown(&f);
+
+    setup(&f, "GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+    http_static_respond(&f.r, &f.q, &loc, root, "/big.bin", 8);
+    cr_assert_eq(f.r.status, 200);
+    cr_assert(f.r.file_fd >= 0, "large: sendfile");
+    cr_assert_null(f.r.mem_body);
+    cr_assert_eq(f.r.file_left, HTTP_FILECACHE_BODY_MAX + 100);
+    teardown(&f);
+    unlink(big);
     remove_root(dir, root);
 }

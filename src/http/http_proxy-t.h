@@ -136,6 +136,8 @@ struct hp_conn {
     bool client_write_blocked;
     bool client_eof;
     bool close_after;    /* close once the current response is out */
+    bool step_again;     /* the pump stopped at its bound with work left (pipelined requests
+                          * already read): a writable event brings it back next iteration */
     struct http_xprt xp; /* the client socket, read and written only through this */
     struct ev_io io;
     struct ev_timer timer; /* meaning depends on state, see arm_client_timer() */

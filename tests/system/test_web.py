@@ -179,10 +179,13 @@ def test_keepalive_across_static_responses(site):
         assert len(r.read_response().body) == 65536
 
 
-def test_pipelined_small_files_from_memory_survive_partial_writes(site):
+def test_regression_many_pipelined_small_files_all_answered_through_partial_writes(site):
     """Files of at most 16 KiB leave from the worker's cache in one writev (head and body).
     Many pipelined requests that the client does not read fill the socket, so writes come
-    back partial; every response must still arrive whole and in order, ranges included."""
+    back partial; every response must still arrive whole and in order, ranges included.
+    Regression: the connection's pump stops after a bounded number of passes (about 25
+    requests) to let other connections run, and nothing brought it back for requests
+    already read, so the 33rd response never came."""
     data = os.urandom(16384)
     with open(os.path.join(site.root, "k16.bin"), "wb") as f:
         f.write(data)

@@ -999,4 +999,13 @@ void db_agent_reconfigure(struct db_agent *a, const struct conf_database *db)
     a->db.max_lag = db->max_lag;
     a->db.replication = db->replication; /* the primary's next turn sets sync_names again */
     a->db.single_node_writes = db->single_node_writes;
+    if (a->db.switchover_timeout_ms != db->switchover_timeout_ms ||
+        a->db.stream_timeout_ms != db->stream_timeout_ms) {
+        log_notice("db", "%s: reload: switchover_timeout %.1f s, stream_timeout %.1f s", a->self,
+                   db->switchover_timeout_ms / 1000.0, db->stream_timeout_ms / 1000.0);
+    }
+    /* Read where they are used: a switchover under way keeps the deadline it set, the next
+     * turn judges a replica's stream by the new timeout. */
+    a->db.switchover_timeout_ms = db->switchover_timeout_ms;
+    a->db.stream_timeout_ms = db->stream_timeout_ms;
 }

@@ -80,7 +80,9 @@ enum {
 
 static const struct metric_desc run_metrics[] = {
     [RM_GENERATION] = {"keel_config_generation", METRIC_GAUGE,
-                       "Generation of the running configuration.", NULL},
+                       "Generation of the configuration file last read (what each role runs: "
+                       "keel_role_generation).",
+                       NULL},
     [RM_RELOADS] = {"keel_config_reloads_total", METRIC_COUNTER, "Successful reloads.", NULL},
     [RM_RELOAD_FAILURES] = {"keel_config_reload_failures_total", METRIC_COUNTER, "Refused reloads.",
                             NULL},

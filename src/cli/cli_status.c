@@ -278,6 +278,26 @@ static void read_db(const struct conf *conf, const struct json_value *st, struct
     }
 }
 
+/* A role that refused a reload runs an older generation than the last file the node read
+ * ("generations" against "generation" in /status): a problem line each, since only a restart
+ * applies what it refused. */
+static void read_generations(const struct json_value *st, struct row *r, struct problems *p)
+{
+    int64_t node_gen = 0, role_gen = 0;
+    const struct json_value *gens = json_get(st, "generations");
+    if (!json_int(json_get(st, "generation"), &node_gen) || json_type(gens) != JSON_OBJECT) {
+        return;
+    }
+    for (size_t i = 0; i < json_len(gens); i++) {
+        if (json_int(json_at(gens, i), &role_gen) && role_gen != node_gen) {
+            problem(p,
+                    "%s: role %s runs generation %lld, not %lld (the last file read): it refused "
+                    "a reload (see the node's log; restart to apply it)",
+                    r->node, json_key_at(gens, i), (long long)role_gen, (long long)node_gen);
+        }
+    }
+}
+
 /* Ask one node; fill its row. Returns true when the node answered and is healthy. */
 static bool query(const struct conf *conf, const struct conf_addr *admin, struct row *r,
                   struct problems *p, struct db_seen *seen)
@@ -320,6 +340,7 @@ static bool query(const struct conf *conf, const struct conf_addr *admin, struct
     (void)snprintf(r->state, sizeof(r->state), "%s", draining ? "draining" : "up");
     int before = p->n + p->dropped;
     r->servers[0] = r->apps[0] = '\0';
+    read_generations(st, r, p);
     read_backends(conf, st, r, p);
     read_apps(st, r, p);
     read_db(conf, st, r, p, seen);

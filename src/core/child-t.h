@@ -43,6 +43,10 @@ struct child_spec {
     int pdeath_sig;          /* signal it gets when keel dies; 0: SIGKILL */
     bool is_group_stopped;   /* child_stop signals its process group, not the process alone */
     uint32_t timeout_ms;     /* SIGKILL to its group after running this long; 0: never */
+    /* envp holds a secret (a password): keel wipes its copy as soon as the process is
+     * spawned, instead of keeping it for the whole run. Only for a child that never restarts
+     * (no child_set_restart, before or after the start): a restart would get no environment. */
+    bool is_env_secret;
     /* Logging (NULL ctx: the supervisor logs nothing about this child, its owner says what
      * it wants from the callbacks; output lines then go to "child" when logged). */
     const char *ctx;        /* the supervisor's messages: "app web/0" */

@@ -173,6 +173,17 @@ static void spec_free(struct child *c)
     memset(&c->_spec, 0, sizeof(c->_spec));
 }
 
+/* Wipe the environment strings of the copy (spec.is_env_secret: they hold a password,
+ * PGPASSWORD) once the process has its own: only a restart would need them again. */
+static void spec_forget_env(struct child *c)
+{
+    /* The slots are the copy's own (put_strv): writable, whatever the spec's type says. */
+    for (char **e = (char **)c->_spec.envp; e != NULL && *e != NULL; e++) {
+        explicit_bzero(*e, strlen(*e));
+        *e = NULL;
+    }
+}
+
 /* Copy spec into one allocation: [size][argv slots][envp slots][strings]. -ENOMEM. */
 static int spec_copy(struct child *c, const struct child_spec *spec)
 {
@@ -334,6 +345,9 @@ static int spawn(struct child *c)
     int rc = child_spawn(&c->_spec, &pid, fds);
     if (rc != 0) {
         return rc;
+    }
+    if (c->_spec.is_env_secret && !c->_has_restart) {
+        spec_forget_env(c); /* the process has its own copy; nothing starts this spec again */
     }
     c->_pid = pid;
     c->_started_ms = ev_now_ms(c->_loop);

@@ -103,6 +103,8 @@ struct role_node {
     bool is_stopping;                  /* SIGTERM seen: role stops called or pending */
     bool is_stopped[ROLE_MAX];         /* its stop was called */
     uint64_t reload_refused[ROLE_MAX]; /* keel_reload_refused_total{role} */
+    uint64_t gen_ids[ROLE_MAX];        /* the generation each role runs: the one it started
+                                        * on or last applied (/status "generations") */
     /* Facts, written by one role's tick, read by others' (table order: lb ticks first). */
     bool can_serve; /* every backend with servers has one up (the lb; vrrp tracking) */
 };

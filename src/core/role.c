@@ -10,6 +10,7 @@
 #include "app/app_role.h"
 #include "core/conf.h"
 #include "core/gen.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "db/db_role.h"
 #include "lb/lb_role.h"
@@ -48,29 +49,71 @@ uint32_t role_node_workers(const struct conf *conf)
     return n > ROLE_MAX_WORKERS ? ROLE_MAX_WORKERS : (uint32_t)n;
 }
 
-static void free_first(struct role_node *node, size_t n)
+/* The walks below take the table (t, n) as an argument, so that a unit test can walk a
+ * table of its own; the node's are the wrappers that pass roles[]. */
+
+static void free_first(const struct role_ops *const *t, struct role_node *node, size_t n)
 {
     while (n > 0) {
         n--;
-        roles[n]->free(node, node->states[n]);
+        t[n]->free(node, node->states[n]);
         node->states[n] = NULL;
     }
 }
 
-int role_start_all(struct role_node *node, struct gen *gen, struct errbuf *eb)
+static int start_in(const struct role_ops *const *t, size_t n, struct role_node *node,
+                    struct gen *gen, struct errbuf *eb)
 {
-    for (size_t i = 0; i < N_ROLES; i++) {
-        if (roles[i]->prepare != NULL) {
-            roles[i]->prepare(node, gen->conf);
+    for (size_t i = 0; i < n; i++) {
+        if (t[i]->prepare != NULL) {
+            t[i]->prepare(node, gen->conf);
         }
     }
-    for (size_t i = 0; i < N_ROLES; i++) {
+    for (size_t i = 0; i < n; i++) {
         struct errbuf reb = {{0}};
-        int rc = roles[i]->start(node, gen, &node->states[i], &reb);
+        int rc = t[i]->start(node, gen, &node->states[i], &reb);
         if (rc != 0) {
-            errbuf_set(eb, "%s: %s", roles[i]->name, reb.msg);
-            free_first(node, i);
+            errbuf_set(eb, "%s: %s", t[i]->name, reb.msg);
+            free_first(t, node, i);
             return rc;
+        }
+        node->gen_ids[i] = gen->id;
+    }
+    return 0;
+}
+
+int role_start_all(struct role_node *node, struct gen *gen, struct errbuf *eb)
+{
+    return start_in(roles, N_ROLES, node, gen, eb);
+}
+
+static int reload_in(const struct role_ops *const *t, size_t n, struct role_node *node,
+                     struct gen *gen, struct errbuf *eb)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (t[i]->build == NULL) {
+            continue;
+        }
+        int rc = t[i]->build(node, node->states[i], gen, eb);
+        if (rc != 0) {
+            while (i > 0) {
+                i--;
+                if (t[i]->discard != NULL) {
+                    t[i]->discard(node, node->states[i]);
+                }
+            }
+            return rc;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (t[i]->reload(node, node->states[i], gen) == ROLE_RELOAD_REFUSED) {
+            node->reload_refused[i]++;
+            log_error("main",
+                      "reload: role %s refused the new configuration (see above) and keeps "
+                      "running its own (generation %lu)",
+                      t[i]->name, (unsigned long)node->gen_ids[i]);
+        } else {
+            node->gen_ids[i] = gen->id;
         }
     }
     return 0;
@@ -78,31 +121,7 @@ int role_start_all(struct role_node *node, struct gen *gen, struct errbuf *eb)
 
 int role_reload_all(struct role_node *node, struct gen *gen, struct errbuf *eb)
 {
-    for (size_t i = 0; i < N_ROLES; i++) {
-        if (roles[i]->build == NULL) {
-            continue;
-        }
-        int rc = roles[i]->build(node, node->states[i], gen, eb);
-        if (rc != 0) {
-            while (i > 0) {
-                i--;
-                if (roles[i]->discard != NULL) {
-                    roles[i]->discard(node, node->states[i]);
-                }
-            }
-            return rc;
-        }
-    }
-    for (size_t i = 0; i < N_ROLES; i++) {
-        if (roles[i]->reload(node, node->states[i], gen) == ROLE_RELOAD_REFUSED) {
-            node->reload_refused[i]++;
-            log_error("main",
-                      "reload: role %s refused the new configuration (see above) and keeps "
-                      "running its own",
-                      roles[i]->name);
-        }
-    }
-    return 0;
+    return reload_in(roles, N_ROLES, node, gen, eb);
 }
 
 static bool all_handed_over(const struct role_node *node)
@@ -177,6 +196,10 @@ static const struct metric_desc role_metrics[] = {
     {"keel_reload_refused_total", METRIC_COUNTER,
      "Reloads whose changes a role refused (it kept running its configuration).",
      METRIC_LABELS("role")},
+    {"keel_role_generation", METRIC_GAUGE,
+     "Generation of the configuration the role runs (older than keel_config_generation after "
+     "it refused a reload).",
+     METRIC_LABELS("role")},
 };
 
 const struct metric_table role_metric_table =
@@ -192,16 +215,35 @@ void role_metrics_all(const struct role_node *node, struct metrics_out *out)
     for (size_t i = 0; i < N_ROLES; i++) {
         metrics_sample_u64(out, d, (const char *const[]){roles[i]->name}, node->reload_refused[i]);
     }
+    d = &role_metrics[1];
+    metrics_family(out, d);
+    for (size_t i = 0; i < N_ROLES; i++) {
+        metrics_sample_u64(out, d, (const char *const[]){roles[i]->name}, node->gen_ids[i]);
+    }
+}
+
+/* "generations": what each role runs, which the node's "generation" (the last file read)
+ * does not say when a role refused a reload; then each role's members. */
+static void status_in(const struct role_ops *const *t, size_t n, const struct role_node *node,
+                      struct json_w *w)
+{
+    json_w_key(w, "generations");
+    json_w_begin_object(w);
+    for (size_t i = 0; i < n; i++) {
+        json_w_key_uint(w, t[i]->name, node->gen_ids[i]);
+    }
+    json_w_end_object(w);
+    for (size_t i = 0; i < n; i++) {
+        t[i]->status(node->states[i], w);
+    }
 }
 
 void role_status_all(const struct role_node *node, struct json_w *w)
 {
-    for (size_t i = 0; i < N_ROLES; i++) {
-        roles[i]->status(node->states[i], w);
-    }
+    status_in(roles, N_ROLES, node, w);
 }
 
 void role_free_all(struct role_node *node)
 {
-    free_first(node, N_ROLES);
+    free_first(roles, node, N_ROLES);
 }

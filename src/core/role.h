@@ -23,8 +23,8 @@ uint32_t role_node_workers(const struct conf *conf);
 int role_start_all(struct role_node *node, struct gen *gen, struct errbuf *eb) KEEL_MUST_CHECK;
 
 /* SIGHUP: build every role on gen, then reload each. Returns 0 (each role applied or
- * refused its part; refusals are counted), or a build's error (eb filled): then nothing
- * changed anywhere. */
+ * refused its part; refusals are counted, and a role that refused keeps its generation in
+ * node->gen_ids), or a build's error (eb filled): then nothing changed anywhere. */
 int role_reload_all(struct role_node *node, struct gen *gen, struct errbuf *eb) KEEL_MUST_CHECK;
 
 /* The 50 ms tick: every role's tick; while stopping, the deferred stops once handed over. */
@@ -40,13 +40,14 @@ bool role_drained_all(const struct role_node *node, bool is_late);
 /* A role that owns virtual addresses changed its hold on ip: tell the roles that serve. */
 void role_hold(struct role_node *node, struct in_addr ip, enum role_hold hold);
 
-/* Every role's metrics, then keel_reload_refused_total{role}. */
+/* Every role's metrics, then keel_reload_refused_total{role} and keel_role_generation{role}. */
 void role_metrics_all(const struct role_node *node, struct metrics_out *out);
 
 /* keel_reload_refused_total, which role_metrics_all writes (the registry lists it). */
 extern const struct metric_table role_metric_table;
 
-/* Every role's members of the /status object. */
+/* The /status members of the roles: "generations" (role name -> the generation it runs,
+ * which stays behind the node's after it refused a reload), then every role's own. */
 void role_status_all(const struct role_node *node, struct json_w *w);
 
 /* Exit: free every role, in reverse table order. */

@@ -601,16 +601,27 @@ void db_agent_act(struct db_agent *a)
     }
     uint64_t now_ms = ev_now_ms(a->loop);
     uint32_t stream_ms = a->db.stream_timeout_ms;
-    bool is_stalled = a->primary_lsn > a->pg_lsn && now_ms >= a->lsn_moved_ms + stream_ms;
+    /* When it last received something as this leader's replica: its position moved, or it
+     * (re)started following (a replica that just followed again gets stream_timeout too). */
+    uint64_t received_ms =
+        a->lsn_moved_ms > a->fsm.state_since_ms ? a->lsn_moved_ms : a->fsm.state_since_ms;
+    bool is_stalled = a->primary_lsn > a->pg_lsn && now_ms >= received_ms + stream_ms;
     bool is_refollow = false;
     if (a->fsm.state == DB_NODE_REPLICA && !out.follow && (!a->streaming || is_stalled)) {
         /* Following the leader but not receiving from it (on a branch it cannot follow, or a
-         * connection that does not come back): rewind and follow again after stream_timeout. */
-        a->unstreaming_since_ms = a->unstreaming_since_ms != 0 ? a->unstreaming_since_ms : now_ms;
+         * connection that does not come back): rewind and follow again after stream_timeout.
+         * A stalled stream received nothing since received_ms, already stream_timeout ago
+         * (counting from now instead waited twice as long). */
+        if (a->unstreaming_since_ms == 0) {
+            a->unstreaming_since_ms = is_stalled && received_ms != 0 ? received_ms : now_ms;
+        }
         if (now_ms >= a->unstreaming_since_ms + stream_ms && leader_ready(a) &&
             db_retry_is_due(&a->retry, now_ms)) {
-            log_warn("db", "%s: nothing received from %s for %.1f s: rewinding and following again",
-                     a->self, a->leader, stream_ms / 1000.0);
+            log_warn("db",
+                     "%s: nothing received from %s for %.1f s (stream_timeout %.1f s): rewinding "
+                     "and following again",
+                     a->self, a->leader, (now_ms - a->unstreaming_since_ms) / 1000.0,
+                     stream_ms / 1000.0);
             out.follow = true;
             is_refollow = true;
         }
@@ -999,4 +1010,13 @@ void db_agent_reconfigure(struct db_agent *a, const struct conf_database *db)
     a->db.max_lag = db->max_lag;
     a->db.replication = db->replication; /* the primary's next turn sets sync_names again */
     a->db.single_node_writes = db->single_node_writes;
+    if (a->db.switchover_timeout_ms != db->switchover_timeout_ms ||
+        a->db.stream_timeout_ms != db->stream_timeout_ms) {
+        log_notice("db", "%s: reload: switchover_timeout %.1f s, stream_timeout %.1f s", a->self,
+                   db->switchover_timeout_ms / 1000.0, db->stream_timeout_ms / 1000.0);
+    }
+    /* Read where they are used: a switchover under way keeps the deadline it set, the next
+     * turn judges a replica's stream by the new timeout. */
+    a->db.switchover_timeout_ms = db->switchover_timeout_ms;
+    a->db.stream_timeout_ms = db->stream_timeout_ms;
 }

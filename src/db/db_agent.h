@@ -27,7 +27,8 @@ void db_agent_stop(struct db_agent *a);
 bool db_agent_is_stopped(const struct db_agent *a);
 void db_agent_free(struct db_agent *a);
 
-/* Reload: take db's live settings (max_lag, replication, single_node_writes; db_reload.h).
+/* Reload: take db's live settings (max_lag, replication, single_node_writes,
+ * switchover_timeout, stream_timeout; db_reload.h).
  * The caller checked with db_reload_check that nothing else changed. NULL a: nothing. */
 void db_agent_reconfigure(struct db_agent *a, const struct conf_database *db);
 

@@ -2,7 +2,8 @@
 /* What a reload may change in the db role while it runs (db/db_reload.c): a pure comparison
  * of two views of the database block that lists this node. Live: max_lag (the /read and
  * /replica checks), replication and single_node_writes (the primary sets
- * synchronous_standby_names again at its next turn). Not live (a restart is needed): the
+ * synchronous_standby_names again at its next turn), switchover_timeout and stream_timeout
+ * (the agent's timers read them when they start). Not live (a restart is needed): the
  * block itself (added, removed, renamed), nodes, dcs, pg_port, agent_port, lease, bindir,
  * data_dir, user, the cluster's name (the etcd keys) and secret_file (the passwords), and the
  * nodes' addresses (PostgreSQL's allowed clients). write_port and read_port belong to the lb

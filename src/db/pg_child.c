@@ -79,6 +79,7 @@ int pg_child_start(struct pg_child *c, const struct pg_child_spec *spec)
                              .user = spec->user,
                              .output = CHILD_OUTPUT_LOG,
                              .timeout_ms = spec->timeout_ms,
+                             .is_env_secret = true, /* PGPASSWORD; nothing here restarts */
                              .ctx = spec->ctx};
     return child_start(&c->_child, &req);
 }

@@ -44,7 +44,8 @@ struct pg_child_spec {
 
 void pg_child_init(struct pg_child *c, struct ev_loop *loop, pg_child_exit_fn on_exit, void *data);
 
-/* Start spec (in directory "/": PostgreSQL's tools need a readable working directory).
+/* Start spec (in directory "/": PostgreSQL's tools need a readable working directory; its
+ * environment, PGPASSWORD included, is wiped from keel's memory once the process runs).
  * Returns 0, -EBUSY if c already runs a process, or -errno from fork/pipes. Does not
  * block. */
 int pg_child_start(struct pg_child *c, const struct pg_child_spec *spec) KEEL_MUST_CHECK;

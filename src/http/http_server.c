@@ -59,7 +59,7 @@ struct http_server {
     uint32_t max_head;
     size_t max_response;
     struct fdlimit_throttle pause_throttle;  /* "accepting paused" lines */
-    struct fdlimit_throttle refuse_throttle; /* "over the cap" lines */
+    struct fdlimit_throttle refuse_throttle; /* over the caps: refused or evicted */
     char addr[64];                           /* where it listens, for the log */
 };
 
@@ -805,6 +805,52 @@ static struct srv_conn *eviction_victim(const struct http_server *s, uint32_t ha
     return victim;
 }
 
+/* At the per-source cap, a newcomer takes the slot of the oldest connection of its own
+ * address still waiting for its request: connections that ask for nothing (a TCP check, a
+ * relay opened ahead of its client's bytes, a stalled client) then cannot lock out the
+ * requests that come from the same address (an operator's curl on the lb's machine, where
+ * everything comes from 127.0.0.1). Only connections being answered hold the address's
+ * slots against a newcomer. NULL: no such connection. */
+static struct srv_conn *own_eviction_victim(const struct http_server *s,
+                                            const struct sockaddr_storage *peer)
+{
+    for (struct srv_conn *c = s->oldest; c != NULL; c = c->next) {
+        if (conn_is_idle(c) && same_source(&c->peer, peer)) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/* Close an idle connection to admit a newcomer from peer (is_per_source: of its own address,
+ * at max_conns_per_source; else of the heaviest address, at max_conns). */
+static void evict(struct http_server *s, struct srv_conn *victim,
+                  const struct sockaddr_storage *peer, bool is_per_source)
+{
+    char ip[64], why[128];
+    (void)sock_addr_ip((const struct sockaddr *)&victim->peer, ip, sizeof(ip));
+    conn_close(victim);
+    uint64_t span_ms;
+    uint32_t n = fdlimit_throttle_hit(&s->refuse_throttle, ev_now_ms(s->loop), &span_ms);
+    if (n == 0) {
+        return;
+    }
+    if (is_per_source) {
+        (void)snprintf(why, sizeof(why),
+                       "its address had %u connections open, the most one address may",
+                       s->conf->max_conns_per_source);
+    } else {
+        char nip[64];
+        (void)snprintf(why, sizeof(why), "%u connections open, the most; the newcomer is from %s",
+                       s->conf->max_conns,
+                       sock_addr_ip((const struct sockaddr *)peer, nip, sizeof(nip)));
+    }
+    log_warn(s->conf->name,
+             "%s closed an idle connection from %s to admit a new one: %s (%u turned away in "
+             "%.1f s)",
+             s->addr, ip, why, n, (double)span_ms / 1000.0);
+}
+
 static void on_accept_resume(struct ev_loop *loop, struct ev_timer *t)
 {
     struct http_server *s = t->data;
@@ -830,7 +876,9 @@ static void accept_pause(struct http_server *s, int err)
     }
 }
 
-/* Close a connection over a cap (is_per_source: its address's, else the listener's). */
+/* Close a connection over a cap (is_per_source: its address's, else the listener's). One
+ * throttled line for refusals and evictions together ("N turned away"): a flood of either
+ * writes one line a second. */
 static void refuse(struct http_server *s, int fd, const struct sockaddr_storage *peer,
                    bool is_per_source)
 {
@@ -848,8 +896,8 @@ static void refuse(struct http_server *s, int fd, const struct sockaddr_storage 
     } else {
         (void)snprintf(why, sizeof(why), "%u connections open, the most", s->conf->max_conns);
     }
-    log_warn(s->conf->name, "%s refused a connection from %s: %s (%u refused in %.1f s)", s->addr,
-             sock_addr_ip((const struct sockaddr *)peer, ip, sizeof(ip)), why, n,
+    log_warn(s->conf->name, "%s refused a connection from %s: %s (%u turned away in %.1f s)",
+             s->addr, sock_addr_ip((const struct sockaddr *)peer, ip, sizeof(ip)), why, n,
              (double)span_ms / 1000.0);
 }
 
@@ -862,8 +910,13 @@ static bool admit(struct http_server *s, int fd, const struct sockaddr_storage *
     }
     uint32_t have = source_count(s, peer);
     if (k->max_conns_per_source != 0 && have >= k->max_conns_per_source) {
-        refuse(s, fd, peer, true);
-        return false;
+        struct srv_conn *victim = own_eviction_victim(s, peer);
+        if (victim == NULL) {
+            refuse(s, fd, peer, true); /* every one of them is being answered */
+            return false;
+        }
+        evict(s, victim, peer, true);
+        return true; /* one in, one out: the overall count is what it was */
     }
     if (k->max_conns != 0 && s->n_conns >= k->max_conns) {
         struct srv_conn *victim = eviction_victim(s, have);
@@ -871,7 +924,7 @@ static bool admit(struct http_server *s, int fd, const struct sockaddr_storage *
             refuse(s, fd, peer, false);
             return false;
         }
-        conn_close(victim);
+        evict(s, victim, peer, false);
     }
     return true;
 }

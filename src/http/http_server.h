@@ -76,7 +76,9 @@ struct http_server_conf {
     bool is_reuseport;             /* SO_REUSEPORT: one listener per loop on the same address */
     int backlog;                   /* listen() backlog; 0: 128 */
     uint32_t max_conns;            /* open connections */
-    uint32_t max_conns_per_source; /* from one address; at max_conns, a newcomer evicts the
+    uint32_t max_conns_per_source; /* from one address: over it, a newcomer evicts its own
+                                    * address's oldest idle connection (waiting for its
+                                    * request), else is refused; at max_conns, it evicts the
                                     * oldest idle connection of the address holding the most,
                                     * if it holds more than the newcomer's address */
     uint32_t head_timeout_ms;      /* for a request head: from accept, then from the last

@@ -121,29 +121,6 @@ void http_local_respond(struct http_local_resp *r, const struct http_local_req *
     }
 }
 
-void http_return_respond(struct http_local_resp *r, const struct http_local_req *q,
-                         const struct conf_location *loc)
-{
-    int status = loc->return_status;
-    char headers[1024] = "";
-    char body[600];
-    int n;
-    if (status >= 300 && status <= 399 && status != 304) {
-        (void)snprintf(headers, sizeof(headers), "Location: %s\r\n", loc->return_text);
-        n = snprintf(body, sizeof(body), "%d %s: %s\n", status, http_status_reason(status),
-                     loc->return_text);
-    } else {
-        n = snprintf(body, sizeof(body), "%s%s", loc->return_text,
-                     loc->return_text[0] != '\0' ? "\n" : "");
-    }
-    if (loc->cache_control[0] != '\0') {
-        size_t l = strlen(headers);
-        (void)snprintf(headers + l, sizeof(headers) - l, "Cache-Control: %s\r\n",
-                       loc->cache_control);
-    }
-    http_local_respond(r, q, status, headers, body, n > 0 ? (size_t)n : 0);
-}
-
 static void respond_error(struct http_local_resp *r, const struct http_local_req *q, int status,
                           const char *why)
 {
@@ -151,6 +128,47 @@ static void respond_error(struct http_local_resp *r, const struct http_local_req
     int n = snprintf(body, sizeof(body), "%d %s: %s\n", status, http_status_reason(status), why);
     http_local_respond(r, q, status, status == 405 ? "Allow: GET, HEAD\r\n" : "", body,
                        n > 0 ? (size_t)n : 0);
+}
+
+/* The head lines and body of a `return` answer, sized from the fields that feed them
+ * (lb_conf.c bounds each to its field and keeps CR, LF and, in a URL, spaces out of them):
+ * "Location: URL\r\nCache-Control: VALUE\r\n" and "CODE REASON: URL\n". */
+#define RETURN_REASON_MAX 40 /* longer than any reason http_status_reason gives */
+#define RETURN_HEADERS_SIZE                                                                        \
+    (sizeof("Location: \r\n") + sizeof(((struct conf_location *)0)->return_text) +                 \
+     sizeof("Cache-Control: \r\n") + sizeof(((struct conf_location *)0)->cache_control))
+#define RETURN_BODY_SIZE                                                                           \
+    (sizeof("599 : \n") + RETURN_REASON_MAX + sizeof(((struct conf_location *)0)->return_text))
+
+void http_return_respond(struct http_local_resp *r, const struct http_local_req *q,
+                         const struct conf_location *loc)
+{
+    int status = loc->return_status;
+    char headers[RETURN_HEADERS_SIZE];
+    char body[RETURN_BODY_SIZE];
+    int h = 0, n;
+    if (status >= 300 && status <= 399 && status != 304) {
+        h = snprintf(headers, sizeof(headers), "Location: %s\r\n", loc->return_text);
+        n = snprintf(body, sizeof(body), "%d %s: %s\n", status, http_status_reason(status),
+                     loc->return_text);
+    } else {
+        headers[0] = '\0';
+        n = snprintf(body, sizeof(body), "%s%s", loc->return_text,
+                     loc->return_text[0] != '\0' ? "\n" : "");
+    }
+    if (h >= 0 && (size_t)h < sizeof(headers) && loc->cache_control[0] != '\0') {
+        size_t l = (size_t)h;
+        int m =
+            snprintf(headers + l, sizeof(headers) - l, "Cache-Control: %s\r\n", loc->cache_control);
+        h = m < 0 ? m : h + m;
+    }
+    if (h < 0 || (size_t)h >= sizeof(headers) || n < 0 || (size_t)n >= sizeof(body)) {
+        /* Never with a configuration lb_conf.c accepted: a truncated Location would send the
+         * client elsewhere, so nothing goes out but an error. */
+        respond_error(r, q, 500, "the return answer does not fit its buffer");
+        return;
+    }
+    http_local_respond(r, q, status, headers, body, (size_t)n);
 }
 
 /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, and the worker

@@ -404,6 +404,35 @@ static int set_loc_root(struct conf_parser *cp, const struct conf_directive *d, 
     return 0;
 }
 
+/* Whether s may be a header value without spaces (a URL): no byte below 0x21 (space, tab,
+ * CR, LF and the other controls) nor DEL; UTF-8 passes as is. */
+static bool is_header_token(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        if (*p < 0x21 || *p == 0x7f) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* cache_control VALUE: a header value of the location's responses: spaces and tabs inside,
+ * no other control character (a bare CR would end the header line for some clients). */
+static int set_loc_cache_control(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                                 const struct conf_token *tok, size_t n)
+{
+    for (const unsigned char *p = (const unsigned char *)tok[1].text; *p != '\0'; p++) {
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f) {
+            conf_error(cp, &tok[1],
+                       "invalid value for \"cache_control\": control character 0x%02x (it is "
+                       "a header value)",
+                       *p);
+            return -KEEL_ECONFIG;
+        }
+    }
+    return conf_set_string(cp, d, obj, tok, n);
+}
+
 static int set_loc_return(struct conf_parser *cp, const struct conf_directive *d, void *obj,
                           const struct conf_token *tok, size_t n)
 {
@@ -424,11 +453,24 @@ static int set_loc_return(struct conf_parser *cp, const struct conf_directive *d
         conf_error(cp, &tok[0], "\"return %lu\" redirects: it needs a URL", (unsigned long)code);
         return -KEEL_ECONFIG;
     }
+    if (n == 3 && tok[2].len >= sizeof(loc->return_text)) {
+        conf_error(cp, &tok[2], "invalid %s for \"return\": %zu bytes, at most %zu",
+                   redirect ? "URL" : "text", tok[2].len, sizeof(loc->return_text) - 1);
+        return -KEEL_ECONFIG;
+    }
+    if (n == 3 && redirect && !is_header_token(tok[2].text)) {
+        /* It becomes the Location header: one line, no blank the client could split on. */
+        conf_error(cp, &tok[2],
+                   "invalid URL for \"return %lu\": no spaces or control characters (it is "
+                   "the Location header)",
+                   (unsigned long)code);
+        return -KEEL_ECONFIG;
+    }
+    if (n == 3 && strpbrk(tok[2].text, "\r\n") != NULL) {
+        conf_error(cp, &tok[2], "invalid text for \"return\": it must be one line");
+        return -KEEL_ECONFIG;
+    }
     if (n == 3) {
-        if (tok[2].len >= sizeof(loc->return_text) || strpbrk(tok[2].text, "\r\n") != NULL) {
-            conf_error(cp, &tok[2], "invalid text for \"return\": at most 511 bytes on one line");
-            return -KEEL_ECONFIG;
-        }
         memcpy(loc->return_text, tok[2].text, tok[2].len + 1);
     }
     loc->return_status = (int)code;
@@ -828,7 +870,7 @@ static const struct conf_directive lb_directives[] = {
      .contexts = LOC,
      .min_args = 1,
      .max_args = 1,
-     .set = conf_set_string,
+     .set = set_loc_cache_control,
      CONF_FIELD(struct conf_location, cache_control),
      .syntax = "cache_control VALUE",
      .help = "Cache-Control header of the responses"},

@@ -4,7 +4,8 @@
  * Connections are short: one request head within a timeout, the whole response, close. The
  * listener is part of the control plane and lives on the reserve of descriptors
  * (core/fdlimit.h), so it caps its own connections: FDLIMIT_ADMIN_CONN_MAX in all,
- * FDLIMIT_ADMIN_CONN_PER_SOURCE from one address. */
+ * FDLIMIT_ADMIN_CONN_PER_SOURCE from one address (a newcomer over a cap takes the slot of an
+ * idle connection, http_server.h). */
 #include "monitor/admin.h"
 
 #include <stdio.h>

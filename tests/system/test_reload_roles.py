@@ -14,6 +14,8 @@ keeps serving.
   pg_port is refused and the database keeps running.
 """
 import os
+import re
+import subprocess
 
 import pytest
 
@@ -114,6 +116,8 @@ def test_vip_port_change_refused_role_keeps_running(env):
     k1.log.wait(r"configuration reloaded", timeout=5, start=mark)
     assert refused(k1, "vrrp") == 1
     assert refused(k1, "lb") == 0
+    st = k1.status()
+    assert st["generations"]["vrrp"] < st["generation"] == st["generations"]["lb"], st
     r = router(k1)
     assert (r["state"], r["priority"]) == ("master", 200), r
     kt.deadline_poll(lambda: len(k1.status()["backends"][0]["servers"]) == 2, 5,
@@ -126,22 +130,47 @@ def test_vip_port_change_refused_role_keeps_running(env):
     assert seen == {"a", "b"}, seen
 
 
+def keel_status(conf):
+    r = subprocess.run([kt.KEEL, "status", "-c", conf], capture_output=True, text=True,
+                       timeout=30)
+    return r.returncode, r.stdout + r.stderr
+
+
 @pytest.mark.timeout(60)
 def test_workers_change_refused_lb_keeps_serving(env):
     """workers 2 -> 3 with a new server set: refused (named, counted under role lb), the lb
-    keeps its two workers and its old server; the same file with workers 2 is applied."""
+    keeps its two workers and its old server, and says which generation it runs: /status
+    "generations" and keel_role_generation{role="lb"} stay at the first while the node's
+    "generation" is the file it read, and `keel status` names the lag. The same file with
+    workers 2 is applied: every role runs the node's generation again."""
     a, b = env.backends(2)
     port, admin = env.port(), env.port()
     k = env.keel(kt.lb_config(port, [("a", a.addr)], admin, workers=2), ports=[port],
                  admin=admin, allow_errors=[r"workers 2 -> 3 cannot change", REFUSED_ROLE % "lb"])
+    first = k.status()["generation"]
+    assert set(k.status()["generations"].values()) == {first}, k.status()["generations"]
     mark = k.reload(kt.lb_config(port, [("b", b.addr)], admin, workers=3))
     k.log.wait(r"\[error\] .*reload: workers 2 -> 3 cannot change while keel runs \(restart "
-               r"it\): the lb keeps running generation \d+", timeout=5, start=mark)
+               r"it\): the lb keeps running generation %d" % first, timeout=5, start=mark)
+    k.log.wait(r"reload: role lb refused the new configuration .* \(generation %d\)" % first,
+               timeout=5, start=mark)
     k.log.wait(r"configuration reloaded", timeout=5, start=mark)
     assert refused(k, "lb") == 1
     st = k.status()
     assert st["workers"] == 2
     assert [s["name"] for s in st["backends"][0]["servers"]] == ["a"]
+    assert st["generation"] > first
+    assert st["generations"]["lb"] == first, st["generations"]
+    assert all(g == st["generation"] for r, g in st["generations"].items() if r != "lb"), \
+        st["generations"]
+    m = k.metrics()
+    assert m.get("keel_role_generation", role="lb") == first
+    assert m.get("keel_role_generation", role="app") == st["generation"]
+    assert m.get("keel_config_generation") == st["generation"]
+    rc, out = keel_status(k.conf)
+    assert rc == 1, out
+    assert re.search(r"^-: role lb runs generation %d, not %d \(the last file read\): it "
+                     r"refused a reload" % (first, st["generation"]), out, re.M), out
     for _ in range(6):
         code, h, body = kt.http_get(port, "/x")
         assert (code, kt.server_of(h, body)) == (200, "a")
@@ -150,6 +179,10 @@ def test_workers_change_refused_lb_keeps_serving(env):
     kt.deadline_poll(lambda: kt.server_of(*kt.http_get(port, "/x")[1:]) == "b", 5,
                      what="the new server set")
     assert refused(k, "lb") == 1
+    st = k.status()
+    assert set(st["generations"].values()) == {st["generation"]}, st
+    rc, out = keel_status(k.conf)
+    assert rc == 0 and "refused a reload" not in out, out
 
 
 LB = ("lb1", "127.0.0.131")

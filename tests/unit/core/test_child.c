@@ -3,7 +3,8 @@
  * /bin/false reach on_exit with their status, a sleeping child is stopped by SIGTERM, one
  * that ignores SIGTERM is SIGKILLed when the stop time ends, the run deadline, the restart
  * policy's backoff schedule, child_stop while waiting to restart, output capture under the
- * child's log context, child_kill_wait, and the state names. */
+ * child's log context, child_kill_wait, the state names, and an environment that holds a
+ * secret wiped from keel's copy once the process has it. */
 #include <criterion/criterion.h>
 
 #include "core/child.c"
@@ -336,4 +337,62 @@ Test(child, state_names_and_transitions)
     }
     cr_assert_str_eq(child_state_name(CHILD_RUNNING), "running");
     cr_assert_str_eq(child_state_name((enum child_state)99), "?");
+}
+
+/* Whether keel's copy of c's spec holds s anywhere (its environment strings included). */
+static bool spec_holds(const struct child *c, const char *s)
+{
+    if (c->_spec_mem == NULL) {
+        return false;
+    }
+    size_t size = 0;
+    memcpy(&size, c->_spec_mem, sizeof(size));
+    return memmem(c->_spec_mem, size, s, strlen(s)) != NULL;
+}
+
+/* A password in the environment (PGPASSWORD for pg_basebackup) reaches the process but does
+ * not stay in keel's memory for the whole run (minutes for a base backup) when the spec
+ * says it is a secret; a child that may restart keeps its environment for the next run. */
+Test(child, a_secret_environment_is_wiped_once_the_process_has_it)
+{
+    static const char secret[] = "hunter2-d1ff1cult";
+    struct child c;
+    struct seen s = {0};
+    child_init(&c, loop, &ops, &s);
+    char *argv[] = {"/bin/sh", "-c", "echo \"got [$KEEL_TEST_SECRET]\"; exec sleep 30", NULL};
+    char *envp[] = {"PATH=/usr/bin:/bin", "KEEL_TEST_SECRET=hunter2-d1ff1cult", NULL};
+    struct child_spec spec = {.path = "/bin/sh",
+                              .argv = argv,
+                              .envp = envp,
+                              .output = CHILD_OUTPUT_LOG,
+                              .is_group_stopped = true,
+                              .is_env_secret = true,
+                              .ctx = "test/0"};
+    cr_assert_eq(child_start(&c, &spec), 0);
+    cr_assert_not(spec_holds(&c, secret), "keel's copy still holds the secret");
+    cr_assert(spec_holds(&c, "exec sleep 30"), "the rest of the copy is there");
+    uint64_t deadline = child_clock_ms() + 5000;
+    while (strstr(log_text(), "got [") == NULL && child_clock_ms() < deadline) {
+        struct ev_timer t;
+        ev_timer_init(&t, on_tick, NULL, "tick");
+        ev_timer_start(loop, &t, 10);
+        (void)ev_run(loop);
+        ev_timer_stop(loop, &t);
+    }
+    cr_assert_not_null(strstr(log_text(), "got [hunter2-d1ff1cult]"), "%s", log_text());
+    cr_assert(child_stop(&c, SIGTERM, 5000));
+    cr_assert(run_until(&s.n_exits, 1, 5000));
+    child_fini(&c);
+
+    /* Not a secret (an app's environment, which each restart needs): the copy keeps it. */
+    struct child r;
+    struct seen rs = {0};
+    child_init(&r, loop, &ops, &rs);
+    spec.is_env_secret = false;
+    cr_assert_eq(child_start(&r, &spec), 0);
+    cr_assert(spec_holds(&r, secret));
+    cr_assert(child_stop(&r, SIGTERM, 5000));
+    cr_assert(run_until(&rs.n_exits, 1, 5000));
+    cr_assert_not(spec_holds(&r, secret), "wiped when the run ends");
+    child_fini(&r);
 }

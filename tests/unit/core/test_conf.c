@@ -827,6 +827,68 @@ Test(conf_errors, error_count_matches_lines)
     conf_errors_fini(&errs);
 }
 
+/* `return CODE URL` becomes a Location header and `cache_control` a Cache-Control header of
+ * the same answer: one line each, within their fields (http_static.c sizes its buffers from
+ * them). A URL has no blank a client could split on; a header value no control character but
+ * the tab. */
+#define LOC_FE(body) "frontend www { bind :8080; location /a/ { " body " } }\n"
+
+Test(conf, return_and_cache_control_values)
+{
+    struct conf *conf = load_ok(LOC_FE("return 308 \"https://a.example/x?q=1&r=%20\"; "
+                                       "cache_control \"public,\tmax-age=60\";"));
+    const struct conf_location *loc = &conf->frontends[0].locations[0];
+    cr_assert_eq(loc->return_status, 308);
+    cr_assert_str_eq(loc->return_text, "https://a.example/x?q=1&r=%20");
+    cr_assert_str_eq(loc->cache_control, "public,\tmax-age=60");
+    conf_free(conf);
+    conf = load_ok(LOC_FE("return 200 \"two words\tand a tab\";"));
+    cr_assert_str_eq(conf->frontends[0].locations[0].return_text, "two words\tand a tab");
+    conf_free(conf);
+    char text[1024], url[600];
+    memset(url, 'x', 511);
+    url[0] = '/';
+    url[511] = '\0';
+    (void)snprintf(text, sizeof(text), LOC_FE("return 301 %s;"), url);
+    conf = load_ok(text);
+    cr_assert_eq(strlen(conf->frontends[0].locations[0].return_text), 511);
+    conf_free(conf);
+}
+
+Test(conf_errors, return_url_and_cache_control_stay_one_header_line)
+{
+    expect_errors(LOC_FE("return 302 \"https://a.example/x y\";"),
+                  "t.conf:1:54: error: invalid URL for \"return 302\": no spaces or control "
+                  "characters (it is the Location header)\n");
+    expect_errors(LOC_FE("return 301 \"/x\tSet-Cookie:a=b\";"),
+                  "t.conf:1:54: error: invalid URL for \"return 301\": no spaces or control "
+                  "characters (it is the Location header)\n");
+    expect_errors(LOC_FE("return 307 \"/x\rSet-Cookie:a=b\";"),
+                  "t.conf:1:54: error: invalid URL for \"return 307\": no spaces or control "
+                  "characters (it is the Location header)\n");
+    expect_errors(LOC_FE("return 200 \"one\rtwo\";"),
+                  "t.conf:1:54: error: invalid text for \"return\": it must be one line\n");
+    expect_errors(LOC_FE("return 301 /; cache_control \"max-age=1\rSet-Cookie: a=b\";"),
+                  "t.conf:1:71: error: invalid value for \"cache_control\": control character "
+                  "0x0d (it is a header value)\n");
+    expect_errors(LOC_FE("return 301 /; cache_control \"max-age=1\vx\";"),
+                  "t.conf:1:71: error: invalid value for \"cache_control\": control character "
+                  "0x0b (it is a header value)\n");
+}
+
+Test(conf_errors, return_text_longer_than_its_field)
+{
+    char text[1200], url[600];
+    memset(url, 'x', 512);
+    url[0] = '/';
+    url[512] = '\0';
+    (void)snprintf(text, sizeof(text), LOC_FE("return 301 %s;"), url);
+    expect_errors(text, "t.conf:1:54: error: invalid URL for \"return\": 512 bytes, at most 511\n");
+    (void)snprintf(text, sizeof(text), LOC_FE("return 200 %s;"), url);
+    expect_errors(text,
+                  "t.conf:1:54: error: invalid text for \"return\": 512 bytes, at most 511\n");
+}
+
 /* ------------------------------------------------------------------------------------------
  * Files
  * ------------------------------------------------------------------------------------------ */

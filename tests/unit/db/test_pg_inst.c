@@ -3,7 +3,8 @@
  * mocks, together with db/pg_query.c and db/pg_status.c: bootstrap of a primary, queries,
  * errors and timeouts on the event loop (which must keep running during a slow query),
  * kill -9 of the postmaster, a streaming replica through a slot, synchronous commit, and a
- * failover: promotion, then the old primary, diverged, rejoins with pg_rewind. Instances
+ * failover: promotion, then the old primary, diverged, rejoins with pg_rewind; and, with a
+ * stand-in pg_basebackup, where the replication password goes. Instances
  * listen on free high ports of 127.0.0.x, live in a temporary directory, and are stopped
  * (SIGQUIT, then SIGKILL) and removed by the suite's fini, which Criterion runs after a
  * failed assertion too; if the test process dies, PR_SET_PDEATHSIG kills the postmasters. */
@@ -13,6 +14,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
 #include <netinet/in.h>
@@ -1021,4 +1023,104 @@ Test(pg_inst, an_illegal_transition_is_refused)
     cr_assert_eq(p->state, PG_INST_STARTING, "a legal one is made");
     cr_assert_eq(fsm_illegal_count(FSM_MACHINE_PG), 1);
     free(p);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * The replication password
+ * ------------------------------------------------------------------------------------------ */
+
+static void write_text(const char *path, const char *text, mode_t mode)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    cr_assert_geq(fputs(text, f), 0);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_eq(chmod(path, mode), 0);
+}
+
+static bool file_has(const char *path, const char *s, size_t len)
+{
+    static char text[65536];
+    int fd = open(path, O_RDONLY);
+    if (fd == -1) {
+        return false;
+    }
+    ssize_t n = read(fd, text, sizeof(text));
+    close(fd);
+    return n > 0 && memmem(text, (size_t)n, s, len) != NULL;
+}
+
+/* pg_basebackup (a stand-in in a bindir of the test's, run as the postgres user like the
+ * real one) gets the replication password in its own environment, PGPASSWORD, and nowhere
+ * else: not on its command line (/proc/PID/cmdline, which every user can read), not in the
+ * conninfo, and keel's copy of the environment is wiped as soon as it runs, not when it
+ * exits minutes later. */
+Test(pg_inst, the_replication_password_is_in_the_tools_environment_only)
+{
+    char bindir[128], out[128], script[1024], path[160], datadir[128];
+    (void)snprintf(bindir, sizeof(bindir), "%s/bin", tmp);
+    (void)snprintf(out, sizeof(out), "%s/out", tmp);
+    (void)snprintf(datadir, sizeof(datadir), "%s/fake", tmp);
+    struct passwd *pw = getpwnam("postgres");
+    cr_assert_not_null(pw);
+    cr_assert_eq(mkdir(bindir, 0755), 0);
+    cr_assert_eq(mkdir(out, 0700), 0);
+    cr_assert_eq(chown(out, pw->pw_uid, pw->pw_gid), 0);
+    (void)snprintf(script, sizeof(script),
+                   "#!/bin/sh\n"
+                   "cat /proc/$$/cmdline > %s/cmdline\n"
+                   "cat /proc/$$/environ > %s/environ\n"
+                   "echo ready > %s/ready\n"
+                   "while [ ! -e %s/go ]; do sleep 0.02; done\n"
+                   "echo 'pg_basebackup: error: a stand-in' >&2\n"
+                   "exit 1\n",
+                   out, out, out, out);
+    (void)snprintf(path, sizeof(path), "%s/pg_basebackup", bindir);
+    write_text(path, script, 0755);
+    struct pg_inst_conf c = {.name = "fake",
+                             .bindir = bindir,
+                             .datadir = datadir,
+                             .socket_dir = tmp,
+                             .listen_addr = "127.0.0.1",
+                             .port = 1,
+                             .repl_password = repl_password,
+                             .allowed_cidrs = cidrs,
+                             .n_cidrs = 1,
+                             .tool_timeout_ms = 20000,
+                             .is_nosync = true};
+    struct errbuf eb = {.msg = ""};
+    struct pg_inst *p = NULL;
+    cr_assert_eq(pg_inst_new(loop, &c, &p, &eb), 0, "pg_inst_new: %s", eb.msg);
+    insts[n_insts++] = p;
+    struct done d = {0};
+    cr_assert_eq(pg_inst_init_replica(p, "127.0.0.1", 1, NULL, on_done, &d), 0);
+    (void)snprintf(path, sizeof(path), "%s/ready", out);
+    uint64_t deadline = mono_ms() + WAIT_MS;
+    while (access(path, F_OK) != 0 && !d.is_done && mono_ms() < deadline) {
+        run_for(20);
+    }
+    cr_assert_not(d.is_done, "init replica ended early: %s", d.reason);
+    cr_assert_eq(pg_inst_state(p), PG_INST_BASEBACKUP);
+    /* While it runs: keel's copy of its spec no longer holds the password. */
+    const struct child *ch = &p->child._child;
+    size_t size = 0;
+    cr_assert_not_null(ch->_spec_mem);
+    memcpy(&size, ch->_spec_mem, sizeof(size));
+    size_t pwlen = strlen(repl_password);
+    cr_assert_null(memmem(ch->_spec_mem, size, repl_password, pwlen));
+    cr_assert_not_null(memmem(ch->_spec_mem, size, "keel_basebackup", 15), "argv is kept");
+    /* The process: the password in its environment, as PGPASSWORD, not in its arguments. */
+    char want[300];
+    int n = snprintf(want, sizeof(want), "PGPASSWORD=%s", repl_password);
+    (void)snprintf(path, sizeof(path), "%s/environ", out);
+    cr_assert(file_has(path, want, (size_t)n + 1), "PGPASSWORD with its NUL");
+    (void)snprintf(path, sizeof(path), "%s/cmdline", out);
+    cr_assert(file_has(path, "--no-password", 13));
+    cr_assert(file_has(path, "keel_basebackup", 15), "the conninfo is there");
+    cr_assert_not(file_has(path, repl_password, pwlen), "the password is on the command line");
+    cr_assert_not(file_has(path, "password=", 9), "a password in the conninfo");
+    (void)snprintf(path, sizeof(path), "%s/go", out);
+    write_text(path, "", 0644);
+    cr_assert(run_until(&d.is_done, WAIT_MS), "the stand-in did not end");
+    cr_assert_neq(d.rc, 0, "a stand-in cannot make a replica");
 }

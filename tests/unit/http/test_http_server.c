@@ -27,6 +27,7 @@ struct fixture {
     struct http_server_conf conf;
     int aborts;
     struct http_server_req *held; /* a request answered later */
+    int n_holding;                /* requests on /hold: never answered, until closed */
     struct ev_timer later;
 };
 
@@ -80,6 +81,19 @@ static void on_later(struct http_server_req *req, void *data)
     ev_timer_start(http_server_req_loop(req), &f->later, 50);
 }
 
+static void on_hold_abort(void *data)
+{
+    ((struct fixture *)data)->n_holding--;
+}
+
+/* A request being answered for as long as the test likes: its connection is busy. */
+static void on_hold(struct http_server_req *req, void *data)
+{
+    struct fixture *f = data;
+    f->n_holding++;
+    http_server_req_on_abort(req, on_hold_abort, f);
+}
+
 static const struct http_route routes[] = {
     {.path = "/echo",
      .methods = HTTP_ROUTE_METHOD(HTTP_METHOD_GET) | HTTP_ROUTE_METHOD(HTTP_METHOD_HEAD),
@@ -92,6 +106,7 @@ static const struct http_route routes[] = {
     {.path = "/sink", .body = HTTP_SERVER_BODY_DISCARD, .handler = on_echo},
     {.path = "/chunked", .handler = on_chunked},
     {.path = "/later", .handler = on_later},
+    {.path = "/hold", .handler = on_hold},
     {.path = "/p/", .is_prefix = true, .handler = on_prefix},
 };
 
@@ -414,7 +429,7 @@ Test(http_server, answer_later_holds_the_pipeline)
  * Caps, timeouts, bad input
  * ------------------------------------------------------------------------------------------ */
 
-Test(http_server, caps_refuse_and_evict)
+Test(http_server, caps_evict_idle_connections)
 {
     struct fixture f;
     fixture_start(&f, true);
@@ -425,9 +440,12 @@ Test(http_server, caps_refuse_and_evict)
     client_open(&f, &a2, "127.0.0.2");
     run_until(&f, &a1, NULL, 0, 50);
     cr_assert_eq(http_server_conn_count(f.server), 2);
-    client_open(&f, &a3, "127.0.0.2"); /* over the per-source cap: refused */
-    run_until(&f, &a3, NULL, 0, 1000);
-    cr_assert(a3.is_closed);
+    /* Over the per-source cap, a newcomer takes the slot of its own address's oldest
+     * connection that asked for nothing. */
+    client_open(&f, &a3, "127.0.0.2");
+    run_until(&f, &a1, NULL, 0, 1000);
+    cr_assert(a1.is_closed, "the oldest idle connection of the address is evicted");
+    cr_assert_not(a2.is_closed);
     cr_assert_eq(http_server_conn_count(f.server), 2);
     client_open(&f, &b1, "127.0.0.3");
     run_until(&f, &b1, NULL, 0, 50);
@@ -435,17 +453,99 @@ Test(http_server, caps_refuse_and_evict)
     /* At the cap, a newcomer from a third address takes the oldest idle slot of the
      * address holding the most. */
     client_open(&f, &c1, "127.0.0.4");
-    run_until(&f, &a1, NULL, 0, 1000);
-    cr_assert(a1.is_closed, "the oldest connection of the busiest address is evicted");
+    run_until(&f, &a2, NULL, 0, 1000);
+    cr_assert(a2.is_closed, "the oldest connection of the busiest address is evicted");
+    cr_assert_not(b1.is_closed);
     cr_assert_eq(http_server_conn_count(f.server), 3);
     client_send(&c1, "GET /echo HTTP/1.1\r\nHost: a\r\n\r\n");
     run_until(&f, &c1, "HTTP/1.1 200", 1, 2000);
     cr_assert(strstr(c1.in, "HTTP/1.1 200 OK") == c1.in);
+    client_send(&a3, "GET /echo HTTP/1.1\r\nHost: a\r\n\r\n");
+    run_until(&f, &a3, "HTTP/1.1 200", 1, 2000);
+    cr_assert(strstr(a3.in, "HTTP/1.1 200 OK") == a3.in, "the newcomer that took a slot is served");
     client_close(&f, &a1);
     client_close(&f, &a2);
     client_close(&f, &a3);
     client_close(&f, &b1);
     client_close(&f, &c1);
+    fixture_stop(&f);
+}
+
+/* Connections being answered are never evicted: over the caps, a newcomer is refused. */
+Test(http_server, caps_refuse_when_every_connection_is_answered)
+{
+    struct fixture f;
+    fixture_start(&f, false);
+    f.conf.max_conns = 3;
+    f.conf.max_conns_per_source = 2;
+    struct client a1, a2, a3, b1, c1;
+    client_open(&f, &a1, "127.0.0.2");
+    client_open(&f, &a2, "127.0.0.2");
+    client_send(&a1, "GET /hold HTTP/1.1\r\nHost: a\r\n\r\n");
+    client_send(&a2, "GET /hold HTTP/1.1\r\nHost: a\r\n\r\n");
+    for (int i = 0; i < 100 && f.n_holding < 2; i++) {
+        run_until(&f, &a1, NULL, 0, 20);
+    }
+    cr_assert_eq(f.n_holding, 2);
+    client_open(&f, &a3, "127.0.0.2"); /* over the per-source cap, its address all busy */
+    run_until(&f, &a3, NULL, 0, 1000);
+    cr_assert(a3.is_closed);
+    cr_assert_not(a1.is_closed);
+    cr_assert_not(a2.is_closed);
+    cr_assert_eq(http_server_conn_count(f.server), 2);
+    client_open(&f, &b1, "127.0.0.3");
+    client_send(&b1, "GET /hold HTTP/1.1\r\nHost: a\r\n\r\n");
+    for (int i = 0; i < 100 && f.n_holding < 3; i++) {
+        run_until(&f, &b1, NULL, 0, 20);
+    }
+    cr_assert_eq(f.n_holding, 3);
+    client_open(&f, &c1, "127.0.0.4"); /* at the overall cap, nothing idle to take */
+    run_until(&f, &c1, NULL, 0, 1000);
+    cr_assert(c1.is_closed);
+    cr_assert_eq(http_server_conn_count(f.server), 3);
+    cr_assert_eq(f.n_holding, 3);
+    client_close(&f, &a1);
+    client_close(&f, &a2);
+    client_close(&f, &a3);
+    client_close(&f, &b1);
+    client_close(&f, &c1);
+    fixture_stop(&f);
+}
+
+/* The bug: on one machine the lb's TCP checks, a relay opened ahead of its client's bytes
+ * or any stalled client come from 127.0.0.1 like the operator's curl; eight of them that
+ * sent nothing filled the address's slots of the admin listener (8, FDLIMIT_ADMIN_CONN_PER_
+ * SOURCE) and /status was refused until they timed out, again and again. */
+Test(http_server, regression_idle_connections_cannot_lock_out_their_own_address)
+{
+    struct fixture f;
+    fixture_start(&f, false);
+    f.conf.max_conns = FDLIMIT_ADMIN_CONN_MAX;
+    f.conf.max_conns_per_source = FDLIMIT_ADMIN_CONN_PER_SOURCE;
+    struct client idle[FDLIMIT_ADMIN_CONN_PER_SOURCE], op;
+    for (int i = 0; i < FDLIMIT_ADMIN_CONN_PER_SOURCE; i++) {
+        client_open(&f, &idle[i], "127.0.0.1");
+    }
+    for (int i = 0; i < 100 && http_server_conn_count(f.server) < FDLIMIT_ADMIN_CONN_PER_SOURCE;
+         i++) {
+        run_until(&f, &idle[0], NULL, 0, 10);
+    }
+    cr_assert_eq(http_server_conn_count(f.server), FDLIMIT_ADMIN_CONN_PER_SOURCE);
+    client_open(&f, &op, "127.0.0.1");
+    client_send(&op, "GET /echo HTTP/1.1\r\nHost: a\r\n\r\n");
+    for (int i = 0; i < 100 && !op.is_closed; i++) { /* an idle one's close stops it too */
+        run_until(&f, &op, NULL, 0, 20);
+    }
+    cr_assert(strstr(op.in, "HTTP/1.1 200 OK") == op.in, "got: \"%s\"", op.in);
+    run_until(&f, &idle[0], NULL, 0, 1000);
+    cr_assert(idle[0].is_closed, "the oldest idle connection gave its slot");
+    for (int i = 1; i < FDLIMIT_ADMIN_CONN_PER_SOURCE; i++) {
+        cr_assert_not(idle[i].is_closed, "%d", i);
+    }
+    for (int i = 0; i < FDLIMIT_ADMIN_CONN_PER_SOURCE; i++) {
+        client_close(&f, &idle[i]);
+    }
+    client_close(&f, &op);
     fixture_stop(&f);
 }
 

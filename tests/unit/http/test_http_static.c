@@ -82,6 +82,49 @@ Test(http_static, return_redirect_and_text)
     teardown(&f);
 }
 
+/* The longest URL and Cache-Control value the configuration accepts go out whole, for every
+ * redirect code: the buffers are sized from the fields and the reason phrases (no silent
+ * truncation of a Location, which would send the client elsewhere). */
+Test(http_static, return_longest_values_go_out_whole)
+{
+    for (int code = 100; code <= 599; code++) {
+        cr_assert_lt(strlen(http_status_reason(code)), RETURN_REASON_MAX, "%d", code);
+    }
+    struct conf_location loc = {.action = CONF_LOC_RETURN};
+    memset(loc.return_text, 'u', sizeof(loc.return_text) - 1);
+    loc.return_text[0] = '/';
+    memset(loc.cache_control, 'c', sizeof(loc.cache_control) - 1);
+    char want_loc[sizeof(loc.return_text) + 32], want_cc[sizeof(loc.cache_control) + 32];
+    (void)snprintf(want_loc, sizeof(want_loc), "\r\nLocation: %s\r\n", loc.return_text);
+    (void)snprintf(want_cc, sizeof(want_cc), "\r\nCache-Control: %s\r\n", loc.cache_control);
+    const int codes[] = {300, 301, 302, 303, 305, 307, 308, 399};
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        struct fixture f;
+        setup(&f, "GET /old HTTP/1.1\r\nHost: x\r\n\r\n");
+        loc.return_status = codes[i];
+        http_return_respond(&f.r, &f.q, &loc);
+        cr_assert_eq(f.r.status, codes[i]);
+        cr_assert(head_has(&f, want_loc), "%d", codes[i]);
+        cr_assert(head_has(&f, want_cc), "%d", codes[i]);
+        char body[sizeof(loc.return_text) + 64];
+        (void)snprintf(body, sizeof(body), "\r\n\r\n%d %s: %s\n", codes[i],
+                       http_status_reason(codes[i]), loc.return_text);
+        cr_assert(head_has(&f, body), "%d", codes[i]);
+        teardown(&f);
+    }
+    struct fixture f;
+    setup(&f, "GET /t HTTP/1.1\r\nHost: x\r\n\r\n");
+    loc.return_status = 200;
+    http_return_respond(&f.r, &f.q, &loc);
+    cr_assert_eq(f.r.status, 200);
+    cr_assert(head_has(&f, want_cc));
+    cr_assert_not(head_has(&f, "Location:"));
+    char body[sizeof(loc.return_text) + 8];
+    (void)snprintf(body, sizeof(body), "\r\n\r\n%s\n", loc.return_text);
+    cr_assert(head_has(&f, body));
+    teardown(&f);
+}
+
 /* A root directory with a.txt = "hello world\n"; returns its fd. */
 static int make_root(char *dir, size_t len)
 {

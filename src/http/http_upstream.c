@@ -751,7 +751,7 @@ static int rewrite_head(struct hp_conn *c, const char *buf)
     const struct conf_frontend *cf = c->fe->conf;
     struct hp_proxy *px = &c->ex->h.px;
     struct http_rewrite_req opt = {.client_ip = c->peer_ip,
-                                   .proto = "http",
+                                   .proto = http_xprt_is_secure(&c->xp) ? "https" : "http",
                                    .served_by = cf->served_by,
                                    .is_upgrade = px->is_upgrade};
     int rc = http_buf_acquire(&px->rhead);

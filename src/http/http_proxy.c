@@ -697,7 +697,11 @@ static void on_client_timeout(struct ev_loop *loop, struct ev_timer *t)
 static void linger_input(struct hp_conn *c)
 {
     char sink[4096];
-    ssize_t n = http_xprt_read(&c->xp, sink, sizeof(sink));
+    ssize_t n;
+    int rounds = 0;
+    do { /* what a transport decoded and keeps (TLS) announces no readiness: drain it */
+        n = http_xprt_read(&c->xp, sink, sizeof(sink));
+    } while (n > 0 && http_xprt_has_pending(&c->xp) && ++rounds < 16);
     if (n == 0 || (n < 0 && n != -EAGAIN)) {
         hp_conn_close(c, "closed");
     }

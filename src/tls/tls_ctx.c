@@ -41,6 +41,7 @@ struct cert_set {
 struct tls_name {
     char *name; /* lowercase; "*.example.com" for a wildcard */
     SSL_CTX *ctx;
+    size_t set; /* while building: the index of its set of certificates */
 };
 
 struct tls_ctx {
@@ -500,8 +501,8 @@ static int tls_name_cmp(const void *a, const void *b)
 }
 
 /* Group the names by the set of certificates that serve each (sets[g]), fill t->names
- * with each name's group index (as a pointer-sized integer until the contexts exist), and
- * return the default group in *dflt. At most n_refs + 1 groups. */
+ * (sorted, as the names are walked in order) with each name's set, and return the default
+ * set in *dflt. At most one set per name, plus one. */
 static int group_names(struct tls_ctx *t, const struct cert_item *items, uint32_t n_items,
                        struct cert_set *sets, size_t *n_sets, size_t *dflt)
 {
@@ -531,7 +532,7 @@ static int group_names(struct tls_ctx *t, const struct cert_item *items, uint32_
         }
         size_t g = set_find_or_add(sets, n_sets, &set);
         t->names[t->n_names].name = strdup(refs[a].name);
-        t->names[t->n_names].ctx = (SSL_CTX *)(uintptr_t)g;
+        t->names[t->n_names].set = g;
         if (t->names[t->n_names].name == NULL) {
             free(refs);
             return -ENOMEM;
@@ -582,10 +583,9 @@ static int ctx_fill(struct tls_ctx *t, const struct conf_frontend *fe,
     }
     free(sets);
     for (size_t i = 0; i < t->n_names; i++) {
-        t->names[i].ctx = t->ctxs[(uintptr_t)t->names[i].ctx];
+        t->names[i].ctx = t->ctxs[t->names[i].set];
     }
     t->dflt = t->ctxs[dflt];
-    qsort(t->names, t->n_names, sizeof(*t->names), tls_name_cmp);
     return 0;
 }
 

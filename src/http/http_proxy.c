@@ -490,6 +490,10 @@ static void run_handshake(struct hp_conn *c)
         ev_timer_start(c->w->loop, &c->timer, c->fe->conf->timeout_header_ms);
         return;
     }
+    if (rc == -ECONNABORTED) { /* closed before a byte: a port probe, not a failure */
+        hp_conn_close(c, "closed before the handshake");
+        return;
+    }
     struct http_xprt_info info;
     http_xprt_get_info(&c->xp, &info);
     metrics_add(&m->handshake_failures, 1);

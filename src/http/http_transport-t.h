@@ -52,8 +52,9 @@ struct http_xprt_ops {
     int (*connected)(struct http_xprt *x);
     /* Bring the transport up before the first byte, on both sides (once connected): 0
      * ready, -EAGAIN (wait for the interest events(x, 0) gives, then call again), or
-     * -errno (-EPROTO: the peer failed the handshake). read and write are called only
-     * after it returned 0. NULL: nothing to do (TCP). */
+     * -errno (-EPROTO, -KEEL_ETLS: the peer failed the handshake; -ECONNABORTED: the peer
+     * closed before sending a byte, a port probe rather than a failed handshake). read and
+     * write are called only after it returned 0. NULL: nothing to do (TCP). */
     int (*handshake)(struct http_xprt *x);
     ssize_t (*read)(struct http_xprt *x, void *buf, size_t len);
     ssize_t (*write)(struct http_xprt *x, const void *buf, size_t len, unsigned flags);

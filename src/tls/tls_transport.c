@@ -314,11 +314,14 @@ static int tls_handshake(struct http_xprt *x)
         return plain_answer(x, t);
     }
     ssize_t rc = fail(x, t, r, W_HS);
-    if (rc == 0) { /* the peer closed in the middle of the handshake */
-        t->fail_rc = -ECONNRESET;
-        set_state(t, TLS_CONN_FAILED);
-        return -ECONNRESET;
+    if (rc == -EAGAIN) {
+        return -EAGAIN;
     }
+    /* A peer that went away without a byte (a port probe) did not fail a handshake: it
+     * never began one. One that stopped in the middle did. */
+    rc = t->is_first_read ? -ECONNABORTED : rc == 0 ? -ECONNRESET : rc;
+    t->fail_rc = (int)rc;
+    set_state(t, TLS_CONN_FAILED);
     return (int)rc;
 }
 

@@ -447,6 +447,19 @@ Test(tls_xprt, a_truncated_handshake_fails_at_the_eof)
     close_pair(&x, c, cfd);
 }
 
+Test(tls_xprt, a_client_that_closes_without_a_byte_is_not_a_failed_handshake)
+{
+    struct http_xprt x;
+    SSL *c;
+    int cfd;
+    make_pair(&x, &c, &cfd, NULL);
+    cr_assert_eq(http_xprt_handshake(&x), -EAGAIN);
+    shutdown(cfd, SHUT_WR); /* a port probe: connect, close */
+    cr_assert_eq(http_xprt_handshake(&x), -ECONNABORTED);
+    cr_assert_eq(ERR_peek_error(), 0);
+    close_pair(&x, c, cfd);
+}
+
 Test(tls_xprt, a_garbage_record_fails_with_a_reason)
 {
     struct http_xprt x;

@@ -45,6 +45,8 @@ struct conf_addr {
     socklen_t salen;
     char text[128];
     bool host_omitted; /* written as ":PORT" or "*:PORT": a node binds its own address */
+    bool is_tls;       /* bind ... tls: connections start with a TLS handshake (frontends and
+                        * sites only; false everywhere else) */
 };
 
 struct conf_server {
@@ -124,6 +126,31 @@ struct conf_location {
     struct conf_pos pos;
 };
 
+/* certificate CERT_FILE KEY_FILE in a frontend or site (tls/tls_conf.c): a PEM certificate
+ * followed by its chain, and its private key. */
+struct conf_cert {
+    char cert_file[CONF_PATH_MAX];
+    char key_file[CONF_PATH_MAX];
+    struct conf_pos cert_pos; /* where each file was written, for errors about it */
+    struct conf_pos key_pos;
+};
+
+/* TLS protocol versions, a bit set (tls_protocols). */
+enum conf_tls_version { CONF_TLS_V12 = 1u << 0, CONF_TLS_V13 = 1u << 1 };
+
+/* A frontend's TLS settings (tls/tls_conf.c), used by its binds that say tls. */
+struct conf_tls {
+    struct conf_cert *certs; /* in the order written: the first is the default (no SNI match) */
+    uint32_t n_certs;
+    uint32_t versions;        /* CONF_TLS_V* bits, default both */
+    char ciphers[512];        /* TLS 1.2 cipher list (OpenSSL syntax), default Mozilla's
+                               * intermediate ECDHE AES-GCM and ChaCha20 suites */
+    char ciphersuites[256];   /* TLS 1.3 suites, default OpenSSL's three */
+    char groups[256];         /* key exchange groups, default X25519:prime256v1:secp384r1 */
+    bool has_bind;            /* some bind says tls */
+    struct conf_pos bind_pos; /* the first bind that says tls, for errors */
+};
+
 struct conf_frontend {
     char name[CONF_NAME_MAX];
     enum conf_mode mode;
@@ -137,6 +164,7 @@ struct conf_frontend {
     uint32_t timeout_idle_ms;       /* default 60000: keep-alive idle between requests */
     uint32_t timeout_client_ms;     /* default 60000: client inactivity mid-request */
     uint32_t timeout_tunnel_ms;     /* default 3600000: idle upgraded (101) connection */
+    uint32_t timeout_handshake_ms;  /* default 10000: a transport's handshake (TLS) */
     uint64_t max_body;              /* bytes, 0 = unlimited (default) */
     uint32_t max_header;            /* bytes of the request head, default 16384 -> 431 */
     uint32_t max_request_line;      /* bytes, default 8192 -> 414 */
@@ -149,6 +177,7 @@ struct conf_frontend {
     /* Set when the node view (conf_apply_node) keeps a site: the node's name, sent as
      * X-Served-By on every response and on requests forwarded to the app tier. */
     char served_by[CONF_NAME_MAX];
+    struct conf_tls tls;
     struct conf_pos pos;
 };
 

@@ -1068,6 +1068,8 @@ void conf_free(struct conf *conf)
     for (uint32_t i = 0; i < conf->n_frontends; i++) {
         free(conf->frontends[i].binds);
         conf->frontends[i].binds = NULL;
+        free(conf->frontends[i].tls.certs);
+        conf->frontends[i].tls.certs = NULL;
     }
     for (uint32_t i = 0; i < conf->n_backends; i++) {
         free(conf->backends[i].servers);

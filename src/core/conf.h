@@ -33,8 +33,10 @@ int conf_load_string(const char *name, const char *text, size_t len, struct conf
 
 /* Flags for conf_load_mem. */
 enum conf_load_flags {
-    CONF_LOAD_NO_RESOLVE = 1u << 0 /* host names are errors instead of getaddrinfo() calls:
-                                    * for fuzzing and tests, which must not touch the DNS */
+    CONF_LOAD_NO_RESOLVE = 1u << 0 /* host names are errors instead of getaddrinfo() calls,
+                                    * and what lies outside the file is not looked at (users,
+                                    * directories, certificate files): for fuzzing and tests,
+                                    * which must not touch the DNS */
 };
 
 /* conf_load_string with flags (a bit set of enum conf_load_flags). */

@@ -21,6 +21,8 @@ static void frontend_fini(struct conf_frontend *fe)
     fe->binds = NULL;
     free(fe->locations);
     fe->locations = NULL;
+    free(fe->tls.certs);
+    fe->tls.certs = NULL;
 }
 
 static void backend_fini(struct conf_backend *be)

@@ -24,6 +24,8 @@ static const struct err_entry keel_errors[] = {
     {KEEL_EQUEUE_FULL, "KEEL_EQUEUE_FULL", "backend queue full"},
     {KEEL_ETIMEDOUT, "KEEL_ETIMEDOUT", "timed out"},
     {KEEL_EETCD, "KEEL_EETCD", "etcd returned an error"},
+    {KEEL_ETLS, "KEEL_ETLS", "TLS protocol error"},
+    {KEEL_ETLS_PLAIN_HTTP, "KEEL_ETLS_PLAIN_HTTP", "plain HTTP request on a TLS port"},
 };
 
 static const struct err_entry *find(int code)

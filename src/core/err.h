@@ -21,6 +21,8 @@ enum keel_err {
     KEEL_EQUEUE_FULL,           /* backend queue is full: 503 */
     KEEL_ETIMEDOUT,             /* a keel timer expired */
     KEEL_EETCD,                 /* etcd answered with an error (see the result's message) */
+    KEEL_ETLS,                  /* the TLS peer failed the protocol (alert, bad record) */
+    KEEL_ETLS_PLAIN_HTTP,       /* plain HTTP sent to a TLS port (answered 400 in clear) */
     KEEL_ELAST
 };
 

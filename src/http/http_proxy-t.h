@@ -21,14 +21,16 @@
 #include "lb/lb_worker.h"
 
 enum hp_state {
-    HP_STATE_IDLE = 0,   /* between requests: waiting for the first byte of the next one */
-    HP_STATE_READ_HEAD,  /* reading a request head (header timeout running) */
-    HP_STATE_QUEUED,     /* request parsed, waiting for a server slot (maxconn) */
-    HP_STATE_CONNECTING, /* connecting to the chosen server */
-    HP_STATE_EXCHANGE,   /* request and response flowing through */
-    HP_STATE_LOCAL,      /* sending a response keel makes (file, redirect, 404), then go on */
-    HP_STATE_REPLY,      /* writing a response made by keel (error), then close */
-    HP_STATE_LINGER,     /* write side shut; discarding input until EOF before close */
+    HP_STATE_HANDSHAKE = 0, /* the transport comes up (TLS; timeout_handshake running); plain
+                             * TCP connections start in IDLE */
+    HP_STATE_IDLE,          /* between requests: waiting for the first byte of the next one */
+    HP_STATE_READ_HEAD,     /* reading a request head (header timeout running) */
+    HP_STATE_QUEUED,        /* request parsed, waiting for a server slot (maxconn) */
+    HP_STATE_CONNECTING,    /* connecting to the chosen server */
+    HP_STATE_EXCHANGE,      /* request and response flowing through */
+    HP_STATE_LOCAL,         /* sending a response keel makes (file, redirect, 404), then go on */
+    HP_STATE_REPLY,         /* writing a response made by keel (error), then close */
+    HP_STATE_LINGER,        /* write side shut; discarding input until EOF before close */
     HP_STATE_CLOSED
 };
 

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/err.h"
 #include "core/fsm.h"
 #include "core/log.h"
 #include "core/sock.h"
@@ -37,8 +38,9 @@
 #define HP_IN_EXTRA 1024 /* room for pipelined bytes after a head of max_header */
 #define HP_LINGER_MS 2000
 
-static const char *const hp_state_names[] = {
-    "idle", "read-head", "queued", "connecting", "exchange", "local", "reply", "linger", "closed"};
+static const char *const hp_state_names[] = {"handshake",  "idle",     "read-head", "queued",
+                                             "connecting", "exchange", "local",     "reply",
+                                             "linger",     "closed"};
 
 /* The one transition function: refuses to leave CLOSED (core/fsm.h) and logs every move at
  * debug. */
@@ -148,7 +150,7 @@ void hp_conn_linger(struct hp_conn *c)
 static void on_drain(struct lb_conn_base *base)
 {
     struct hp_conn *c = (struct hp_conn *)base;
-    if (c->state == HP_STATE_IDLE && c->in.len == 0) {
+    if (c->state == HP_STATE_HANDSHAKE || (c->state == HP_STATE_IDLE && c->in.len == 0)) {
         hp_conn_close(c, "draining");
     } else {
         c->close_after = true;
@@ -472,12 +474,46 @@ static void parse_head(struct hp_conn *c)
     start_request(c);
 }
 
+/* ---------------------------------------------------------------- handshake */
+
+/* Bring the transport up (TLS) before the first request; the connection asks for no input
+ * meanwhile, the transport says what it waits for (events(x, 0)). Done: the first request
+ * has timeout_header from now. */
+static void run_handshake(struct hp_conn *c)
+{
+    int rc = http_xprt_handshake(&c->xp);
+    if (rc == -EAGAIN) {
+        return;
+    }
+    struct metrics_frontend_c *m = metrics_local(c->fe->metrics);
+    if (rc == 0) {
+        metrics_add(&m->handshakes, 1);
+        hp_conn_set_state(c, HP_STATE_IDLE, "handshake done");
+        ev_timer_start(c->w->loop, &c->timer, c->fe->conf->timeout_header_ms);
+        return;
+    }
+    if (rc == -ECONNABORTED) { /* closed before a byte: a port probe, not a failure */
+        hp_conn_close(c, "closed before the handshake");
+        return;
+    }
+    struct http_xprt_info info;
+    http_xprt_get_info(&c->xp, &info);
+    metrics_add(&m->handshake_failures, 1);
+    char ip[SOCK_IP_MAX];
+    log_info("http", "%s: %s handshake with %s failed: %s%s%s", c->fe->conf->name, c->xp.ops->name,
+             hp_conn_ip(c, ip), err_str(rc), info.error != NULL ? ": " : "",
+             info.error != NULL ? info.error : "");
+    hp_conn_close(c, "handshake failed");
+}
+
 /* ---------------------------------------------------------------- the pump */
 
 static uint32_t client_interest(const struct hp_conn *c)
 {
     uint32_t ev = c->step_again ? EV_WRITE : 0; /* writable at once: the next iteration */
     switch (c->state) {
+    case HP_STATE_HANDSHAKE: /* the transport's own interest: events(x, 0) */
+        break;
     case HP_STATE_IDLE:
     case HP_STATE_READ_HEAD:
         if (hp_conn_in_can_take_more(c)) {
@@ -541,17 +577,22 @@ static int write_out(struct hp_conn *c)
     return 0;
 }
 
-/* Passes of one hp_conn_step call: a request takes two or three, so about 25 pipelined
+/* Passes of one step_pass call: a request takes two or three, so about 25 pipelined
  * requests are answered before the worker serves its other connections. */
 #define HP_STEP_PASSES 64
 
-void hp_conn_step(struct hp_conn *c)
+/* Run the state machine until it stops moving, then the handler's sync. Returns true when it
+ * stopped at its bound while still moving. */
+static bool step_pass(struct hp_conn *c)
 {
     int pass;
     for (pass = 0; pass < HP_STEP_PASSES; pass++) {
         enum hp_state before = c->state;
         uint32_t moves_before = exchange_moves(c);
         switch (c->state) {
+        case HP_STATE_HANDSHAKE:
+            run_handshake(c);
+            break;
         case HP_STATE_IDLE:
         case HP_STATE_READ_HEAD:
             if (c->in.len > 0) {
@@ -586,10 +627,7 @@ void hp_conn_step(struct hp_conn *c)
             break;
         }
     }
-    /* Stopped by the bound while still moving: nothing may announce the rest (pipelined
-     * requests already in `in` make no readable event), so come back next iteration. They
-     * stalled until the client gave up before. */
-    c->step_again = pass == HP_STEP_PASSES;
+
     if (c->state != HP_STATE_CLOSED && c->ex != NULL && c->ex->handler != NULL &&
         c->ex->handler->sync != NULL) {
         c->ex->handler->sync(c); /* the handler's timers and fds; may fail the request */
@@ -601,6 +639,38 @@ void hp_conn_step(struct hp_conn *c)
          * freeing it here meant a malloc and a free for every buffer of body. */
         http_buf_release(&c->in);
     }
+    return pass == HP_STEP_PASSES;
+}
+
+static bool client_input(struct hp_conn *c, ssize_t *got);
+
+/* Rounds of decoded input taken in one hp_conn_step call. */
+#define HP_PENDING_ROUNDS 16
+
+void hp_conn_step(struct hp_conn *c)
+{
+    bool more = step_pass(c);
+    /* Bytes the transport decoded and keeps (TLS records read ahead) make no fd readable:
+     * while the connection wants input, take them and go on (pipelined requests held while
+     * a response was written, input that did not fit before). */
+    int round = 0;
+    for (;
+         round < HP_PENDING_ROUNDS && c->state != HP_STATE_CLOSED && c->state != HP_STATE_LINGER &&
+         http_xprt_has_pending(&c->xp) && (client_interest(c) & EV_READ) != 0;
+         round++) {
+        ssize_t got = 0;
+        if (!client_input(c, &got)) {
+            return;
+        }
+        if (got <= 0) {
+            break; /* only part of a record: the rest makes the fd readable */
+        }
+        more = step_pass(c);
+    }
+    /* Stopped by a bound while still moving: nothing may announce the rest (pipelined
+     * requests already in `in`, decoded bytes the transport keeps make no readable event),
+     * so come back next iteration. They stalled until the client gave up before. */
+    c->step_again = more || (round == HP_PENDING_ROUNDS && http_xprt_has_pending(&c->xp));
     update_interest(c);
 }
 
@@ -611,6 +681,13 @@ static void on_client_timeout(struct ev_loop *loop, struct ev_timer *t)
     (void)loop;
     struct hp_conn *c = t->data;
     switch (c->state) {
+    case HP_STATE_HANDSHAKE:
+        metrics_add(&metrics_local(c->fe->metrics)->handshake_timeouts, 1);
+        char ip[SOCK_IP_MAX];
+        log_info("http", "%s: %s handshake with %s not done in time (timeout_handshake)",
+                 c->fe->conf->name, c->xp.ops->name, hp_conn_ip(c, ip));
+        hp_conn_close(c, "handshake timeout");
+        return;
     case HP_STATE_IDLE:
         hp_conn_close(c, "idle timeout");
         return;
@@ -645,10 +722,37 @@ static void on_client_timeout(struct ev_loop *loop, struct ev_timer *t)
 static void linger_input(struct hp_conn *c)
 {
     char sink[4096];
-    ssize_t n = http_xprt_read(&c->xp, sink, sizeof(sink));
+    ssize_t n;
+    int rounds = 0;
+    do { /* what a transport decoded and keeps (TLS) announces no readiness: drain it */
+        n = http_xprt_read(&c->xp, sink, sizeof(sink));
+    } while (n > 0 && http_xprt_has_pending(&c->xp) && ++rounds < 16);
     if (n == 0 || (n < 0 && n != -EAGAIN)) {
         hp_conn_close(c, "closed");
     }
+}
+
+/* Read what the client sent (or its transport holds) into `in`; *got is what the read
+ * returned. Notes an EOF; a client that gives up in the middle of its request body ends
+ * the exchange. Returns false when the connection closed. */
+static bool client_input(struct hp_conn *c, ssize_t *got)
+{
+    ssize_t n = client_read(c);
+    *got = n;
+    if (n == 0 || (n < 0 && n != -EAGAIN && n != -ENOBUFS)) {
+        c->client_eof = true;
+        if (c->state == HP_STATE_EXCHANGE && !c->ex->req_body.is_done) {
+            hp_exchange_account(c);
+            hp_conn_close(c, "client aborted the request");
+            return false;
+        }
+    } else if (n > 0 &&
+               (c->state == HP_STATE_EXCHANGE || c->state == HP_STATE_CONNECTING ||
+                c->state == HP_STATE_QUEUED) &&
+               !c->ex->req_body.is_done) {
+        ev_timer_start(c->w->loop, &c->timer, c->fe->conf->timeout_client_ms);
+    }
+    return true;
 }
 
 static void on_client_event(struct ev_loop *loop, struct ev_io *io, uint32_t events)
@@ -670,62 +774,62 @@ static void on_client_event(struct ev_loop *loop, struct ev_io *io, uint32_t eve
         hp_conn_close(c, "client connection reset");
         return;
     }
-    if ((events & EV_WRITE) != 0) {
+    if (c->state == HP_STATE_HANDSHAKE) {
+        hp_conn_step(c); /* any readiness: the handshake takes the step it can */
+        return;
+    }
+    /* The transport says which readiness serves writing and reading: the same for TCP; for
+     * TLS a read may wait for room to write (and a write for bytes to read). */
+    if ((events & http_xprt_events(&c->xp, EV_WRITE)) != 0) {
         c->client_write_blocked = false;
         if (c->state == HP_STATE_EXCHANGE) {
             /* The client read some of the response: it has timeout_client again. */
             ev_timer_start(c->w->loop, &c->timer, c->fe->conf->timeout_client_ms);
         }
     }
-    if ((events & EV_READ) != 0) {
-        ssize_t n = client_read(c);
-        if (n == 0 || (n < 0 && n != -EAGAIN && n != -ENOBUFS)) {
-            c->client_eof = true;
-            if (c->state == HP_STATE_EXCHANGE && !c->ex->req_body.is_done) {
-                hp_exchange_account(c);
-                hp_conn_close(c, "client aborted the request");
-                return;
-            }
-        } else if (n > 0 &&
-                   (c->state == HP_STATE_EXCHANGE || c->state == HP_STATE_CONNECTING ||
-                    c->state == HP_STATE_QUEUED) &&
-                   !c->ex->req_body.is_done) {
-            ev_timer_start(c->w->loop, &c->timer, c->fe->conf->timeout_client_ms);
-        }
+    ssize_t got;
+    if ((events & http_xprt_events(&c->xp, EV_READ)) != 0 && !client_input(c, &got)) {
+        return;
     }
     hp_conn_step(c);
 }
 
-void http_conn_accept(struct lb_worker *w, struct lb_frontend *fe, int fd,
+void http_conn_accept(struct lb_worker *w, struct lb_frontend *fe,
+                      const struct http_xprt_conf *xprt, int fd,
                       const struct sockaddr_storage *peer)
 {
     /* No buffer yet: the first readable event takes one (http_pool.h). */
     struct hp_conn *c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-        log_warn("http", "out of memory accepting a connection on %s", fe->conf->name);
-        close(fd);
+    int rc = c != NULL ? http_xprt_open(&c->xp, xprt, fd, HTTP_XPRT_ACCEPTED) : -ENOMEM;
+    if (rc != 0) {
+        log_warn("http", "cannot accept a connection on %s (%s transport): %s", fe->conf->name,
+                 http_xprt_conf_name(xprt), err_str(rc));
+        free(c);
+        close(fd); /* the transport did not take it */
         return;
     }
     c->w = w;
     c->gen = fe->gen;
     lb_gen_ref(c->gen);
     c->fe = fe;
-    http_xprt_tcp_init(&c->xp, fd);
     sock_peer_set(&c->peer, peer);
     c->base.on_drain = on_drain;
     http_parser_init(&c->parser, false, fe->conf->max_request_line, fe->conf->max_header);
     ev_timer_init(&c->timer, on_client_timeout, c, "client");
-    c->state = HP_STATE_IDLE;
+    /* A transport with a handshake (TLS) comes up first, within timeout_handshake; then, or
+     * at once, the first request must arrive within the header timeout. */
+    bool has_handshake = c->xp.ops->handshake != NULL;
+    c->state = has_handshake ? HP_STATE_HANDSHAKE : HP_STATE_IDLE;
     lb_worker_conn_add(w, &c->base);
     metrics_add(&metrics_local(fe->metrics)->connections_total, 1);
     metrics_add(&metrics_local(fe->metrics)->connections_opened, 1);
-    if (ev_io_start(w->loop, &c->io, fd, http_xprt_events(&c->xp, EV_READ), on_client_event, c,
-                    "client") != 0) {
+    if (ev_io_start(w->loop, &c->io, fd, http_xprt_events(&c->xp, client_interest(c)),
+                    on_client_event, c, "client") != 0) {
         hp_conn_close(c, "epoll failed");
         return;
     }
-    /* A new connection must send its first request within the header timeout. */
-    ev_timer_start(w->loop, &c->timer, fe->conf->timeout_header_ms);
+    ev_timer_start(w->loop, &c->timer,
+                   has_handshake ? fe->conf->timeout_handshake_ms : fe->conf->timeout_header_ms);
     if (w->is_draining) {
         c->close_after = true;
     }

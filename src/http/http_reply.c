@@ -9,6 +9,7 @@
 #include "core/buf.h"
 #include "core/json.h"
 #include "http/http_proxy-t.h"
+#include "http/http_transport.h"
 #include "http/http_upstream.h"
 #include "lb/lb.h"
 
@@ -78,7 +79,8 @@ static char *clf_escape(const char *s, char *out, size_t outlen)
  * when it does not fit. It always fits 8 KiB: the request's fields are bounded by struct
  * hp_logreq (1040 bytes, at most 6 bytes each once escaped), the names by the configuration. */
 static int access_log_json(const struct hp_conn *c, const char *time, uint64_t dur_ms,
-                           const char *server, char *line, size_t size)
+                           const char *server, const struct http_xprt_info *xi, char *line,
+                           size_t size)
 {
     const struct hp_logreq *lr = c->ex->log;
     char protocol[16];
@@ -102,6 +104,10 @@ static int access_log_json(const struct hp_conn *c, const char *time, uint64_t d
     json_w_key_str(&w, "user_agent", lr->user_agent);
     if (c->ex->error_detail != NULL) {
         json_w_key_str(&w, "error", c->ex->error_detail);
+    }
+    if (xi->version != NULL) {
+        json_w_key_str(&w, "tls_version", xi->version);
+        json_w_key_str(&w, "tls_cipher", xi->cipher != NULL ? xi->cipher : "-");
     }
     json_w_end_object(&w);
     if (json_w_finish(&w) != 0 || w.len + 1 >= size) {
@@ -127,20 +133,29 @@ void http_reply_access_log(struct hp_conn *c)
     const struct lb_server *srv =
         c->ex->handler == &hp_proxy_handler ? c->ex->h.px.sess.srv : NULL; /* slot held */
     const char *server = srv != NULL ? srv->conf->name : "-";
+    /* A TLS connection adds its version and cipher: JSON keys tls_version and tls_cipher, and
+     * in the combined format one more field at the end, "TLSv1.3/TLS_AES_128_GCM_SHA256"
+     * (plain connections log exactly what they did before). */
+    struct http_xprt_info xi;
+    http_xprt_get_info(&c->xp, &xi);
     int n;
     if (c->fe->conf->access_log_format == CONF_LOG_JSON) {
         strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        n = access_log_json(c, tbuf, dur_ms, server, line, sizeof(line));
+        n = access_log_json(c, tbuf, dur_ms, server, &xi, line, sizeof(line));
     } else {
         strftime(tbuf, sizeof(tbuf), "%d/%b/%Y:%H:%M:%S +0000", &tm);
-        n = snprintf(
-            line, sizeof(line),
-            "%s - - [%s] \"%s %s HTTP/1.%d\" %d %lu \"%s\" \"%s\" %s/%s %lums\n", hp_conn_ip(c, ip),
-            tbuf, clf_escape(lr->method, m, sizeof(m)), clf_escape(lr->target, t, sizeof(t)),
-            lr->minor, c->ex->status, (unsigned long)c->ex->res_bytes,
-            lr->referer[0] != '\0' ? clf_escape(lr->referer, r, sizeof(r)) : "-",
-            lr->user_agent[0] != '\0' ? clf_escape(lr->user_agent, u, sizeof(u)) : "-",
-            (c->ex->be != NULL ? c->ex->be->conf->name : "-"), server, (unsigned long)dur_ms);
+        n = snprintf(line, sizeof(line),
+                     "%s - - [%s] \"%s %s HTTP/1.%d\" %d %lu \"%s\" \"%s\" %s/%s %lums%s%s%s%s\n",
+                     hp_conn_ip(c, ip), tbuf, clf_escape(lr->method, m, sizeof(m)),
+                     clf_escape(lr->target, t, sizeof(t)), lr->minor, c->ex->status,
+                     (unsigned long)c->ex->res_bytes,
+                     lr->referer[0] != '\0' ? clf_escape(lr->referer, r, sizeof(r)) : "-",
+                     lr->user_agent[0] != '\0' ? clf_escape(lr->user_agent, u, sizeof(u)) : "-",
+                     (c->ex->be != NULL ? c->ex->be->conf->name : "-"), server,
+                     (unsigned long)dur_ms, xi.version != NULL ? " " : "",
+                     xi.version != NULL ? xi.version : "", xi.version != NULL ? "/" : "",
+                     xi.version != NULL && xi.cipher != NULL ? xi.cipher
+                                                             : (xi.version != NULL ? "-" : ""));
     }
     if (n <= 0) {
         return;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Types of the transport seam under HTTP/1 connections (http_transport.h): an ops table per
- * kind of transport (plain TCP today; TLS and HTTP/2 framing next) and the small struct a
- * connection embeds. Types only. */
+ * kind of transport (plain TCP, TLS in src/tls/; HTTP/2 framing next) and the small struct
+ * a connection embeds. Types only. */
 #ifndef KEEL_HTTP_HTTP_TRANSPORT_T_H
 #define KEEL_HTTP_HTTP_TRANSPORT_T_H
 
@@ -23,12 +23,24 @@ enum http_xprt_flag {
     HTTP_XPRT_MORE = 1u << 0 /* more bytes follow at once (a head before its body): cork */
 };
 
+/* What a transport tells the layers above about a connection (headers, logs). The strings
+ * are static, or live as long as the connection's transport. */
+struct http_xprt_info {
+    const char *version; /* the security protocol ("TLSv1.3"); NULL for plain TCP */
+    const char *cipher;  /* its cipher ("TLS_AES_128_GCM_SHA256"); NULL for plain TCP */
+    const char *error;   /* why the last operation failed, in the library's words ("no
+                          * shared cipher"); NULL when the -errno says it all */
+};
+
 /* The operations of one kind of transport. Every byte operation returns the bytes moved
  * (>= 0; read returns 0 at EOF), -EAGAIN when the transport cannot move a byte now (ask
  * the loop for the interest `events` gives, then call again), or another -errno when the
  * transport failed. EINTR is retried inside. None blocks. */
 struct http_xprt_ops {
     const char *name;
+    /* Encrypted and authenticated towards the peer (TLS): a request that came this way is
+     * forwarded with X-Forwarded-Proto: https. */
+    bool is_secure;
     /* Set x up on socket fd for one connection, on the given side, with the per-instance
      * settings conf_data (struct http_xprt_conf's data; NULL for TCP). Sets every field of
      * x. Returns 0 (x owns fd from then on: close releases it), or -errno (-ENOMEM): x
@@ -40,8 +52,9 @@ struct http_xprt_ops {
     int (*connected)(struct http_xprt *x);
     /* Bring the transport up before the first byte, on both sides (once connected): 0
      * ready, -EAGAIN (wait for the interest events(x, 0) gives, then call again), or
-     * -errno (-EPROTO: the peer failed the handshake). read and write are called only
-     * after it returned 0. NULL: nothing to do (TCP). */
+     * -errno (-EPROTO, -KEEL_ETLS: the peer failed the handshake; -ECONNABORTED: the peer
+     * closed before sending a byte, a port probe rather than a failed handshake). read and
+     * write are called only after it returned 0. NULL: nothing to do (TCP). */
     int (*handshake)(struct http_xprt *x);
     ssize_t (*read)(struct http_xprt *x, void *buf, size_t len);
     ssize_t (*write)(struct http_xprt *x, const void *buf, size_t len, unsigned flags);
@@ -62,6 +75,8 @@ struct http_xprt_ops {
     /* Whether read has bytes without the fd being readable (decrypted bytes kept inside
      * the transport). NULL: never. */
     bool (*has_pending)(const struct http_xprt *x);
+    /* Describe the connection (see struct http_xprt_info). NULL: nothing to say (TCP). */
+    void (*info)(const struct http_xprt *x, struct http_xprt_info *out);
 };
 
 /* How a server or client instance chooses the transport of its connections: the ops

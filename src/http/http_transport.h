@@ -115,6 +115,21 @@ static inline bool http_xprt_has_pending(const struct http_xprt *x)
     return x->ops->has_pending != NULL && x->ops->has_pending(x);
 }
 
+/* Whether x is encrypted towards its peer (TLS): see ops->is_secure. */
+static inline bool http_xprt_is_secure(const struct http_xprt *x)
+{
+    return x->ops->is_secure;
+}
+
+/* Describe x for headers and logs: every field NULL for a transport with nothing to say. */
+static inline void http_xprt_get_info(const struct http_xprt *x, struct http_xprt_info *out)
+{
+    out->version = out->cipher = out->error = NULL;
+    if (x->ops->info != NULL) {
+        x->ops->info(x, out);
+    }
+}
+
 /* Hand x's socket and state to another owner (a tunnel): *to becomes x, x is cleared so
  * that closing it does nothing. */
 static inline void http_xprt_move(struct http_xprt *to, struct http_xprt *x)

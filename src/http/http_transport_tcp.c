@@ -125,6 +125,7 @@ static uint32_t tcp_events(const struct http_xprt *x, uint32_t want)
 
 const struct http_xprt_ops http_xprt_tcp_ops = {
     .name = "tcp",
+    .is_secure = false,
     .open = tcp_open,
     .connected = tcp_connected,
     .handshake = NULL,
@@ -136,6 +137,7 @@ const struct http_xprt_ops http_xprt_tcp_ops = {
     .close = tcp_close,
     .events = tcp_events,
     .has_pending = NULL,
+    .info = NULL,
 };
 
 void http_xprt_tcp_init(struct http_xprt *x, int fd)

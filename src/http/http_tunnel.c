@@ -204,6 +204,15 @@ static int pipe_read(struct ht_pipe *p, struct http_xprt *x, bool *moved)
     buf_commit(&p->buf, (size_t)n);
     metrics_add(p->in_counter, (uint64_t)n);
     *moved = true;
+    /* Bytes a transport decoded and keeps (TLS) make no fd readable: take what fits. */
+    while (buf_tailroom(&p->buf) > 0 && http_xprt_has_pending(x)) {
+        n = http_xprt_read(x, buf_tail(&p->buf), buf_tailroom(&p->buf));
+        if (n <= 0) {
+            break; /* EOF or an error shows again on the next read */
+        }
+        buf_commit(&p->buf, (size_t)n);
+        metrics_add(p->in_counter, (uint64_t)n);
+    }
     return 0;
 }
 
@@ -229,7 +238,7 @@ static int pipe_write(struct ht_pipe *p, struct http_xprt *x, bool *moved)
     if (p->is_eof && !p->is_shut) {
         p->is_shut = true;
         int rc = http_xprt_shutdown(x);
-        if (rc != 0) {
+        if (rc != 0 && rc != -EAGAIN) { /* -EAGAIN: TLS sends its close_notify later */
             return rc;
         }
     }
@@ -249,24 +258,35 @@ static uint32_t read_interest(const struct ht_pipe *from, const struct ht_pipe *
 }
 
 /* Move what can be moved both ways, then set interest and the idle timer. */
+/* Whether x keeps decoded bytes (TLS) that p has room for now: no readiness announces them. */
+static bool pending_fits(const struct ht_pipe *p, const struct http_xprt *x)
+{
+    return !p->is_eof && http_xprt_has_pending(x) && (buf_tailroom(&p->buf) > 0 || p->buf.off > 0);
+}
+
 static void relay(struct http_tunnel *t)
 {
     bool moved = false;
-    int rc = pipe_read(&t->up, &t->cx, &moved);
-    if (rc == 0) {
-        rc = pipe_write(&t->up, &t->sx, &moved);
-    }
-    if (rc != 0) {
-        ht_close(t, "client->server failed");
-        return;
-    }
-    rc = pipe_read(&t->down, &t->sx, &moved);
-    if (rc == 0) {
-        rc = pipe_write(&t->down, &t->cx, &moved);
-    }
-    if (rc != 0) {
-        ht_close(t, "server->client failed");
-        return;
+    for (int pass = 0; pass < 4; pass++) {
+        int rc = pipe_read(&t->up, &t->cx, &moved);
+        if (rc == 0) {
+            rc = pipe_write(&t->up, &t->sx, &moved);
+        }
+        if (rc != 0) {
+            ht_close(t, "client->server failed");
+            return;
+        }
+        rc = pipe_read(&t->down, &t->sx, &moved);
+        if (rc == 0) {
+            rc = pipe_write(&t->down, &t->cx, &moved);
+        }
+        if (rc != 0) {
+            ht_close(t, "server->client failed");
+            return;
+        }
+        if (!pending_fits(&t->up, &t->cx) && !pending_fits(&t->down, &t->sx)) {
+            break;
+        }
     }
     if (t->up.is_shut && t->down.is_shut) {
         ht_close(t, "both sides closed");

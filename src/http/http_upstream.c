@@ -764,7 +764,7 @@ static int rewrite_head(struct hp_conn *c, const char *buf)
     struct hp_proxy *px = &c->ex->h.px;
     char ip[SOCK_IP_MAX];
     struct http_rewrite_req opt = {.client_ip = hp_conn_ip(c, ip),
-                                   .proto = "http",
+                                   .proto = http_xprt_is_secure(&c->xp) ? "https" : "http",
                                    .served_by = cf->served_by,
                                    .is_upgrade = px->is_upgrade};
     int rc = http_buf_acquire(&px->rhead);

@@ -16,11 +16,14 @@
 #include "core/ev.h"
 #include "core/gen.h"
 #include "core/role-t.h"
+#include "http/http_transport-t.h"
 #include "lb/lb_algo.h"
 #include "lb/lb_server-t.h"
 #include "monitor/metrics.h"
 
 #define LB_MAX_WORKERS ROLE_MAX_WORKERS
+
+struct tls_ctx;
 
 /* What workers pick from: the eligible servers of a backend and the algorithm's state.
  * Immutable once published; retired through QSBR. */
@@ -63,6 +66,10 @@ struct lb_frontend {
      * could not be opened: requests get 404) */
     struct lb_backend **loc_backends;
     int *loc_root_fds;
+    /* The binds that say tls: their contexts (tls/tls_ctx.h) and the transport their
+     * connections open with; NULL and {NULL} when no bind says tls. */
+    struct tls_ctx *tls;
+    struct http_xprt_conf tls_xprt;
 };
 
 /* Per-worker state that belongs to a generation: pools of idle server connections, per

@@ -118,11 +118,12 @@ static void *open_backend(struct conf_parser *cp, const struct conf_directive *d
  * Frontend directives
  * ------------------------------------------------------------------------------------------ */
 
+/* bind [HOST]:PORT [tls]: tls makes the connections of that address start with a TLS
+ * handshake, with the frontend's certificates (tls/tls_conf.c checks that it has some). */
 static int set_bind(struct conf_parser *cp, const struct conf_directive *d, void *obj,
                     const struct conf_token *tok, size_t n)
 {
     (void)d;
-    (void)n;
     struct conf_frontend *fe = obj;
     const struct conf *conf = conf_parser_conf(cp);
     struct conf_addr addr;
@@ -134,6 +135,17 @@ static int set_bind(struct conf_parser *cp, const struct conf_directive *d, void
     if (conf_parse_addr(tok[1].text, flags, &addr, &eb) != 0) {
         conf_error(cp, &tok[1], "invalid value \"%s\" for \"bind\": %s", tok[1].text, eb.msg);
         return -KEEL_ECONFIG;
+    }
+    if (n == 3) {
+        if (strcmp(tok[2].text, "tls") != 0) {
+            conf_error(cp, &tok[2], "unknown bind option \"%s\" (expected \"tls\")", tok[2].text);
+            return -KEEL_ECONFIG;
+        }
+        addr.is_tls = true;
+        if (!fe->tls.has_bind) {
+            fe->tls.has_bind = true;
+            conf_pos_set(&fe->tls.bind_pos, &tok[2]);
+        }
     }
     for (uint32_t i = 0; i < conf->n_frontends; i++) {
         const struct conf_frontend *other = &conf->frontends[i];
@@ -569,11 +581,11 @@ static const struct conf_directive lb_directives[] = {
     {.name = "bind",
      .contexts = FE,
      .min_args = 1,
-     .max_args = 1,
+     .max_args = 2,
      .flags = CONF_F_REPEAT | CONF_F_REQUIRED,
      .set = set_bind,
-     .syntax = "bind [HOST]:PORT",
-     .help = "address to listen on"},
+     .syntax = "bind [HOST]:PORT [tls]",
+     .help = "address to listen on; tls: HTTPS with the frontend's certificates"},
     {.name = "mode",
      .contexts = FE,
      .min_args = 1,

@@ -16,6 +16,8 @@
 #include "core/log.h"
 #include "core/qsbr.h"
 #include "core/sock.h"
+#include "tls/tls_ctx.h"
+#include "tls/tls_transport.h"
 
 static const struct lb_server *find_prev_server(const struct lb_gen *prev,
                                                 const struct conf_backend *cb,
@@ -97,6 +99,24 @@ static int open_access_log(struct lb_frontend *fe, struct errbuf *eb)
         return fd;
     }
     fe->access_log_fd = fd;
+    return 0;
+}
+
+/* The contexts of the binds that say tls: the certificate files are read again (they were
+ * checked when the configuration loaded), so a reload serves what the files hold now. */
+static int open_tls(struct lb_frontend *fe, struct errbuf *eb)
+{
+    if (!fe->conf->tls.has_bind) {
+        return 0;
+    }
+    struct errbuf why;
+    fe->tls = tls_ctx_new(fe->conf, &why);
+    if (fe->tls == NULL) {
+        errbuf_set(eb, "%s \"%s\": %s", fe->conf->role == CONF_ROLE_WEB ? "site" : "frontend",
+                   fe->conf->name, why.msg);
+        return -EINVAL;
+    }
+    fe->tls_xprt = (struct http_xprt_conf){.ops = &tls_xprt_ops, .data = fe->tls};
     return 0;
 }
 
@@ -193,7 +213,7 @@ struct lb_gen *lb_gen_new(struct gen *core, const struct lb_gen *prev, uint32_t 
         if (fe->metrics == NULL) {
             goto oom;
         }
-        if (open_access_log(fe, eb) != 0) {
+        if (open_access_log(fe, eb) != 0 || open_tls(fe, eb) != 0) {
             lb_gen_free(gen);
             return NULL;
         }
@@ -243,6 +263,7 @@ void lb_gen_free(struct lb_gen *gen)
         }
         free(fe->loc_root_fds);
         free(fe->loc_backends);
+        tls_ctx_free(fe->tls); /* every connection held the generation: none uses it now */
     }
     for (uint32_t i = 0; i < gen->n_workers; i++) {
         wgen_free(&gen->wgen[i]);

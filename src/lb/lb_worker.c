@@ -101,7 +101,7 @@ static void on_accept(struct ev_loop *loop, struct ev_io *io, uint32_t events)
         if (l->fe->conf->mode == CONF_MODE_TCP) {
             tcp_conn_accept(w, l->fe, fd, &peer);
         } else {
-            http_conn_accept(w, l->fe, fd, &peer);
+            http_conn_accept(w, l->fe, l->xprt, fd, &peer);
         }
     }
 }
@@ -136,6 +136,7 @@ static void listeners_start(struct lb_worker *w, struct lb_gen *gen)
             l->fe = fe;
             l->fd_slot = slot;
             l->gate = lb_gate_find((const struct sockaddr *)&fe->conf->binds[b].sa);
+            l->xprt = fe->conf->binds[b].is_tls ? &fe->tls_xprt : NULL;
             l->io.fd = *slot;
             ev_timer_init(&l->pause, on_accept_resume, l, "accept-resume");
             w->n_listeners++;

@@ -23,8 +23,9 @@ struct lb_listener {
     struct ev_io io;
     struct lb_worker *w;
     struct lb_frontend *fe;
-    int *fd_slot;          /* where the generation keeps this fd */
-    struct lb_gate *gate;  /* NULL, or a virtual IP's gate: polled only while open */
+    int *fd_slot;                      /* where the generation keeps this fd */
+    struct lb_gate *gate;              /* NULL, or a virtual IP's gate: polled only while open */
+    const struct http_xprt_conf *xprt; /* the transport of its connections; NULL: plain TCP */
     struct ev_timer pause; /* armed while accepting is paused (no descriptor to spare) */
 };
 

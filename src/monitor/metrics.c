@@ -339,6 +339,9 @@ enum {
     FM_BYTES_OUT,
     FM_TUNNELS,
     FM_TUNNELS_ACTIVE,
+    FM_TLS_HANDSHAKES,
+    FM_TLS_FAILURES,
+    FM_TLS_TIMEOUTS,
 };
 
 static const struct metric_desc frontend_metrics[] = {
@@ -362,6 +365,16 @@ static const struct metric_desc frontend_metrics[] = {
                     METRIC_LABELS("frontend")},
     [FM_TUNNELS_ACTIVE] = {"keel_frontend_tunnels_active", METRIC_GAUGE, "Tunnels open.",
                            METRIC_LABELS("frontend")},
+    /* Binds that say tls (tls/tls_transport.c, run by http_proxy.c's handshake state). */
+    [FM_TLS_HANDSHAKES] = {"keel_frontend_tls_handshakes_total", METRIC_COUNTER,
+                           "TLS handshakes completed.", METRIC_LABELS("frontend")},
+    [FM_TLS_FAILURES] = {"keel_frontend_tls_handshake_failures_total", METRIC_COUNTER,
+                         "TLS handshakes failed (protocol error, reset, or plain HTTP answered "
+                         "400).",
+                         METRIC_LABELS("frontend")},
+    [FM_TLS_TIMEOUTS] = {"keel_frontend_tls_handshake_timeouts_total", METRIC_COUNTER,
+                         "TLS handshakes not done within timeout_handshake (connection closed).",
+                         METRIC_LABELS("frontend")},
 };
 
 const struct metric_table metrics_frontend_table =
@@ -376,6 +389,9 @@ static const struct series frontend_series[] = {
     [FM_BYTES_OUT] = {FC_OFF(bytes_out), 0},
     [FM_TUNNELS] = {FC_OFF(tunnels_opened), 0},
     [FM_TUNNELS_ACTIVE] = {FC_OFF(tunnels_opened), FC_OFF(tunnels_closed)},
+    [FM_TLS_HANDSHAKES] = {FC_OFF(handshakes), 0},
+    [FM_TLS_FAILURES] = {FC_OFF(handshake_failures), 0},
+    [FM_TLS_TIMEOUTS] = {FC_OFF(handshake_timeouts), 0},
 };
 
 /* One family of per-entry series, for frontends, backends and servers alike. */

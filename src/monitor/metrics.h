@@ -38,10 +38,13 @@ struct metrics_frontend_c {
     _Atomic uint64_t connections_closed;
     _Atomic uint64_t bytes_in;
     _Atomic uint64_t bytes_out;
-    _Atomic uint64_t errors_parse;   /* 4xx answered by keel for malformed requests */
-    _Atomic uint64_t accept_pauses;  /* no descriptor to spare: accepting paused (fdlimit.h) */
-    _Atomic uint64_t tunnels_opened; /* 101 Switching Protocols relayed (http_tunnel.c) */
-    _Atomic uint64_t tunnels_closed; /* opened minus closed = active */
+    _Atomic uint64_t errors_parse;       /* 4xx answered by keel for malformed requests */
+    _Atomic uint64_t accept_pauses;      /* no descriptor to spare: accepting paused (fdlimit.h) */
+    _Atomic uint64_t tunnels_opened;     /* 101 Switching Protocols relayed (http_tunnel.c) */
+    _Atomic uint64_t tunnels_closed;     /* opened minus closed = active */
+    _Atomic uint64_t handshakes;         /* transport handshakes (TLS) completed */
+    _Atomic uint64_t handshake_failures; /* failed: protocol error, reset, plain HTTP */
+    _Atomic uint64_t handshake_timeouts; /* not done within timeout_handshake */
 } __attribute__((aligned(64)));
 
 struct metrics_frontend {

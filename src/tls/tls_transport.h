@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/* The TLS transport: the server side of TLS 1.2/1.3 over a non-blocking socket, behind the
+ * transport seam (http/http_transport.h), so that the proxy, static files and keel's own
+ * responses run over it unchanged. A listener chooses it with
+ * struct http_xprt_conf {&tls_xprt_ops, a struct tls_ctx (tls_ctx.h)}. How OpenSSL's
+ * WANT_READ/WANT_WRITE map to the seam's readiness contract, what an idle connection costs
+ * and how plain HTTP is answered: docs/internals/transport.md. */
+#ifndef KEEL_TLS_TLS_TRANSPORT_H
+#define KEEL_TLS_TLS_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http/http_transport-t.h"
+
+/* open's conf_data is a struct tls_ctx (borrowed: it must outlive every connection opened
+ * on it). Only the accepted side is implemented: open refuses HTTP_XPRT_CONNECTING with
+ * -EPROTONOSUPPORT (TLS to servers comes with `server ... tls`). */
+extern const struct http_xprt_ops tls_xprt_ops;
+
+/* The largest plaintext of one TLS record (RFC 8446 section 5.1): writes are cut and
+ * gathered to it. */
+#define TLS_RECORD_MAX 16384
+
+/* Whether the first bytes a client sent, p[0, len) (len >= 1), are plain HTTP rather than
+ * TLS: a request line starts with an upper-case ASCII method, a TLS record with its content
+ * type (20-24) and an SSLv2 hello with a byte >= 0x80. Pure; the fuzz target checks it too. */
+bool tls_sniff_is_plain_http(const uint8_t *p, size_t len);
+
+#endif

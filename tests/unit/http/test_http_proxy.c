@@ -13,33 +13,10 @@
 #include <string.h>
 #include <unistd.h>
 
-static char log_path[64];
+#define FSM_LOG_NAME "http-proxy"
+#include "../fsm_log.h"
 
-static void setup(void)
-{
-    cr_assert_eq(setenv("KEEL_FSM_STRICT", "0", 1), 0);
-    (void)snprintf(log_path, sizeof(log_path), "/tmp/keel-http-proxy-%d.log", (int)getpid());
-    cr_assert_eq(log_open(log_path), 0);
-}
-
-static void teardown(void)
-{
-    (void)log_open("stderr");
-    (void)unlink(log_path);
-}
-
-static const char *log_text(void)
-{
-    static char text[8192];
-    int fd = open(log_path, O_RDONLY);
-    cr_assert_neq(fd, -1);
-    ssize_t n = read(fd, text, sizeof(text) - 1);
-    close(fd);
-    text[n > 0 ? n : 0] = '\0';
-    return text;
-}
-
-TestSuite(http_proxy, .init = setup, .fini = teardown);
+TestSuite(http_proxy, .init = fsm_log_setup, .fini = fsm_log_teardown);
 
 Test(http_proxy, state_names_cover_every_state)
 {
@@ -58,10 +35,11 @@ Test(http_proxy, leaving_closed_is_refused_counted_and_logged)
     hp_conn_set_state(&c, HP_STATE_IDLE, "keep-alive");
     cr_assert_eq(c.state, HP_STATE_CLOSED, "the state stays");
     cr_assert_eq(fsm_illegal_count(FSM_MACHINE_HTTP), before + 1);
-    cr_assert(strstr(log_text(), "[error] ") != NULL, "%s", log_text());
-    cr_assert(strstr(log_text(), "http: conn 7: illegal transition closed -> idle (keep-alive), "
-                                 "refused: the state stays") != NULL,
-              "%s", log_text());
+    cr_assert(strstr(fsm_log_text(), "[error] ") != NULL, "%s", fsm_log_text());
+    cr_assert(strstr(fsm_log_text(),
+                     "http: conn 7: illegal transition closed -> idle (keep-alive), "
+                     "refused: the state stays") != NULL,
+              "%s", fsm_log_text());
     /* closed -> closed (a second close) is refused as well */
     hp_conn_set_state(&c, HP_STATE_CLOSED, "closed twice");
     cr_assert_eq(c.state, HP_STATE_CLOSED);
@@ -81,5 +59,5 @@ Test(http_proxy, every_other_state_may_move)
         cr_assert_eq(c.state, HP_STATE_CLOSED, "%s -> closed", hp_state_names[from]);
     }
     cr_assert_eq(fsm_illegal_count(FSM_MACHINE_HTTP), before);
-    cr_assert(strstr(log_text(), "illegal") == NULL, "%s", log_text());
+    cr_assert(strstr(fsm_log_text(), "illegal") == NULL, "%s", fsm_log_text());
 }

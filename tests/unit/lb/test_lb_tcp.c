@@ -14,33 +14,10 @@
 #include <string.h>
 #include <unistd.h>
 
-static char log_path[64];
+#define FSM_LOG_NAME "lb-tcp"
+#include "../fsm_log.h"
 
-static void setup(void)
-{
-    cr_assert_eq(setenv("KEEL_FSM_STRICT", "0", 1), 0);
-    (void)snprintf(log_path, sizeof(log_path), "/tmp/keel-lb-tcp-%d.log", (int)getpid());
-    cr_assert_eq(log_open(log_path), 0);
-}
-
-static void teardown(void)
-{
-    (void)log_open("stderr");
-    (void)unlink(log_path);
-}
-
-static const char *log_text(void)
-{
-    static char text[8192];
-    int fd = open(log_path, O_RDONLY);
-    cr_assert_neq(fd, -1);
-    ssize_t n = read(fd, text, sizeof(text) - 1);
-    close(fd);
-    text[n > 0 ? n : 0] = '\0';
-    return text;
-}
-
-TestSuite(lb_tcp, .init = setup, .fini = teardown);
+TestSuite(lb_tcp, .init = fsm_log_setup, .fini = fsm_log_teardown);
 
 static struct tcp_conn conn_in(enum tcp_state state, int fd)
 {
@@ -62,7 +39,7 @@ Test(lb_tcp, the_path_is_legal)
     tcp_set_state(&t, TCP_STATE_CLOSED, "no server");
     cr_assert_eq(t.state, TCP_STATE_CLOSED);
     cr_assert_eq(fsm_illegal_count(FSM_MACHINE_TCP), 0);
-    cr_assert(strstr(log_text(), "illegal") == NULL, "%s", log_text());
+    cr_assert(strstr(fsm_log_text(), "illegal") == NULL, "%s", fsm_log_text());
 }
 
 Test(lb_tcp, back_from_relay_is_refused_counted_and_logged)
@@ -72,10 +49,10 @@ Test(lb_tcp, back_from_relay_is_refused_counted_and_logged)
     tcp_set_state(&t, TCP_STATE_CONNECTING, "retry");
     cr_assert_eq(t.state, TCP_STATE_RELAY, "the state stays");
     cr_assert_eq(fsm_illegal_count(FSM_MACHINE_TCP), 1);
-    cr_assert(strstr(log_text(), "[error] ") != NULL, "%s", log_text());
-    cr_assert(strstr(log_text(), "tcp: conn 9: illegal transition relay -> connecting (retry), "
-                                 "refused: the state stays") != NULL,
-              "%s", log_text());
+    cr_assert(strstr(fsm_log_text(), "[error] ") != NULL, "%s", fsm_log_text());
+    cr_assert(strstr(fsm_log_text(), "tcp: conn 9: illegal transition relay -> connecting (retry), "
+                                     "refused: the state stays") != NULL,
+              "%s", fsm_log_text());
     tcp_set_state(&t, TCP_STATE_RELAY, "relay twice");
     cr_assert_eq(t.state, TCP_STATE_RELAY);
     cr_assert_eq(fsm_illegal_count(FSM_MACHINE_TCP), 2);
@@ -91,8 +68,9 @@ Test(lb_tcp, leaving_closed_is_refused_counted_and_logged)
     cr_assert_eq(t.state, TCP_STATE_CLOSED);
     cr_assert_eq(fsm_illegal_count(FSM_MACHINE_TCP), 3);
     cr_assert_eq(fsm_illegal_count(FSM_MACHINE_HTTP), 0, "counted under its own machine");
-    cr_assert(strstr(log_text(),
+    cr_assert(strstr(fsm_log_text(),
                      "tcp: conn 11: illegal transition closed -> relay (late connect)") != NULL,
-              "%s", log_text());
-    cr_assert(strstr(log_text(), "closed -> closed (closed twice)") != NULL, "%s", log_text());
+              "%s", fsm_log_text());
+    cr_assert(strstr(fsm_log_text(), "closed -> closed (closed twice)") != NULL, "%s",
+              fsm_log_text());
 }

@@ -258,9 +258,12 @@ def test_etcd_unreachable_primary_goes_read_only(env, etcd):
     env.etcd_proc.signal(signal.SIGSTOP)
     t0 = time.monotonic()
 
+    acked = [0]                           # inserts of id 2 that the primary acknowledged
+
     def read_only():
         try:
             on(p, "INSERT INTO e VALUES (2)")
+            acked[0] += 1
             return False
         except psycopg2.errors.ReadOnlySqlTransaction:
             return True
@@ -295,4 +298,9 @@ def test_etcd_unreachable_primary_goes_read_only(env, etcd):
           % (fenced_after, time.monotonic() - t1, leader))
     c.wait_roles(leader, other(leader))
     assert on(leader, "SELECT count(*) FROM e WHERE id <> 2") == [(2,)]
-    assert on(leader, "SELECT count(*) FROM e WHERE id = 2") == [(n - 1,)]
+    # Every acknowledged insert survived. The fenced primary may also hold one more: a commit
+    # flushed locally whose wait for the replica was cut by the immediate stop, so its client
+    # got an error, not an acknowledgement; a rewind onto the new leader drops it.
+    kept = on(leader, "SELECT count(*) FROM e WHERE id = 2")[0][0]
+    assert acked[0] <= kept <= n - 1, "acknowledged %d, fenced primary held %d, leader has %d" % (
+        acked[0], n - 1, kept)

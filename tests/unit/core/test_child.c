@@ -11,8 +11,9 @@
 
 #include <fcntl.h>
 
+#include "../log_capture.h"
+
 static struct ev_loop *loop;
-static char log_path[64];
 
 #define MAX_EXITS 8
 
@@ -85,30 +86,17 @@ static bool run_until(const int *count, int want, uint32_t ms)
 static void setup(void)
 {
     loop = ev_loop_new();
-    (void)snprintf(log_path, sizeof(log_path), "/tmp/keel-child-%d.log", (int)getpid());
-    cr_assert_eq(log_open(log_path), 0);
+    log_capture_open("child");
     log_set_level(LOG_LEVEL_INFO);
 }
 
 static void teardown(void)
 {
-    (void)log_open("stderr");
-    (void)unlink(log_path);
+    log_capture_close();
     ev_loop_free(loop);
 }
 
 TestSuite(child, .init = setup, .fini = teardown, .timeout = 20);
-
-static const char *log_text(void)
-{
-    static char text[16384];
-    int fd = open(log_path, O_RDONLY);
-    cr_assert_neq(fd, -1);
-    ssize_t n = read(fd, text, sizeof(text) - 1);
-    close(fd);
-    text[n > 0 ? n : 0] = '\0';
-    return text;
-}
 
 static int start_sh(struct child *c, const char *script, uint32_t timeout_ms)
 {
@@ -187,7 +175,7 @@ Test(child, one_that_ignores_sigterm_is_killed_after_the_stop_time)
     cr_assert_eq(start_sh(&c, "trap '' TERM; echo ready; while :; do sleep 0.05; done", 0), 0);
     /* The trap must be set before the SIGTERM: wait for its line. */
     uint64_t deadline = child_clock_ms() + 5000;
-    while (strstr(log_text(), "ready") == NULL && child_clock_ms() < deadline) {
+    while (strstr(log_capture_text(), "ready") == NULL && child_clock_ms() < deadline) {
         struct ev_timer t;
         ev_timer_init(&t, on_tick, NULL, "tick");
         ev_timer_start(loop, &t, 10);
@@ -207,7 +195,7 @@ Test(child, one_that_ignores_sigterm_is_killed_after_the_stop_time)
                    "test/0: pid %d still running 300ms after SIGTERM: "
                    "sending SIGKILL",
                    (int)pid);
-    cr_assert_not_null(strstr(log_text(), want), "%s", log_text());
+    cr_assert_not_null(strstr(log_capture_text(), want), "%s", log_capture_text());
     cr_assert_eq(s.n_lost, 0);
     child_fini(&c);
 }
@@ -222,7 +210,8 @@ Test(child, the_run_deadline_kills)
     cr_assert(WIFSIGNALED(s.exits[0].wstatus) && WTERMSIG(s.exits[0].wstatus) == SIGKILL);
     cr_assert(s.exits[0].was_killed);
     cr_assert_not(s.exits[0].is_stop);
-    cr_assert_not_null(strstr(log_text(), "still running at its deadline: sending SIGKILL"));
+    cr_assert_not_null(
+        strstr(log_capture_text(), "still running at its deadline: sending SIGKILL"));
     child_fini(&c);
 }
 
@@ -303,7 +292,7 @@ Test(child, output_lines_are_logged_under_the_pid)
     cr_assert_eq(start_sh(&c, "echo one; echo two >&2; printf last; exit 3", 0), 0);
     pid_t pid = child_pid(&c);
     cr_assert(run_until(&s.n_exits, 1, 5000));
-    const char *text = log_text();
+    const char *text = log_capture_text();
     char want[64];
     (void)snprintf(want, sizeof(want), "[info] main test[%d]: one\n", (int)pid);
     cr_assert_not_null(strstr(text, want), "%s", text);
@@ -372,14 +361,15 @@ Test(child, a_secret_environment_is_wiped_once_the_process_has_it)
     cr_assert_not(spec_holds(&c, secret), "keel's copy still holds the secret");
     cr_assert(spec_holds(&c, "exec sleep 30"), "the rest of the copy is there");
     uint64_t deadline = child_clock_ms() + 5000;
-    while (strstr(log_text(), "got [") == NULL && child_clock_ms() < deadline) {
+    while (strstr(log_capture_text(), "got [") == NULL && child_clock_ms() < deadline) {
         struct ev_timer t;
         ev_timer_init(&t, on_tick, NULL, "tick");
         ev_timer_start(loop, &t, 10);
         (void)ev_run(loop);
         ev_timer_stop(loop, &t);
     }
-    cr_assert_not_null(strstr(log_text(), "got [hunter2-d1ff1cult]"), "%s", log_text());
+    cr_assert_not_null(strstr(log_capture_text(), "got [hunter2-d1ff1cult]"), "%s",
+                       log_capture_text());
     cr_assert(child_stop(&c, SIGTERM, 5000));
     cr_assert(run_until(&s.n_exits, 1, 5000));
     child_fini(&c);

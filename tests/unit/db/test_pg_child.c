@@ -12,8 +12,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "../log_capture.h"
+
 static struct ev_loop *loop;
-static char log_path[64];
 
 struct exit_seen {
     bool is_done;
@@ -49,30 +50,17 @@ static bool run_until(const bool *flag, uint32_t ms)
 static void setup(void)
 {
     loop = ev_loop_new();
-    (void)snprintf(log_path, sizeof(log_path), "/tmp/keel-pgchild-%d.log", (int)getpid());
-    cr_assert_eq(log_open(log_path), 0);
+    log_capture_open("pgchild");
     log_set_level(LOG_LEVEL_INFO);
 }
 
 static void teardown(void)
 {
-    (void)log_open("stderr");
-    (void)unlink(log_path);
+    log_capture_close();
     ev_loop_free(loop);
 }
 
 TestSuite(pg_child, .init = setup, .fini = teardown, .timeout = 10);
-
-static const char *log_text(void)
-{
-    static char text[16384];
-    int fd = open(log_path, O_RDONLY);
-    cr_assert_neq(fd, -1);
-    ssize_t n = read(fd, text, sizeof(text) - 1);
-    close(fd);
-    text[n > 0 ? n : 0] = '\0';
-    return text;
-}
 
 static int start_sh(struct pg_child *c, const char *script, const struct child_ids *ids,
                     uint32_t timeout_ms, bool is_postgres)
@@ -101,7 +89,7 @@ Test(pg_child, output_is_logged_and_the_exit_reported)
     cr_assert(run_until(&e.is_done, 5000));
     cr_assert_not(pg_child_is_running(&c));
     cr_assert(WIFEXITED(e.wstatus) && WEXITSTATUS(e.wstatus) == 3);
-    const char *text = log_text();
+    const char *text = log_capture_text();
     cr_assert_not_null(strstr(text, "[info] main pg test tool: one\n"), "%s", text);
     cr_assert_not_null(strstr(text, "pg test tool: two\n"), "%s", text);
     cr_assert_not_null(strstr(text, "pg test tool: last\n"), "the line without a newline");
@@ -123,7 +111,7 @@ Test(pg_child, postgres_severities)
                           NULL, 0, true),
                  0);
     cr_assert(run_until(&e.is_done, 5000));
-    const char *text = log_text();
+    const char *text = log_capture_text();
     cr_assert_not_null(strstr(text, "[info] main pg test tool: [7] LOG:  checkpoint"), "%s", text);
     cr_assert_not_null(strstr(text, "[warn] main pg test tool: [7] FATAL:  no: x"), "%s", text);
     cr_assert_not_null(strstr(text, "[warn] main pg test tool: [7] PANIC:  gone"), "%s", text);
@@ -143,7 +131,7 @@ Test(pg_child, runs_as_the_user)
     cr_assert(run_until(&e.is_done, 5000));
     char want[64];
     (void)snprintf(want, sizeof(want), "uid=%u dir=/\n", (unsigned)getpwnam("postgres")->pw_uid);
-    cr_assert_not_null(strstr(log_text(), want), "%s", log_text());
+    cr_assert_not_null(strstr(log_capture_text(), want), "%s", log_capture_text());
 }
 
 Test(pg_child, the_deadline_kills_and_kill_wait_reaps)
@@ -154,7 +142,7 @@ Test(pg_child, the_deadline_kills_and_kill_wait_reaps)
     cr_assert_eq(start_sh(&c, "sleep 30", NULL, 100, false), 0);
     cr_assert(run_until(&e.is_done, 5000));
     cr_assert(WIFSIGNALED(e.wstatus) && WTERMSIG(e.wstatus) == SIGKILL);
-    cr_assert_not_null(strstr(log_text(), "still running at its deadline"));
+    cr_assert_not_null(strstr(log_capture_text(), "still running at its deadline"));
     e.is_done = false;
     cr_assert_eq(start_sh(&c, "sleep 30", NULL, 0, false), 0);
     pid_t pid = pg_child_pid(&c);

@@ -18,6 +18,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#define FSM_LOG_NAME "lb-session"
+#include "../fsm_log.h"
+
 #include "core/conf.h"
 #include "core/err.h"
 #include "core/gen.h"
@@ -100,27 +103,12 @@ Test(lb_session, how_each_failure_is_answered)
     }
 }
 
-/* The log of the calling test, read back (log_open to a file of its own). */
-static const char *log_text(const char *path)
-{
-    static char text[8192];
-    int fd = open(path, O_RDONLY);
-    cr_assert_neq(fd, -1);
-    ssize_t n = read(fd, text, sizeof(text) - 1);
-    close(fd);
-    text[n > 0 ? n : 0] = '\0';
-    return text;
-}
-
 /* core/fsm.h: refused (the state stays), counted under "session", logged at error level
  * with the session, the move and the reason. KEEL_FSM_STRICT=0: the suites (and an ASan
  * build) would abort instead, by design. */
 Test(lb_session, an_illegal_move_is_refused_counted_and_logged)
 {
-    cr_assert_eq(setenv("KEEL_FSM_STRICT", "0", 1), 0);
-    char path[64];
-    (void)snprintf(path, sizeof(path), "/tmp/keel-lb-session-%d.log", (int)getpid());
-    cr_assert_eq(log_open(path), 0);
+    fsm_log_setup();
     struct conf_backend cb = {.name = "web"};
     struct lb_backend be = {.conf = &cb};
     static const struct lb_session_ops ops = {.log_name = "tcp"};
@@ -129,7 +117,7 @@ Test(lb_session, an_illegal_move_is_refused_counted_and_logged)
     session_set_state(&s, LB_SESSION_QUEUED, "test");
     cr_assert_eq(s.state, LB_SESSION_CONNECTING, "the state stays");
     cr_assert_eq(fsm_illegal_count(FSM_MACHINE_SESSION), before + 1);
-    const char *text = log_text(path);
+    const char *text = fsm_log_text();
     cr_assert(strstr(text, "[error] ") != NULL, "%s", text);
     cr_assert(strstr(text, "session: tcp session of web: illegal transition connecting -> "
                            "queued (test), refused: the state stays") != NULL,
@@ -142,10 +130,9 @@ Test(lb_session, an_illegal_move_is_refused_counted_and_logged)
     session_set_state(&s, LB_SESSION_IDLE, "released twice");
     cr_assert_eq(s.state, LB_SESSION_IDLE);
     cr_assert_eq(fsm_illegal_count(FSM_MACHINE_SESSION), before + 2);
-    cr_assert(strstr(log_text(path), "idle -> idle (released twice)") != NULL, "%s",
-              log_text(path));
-    (void)log_open("stderr");
-    (void)unlink(path);
+    cr_assert(strstr(fsm_log_text(), "idle -> idle (released twice)") != NULL, "%s",
+              fsm_log_text());
+    fsm_log_teardown();
 }
 
 /* ---------------------------------------------------------------- on a real loop */

@@ -261,7 +261,7 @@ static int tls_open(struct http_xprt *x, int fd, enum http_xprt_side side, void 
         return -ENOMEM;
     }
     struct tls_conn *t = calloc(1, sizeof(*t));
-    SSL *ssl = SSL_new(tls_ctx_default(conf_data));
+    SSL *ssl = tls_ctx_ssl_new(conf_data);
     BIO *b = BIO_new(bio_method_ptr);
     if (t == NULL || ssl == NULL || b == NULL) {
         BIO_free(b);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/err.h"
 #include "core/ev.h"
 #include "core/log.h"
 #include "core/sock.h"
@@ -388,8 +389,11 @@ static bool handshake(struct http_client *h)
         return false;
     }
     if (rc != 0) {
-        char why[128];
-        snprintf(why, sizeof(why), "%s handshake failed: %s", h->xp.ops->name, strerror(-rc));
+        struct http_xprt_info info;
+        http_xprt_get_info(&h->xp, &info); /* the library's reason ("certificate verify...") */
+        char why[256];
+        snprintf(why, sizeof(why), "%s handshake failed: %s", h->xp.ops->name,
+                 info.error != NULL ? info.error : err_str(rc));
         finish(h, rc, why);
         return false;
     }

@@ -145,17 +145,23 @@ enum conf_tls_version { CONF_TLS_V12 = 1u << 0, CONF_TLS_V13 = 1u << 1 };
 
 enum conf_acme_issuer {
     CONF_ACME_NONE = 0, /* no managed certificate (default) */
-    CONF_ACME_INTERNAL  /* keel's local CA in state_dir (like Caddy's `tls internal`) */
+    CONF_ACME_INTERNAL, /* keel's local CA in state_dir (like Caddy's `tls internal`) */
+    CONF_ACME_DIRECTORY /* an ACME server (RFC 8555): acme URL */
 };
 
 struct conf_acme {
     enum conf_acme_issuer issuer;
     char names[CONF_ACME_MAX_NAMES][CONF_ACME_NAME_MAX]; /* the first is the subject's CN */
     uint32_t n_names;
-    uint32_t lifetime_ms;       /* internal issuer: a leaf's validity, default 12h */
-    char dir[CONF_PATH_MAX];    /* set at validation: STATE_DIR/tls/FRONTEND */
-    char ca_dir[CONF_PATH_MAX]; /* set at validation: STATE_DIR/tls/ca */
-    struct conf_pos pos;        /* the acme line */
+    uint32_t lifetime_ms;                 /* internal issuer: a leaf's validity, default 12h */
+    char directory[512];                  /* CONF_ACME_DIRECTORY: the directory URL */
+    struct sockaddr_storage directory_sa; /* its host, resolved at validation */
+    socklen_t directory_salen;
+    char email[128];             /* acme_email: the account's contact; "" = none */
+    char ca_file[CONF_PATH_MAX]; /* acme_ca_file: CAs for the directory; "" = the system's */
+    char dir[CONF_PATH_MAX];     /* set at validation: STATE_DIR/tls/FRONTEND */
+    char ca_dir[CONF_PATH_MAX];  /* set at validation: STATE_DIR/tls/ca */
+    struct conf_pos pos;         /* the acme line */
 };
 
 /* A frontend's TLS settings (tls/tls_conf.c), used by its binds that say tls. */

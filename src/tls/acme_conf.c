@@ -5,10 +5,12 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "core/conf.h"
+#include "tls/acme_order.h"
 
 #define LIFETIME_MIN 3000u                       /* 3s: tests watch renewals */
 #define LIFETIME_MAX (30u * 24u * 3600u * 1000u) /* 30 days */
@@ -22,17 +24,24 @@ static int set_issuer(struct conf_parser *cp, const struct conf_directive *d, vo
                       const struct conf_token *tok, size_t n)
 {
     struct conf_frontend *fe = obj;
-    if (strstr(tok[1].text, "://") != NULL) {
+    struct conf_acme *a = &fe->tls.acme;
+    conf_pos_set(&a->pos, &tok[0]);
+    if (strstr(tok[1].text, "://") == NULL) {
+        return conf_set_enum(cp, d, obj, tok, n);
+    }
+    char host[256], path[512];
+    uint16_t port;
+    if (tok[1].len >= sizeof(a->directory) ||
+        acme_url_split(tok[1].text, host, sizeof(host), &port, path, sizeof(path)) != 0) {
         conf_error(cp, &tok[1],
-                   "ACME directories (\"%s\") are not supported yet: only \"acme internal\"",
+                   "invalid ACME directory \"%s\": expected https://HOST[:PORT]/PATH "
+                   "(RFC 8555 requires HTTPS)",
                    tok[1].text);
         return -KEEL_ECONFIG;
     }
-    int rc = conf_set_enum(cp, d, obj, tok, n);
-    if (rc == 0) {
-        conf_pos_set(&fe->tls.acme.pos, &tok[0]);
-    }
-    return rc;
+    a->issuer = CONF_ACME_DIRECTORY;
+    memcpy(a->directory, tok[1].text, tok[1].len + 1);
+    return 0;
 }
 
 /* A DNS name (letters, digits, '-', dots between labels of 1-63 bytes, not "*.") or an
@@ -94,6 +103,22 @@ static int set_names(struct conf_parser *cp, const struct conf_directive *d, voi
     return 0;
 }
 
+/* acme_challenge: http-01 only for now (tls-alpn-01, RFC 8737, comes next). */
+static int set_challenge(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                         const struct conf_token *tok, size_t n)
+{
+    (void)d;
+    (void)obj;
+    (void)n;
+    if (strcmp(tok[1].text, "http-01") == 0) {
+        return 0;
+    }
+    conf_error(cp, &tok[1], "invalid value \"%s\" for \"acme_challenge\": %s", tok[1].text,
+               strcmp(tok[1].text, "tls-alpn-01") == 0 ? "not supported yet (http-01 is)"
+                                                       : "expected http-01");
+    return -KEEL_ECONFIG;
+}
+
 #define FE CONF_CTX_FRONTEND
 
 static const struct conf_directive acme_directives[] = {
@@ -104,8 +129,32 @@ static const struct conf_directive acme_directives[] = {
      .set = set_issuer,
      CONF_FIELD(struct conf_frontend, tls.acme.issuer),
      .values = issuers,
-     .syntax = "acme internal",
-     .help = "a certificate keel issues and renews itself for acme_names"},
+     .syntax = "acme internal|DIRECTORY_URL",
+     .help = "a certificate keel obtains and renews itself for acme_names"},
+    {.name = "acme_email",
+     .contexts = FE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_string,
+     CONF_FIELD(struct conf_frontend, tls.acme.email),
+     .syntax = "acme_email ADDRESS",
+     .help = "the contact of the ACME account (mailto:ADDRESS)"},
+    {.name = "acme_ca_file",
+     .contexts = FE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_string,
+     CONF_FIELD(struct conf_frontend, tls.acme.ca_file),
+     .syntax = "acme_ca_file PATH",
+     .help = "CA certificates (PEM) that verify the ACME directory; default the system's"},
+    {.name = "acme_challenge",
+     .contexts = FE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = set_challenge,
+     .def = "http-01",
+     .syntax = "acme_challenge http-01",
+     .help = "how the ACME server validates the names"},
     {.name = "acme_names",
      .contexts = FE,
      .min_args = 1,
@@ -126,6 +175,34 @@ static const struct conf_directive acme_directives[] = {
      .syntax = "acme_lifetime DURATION",
      .help = "validity of the certificates the internal issuer signs"},
 };
+
+/* The directory's host, resolved once at load time (the loop never blocks on DNS): every
+ * URL an ACME server sends is on that host. A literal needs no resolver; under
+ * CONF_LOAD_NO_RESOLVE a name is left unresolved (fuzzing, docs examples). */
+static void resolve_directory(struct conf_parser *cp, struct conf_acme *a)
+{
+    char host[256], path[512], port_text[8];
+    uint16_t port;
+    if (acme_url_split(a->directory, host, sizeof(host), &port, path, sizeof(path)) != 0) {
+        return; /* reported by the setter */
+    }
+    (void)snprintf(port_text, sizeof(port_text), "%u", port);
+    bool no_resolve = (conf_parser_flags(cp) & CONF_LOAD_NO_RESOLVE) != 0;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    hints.ai_flags = no_resolve ? AI_NUMERICHOST : 0;
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, port_text, &hints, &res);
+    if (rc == 0 && res != NULL && res->ai_addrlen <= sizeof(a->directory_sa)) {
+        memcpy(&a->directory_sa, res->ai_addr, res->ai_addrlen);
+        a->directory_salen = res->ai_addrlen;
+    } else if (!no_resolve) {
+        conf_error_at(cp, &a->pos, "cannot resolve the ACME directory's host \"%s\": %s", host,
+                      gai_strerror(rc));
+    }
+    if (res != NULL) {
+        freeaddrinfo(res);
+    }
+}
 
 static void validate_frontend(struct conf_parser *cp, const struct conf *conf,
                               struct conf_frontend *fe)
@@ -148,6 +225,9 @@ static void validate_frontend(struct conf_parser *cp, const struct conf *conf,
     }
     (void)snprintf(a->dir, sizeof(a->dir), "%.900s/tls/%s", conf->state_dir, fe->name);
     (void)snprintf(a->ca_dir, sizeof(a->ca_dir), "%.900s/tls/ca", conf->state_dir);
+    if (a->issuer == CONF_ACME_DIRECTORY) {
+        resolve_directory(cp, a);
+    }
 }
 
 static void acme_conf_validate(struct conf_parser *cp, struct conf *conf)

@@ -9,14 +9,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 
 #include "core/ev.h"
 #include "core/fsm.h"
 #include "core/log.h"
 #include "monitor/metrics.h"
+#include "tls/acme_jws.h"
+#include "tls/acme_order.h"
 #include "tls/cert_store.h"
+#include "tls/tls_client.h"
 #include "tls/tls_issuer.h"
+
+#define PLACEHOLDER_LIFETIME_S (24u * 3600u)
+#define ORDER_TIMEOUT_MS (5u * 60u * 1000u)
+#define ACCOUNT_KEY "account.key"
 
 static const char *const state_names[CERT_STATE_COUNT] = {
     [CERT_STATE_NONE] = "none",
@@ -62,6 +71,11 @@ struct cert_machine {
     uint32_t failures; /* consecutive, for the backoff */
     uint64_t renewed;  /* keel_cert_renewals_total{result="ok"} */
     uint64_t failed;   /* {result="failed"} */
+    /* ACME (issuer directory): the order under way, the account and the TLS client, made
+     * at start (load time). */
+    struct acme_order *order;
+    struct tls_client *tls;
+    EVP_PKEY *account_key;
 };
 
 struct cert_mgr {
@@ -171,6 +185,47 @@ static int issue_internal(const struct conf_frontend *fe, time_t now, struct tls
     return rc;
 }
 
+/* The issuer failed: keep what is served, retry after the backoff. */
+static void issue_failed(struct cert_machine *c, const char *why)
+{
+    c->failures++;
+    c->failed++;
+    uint64_t delay = cert_backoff_ms(c->failures);
+    log_warn(c->ctx, "renewal failed: %s; serial %s stays, retry %u in %llu ms", why,
+             c->serial[0] != '\0' ? c->serial : "(none)", c->failures, (unsigned long long)delay);
+    set_state(c, CERT_STATE_BACKOFF, "issuing failed");
+    ev_timer_start(c->mgr->loop, &c->timer, delay);
+}
+
+/* A new certificate is stored: serve it. */
+static void issued(struct cert_machine *c, const struct tls_cert *cert)
+{
+    remember(c, cert);
+    c->failures = 0;
+    c->renewed++;
+    char why[128];
+    (void)snprintf(why, sizeof(why), "stored serial %.80s", c->serial);
+    set_state(c, CERT_STATE_VALID, why);
+    arm_renewal(c);
+    c->mgr->on_stored(c->mgr->data, c->fe->name);
+}
+
+static void on_order_done(void *data, int rc, struct tls_cert *cert, const char *why)
+{
+    struct cert_machine *c = data;
+    c->order = NULL;
+    struct errbuf eb = {{0}};
+    if (rc == 0) {
+        rc = tls_cert_store(c->fe->tls.acme.dir, cert, &eb);
+        why = eb.msg;
+    }
+    if (rc != 0) {
+        issue_failed(c, why);
+        return;
+    }
+    issued(c, cert);
+}
+
 static void on_timer(struct ev_loop *loop, struct ev_timer *t)
 {
     (void)loop;
@@ -179,29 +234,38 @@ static void on_timer(struct ev_loop *loop, struct ev_timer *t)
               c->state == CERT_STATE_BACKOFF ? "retrying"
               : c->state == CERT_STATE_NONE  ? "no usable certificate stored"
                                              : "two thirds of its life passed");
-    struct tls_cert cert;
-    struct errbuf eb = {{0}};
-    int rc = issue_internal(c->fe, time(NULL), &cert, &eb);
-    if (rc != 0) {
-        c->failures++;
-        c->failed++;
-        uint64_t delay = cert_backoff_ms(c->failures);
-        log_warn(c->ctx, "renewal failed: %s; serial %s stays, retry %u in %llu ms", eb.msg,
-                 c->serial[0] != '\0' ? c->serial : "(none)", c->failures,
-                 (unsigned long long)delay);
-        set_state(c, CERT_STATE_BACKOFF, "issuing failed");
-        ev_timer_start(c->mgr->loop, &c->timer, delay);
+    const struct conf_acme *a = &c->fe->tls.acme;
+    if (a->issuer == CONF_ACME_DIRECTORY) {
+        struct acme_order_conf oc = {
+            .directory_url = a->directory,
+            .addr = (const struct sockaddr *)&a->directory_sa,
+            .addrlen = a->directory_salen,
+            .tls = c->tls,
+            .account_key = c->account_key,
+            .email = a->email,
+            .names = a->names,
+            .n_names = a->n_names,
+            .log_ctx = c->ctx,
+            .timeout_ms = ORDER_TIMEOUT_MS,
+        };
+        c->order = c->tls != NULL && c->account_key != NULL
+                       ? acme_order_start(c->mgr->loop, &oc, on_order_done, c)
+                       : NULL;
+        if (c->order == NULL) {
+            issue_failed(c, c->tls == NULL           ? "no TLS client for the directory"
+                            : c->account_key == NULL ? "no account key"
+                                                     : "cannot start an order");
+        }
         return;
     }
-    remember(c, &cert);
+    struct tls_cert cert;
+    struct errbuf eb = {{0}};
+    if (issue_internal(c->fe, time(NULL), &cert, &eb) != 0) {
+        issue_failed(c, eb.msg);
+        return;
+    }
+    issued(c, &cert);
     tls_cert_fini(&cert);
-    c->failures = 0;
-    c->renewed++;
-    char why[128];
-    (void)snprintf(why, sizeof(why), "stored serial %.80s", c->serial);
-    set_state(c, CERT_STATE_VALID, why);
-    arm_renewal(c);
-    c->mgr->on_stored(c->mgr->data, c->fe->name);
 }
 
 /* Start: read what cert_mgr_prepare stored. */
@@ -215,10 +279,87 @@ static void machine_start(struct cert_machine *c)
         ev_timer_start(c->mgr->loop, &c->timer, 0); /* none -> issuing, from the loop */
         return;
     }
+    bool placeholder =
+        c->fe->tls.acme.issuer == CONF_ACME_DIRECTORY && tls_cert_is_self_signed(cert.leaf);
     remember(c, &cert);
     tls_cert_fini(&cert);
+    if (placeholder) {
+        /* Served until the first order succeeds; ask at once. */
+        ev_timer_start(c->mgr->loop, &c->timer, 0);
+        return;
+    }
     set_state(c, CERT_STATE_VALID, "stored certificate read");
     arm_renewal(c);
+}
+
+/* The ACME account key, TLS_DIR/acme/account.key, made on first use (load time). */
+static EVP_PKEY *account_key_open(const char *tls_dir, struct errbuf *eb)
+{
+    char dir[4096], path[4200];
+    (void)snprintf(dir, sizeof(dir), "%s/acme", tls_dir);
+    (void)snprintf(path, sizeof(path), "%s/%s", dir, ACCOUNT_KEY);
+    FILE *f = fopen(path, "re");
+    if (f != NULL) {
+        EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+        (void)fclose(f);
+        ERR_clear_error();
+        if (k == NULL) {
+            errbuf_set(eb, "no PEM key in %s", path);
+        }
+        return k;
+    }
+    EVP_PKEY *k = acme_key_new();
+    BIO *b = BIO_new(BIO_s_mem());
+    char *data = NULL;
+    long len = 0;
+    if (k != NULL && b != NULL && PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL) == 1) {
+        len = BIO_get_mem_data(b, &data);
+    }
+    ERR_clear_error();
+    int rc = -ENOMEM;
+    if (len > 0) {
+        rc = cert_store_mkdirs(dir, eb);
+        if (rc == 0) {
+            rc = cert_store_write(path, data, (size_t)len, 0600, eb);
+        }
+    } else {
+        errbuf_set(eb, "cannot make an account key");
+    }
+    BIO_free(b);
+    if (rc != 0) {
+        EVP_PKEY_free(k);
+        return NULL;
+    }
+    log_notice("tls", "ACME account key created: %s", path);
+    return k;
+}
+
+/* The ACME machine's account key and TLS client (load time: files). Failures are logged;
+ * the machine then fails its orders and retries with its backoff. */
+static void machine_acme_init(struct cert_machine *c)
+{
+    const struct conf_acme *a = &c->fe->tls.acme;
+    char host[256], path[512], tls_dir[CONF_PATH_MAX];
+    uint16_t port;
+    if (acme_url_split(a->directory, host, sizeof(host), &port, path, sizeof(path)) != 0) {
+        return;
+    }
+    struct errbuf eb = {{0}};
+    struct tls_client_conf tc = {.ca_file = a->ca_file[0] != '\0' ? a->ca_file : NULL,
+                                 .name = host};
+    c->tls = tls_client_new(&tc, &eb);
+    if (c->tls == NULL) {
+        log_error(c->ctx, "TLS client for %s: %s", a->directory, eb.msg);
+    }
+    (void)snprintf(tls_dir, sizeof(tls_dir), "%s", a->ca_dir);
+    char *slash = strrchr(tls_dir, '/'); /* STATE_DIR/tls/ca -> STATE_DIR/tls */
+    if (slash != NULL) {
+        *slash = '\0';
+    }
+    c->account_key = account_key_open(tls_dir, &eb);
+    if (c->account_key == NULL) {
+        log_error(c->ctx, "ACME account key: %s", eb.msg);
+    }
 }
 
 struct cert_mgr *cert_mgr_new(struct ev_loop *loop, const struct conf *conf, cert_stored_fn fn,
@@ -246,6 +387,9 @@ struct cert_mgr *cert_mgr_new(struct ev_loop *loop, const struct conf *conf, cer
         c->fe = fe;
         (void)snprintf(c->ctx, sizeof(c->ctx), "cert %s", fe->name);
         ev_timer_init(&c->timer, on_timer, c, "cert renewal");
+        if (fe->tls.acme.issuer == CONF_ACME_DIRECTORY) {
+            machine_acme_init(c);
+        }
         for (uint32_t k = 0; prev != NULL && k < prev->n; k++) {
             if (strcmp(prev->m[k].fe->name, fe->name) == 0) {
                 c->renewed = prev->m[k].renewed;
@@ -263,7 +407,12 @@ void cert_mgr_free(struct cert_mgr *m)
         return;
     }
     for (uint32_t i = 0; i < m->n; i++) {
-        ev_timer_stop(m->loop, &m->m[i].timer);
+        struct cert_machine *c = &m->m[i];
+        ev_timer_stop(m->loop, &c->timer);
+        acme_order_cancel(c->order); /* its connection goes before the client it uses */
+        c->order = NULL;
+        tls_client_free(c->tls);
+        EVP_PKEY_free(c->account_key);
     }
     free(m->m);
     free(m);
@@ -294,6 +443,20 @@ int cert_mgr_prepare(const struct conf_frontend *fe, time_t now, struct errbuf *
             log_warn("tls", "%s: the stored certificate cannot serve (%s): issuing a new one",
                      fe->name, why.msg);
         }
+        if (a->issuer == CONF_ACME_DIRECTORY) {
+            /* Until the first order succeeds: a self-signed placeholder, so that the tls
+             * binds can start (and the http-01 binds answer). */
+            rc = tls_selfsigned_issue(a->names, a->n_names, PLACEHOLDER_LIFETIME_S, now, &cert, eb);
+            if (rc == 0) {
+                rc = tls_cert_store(a->dir, &cert, eb);
+                tls_cert_fini(&cert);
+            }
+            if (rc == 0) {
+                log_notice("tls", "%s: serving a self-signed placeholder until %s issues one",
+                           fe->name, a->directory);
+            }
+            return rc;
+        }
         rc = issue_internal(fe, now, &cert, eb);
         if (rc != 0) {
             return rc;
@@ -304,8 +467,10 @@ int cert_mgr_prepare(const struct conf_frontend *fe, time_t now, struct errbuf *
                    a->dir);
         tls_cert_fini(&cert);
     }
-    log_notice("tls", "%s: certificates by keel's internal CA: clients trust %s/%s", fe->name,
-               a->ca_dir, TLS_CA_CERT);
+    if (a->issuer == CONF_ACME_INTERNAL) {
+        log_notice("tls", "%s: certificates by keel's internal CA: clients trust %s/%s", fe->name,
+                   a->ca_dir, TLS_CA_CERT);
+    }
     return 0;
 }
 

@@ -226,3 +226,38 @@ int tls_ca_issue(const struct tls_ca *ca, const char (*names)[254], uint32_t n, 
     }
     return 0;
 }
+
+int tls_selfsigned_issue(const char (*names)[254], uint32_t n, uint32_t lifetime_s, time_t now,
+                         struct tls_cert *out, struct errbuf *eb)
+{
+    /* A CA of one certificate that signs itself: the leaf is its own issuer. */
+    struct tls_ca self;
+    memset(&self, 0, sizeof(self));
+    self.cert.key = EVP_EC_gen("P-256");
+    self.cert.leaf = X509_new();
+    if (self.cert.key == NULL || self.cert.leaf == NULL ||
+        !set_cn(X509_get_subject_name(self.cert.leaf), "keel placeholder") ||
+        X509_set_pubkey(self.cert.leaf, self.cert.key) != 1 ||
+        !add_ext(self.cert.leaf, self.cert.leaf, NID_subject_key_identifier, "hash")) {
+        tls_ca_fini(&self);
+        return ossl_fail(eb, "cannot make a placeholder");
+    }
+    int rc = tls_ca_issue(&self, names, n, lifetime_s, now, out, eb);
+    if (rc == 0) {
+        /* Re-sign with the leaf's own key and name: self-signed. */
+        X509 *x = out->leaf;
+        bool ok = X509_set_issuer_name(x, X509_get_subject_name(x)) == 1 &&
+                  X509_sign(x, out->key, EVP_sha256()) > 0;
+        if (!ok) {
+            tls_cert_fini(out);
+            rc = ossl_fail(eb, "cannot sign a placeholder");
+        }
+    }
+    tls_ca_fini(&self);
+    return rc;
+}
+
+bool tls_cert_is_self_signed(const X509 *x)
+{
+    return X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x)) == 0;
+}

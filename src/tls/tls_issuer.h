@@ -37,4 +37,13 @@ void tls_ca_fini(struct tls_ca *ca);
 int tls_ca_issue(const struct tls_ca *ca, const char (*names)[254], uint32_t n, uint32_t lifetime_s,
                  time_t now, struct tls_cert *out, struct errbuf *eb) KEEL_MUST_CHECK;
 
+/* A self-signed placeholder for names[0, n) (new P-256 key), valid from now for
+ * lifetime_s: what a frontend serves while its first ACME certificate is ordered, so that
+ * its tls binds can start (clients do not trust it). */
+int tls_selfsigned_issue(const char (*names)[254], uint32_t n, uint32_t lifetime_s, time_t now,
+                         struct tls_cert *out, struct errbuf *eb) KEEL_MUST_CHECK;
+
+/* Whether x is self-signed (its issuer is its subject): an ACME frontend's placeholder. */
+bool tls_cert_is_self_signed(const X509 *x);
+
 #endif

@@ -585,6 +585,10 @@ int http_client_header(const char *head, size_t len, const char *name, char *out
         if ((size_t)(eol - line) > name_len && line[name_len] == ':' &&
             strncasecmp(line, name, name_len) == 0) {
             const char *v = line + name_len + 1, *ve = eol;
+            const char *cr = memchr(v, '\r', (size_t)(ve - v));
+            if (cr != NULL) {
+                ve = cr; /* a value ends at the line's CR (a bare CR is not HTTP anyway) */
+            }
             while (v < ve && (*v == ' ' || *v == '\t')) {
                 v++;
             }

@@ -141,3 +141,24 @@ Test(tls_issuer, no_names_is_an_error)
     cr_assert_eq(tls_ca_issue(&ca, names, 0, 600, time(NULL), &leaf, &eb), -EINVAL);
     tls_ca_fini(&ca);
 }
+
+Test(tls_issuer, a_placeholder_is_self_signed_for_its_names)
+{
+    struct tls_cert p;
+    struct errbuf eb;
+    time_t now = time(NULL);
+    cr_assert_eq(tls_selfsigned_issue(names, 2, 3600, now, &p, &eb), 0, "%s", eb.msg);
+    cr_assert(tls_cert_is_self_signed(p.leaf));
+    cr_assert_eq(X509_verify(p.leaf, p.key), 1, "signed by its own key");
+    cr_assert_eq(X509_check_host(p.leaf, "b.keel.test", 0, 0, NULL), 1);
+    cr_assert_eq(X509_check_private_key(p.leaf, p.key), 1);
+    struct tls_ca ca;
+    bool created;
+    cr_assert_eq(tls_ca_open(ca_dir, now, &ca, &created, &eb), 0, "%s", eb.msg);
+    struct tls_cert leaf;
+    cr_assert_eq(tls_ca_issue(&ca, names, 1, 600, now, &leaf, &eb), 0, "%s", eb.msg);
+    cr_assert_not(tls_cert_is_self_signed(leaf.leaf));
+    tls_cert_fini(&leaf);
+    tls_ca_fini(&ca);
+    tls_cert_fini(&p);
+}

@@ -4,14 +4,20 @@ local CA in state_dir and serves a certificate it signs, which curl and Python's
 with that CA's file; a restart reuses the stored certificate (same serial); a short
 acme_lifetime shows a renewal that new connections get without a restart while an open one
 keeps working; `keel check` reports what a managed certificate needs. The ACME issuer
-(RFC 8555, against pebble) comes with its own tests here."""
+(RFC 8555) against a real pebble (its HTTPS certificate made here with openssl, its
+http-01 validations pointed at keel's plain port): a certificate issued and served, which
+pebble's root (from its management interface) verifies; a challenge pebble cannot validate
+is logged and retried with backoff while the placeholder stays; a directory that is down
+is retried until it is up."""
 import http.client
+import json
 import os
 import re
 import socket
 import ssl
 import stat
 import subprocess
+import urllib.request
 
 import keeltest as kt
 
@@ -154,3 +160,148 @@ def test_check_reports_what_a_managed_certificate_needs(env):
     assert re.search(r"bad\.conf:3:5: error: \"acme\" keeps its certificates in the cluster's "
                      r"state_dir", out), out
     assert re.search(r"bad\.conf:8:10: error: ACME directories .* are not supported yet", out), out
+
+
+# --------------------------------------------------------------------------------------------
+# ACME against pebble
+
+class Pebble:
+    """pebble on 127.0.0.1 (ACME port, management port), validating http-01 on http_port."""
+
+    def __init__(self, env, http_port, name="pebble"):
+        self.env = env
+        self.dir = os.path.join(env.tmp, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.ca = os.path.join(self.dir, "cert.pem")
+        key = os.path.join(self.dir, "key.pem")
+        r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", self.ca,
+                            "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+                            "subjectAltName=IP:127.0.0.1"], capture_output=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        self.port, self.mgmt = env.port(), env.port()
+        self.config = os.path.join(self.dir, "pebble.json")
+        with open(self.config, "w") as f:
+            json.dump({"pebble": {
+                "listenAddress": "127.0.0.1:%d" % self.port,
+                "managementListenAddress": "127.0.0.1:%d" % self.mgmt,
+                "certificate": self.ca, "privateKey": key,
+                "httpPort": http_port, "tlsPort": env.port(),
+                "ocspResponderURL": "", "externalAccountBindingRequired": False}}, f)
+        self.url = "https://127.0.0.1:%d/dir" % self.port
+        self.proc = None
+
+    def start(self):
+        self.proc = kt.Proc(["pebble", "-config", self.config], "pebble",
+                            env={"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"})
+        self.env.others.append(self.proc)
+        kt.wait_port(self.port, 10, proc=self.proc.p)
+        kt.wait_port(self.mgmt, 10, proc=self.proc.p)
+        return self
+
+    def root(self):
+        """pebble's root CA (it makes a new one each start), as a PEM file."""
+        ctx = ssl.create_default_context(cafile=self.ca)
+        with urllib.request.urlopen("https://127.0.0.1:%d/roots/0" % self.mgmt, context=ctx,
+                                    timeout=10) as r:
+            pem = r.read()
+        path = os.path.join(self.dir, "root.pem")
+        with open(path, "wb") as f:
+            f.write(pem)
+        return path
+
+
+def acme_frontend(env, backend, pebble, http_port=None):
+    """keel with a plain bind (http-01) and a tls bind whose certificate pebble issues."""
+    http_port = http_port or env.port()
+    tls_port, admin = env.port(), env.port()
+    cfg = """cluster t { state_dir %s; }
+global { workers 2; admin 127.0.0.1:%d; timeout_drain 2s; }
+frontend www {
+    bind 127.0.0.1:%d;
+    bind 127.0.0.1:%d tls;
+    acme %s;
+    acme_ca_file %s;
+    acme_email ops@keel.test;
+    acme_names 127.0.0.1;
+    backend web;
+}
+backend web { server a %s; }
+""" % (os.path.join(env.tmp, "state"), admin, http_port, tls_port, pebble.url, pebble.ca,
+       backend.addr)
+    k = env.keel(cfg, ports=[http_port, tls_port], admin=admin)
+    k.tls, k.http = tls_port, http_port
+    return k
+
+
+def issuer_and_subject(port):
+    """The served certificate's issuer and subject, as openssl prints them."""
+    out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+                          "-showcerts"], input=b"", capture_output=True, timeout=30)
+    pem = re.search(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", out.stdout,
+                    re.S)
+    assert pem, out.stdout + out.stderr
+    r = subprocess.run(["openssl", "x509", "-noout", "-issuer", "-subject"], input=pem.group(0),
+                       capture_output=True, timeout=10)
+    lines = r.stdout.decode().splitlines()
+    return lines[0].split("=", 1)[1].strip(), lines[1].split("=", 1)[1].strip()
+
+
+def curl_ip(ca, port, path):
+    r = subprocess.run(["curl", "-sS", "--max-time", "10", "--cacert", ca, "-o", "/dev/null",
+                        "-w", "%{http_code}", "https://127.0.0.1:%d%s" % (port, path)],
+                       capture_output=True, timeout=30)
+    return int(r.stdout or 0), r.stderr.decode(errors="replace")
+
+
+def test_acme_issues_a_certificate_that_pebbles_root_verifies(env):
+    (b,) = env.backends(1)
+    http_port = env.port()
+    pebble = Pebble(env, http_port).start()
+    k = acme_frontend(env, b, pebble, http_port=http_port)
+    k.log.wait(r"cert www: issuing -> valid \(stored serial", timeout=30)
+    k.log.wait(r"www: new connections get the renewed certificate", timeout=5)
+    assert k.log.find(r"acme: answering http-01 for 127\.0\.0\.1")
+    st, err = curl_ip(pebble.root(), k.tls, "/hello")
+    assert st == 200, err
+    issuer, subject = issuer_and_subject(k.tls)
+    assert issuer != subject and "Pebble" in issuer, issuer
+    for f in ("acme/account.key", "www/key.pem"):
+        mode = stat.S_IMODE(os.stat(os.path.join(env.tmp, "state", "tls", f)).st_mode)
+        assert mode == 0o600, "%s: %o" % (f, mode)
+    m = k.metrics()
+    assert m.get("keel_cert_renewals_total", frontend="www", result="ok") == 1
+
+
+def test_acme_a_failed_challenge_is_retried_with_backoff_and_the_placeholder_stays(env):
+    (b,) = env.backends(1)
+    wrong = env.port()  # pebble validates http-01 on a port where nothing answers
+    pebble = Pebble(env, wrong).start()
+    k = acme_frontend(env, b, pebble)
+    k.log.wait(r"cert www: renewal failed: authorization of 127\.0\.0\.1 is invalid.*"
+               r"retry 1 in 2000 ms", timeout=30)
+    k.log.wait(r"cert www: issuing -> backoff \(issuing failed\)", timeout=5)
+    # the second attempt comes after the backoff, and fails again, doubling it
+    k.log.wait(r"cert www: backoff -> issuing \(retrying\)", timeout=10)
+    k.log.wait(r"retry 2 in 4000 ms", timeout=30)
+    issuer, subject = issuer_and_subject(k.tls)
+    assert issuer == subject, "the self-signed placeholder is still served: %s" % issuer
+    m = k.metrics()
+    assert m.get("keel_cert_renewals_total", frontend="www", result="failed") >= 2
+    assert m.get("keel_cert_renewals_total", frontend="www", result="ok") == 0
+
+
+def test_acme_a_directory_that_is_down_is_retried_until_it_is_up(env):
+    (b,) = env.backends(1)
+    http_port = env.port()
+    pebble = Pebble(env, http_port)  # configured, not started
+    k = acme_frontend(env, b, pebble, http_port=http_port)
+    k.log.wait(r"cert www: renewal failed: directory: .*retry 1 in 2000 ms", timeout=20)
+    pebble.start()
+    k.log.wait(r"cert www: issuing -> valid \(stored serial", timeout=60)
+    st, err = curl_ip(pebble.root(), k.tls, "/later")
+    assert st == 200, err
+    # a pebble that goes away does not disturb what is served
+    root = pebble.root()
+    pebble.proc.stop()
+    assert curl_ip(root, k.tls, "/after")[0] == 200

@@ -304,7 +304,8 @@ Test(tls_ctx, a_swap_serves_new_connections_and_keeps_open_ones)
     expect_cn(s3, "c.test");
     expect_cn(s2, "b.test");
     /* The SNI callback of s2 still reads b's names (freed with s2's hold, not before). */
-    cr_assert_eq(tls_ctx_for_name(SSL_get_ex_data(s2, ssl_ex_index), "b.test"), SSL_get_SSL_CTX(s2));
+    cr_assert_eq(tls_ctx_for_name(SSL_get_ex_data(s2, ssl_ex_index), "b.test"),
+                 SSL_get_SSL_CTX(s2));
     SSL_free(s2); /* the last hold on b's contexts: freed now (ASan checks it) */
     SSL_free(s1);
     tls_ctx_free(root); /* c's stay for s3 */

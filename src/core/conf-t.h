@@ -158,6 +158,7 @@ struct conf_acme {
     struct sockaddr_storage directory_sa; /* its host, resolved at validation */
     socklen_t directory_salen;
     char email[128];             /* acme_email: the account's contact; "" = none */
+    bool is_tls_alpn;            /* acme_challenge tls-alpn-01 (RFC 8737); else http-01 */
     char ca_file[CONF_PATH_MAX]; /* acme_ca_file: CAs for the directory; "" = the system's */
     char dir[CONF_PATH_MAX];     /* set at validation: STATE_DIR/tls/FRONTEND */
     char ca_dir[CONF_PATH_MAX];  /* set at validation: STATE_DIR/tls/ca */

@@ -103,19 +103,20 @@ static int set_names(struct conf_parser *cp, const struct conf_directive *d, voi
     return 0;
 }
 
-/* acme_challenge: http-01 only for now (tls-alpn-01, RFC 8737, comes next). */
+/* acme_challenge http-01|tls-alpn-01. */
 static int set_challenge(struct conf_parser *cp, const struct conf_directive *d, void *obj,
                          const struct conf_token *tok, size_t n)
 {
     (void)d;
-    (void)obj;
     (void)n;
-    if (strcmp(tok[1].text, "http-01") == 0) {
+    struct conf_acme *a = &((struct conf_frontend *)obj)->tls.acme;
+    if (strcmp(tok[1].text, "http-01") == 0 || strcmp(tok[1].text, "tls-alpn-01") == 0) {
+        a->is_tls_alpn = tok[1].text[0] == 't';
         return 0;
     }
-    conf_error(cp, &tok[1], "invalid value \"%s\" for \"acme_challenge\": %s", tok[1].text,
-               strcmp(tok[1].text, "tls-alpn-01") == 0 ? "not supported yet (http-01 is)"
-                                                       : "expected http-01");
+    conf_error(cp, &tok[1],
+               "invalid value \"%s\" for \"acme_challenge\": expected http-01 or tls-alpn-01",
+               tok[1].text);
     return -KEEL_ECONFIG;
 }
 
@@ -153,7 +154,7 @@ static const struct conf_directive acme_directives[] = {
      .max_args = 1,
      .set = set_challenge,
      .def = "http-01",
-     .syntax = "acme_challenge http-01",
+     .syntax = "acme_challenge http-01|tls-alpn-01",
      .help = "how the ACME server validates the names"},
     {.name = "acme_names",
      .contexts = FE,

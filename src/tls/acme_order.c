@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "http/http_client.h"
 #include "http/http_transport.h"
+#include "tls/acme_alpn.h"
 #include "tls/acme_http01.h"
 #include "tls/acme_jws.h"
 #include "tls/acme_msg.h"
@@ -110,6 +111,7 @@ struct acme_order {
     struct acme_order_msg order;
     uint32_t authz_i;           /* the authorization being worked on */
     char token[ACME_TOKEN_MAX]; /* its http-01 token, published while it is pending */
+    char answered[254];         /* its tls-alpn-01 identifier, published while pending */
     char thumbprint[44];
     EVP_PKEY *cert_key; /* the certificate's key, made at finalize */
     /* The request waiting for a nonce or being sent (resent on badNonce). */
@@ -195,13 +197,23 @@ static void set_state(struct acme_order *o, enum acme_order_state to, const char
     o->state = to;
 }
 
-static void release(struct acme_order *o)
+/* Stop answering the challenge of the current authorization. */
+static void unpublish(struct acme_order *o)
 {
-    ev_timer_stop(o->loop, &o->timer);
     if (o->token[0] != '\0') {
         acme_http01_remove(o->token);
         o->token[0] = '\0';
     }
+    if (o->answered[0] != '\0') {
+        acme_alpn_remove(o->answered);
+        o->answered[0] = '\0';
+    }
+}
+
+static void release(struct acme_order *o)
+{
+    ev_timer_stop(o->loop, &o->timer);
+    unpublish(o);
     free(o->pending_payload);
     free(o->body_out);
     EVP_PKEY_free(o->cert_key);
@@ -382,18 +394,16 @@ static void on_authz(struct acme_order *o, const char *body, size_t len)
         return;
     }
     if (a.status == ACME_STATUS_VALID) {
-        if (o->token[0] != '\0') {
-            acme_http01_remove(o->token);
-            o->token[0] = '\0';
-        }
+        unpublish(o);
         log_info(o->conf.log_ctx, "acme: %s validated", a.identifier);
         o->authz_i++;
         next_authz(o);
         return;
     }
+    const char *type = o->conf.is_tls_alpn ? "tls-alpn-01" : "http-01";
     const struct acme_challenge_msg *c = NULL;
     for (uint32_t i = 0; i < a.n_challenges; i++) {
-        if (strcmp(a.challenges[i].type, "http-01") == 0) {
+        if (strcmp(a.challenges[i].type, type) == 0) {
             c = &a.challenges[i];
         }
     }
@@ -403,7 +413,7 @@ static void on_authz(struct acme_order *o, const char *body, size_t len)
         return;
     }
     if (c == NULL || c->token[0] == '\0') {
-        fail(o, "the server offers no http-01 challenge for %s", a.identifier);
+        fail(o, "the server offers no %s challenge for %s", type, a.identifier);
         return;
     }
     if (o->state == ACME_ORDER_POLL_AUTHZ || c->status == ACME_STATUS_PROCESSING) {
@@ -411,14 +421,24 @@ static void on_authz(struct acme_order *o, const char *body, size_t len)
         return;
     }
     char *ka = acme_key_authorization(c->token, o->thumbprint);
-    int rc = ka != NULL ? acme_http01_add(c->token, ka) : -ENOMEM;
+    int rc = -ENOMEM;
+    if (ka != NULL && o->conf.is_tls_alpn) {
+        rc = acme_alpn_add(a.identifier, ka);
+        if (rc == 0) {
+            (void)snprintf(o->answered, sizeof(o->answered), "%s", a.identifier);
+        }
+    } else if (ka != NULL) {
+        rc = acme_http01_add(c->token, ka);
+        if (rc == 0) {
+            (void)snprintf(o->token, sizeof(o->token), "%s", c->token);
+        }
+    }
     free(ka);
     if (rc != 0) {
-        fail(o, "cannot answer the http-01 challenge: %s", strerror(-rc));
+        fail(o, "cannot answer the %s challenge: %s", type, strerror(-rc));
         return;
     }
-    (void)snprintf(o->token, sizeof(o->token), "%s", c->token);
-    log_info(o->conf.log_ctx, "acme: answering http-01 for %s", a.identifier);
+    log_info(o->conf.log_ctx, "acme: answering %s for %s", type, a.identifier);
     post(o, ACME_ORDER_CHALLENGE, c->url, "{}", false);
 }
 

@@ -53,6 +53,7 @@ struct acme_order_conf {
     const char (*names)[254];
     uint32_t n_names;
     const char *log_ctx; /* "cert www" */
+    bool is_tls_alpn;    /* answer tls-alpn-01 (RFC 8737) rather than http-01 */
     uint64_t timeout_ms; /* the whole order, from its start */
 };
 

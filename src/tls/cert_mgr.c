@@ -246,6 +246,7 @@ static void on_timer(struct ev_loop *loop, struct ev_timer *t)
             .names = a->names,
             .n_names = a->n_names,
             .log_ctx = c->ctx,
+            .is_tls_alpn = a->is_tls_alpn,
             .timeout_ms = ORDER_TIMEOUT_MS,
         };
         c->order = c->tls != NULL && c->account_key != NULL

@@ -21,6 +21,7 @@
 #include <openssl/x509v3.h>
 
 #include "core/qsbr.h"
+#include "tls/acme_alpn.h"
 #include "tls/cert_store.h"
 
 /* Key types one context can hold a certificate of (RSA, RSA-PSS, EC, Ed25519, Ed448). */
@@ -339,9 +340,13 @@ static int on_servername(SSL *ssl, int *alert, void *arg)
 static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                    const unsigned char *in, unsigned int inlen, void *arg)
 {
-    (void)ssl;
     (void)arg;
     static const char http11[] = "http/1.1";
+    if (acme_alpn_is_challenge(ssl)) { /* a tls-alpn-01 validation (acme_alpn.h) */
+        *out = (const unsigned char *)ACME_ALPN_PROTO;
+        *outlen = (unsigned char)(sizeof(ACME_ALPN_PROTO) - 1);
+        return SSL_TLSEXT_ERR_OK;
+    }
     for (unsigned int i = 0; i < inlen;) {
         unsigned int len = in[i];
         if (len == 0 || len > inlen - i - 1) {
@@ -405,6 +410,8 @@ static int ctx_configure(SSL_CTX *ctx, const struct conf_frontend *fe, struct tl
         return -KEEL_ECONFIG;
     }
     SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);
+    SSL_CTX_set_client_hello_cb(ctx, acme_alpn_on_client_hello, NULL);
+    SSL_CTX_set_cert_cb(ctx, acme_alpn_on_cert, NULL);
     SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
     SSL_CTX_set_tlsext_servername_arg(ctx, t);
     return 0;

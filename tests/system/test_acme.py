@@ -168,7 +168,7 @@ def test_check_reports_what_a_managed_certificate_needs(env):
 class Pebble:
     """pebble on 127.0.0.1 (ACME port, management port), validating http-01 on http_port."""
 
-    def __init__(self, env, http_port, name="pebble"):
+    def __init__(self, env, http_port, name="pebble", tls_port=None):
         self.env = env
         self.dir = os.path.join(env.tmp, name)
         os.makedirs(self.dir, exist_ok=True)
@@ -186,7 +186,7 @@ class Pebble:
                 "listenAddress": "127.0.0.1:%d" % self.port,
                 "managementListenAddress": "127.0.0.1:%d" % self.mgmt,
                 "certificate": self.ca, "privateKey": key,
-                "httpPort": http_port, "tlsPort": env.port(),
+                "httpPort": http_port, "tlsPort": tls_port or env.port(),
                 "ocspResponderURL": "", "externalAccountBindingRequired": False}}, f)
         self.url = "https://127.0.0.1:%d/dir" % self.port
         self.proc = None
@@ -211,10 +211,10 @@ class Pebble:
         return path
 
 
-def acme_frontend(env, backend, pebble, http_port=None):
+def acme_frontend(env, backend, pebble, http_port=None, tls_port=None, extra=""):
     """keel with a plain bind (http-01) and a tls bind whose certificate pebble issues."""
     http_port = http_port or env.port()
-    tls_port, admin = env.port(), env.port()
+    tls_port, admin = tls_port or env.port(), env.port()
     cfg = """cluster t { state_dir %s; }
 global { workers 2; admin 127.0.0.1:%d; timeout_drain 2s; }
 frontend www {
@@ -224,11 +224,11 @@ frontend www {
     acme_ca_file %s;
     acme_email ops@keel.test;
     acme_names 127.0.0.1;
-    backend web;
+%s    backend web;
 }
 backend web { server a %s; }
 """ % (os.path.join(env.tmp, "state"), admin, http_port, tls_port, pebble.url, pebble.ca,
-       backend.addr)
+       extra, backend.addr)
     k = env.keel(cfg, ports=[http_port, tls_port], admin=admin)
     k.tls, k.http = tls_port, http_port
     return k
@@ -305,3 +305,14 @@ def test_acme_a_directory_that_is_down_is_retried_until_it_is_up(env):
     root = pebble.root()
     pebble.proc.stop()
     assert curl_ip(root, k.tls, "/after")[0] == 200
+
+
+def test_acme_tls_alpn_01_is_answered_on_the_tls_bind(env):
+    (b,) = env.backends(1)
+    tls_port = env.port()
+    pebble = Pebble(env, env.port(), tls_port=tls_port).start()  # nothing on its http port
+    k = acme_frontend(env, b, pebble, tls_port=tls_port,
+                      extra="    acme_challenge tls-alpn-01;\n")
+    k.log.wait(r"cert www: issuing -> valid \(stored serial", timeout=30)
+    assert k.log.find(r"acme: answering tls-alpn-01 for 127\.0\.0\.1")
+    assert curl_ip(pebble.root(), k.tls, "/alpn")[0] == 200

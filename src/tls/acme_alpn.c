@@ -234,13 +234,9 @@ static void ex_init(void)
     ex_index = CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL, NULL);
 }
 
-/* The SNI host name of the ClientHello (RFC 6066 section 3), into out; false when absent
- * or malformed. */
-static bool hello_server_name(SSL *ssl, char *out, size_t size)
+bool acme_alpn_parse_sni(const unsigned char *p, size_t len, char *out, size_t size)
 {
-    const unsigned char *p;
-    size_t len;
-    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) != 1 || len < 5) {
+    if (len < 5) {
         return false;
     }
     size_t list = ((size_t)p[0] << 8) | p[1];
@@ -254,6 +250,15 @@ static bool hello_server_name(SSL *ssl, char *out, size_t size)
     }
     out[name] = '\0';
     return true;
+}
+
+/* The SNI host name of the ClientHello, into out; false when absent or malformed. */
+static bool hello_server_name(SSL *ssl, char *out, size_t size)
+{
+    const unsigned char *p;
+    size_t len;
+    return SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) == 1 &&
+           acme_alpn_parse_sni(p, len, out, size);
 }
 
 /* Whether the ClientHello's ALPN list is exactly acme-tls/1 (RFC 8737 section 3: the CA

@@ -33,6 +33,12 @@ size_t acme_alpn_count(void);
  * name ("1.0.0.127.in-addr.arpa", nibbles under "ip6.arpa"). 0, or -ENOSPC. Pure. */
 int acme_alpn_sni_name(const char *identifier, char *out, size_t size) KEEL_MUST_CHECK;
 
+/* The first host name of a ClientHello's server_name extension body p[0, len) (RFC 6066
+ * section 3: a list length, then type 0, a length and the name), lowercase, into
+ * out[0, size). false when it is malformed, empty, holds a NUL or does not fit. Pure; the
+ * bytes come from any client (fuzzed by tests/fuzz/fuzz_acme.c). */
+bool acme_alpn_parse_sni(const unsigned char *p, size_t len, char *out, size_t size);
+
 /* For tls_ctx.c's handshake callbacks (any thread, never blocking):
  * - client_hello: note whether the client offers exactly acme-tls/1 for a name being
  *   answered (SSL_CTX_set_client_hello_cb); always lets the handshake go on;

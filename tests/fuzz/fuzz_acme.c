@@ -2,11 +2,13 @@
 /* libFuzzer target for what keel reads from an ACME server (src/tls/acme_msg.c): the
  * directory, orders, authorizations with their challenges and problem documents; the
  * response-header lookup ACME uses (http_client_header in src/http/http_client.c: nonces,
- * Location, Retry-After); and the URL splitter (acme_url_split). Every field a parse
+ * Location, Retry-After); the URL splitter (acme_url_split); and the ClientHello's SNI
+ * extension as the tls-alpn-01 responder reads it (acme_alpn_parse_sni). Every field a parse
  * accepts must be NUL-terminated within its array, every challenge token accepted must be
  * base64url (it goes into a request path), and a header value must be NUL-terminated, within
  * the output and free of CR/LF. Under gcc, replay_main.c drives it. */
 #include "http/http_client.h"
+#include "tls/acme_alpn.h"
 #include "tls/acme_msg.h"
 #include "tls/acme_order.h"
 
@@ -86,6 +88,18 @@ static void fuzz_url(const char *text, size_t size)
     }
 }
 
+static void fuzz_sni(const uint8_t *data, size_t size)
+{
+    char name[64];
+    if (acme_alpn_parse_sni(data, size, name, sizeof(name))) {
+        size_t n = strlen(name);
+        check(n > 0 && n + 5 <= size, "a name longer than its extension");
+        for (size_t i = 0; i < n; i++) {
+            check(name[i] < 'A' || name[i] > 'Z', "a name not in lower case");
+        }
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* An exact copy, so that a read past size is caught under ASan. */
@@ -100,6 +114,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_header(copy, size);
     unpoison(copy + size, 1);
     fuzz_url(copy, size);
+    fuzz_sni(data, size);
     free(copy);
     return 0;
 }

@@ -173,3 +173,22 @@ Test(acme_alpn, handshakes_get_the_challenge_only_when_they_ask_for_it)
     tls_ctx_free(root);
     tc_free(&a);
 }
+
+Test(acme_alpn, the_server_name_extension_is_parsed_strictly)
+{
+    char n[32];
+    static const unsigned char ok[] = "\x00\x0e\x00\x00\x0b"
+                                      "A.keel.test";
+    cr_assert(acme_alpn_parse_sni(ok, sizeof(ok) - 1, n, sizeof(n)));
+    cr_assert_str_eq(n, "a.keel.test");
+    cr_assert_not(acme_alpn_parse_sni(ok, sizeof(ok) - 2, n, sizeof(n)), "cut");
+    cr_assert_not(acme_alpn_parse_sni(ok, sizeof(ok) - 1, n, 11), "does not fit");
+    static const unsigned char type1[] = "\x00\x0e\x01\x00\x0b"
+                                         "A.keel.test";
+    cr_assert_not(acme_alpn_parse_sni(type1, sizeof(type1) - 1, n, sizeof(n)));
+    static const unsigned char nul[] = "\x00\x05\x00\x00\x02"
+                                       "a\0";
+    cr_assert_not(acme_alpn_parse_sni(nul, sizeof(nul) - 1, n, sizeof(n)));
+    static const unsigned char empty[] = "\x00\x03\x00\x00\x00";
+    cr_assert_not(acme_alpn_parse_sni(empty, sizeof(empty) - 1, n, sizeof(n)));
+}

@@ -218,6 +218,12 @@ static void validate_frontend(struct conf_parser *cp, const struct conf *conf,
     if (!fe->tls.has_bind) {
         conf_error_at(cp, &a->pos, "\"acme\" in \"%s\", which has no \"bind ... tls\"", fe->name);
     }
+    if (a->issuer == CONF_ACME_INTERNAL && (a->email[0] != '\0' || a->ca_file[0] != '\0')) {
+        conf_error_at(cp, &a->pos,
+                      "\"acme internal\" in \"%s\" has no ACME account nor directory: "
+                      "acme_email and acme_ca_file are for \"acme DIRECTORY_URL\"",
+                      fe->name);
+    }
     if (conf->state_dir[0] == '\0') {
         conf_error_at(cp, &a->pos,
                       "\"acme\" keeps its certificates in the cluster's state_dir, which is "

@@ -304,7 +304,7 @@ int acme_alpn_on_client_hello(SSL *ssl, int *alert, void *arg)
 
 bool acme_alpn_is_challenge(const SSL *ssl)
 {
-    return ex_index >= 0 && SSL_get_ex_data(ssl, ex_index) != NULL;
+    return ex_index >= 0 && ssl != NULL && SSL_get_ex_data(ssl, ex_index) != NULL;
 }
 
 int acme_alpn_on_cert(SSL *ssl, void *arg)

@@ -327,6 +327,7 @@ static void next_authz(struct acme_order *o);
 static void start_finalize(struct acme_order *o)
 {
     struct errbuf eb;
+    EVP_PKEY_free(o->cert_key); /* a finalize sent again gets a new key */
     o->cert_key = acme_key_new();
     char *csr =
         o->cert_key != NULL ? acme_csr(o->cert_key, o->conf.names, o->conf.n_names, &eb) : NULL;

@@ -111,7 +111,9 @@ static void selected(SSL *c, char *out)
     const unsigned char *p;
     unsigned int len;
     SSL_get0_alpn_selected(c, &p, &len);
-    memcpy(out, p, len);
+    if (len > 0) {
+        memcpy(out, p, len);
+    }
     out[len] = '\0';
 }
 

@@ -225,3 +225,38 @@ Test(cert_mgr, a_failed_renewal_keeps_the_certificate_and_backs_off, .timeout = 
     ev_loop_free(w.loop);
     conf_free(conf);
 }
+
+/* The diagram in docs/internals/acme.md draws exactly the moves of legal_next[]. */
+Test(cert_mgr, the_documented_diagram_is_the_table)
+{
+    FILE *f = fopen("docs/internals/acme.md", "r");
+    cr_assert_not_null(f, "run from the repository root");
+    char line[256];
+    bool in = false;
+    uint32_t drawn[CERT_STATE_COUNT] = {0};
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "stateDiagram-v2", 15) == 0) {
+            in = true;
+            continue;
+        }
+        if (in && strncmp(line, "```", 3) == 0) {
+            break;
+        }
+        char from[32], to[32];
+        if (in && sscanf(line, " %31s --> %31[^:]:", from, to) == 2) {
+            int a = -1, b = -1;
+            for (int s = 0; s < CERT_STATE_COUNT; s++) {
+                a = strcmp(from, cert_state_name((enum cert_state)s)) == 0 ? s : a;
+                b = strcmp(to, cert_state_name((enum cert_state)s)) == 0 ? s : b;
+            }
+            cr_assert(a >= 0 && b >= 0, "unknown state in: %s", line);
+            drawn[a] |= 1u << b;
+        }
+    }
+    fclose(f);
+    cr_assert(in, "no stateDiagram-v2 in docs/internals/acme.md");
+    for (int s = 0; s < CERT_STATE_COUNT; s++) {
+        cr_expect_eq(drawn[s], legal_next[s], "state %s: the diagram and the table differ",
+                     cert_state_name((enum cert_state)s));
+    }
+}

@@ -148,7 +148,7 @@ def test_check_reports_what_a_managed_certificate_needs(env):
                 "}\n"
                 "frontend plain {\n"
                 "    bind 127.0.0.1:8080;\n"
-                "    acme https://acme.example/directory;\n"
+                "    acme http://acme.example/directory;\n"
                 "    backend web;\n"
                 "}\n"
                 "backend web { server a 127.0.0.1:9000; }\n")
@@ -159,7 +159,8 @@ def test_check_reports_what_a_managed_certificate_needs(env):
     assert re.search(r"bad\.conf:3:5: error: \"acme\" in \"www\" without \"acme_names\"", out), out
     assert re.search(r"bad\.conf:3:5: error: \"acme\" keeps its certificates in the cluster's "
                      r"state_dir", out), out
-    assert re.search(r"bad\.conf:8:10: error: ACME directories .* are not supported yet", out), out
+    assert re.search(r"bad\.conf:8:10: error: invalid ACME directory "
+                     r"\"http://acme\.example/directory\": .*requires HTTPS", out), out
 
 
 # --------------------------------------------------------------------------------------------

@@ -138,6 +138,33 @@ struct conf_cert {
 /* TLS protocol versions, a bit set (tls_protocols). */
 enum conf_tls_version { CONF_TLS_V12 = 1u << 0, CONF_TLS_V13 = 1u << 1 };
 
+/* A managed certificate (tls/acme_conf.c): one keel obtains and renews itself for the names
+ * listed, kept in the cluster's state_dir (docs/directives/acme.md). */
+#define CONF_ACME_MAX_NAMES 16
+#define CONF_ACME_NAME_MAX 254 /* a DNS name (253) or an IP address, and the NUL */
+
+enum conf_acme_issuer {
+    CONF_ACME_NONE = 0, /* no managed certificate (default) */
+    CONF_ACME_INTERNAL, /* keel's local CA in state_dir (like Caddy's `tls internal`) */
+    CONF_ACME_DIRECTORY /* an ACME server (RFC 8555): acme URL */
+};
+
+struct conf_acme {
+    enum conf_acme_issuer issuer;
+    char names[CONF_ACME_MAX_NAMES][CONF_ACME_NAME_MAX]; /* the first is the subject's CN */
+    uint32_t n_names;
+    uint32_t lifetime_ms;                 /* internal issuer: a leaf's validity, default 12h */
+    char directory[512];                  /* CONF_ACME_DIRECTORY: the directory URL */
+    struct sockaddr_storage directory_sa; /* its host, resolved at validation */
+    socklen_t directory_salen;
+    char email[128];             /* acme_email: the account's contact; "" = none */
+    bool is_tls_alpn;            /* acme_challenge tls-alpn-01 (RFC 8737); else http-01 */
+    char ca_file[CONF_PATH_MAX]; /* acme_ca_file: CAs for the directory; "" = the system's */
+    char dir[CONF_PATH_MAX];     /* set at validation: STATE_DIR/tls/FRONTEND */
+    char ca_dir[CONF_PATH_MAX];  /* set at validation: STATE_DIR/tls/ca */
+    struct conf_pos pos;         /* the acme line */
+};
+
 /* A frontend's TLS settings (tls/tls_conf.c), used by its binds that say tls. */
 struct conf_tls {
     struct conf_cert *certs; /* in the order written: the first is the default (no SNI match) */
@@ -149,6 +176,7 @@ struct conf_tls {
     char groups[256];         /* key exchange groups, default X25519:prime256v1:secp384r1 */
     bool has_bind;            /* some bind says tls */
     struct conf_pos bind_pos; /* the first bind that says tls, for errors */
+    struct conf_acme acme;    /* a managed certificate, served after the certificate lines */
 };
 
 struct conf_frontend {

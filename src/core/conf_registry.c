@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/secret.h"
 #include "lb/lb_conf.h"
+#include "tls/acme_conf.h"
 #include "tls/tls_conf.h"
 #include "vrrp/vrrp_conf.h"
 
@@ -321,7 +322,7 @@ static const struct conf_section core_section = {
 
 /* Every subsystem with directives, listed here by hand. */
 static const struct conf_section *const sections[] = {
-    &core_section,     &lb_conf_section,   &tls_conf_section,
+    &core_section,     &lb_conf_section,   &tls_conf_section, &acme_conf_section,
     &app_conf_section, &vrrp_conf_section, &db_conf_section,
 };
 

@@ -10,8 +10,8 @@
 
 #include "core/log.h"
 
-static const char *const fsm_machine_names[FSM_MACHINE_COUNT] = {"http", "tcp", "app",    "pg",
-                                                                 "vrrp", "db",  "session"};
+static const char *const fsm_machine_names[FSM_MACHINE_COUNT] = {
+    "http", "tcp", "app", "pg", "vrrp", "db", "session", "cert", "acme"};
 
 /* Process-wide, bumped from any thread (a bug path: a locked add is fine here). */
 static _Atomic uint64_t fsm_illegal_counts[FSM_MACHINE_COUNT];

@@ -19,11 +19,14 @@ enum fsm_machine {
     FSM_MACHINE_PG,       /* a PostgreSQL instance (db/pg_inst.c) */
     FSM_MACHINE_VRRP,     /* a VRRP virtual router (vrrp/vrrp_fsm.c) */
     FSM_MACHINE_DB,       /* a database node's agent (db/db_fsm.c) */
-    FSM_MACHINE_SESSION   /* a session finding its server (lb/lb_session.c) */
+    FSM_MACHINE_SESSION,  /* a session finding its server (lb/lb_session.c) */
+    FSM_MACHINE_CERT,     /* a managed certificate (tls/cert_mgr.c) */
+    FSM_MACHINE_ACME      /* an ACME order (tls/acme_order.c) */
 };
-#define FSM_MACHINE_COUNT 7
+#define FSM_MACHINE_COUNT 9
 
-/* "http", "tcp", "app", "pg", "vrrp", "db", "session"; "?" out of range. */
+/* "http", "tcp", "app", "pg", "vrrp", "db", "session", "cert", "acme"; "?" out
+ * of range. */
 const char *fsm_machine_name(enum fsm_machine machine);
 
 /* Report a transition from -> to (state names) that machine's table forbids, for object

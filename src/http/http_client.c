@@ -11,9 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/err.h"
 #include "core/ev.h"
 #include "core/log.h"
 #include "core/sock.h"
@@ -69,6 +71,9 @@ struct http_client {
     size_t max_body;
     bool is_too_big; /* a chunk pushed the body over max_body */
     bool is_status_only;
+    bool is_head_kept;
+    char *head_kept; /* is_head_kept: a copy of the final head (malloc'd) */
+    size_t head_kept_len;
     size_t drained; /* is_status_only: body bytes read and dropped */
     http_client_done_fn on_done;
     void *data;
@@ -100,6 +105,8 @@ static void release(struct http_client *h)
     ev_timer_stop(h->loop, &h->timer);
     buf_fini(&h->in);
     buf_fini(&h->body);
+    free(h->head_kept);
+    h->head_kept = NULL;
     ev_free_later(h->loop, h);
 }
 
@@ -121,6 +128,8 @@ static void finish(struct http_client *h, int err, const char *why)
         } else {
             resp.body = "";
         }
+        resp.head = h->head_kept;
+        resp.head_len = h->head_kept_len;
     } else {
         snprintf(resp.why, sizeof(resp.why), "%s", why);
     }
@@ -227,6 +236,16 @@ static int head_done(struct http_client *h, const char **why)
         h->body_left = h->msg.content_length;
     } else if (h->body_kind == HTTP_BODY_CHUNKED) {
         http_chunked_init(&h->chunked);
+    }
+    if (h->is_head_kept) {
+        h->head_kept = malloc(h->msg.head_len + 1);
+        if (h->head_kept == NULL) {
+            *why = "out of memory for the response head";
+            return -ENOMEM;
+        }
+        memcpy(h->head_kept, buf_head(&h->in), h->msg.head_len);
+        h->head_kept[h->msg.head_len] = '\0';
+        h->head_kept_len = h->msg.head_len;
     }
     set_state(h, HTTP_CLIENT_STATE_READING_BODY, "head complete");
     /* Every body gets a buffer, so that an empty one still comes back NUL-terminated. */
@@ -388,8 +407,11 @@ static bool handshake(struct http_client *h)
         return false;
     }
     if (rc != 0) {
-        char why[128];
-        snprintf(why, sizeof(why), "%s handshake failed: %s", h->xp.ops->name, strerror(-rc));
+        struct http_xprt_info info;
+        http_xprt_get_info(&h->xp, &info); /* the library's reason ("certificate verify...") */
+        char why[256];
+        snprintf(why, sizeof(why), "%s handshake failed: %s", h->xp.ops->name,
+                 info.error != NULL ? info.error : err_str(rc));
         finish(h, rc, why);
         return false;
     }
@@ -501,6 +523,7 @@ int http_client_start(struct ev_loop *loop, const struct http_client_request *re
     h->deadline_ms = req->deadline_ms;
     h->max_body = req->max_body;
     h->is_status_only = req->is_status_only;
+    h->is_head_kept = req->is_head_kept;
     h->on_done = on_done;
     h->data = data;
     http_parser_init(&h->parser, true, 0, HTTP_CLIENT_MAX_HEAD);
@@ -546,4 +569,41 @@ void http_client_cancel(struct http_client *h)
     }
     set_state(h, HTTP_CLIENT_STATE_DONE, "cancelled");
     release(h);
+}
+
+int http_client_header(const char *head, size_t len, const char *name, char *out, size_t size)
+{
+    size_t name_len = strlen(name);
+    const char *end = head + len;
+    const char *line = memchr(head, '\n', len); /* skip the status line */
+    while (line != NULL && line + 1 < end) {
+        line++;
+        const char *eol = memchr(line, '\n', (size_t)(end - line));
+        if (eol == NULL) {
+            eol = end;
+        }
+        if ((size_t)(eol - line) > name_len && line[name_len] == ':' &&
+            strncasecmp(line, name, name_len) == 0) {
+            const char *v = line + name_len + 1, *ve = eol;
+            const char *cr = memchr(v, '\r', (size_t)(ve - v));
+            if (cr != NULL) {
+                ve = cr; /* a value ends at the line's CR (a bare CR is not HTTP anyway) */
+            }
+            while (v < ve && (*v == ' ' || *v == '\t')) {
+                v++;
+            }
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) {
+                ve--;
+            }
+            size_t n = (size_t)(ve - v);
+            if (n + 1 > size) {
+                return -ENOSPC;
+            }
+            memcpy(out, v, n);
+            out[n] = '\0';
+            return (int)n;
+        }
+        line = eol;
+    }
+    return -ENOENT;
 }

@@ -53,6 +53,9 @@ struct http_client_request {
      * NULL: plain TCP. Borrowed until the exchange ends. Its handshake runs after the
      * connect, within connect_deadline_ms. */
     const struct http_xprt_conf *xprt;
+    /* Keep the final response head (status line and header fields, as received) for the
+     * callback: resp->head (ACME reads Replay-Nonce, Location and Retry-After). */
+    bool is_head_kept;
 };
 
 /* Body bytes an is_status_only exchange reads and drops at most. */
@@ -71,8 +74,18 @@ struct http_client_response {
     const char *body; /* decoded body, NUL-terminated (NUL not counted), when err is 0
                        * ("" for is_status_only) */
     size_t body_len;
-    char why[160]; /* when err is not 0: what failed, for logs ("connect() failed: ...") */
+    char why[160];    /* when err is not 0: what failed, for logs ("connect() failed: ...") */
+    const char *head; /* is_head_kept and err is 0: the response head as received, NUL-
+                       * terminated (head_len bytes); else NULL */
+    size_t head_len;
 };
+
+/* The value of the first header field called name (any case) in head[0, len) (a response
+ * head as http_client_response.head holds it), without surrounding whitespace, into
+ * out[0, size) NUL-terminated. Returns its length, or -ENOENT (absent), -ENOSPC (longer than
+ * size - 1). Pure. */
+int http_client_header(const char *head, size_t len, const char *name, char *out,
+                       size_t size) KEEL_MUST_CHECK;
 
 /* Called once per started exchange, from the loop (never from http_client_start), unless the
  * exchange was cancelled. The handle is dead when it is called. */

@@ -103,6 +103,18 @@ void hp_local_start_text(struct hp_conn *c, int status, const char *why)
     local_go(c);
 }
 
+void hp_local_start_body(struct hp_conn *c, int status, const char *body, size_t len)
+{
+    struct http_local_resp *r = local_begin(c);
+    if (r == NULL) {
+        hp_conn_close(c, "out of memory for a response");
+        return;
+    }
+    struct http_local_req q = local_req(c, 0);
+    http_local_respond(r, &q, status, "", body, len);
+    local_go(c);
+}
+
 void hp_local_start_location(struct hp_conn *c, const struct conf_location *loc, int index,
                              const char *path, size_t path_len)
 {

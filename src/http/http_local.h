@@ -23,4 +23,8 @@ void hp_local_start_location(struct hp_conn *c, const struct conf_location *loc,
 /* Answer c's request with status and a one-line text naming why. Enters HP_STATE_LOCAL. */
 void hp_local_start_text(struct hp_conn *c, int status, const char *why);
 
+/* Answer c's request with status and exactly body[0, len) as text/plain (copied). Enters
+ * HP_STATE_LOCAL. */
+void hp_local_start_body(struct hp_conn *c, int status, const char *body, size_t len);
+
 #endif

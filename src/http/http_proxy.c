@@ -30,6 +30,7 @@
 #include "http/http_transport.h"
 #include "http/http_upstream.h"
 #include "lb/lb.h"
+#include "tls/acme_http01.h"
 
 /* Buffers come from the thread's pool at HTTP_POOL_BUF_SIZE (4 KiB) and grow once, to their
  * maximum, when a head or a body needs it; an idle connection holds none (http_pool.h):
@@ -414,6 +415,22 @@ static bool route_request(struct hp_conn *c)
     return true;
 }
 
+/* An ACME http-01 validation (RFC 8555 section 8.3) on a plain-HTTP connection: answered
+ * with the key authorization before routing and before any redirect to HTTPS, since the
+ * CA fetches it over plain HTTP on port 80. Returns true when it answered. */
+static bool answer_acme_challenge(struct hp_conn *c)
+{
+    const struct http_msg *m = &c->ex->req;
+    char ka[ACME_KEYAUTH_MAX];
+    if (http_xprt_is_secure(&c->xp) ||
+        (m->method != HTTP_METHOD_GET && m->method != HTTP_METHOD_HEAD) ||
+        !acme_http01_lookup(buf_head(&c->in) + m->target.off, m->target.len, ka, sizeof(ka))) {
+        return false;
+    }
+    hp_local_start_body(c, 200, ka, strlen(ka));
+    return true;
+}
+
 /* A request head is complete at the start of c->in: note what the exchange needs of it,
  * then hand it to its handler. */
 static void start_request(struct hp_conn *c)
@@ -428,6 +445,9 @@ static void start_request(struct hp_conn *c)
     }
     hp_body_init(&c->ex->req_body, http_request_body_kind(&c->ex->req), c->ex->req.content_length);
     c->ex->be = c->fe->backend;
+    if (answer_acme_challenge(c)) {
+        return;
+    }
     if (c->fe->conf->n_locations > 0 && route_request(c)) {
         return;
     }

@@ -10,12 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/conf.h"
 #include "core/log.h"
 #include "core/qsbr.h"
 #include "core/sock.h"
+#include "tls/cert_mgr.h"
 #include "tls/tls_ctx.h"
 #include "tls/tls_transport.h"
 
@@ -103,13 +105,20 @@ static int open_access_log(struct lb_frontend *fe, struct errbuf *eb)
 }
 
 /* The contexts of the binds that say tls: the certificate files are read again (they were
- * checked when the configuration loaded), so a reload serves what the files hold now. */
+ * checked when the configuration loaded), so a reload serves what the files hold now. A
+ * managed certificate (acme) is read from state_dir, issued first when there is none. */
 static int open_tls(struct lb_frontend *fe, struct errbuf *eb)
 {
     if (!fe->conf->tls.has_bind) {
         return 0;
     }
     struct errbuf why;
+    if (fe->conf->tls.acme.issuer != CONF_ACME_NONE &&
+        cert_mgr_prepare(fe->conf, time(NULL), &why) != 0) {
+        errbuf_set(eb, "%s \"%s\": managed certificate: %s",
+                   fe->conf->role == CONF_ROLE_WEB ? "site" : "frontend", fe->conf->name, why.msg);
+        return -EINVAL;
+    }
     fe->tls = tls_ctx_new(fe->conf, &why);
     if (fe->tls == NULL) {
         errbuf_set(eb, "%s \"%s\": %s", fe->conf->role == CONF_ROLE_WEB ? "site" : "frontend",

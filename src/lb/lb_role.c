@@ -20,6 +20,8 @@
 #include "lb/lb_gate.h"
 #include "lb/lb_worker.h"
 #include "monitor/metrics.h"
+#include "tls/cert_mgr.h"
+#include "tls/tls_ctx.h"
 
 struct lb_role {
     struct lb_gen *gen;      /* the part the workers run; the role holds its generation */
@@ -31,9 +33,33 @@ struct lb_role {
     struct lb_checks *checks;
     uint64_t downs_seen; /* gen->downs when the workers were last told */
     bool is_stopped;
+    struct cert_mgr *certs; /* the managed certificates of the running generation */
 };
 
 /* ---------------------------------------------------------------- start and reload */
+
+/* A managed certificate was renewed and stored: new connections of its frontend (and of
+ * every frontend of that name: there is one) get contexts built from the files, the way a
+ * reload builds them; open connections keep theirs. */
+static void on_cert_stored(void *data, const char *frontend)
+{
+    struct lb_role *r = data;
+    for (uint32_t f = 0; f < r->gen->n_frontends; f++) {
+        struct lb_frontend *fe = &r->gen->frontends[f];
+        if (fe->tls == NULL || strcmp(fe->conf->name, frontend) != 0) {
+            continue;
+        }
+        struct errbuf eb = {{0}};
+        struct tls_ctx *next = tls_ctx_new(fe->conf, &eb);
+        if (next == NULL) {
+            log_error("lb", "%s: cannot use the renewed certificate: %s; the previous one stays",
+                      frontend, eb.msg);
+            continue;
+        }
+        tls_ctx_swap(fe->tls, next);
+        log_notice("lb", "%s: new connections get the renewed certificate", frontend);
+    }
+}
 
 static int start(struct role_node *node, struct gen *gen, void **state, struct errbuf *eb)
 {
@@ -60,6 +86,7 @@ static int start(struct role_node *node, struct gen *gen, void **state, struct e
     if (r->checks == NULL) {
         log_error("lb", "out of memory starting health checks");
     }
+    r->certs = cert_mgr_new(node->loop, gen->conf, on_cert_stored, r, NULL);
     *state = r;
     return 0;
 }
@@ -122,6 +149,9 @@ static enum role_reload reload(struct role_node *node, void *state, struct gen *
         lb_gen_ref(lg);
         lb_worker_set_gen(&r->workers[i], lg);
     }
+    struct cert_mgr *certs = cert_mgr_new(node->loop, gen->conf, on_cert_stored, r, r->certs);
+    cert_mgr_free(r->certs);
+    r->certs = certs;
     lb_gen_unref(old); /* the role's hold: the node retired or retires its generation */
     return ROLE_RELOAD_APPLIED;
 }
@@ -187,6 +217,8 @@ static void stop(struct role_node *node, void *state)
     struct lb_role *r = state;
     lb_checks_stop(r->checks);
     r->checks = NULL;
+    cert_mgr_free(r->certs);
+    r->certs = NULL;
     for (uint32_t i = 0; i < r->n_workers; i++) {
         lb_worker_drain(&r->workers[i]);
     }
@@ -214,6 +246,7 @@ static void role_free(struct role_node *node, void *state)
         lb_worker_join(&r->workers[i]);
     }
     lb_checks_stop(r->checks);
+    cert_mgr_free(r->certs);
     lb_gen_unref(r->gen);
     free(r);
 }
@@ -270,6 +303,7 @@ static void metrics(void *state, struct metrics_out *o)
         metrics_sample_u64(o, d, (const char *const[]){gen->backends[b].conf->name},
                            atomic_load(&gen->backends[b].queued));
     }
+    cert_mgr_metrics(r->certs, o);
 }
 
 static void status_servers(const struct lb_backend *be, struct json_w *w)

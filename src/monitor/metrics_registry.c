@@ -10,6 +10,7 @@
 #include "db/db_retry.h"
 #include "lb/lb_role.h"
 #include "monitor/metrics.h"
+#include "tls/cert_mgr.h"
 #include "vrrp/vrrp.h"
 
 static const struct metric_table *const tables[] = {
@@ -18,6 +19,7 @@ static const struct metric_table *const tables[] = {
     &metrics_fsm_table,      &cli_run_metric_table, /* cli/cli_run.c: the node */
     &role_metric_table,                             /* core/role.c */
     &lb_role_metric_table,  /* lb/lb_role.c: the load balancer's published state */
+    &cert_mgr_metric_table, /* tls/cert_mgr.c: managed certificates (the lb runs them) */
     &app_metric_table,      /* app/app_supervisor.c */
     &vrrp_metric_table,     /* vrrp/vrrp.c */
     &db_agent_metric_table, /* db/db_agent.c */

@@ -167,10 +167,10 @@ static void validate_frontend(struct conf_parser *cp, const struct conf_frontend
                       fe->name);
         return;
     }
-    if (t->has_bind && t->n_certs == 0) {
+    if (t->has_bind && t->n_certs == 0 && t->acme.issuer == CONF_ACME_NONE) {
         conf_error_at(cp, &t->bind_pos,
                       "\"bind ... tls\" in \"%s\" without a certificate (add: certificate "
-                      "CERT_FILE KEY_FILE)",
+                      "CERT_FILE KEY_FILE, or acme internal)",
                       fe->name);
         return;
     }

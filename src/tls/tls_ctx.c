@@ -7,6 +7,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,10 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+
+#include "core/qsbr.h"
+#include "tls/acme_alpn.h"
+#include "tls/cert_store.h"
 
 /* Key types one context can hold a certificate of (RSA, RSA-PSS, EC, Ed25519, Ed448). */
 #define TLS_SET_MAX 8
@@ -50,6 +56,12 @@ struct tls_ctx {
     size_t n_ctxs;
     struct tls_name *names; /* sorted by name */
     size_t n_names;
+    /* A renewed managed certificate (tls_ctx_swap): the contexts new connections start from,
+     * built like these; NULL: these. Only the frontend's first tls_ctx (the root) has one. */
+    _Atomic(struct tls_ctx *) successor;
+    /* A successor's holds: one by its root while current, one per SSL made from it (its SNI
+     * callback reads it), so it outlives the handshakes that started on it. */
+    atomic_uint refs;
 };
 
 /* ---------------------------------------------------------------- errors */
@@ -328,9 +340,13 @@ static int on_servername(SSL *ssl, int *alert, void *arg)
 static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                    const unsigned char *in, unsigned int inlen, void *arg)
 {
-    (void)ssl;
     (void)arg;
     static const char http11[] = "http/1.1";
+    if (acme_alpn_is_challenge(ssl)) { /* a tls-alpn-01 validation (acme_alpn.h) */
+        *out = (const unsigned char *)ACME_ALPN_PROTO;
+        *outlen = (unsigned char)(sizeof(ACME_ALPN_PROTO) - 1);
+        return SSL_TLSEXT_ERR_OK;
+    }
     for (unsigned int i = 0; i < inlen;) {
         unsigned int len = in[i];
         if (len == 0 || len > inlen - i - 1) {
@@ -394,6 +410,8 @@ static int ctx_configure(SSL_CTX *ctx, const struct conf_frontend *fe, struct tl
         return -KEEL_ECONFIG;
     }
     SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);
+    SSL_CTX_set_client_hello_cb(ctx, acme_alpn_on_client_hello, NULL);
+    SSL_CTX_set_cert_cb(ctx, acme_alpn_on_cert, NULL);
     SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
     SSL_CTX_set_tlsext_servername_arg(ctx, t);
     return 0;
@@ -428,9 +446,9 @@ int tls_setting_check(enum tls_setting which, const char *value, struct errbuf *
 }
 
 /* One context holding the certificates of set. */
-static SSL_CTX *ctx_build(const struct conf_frontend *fe, struct tls_ctx *t,
-                          const struct cert_item *items, const struct cert_set *set,
-                          struct errbuf *eb)
+static SSL_CTX *ctx_build(const struct conf_frontend *fe, const struct conf_cert *certs,
+                          struct tls_ctx *t, const struct cert_item *items,
+                          const struct cert_set *set, struct errbuf *eb)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL) {
@@ -446,7 +464,7 @@ static SSL_CTX *ctx_build(const struct conf_frontend *fe, struct tls_ctx *t,
         if (SSL_CTX_use_cert_and_key(ctx, c->leaf, c->key, c->chain, 1) != 1) {
             char what[CONF_PATH_MAX + 64];
             (void)snprintf(what, sizeof(what), "cannot use the certificate in %s",
-                           fe->tls.certs[set->idx[i]].cert_file);
+                           certs[set->idx[i]].cert_file);
             ossl_error(eb, what);
             SSL_CTX_free(ctx);
             return NULL;
@@ -553,9 +571,9 @@ static int group_names(struct tls_ctx *t, const struct cert_item *items, uint32_
 }
 
 static int ctx_fill(struct tls_ctx *t, const struct conf_frontend *fe,
-                    const struct cert_item *items, struct errbuf *eb)
+                    const struct conf_cert *certs, uint32_t n_items, const struct cert_item *items,
+                    struct errbuf *eb)
 {
-    uint32_t n_items = fe->tls.n_certs;
     size_t max_sets = 1;
     for (uint32_t i = 0; i < n_items; i++) {
         max_sets += items[i].n_names;
@@ -574,7 +592,7 @@ static int ctx_fill(struct tls_ctx *t, const struct conf_frontend *fe,
         return -ENOMEM;
     }
     for (size_t g = 0; g < n_sets; g++) {
-        t->ctxs[g] = ctx_build(fe, t, items, &sets[g], eb);
+        t->ctxs[g] = ctx_build(fe, certs, t, items, &sets[g], eb);
         if (t->ctxs[g] == NULL) {
             free(sets);
             return -KEEL_ECONFIG;
@@ -589,36 +607,65 @@ static int ctx_fill(struct tls_ctx *t, const struct conf_frontend *fe,
     return 0;
 }
 
+/* The certificate lines of fe, then its managed certificate's files (acme): a copy, in
+ * *n entries (NULL on OOM). */
+static struct conf_cert *certs_of(const struct conf_frontend *fe, uint32_t *n)
+{
+    bool managed = fe->tls.acme.issuer != CONF_ACME_NONE;
+    *n = fe->tls.n_certs + (managed ? 1 : 0);
+    struct conf_cert *certs = calloc(*n + 1, sizeof(*certs));
+    if (certs == NULL) {
+        return NULL;
+    }
+    if (fe->tls.n_certs > 0) {
+        memcpy(certs, fe->tls.certs, fe->tls.n_certs * sizeof(*certs));
+    }
+    if (managed) {
+        struct conf_cert *c = &certs[fe->tls.n_certs];
+        (void)snprintf(c->cert_file, sizeof(c->cert_file), "%.900s/%s", fe->tls.acme.dir,
+                       CERT_STORE_CERT);
+        (void)snprintf(c->key_file, sizeof(c->key_file), "%.900s/%s", fe->tls.acme.dir,
+                       CERT_STORE_KEY);
+        c->cert_pos = c->key_pos = fe->tls.acme.pos;
+    }
+    return certs;
+}
+
 struct tls_ctx *tls_ctx_new(const struct conf_frontend *fe, struct errbuf *eb)
 {
-    if (fe->tls.n_certs == 0) {
+    uint32_t n_certs = 0;
+    struct conf_cert *certs = certs_of(fe, &n_certs);
+    if (certs != NULL && n_certs == 0) {
+        free(certs);
         errbuf_set(eb, "frontend \"%s\" has no certificate", fe->name);
         return NULL;
     }
     struct tls_ctx *t = calloc(1, sizeof(*t));
-    struct cert_item *items = calloc(fe->tls.n_certs, sizeof(*items));
-    if (t == NULL || items == NULL) {
+    struct cert_item *items = calloc(n_certs + 1, sizeof(*items));
+    if (t == NULL || items == NULL || certs == NULL) {
         free(t);
         free(items);
+        free(certs);
         errbuf_set(eb, "out of memory loading certificates");
         return NULL;
     }
     int rc = 0;
-    for (uint32_t i = 0; rc == 0 && i < fe->tls.n_certs; i++) {
+    for (uint32_t i = 0; rc == 0 && i < n_certs; i++) {
         enum tls_cert_part part;
-        rc = cert_load(&items[i], &fe->tls.certs[i], &part, eb);
+        rc = cert_load(&items[i], &certs[i], &part, eb);
         if (rc == 0 && collect_names(&items[i]) != 0) {
             errbuf_set(eb, "out of memory loading certificates");
             rc = -ENOMEM;
         }
     }
     if (rc == 0) {
-        rc = ctx_fill(t, fe, items, eb);
+        rc = ctx_fill(t, fe, certs, n_certs, items, eb);
     }
-    for (uint32_t i = 0; i < fe->tls.n_certs; i++) {
+    for (uint32_t i = 0; i < n_certs; i++) {
         cert_item_fini(&items[i]); /* the contexts hold their own references */
     }
     free(items);
+    free(certs);
     if (rc != 0) {
         tls_ctx_free(t);
         return NULL;
@@ -626,10 +673,16 @@ struct tls_ctx *tls_ctx_new(const struct conf_frontend *fe, struct errbuf *eb)
     return t;
 }
 
+static void ctx_unref(struct tls_ctx *t);
+
 void tls_ctx_free(struct tls_ctx *t)
 {
     if (t == NULL) {
         return;
+    }
+    struct tls_ctx *next = atomic_exchange(&t->successor, NULL);
+    if (next != NULL) {
+        ctx_unref(next); /* the root's hold; connections may hold it longer */
     }
     for (size_t i = 0; i < t->n_ctxs; i++) {
         SSL_CTX_free(t->ctxs[i]);
@@ -686,4 +739,75 @@ SSL_CTX *tls_ctx_for_name(const struct tls_ctx *t, const char *name)
         ctx = lookup(t, dot - 1);
     }
     return ctx != NULL ? ctx : t->dflt;
+}
+
+/* ---------------------------------------------------------------- renewal */
+
+static void ctx_unref(struct tls_ctx *t)
+{
+    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) {
+        tls_ctx_free(t);
+    }
+}
+
+static void ctx_unref_fn(void *t)
+{
+    ctx_unref(t);
+}
+
+/* An SSL made from a successor holds it through its ex_data: the hold goes with the SSL. */
+static void on_ssl_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    if (ptr != NULL) {
+        ctx_unref(ptr);
+    }
+}
+
+static int ssl_ex_index = -1;
+static pthread_once_t ssl_ex_once = PTHREAD_ONCE_INIT;
+
+static void ssl_ex_init(void)
+{
+    ssl_ex_index = CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL, on_ssl_free);
+}
+
+SSL *tls_ctx_ssl_new(const struct tls_ctx *t)
+{
+    struct tls_ctx *s =
+        atomic_load_explicit(&((struct tls_ctx *)t)->successor, memory_order_acquire);
+    if (s == NULL) {
+        return SSL_new(t->dflt);
+    }
+    (void)pthread_once(&ssl_ex_once, ssl_ex_init); /* cannot fail with a valid once */
+    /* Within this loop iteration: tls_ctx_swap drops the root's hold only after every worker
+     * passed a quiescent state (qsbr), so s is still alive here. */
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    SSL *ssl = ssl_ex_index >= 0 ? SSL_new(s->dflt) : NULL;
+    if (ssl == NULL || SSL_set_ex_data(ssl, ssl_ex_index, s) != 1) {
+        SSL_free(ssl); /* its ex_data is NULL: no unref there */
+        ctx_unref(s);
+        return NULL;
+    }
+    return ssl;
+}
+
+void tls_ctx_swap(struct tls_ctx *root, struct tls_ctx *next)
+{
+    atomic_store_explicit(&next->refs, 1, memory_order_relaxed);
+    struct tls_ctx *old = atomic_exchange_explicit(&root->successor, next, memory_order_acq_rel);
+    if (old != NULL) {
+        qsbr_retire(old, ctx_unref_fn);
+    }
+}
+
+const struct tls_ctx *tls_ctx_current(const struct tls_ctx *root)
+{
+    const struct tls_ctx *s =
+        atomic_load_explicit(&((struct tls_ctx *)root)->successor, memory_order_acquire);
+    return s != NULL ? s : root;
 }

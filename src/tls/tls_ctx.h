@@ -59,6 +59,21 @@ SSL_CTX *tls_ctx_default(const struct tls_ctx *t);
  * Never blocks; called by the SNI callback of each handshake. */
 SSL_CTX *tls_ctx_for_name(const struct tls_ctx *t, const char *name);
 
+/* A new SSL for a connection accepted on root (a frontend's tls_ctx): from the contexts of
+ * its latest managed certificate when tls_ctx_swap gave it one, else from root's default.
+ * The SSL holds those contexts until it is freed. NULL on OOM. Any thread; never blocks. */
+SSL *tls_ctx_ssl_new(const struct tls_ctx *root);
+
+/* A renewed certificate: new connections on root start from next's contexts (next is built
+ * by tls_ctx_new from the same frontend; root takes ownership). The contexts it replaces are
+ * freed once no worker can be about to use them (qsbr) and the connections made from them
+ * are gone. Open connections keep their certificate. Control thread. */
+void tls_ctx_swap(struct tls_ctx *root, struct tls_ctx *next);
+
+/* What new connections on root start from: root, or its latest successor (tests, status).
+ * Control thread. */
+const struct tls_ctx *tls_ctx_current(const struct tls_ctx *root);
+
 /* How many contexts t holds (tests). */
 size_t tls_ctx_count(const struct tls_ctx *t);
 

@@ -2,9 +2,10 @@
 /* The TLS transport (tls_transport.h): one SSL object per connection on a BIO of keel's own
  * over the socket (send with MSG_NOSIGNAL, recv, and a look at the first byte a client
  * sends, to answer plain HTTP with a 400), and the ops of the transport seam mapped onto
- * OpenSSL's non-blocking calls. Nothing here allocates after the handshake: OpenSSL's record
- * buffers are its own (released while idle, SSL_MODE_RELEASE_BUFFERS), writes are gathered
- * on the stack. */
+ * OpenSSL's non-blocking calls. Both sides: accepted connections play the server (a struct
+ * tls_ctx), connecting ones the client (a struct tls_client, tls_client.c). Nothing here allocates
+ * after the handshake: OpenSSL's record buffers are its own (released while idle,
+ * SSL_MODE_RELEASE_BUFFERS), writes are gathered on the stack. */
 #include "tls/tls_transport.h"
 
 #include <errno.h>
@@ -22,6 +23,7 @@
 #include "core/ev.h"
 #include "core/log.h"
 #include "http/http_transport.h"
+#include "tls/tls_client.h"
 #include "tls/tls_ctx.h"
 
 /* A connection's phases. */
@@ -44,9 +46,11 @@ struct tls_conn {
     bool is_more;       /* the write under way corks (HTTP_XPRT_MORE -> MSG_MORE) */
     bool is_shut;       /* close_notify is out */
     bool is_eof;        /* recv returned 0 (BIO_CTRL_EOF: OpenSSL tells an EOF from an error) */
+    bool is_client;     /* the connecting side: keel is the TLS client */
     int sys_errno;      /* the socket error the BIO last saw, for SSL_ERROR_SYSCALL */
     int fail_rc;        /* what every call returns once failed */
-    const char *reason; /* OpenSSL's reason for the failure (a static string), or NULL */
+    const char *reason; /* OpenSSL's reason for the failure (a static string, or why), or NULL */
+    char *why;          /* the client's verification failure, spelled out (malloc'd), or NULL */
     /* A write that said -EAGAIN left its record inside OpenSSL, which sends it when the
      * write is retried: the retry must bring the same wpend_len bytes first (checked by
      * their checksum), or the peer would get the old ones in their place. */
@@ -252,16 +256,20 @@ static int plain_answer(struct http_xprt *x, struct tls_conn *t)
 
 /* ---------------------------------------------------------------- the ops */
 
+/* conf_data is a struct tls_ctx on the accepted side (keel is the TLS server), a struct
+ * tls_client on the connecting side (the client: SNI, verification and the session to
+ * resume come from it). */
 static int tls_open(struct http_xprt *x, int fd, enum http_xprt_side side, void *conf_data)
 {
-    if (side != HTTP_XPRT_ACCEPTED || conf_data == NULL) {
+    if (conf_data == NULL) {
         return -EPROTONOSUPPORT;
     }
     if (pthread_once(&bio_method_once, bio_method_init) != 0 || bio_method_ptr == NULL) {
         return -ENOMEM;
     }
+    bool is_client = side == HTTP_XPRT_CONNECTING;
     struct tls_conn *t = calloc(1, sizeof(*t));
-    SSL *ssl = SSL_new(tls_ctx_default(conf_data));
+    SSL *ssl = is_client ? tls_client_ssl_new(conf_data) : tls_ctx_ssl_new(conf_data);
     BIO *b = BIO_new(bio_method_ptr);
     if (t == NULL || ssl == NULL || b == NULL) {
         BIO_free(b);
@@ -273,21 +281,44 @@ static int tls_open(struct http_xprt *x, int fd, enum http_xprt_side side, void 
     t->ssl = ssl;
     t->fd = fd;
     t->state = TLS_CONN_HANDSHAKE;
-    t->is_first_read = true;
+    t->is_client = is_client;
+    t->is_first_read = !is_client; /* a server's first byte is never plain HTTP to sniff */
     BIO_set_data(b, t);
     BIO_set_init(b, 1);
     SSL_set_bio(ssl, b, b); /* the SSL owns the BIO */
-    SSL_set_accept_state(ssl);
+    if (!is_client) {
+        SSL_set_accept_state(ssl); /* the client's state is set by tls_client_ssl_new */
+    }
     x->ops = &tls_xprt_ops;
     x->fd = fd;
     x->ctx = t;
-    x->_w = (EV_READ << W_HS) | (EV_READ << W_RD) | (EV_WRITE << W_WR);
+    /* A client waits for its connect (writable), then writes its hello; a server reads. */
+    x->_w = ((is_client ? EV_WRITE : EV_READ) << W_HS) | (EV_READ << W_RD) | (EV_WRITE << W_WR);
     return 0;
 }
 
+/* The connecting side's non-blocking connect: the socket's, as for TCP. */
 static int tls_connected(struct http_xprt *x)
 {
-    return http_xprt_tcp_ops.connected(x); /* never called: open refuses connecting */
+    return http_xprt_tcp_ops.connected(x);
+}
+
+/* The client's handshake failed on the peer's certificate: say why as OpenSSL's verifier
+ * does ("certificate verify failed: unable to get local issuer certificate", "...: hostname
+ * mismatch"), for the logs and the health checks' reasons. */
+static void explain_verify(struct tls_conn *t)
+{
+    long v = SSL_get_verify_result(t->ssl);
+    if (!t->is_client || v == X509_V_OK || t->why != NULL) {
+        return;
+    }
+    const char *what = X509_verify_cert_error_string(v);
+    size_t len = strlen("certificate verify failed: ") + strlen(what) + 1;
+    t->why = malloc(len);
+    if (t->why != NULL) {
+        (void)snprintf(t->why, len, "certificate verify failed: %s", what);
+        t->reason = t->why;
+    }
 }
 
 static int tls_handshake(struct http_xprt *x)
@@ -320,6 +351,9 @@ static int tls_handshake(struct http_xprt *x)
     /* A peer that went away without a byte (a port probe) did not fail a handshake: it
      * never began one. One that stopped in the middle did. */
     rc = t->is_first_read ? -ECONNABORTED : rc == 0 ? -ECONNRESET : rc;
+    if (rc == -KEEL_ETLS) {
+        explain_verify(t);
+    }
     t->fail_rc = (int)rc;
     set_state(t, TLS_CONN_FAILED);
     return (int)rc;
@@ -466,6 +500,7 @@ static void tls_close(struct http_xprt *x)
     SSL_free(t->ssl); /* and the BIO */
     ERR_clear_error();
     (void)close(t->fd); /* Linux releases the fd even on EINTR: never retried */
+    free(t->why);
     free(t);
     x->fd = -1;
     x->ctx = NULL;

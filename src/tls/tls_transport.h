@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The TLS transport: the server side of TLS 1.2/1.3 over a non-blocking socket, behind the
+/* The TLS transport: both sides of TLS 1.2/1.3 over a non-blocking socket, behind the
  * transport seam (http/http_transport.h), so that the proxy, static files and keel's own
  * responses run over it unchanged. A listener chooses it with
  * struct http_xprt_conf {&tls_xprt_ops, a struct tls_ctx (tls_ctx.h)}. How OpenSSL's
@@ -14,9 +14,12 @@
 
 #include "http/http_transport-t.h"
 
-/* open's conf_data is a struct tls_ctx (borrowed: it must outlive every connection opened
- * on it). Only the accepted side is implemented: open refuses HTTP_XPRT_CONNECTING with
- * -EPROTONOSUPPORT (TLS to servers comes with `server ... tls`). */
+/* open's conf_data is a struct tls_ctx (tls_ctx.h) on the accepted side (keel plays the
+ * TLS server) and a struct tls_client (tls_client.h) on the connecting side (keel plays the
+ * client: SNI, the peer's certificate verified, a session resumed); borrowed: it must
+ * outlive every connection opened on it. A client's handshake that fails on the peer's
+ * certificate says why in http_xprt_info.error ("certificate verify failed: hostname
+ * mismatch"). */
 extern const struct http_xprt_ops tls_xprt_ops;
 
 /* The largest plaintext of one TLS record (RFC 8446 section 5.1): writes are cut and

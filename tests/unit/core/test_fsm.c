@@ -11,7 +11,8 @@
 
 Test(fsm, machine_names)
 {
-    const char *want[FSM_MACHINE_COUNT] = {"http", "tcp", "app", "pg", "vrrp", "db", "session"};
+    const char *want[FSM_MACHINE_COUNT] = {"http", "tcp",     "app",  "pg",  "vrrp",
+                                           "db",   "session", "cert", "acme"};
     for (unsigned m = 0; m < FSM_MACHINE_COUNT; m++) {
         cr_assert_str_eq(fsm_machine_name((enum fsm_machine)m), want[m]);
     }

@@ -447,3 +447,19 @@ Test(http_client, a_101_is_final)
     cr_assert_eq(o.status, 101);
     free(o.body);
 }
+
+Test(http_client, header_values_are_found_by_name_in_a_kept_head)
+{
+    static const char head[] = "HTTP/1.1 201 Created\r\nreplay-nonce:  abc \r\nLocation: "
+                               "https://h/acct/1\r\nRetry-After: 3\r\nX-Bare: a\rb\r\n\r\n";
+    char v[32];
+    cr_assert_eq(http_client_header(head, sizeof(head) - 1, "Replay-Nonce", v, sizeof(v)), 3);
+    cr_assert_str_eq(v, "abc");
+    cr_assert_eq(http_client_header(head, sizeof(head) - 1, "location", v, sizeof(v)), 16);
+    cr_assert_str_eq(v, "https://h/acct/1");
+    cr_assert_eq(http_client_header(head, sizeof(head) - 1, "Retry", v, sizeof(v)), -ENOENT);
+    cr_assert_eq(http_client_header(head, sizeof(head) - 1, "Location", v, 8), -ENOSPC);
+    cr_assert_eq(http_client_header(head, sizeof(head) - 1, "X-Bare", v, sizeof(v)), 1);
+    cr_assert_eq(http_client_header(head, sizeof(head) - 1, "HTTP/1.1 201 Created", v, sizeof(v)),
+                 -ENOENT, "the status line is not a field");
+}

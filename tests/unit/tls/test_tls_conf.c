@@ -141,7 +141,7 @@ Test(tls_conf, bind_tls_needs_a_certificate_and_an_http_frontend)
                   "    backend web;\n"
                   "}\n" BACKEND,
                   "t.conf:2:25: error: \"bind ... tls\" in \"www\" without a certificate (add: "
-                  "certificate CERT_FILE KEY_FILE)\n");
+                  "certificate CERT_FILE KEY_FILE, or acme internal)\n");
     expect_errors("frontend www {\n"
                   "    bind 127.0.0.1:8443 tls;\n"
                   "    mode tcp;\n"

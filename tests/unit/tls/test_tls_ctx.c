@@ -258,3 +258,97 @@ Test(tls_ctx, alpn_selects_http11_only_and_checks_lengths)
     cr_assert_eq(alpn(zero, sizeof(zero) - 1, &out), SSL_TLSEXT_ERR_NOACK);
     cr_assert_eq(alpn(both, 0, &out), SSL_TLSEXT_ERR_NOACK);
 }
+
+/* The subject CN of the certificate an SSL made for the root would present. */
+static void expect_cn(SSL *ssl, const char *cn)
+{
+    X509 *x = SSL_get_certificate(ssl);
+    cr_assert_not_null(x);
+    char got[64];
+    X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, got, sizeof(got));
+    cr_assert_str_eq(got, cn);
+}
+
+Test(tls_ctx, a_swap_serves_new_connections_and_keeps_open_ones)
+{
+    struct tc_cert a = tc_make(TC_EC, "a.test", "DNS:a.test", -HOUR, DAY, NULL);
+    struct tc_cert b = tc_make(TC_EC, "b.test", "DNS:b.test", -HOUR, DAY, NULL);
+    struct tc_cert c = tc_make(TC_EC, "c.test", "DNS:c.test", -HOUR, DAY, NULL);
+    tc_write(dir, "a", &a, NULL);
+    tc_write(dir, "b", &b, NULL);
+    tc_write(dir, "c", &c, NULL);
+    struct conf_cert cc[3] = {tc_conf_cert(dir, "a"), tc_conf_cert(dir, "b"),
+                              tc_conf_cert(dir, "c")};
+    struct conf_frontend fe;
+    struct errbuf eb;
+    tc_frontend(&fe, &cc[0], 1);
+    struct tls_ctx *root = tls_ctx_new(&fe, &eb);
+    cr_assert_not_null(root, "%s", eb.msg);
+    SSL *s1 = tls_ctx_ssl_new(root);
+    expect_cn(s1, "a.test");
+
+    tc_frontend(&fe, &cc[1], 1);
+    struct tls_ctx *next = tls_ctx_new(&fe, &eb);
+    cr_assert_not_null(next, "%s", eb.msg);
+    tls_ctx_swap(root, next);
+    cr_assert_eq(tls_ctx_current(root), next);
+    SSL *s2 = tls_ctx_ssl_new(root);
+    expect_cn(s2, "b.test");
+    expect_cn(s1, "a.test");
+
+    /* A second renewal: b's contexts are retired, but s2 still holds them. */
+    tc_frontend(&fe, &cc[2], 1);
+    tls_ctx_swap(root, tls_ctx_new(&fe, &eb));
+    (void)qsbr_reclaim();
+    SSL *s3 = tls_ctx_ssl_new(root);
+    expect_cn(s3, "c.test");
+    expect_cn(s2, "b.test");
+    /* The SNI callback of s2 still reads b's names (freed with s2's hold, not before). */
+    cr_assert_eq(tls_ctx_for_name(SSL_get_ex_data(s2, ssl_ex_index), "b.test"),
+                 SSL_get_SSL_CTX(s2));
+    SSL_free(s2); /* the last hold on b's contexts: freed now (ASan checks it) */
+    SSL_free(s1);
+    tls_ctx_free(root); /* c's stay for s3 */
+    expect_cn(s3, "c.test");
+    SSL_free(s3);
+    tc_free(&a);
+    tc_free(&b);
+    tc_free(&c);
+}
+
+Test(tls_ctx, a_managed_certificate_comes_after_the_lines)
+{
+    struct tc_cert a = tc_make(TC_EC, "a.test", "DNS:a.test", -HOUR, DAY, NULL);
+    struct tc_cert m = tc_make(TC_EC, "m.test", "DNS:m.test", -HOUR, DAY, NULL);
+    tc_write(dir, "a", &a, NULL);
+    char mdir[128], path[256];
+    snprintf(mdir, sizeof(mdir), "%s/m", dir);
+    cr_assert_eq(mkdir(mdir, 0700), 0);
+    tc_write(mdir, "cert", &m, NULL); /* cert.pem and cert.key */
+    snprintf(path, sizeof(path), "%s/cert.key", mdir);
+    char key[256];
+    snprintf(key, sizeof(key), "%s/key.pem", mdir);
+    cr_assert_eq(rename(path, key), 0);
+    struct conf_cert cc = tc_conf_cert(dir, "a");
+    struct conf_frontend fe;
+    tc_frontend(&fe, &cc, 1);
+    fe.tls.acme.issuer = CONF_ACME_INTERNAL;
+    snprintf(fe.tls.acme.dir, sizeof(fe.tls.acme.dir), "%s", mdir);
+    struct errbuf eb;
+    struct tls_ctx *t = tls_ctx_new(&fe, &eb);
+    cr_assert_not_null(t, "%s", eb.msg);
+    cr_assert_eq(tls_ctx_count(t), 2);
+    cr_assert_neq(tls_ctx_for_name(t, "m.test"), tls_ctx_default(t));
+    cr_assert_eq(tls_ctx_for_name(t, "a.test"), tls_ctx_default(t));
+    tls_ctx_free(t);
+    /* Managed only: it is the default. */
+    tc_frontend(&fe, NULL, 0);
+    fe.tls.acme.issuer = CONF_ACME_INTERNAL;
+    snprintf(fe.tls.acme.dir, sizeof(fe.tls.acme.dir), "%s", mdir);
+    t = tls_ctx_new(&fe, &eb);
+    cr_assert_not_null(t, "%s", eb.msg);
+    cr_assert_eq(tls_ctx_for_name(t, "m.test"), tls_ctx_default(t));
+    tls_ctx_free(t);
+    tc_free(&a);
+    tc_free(&m);
+}

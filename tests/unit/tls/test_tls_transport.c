@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <signal.h>
 
+#include "tls/tls_client.h"
 #include "tls_certs.h"
 
 #define HOUR 3600L
@@ -506,16 +507,42 @@ Test(tls_xprt, plain_http_gets_a_400_in_clear_and_a_close)
     SSL_free(c);
 }
 
-Test(tls_xprt, open_refuses_the_connecting_side)
+/* The connecting side plays the client (a struct tls_client): keel's two ends talk. */
+Test(tls_xprt, open_connecting_plays_the_client)
 {
-    struct http_xprt x;
+    struct http_xprt x, y;
     int sv[2];
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-    cr_assert_eq(tls_xprt_ops.open(&x, sv[0], HTTP_XPRT_CONNECTING, server_ctx), -EPROTONOSUPPORT);
-    struct http_xprt_conf conf = {.ops = &tls_xprt_ops, .data = server_ctx};
-    cr_assert_str_eq(http_xprt_conf_name(&conf), "tls");
-    close(sv[0]);
-    close(sv[1]);
+    struct tls_client_conf cc = {.name = "a.test", .is_verify_off = true};
+    struct errbuf eb;
+    struct tls_client *client = tls_client_new(&cc, &eb);
+    cr_assert_not_null(client, "%s", eb.msg);
+    cr_assert_eq(tls_xprt_ops.open(&x, sv[0], HTTP_XPRT_ACCEPTED, server_ctx), 0);
+    cr_assert_eq(tls_xprt_ops.open(&y, sv[1], HTTP_XPRT_CONNECTING, client), 0);
+    cr_assert_eq(http_xprt_events(&y, 0), EV_WRITE, "a client first waits for its connect");
+    cr_assert_eq(http_xprt_connected(&y), 0);
+    int rx = -EAGAIN, ry = -EAGAIN;
+    for (int i = 0; i < 50 && (rx == -EAGAIN || ry == -EAGAIN); i++) {
+        if (ry == -EAGAIN) {
+            ry = http_xprt_handshake(&y);
+        }
+        if (rx == -EAGAIN) {
+            rx = http_xprt_handshake(&x);
+        }
+    }
+    cr_assert_eq(rx, 0);
+    cr_assert_eq(ry, 0);
+    cr_assert_eq(http_xprt_write(&y, "ping", 4, 0), 4);
+    char buf[8];
+    cr_assert_eq(http_xprt_read(&x, buf, sizeof(buf)), 4);
+    cr_assert_eq(memcmp(buf, "ping", 4), 0);
+    struct http_xprt_info info;
+    http_xprt_get_info(&y, &info);
+    cr_assert_str_eq(info.version, "TLSv1.3");
+    cr_assert_eq(tls_xprt_ops.open(&x, sv[0], HTTP_XPRT_CONNECTING, NULL), -EPROTONOSUPPORT);
+    http_xprt_close(&x);
+    http_xprt_close(&y);
+    tls_client_free(client);
 }
 
 /* What a connection that served a request and went idle keeps: the SSL object, its

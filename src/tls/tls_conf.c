@@ -12,6 +12,7 @@
 
 #include "core/conf.h"
 #include "tls/tls_ctx.h"
+#include "tls/tls_ticket.h"
 
 #define TIMEOUT_MIN 1u                    /* 1ms */
 #define TIMEOUT_MAX (24u * 3600u * 1000u) /* 24h */
@@ -98,6 +99,23 @@ static int set_openssl_string(struct conf_parser *cp, const struct conf_directiv
     return 0;
 }
 
+/* tls_tickets on|off: stored inverted, so that a frontend written without it (or zeroed,
+ * in the tests) resumes sessions. */
+static int set_tickets(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                       const struct conf_token *tok, size_t n)
+{
+    (void)d;
+    (void)n;
+    struct conf_frontend *fe = obj;
+    if (strcmp(tok[1].text, "on") != 0 && strcmp(tok[1].text, "off") != 0) {
+        conf_error(cp, &tok[1], "invalid value \"%s\" for \"tls_tickets\": expected on or off",
+                   tok[1].text);
+        return -KEEL_ECONFIG;
+    }
+    fe->tls.tickets_off = strcmp(tok[1].text, "off") == 0;
+    return 0;
+}
+
 #define FE CONF_CTX_FRONTEND
 
 static const struct conf_directive tls_directives[] = {
@@ -143,6 +161,25 @@ static const struct conf_directive tls_directives[] = {
      .def = KEEL_TLS_DEFAULT_GROUPS,
      .syntax = "tls_groups LIST",
      .help = "key exchange groups, in order of preference"},
+    {.name = "tls_tickets",
+     .contexts = FE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = set_tickets,
+     .def = "on",
+     .syntax = "tls_tickets on|off",
+     .help = "session resumption by tickets (TLS 1.2 and 1.3), keys shared by the cluster"},
+    {.name = "tls_ticket_period",
+     .contexts = FE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_duration,
+     CONF_FIELD(struct conf_frontend, tls.ticket_period_ms),
+     .min = TLS_TICKET_PERIOD_MIN_MS,
+     .max = TLS_TICKET_PERIOD_MAX_MS,
+     .def = "1h",
+     .syntax = "tls_ticket_period DURATION",
+     .help = "how often the ticket keys change; a ticket lives one period"},
     {.name = "timeout_handshake",
      .contexts = FE,
      .min_args = 1,
@@ -198,6 +235,9 @@ static void tls_conf_validate(struct conf_parser *cp, struct conf *conf)
     bool read_files = (conf_parser_flags(cp) & CONF_LOAD_NO_RESOLVE) == 0;
     for (uint32_t i = 0; i < conf->n_frontends; i++) {
         validate_frontend(cp, &conf->frontends[i], read_files);
+        /* The ticket keys derive from the cluster secret (tls_ticket.c); the contexts are
+         * built from the frontend alone, so it carries the path. Same sizes. */
+        memcpy(conf->frontends[i].tls.secret_file, conf->secret_file, sizeof(conf->secret_file));
     }
 }
 

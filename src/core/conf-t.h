@@ -142,17 +142,19 @@ enum conf_tls_version { CONF_TLS_V12 = 1u << 0, CONF_TLS_V13 = 1u << 1 };
 struct conf_tls {
     struct conf_cert *certs; /* in the order written: the first is the default (no SNI match) */
     uint32_t n_certs;
-    uint32_t versions;         /* CONF_TLS_V* bits, default both */
-    char ciphers[512];         /* TLS 1.2 cipher list (OpenSSL syntax), default Mozilla's
-                                * intermediate ECDHE AES-GCM and ChaCha20 suites */
-    char ciphersuites[256];    /* TLS 1.3 suites, default OpenSSL's three */
-    char groups[256];          /* key exchange groups, default X25519:prime256v1:secp384r1 */
-    bool has_bind;             /* some bind says tls */
-    struct conf_pos bind_pos;  /* the first bind that says tls, for errors */
-    bool tickets_off;          /* tls_tickets off: no session resumption */
-    uint32_t ticket_period_ms; /* tls_ticket_period: the ticket key window, 0 = 1h */
-    /* The cluster's secret_file, copied here at validation (tls_conf.c) so that the ticket
-     * keys of every LB node derive from it; "": a random secret per process. */
+    uint32_t versions;        /* CONF_TLS_V* bits, default both */
+    char ciphers[512];        /* TLS 1.2 cipher list (OpenSSL syntax), default Mozilla's
+                               * intermediate ECDHE AES-GCM and ChaCha20 suites */
+    char ciphersuites[256];   /* TLS 1.3 suites, default OpenSSL's three */
+    char groups[256];         /* key exchange groups, default X25519:prime256v1:secp384r1 */
+    bool has_bind;            /* some bind says tls */
+    struct conf_pos bind_pos; /* the first bind that says tls, for errors */
+    /* tls_tickets off: no session resumption; tls_ticket_period: the ticket key window (0:
+     * the default, 1h). The cluster's secret_file is copied here at validation (tls_conf.c)
+     * so that the ticket keys of every LB node derive from it; "": a random secret per
+     * process. */
+    bool tickets_off;
+    uint32_t ticket_period_ms;
     char secret_file[CONF_PATH_MAX];
 };
 

@@ -156,6 +156,15 @@ struct conf_tls {
     bool tickets_off;
     uint32_t ticket_period_ms;
     char secret_file[CONF_PATH_MAX];
+    /* redirect_https on: requests on the plain binds get a redirect to https_port (the
+     * first tls bind's port, set at validation). hsts: the whole header line sent on TLS
+     * responses ("Strict-Transport-Security: max-age=N[; includeSubDomains][; preload]"
+     * and CRLF), "" for none. */
+    bool redirect_https;
+    uint16_t https_port;
+    char hsts[96];
+    struct conf_pos redirect_pos; /* where redirect_https on, hsts was written (errors) */
+    struct conf_pos hsts_pos;
 };
 
 struct conf_frontend {

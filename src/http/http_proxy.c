@@ -25,6 +25,7 @@
 #include "http/http_local.h"
 #include "http/http_path.h"
 #include "http/http_pool.h"
+#include "http/http_redirect.h"
 #include "http/http_reply.h"
 #include "http/http_static.h"
 #include "http/http_transport.h"
@@ -428,6 +429,15 @@ static void start_request(struct hp_conn *c)
     }
     hp_body_init(&c->ex->req_body, http_request_body_kind(&c->ex->req), c->ex->req.content_length);
     c->ex->be = c->fe->backend;
+    /* redirect_https: a request on a plain bind goes to https, except ACME's http-01
+     * challenges (RFC 8555 8.3), which the CA makes over plain HTTP and which must reach
+     * their answer. ACME hook: its challenge responder takes those requests here, before the
+     * locations; until then they go through the locations like any other request. */
+    if (c->fe->conf->tls.redirect_https && !http_xprt_is_secure(&c->xp) &&
+        !http_redirect_is_acme(buf + c->ex->req.target.off, c->ex->req.target.len)) {
+        hp_local_start_redirect_https(c);
+        return;
+    }
     if (c->fe->conf->n_locations > 0 && route_request(c)) {
         return;
     }

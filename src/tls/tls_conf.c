@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The TLS directives of frontends and sites (certificate, tls_protocols, tls_ciphers,
- * tls_ciphersuites, tls_groups, timeout_handshake) and their checks after parsing: a bind
+ * tls_ciphersuites, tls_groups, tls_tickets, tls_ticket_period, redirect_https, hsts,
+ * timeout_handshake) and their checks after parsing: a bind
  * that says tls needs a certificate, and every certificate line must load (readable files,
  * a key that matches, valid now). `bind ... tls` itself is lb/lb_conf.c's. It only fills
  * struct conf; the contexts are built by tls_ctx.c when the lb builds a generation. */

@@ -498,6 +498,11 @@ static void run_handshake(struct hp_conn *c)
     struct metrics_frontend_c *m = metrics_local(c->fe->metrics);
     if (rc == 0) {
         metrics_add(&m->handshakes, 1);
+        struct http_xprt_info done;
+        http_xprt_get_info(&c->xp, &done);
+        if (done.is_resumed) {
+            metrics_add(&m->handshakes_resumed, 1);
+        }
         hp_conn_set_state(c, HP_STATE_IDLE, "handshake done");
         ev_timer_start(c->w->loop, &c->timer, c->fe->conf->timeout_header_ms);
         return;

@@ -111,6 +111,9 @@ def test_sessions_resume_across_workers(env, pki):
             hits += reused
         print("\nTLS RESUME across workers (%s): %d/%d" % (version.name, hits, n))
         assert hits == n, "%s: %d of %d connections resumed" % (version.name, hits, n)
+    m = k.metrics()
+    assert m.get("keel_frontend_tls_resumed_total", frontend="www") == 80
+    assert m.get("keel_frontend_tls_handshakes_total", frontend="www") == 82
 
 
 def test_sessions_resume_on_another_process_with_the_same_secret_only(env, pki):
@@ -335,3 +338,5 @@ def test_vrrp_takeover_resumes_sessions(env, lab, pki):
           "%.0f ms after the kill, last %.0f ms" % (hits, len(results), 100 * rate,
                                                      1000 * results[0][2], 1000 * results[-1][2]))
     assert rate >= 0.9, "only %d of %d resumed after the takeover" % (hits, len(results))
+    m = v.nodes["lb2"].metrics()
+    assert m.get("keel_frontend_tls_resumed_total", frontend="www") >= hits

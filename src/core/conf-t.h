@@ -177,6 +177,22 @@ struct conf_tls {
     bool has_bind;            /* some bind says tls */
     struct conf_pos bind_pos; /* the first bind that says tls, for errors */
     struct conf_acme acme;    /* a managed certificate, served after the certificate lines */
+    /* tls_tickets off: no session resumption; tls_ticket_period: the ticket key window (0:
+     * the default, 1h). The cluster's secret_file is copied here at validation (tls_conf.c)
+     * so that the ticket keys of every LB node derive from it; "": a random secret per
+     * process. */
+    bool tickets_off;
+    uint32_t ticket_period_ms;
+    char secret_file[CONF_PATH_MAX];
+    /* redirect_https on: requests on the plain binds get a redirect to https_port (the
+     * first tls bind's port, set at validation). hsts: the whole header line sent on TLS
+     * responses ("Strict-Transport-Security: max-age=N[; includeSubDomains][; preload]"
+     * and CRLF), "" for none. */
+    bool redirect_https;
+    uint16_t https_port;
+    char hsts[96];
+    struct conf_pos redirect_pos; /* where redirect_https on, hsts was written (errors) */
+    struct conf_pos hsts_pos;
 };
 
 struct conf_frontend {

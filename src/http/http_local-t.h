@@ -22,6 +22,7 @@ struct http_local_req {
     const char *buf; /* the bytes msg was parsed from */
     enum http_method method;
     const char *served_by;         /* X-Served-By value; "" for none */
+    const char *hsts;              /* a Strict-Transport-Security line (TLS only); "" */
     struct http_filecache **cache; /* the worker's open-file cache, created on first use */
     uint64_t gen_id;               /* configuration generation, frontend and location: */
     uint32_t fe_id;                /* the file cache's key */

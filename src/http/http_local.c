@@ -15,6 +15,7 @@
 #include "http/http_conn.h"
 #include "http/http_filecache.h"
 #include "http/http_pool.h"
+#include "http/http_redirect.h"
 #include "http/http_static.h"
 #include "http/http_transport.h"
 #include "lb/lb.h"
@@ -48,6 +49,7 @@ static struct http_local_req local_req(struct hp_conn *c, uint32_t loc_index)
                                    .buf = buf_head(&c->in),
                                    .method = c->ex->method,
                                    .served_by = c->fe->conf->served_by,
+                                   .hsts = http_xprt_is_secure(&c->xp) ? c->fe->conf->tls.hsts : "",
                                    .cache = &c->w->filecache,
                                    .gen_id = c->gen->id,
                                    .fe_id = c->fe->id,
@@ -113,6 +115,45 @@ void hp_local_start_body(struct hp_conn *c, int status, const char *body, size_t
     struct http_local_req q = local_req(c, 0);
     http_local_respond(r, &q, status, "", body, len);
     local_go(c);
+}
+
+void hp_local_start_redirect_https(struct hp_conn *c)
+{
+    const struct http_msg *m = &c->ex->req;
+    const char *buf = buf_head(&c->in);
+    if (m->host_index < 0) {
+        hp_local_start_text(c, 400, "no Host header to redirect to https with");
+        return;
+    }
+    const struct http_span *host = &m->headers[m->host_index].value;
+    size_t cap = host->len + 3 * m->target.len + 16;
+    char *loc = malloc(cap), *head = malloc(cap + 16), *body = malloc(cap + 48);
+    int n = -ENOMEM;
+    if (loc != NULL && head != NULL && body != NULL) {
+        n = http_redirect_location(buf + host->off, host->len, c->fe->conf->tls.https_port,
+                                   buf + m->target.off, m->target.len, loc, cap);
+    }
+    if (n == -EINVAL) {
+        hp_local_start_text(c, 400, "the Host header is not a host name");
+    } else if (n < 0) {
+        hp_conn_close(c, "out of memory for a response");
+    } else {
+        struct http_local_resp *r = local_begin(c);
+        if (r == NULL) {
+            hp_conn_close(c, "out of memory for a response");
+        } else {
+            int status = http_redirect_status(c->ex->method);
+            (void)snprintf(head, cap + 16, "Location: %s\r\n", loc);
+            int b =
+                snprintf(body, cap + 48, "%d %s: %s\n", status, http_status_reason(status), loc);
+            struct http_local_req q = local_req(c, 0);
+            http_local_respond(r, &q, status, head, body, b > 0 ? (size_t)b : 0);
+            local_go(c);
+        }
+    }
+    free(loc);
+    free(head);
+    free(body);
 }
 
 void hp_local_start_location(struct hp_conn *c, const struct conf_location *loc, int index,

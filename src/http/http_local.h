@@ -20,6 +20,11 @@ extern const struct hp_handler hp_local_handler;
 void hp_local_start_location(struct hp_conn *c, const struct conf_location *loc, int index,
                              const char *path, size_t path_len);
 
+/* Answer c's request, which came on a plain bind of a block with redirect_https, with a
+ * redirect to the same host, path and query over https (http_redirect.h: 301 or 308), or
+ * 400 when its Host is missing or not a host name. Enters HP_STATE_LOCAL. */
+void hp_local_start_redirect_https(struct hp_conn *c);
+
 /* Answer c's request with status and a one-line text naming why. Enters HP_STATE_LOCAL. */
 void hp_local_start_text(struct hp_conn *c, int status, const char *why);
 

@@ -25,6 +25,7 @@
 #include "http/http_local.h"
 #include "http/http_path.h"
 #include "http/http_pool.h"
+#include "http/http_redirect.h"
 #include "http/http_reply.h"
 #include "http/http_static.h"
 #include "http/http_transport.h"
@@ -448,6 +449,15 @@ static void start_request(struct hp_conn *c)
     if (answer_acme_challenge(c)) {
         return;
     }
+    /* redirect_https: a request on a plain bind goes to https, except ACME's http-01
+     * challenges (RFC 8555 8.3), which the CA makes over plain HTTP: those keel answers
+     * itself just above; any other path under /.well-known/acme-challenge/ goes through the
+     * locations like any other request. */
+    if (c->fe->conf->tls.redirect_https && !http_xprt_is_secure(&c->xp) &&
+        !http_redirect_is_acme(buf + c->ex->req.target.off, c->ex->req.target.len)) {
+        hp_local_start_redirect_https(c);
+        return;
+    }
     if (c->fe->conf->n_locations > 0 && route_request(c)) {
         return;
     }
@@ -508,6 +518,11 @@ static void run_handshake(struct hp_conn *c)
     struct metrics_frontend_c *m = metrics_local(c->fe->metrics);
     if (rc == 0) {
         metrics_add(&m->handshakes, 1);
+        struct http_xprt_info done;
+        http_xprt_get_info(&c->xp, &done);
+        if (done.is_resumed) {
+            metrics_add(&m->handshakes_resumed, 1);
+        }
         hp_conn_set_state(c, HP_STATE_IDLE, "handshake done");
         ev_timer_start(c->w->loop, &c->timer, c->fe->conf->timeout_header_ms);
         return;

@@ -16,12 +16,19 @@
 int http_reply_format(struct buf *out, int status, const char *content_type, const char *body,
                       size_t body_len, const char *served_by, int is_close)
 {
-    char head[512];
+    return http_reply_format_with(out, status, content_type, body, body_len, served_by, "",
+                                  is_close);
+}
+
+int http_reply_format_with(struct buf *out, int status, const char *content_type, const char *body,
+                           size_t body_len, const char *served_by, const char *extra, int is_close)
+{
+    char head[640];
     bool by = served_by != NULL && served_by[0] != '\0';
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Cache-Control: no-store\r\n%s%s%s%s\r\n",
-                     status, http_status_reason(status), content_type, body_len,
+                     "Cache-Control: no-store\r\n%s%s%s%s%s\r\n",
+                     status, http_status_reason(status), content_type, body_len, extra,
                      by ? "X-Served-By: " : "", by ? served_by : "", by ? "\r\n" : "",
                      is_close ? "Connection: close\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof(head)) {
@@ -52,7 +59,9 @@ void http_reply_error(struct hp_conn *c, int status, const char *detail)
         len = 0; /* the head says how long the body would be; HEAD gets none */
     }
     const char *by = c->fe != NULL ? c->fe->conf->served_by : NULL;
-    if (http_reply_format(&c->out, status, "text/plain; charset=utf-8", body, len, by, 1) != 0) {
+    const char *hsts = c->fe != NULL && http_xprt_is_secure(&c->xp) ? c->fe->conf->tls.hsts : "";
+    if (http_reply_format_with(&c->out, status, "text/plain; charset=utf-8", body, len, by, hsts,
+                               1) != 0) {
         c->out.off = c->out.len = 0;
     }
 }

@@ -17,6 +17,11 @@ void http_reply_error(struct hp_conn *c, int status, const char *detail);
 int http_reply_format(struct buf *out, int status, const char *content_type, const char *body,
                       size_t body_len, const char *served_by, int is_close);
 
+/* The same with extra header lines (each ending in CRLF; "" for none), such as
+ * Strict-Transport-Security on a TLS connection. */
+int http_reply_format_with(struct buf *out, int status, const char *content_type, const char *body,
+                           size_t body_len, const char *served_by, const char *extra, int is_close);
+
 /* Write the access log line of the request that just finished on c, if logging is on. */
 void http_reply_access_log(struct hp_conn *c);
 

@@ -269,7 +269,8 @@ int http_rewrite_response(const struct http_msg *res, const char *buf,
         const char *name = buf + h->name.off;
         size_t nl = h->name.len;
         if (drop_header(name, nl, &tl, opt->is_upgrade) ||
-            (has_text(opt->served_by) && name_is(name, nl, "x-served-by"))) {
+            (has_text(opt->served_by) && name_is(name, nl, "x-served-by")) ||
+            (has_text(opt->hsts) && name_is(name, nl, "strict-transport-security"))) {
             continue;
         }
         bool chunked = (res->flags & HTTP_F_CHUNKED) != 0;
@@ -286,6 +287,9 @@ int http_rewrite_response(const struct http_msg *res, const char *buf,
         ok = put_str(out, "Connection: close\r\n");
     } else if (ok && opt->is_keepalive_10) {
         ok = put_str(out, "Connection: keep-alive\r\n");
+    }
+    if (ok && has_text(opt->hsts)) {
+        ok = put_str(out, opt->hsts);
     }
     ok = ok && put_served_by(out, opt->served_by) && put(out, "\r\n", 2);
     if (!ok) {

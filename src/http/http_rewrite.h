@@ -36,6 +36,8 @@ struct http_rewrite_res {
     const char *served_by; /* a web node's name: replaces any X-Served-By; NULL or "": none */
     bool is_upgrade;       /* a 101 that starts a tunnel: keep Upgrade, send Connection: upgrade
                             * (is_close and is_keepalive_10 are then ignored) */
+    const char *hsts;      /* a Strict-Transport-Security line (with CRLF) that replaces the
+                            * server's; NULL or "": the server's is kept */
 };
 
 /* Write the response head for a client into out. Same rules and returns as above, with

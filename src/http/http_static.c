@@ -62,10 +62,10 @@ static int format_head(char *dst, size_t cap, struct http_local_resp *r,
                        const char *headers, const char *extra)
 {
     const char *by = q->served_by;
-    return snprintf(dst, cap, "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s%s%s%s%s\r\n", status,
+    return snprintf(dst, cap, "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s%s%s%s%s%s\r\n", status,
                     http_status_reason(status), date, cl, headers, extra,
-                    by[0] != '\0' ? "X-Served-By: " : "", by, by[0] != '\0' ? "\r\n" : "",
-                    r->is_close ? "Connection: close\r\n" : "");
+                    q->hsts != NULL ? q->hsts : "", by[0] != '\0' ? "X-Served-By: " : "", by,
+                    by[0] != '\0' ? "\r\n" : "", r->is_close ? "Connection: close\r\n" : "");
 }
 
 /* Write the head of a local response: header lines headers then extra (each line ending in

@@ -30,6 +30,7 @@ struct http_xprt_info {
     const char *cipher;  /* its cipher ("TLS_AES_128_GCM_SHA256"); NULL for plain TCP */
     const char *error;   /* why the last operation failed, in the library's words ("no
                           * shared cipher"); NULL when the -errno says it all */
+    bool is_resumed;     /* the handshake resumed a session (a TLS ticket) */
 };
 
 /* The operations of one kind of transport. Every byte operation returns the bytes moved

@@ -125,6 +125,7 @@ static inline bool http_xprt_is_secure(const struct http_xprt *x)
 static inline void http_xprt_get_info(const struct http_xprt *x, struct http_xprt_info *out)
 {
     out->version = out->cipher = out->error = NULL;
+    out->is_resumed = false;
     if (x->ops->info != NULL) {
         x->ops->info(x, out);
     }

@@ -34,6 +34,13 @@ static void on_upstream_event(struct ev_loop *loop, struct ev_io *io, uint32_t e
 static void on_upstream_timeout(struct ev_loop *loop, struct ev_timer *t);
 static void proxy_release(struct hp_conn *c);
 
+/* The Strict-Transport-Security line of c's frontend, on TLS connections only: RFC 6797
+ * section 7.2 forbids it over plain HTTP. */
+static const char *hsts_of(const struct hp_conn *c)
+{
+    return http_xprt_is_secure(&c->xp) ? c->fe->conf->tls.hsts : "";
+}
+
 static uint64_t monotonic_us(void)
 {
     struct timespec ts;
@@ -461,7 +468,7 @@ static void start_response(struct hp_conn *c)
     c->ex->status = c->ex->res.status;
     enum http_body_kind kind = http_response_body_kind(&c->ex->res, c->ex->method);
     hp_body_init(&c->ex->h.px.res_body, kind, c->ex->res.content_length);
-    struct http_rewrite_res opt = {.served_by = c->fe->conf->served_by};
+    struct http_rewrite_res opt = {.served_by = c->fe->conf->served_by, .hsts = hsts_of(c)};
     if (c->ex->req_minor == 0) {
         c->ex->h.px.dechunk = kind == HTTP_BODY_CHUNKED;
         if (kind == HTTP_BODY_CHUNKED || kind == HTTP_BODY_UNTIL_CLOSE) {
@@ -500,7 +507,8 @@ static void start_tunnel(struct hp_conn *c)
         hp_conn_fail(c, 502, "server switched protocols before reading the request");
         return;
     }
-    struct http_rewrite_res opt = {.served_by = c->fe->conf->served_by, .is_upgrade = true};
+    struct http_rewrite_res opt = {
+        .served_by = c->fe->conf->served_by, .is_upgrade = true, .hsts = hsts_of(c)};
     if (put_response_head(c, buf_head(&up->in), &opt) != 0) {
         hp_conn_fail(c, 502, "response head too large");
         return;
@@ -526,7 +534,7 @@ static void forward_interim(struct hp_conn *c)
 {
     struct lb_upstream *up = c->ex->h.px.up;
     if (c->ex->req_minor == 1) {
-        struct http_rewrite_res opt = {.served_by = c->fe->conf->served_by};
+        struct http_rewrite_res opt = {.served_by = c->fe->conf->served_by, .hsts = hsts_of(c)};
         if (put_response_head(c, buf_head(&up->in), &opt) != 0) {
             hp_conn_fail(c, 502, "interim response head too large");
             return;

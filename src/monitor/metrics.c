@@ -342,6 +342,7 @@ enum {
     FM_TLS_HANDSHAKES,
     FM_TLS_FAILURES,
     FM_TLS_TIMEOUTS,
+    FM_TLS_RESUMED,
 };
 
 static const struct metric_desc frontend_metrics[] = {
@@ -375,6 +376,9 @@ static const struct metric_desc frontend_metrics[] = {
     [FM_TLS_TIMEOUTS] = {"keel_frontend_tls_handshake_timeouts_total", METRIC_COUNTER,
                          "TLS handshakes not done within timeout_handshake (connection closed).",
                          METRIC_LABELS("frontend")},
+    [FM_TLS_RESUMED] = {"keel_frontend_tls_resumed_total", METRIC_COUNTER,
+                        "TLS handshakes completed that resumed a session (a ticket).",
+                        METRIC_LABELS("frontend")},
 };
 
 const struct metric_table metrics_frontend_table =
@@ -392,6 +396,7 @@ static const struct series frontend_series[] = {
     [FM_TLS_HANDSHAKES] = {FC_OFF(handshakes), 0},
     [FM_TLS_FAILURES] = {FC_OFF(handshake_failures), 0},
     [FM_TLS_TIMEOUTS] = {FC_OFF(handshake_timeouts), 0},
+    [FM_TLS_RESUMED] = {FC_OFF(handshakes_resumed), 0},
 };
 
 /* One family of per-entry series, for frontends, backends and servers alike. */

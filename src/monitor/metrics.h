@@ -45,6 +45,7 @@ struct metrics_frontend_c {
     _Atomic uint64_t handshakes;         /* transport handshakes (TLS) completed */
     _Atomic uint64_t handshake_failures; /* failed: protocol error, reset, plain HTTP */
     _Atomic uint64_t handshake_timeouts; /* not done within timeout_handshake */
+    _Atomic uint64_t handshakes_resumed; /* of handshakes: a session resumed (ticket) */
 } __attribute__((aligned(64)));
 
 struct metrics_frontend {

@@ -1,20 +1,28 @@
 /* SPDX-License-Identifier: MIT */
 /* The TLS directives of frontends and sites (certificate, tls_protocols, tls_ciphers,
- * tls_ciphersuites, tls_groups, timeout_handshake) and their checks after parsing: a bind
+ * tls_ciphersuites, tls_groups, tls_tickets, tls_ticket_period, redirect_https, hsts,
+ * timeout_handshake) and their checks after parsing: a bind
  * that says tls needs a certificate, and every certificate line must load (readable files,
  * a key that matches, valid now). `bind ... tls` itself is lb/lb_conf.c's. It only fills
  * struct conf; the contexts are built by tls_ctx.c when the lb builds a generation. */
 #include "tls/tls_conf.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/conf.h"
 #include "tls/tls_ctx.h"
+#include "tls/tls_ticket.h"
 
 #define TIMEOUT_MIN 1u                    /* 1ms */
 #define TIMEOUT_MAX (24u * 3600u * 1000u) /* 24h */
+#define HSTS_MAX_AGE_MAX 1000000000u      /* about 31 years */
+#define HSTS_PRELOAD_MIN_AGE 31536000u    /* a year: hstspreload.org's minimum */
 
 static int set_certificate(struct conf_parser *cp, const struct conf_directive *d, void *obj,
                            const struct conf_token *tok, size_t n)
@@ -98,6 +106,84 @@ static int set_openssl_string(struct conf_parser *cp, const struct conf_directiv
     return 0;
 }
 
+/* tls_tickets on|off: stored inverted, so that a frontend written without it (or zeroed,
+ * in the tests) resumes sessions. */
+static int set_tickets(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                       const struct conf_token *tok, size_t n)
+{
+    (void)d;
+    (void)n;
+    struct conf_frontend *fe = obj;
+    if (strcmp(tok[1].text, "on") != 0 && strcmp(tok[1].text, "off") != 0) {
+        conf_error(cp, &tok[1], "invalid value \"%s\" for \"tls_tickets\": expected on or off",
+                   tok[1].text);
+        return -KEEL_ECONFIG;
+    }
+    fe->tls.tickets_off = strcmp(tok[1].text, "off") == 0;
+    return 0;
+}
+
+/* hsts MAX_AGE [include_subdomains] [preload] (RFC 6797 section 6.1): MAX_AGE in seconds
+ * as in the header (0 tells browsers to forget the host). The header line is made here. */
+static int set_hsts(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                    const struct conf_token *tok, size_t n)
+{
+    (void)d;
+    struct conf_frontend *fe = obj;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long age = strtoull(tok[1].text, &end, 10);
+    if (tok[1].text[0] < '0' || tok[1].text[0] > '9' || *end != '\0' || errno != 0 ||
+        age > HSTS_MAX_AGE_MAX) {
+        conf_error(cp, &tok[1],
+                   "invalid max-age \"%s\" for \"hsts\": expected seconds, 0 to %u (31536000 is "
+                   "a year)",
+                   tok[1].text, HSTS_MAX_AGE_MAX);
+        return -KEEL_ECONFIG;
+    }
+    bool sub = false, preload = false;
+    for (size_t i = 2; i < n; i++) {
+        bool *flag = strcmp(tok[i].text, "include_subdomains") == 0 ? &sub
+                     : strcmp(tok[i].text, "preload") == 0          ? &preload
+                                                                    : NULL;
+        if (flag == NULL) {
+            conf_error(cp, &tok[i],
+                       "unknown hsts option \"%s\" (expected include_subdomains or preload)",
+                       tok[i].text);
+            return -KEEL_ECONFIG;
+        }
+        if (*flag) {
+            conf_error(cp, &tok[i], "\"%s\" listed twice", tok[i].text);
+            return -KEEL_ECONFIG;
+        }
+        *flag = true;
+    }
+    if (preload && (!sub || age < HSTS_PRELOAD_MIN_AGE)) {
+        conf_error(cp, &tok[1],
+                   "\"hsts ... preload\" needs include_subdomains and a max-age of at least "
+                   "%u (a year): the browsers' preload list refuses less",
+                   HSTS_PRELOAD_MIN_AGE);
+        return -KEEL_ECONFIG;
+    }
+    conf_pos_set(&fe->tls.hsts_pos, &tok[0]);
+    (void)snprintf(fe->tls.hsts, sizeof(fe->tls.hsts),
+                   "Strict-Transport-Security: max-age=%llu%s%s\r\n", age,
+                   sub ? "; includeSubDomains" : "", preload ? "; preload" : "");
+    return 0;
+}
+
+/* redirect_https on|off, with its position for the check that the block has a tls bind. */
+static int set_redirect(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                        const struct conf_token *tok, size_t n)
+{
+    struct conf_frontend *fe = obj;
+    int rc = conf_set_onoff(cp, d, obj, tok, n);
+    if (rc == 0) {
+        conf_pos_set(&fe->tls.redirect_pos, &tok[0]);
+    }
+    return rc;
+}
+
 #define FE CONF_CTX_FRONTEND
 
 static const struct conf_directive tls_directives[] = {
@@ -143,6 +229,41 @@ static const struct conf_directive tls_directives[] = {
      .def = KEEL_TLS_DEFAULT_GROUPS,
      .syntax = "tls_groups LIST",
      .help = "key exchange groups, in order of preference"},
+    {.name = "tls_tickets",
+     .contexts = FE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = set_tickets,
+     .def = "on",
+     .syntax = "tls_tickets on|off",
+     .help = "session resumption by tickets (TLS 1.2 and 1.3), keys shared by the cluster"},
+    {.name = "tls_ticket_period",
+     .contexts = FE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_duration,
+     CONF_FIELD(struct conf_frontend, tls.ticket_period_ms),
+     .min = TLS_TICKET_PERIOD_MIN_MS,
+     .max = TLS_TICKET_PERIOD_MAX_MS,
+     .def = "1h",
+     .syntax = "tls_ticket_period DURATION",
+     .help = "how often the ticket keys change; a ticket lives one period"},
+    {.name = "redirect_https",
+     .contexts = FE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = set_redirect,
+     CONF_FIELD(struct conf_frontend, tls.redirect_https),
+     .def = "off",
+     .syntax = "redirect_https on|off",
+     .help = "answer requests on the plain binds with a redirect to the tls bind"},
+    {.name = "hsts",
+     .contexts = FE,
+     .min_args = 1,
+     .max_args = 3,
+     .set = set_hsts,
+     .syntax = "hsts MAX_AGE [include_subdomains] [preload]",
+     .help = "send Strict-Transport-Security (seconds) on responses over TLS"},
     {.name = "timeout_handshake",
      .contexts = FE,
      .min_args = 1,
@@ -155,6 +276,22 @@ static const struct conf_directive tls_directives[] = {
      .syntax = "timeout_handshake DURATION",
      .help = "time for a client's TLS handshake, from accept"},
 };
+
+/* The port of the first bind that says tls: where redirect_https sends clients. */
+static uint16_t https_port(const struct conf_frontend *fe)
+{
+    for (uint32_t i = 0; i < fe->n_binds; i++) {
+        const struct sockaddr_storage *sa = &fe->binds[i].sa;
+        if (!fe->binds[i].is_tls) {
+            continue;
+        }
+        if (sa->ss_family == AF_INET6) {
+            return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+        }
+        return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    }
+    return 443;
+}
 
 static void validate_frontend(struct conf_parser *cp, const struct conf_frontend *fe,
                               bool read_files)
@@ -179,6 +316,19 @@ static void validate_frontend(struct conf_parser *cp, const struct conf_frontend
                       "certificate in \"%s\", which has no \"bind ... tls\"", fe->name);
         return;
     }
+    if (!t->has_bind && t->redirect_https) {
+        conf_error_at(cp, &t->redirect_pos,
+                      "redirect_https in \"%s\", which has no \"bind ... tls\" to redirect to",
+                      fe->name);
+        return;
+    }
+    if (!t->has_bind && t->hsts[0] != '\0') {
+        conf_error_at(cp, &t->hsts_pos,
+                      "hsts in \"%s\", which has no \"bind ... tls\": browsers ignore it over "
+                      "plain HTTP (RFC 6797 section 8.1)",
+                      fe->name);
+        return;
+    }
     for (uint32_t i = 0; read_files && i < t->n_certs; i++) {
         enum tls_cert_part part;
         struct errbuf eb;
@@ -198,6 +348,10 @@ static void tls_conf_validate(struct conf_parser *cp, struct conf *conf)
     bool read_files = (conf_parser_flags(cp) & CONF_LOAD_NO_RESOLVE) == 0;
     for (uint32_t i = 0; i < conf->n_frontends; i++) {
         validate_frontend(cp, &conf->frontends[i], read_files);
+        /* The ticket keys derive from the cluster secret (tls_ticket.c); the contexts are
+         * built from the frontend alone, so it carries the path. Same sizes. */
+        memcpy(conf->frontends[i].tls.secret_file, conf->secret_file, sizeof(conf->secret_file));
+        conf->frontends[i].tls.https_port = https_port(&conf->frontends[i]);
     }
 }
 

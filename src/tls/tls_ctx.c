@@ -23,6 +23,7 @@
 #include "core/qsbr.h"
 #include "tls/acme_alpn.h"
 #include "tls/cert_store.h"
+#include "tls/tls_ticket.h"
 
 /* Key types one context can hold a certificate of (RSA, RSA-PSS, EC, Ed25519, Ed448). */
 #define TLS_SET_MAX 8
@@ -62,6 +63,7 @@ struct tls_ctx {
     /* A successor's holds: one by its root while current, one per SSL made from it (its SNI
      * callback reads it), so it outlives the handshakes that started on it. */
     atomic_uint refs;
+    struct tls_tickets *tickets; /* the session ticket keys of every context; NULL: off */
 };
 
 /* ---------------------------------------------------------------- errors */
@@ -389,9 +391,12 @@ static int ctx_configure(SSL_CTX *ctx, const struct conf_frontend *fe, struct tl
     /* Read whole records (and what follows) in one recv rather than header then body. */
     SSL_CTX_set_read_ahead(ctx, 1);
     /* Resumption is by tickets only (stateless; TLS 1.3 and 1.2): the server-side session
-     * cache would take a lock per handshake and memory per session. Ticket keys shared
-     * across workers and LB nodes are issue 12's next part. */
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+     * cache would take a lock per handshake and memory per session, and serve one process
+     * only. Every context of the frontend has the same keys (tls_ticket.c): a session
+     * resumes on any worker, any SNI context, and any LB node with the cluster secret. */
+    if (tls_tickets_install(t->tickets, ctx, eb) != 0) {
+        return -KEEL_ECONFIG;
+    }
     static const unsigned char sid_ctx[] = "keel";
     if (SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) != 1) {
         ossl_error(eb, "cannot set the session context");
@@ -650,6 +655,10 @@ struct tls_ctx *tls_ctx_new(const struct conf_frontend *fe, struct errbuf *eb)
         return NULL;
     }
     int rc = 0;
+    if (!fe->tls.tickets_off) {
+        t->tickets = tls_tickets_new(fe->tls.secret_file, fe->name, fe->tls.ticket_period_ms, eb);
+        rc = t->tickets == NULL ? -KEEL_ECONFIG : 0;
+    }
     for (uint32_t i = 0; rc == 0 && i < n_certs; i++) {
         enum tls_cert_part part;
         rc = cert_load(&items[i], &certs[i], &part, eb);
@@ -692,6 +701,7 @@ void tls_ctx_free(struct tls_ctx *t)
     }
     free(t->names);
     free(t->ctxs);
+    tls_tickets_free(t->tickets); /* after the contexts that point to it */
     free(t);
 }
 

@@ -538,6 +538,7 @@ static void tls_info(const struct http_xprt *x, struct http_xprt_info *out)
         out->version = SSL_get_version(t->ssl);
         const SSL_CIPHER *c = SSL_get_current_cipher(t->ssl);
         out->cipher = c != NULL ? SSL_CIPHER_get_name(c) : NULL;
+        out->is_resumed = SSL_session_reused(t->ssl) == 1;
     }
     out->error = t->reason;
 }

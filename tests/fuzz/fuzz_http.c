@@ -4,8 +4,10 @@
  * at once and one byte at a time; the results must agree and satisfy the framing
  * invariants, or the target aborts. The bytes after the head (or the whole input) then go
  * through the chunked scanner, at once and byte by byte, and header lookups in a serialized
- * head (http_head_value) run on the raw bytes. Under gcc, replay_main.c drives it. */
+ * head (http_head_value) run on the raw bytes, and a request's redirect_https Location is
+ * checked (http_redirect.c). Under gcc, replay_main.c drives it. */
 #include "http/http_parse.h"
+#include "http/http_redirect.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -51,6 +53,32 @@ static bool msg_eq(const struct http_msg *a, const struct http_msg *b)
 static bool span_in(struct http_span s, uint32_t limit)
 {
     return s.off <= limit && s.len <= limit - s.off;
+}
+
+/* redirect_https's Location from the parsed Host and target (http_redirect.c): an
+ * https URL of visible ASCII only, nothing a header could be injected with, and its length
+ * within the bound the header promises. */
+static void check_redirect(const struct http_msg *m, const char *buf)
+{
+    const struct http_span *h = &m->headers[m->host_index].value;
+    size_t cap = h->len + 3 * m->target.len + 16;
+    char *out = malloc(cap);
+    if (out == NULL) {
+        return;
+    }
+    int n = http_redirect_location(buf + h->off, h->len, 8443, buf + m->target.off, m->target.len,
+                                   out, cap);
+    check(n == -EINVAL || (n > 0 && (size_t)n < cap), "redirect: the bound does not hold");
+    if (n > 0) {
+        check(strncmp(out, "https://", 8) == 0 && strlen(out) == (size_t)n, "redirect: url");
+        for (int i = 0; i < n; i++) {
+            check(out[i] > 0x20 && out[i] < 0x7f, "redirect: a byte that is not visible ASCII");
+        }
+        check(memchr(out + 8, '/', (size_t)n - 8) != NULL, "redirect: no path");
+        check(memchr(out + 8, '@', (size_t)(strchr(out + 8, '/') - (out + 8))) == NULL,
+              "redirect: userinfo in the authority");
+    }
+    free(out);
 }
 
 /* What any successfully parsed head must satisfy. */
@@ -168,6 +196,9 @@ static size_t fuzz_head(bool is_response, const uint8_t *data, size_t size, uint
               once.msg.method == HTTP_METHOD_OTHER,
           "method round trip");
     (void)http_method_is_idempotent(once.msg.method);
+    if (!is_response && host >= 0) {
+        check_redirect(&once.msg, (const char *)data);
+    }
     check(http_status_reason(once.msg.status) != NULL, "status reason");
     return once.msg.head_len;
 }

@@ -303,3 +303,24 @@ Test(rewrite, status_line_keeps_every_three_digit_status)
     cr_assert_eq(memcmp(buf_head(&out), "HTTP/1.1 1000 OK\r\n\r\n", out.len), 0);
     buf_fini(&out);
 }
+
+Test(rewrite, hsts_replaces_the_servers_header_and_is_absent_when_unset)
+{
+    char r[4096];
+    parse("HTTP/1.1 200 OK\r\nStrict-Transport-Security: max-age=1\r\nContent-Length: 0\r\n\r\n",
+          true);
+    struct http_rewrite_res so = {.hsts = "Strict-Transport-Security: max-age=300\r\n"};
+    cr_assert_eq(http_rewrite_response(&msg, text, &so, &out), 0);
+    snprintf(r, sizeof(r), "%.*s", (int)out.len, buf_head(&out));
+    buf_fini(&out);
+    cr_assert_str_eq(r, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
+                        "Strict-Transport-Security: max-age=300\r\n\r\n");
+
+    parse("HTTP/1.1 200 OK\r\nStrict-Transport-Security: max-age=1\r\nContent-Length: 0\r\n\r\n",
+          true);
+    struct http_rewrite_res none = {.hsts = ""};
+    cr_assert_eq(http_rewrite_response(&msg, text, &none, &out), 0);
+    snprintf(r, sizeof(r), "%.*s", (int)out.len, buf_head(&out));
+    buf_fini(&out);
+    cr_assert(strstr(r, "Strict-Transport-Security: max-age=1\r\n") != NULL, "%s", r);
+}

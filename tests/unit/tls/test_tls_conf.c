@@ -259,3 +259,72 @@ Test(tls_conf, protocols_and_openssl_strings_are_checked_where_written)
               "%s", errs.text);
     conf_errors_fini(&errs);
 }
+
+Test(tls_conf, tickets_redirect_and_hsts_defaults_and_values)
+{
+    struct conf *conf = load_ok("cluster c { secret_file @/secret; }\n"
+                                "frontend www {\n"
+                                "    bind 127.0.0.1:8080;\n"
+                                "    bind 127.0.0.1:8443 tls;\n"
+                                "    certificate @/ec.pem @/ec.key;\n"
+                                "    backend web;\n"
+                                "}\n"
+                                "site s {\n"
+                                "    bind 127.0.0.1:8081;\n"
+                                "    bind 127.0.0.1:443 tls;\n"
+                                "    certificate @/ec.pem @/ec.key;\n"
+                                "    tls_tickets off;\n"
+                                "    tls_ticket_period 90s;\n"
+                                "    redirect_https on;\n"
+                                "    hsts 31536000 include_subdomains preload;\n"
+                                "    backend web;\n"
+                                "}\n" BACKEND);
+    const struct conf_frontend *fe = &conf->frontends[0];
+    cr_assert_not(fe->tls.tickets_off);
+    cr_assert_eq(fe->tls.ticket_period_ms, 3600000);
+    cr_assert_str_eq(fe->tls.secret_file, with_dir("@/secret"));
+    cr_assert_not(fe->tls.redirect_https);
+    cr_assert_str_eq(fe->tls.hsts, "");
+    cr_assert_eq(fe->tls.https_port, 8443);
+    fe = &conf->frontends[1];
+    cr_assert(fe->tls.tickets_off);
+    cr_assert_eq(fe->tls.ticket_period_ms, 90000);
+    cr_assert(fe->tls.redirect_https);
+    cr_assert_eq(fe->tls.https_port, 443);
+    cr_assert_str_eq(fe->tls.hsts,
+                     "Strict-Transport-Security: max-age=31536000; includeSubDomains; preload\r\n");
+    conf_free(conf);
+    conf = load_ok("frontend www { bind 127.0.0.1:8443 tls; certificate @/ec.pem @/ec.key; "
+                   "hsts 0; backend web; }\n" BACKEND);
+    cr_assert_str_eq(conf->frontends[0].tls.hsts, "Strict-Transport-Security: max-age=0\r\n");
+    conf_free(conf);
+}
+
+Test(tls_conf, redirect_and_hsts_errors)
+{
+    expect_errors("frontend www { bind 127.0.0.1:8080; redirect_https on; backend web; }\n" BACKEND,
+                  "t.conf:1:37: error: redirect_https in \"www\", which has no \"bind ... tls\" "
+                  "to redirect to\n");
+    expect_errors("frontend www { bind 127.0.0.1:8080; hsts 300; backend web; }\n" BACKEND,
+                  "t.conf:1:37: error: hsts in \"www\", which has no \"bind ... tls\": browsers "
+                  "ignore it over plain HTTP (RFC 6797 section 8.1)\n");
+    expect_errors("frontend www { bind 127.0.0.1:8443 tls; certificate @/ec.pem @/ec.key;\n"
+                  "hsts 1y; backend web; }\n" BACKEND,
+                  "t.conf:2:6: error: invalid max-age \"1y\" for \"hsts\": expected seconds, 0 "
+                  "to 1000000000 (31536000 is a year)\n");
+    expect_errors("frontend www { bind 127.0.0.1:8443 tls; certificate @/ec.pem @/ec.key;\n"
+                  "hsts 300 preload include_subdomains; backend web; }\n" BACKEND,
+                  "t.conf:2:6: error: \"hsts ... preload\" needs include_subdomains and a "
+                  "max-age of at least 31536000 (a year): the browsers' preload list refuses "
+                  "less\n");
+    expect_errors("frontend www { bind 127.0.0.1:8443 tls; certificate @/ec.pem @/ec.key;\n"
+                  "hsts 300 subdomains; backend web; }\n" BACKEND,
+                  "t.conf:2:10: error: unknown hsts option \"subdomains\" (expected "
+                  "include_subdomains or preload)\n");
+    expect_errors("frontend www { bind 127.0.0.1:8443 tls; certificate @/ec.pem @/ec.key;\n"
+                  "tls_tickets maybe; tls_ticket_period 500ms; backend web; }\n" BACKEND,
+                  "t.conf:2:13: error: invalid value \"maybe\" for \"tls_tickets\": expected on "
+                  "or off\n"
+                  "t.conf:2:38: error: invalid value \"500ms\" for \"tls_ticket_period\": must be "
+                  "between 1s and 168h\n");
+}

@@ -343,7 +343,8 @@ static void resumes(int max_version)
     }
     server_stop(&s);
     cr_assert_eq(atomic_load(&s.n_handshakes), 3);
-    cr_assert_eq(atomic_load(&s.n_reused), 2, "the second and third resumed (%d)", atomic_load(&s.n_reused));
+    cr_assert_eq(atomic_load(&s.n_reused), 2, "the second and third resumed (%d)",
+                 atomic_load(&s.n_reused));
     tls_client_free(c);
 }
 

@@ -186,13 +186,6 @@ static void validate_backend(struct conf_parser *cp, struct conf_backend *be, bo
             continue;
         }
         any_tls = true;
-        if (be->mode == CONF_MODE_TCP) {
-            conf_error_at(cp, &srv->pos,
-                          "\"server ... tls\" in backend \"%s\", which is tcp: TLS to servers "
-                          "is for http backends only (for now)",
-                          be->name);
-            continue;
-        }
         inherit(srv, be);
         if (read_files) {
             check_client(cp, srv);

@@ -22,8 +22,8 @@ int lb_conf_set_tls_verify(struct conf_parser *cp, const struct conf_directive *
                            const struct conf_token *tok, size_t n) KEEL_MUST_CHECK;
 
 /* After parsing (server addresses resolved): complete every tls server's settings from its
- * backend and the defaults, and report tls_* options without `tls`, `tls` in a tcp backend,
- * and CA files that cannot be used (read unless the load says CONF_LOAD_NO_RESOLVE). */
+ * backend and the defaults, and report tls_* options without `tls` and CA files that cannot
+ * be used (read unless the load says CONF_LOAD_NO_RESOLVE). */
 void lb_conf_tls_validate(struct conf_parser *cp, struct conf *conf);
 
 /* Whether name is a valid tls_name: a DNS name (letters, digits, '-', dot-separated labels

@@ -6,7 +6,7 @@ CLI. Proxied requests succeed and reuse the upstream TLS connection (the backend
 handshakes than requests), new connections resume the session, a large body comes through
 whole; a wrong CA or a wrong name fails the handshake: the checks mark the server down with
 the verifier's reason in the log, requests get 503, and the failures are counted; `tls_verify
-none` works with any certificate; `keel check` reports the configuration errors at
+none` works with any certificate; a tcp backend relays to a TLS server; `keel check` reports the configuration errors at
 file:line:col."""
 import hashlib
 import http.client
@@ -179,9 +179,9 @@ def get(port, path="/", headers=None):
         c.close()
 
 
-def lb(env, servers, check=None, backend_extra="", allow_errors=(), workers=2):
+def lb(env, servers, check=None, backend_extra="", allow_errors=(), workers=2, mode="http"):
     return env.lb(servers, check=check, backend_extra=backend_extra, allow_errors=allow_errors,
-                  workers=workers)
+                  workers=workers, mode=mode)
 
 
 # ------------------------------------------------------------------------------------------
@@ -243,6 +243,29 @@ def test_verify_none_accepts_any_certificate(env, pki):
     k = lb(env, [("a", b.addr, "tls tls_verify none tls_ca_file %s tls_name wrong.test"
                   % pki.other)])
     assert get(k.port, "/v") == (200, b"a /v")
+
+
+def test_tcp_backend_relays_to_a_tls_server(env, pki):
+    b = tls_backend(env, pki)
+    k = lb(env, [("a", b.addr, "tls tls_ca_file %s tls_name backend.test" % pki.ca)],
+           mode="tcp", check="tcp interval 200ms rise 1 fall 1")
+    want = hashlib.sha256(big_body()).hexdigest()
+    for _ in range(2):
+        s = socket.create_connection(("127.0.0.1", k.port), timeout=10)
+        s.sendall(b"GET /t HTTP/1.1\r\nHost: x\r\n\r\nGET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        head2 = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % BIG
+        first = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\na /t"
+        while len(data) < len(first) + len(head2) + BIG:
+            d = s.recv(1 << 16)
+            assert d, "closed after %d bytes" % len(data)
+            data += d
+        s.close()
+        assert data.startswith(first + head2)
+        assert hashlib.sha256(data[len(first) + len(head2):]).hexdigest() == want
+    assert b.counts()["failed"] == 0
+    assert b.counts()["requests"] >= 4
+    assert k.server_up("web", "a") == 1
 
 
 # ------------------------------------------------------------------------------------------
@@ -312,11 +335,6 @@ def test_check_reports_tls_server_errors_at_file_line_col(env, pki):
         "directory" % path in out, out
     assert "%s:4:26: error: tls option on server \"b\", which does not say \"tls\"" % path \
         in out, out
-    rc, out, path = keel_check(env, "frontend f { bind 127.0.0.1:%d; mode tcp; backend t; }\n"
-                               "backend t { mode tcp; server a 127.0.0.1:1 tls; }\n"
-                               % env.port())
-    assert rc == 1 and "%s:2:23: error: \"server ... tls\" in backend \"t\", which is tcp" \
-        % path in out, out
     rc, out, _ = keel_check(env, fe + "backend web { server a 127.0.0.1:1 tls tls_ca_file %s; }\n"
                             % pki.ca)
     assert rc == 0, out

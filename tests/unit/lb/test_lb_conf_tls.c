@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests of lb/lb_conf_tls.c through loading whole configurations: `server ... tls` and
- * its options, the backend's defaults and what a server inherits, the name as written, and
- * every error with its exact position (tls_* without tls, tls in a tcp backend, bad values,
+ * its options (tcp backends too), the backend's defaults and what a server inherits, the
+ * name as written, and every error with its exact position (tls_* without tls, bad values,
  * an unreadable or empty CA file). */
 #include <criterion/criterion.h>
 
@@ -84,13 +84,13 @@ Test(lb_conf_tls, options_without_tls_are_errors)
                   "... tls\"\n");
 }
 
-Test(lb_conf_tls, tls_in_a_tcp_backend_is_refused)
+Test(lb_conf_tls, tls_in_a_tcp_backend)
 {
-    expect_errors("frontend f { bind :8080; mode tcp; backend t; }\n"
-                  "backend t { mode tcp; server a 127.0.0.1:1 tls; }\n",
-                  CONF_LOAD_NO_RESOLVE,
-                  "t.conf:2:23: error: \"server ... tls\" in backend \"t\", which is tcp: TLS to "
-                  "servers is for http backends only (for now)\n");
+    struct conf *conf = load_ok("frontend f { bind :8080; mode tcp; backend t; }\n"
+                                "backend t { mode tcp; server a 127.0.0.1:1 tls; }\n",
+                                CONF_LOAD_NO_RESOLVE);
+    cr_assert(conf->backends[0].servers[0].tls.is_on);
+    conf_free(conf);
 }
 
 Test(lb_conf_tls, bad_values)

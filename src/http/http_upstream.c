@@ -620,7 +620,8 @@ static uint32_t upstream_interest(const struct hp_conn *c);
 /* Bytes the server's transport decoded and keeps (TLS records read ahead) make its fd
  * readable no more: take them while the exchange wants the response and has room, and
  * have the pump pass again for what they bring (else a response whose rest sat in OpenSSL
- * while the buffer was full would stall). */
+ * while the buffer was full would stall). Called before and after forwarding; a partial
+ * record reads nothing (-EAGAIN) and its rest makes the fd readable. */
 static void upstream_take_pending(struct hp_conn *c)
 {
     struct lb_upstream *up = c->ex->h.px.up;
@@ -684,6 +685,12 @@ static void exchange_step(struct hp_conn *c)
             hp_conn_close(c, "client write failed");
             return;
         }
+    }
+    /* Forwarding made room: what the transport still holds comes now (the next pass sends
+     * it), as no readiness will announce it. */
+    upstream_take_pending(c);
+    if (c->state != HP_STATE_EXCHANGE) {
+        return;
     }
     if (c->ex->h.px.res_body.is_done && c->out.len == 0 &&
         c->ex->h.px.res_sent == c->ex->h.px.res_scanned) {

@@ -312,6 +312,22 @@ def test_wrong_ca_without_checks_fails_requests_and_counts(env, pki):
                      r"failed: unable to get local issuer certificate", "\n".join(k.log.text()))
 
 
+def test_reload_rebuilds_the_client_context(env, pki):
+    b = tls_backend(env, pki)
+    k = lb(env, [("a", b.addr, "tls tls_ca_file %s tls_name backend.test" % pki.ca)],
+           allow_errors=[r"backend web has no server available"])
+    assert get(k.port, "/1") == (200, b"a /1")
+    with open(k.conf) as f:
+        good = f.read()
+    k.reload(good.replace("tls_name backend.test", "tls_name other.test"))
+    kt.deadline_poll(lambda: get(k.port, "/2")[0] in (502, 503), 10,
+                     what="the new name refused after the reload")
+    assert re.search(r"certificate verify failed: hostname mismatch", "\n".join(k.log.text()))
+    k.reload(good)
+    kt.deadline_poll(lambda: get(k.port, "/3") == (200, b"a /3"), 10,
+                     what="the old name accepted again")
+
+
 # ------------------------------------------------------------------------------------------
 # keel check
 

@@ -278,13 +278,12 @@ def down_with_reason(env, pki, options, reason):
     k = lb(env, [("a", b.addr, options)], check="http path / interval 200ms rise 1 fall 1",
            allow_errors=[r"backend web has no server available"])
     k.wait_server_state("web", "a", False, timeout=10)
-    assert re.search(r"backend web/server a: server down \(1 failed checks, last: tls handshake "
-                     r"failed: certificate verify failed: %s\)" % re.escape(reason),
-                     "\n".join(k.log.text())), "\n".join(k.log.text())[-2000:]
+    k.log.wait(r"backend web/server a: server down \(1 failed checks, last: tls handshake "
+               r"failed: certificate verify failed: %s\)" % re.escape(reason))
     status, _ = get(k.port, "/")
     assert status == 503
     assert b.counts()["requests"] == 0, "no request reached the server"
-    assert b.counts()["failed"] >= 1
+    kt.deadline_poll(lambda: b.counts()["failed"] >= 1, 5, what="the backend saw the refusal")
     return k, b
 
 
@@ -308,8 +307,8 @@ def test_wrong_ca_without_checks_fails_requests_and_counts(env, pki):
     kt.deadline_poll(lambda: (k.metrics().get("keel_server_tls_handshake_failures_total",
                                               backend="web", server="a") or 0) >= 1,
                      5, what="the failure counted")
-    assert re.search(r"connect\(\) to server a failed: tls handshake failed: certificate verify "
-                     r"failed: unable to get local issuer certificate", "\n".join(k.log.text()))
+    k.log.wait(r"connect\(\) to server a failed: tls handshake failed: certificate verify "
+               r"failed: unable to get local issuer certificate")
 
 
 def test_reload_rebuilds_the_client_context(env, pki):
@@ -319,10 +318,10 @@ def test_reload_rebuilds_the_client_context(env, pki):
     assert get(k.port, "/1") == (200, b"a /1")
     with open(k.conf) as f:
         good = f.read()
-    k.reload(good.replace("tls_name backend.test", "tls_name other.test"))
+    mark = k.reload(good.replace("tls_name backend.test", "tls_name other.test"))
     kt.deadline_poll(lambda: get(k.port, "/2")[0] in (502, 503), 10,
                      what="the new name refused after the reload")
-    assert re.search(r"certificate verify failed: hostname mismatch", "\n".join(k.log.text()))
+    k.log.wait(r"certificate verify failed: hostname mismatch", start=mark)
     k.reload(good)
     kt.deadline_poll(lambda: get(k.port, "/3") == (200, b"a /3"), 10,
                      what="the old name accepted again")

@@ -49,6 +49,27 @@ struct conf_addr {
                         * sites only; false everywhere else) */
 };
 
+/* `tls_verify`: whether a tls server's certificate is checked. */
+enum conf_tls_verify {
+    CONF_TLS_VERIFY_UNSET = 0, /* not written: the backend's, else required */
+    CONF_TLS_VERIFY_REQUIRED,  /* the chain and the name must check out */
+    CONF_TLS_VERIFY_NONE       /* any certificate is accepted */
+};
+
+/* TLS to servers (lb/lb_conf_tls.c): a server's own settings (`server ... tls tls_name N`),
+ * or a backend's defaults for its tls servers (`tls_ca_file FILE;`). After validation, a
+ * tls server's settings are complete: what it did not say comes from its backend, then
+ * the defaults (verify required, the system's CA store, the host as written). */
+struct conf_server_tls {
+    bool is_on;                  /* server: `tls` was written */
+    enum conf_tls_verify verify; /* UNSET until validation for a server */
+    char ca_file[CONF_PATH_MAX]; /* "": the system's store */
+    char name[256];              /* the name to send as SNI and to verify; "": none */
+    struct conf_pos ca_pos;      /* where ca_file was written (unreadable file) */
+    struct conf_pos opt_pos;     /* the first tls_* option written (tls_* without tls) */
+    bool has_opt;                /* some tls_* option was written */
+};
+
 struct conf_server {
     char name[CONF_NAME_MAX];
     struct conf_addr addr;
@@ -61,6 +82,7 @@ struct conf_server {
     char host_name[256];
     struct conf_pos addr_pos; /* where the address was written */
     struct conf_pos pos;
+    struct conf_server_tls tls; /* `server ... tls`: connections to it are TLS */
 };
 
 struct conf_check {
@@ -93,6 +115,7 @@ struct conf_backend {
     uint32_t keepalive;          /* idle pooled connections per server per worker, default 32 */
     bool shutdown_on_down;       /* close open sessions to a server marked down, default off */
     struct conf_pos pos;
+    struct conf_server_tls tls; /* defaults of its tls servers (tls_ca_file, tls_name, ...) */
 };
 
 enum conf_loc_match {

@@ -377,22 +377,22 @@ static void on_upstream_timeout(struct ev_loop *loop, struct ev_timer *t)
     hp_conn_step(c);
 }
 
-/* Handle the server's side: bytes read, EOF, errors. */
-static void upstream_input(struct hp_conn *c)
+/* Handle the server's side: bytes read, EOF, errors. Returns what the read returned. */
+static ssize_t upstream_input(struct hp_conn *c)
 {
     struct lb_upstream *up = c->ex->h.px.up;
     ssize_t n = upstream_read(c);
     if (n == -EAGAIN || n == -ENOBUFS) {
-        return;
+        return n;
     }
     if (n == -ENOMEM) {
         /* No buffer to read the response into: not the server's fault. */
         hp_conn_fail(c, 503, "out of memory");
-        return;
+        return n;
     }
     if (n > 0) {
         ev_timer_start(c->w->loop, &up->timer, c->ex->be->conf->timeout_server_ms);
-        return;
+        return n;
     }
     /* EOF or error from the server. */
     bool nothing_yet =
@@ -401,21 +401,22 @@ static void upstream_input(struct hp_conn *c)
         upstream_failed(c, false, 502,
                         n == 0 ? "server closed the connection before responding"
                                : "server reset the connection");
-        return;
+        return n;
     }
     if (c->ex->h.px.res_head_done && c->ex->h.px.res_body.kind == HTTP_BODY_UNTIL_CLOSE) {
         c->ex->h.px.up_eof = true; /* the end of the body; scan_response_body finishes it */
         c->close_after = true;
-        return;
+        return n;
     }
     if (!c->ex->h.px.res_head_done) {
         lb_server_report_failure(up->srv, &c->peer.sa);
         hp_conn_fail(c, 502, "server closed the connection in the response head");
-        return;
+        return n;
     }
     log_warn("http", "server %s closed the connection mid-body (backend %s)", up->srv->conf->name,
              c->ex->be->conf->name);
     hp_conn_fail(c, 502, "server closed the connection mid-body");
+    return n;
 }
 
 static void on_upstream_event(struct ev_loop *loop, struct ev_io *io, uint32_t events)
@@ -428,7 +429,7 @@ static void on_upstream_event(struct ev_loop *loop, struct ev_io *io, uint32_t e
         return;
     }
     if ((events & EV_READ) != 0) { /* connected: the session watched the connect */
-        upstream_input(c);
+        (void)upstream_input(c);   /* what it read is in up->in, a failure in the exchange */
     }
     if (c->ex->h.px.up == up && (events & EV_WRITE) != 0) {
         c->ex->h.px.up_write_blocked = false;
@@ -622,8 +623,31 @@ static int scan_response_body(struct hp_conn *c)
     return 0;
 }
 
+static uint32_t upstream_interest(const struct hp_conn *c);
+
+/* Bytes the server's transport decoded and keeps (TLS records read ahead) make its fd
+ * readable no more: take them while the exchange wants the response and has room, and
+ * have the pump pass again for what they bring (else a response whose rest sat in OpenSSL
+ * while the buffer was full would stall). Called before and after forwarding; a partial
+ * record reads nothing (-EAGAIN) and its rest makes the fd readable. */
+static void upstream_take_pending(struct hp_conn *c)
+{
+    struct lb_upstream *up = c->ex->h.px.up;
+    if (!up->is_connected || !http_xprt_has_pending(&up->xp) ||
+        (upstream_interest(c) & EV_READ) == 0) {
+        return;
+    }
+    if (upstream_input(c) > 0 && c->state == HP_STATE_EXCHANGE && c->ex->h.px.up == up) {
+        c->ex->moves++;
+    }
+}
+
 static void exchange_step(struct hp_conn *c)
 {
+    upstream_take_pending(c);
+    if (c->state != HP_STATE_EXCHANGE) {
+        return;
+    }
     int rc = scan_request_body(c);
     if (rc == -EFBIG) {
         c->close_after = true;
@@ -669,6 +693,12 @@ static void exchange_step(struct hp_conn *c)
             hp_conn_close(c, "client write failed");
             return;
         }
+    }
+    /* Forwarding made room: what the transport still holds comes now (the next pass sends
+     * it), as no readiness will announce it. */
+    upstream_take_pending(c);
+    if (c->state != HP_STATE_EXCHANGE) {
+        return;
     }
     if (c->ex->h.px.res_body.is_done && c->out.len == 0 &&
         c->ex->h.px.res_sent == c->ex->h.px.res_scanned) {

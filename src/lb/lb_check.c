@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/err.h"
 #include "core/log.h"
 #include "core/sock.h"
 #include "http/http_client.h"
@@ -230,9 +231,12 @@ static void on_check_io(struct ev_loop *loop, struct ev_io *io, uint32_t events)
         return;
     }
     if (rc != 0) {
-        char why[128];
+        char why[256];
         if (ck->is_connected) {
-            snprintf(why, sizeof(why), "%s handshake failed: %s", ck->xp.ops->name, strerror(-rc));
+            struct http_xprt_info info;
+            http_xprt_get_info(&ck->xp, &info); /* the library's reason ("certificate...") */
+            snprintf(why, sizeof(why), "%s handshake failed: %s", ck->xp.ops->name,
+                     info.error != NULL ? info.error : err_str(rc));
         } else {
             snprintf(why, sizeof(why), "connect() failed: %s", strerror(-rc));
         }
@@ -337,6 +341,8 @@ struct lb_checks *lb_checks_start(struct ev_loop *loop, struct lb_gen *gen)
             ck->be = be;
             ck->srv = &be->servers[i];
             ck->xp.fd = -1;
+            /* A tls server is checked over TLS, its certificate included. */
+            ck->xprt = ck->srv->xprt.ops != NULL ? &ck->srv->xprt : NULL;
             ev_timer_init(&ck->interval, on_check_interval, ck, "check-interval");
             ev_timer_init(&ck->timeout, on_check_timeout, ck, "check-timeout");
             if (be->conf->check.type == CONF_CHECK_NONE || ck->srv->conf->is_disabled) {

@@ -12,6 +12,7 @@
 #include "core/conf.h"
 #include "core/conf_check.h"
 #include "lb/lb_algo.h"
+#include "lb/lb_conf_tls.h"
 
 #define TIMEOUT_MIN 1u                    /* 1ms */
 #define TIMEOUT_MAX (24u * 3600u * 1000u) /* 24h */
@@ -268,6 +269,38 @@ static const struct conf_directive server_options[] = {
      CONF_FIELD(struct conf_server, is_disabled),
      .syntax = "disabled",
      .help = "administratively down"},
+    /* TLS to the server (lb_conf_tls.c); each also a backend directive, for all its servers */
+    {.name = "tls",
+     .contexts = 1,
+     .max_args = 0,
+     .set = lb_conf_set_tls,
+     CONF_FIELD(struct conf_server, tls),
+     .syntax = "tls",
+     .help = "connect to the server with TLS"},
+    {.name = "tls_ca_file",
+     .contexts = 1,
+     .min_args = 1,
+     .max_args = 1,
+     .set = lb_conf_set_tls_ca_file,
+     CONF_FIELD(struct conf_server, tls),
+     .syntax = "tls_ca_file FILE",
+     .help = "PEM CA certificates to verify the server against"},
+    {.name = "tls_name",
+     .contexts = 1,
+     .min_args = 1,
+     .max_args = 1,
+     .set = lb_conf_set_tls_name,
+     CONF_FIELD(struct conf_server, tls),
+     .syntax = "tls_name NAME",
+     .help = "SNI and the name the certificate must show"},
+    {.name = "tls_verify",
+     .contexts = 1,
+     .min_args = 1,
+     .max_args = 1,
+     .set = lb_conf_set_tls_verify,
+     CONF_FIELD(struct conf_server, tls),
+     .syntax = "tls_verify required|none",
+     .help = "check the server's certificate"},
 };
 
 static int set_server(struct conf_parser *cp, const struct conf_directive *d, void *obj,
@@ -734,8 +767,33 @@ static const struct conf_directive lb_directives[] = {
      .max_args = CONF_ARGS_MANY,
      .flags = CONF_F_REPEAT | CONF_F_REQUIRED,
      .set = set_server,
-     .syntax = "server NAME HOST:PORT [weight N] [maxconn N] [backup] [disabled]",
+     .syntax = "server NAME HOST:PORT [weight N] [maxconn N] [backup] [disabled] [tls] "
+               "[tls_ca_file FILE] [tls_name NAME] [tls_verify required|none]",
      .help = "a server of the pool"},
+    {.name = "tls_ca_file",
+     .contexts = BE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = lb_conf_set_tls_ca_file,
+     CONF_FIELD(struct conf_backend, tls),
+     .syntax = "tls_ca_file FILE",
+     .help = "PEM CA certificates to verify tls servers against (default: the system's)"},
+    {.name = "tls_name",
+     .contexts = BE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = lb_conf_set_tls_name,
+     CONF_FIELD(struct conf_backend, tls),
+     .syntax = "tls_name NAME",
+     .help = "SNI and name tls servers' certificates must show (default: each one's host)"},
+    {.name = "tls_verify",
+     .contexts = BE,
+     .min_args = 1,
+     .max_args = 1,
+     .set = lb_conf_set_tls_verify,
+     CONF_FIELD(struct conf_backend, tls),
+     .syntax = "tls_verify required|none",
+     .help = "check tls servers' certificates (default required)"},
     {.name = "check",
      .contexts = BE,
      .min_args = 1,
@@ -981,6 +1039,7 @@ static void resolve_server_names(struct conf_parser *cp, struct conf *conf)
 static void lb_conf_validate(struct conf_parser *cp, struct conf *conf)
 {
     resolve_server_names(cp, conf);
+    lb_conf_tls_validate(cp, conf);
     for (uint32_t i = 0; i < conf->n_frontends; i++) {
         struct conf_frontend *fe = &conf->frontends[i];
         validate_locations(cp, conf, fe);

@@ -18,6 +18,7 @@
 #include "core/qsbr.h"
 #include "core/sock.h"
 #include "tls/cert_mgr.h"
+#include "tls/tls_client.h"
 #include "tls/tls_ctx.h"
 #include "tls/tls_transport.h"
 
@@ -43,7 +44,31 @@ static const struct lb_server *find_prev_server(const struct lb_gen *prev,
     return NULL;
 }
 
-static int build_backend(struct lb_gen *gen, uint32_t id, const struct lb_gen *prev)
+/* A tls server's client context (its settings were completed and checked when the
+ * configuration loaded; the CA file is read again, so a reload uses what it holds now). */
+static int open_server_tls(const struct conf_backend *cb, struct lb_server *s, struct errbuf *eb)
+{
+    const struct conf_server_tls *t = &s->conf->tls;
+    if (!t->is_on) {
+        return 0;
+    }
+    struct tls_client_conf cc = {
+        .ca_file = t->ca_file[0] != '\0' ? t->ca_file : NULL,
+        .name = t->name[0] != '\0' ? t->name : NULL,
+        .is_verify_off = t->verify == CONF_TLS_VERIFY_NONE,
+    };
+    struct errbuf why;
+    s->tls = tls_client_new(&cc, &why);
+    if (s->tls == NULL) {
+        errbuf_set(eb, "backend \"%s\" server \"%s\": %s", cb->name, s->conf->name, why.msg);
+        return -EINVAL;
+    }
+    s->xprt = (struct http_xprt_conf){.ops = &tls_xprt_ops, .data = s->tls};
+    return 0;
+}
+
+static int build_backend(struct lb_gen *gen, uint32_t id, const struct lb_gen *prev,
+                         struct errbuf *eb)
 {
     const struct conf_backend *cb = &gen->conf->backends[id];
     struct lb_backend *be = &gen->backends[id];
@@ -55,6 +80,7 @@ static int build_backend(struct lb_gen *gen, uint32_t id, const struct lb_gen *p
     be->servers = calloc(cb->n_servers, sizeof(*be->servers));
     be->health = calloc(cb->n_servers, sizeof(*be->health));
     if (be->metrics == NULL || be->servers == NULL || be->health == NULL) {
+        errbuf_set(eb, "out of memory building the configuration");
         return -ENOMEM;
     }
     for (uint32_t i = 0; i < cb->n_servers; i++) {
@@ -67,7 +93,12 @@ static int build_backend(struct lb_gen *gen, uint32_t id, const struct lb_gen *p
         s->is_backup = cs->is_backup;
         s->metrics = metrics_server_get(cb->name, cs->name);
         if (s->metrics == NULL) {
+            errbuf_set(eb, "out of memory building the configuration");
             return -ENOMEM;
+        }
+        int rc = open_server_tls(cb, s, eb);
+        if (rc != 0) {
+            return rc;
         }
         const struct lb_server *old = find_prev_server(prev, cb, cs);
         bool up = !cs->is_disabled;
@@ -204,8 +235,9 @@ struct lb_gen *lb_gen_new(struct gen *core, const struct lb_gen *prev, uint32_t 
     for (uint32_t b = 0; b < conf->n_backends; b++) {
         gen->server_base[b] = gen->n_servers_total;
         gen->n_servers_total += conf->backends[b].n_servers;
-        if (build_backend(gen, b, prev) != 0) {
-            goto oom;
+        if (build_backend(gen, b, prev, eb) != 0) {
+            lb_gen_free(gen);
+            return NULL;
         }
     }
     for (uint32_t f = 0; f < conf->n_frontends; f++) {
@@ -257,6 +289,9 @@ void lb_gen_free(struct lb_gen *gen)
         struct lb_backend *be = &gen->backends[b];
         /* Readers may still hold the snapshot within their current iteration. */
         qsbr_retire(atomic_exchange(&be->snap, NULL), snap_free);
+        for (uint32_t i = 0; be->servers != NULL && i < be->n_servers; i++) {
+            tls_client_free(be->servers[i].tls); /* no connection holds the generation */
+        }
         free(be->servers);
         free(be->health);
     }

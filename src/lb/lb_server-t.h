@@ -9,8 +9,10 @@
 #include <stdint.h>
 
 #include "core/conf-t.h"
+#include "http/http_transport-t.h"
 
 struct metrics_server;
+struct tls_client;
 
 #define LB_PASSIVE_CLIENTS 2
 
@@ -29,6 +31,11 @@ struct lb_server {
     _Atomic uint32_t passive_clients[LB_PASSIVE_CLIENTS];
     struct metrics_server *metrics;
     _Atomic uint64_t last_warn_ms; /* rate limit of repeated failure logs */
+    /* `server ... tls`: the client context (tls/tls_client.h) and the transport every
+     * connection to the server opens with, the proxy's and the checks'; NULL and {NULL}
+     * (plain TCP) otherwise. Built with the generation, shared by every worker. */
+    struct tls_client *tls;
+    struct http_xprt_conf xprt;
 };
 
 /* Whether a repeated warning about s may be logged now (at most one per second). */

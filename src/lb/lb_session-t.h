@@ -94,6 +94,8 @@ struct lb_session {
     struct lb_waiter waiter;      /* in the queue while LB_SESSION_QUEUED */
     struct ev_timer timer;        /* timeout_queue, then timeout_connect */
     struct http_xprt *xp;         /* the server socket (owner's storage, set in on_slot) */
+    bool is_xp_connected;         /* connecting: the TCP connect is done, the transport's
+                                   * handshake (TLS) runs */
     struct ev_io *io;             /* its watcher (owner's storage, set in on_slot) */
 };
 

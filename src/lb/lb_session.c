@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/err.h"
 #include "core/fdlimit.h"
 #include "core/fsm.h"
 #include "core/log.h"
@@ -205,6 +206,9 @@ static void connect_failed(struct lb_session *s, enum lb_session_err err, const 
     s->ops->on_error(s, err, lb_session_err_str(err));
 }
 
+/* The connect, then the transport's handshake (TLS to the server), both under
+ * timeout_connect: a server is connected once its transport is up. A failed handshake is
+ * a failed connect (no byte of the request was sent: another server may take it). */
 static void on_connect_event(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 {
     (void)loop;
@@ -212,8 +216,21 @@ static void on_connect_event(struct ev_loop *loop, struct ev_io *io, uint32_t ev
     struct lb_session *s = io->data;
     const struct lb_session_ops *ops = s->ops;
     void *owner = s->owner;
-    int rc = sock_connect_result(s->xp->fd);
-    if (rc != 0) {
+    int rc = http_xprt_connect_step(s->xp, &s->is_xp_connected);
+    if (rc == -EAGAIN) {
+        uint32_t want = s->is_xp_connected ? 0 : EV_WRITE;
+        if (ev_io_set(s->w->loop, s->io, http_xprt_events(s->xp, want)) != 0) {
+            connect_failed(s, LB_SESSION_ECONNECT, "cannot watch the server connection");
+        }
+    } else if (rc != 0 && s->is_xp_connected) {
+        struct http_xprt_info info;
+        http_xprt_get_info(s->xp, &info);
+        char why[256];
+        (void)snprintf(why, sizeof(why), "%s handshake failed: %s", s->xp->ops->name,
+                       info.error != NULL ? info.error : err_str(rc));
+        metrics_add(&metrics_local(s->srv->metrics)->tls_handshake_failures, 1);
+        connect_failed(s, LB_SESSION_ECONNECT, why);
+    } else if (rc != 0) {
         connect_failed(s, LB_SESSION_ECONNECT, strerror(-rc));
     } else {
         ev_timer_stop(s->w->loop, &s->timer);
@@ -257,7 +274,15 @@ static void connect_slot(struct lb_session *s)
         connect_failed(s, LB_SESSION_ECONNECT, strerror(-fd));
         return;
     }
-    http_xprt_tcp_init(s->xp, fd);
+    s->is_xp_connected = false;
+    rc = http_xprt_open(s->xp, &srv->xprt, fd, HTTP_XPRT_CONNECTING);
+    if (rc != 0) {
+        close(fd); /* no transport took it */
+        http_xprt_tcp_init(s->xp, -1);
+        s->ops->on_drop(s);
+        session_fail(s, LB_SESSION_ENOMEM);
+        return;
+    }
     if (ev_io_start(s->w->loop, s->io, fd, http_xprt_events(s->xp, EV_WRITE), on_connect_event, s,
                     "session-connect") != 0) {
         connect_failed(s, LB_SESSION_ECONNECT, "cannot watch the server connection");

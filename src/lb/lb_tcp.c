@@ -242,6 +242,9 @@ static void tcp_update(struct tcp_conn *t)
     ev_timer_start(t->w->loop, &t->timer, t->fe->conf->timeout_client_ms);
 }
 
+/* Rounds of bytes decoded and held by the server's transport taken in one relay call. */
+#define TCP_PENDING_ROUNDS 16
+
 static void relay(struct tcp_conn *t)
 {
     struct metrics_server_c *sm = metrics_local(t->sess.srv->metrics);
@@ -251,6 +254,22 @@ static void relay(struct tcp_conn *t)
         !pipe_write(&t->down, &t->cx, &fm->bytes_out)) {
         tcp_close(t, "connection reset");
         return;
+    }
+    /* A TLS server's records read ahead and decoded make its fd readable no more: take them
+     * while there is room. A full buffer is waiting for the client's writability, whose
+     * event comes back here. */
+    for (int i = 0; i < TCP_PENDING_ROUNDS && http_xprt_has_pending(&t->sx) && !t->down.is_eof &&
+                    buf_tailroom(&t->down.buf) + t->down.buf.off > 0;
+         i++) {
+        uint64_t before = t->down.total;
+        if (!pipe_read(&t->down, &t->sx, &sm->bytes_in) ||
+            !pipe_write(&t->down, &t->cx, &fm->bytes_out)) {
+            tcp_close(t, "connection reset");
+            return;
+        }
+        if (t->down.total == before && !t->down.is_eof) {
+            break; /* only part of a record: the rest makes the fd readable */
+        }
     }
     tcp_update(t);
 }

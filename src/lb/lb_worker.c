@@ -529,7 +529,7 @@ void lb_pool_put(struct lb_worker *w, struct lb_upstream *up)
     uint32_t slot = gen->server_base[up->be->id] + up->srv->id;
     up->owner = NULL;
     if (gen != w->gen || w->is_draining || wg->idle_count[slot] >= up->be->conf->keepalive ||
-        up->in.len != 0) {
+        up->in.len != 0 || http_xprt_has_pending(&up->xp)) {
         lb_upstream_close(up);
         return;
     }

@@ -510,6 +510,7 @@ enum {
     SM_TRANSITIONS,
     SM_BYTES_IN,
     SM_BYTES_OUT,
+    SM_TLS_HANDSHAKE_FAILURES,
 };
 
 static const struct metric_desc server_metrics[] = {
@@ -531,6 +532,11 @@ static const struct metric_desc server_metrics[] = {
                      "Bytes received from the server.", METRIC_LABELS("backend", "server")},
     [SM_BYTES_OUT] = {"keel_server_bytes_out_total", METRIC_COUNTER, "Bytes sent to the server.",
                       METRIC_LABELS("backend", "server")},
+    [SM_TLS_HANDSHAKE_FAILURES] = {"keel_server_tls_handshake_failures_total", METRIC_COUNTER,
+                                   "Failed TLS handshakes of proxied connections to a tls server "
+                                   "(certificate refused, protocol error); also counted in "
+                                   "connect failures.",
+                                   METRIC_LABELS("backend", "server")},
 };
 
 const struct metric_table metrics_server_table = METRIC_TABLE("Servers", SOURCE, server_metrics);
@@ -541,6 +547,7 @@ static const struct series server_series[] = {
     [SM_TRANSITIONS] = {SC_OFF(transitions), 0},
     [SM_BYTES_IN] = {SC_OFF(bytes_in), 0},
     [SM_BYTES_OUT] = {SC_OFF(bytes_out), 0},
+    [SM_TLS_HANDSHAKE_FAILURES] = {SC_OFF(tls_handshake_failures), 0},
 };
 
 static void render_servers(struct metrics_out *o, struct metrics_server *head)

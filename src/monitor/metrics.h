@@ -80,6 +80,7 @@ struct metrics_server_c {
     _Atomic uint64_t transitions;
     _Atomic uint64_t bytes_in;
     _Atomic uint64_t bytes_out;
+    _Atomic uint64_t tls_handshake_failures; /* `server ... tls`: also connect failures */
 } __attribute__((aligned(64)));
 
 struct metrics_server {

@@ -2,7 +2,8 @@
 /* The TLS transport: both sides of TLS 1.2/1.3 over a non-blocking socket, behind the
  * transport seam (http/http_transport.h), so that the proxy, static files and keel's own
  * responses run over it unchanged. A listener chooses it with
- * struct http_xprt_conf {&tls_xprt_ops, a struct tls_ctx (tls_ctx.h)}. How OpenSSL's
+ * struct http_xprt_conf {&tls_xprt_ops, a struct tls_ctx (tls_ctx.h)}, a client (a backend
+ * server's connections, the checks) with {&tls_xprt_ops, a struct tls_client}. How OpenSSL's
  * WANT_READ/WANT_WRITE map to the seam's readiness contract, what an idle connection costs
  * and how plain HTTP is answered: docs/internals/transport.md. */
 #ifndef KEEL_TLS_TLS_TRANSPORT_H

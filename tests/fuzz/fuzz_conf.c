@@ -33,6 +33,12 @@ static void check_loaded(const struct conf *conf)
                 be->servers[k].addr.salen == 0) {
                 abort();
             }
+            /* a tls server's settings are complete */
+            const struct conf_server_tls *t = &be->servers[k].tls;
+            if ((t->is_on && (t->verify == CONF_TLS_VERIFY_UNSET || t->name[0] == '\0')) ||
+                (!t->is_on && t->has_opt)) {
+                abort();
+            }
         }
     }
     for (uint32_t i = 0; i < conf->n_nodes; i++) {

@@ -413,7 +413,8 @@ Test(conf_errors, wrong_number_of_arguments)
                   "t.conf:1:33: error: \"retries\" takes 1 argument, got 0 (usage: retries N)\n");
     expect_errors("backend b { server a; }\n",
                   "t.conf:1:13: error: \"server\" takes at least 2 arguments, got 1 (usage: "
-                  "server NAME HOST:PORT [weight N] [maxconn N] [backup] [disabled])\n");
+                  "server NAME HOST:PORT [weight N] [maxconn N] [backup] [disabled] [tls] "
+                  "[tls_ca_file FILE] [tls_name NAME] [tls_verify required|none])\n");
     expect_errors(
         "global x { }\n",
         "t.conf:1:8: error: \"global\" takes no arguments, got 1 (usage: global { ... })\n");

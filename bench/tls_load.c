@@ -7,7 +7,7 @@
  * same client runs against every server, so the client's own cost is the same for all.
  *
  * Usage: tls_load HOST PORT SNI PATH SECONDS CLIENTS new|resume
- * Prints one line: "conns N errors E reused R offered O p50_ms X p99_ms Y version V
+ * Prints one line: "conns N errors E reused R offered O secs S p50_ms X p99_ms Y version V
  * cipher C group G key K bits B" (offered: connections that offered a session). */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -118,7 +118,8 @@ static int one_conn(struct load_thread *t, SSL_SESSION **sess, unsigned *us)
         }
         got += (size_t)n;
     }
-    if (rc == 0 && strncmp(head, "HTTP/1.1 200", 12) != 0 && strncmp(head, "HTTP/1.0 200", 12) != 0) {
+    if (rc == 0 && strncmp(head, "HTTP/1.1 200", 12) != 0 &&
+        strncmp(head, "HTTP/1.0 200", 12) != 0) {
         rc = -1;
     }
     if (rc == 0) {
@@ -234,6 +235,7 @@ int main(int argc, char **argv)
     if (ts == NULL) {
         return 1;
     }
+    double t_start = now_s();
     for (long i = 0; i < clients; i++) {
         ts[i].a = &a;
         if (pthread_create(&ts[i].tid, NULL, run, &ts[i]) != 0) {
@@ -251,6 +253,7 @@ int main(int argc, char **argv)
         offered += ts[i].offered;
         n_lat += ts[i].n_lat;
     }
+    double secs = now_s() - t_start;
     unsigned *all = malloc((n_lat ? n_lat : 1) * sizeof(*all));
     if (all == NULL) {
         return 1;
@@ -267,7 +270,7 @@ int main(int argc, char **argv)
     qsort(all, n_lat, sizeof(*all), cmp_uint);
     double p50 = n_lat ? all[n_lat / 2] / 1000.0 : 0.0 / 0.0;
     double p99 = n_lat ? all[(size_t)((double)(n_lat - 1) * 0.99)] / 1000.0 : 0.0 / 0.0;
-    printf("conns %ld errors %ld reused %ld offered %ld p50_ms %.3f p99_ms %.3f %s\n", conns,
-           errors, reused, offered, p50, p99, info);
+    printf("conns %ld errors %ld reused %ld offered %ld secs %.3f p50_ms %.3f p99_ms %.3f %s\n",
+           conns, errors, reused, offered, secs, p50, p99, info);
     return 0;
 }

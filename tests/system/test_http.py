@@ -1,6 +1,10 @@
 # SPDX-License-Identifier: MIT
 """HTTP/1.1 proxying: keep-alive, pipelining, framing, headers, limits, smuggling, timeouts,
-and errors from broken servers. Exact bytes go through kt.Raw."""
+and errors from broken servers. Exact bytes go through kt.Raw.
+
+Every case runs twice, over plain TCP and over TLS ([plain] and [tls]: conftest's
+`transport`, so the frontend binds with tls and the clients wrap their sockets): a case gives
+the same answer over both."""
 import os
 import re
 import select
@@ -14,6 +18,12 @@ import pytest
 import keeltest as kt
 
 SMUGGLED = "GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+@pytest.fixture(autouse=True)
+def _transport(transport):
+    """Every case over plain TCP and over TLS."""
+    return transport
 
 
 def start(env, n=2, frontend_extra="", backend_extra="", **kw):
@@ -185,7 +195,7 @@ def test_forwarded_headers_and_hop_by_hop_removed(env):
         r.send("GET /headers HTTP/1.1\r\nHost: example.test\r\n\r\n")
         got2 = parse_head(r.read_response().body)
     assert got.get("x-forwarded-for") == ["10.1.2.3, 127.0.0.7"], got
-    assert got.get("x-forwarded-proto") == ["http"], got
+    assert got.get("x-forwarded-proto") == ["https" if k.tls else "http"], got
     assert got.get("x-forwarded-host") == ["example.test:8080"], got
     assert got.get("x-keep") == ["yes"]
     for name in ("keep-alive", "proxy-connection", "te", "upgrade", "trailer", "x-secret-hop"):
@@ -483,10 +493,10 @@ def test_regression_connection_cannot_remove_x_forwarded_for(env):
                "X-Forwarded_Proto: https\r\nX_Served_By: evil\r\nX_Other: kept\r\n\r\n")
         got2 = parse_head(r.read_response().body)
     assert got.get("x-forwarded-for") == ["10.9.9.9, 127.0.0.7"], got
-    assert got.get("x-forwarded-proto") == ["http"], got
+    assert got.get("x-forwarded-proto") == ["https" if k.tls else "http"], got
     assert got.get("x-forwarded-host") == ["h"], got
     assert got2.get("x-forwarded-for") == ["127.0.0.7"], got2
-    assert got2.get("x-forwarded-proto") == ["http"], got2
+    assert got2.get("x-forwarded-proto") == ["https" if k.tls else "http"], got2
     for name in ("x_forwarded_for", "x-forwarded_proto", "x_served_by"):
         assert name not in got2, "%s forwarded: %s" % (name, got2)
     assert got2.get("x_other") == ["kept"], got2
@@ -545,7 +555,7 @@ def test_regression_reset_after_pipelining_does_not_spin(env):
     pad = "x" * 1000
     pipelined = "".join("GET /p%d HTTP/1.1\r\nHost: h\r\nX-Pad: %s\r\n\r\n" % (i, pad)
                         for i in range(60))
-    s = socket.create_connection(("127.0.0.1", k.port), timeout=5)
+    s = kt.tls_connect(k.port, timeout=5)
     try:
         s.sendall(b"GET /slow?ms=30000 HTTP/1.1\r\nHost: h\r\n\r\n" + pipelined.encode())
         bs[0].wait_request(r"GET /slow\?ms=30000", timeout=10)

@@ -66,6 +66,11 @@ class Env:
         self.tls_ports = []
         self._tls_cert = None
 
+    def tls_port(self, port):
+        """Register port as a TLS frontend: kt's clients speak TLS to it until teardown."""
+        self.tls_ports.append(port)
+        kt.TLS_PORTS.add(port)
+
     def tls_cert(self):
         """The test certificate (cert, key), made on first use in the test's temp dir."""
         if self._tls_cert is None:
@@ -116,8 +121,7 @@ class Env:
         tls = self.transport == "tls" and kw.get("mode", "http") == "http"
         if tls:
             kw["tls_cert"] = self.tls_cert()
-            self.tls_ports.append(port)
-            kt.TLS_PORTS.add(port)
+            self.tls_port(port)
         cfg = kt.lb_config(port, spec, admin, balance=balance, check=check, **kw)
         k = self.keel(cfg, ports=[port], admin=admin, allow_errors=allow_errors)
         k.port = port

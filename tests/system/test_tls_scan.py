@@ -7,7 +7,8 @@ The checks testssl.sh makes are done here directly, fast enough for every run: h
 ClientHellos (so that the client's own OpenSSL, which no longer offers SSLv3, RC4 or export
 suites, does not decide the answer) offering one protocol version or one family of weak
 suites alone, and `openssl s_client` for renegotiation and the accepted protocols. The whole
-`testssl.sh` scan (Debian's `testssl`: --protocols --ciphers --vulnerable, its JSON parsed)
+`testssl.sh` scan (Debian's `testssl` 3.0: --protocols --std --fs --server-preference
+--vulnerable, its JSON parsed)
 runs when KEEL_TESTSSL=1 (tests/system/README.md): it takes minutes."""
 import json
 import os
@@ -28,7 +29,7 @@ GOOD = {0xC02B: "ECDHE-ECDSA-AES128-GCM-SHA256", 0xC02F: "ECDHE-RSA-AES128-GCM-S
         0xC02C: "ECDHE-ECDSA-AES256-GCM-SHA384", 0xC030: "ECDHE-RSA-AES256-GCM-SHA384",
         0xCCA9: "ECDHE-ECDSA-CHACHA20-POLY1305", 0xCCA8: "ECDHE-RSA-CHACHA20-POLY1305"}
 
-# Families testssl.sh rates weak ("--ciphers": NULL, aNULL, EXPORT, LOW, 3DES/IDEA, "obsoleted"
+# Families testssl.sh rates weak ("--std": NULL, aNULL, EXPORT, LOW, 3DES/IDEA, "obsoleted"
 # CBC, and the "--vulnerable" checks they stand for: SWEET32, FREAK, LOGJAM, ROBOT, RC4,
 # LUCKY13/BEAST)
 WEAK = {
@@ -266,7 +267,9 @@ def test_testssl_finds_nothing(env, tls_keel):
     binary = shutil.which("testssl") or shutil.which("testssl.sh")
     assert binary, "testssl.sh not installed (scripts/deps.sh)"
     out = os.path.join(env.tmp, "testssl.json")
-    r = subprocess.run([binary, "--protocols", "--server-defaults", "--ciphers",
+    # testssl 3.0: --std is the cipher categories (NULL, aNULL, export, LOW, 3DES, obsolete
+    # CBC, strong), --fs forward secrecy
+    r = subprocess.run([binary, "--protocols", "--std", "--fs", "--server-preference",
                         "--vulnerable", "--warnings", "off", "--quiet", "--color", "0",
                         "--sneaky", "--jsonfile", out, "--ip", "127.0.0.1",
                         "%s:%d" % (SNI, tls_keel.port)],

@@ -3,13 +3,12 @@
 no protocol below TLS 1.2, no weak cipher, no vulnerability flagged), with an ECDSA P-256 and
 an RSA 2048 certificate so that any RSA or ECDSA suite could be chosen.
 
-The checks testssl.sh makes are done here directly, fast enough for every run: hand-made
-ClientHellos (so that the client's own OpenSSL, which no longer offers SSLv3, RC4 or export
-suites, does not decide the answer) offering one protocol version or one family of weak
-suites alone, and `openssl s_client` for renegotiation and the accepted protocols. The whole
-`testssl.sh` scan (Debian's `testssl` 3.0: --protocols --std --fs --server-preference
---vulnerable, its JSON parsed)
-runs when KEEL_TESTSSL=1 (tests/system/README.md): it takes minutes."""
+Two ways. The `testssl.sh` scan itself (Debian's `testssl` 3.0: --protocols --std --fs
+--server-preference --vulnerable, about 25 s; its JSON parsed; KEEL_TESTSSL=0 skips it, see
+tests/system/README.md). And its checks done directly, in a second, with precise messages:
+hand-made ClientHellos (so that the client's own OpenSSL, which no longer offers SSLv3, RC4 or
+export suites, does not decide the answer) offering one protocol version or one family of
+weak suites alone, and `openssl s_client` for renegotiation and the accepted protocols."""
 import json
 import os
 import shutil
@@ -253,16 +252,21 @@ def test_renegotiation_compression_heartbeat_fallback(tls_keel):
 
 
 # ------------------------------------------------------------------------------------------
-# the whole testssl.sh scan (KEEL_TESTSSL=1)
+# the testssl.sh scan (KEEL_TESTSSL=0 skips it)
 
 # testssl.sh's JSON ids that must say "not offered" / "offered"
 NOT_OFFERED = ("SSLv2", "SSLv3", "TLS1", "TLS1_1")
 BAD_SEVERITIES = ("MEDIUM", "HIGH", "CRITICAL")
+# Findings that are keel's documented choices, not weaknesses:
+#   cipher_order: testssl 3.0 rates a server without a cipher order HIGH whatever it offers.
+#   keel lets the client's order decide among its suites, as Mozilla's intermediate profile
+#   says (docs/directives/tls_ciphers.md); every suite it accepts is AEAD with forward
+#   secrecy (test_no_weak_cipher), so the client can only pick a strong one.
+ACCEPTED = {"cipher_order": "NOT a cipher order configured"}
 
 
-@pytest.mark.skipif(os.environ.get("KEEL_TESTSSL") != "1",
-                    reason="the full testssl.sh scan takes minutes: KEEL_TESTSSL=1")
-@pytest.mark.timeout(600)
+@pytest.mark.skipif(os.environ.get("KEEL_TESTSSL") == "0", reason="KEEL_TESTSSL=0")
+@pytest.mark.timeout(240)
 def test_testssl_finds_nothing(env, tls_keel):
     binary = shutil.which("testssl") or shutil.which("testssl.sh")
     assert binary, "testssl.sh not installed (scripts/deps.sh)"
@@ -273,7 +277,7 @@ def test_testssl_finds_nothing(env, tls_keel):
                         "--vulnerable", "--warnings", "off", "--quiet", "--color", "0",
                         "--sneaky", "--jsonfile", out, "--ip", "127.0.0.1",
                         "%s:%d" % (SNI, tls_keel.port)],
-                       capture_output=True, text=True, timeout=560)
+                       capture_output=True, text=True, timeout=200)
     assert os.path.exists(out), r.stdout[-3000:] + r.stderr[-2000:]
     with open(out) as f:
         findings = json.load(f)
@@ -286,5 +290,5 @@ def test_testssl_finds_nothing(env, tls_keel):
     cert_ids = ("cert_", "intermediate", "chain_of_trust", "DNS_CAArecord", "OCSP",
                 "certificate_transparency", "scanProblem")
     bad = [x for x in findings if x["severity"] in BAD_SEVERITIES
-           and not x["id"].startswith(cert_ids)]
+           and not x["id"].startswith(cert_ids) and ACCEPTED.get(x["id"]) != x["finding"]]
     assert not bad, json.dumps(bad, indent=1)

@@ -161,7 +161,7 @@ def medians(runs):
     m = {k: med([r[k] for r in runs]) for k in ("rps", "p50", "p99", "cpu_us", "rss_mib",
                                                 "srv_conns")}
     m["errors"] = sum(r["errors"] for r in runs)
-    if any("offered" in r for r in runs):    # resumed handshakes: the share the server took
+    if any(r.get("offered") for r in runs):    # resumed handshakes: the share the server took
         offered = sum(r.get("offered", 0) for r in runs)
         m["resumed"] = sum(r.get("reused", 0) for r in runs) / offered if offered \
             else float("nan")
@@ -317,7 +317,7 @@ def tls_section(backends):
 
     def starter_for(name, pt):
         kind = BINARIES[name][0]
-        size = dict(sized(pt[2]), tls=material[pt[4]])
+        size = dict(sized(pt[2]), tls=material[pt[4]], http_reuse="always")
         return lambda binary_, logname: configs.PROXY_STARTERS[kind](
             binary_, logname, backends, pt[1], size)
 
@@ -329,7 +329,7 @@ def tls_section(backends):
                         [port for _, port in backends], load_for=load_for, tls=True)
     # a resumed rate counts only where the server resumed (nearly) every session offered
     for key, m in med_of.items():
-        if "resumed" in m and not m["resumed"] >= TLS_MIN_RESUMED:
+        if key[-1] == "resume" and not m.get("resumed", float("nan")) >= TLS_MIN_RESUMED:
             log("tls: %s resumed %.1f%% of the sessions offered at %s: no rate reported" % (
                 key[0], 100 * m["resumed"], key[1:]))
             for k in ("rps", "p50", "p99", "cpu_us"):

@@ -40,6 +40,12 @@ TLS termination (the tls section; size["tls"] set), read 2026-12:
     longer timeout reduce the handshakes), ssl_session_tickets on (its default),
     ssl_protocols TLSv1.2 TLSv1.3, ssl_ciphers as keel's; worker_processes as keel's workers.
   keel: "bind ... tls" and "certificate", its defaults (Mozilla "intermediate", tickets).
+  HAProxy "http-reuse always" in the tls section (size["http_reuse"]): with "safe" the first
+    request of every client connection goes over a new server connection (the 2.6 manual,
+    "http-reuse"), and the handshake loads make one request per client connection, so HAProxy
+    would also pay a TCP connect per handshake where keel and nginx take a pooled one;
+    "always" (first requests may use idle connections) is for servers known to keep their
+    connections open, which these nginx backends are (keepalive_timeout 300s).
   All three get the same TLS 1.2 cipher list (keel's default, Mozilla intermediate without
   DHE) and OpenSSL's default TLS 1.3 suites and groups; the client (wrk, tls_load) offers
   OpenSSL's defaults, so each negotiates TLS 1.3, TLS_AES_256_GCM_SHA384 and X25519
@@ -181,7 +187,7 @@ def start_haproxy(binary, logname, backends, workers, size):
 %sdefaults
     mode http
     option http-keep-alive
-    http-reuse safe
+    http-reuse %s
     timeout connect 5s
     timeout client 60s
     timeout server 60s
@@ -195,8 +201,8 @@ frontend bench
 backend be
     balance roundrobin
 %s
-""" % (workers, max(size["maxconn"], HAPROXY_MAXCONN), tls_global, bind,
-       "https" if tls else "http", servers))
+""" % (workers, max(size["maxconn"], HAPROXY_MAXCONN), tls_global, size.get(
+        "http_reuse", "safe"), bind, "https" if tls else "http", servers))
     # -db: foreground; no "log" line, so nothing is logged (as access_log off elsewhere)
     return spawn([binary, "-f", conf, "-db"], logname), port
 

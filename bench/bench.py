@@ -11,7 +11,10 @@ started fresh, warmed up, then loaded by wrk --latency. Measured per run: req/s,
 latency, CPU time per request (utime+stime from /proc/<pid>/stat of the proxy and all its
 processes and threads, over the run), peak RSS, and the server connections the proxy opened
 during the run (the backends' stub_status accept counters; 0 once its pool holds the load). Then keel's web role against nginx serving
-static files, and the memory each proxy takes per idle keep-alive client connection.
+static files, the memory each proxy takes per idle keep-alive client connection, and the
+proxies terminating TLS with the same certificate (ECDSA P-256, RSA 2048): requests over
+kept-alive TLS connections (wrk https), full and resumed handshakes per second (tls_load.c,
+one request per connection; a resumed rate only where the server resumed the sessions).
 
 Output: one table per section, then `RATIO keel/<peer> <metric> <point> <value>` lines and,
 per point, keel against the better peer (the one with more req/s).

@@ -106,11 +106,13 @@ class Env:
             k.wait_ready()
         return k
 
-    def lb(self, servers, balance="roundrobin", check=None, allow_errors=(), **kw):
+    def lb(self, servers, balance="roundrobin", check=None, allow_errors=(), keel_env=None,
+           **kw):
         """keel with one HTTP (or tcp, mode=) frontend and one backend 'web'.
 
         servers: list of Backend/TinyServer objects, or (name, addr[, options]) tuples.
-        The returned Keel has .port (frontend) and .admin (admin port)."""
+        keel_env: extra environment of the keel process. The returned Keel has .port
+        (frontend) and .admin (admin port)."""
         port, admin = self.port(), self.port()
         spec = []
         for s in servers:
@@ -123,7 +125,7 @@ class Env:
             kw["tls_cert"] = self.tls_cert()
             self.tls_port(port)
         cfg = kt.lb_config(port, spec, admin, balance=balance, check=check, **kw)
-        k = self.keel(cfg, ports=[port], admin=admin, allow_errors=allow_errors)
+        k = self.keel(cfg, ports=[port], admin=admin, allow_errors=allow_errors, env=keel_env)
         k.port = port
         k.tls = tls
         return k

@@ -842,6 +842,29 @@ class Raw:
             r.body, self.buf = self.buf, b""
         return r
 
+    def has_data(self):
+        """Whether the peer has sent bytes (read into buf) or closed, without waiting. Over TLS,
+        records that carry no data (TLS 1.3 session tickets, sent after the handshake) make
+        the socket readable: they are not an answer."""
+        if self.buf or self.eof:
+            return True
+        pending = isinstance(self.sock, ssl.SSLSocket) and self.sock.pending() > 0
+        if not pending and not select.select([self.sock], [], [], 0)[0]:
+            return False
+        self.sock.setblocking(False)
+        try:
+            d = self.sock.recv(65536)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            return False
+        except ConnectionResetError:
+            d = b""
+        finally:
+            self.sock.settimeout(self.timeout)
+        if not d:
+            self.eof = True
+        self.buf += d
+        return True
+
     def closed_by_peer(self, timeout=3.0):
         """True if the peer closes (EOF or RST) within timeout with no more data.
         Returns the unexpected bytes (truthy str) if data arrives instead."""

@@ -11,7 +11,10 @@ started fresh, warmed up, then loaded by wrk --latency. Measured per run: req/s,
 latency, CPU time per request (utime+stime from /proc/<pid>/stat of the proxy and all its
 processes and threads, over the run), peak RSS, and the server connections the proxy opened
 during the run (the backends' stub_status accept counters; 0 once its pool holds the load). Then keel's web role against nginx serving
-static files, and the memory each proxy takes per idle keep-alive client connection.
+static files, the memory each proxy takes per idle keep-alive client connection, and the
+proxies terminating TLS with the same certificate (ECDSA P-256, RSA 2048): requests over
+kept-alive TLS connections (wrk https), full and resumed handshakes per second (tls_load.c,
+one request per connection; a resumed rate only where the server resumed the sessions).
 
 Output: one table per section, then `RATIO keel/<peer> <metric> <point> <value>` lines and,
 per point, keel against the better peer (the one with more req/s).
@@ -24,7 +27,10 @@ Environment (defaults in brackets):
   BENCH_CONNS ["64 256 1000"]  BENCH_THREADS ["1 2"] (wrk -t)  BENCH_WORKERS ["1"] (proxies)
   BENCH_PROXIES ["keel haproxy nginx"]  BENCH_PATH ["/"]
   BENCH_STATIC ["1k 64k"] ("" skips)  BENCH_STATIC_CONNS ["64 256"]
-  BENCH_IDLE_CONNS [9000] ("0" skips)  BENCH_SECTIONS ["proxy static idle"]
+  BENCH_IDLE_CONNS [9000] ("0" skips)  BENCH_SECTIONS ["proxy static idle tls"]
+  BENCH_TLS_KEYS ["ecdsa rsa"]  BENCH_TLS_MODES ["ka new resume"]  BENCH_TLS_CONNS ["64 256"]
+  BENCH_TLS_THREADS ["2"] (wrk -t over kept-alive TLS)  BENCH_TLS_CLIENTS ["8"] (tls_load
+  threads for new and resumed handshakes)
   BENCH_KEEL_KEEPALIVE (keel's keepalive; default: the connection count, as nginx's pool)
   KEEL_BIN [build/keel]    KEEL_BASE_BIN (adds "keel-base", another build, to every section:
                            a before/after comparison measured interleaved in the same run)
@@ -61,7 +67,15 @@ PATH = os.environ.get("BENCH_PATH", "/")
 STATIC = env_list("BENCH_STATIC", "1k 64k")
 STATIC_CONNS = env_list("BENCH_STATIC_CONNS", "64 256", int)
 IDLE_CONNS = int(os.environ.get("BENCH_IDLE_CONNS", "9000"))
-SECTIONS = env_list("BENCH_SECTIONS", "proxy static idle")
+SECTIONS = env_list("BENCH_SECTIONS", "proxy static idle tls")
+TLS_KEYS = env_list("BENCH_TLS_KEYS", "ecdsa rsa")
+TLS_MODES = env_list("BENCH_TLS_MODES", "ka new resume")
+TLS_CONNS = env_list("BENCH_TLS_CONNS", "64 256", int)
+TLS_THREADS = env_list("BENCH_TLS_THREADS", "2", int)
+TLS_CLIENTS = env_list("BENCH_TLS_CLIENTS", "8", int)
+# a resumed-handshake rate is reported only when the server resumed at least this share of
+# the sessions offered
+TLS_MIN_RESUMED = 0.99
 
 # name -> (kind, binary); "keel-base" is a second keel build measured alongside
 BINARIES = {"keel": ("keel", os.environ.get("KEEL_BIN", os.path.join(ROOT, "build", "keel"))),
@@ -100,20 +114,25 @@ def worker_pids(name, p):
     return [p.pid]
 
 
-def one_run(name, start, conns, threads, path, ports=()):
+def one_run(name, start, conns, threads, path, ports=(), load=None, tls=False):
     """Start `name` via start(binary, logname) -> (Popen, port), load it, stop it. ports: the
     backends whose accepted connections count the server connections the proxy opened during
-    the measured interval (a pool smaller than the load reconnects all the time)."""
+    the measured interval (a pool smaller than the load reconnects all the time). load:
+    load(port, seconds) -> the result of run_wrk or an equivalent (requests, rps, p50, p99,
+    errors); wrk by default. tls: the server speaks TLS (its readiness is asked over TLS)."""
     kind, binary = BINARIES[name]
+    if load is None:
+        def load(port, seconds):
+            return run_wrk(port, conns, threads, seconds, path)
     pace()
     p, port = start(binary, name)
     try:
-        wait_http(port, p, name, path)
+        wait_http(port, p, name, path, tls=tls)
         if WARMUP > 0:
-            run_wrk(port, conns, threads, WARMUP, path)
+            load(port, WARMUP)
         a0 = accepts(ports) if ports else None
         c0 = cpu_ticks(proc_pids(p))
-        w = run_wrk(port, conns, threads, SECONDS, path)
+        w = load(port, SECONDS)
         c1 = cpu_ticks(proc_pids(p))
         a1 = accepts(ports) if ports else None
         _last_load_end[0] = time.monotonic()
@@ -145,6 +164,10 @@ def medians(runs):
     m = {k: med([r[k] for r in runs]) for k in ("rps", "p50", "p99", "cpu_us", "rss_mib",
                                                 "srv_conns")}
     m["errors"] = sum(r["errors"] for r in runs)
+    if any(r.get("offered") for r in runs):    # resumed handshakes: the share the server took
+        offered = sum(r.get("offered", 0) for r in runs)
+        m["resumed"] = sum(r.get("reused", 0) for r in runs) / offered if offered \
+            else float("nan")
     return m
 
 
@@ -181,27 +204,38 @@ def print_ratios(prefix, points, keels, peers, med_of):
           " p99 <= 1.0)")
     print("%-24s %-8s %9s %9s %9s" % ("point", "peer", "req/s x", "cpu/req x", "p99 x"))
     for pt in points:
-        best = max(peers, key=lambda o: med_of[(o,) + pt[1:]]["rps"])
+        # a peer without a rate (it did not resume) is never the better one
+        measured = [o for o in peers if med_of[(o,) + pt[1:]]["rps"] ==
+                    med_of[(o,) + pt[1:]]["rps"]]
+        if not measured:
+            print("%-24s %-8s %9s" % (prefix + pt[0], "-", "no peer measured"))
+            continue
+        best = max(measured, key=lambda o: med_of[(o,) + pt[1:]]["rps"])
         k, b = med_of[("keel",) + pt[1:]], med_of[(best,) + pt[1:]]
         print("%-24s %-8s %9.2f %9.2f %9.2f" % (
             prefix + pt[0], best, ratio(k["rps"], b["rps"]), ratio(k["cpu_us"], b["cpu_us"]),
             ratio(k["p99"], b["p99"])))
 
 
-def run_matrix(section, names, points, starter_for, path_for, ports=()):
+def run_matrix(section, names, points, starter_for, path_for, ports=(), load_for=None,
+               tls=False):
     """Every point, ROUNDS times, the names back to back in an order that rotates with the
-    round and the point, so that drift hits all alike. Returns medians per (name,)+point."""
+    round and the point, so that drift hits all alike. Returns medians per (name,)+point.
+    load_for(pt): the point's load (one_run's load; None: wrk)."""
     results = {}
     for rnd in range(ROUNDS):
         for i, pt in enumerate(points):
             shift = (rnd + i) % len(names)
             for name in names[shift:] + names[:shift]:
-                r = one_run(name, starter_for(name, pt), pt[2], pt[3], path_for(pt), ports)
+                r = one_run(name, starter_for(name, pt), pt[2], pt[3], path_for(pt), ports,
+                            load=load_for(pt) if load_for else None, tls=tls)
                 results.setdefault((name,) + pt[1:], []).append(r)
                 log("%s round %d %-9s %-20s %9.0f req/s  p99 %7.3f ms  cpu %6.2f us/req"
-                    "  rss %6.1f MiB  errors %d  srv conns %.0f" % (
+                    "  rss %6.1f MiB  errors %d  srv conns %.0f%s" % (
                         section, rnd + 1, name, pt[0], r["rps"], r["p99"], r["cpu_us"],
-                        r["rss_mib"], r["errors"], r["srv_conns"]))
+                        r["rss_mib"], r["errors"], r["srv_conns"],
+                        "  resumed %d/%d" % (r["reused"], r["offered"]) if "offered" in r
+                        else "") + ("  [%s]" % r["info"] if "info" in r else ""))
     return {k: medians(v) for k, v in results.items()}
 
 
@@ -221,6 +255,100 @@ def proxy_section(backends):
     print_table("proxy, path %s, medians of %d rounds of %ds" % (PATH, ROUNDS, SECONDS),
                 "proxy", points, PROXIES, med_of)
     print_ratios("", points, [p for p in PROXIES if BINARIES[p][0] == "keel"], PEERS, med_of)
+
+
+# ---------------------------------------------------------------------------------------------
+# TLS termination: the proxies of the proxy section with a TLS listener, the same certificate
+# for all three (ECDSA P-256, RSA 2048), made here by openssl.
+
+def tls_material():
+    """{key type: {"cert", "key", "pem" (certificate then key: HAProxy's crt)}}, self-signed
+    for bench.test, and the tls_load client compiled from bench/tls_load.c."""
+    d = os.path.join(TMP, "tls")
+    os.makedirs(d, exist_ok=True)
+    out = {}
+    for kind in TLS_KEYS:
+        newkey = {"ecdsa": ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+                  "rsa": ["-newkey", "rsa:2048"]}[kind]
+        cert, key, pem = (os.path.join(d, kind + ext) for ext in (".crt", ".key", ".pem"))
+        subprocess.run(["openssl", "req", "-x509", "-nodes", "-days", "7", "-subj",
+                        "/CN=bench.test", "-addext", "subjectAltName=DNS:bench.test",
+                        "-keyout", key, "-out", cert] + newkey, check=True,
+                       capture_output=True, timeout=60)
+        with open(pem, "w") as f:
+            f.write(open(cert).read() + open(key).read())
+        out[kind] = {"cert": cert, "key": key, "pem": pem}
+    binary = os.path.join(TMP, "tls_load")
+    subprocess.run(["cc", "-O2", "-o", binary, os.path.join(ROOT, "bench", "tls_load.c"),
+                    "-lssl", "-lcrypto", "-pthread"], check=True, capture_output=True,
+                   timeout=120)
+    return out, binary
+
+
+def tls_load(binary, mode, clients):
+    """A load for one_run: tls_load with `clients` threads, `mode` new or resume."""
+    def load(port, seconds):
+        r = subprocess.run([binary, "127.0.0.1", str(port), "bench.test", "/", str(seconds),
+                            str(clients), mode], capture_output=True, text=True,
+                           timeout=seconds + 60)
+        words = r.stdout.split()
+        kv = dict(zip(words[0::2], words[1::2]))
+        if r.returncode != 0 or "conns" not in kv:
+            raise RuntimeError("tls_load failed: %s%s" % (r.stdout, r.stderr))
+        secs = float(kv["secs"]) or float(seconds)
+        return {"requests": int(kv["conns"]), "rps": int(kv["conns"]) / secs,
+                "p50": float(kv["p50_ms"]), "p99": float(kv["p99_ms"]),
+                "errors": int(kv["errors"]), "reused": int(kv["reused"]),
+                "offered": int(kv["offered"]),
+                "info": " ".join("%s %s" % (k, kv.get(k, "?"))
+                                 for k in ("version", "cipher", "group", "key", "bits"))}
+    return load
+
+
+def tls_section(backends):
+    material, binary = tls_material()
+    points = []
+    for kind in TLS_KEYS:
+        for w in WORKERS:
+            if "ka" in TLS_MODES:
+                points += [("ka %s c=%d t=%d w=%d" % (kind, c, t, w), w, c, t, kind, "ka")
+                           for c in TLS_CONNS for t in TLS_THREADS if t <= c]
+            for mode in ("new", "resume"):
+                if mode in TLS_MODES:
+                    points += [("%s %s n=%d w=%d" % (mode, kind, n, w), w, n, 0, kind, mode)
+                               for n in TLS_CLIENTS]
+
+    def starter_for(name, pt):
+        kind = BINARIES[name][0]
+        size = dict(sized(pt[2]), tls=material[pt[4]], http_reuse="always")
+        return lambda binary_, logname: configs.PROXY_STARTERS[kind](
+            binary_, logname, backends, pt[1], size)
+
+    def load_for(pt):
+        if pt[5] == "ka":
+            return lambda port, seconds: run_wrk(port, pt[2], pt[3], seconds, PATH, "https")
+        return tls_load(binary, pt[5], pt[2])
+    med_of = run_matrix("tls", PROXIES, points, starter_for, lambda pt: PATH,
+                        [port for _, port in backends], load_for=load_for, tls=True)
+    # a resumed rate counts only where the server resumed (nearly) every session offered
+    for key, m in med_of.items():
+        if key[-1] == "resume" and not m.get("resumed", float("nan")) >= TLS_MIN_RESUMED:
+            log("tls: %s resumed %.1f%% of the sessions offered at %s: no rate reported" % (
+                key[0], 100 * m["resumed"], key[1:]))
+            for k in ("rps", "p50", "p99", "cpu_us"):
+                m[k] = float("nan")
+    print_table("TLS termination (ka: wrk over kept-alive TLS, req/s; new/resume: tls_load, "
+                "one request per connection, handshakes/s; cpu us per request or handshake), "
+                "medians of %d rounds of %ds" % (ROUNDS, SECONDS), "proxy", points, PROXIES,
+                med_of)
+    print()
+    print("resumed handshakes: the share of offered sessions each server resumed")
+    for pt in [p for p in points if p[5] == "resume"]:
+        print("%-20s %s" % (pt[0], "  ".join(
+            "%s %.1f%%" % (name, 100 * med_of[(name,) + pt[1:]].get("resumed", float("nan")))
+            for name in PROXIES)))
+    print_ratios("tls-", points, [p for p in PROXIES if BINARIES[p][0] == "keel"], PEERS,
+                 med_of)
 
 
 def static_root():
@@ -340,7 +468,7 @@ def main():
         if kind != "keel" and shutil.which(binary) is None:
             log("bench: %s not found (scripts/deps.sh installs it)" % binary)
             return 1
-    for tool in ("wrk", "nginx"):
+    for tool in ("wrk", "nginx") + (("openssl", "cc") if "tls" in SECTIONS else ()):
         if shutil.which(tool) is None:
             log("bench: %s not found (scripts/deps.sh installs it)" % tool)
             return 1
@@ -351,9 +479,13 @@ def main():
         backends.append((name, port))
     npts = len(WORKERS) * sum(1 for c in CONNS for t in THREADS if t <= c)
     nstat = len(STATIC) * len(WORKERS) * sum(1 for c in STATIC_CONNS for t in THREADS if t <= c)
+    ntls = len(TLS_KEYS) * len(WORKERS) * (
+        ("ka" in TLS_MODES) * sum(1 for c in TLS_CONNS for t in TLS_THREADS if t <= c) +
+        (("new" in TLS_MODES) + ("resume" in TLS_MODES)) * len(TLS_CLIENTS))
     est = ROUNDS * (SECONDS + WARMUP + 1 + PAUSE) * (
         npts * len(PROXIES) * ("proxy" in SECTIONS) +
-        nstat * (1 + ("keel-base" in PROXIES) + 1) * ("static" in SECTIONS))
+        nstat * (1 + ("keel-base" in PROXIES) + 1) * ("static" in SECTIONS) +
+        ntls * len(PROXIES) * ("tls" in SECTIONS))
     log("bench: nginx backends %s; %ds runs, %d rounds, conns %s, wrk threads %s, workers %s;"
         " about %d min; temp %s" % (backends, SECONDS, ROUNDS, CONNS, THREADS, WORKERS,
                                     est / 60 + 1, TMP))
@@ -363,6 +495,8 @@ def main():
         static_section()
     if "idle" in SECTIONS:
         idle_section(backends)
+    if "tls" in SECTIONS:
+        tls_section(backends)
     return 0
 
 

@@ -6,6 +6,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -145,10 +146,19 @@ def free_port():
     raise RuntimeError("no free port")
 
 
-def http_get(port, path="/", timeout=1.0):
-    """One GET over a fresh connection; returns the raw response head (b"" on failure)."""
+def _no_verify():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def http_get(port, path="/", timeout=1.0, tls=False):
+    """One GET over a fresh connection (TLS, unverified, when tls); returns the raw response
+    head (b"" on failure)."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+            s = _no_verify().wrap_socket(raw, server_hostname="bench.test") if tls else raw
             s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: bench\r\n"
                       b"Connection: close\r\n\r\n")
             data = b""
@@ -186,15 +196,15 @@ def accepts(ports):
     return total
 
 
-def wait_http(port, proc, what, path="/", timeout=10.0):
-    """Wait until GET path answers 200 through port."""
+def wait_http(port, proc, what, path="/", timeout=10.0, tls=False):
+    """Wait until GET path answers 200 through port (over TLS when tls)."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError("%s exited with %s; see its log:\n%s" % (
                 what, proc.returncode, tail(what)))
-        data = http_get(port, path)
+        data = http_get(port, path, tls=tls)
         if re.match(rb"HTTP/1\.[01] 200", data):
             return
         last = data[:80]
@@ -257,9 +267,9 @@ def to_ms(text):
     return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
 
 
-def run_wrk(port, conns, threads, seconds, path):
+def run_wrk(port, conns, threads, seconds, path, scheme="http"):
     argv = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % seconds, "--latency",
-            "http://127.0.0.1:%d%s" % (port, path)]
+            "%s://127.0.0.1:%d%s" % (scheme, port, path)]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60).stdout
     res = {"requests": 0, "rps": 0.0, "p50": float("nan"), "p99": float("nan"), "errors": 0,
            "raw": out}

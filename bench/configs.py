@@ -26,12 +26,42 @@ Sources for the peers' settings (read 2026-12; cited so that a reader can check 
     serving-static-content/): sendfile on, tcp_nopush on (with sendfile), open_file_cache
     (max=N inactive=T, with open_file_cache_valid / _min_uses / _errors);
     worker_processes set to the worker count (one per core, "auto", is the usual advice).
+TLS termination (the tls section; size["tls"] set), read 2026-12:
+  HAProxy 2.6 manual: "bind ... ssl crt <pem>" (certificate and key in one file), "alpn";
+    "ssl-default-bind-ciphers" / "ssl-default-bind-ciphersuites" / "ssl-default-bind-options
+    ssl-min-ver TLSv1.2" (global); "tune.ssl.cachesize" (the shared session cache, 20000
+    entries by default; set above the load) and "tune.ssl.lifetime" (300 s); TLS tickets are
+    on unless "no-tls-tickets"; and https://www.haproxy.com/documentation/haproxy-
+    configuration-tutorials/ssl-tls/ (ssl termination) for the same bind line.
+  nginx, http://nginx.org/en/docs/http/configuring_https_servers.html and
+    http://nginx.org/en/docs/http/ngx_http_ssl_module.html: "listen ... ssl",
+    ssl_certificate / ssl_certificate_key, "ssl_session_cache shared:SSL:10m" (about 40000
+    sessions) and ssl_session_timeout ("HTTPS server optimization": a shared cache and a
+    longer timeout reduce the handshakes), ssl_session_tickets on (its default),
+    ssl_protocols TLSv1.2 TLSv1.3, ssl_ciphers as keel's; worker_processes as keel's workers.
+  keel: "bind ... tls" and "certificate", its defaults (Mozilla "intermediate", tickets).
+  HAProxy "http-reuse always" in the tls section (size["http_reuse"]): with "safe" the first
+    request of every client connection goes over a new server connection (the 2.6 manual,
+    "http-reuse"), and the handshake loads make one request per client connection, so HAProxy
+    would also pay a TCP connect per handshake where keel and nginx take a pooled one;
+    "always" (first requests may use idle connections) is for servers known to keep their
+    connections open, which these nginx backends are (keepalive_timeout 300s).
+  All three get the same TLS 1.2 cipher list (keel's default, Mozilla intermediate without
+  DHE) and OpenSSL's default TLS 1.3 suites and groups; the client (wrk, tls_load) offers
+  OpenSSL's defaults, so each negotiates TLS 1.3, TLS_AES_256_GCM_SHA384 and X25519
+  (tls_load prints what it got).
 """
 import os
 
 from benchlib import TMP, free_port, spawn
 
 NOFILE = 20000      # run.sh raises ulimit -n to this; the hard limit on this machine
+
+# keel's default TLS 1.2 ciphers (src/tls/tls_ctx.h KEEL_TLS_DEFAULT_CIPHERS), given to the
+# peers too; TLS 1.3 suites and groups stay OpenSSL's defaults everywhere.
+TLS12_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                 "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                 "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305")
 
 
 def _nginx_prefix(name):
@@ -107,10 +137,13 @@ def start_keel(binary, logname, backends, workers, size):
     # BENCH_KEEL_KEEPALIVE overrides it (e.g. 32, keel's default, to see what a pool smaller
     # than the load costs: connections closed on return to the pool and opened again).
     pool = int(os.environ.get("BENCH_KEEL_KEEPALIVE", "0")) or size["pool"]
+    tls = size.get("tls")
+    bind = "127.0.0.1:%d tls;\n    certificate %s %s" % (port, tls["cert"], tls["key"]) \
+        if tls else "127.0.0.1:%d" % port
     with open(conf, "w") as f:
         f.write("""global { workers %d; log_level warn; timeout_drain 1s; }
 frontend bench {
-    bind 127.0.0.1:%d;
+    bind %s;
     mode http;
     backend be;
     access_log off;
@@ -122,7 +155,7 @@ backend be {
 %s
     keepalive %d;
 }
-""" % (workers, port, size["maxconn"], servers, pool))
+""" % (workers, bind, size["maxconn"], servers, pool))
     return spawn([binary, "run", "-c", conf], logname), port
 
 
@@ -139,40 +172,64 @@ def start_haproxy(binary, logname, backends, workers, size):
     port = free_port()
     conf = os.path.join(TMP, "haproxy-w%d-c%d.cfg" % (workers, size["conns"]))
     servers = "\n".join("    server %s 127.0.0.1:%d" % (n, p) for n, p in backends)
+    tls = size.get("tls")
+    tls_global = """    ssl-default-bind-ciphers %s
+    ssl-default-bind-options ssl-min-ver TLSv1.2
+    tune.ssl.cachesize %d
+    tune.ssl.lifetime 300
+""" % (TLS12_CIPHERS, max(100000, 4 * size["maxconn"])) if tls else ""
+    bind = "127.0.0.1:%d ssl crt %s alpn http/1.1" % (port, tls["pem"]) if tls \
+        else "127.0.0.1:%d" % port
     with open(conf, "w") as f:
         f.write("""global
     nbthread %d
     maxconn %d
-defaults
+%sdefaults
     mode http
     option http-keep-alive
-    http-reuse safe
+    http-reuse %s
     timeout connect 5s
     timeout client 60s
     timeout server 60s
     timeout http-keep-alive 60s
 frontend bench
-    bind 127.0.0.1:%d
+    bind %s
     option forwardfor
-    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Proto %s
     http-request set-header X-Forwarded-Host %%[req.hdr(host)]
     default_backend be
 backend be
     balance roundrobin
 %s
-""" % (workers, max(size["maxconn"], HAPROXY_MAXCONN), port, servers))
+""" % (workers, max(size["maxconn"], HAPROXY_MAXCONN), tls_global, size.get(
+        "http_reuse", "safe"), bind, "https" if tls else "http", servers))
     # -db: foreground; no "log" line, so nothing is logged (as access_log off elsewhere)
     return spawn([binary, "-f", conf, "-db"], logname), port
 
 
 def start_nginx(binary, logname, backends, workers, size):
     port = free_port()
-    prefix = _nginx_prefix("nginx-proxy-w%d-c%d" % (workers, size["conns"]))
+    prefix = _nginx_prefix("nginx-proxy-w%d-c%d%s" % (workers, size["conns"],
+                                                       "-tls" if size.get("tls") else ""))
     # worker_connections counts client and upstream connections alike. keepalive is twice
     # the connection count: with exactly the count, nginx still opened a new server
     # connection for 3-4% of its requests at 64 and 256 clients (srv conns 8818 in 5 s at 64).
     main, http = _nginx_main(prefix, workers, NOFILE - 100)
     servers = "\n".join("        server 127.0.0.1:%d;" % p for _, p in backends)
+    tls = size.get("tls")
+    listen = "127.0.0.1:%d" % port
+    tls_conf = ""
+    if tls:
+        listen += " ssl"
+        tls_conf = """
+        ssl_certificate %s;
+        ssl_certificate_key %s;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_ciphers %s;
+        ssl_prefer_server_ciphers off;
+        ssl_session_cache shared:SSL:10m;
+        ssl_session_timeout 1d;
+        ssl_session_tickets on;""" % (tls["cert"], tls["key"], TLS12_CIPHERS)
     text = main + """http {%s
     keepalive_requests 1000000;
     keepalive_timeout 60s;
@@ -183,7 +240,7 @@ def start_nginx(binary, logname, backends, workers, size):
         keepalive_timeout 60s;
     }
     server {
-        listen 127.0.0.1:%d;
+        listen %s;%s
         location / {
             proxy_pass http://be;
             proxy_http_version 1.1;
@@ -195,7 +252,7 @@ def start_nginx(binary, logname, backends, workers, size):
         }
     }
 }
-""" % (http, servers, 2 * size["pool"], port)
+""" % (http, servers, 2 * size["pool"], listen, tls_conf)
     return _spawn_nginx(prefix, text, logname), port
 
 

@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential pkg-config libssl-dev libpq-dev libcriterion-dev clang
 libfuzzer-14-dev libclang-rt-14-dev haproxy keepalived postgresql etcd-server nginx wrk curl python3-pytest
 python3-psycopg2
-iproute2 procps nftables strace prometheus pebble"
+iproute2 procps nftables strace prometheus pebble openssl testssl.sh"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

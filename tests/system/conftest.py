@@ -62,6 +62,20 @@ class Env:
         self.tinies = []
         self.others = []    # kt.Proc objects (e.g. `keel up`)
         self.cleanups = []  # called after every process is stopped; each returns problems
+        self.transport = "plain"    # "tls": env.lb's HTTP frontends bind with tls
+        self.tls_ports = []
+        self._tls_cert = None
+
+    def tls_port(self, port):
+        """Register port as a TLS frontend: kt's clients speak TLS to it until teardown."""
+        self.tls_ports.append(port)
+        kt.TLS_PORTS.add(port)
+
+    def tls_cert(self):
+        """The test certificate (cert, key), made on first use in the test's temp dir."""
+        if self._tls_cert is None:
+            self._tls_cert = kt.make_test_certificate(self.tmp)
+        return self._tls_cert
 
     # ports
     def port(self):
@@ -92,11 +106,13 @@ class Env:
             k.wait_ready()
         return k
 
-    def lb(self, servers, balance="roundrobin", check=None, allow_errors=(), **kw):
+    def lb(self, servers, balance="roundrobin", check=None, allow_errors=(), keel_env=None,
+           **kw):
         """keel with one HTTP (or tcp, mode=) frontend and one backend 'web'.
 
         servers: list of Backend/TinyServer objects, or (name, addr[, options]) tuples.
-        The returned Keel has .port (frontend) and .admin (admin port)."""
+        keel_env: extra environment of the keel process. The returned Keel has .port
+        (frontend) and .admin (admin port)."""
         port, admin = self.port(), self.port()
         spec = []
         for s in servers:
@@ -104,9 +120,14 @@ class Env:
                 spec.append((s.bname, s.addr))
             else:
                 spec.append(s)
+        tls = self.transport == "tls" and kw.get("mode", "http") == "http"
+        if tls:
+            kw["tls_cert"] = self.tls_cert()
+            self.tls_port(port)
         cfg = kt.lb_config(port, spec, admin, balance=balance, check=check, **kw)
-        k = self.keel(cfg, ports=[port], admin=admin, allow_errors=allow_errors)
+        k = self.keel(cfg, ports=[port], admin=admin, allow_errors=allow_errors, env=keel_env)
         k.port = port
+        k.tls = tls
         return k
 
     def tiny(self, handler, port=None):
@@ -123,6 +144,7 @@ class Env:
     # teardown
     def finish(self):
         problems = []
+        kt.TLS_PORTS.difference_update(self.tls_ports)
         for k in self.keels:
             if k.poll() is not None and not k.stopped_by_test:
                 problems.append("keel (pid %d) exited on its own with %s" % (
@@ -165,6 +187,16 @@ class Env:
             print("===== %s pid %d stderr/stdout =====" % (p.name, p.pid))
             print(p.tail(40))
             print("\n".join(p.out.text()[-20:]))
+
+
+@pytest.fixture(params=["plain", "tls"])
+def transport(request, env):
+    """For a module that runs its cases over plain TCP and over TLS: a module-level autouse
+    fixture asks for this one (`def _transport(transport): ...`), and env.lb's HTTP
+    frontends then bind with tls in the [tls] run, their clients (kt.Raw, kt.http_get,
+    kt.KeepAlive, kt.tls_connect) wrapping their sockets with Python's ssl."""
+    env.transport = request.param
+    return request.param
 
 
 @pytest.fixture

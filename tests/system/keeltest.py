@@ -14,6 +14,7 @@ import select
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -160,6 +161,47 @@ class PortAllocator:
 
 
 PORTS = PortAllocator()
+
+# --------------------------------------------------------------------------------------------
+# TLS frontends: a test that runs over TLS (conftest's `transport`, env.lb) registers the
+# frontend's port here, and the clients below (Raw, raw_request, http_get, KeepAlive,
+# tls_connect) speak TLS to it; every other port stays plain. env removes its ports at
+# teardown. The certificate is not what these tests check: the clients do not verify it.
+
+TLS_PORTS = set()
+TLS_SNI = "keel.test"
+
+
+def tls_client_context():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def tls_connect(port, host="127.0.0.1", timeout=5.0, source=None):
+    """A connected socket to host:port, wrapped in TLS (handshake done) when the port is a
+    registered TLS frontend."""
+    sock = socket.create_connection((host, port), timeout=timeout,
+                                    source_address=(source, 0) if source else None)
+    if port in TLS_PORTS:
+        try:
+            sock = tls_client_context().wrap_socket(sock, server_hostname=TLS_SNI)
+        except BaseException:
+            sock.close()
+            raise
+    return sock
+
+
+def make_test_certificate(d, name="tls"):
+    """A self-signed ECDSA P-256 certificate for TLS_SNI in d: (cert path, key path)."""
+    cert, key = os.path.join(d, name + ".pem"), os.path.join(d, name + ".key")
+    r = subprocess.run(["openssl", "req", "-x509", "-nodes", "-days", "2", "-newkey", "ec",
+                        "-pkeyopt", "ec_paramgen_curve:P-256", "-subj", "/CN=" + TLS_SNI,
+                        "-addext", "subjectAltName=DNS:" + TLS_SNI, "-keyout", key, "-out",
+                        cert], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return cert, key
 
 
 def free_port():
@@ -495,16 +537,20 @@ class Keel(Proc):
 
 def lb_config(port, servers, admin, balance="roundrobin", check=None, workers=2,
               frontend_extra="", backend_extra="", global_extra="", mode="http",
-              log_level="info", drain="2s", backend_name="web", frontend_name="www"):
+              log_level="info", drain="2s", backend_name="web", frontend_name="www",
+              tls_cert=None):
     """A config with one frontend on 127.0.0.1:port and one backend.
 
-    servers: list of (name, addr, options) or (name, addr)."""
+    servers: list of (name, addr, options) or (name, addr). tls_cert: (cert, key): the
+    frontend's port is a `bind ... tls` with that certificate."""
     lines = []
     for s in servers:
         name, addr = s[0], s[1]
         opts = (" " + s[2]) if len(s) > 2 and s[2] else ""
         lines.append("    server %s %s%s;" % (name, addr, opts))
     chk = ("    check %s;\n" % check) if check else ""
+    if tls_cert:
+        frontend_extra = "    certificate %s %s;\n" % tls_cert + frontend_extra
     return """global {
     workers %(workers)d;
     log_level %(log_level)s;
@@ -512,7 +558,7 @@ def lb_config(port, servers, admin, balance="roundrobin", check=None, workers=2,
     timeout_drain %(drain)s;
 %(global_extra)s}
 frontend %(fname)s {
-    bind 127.0.0.1:%(port)d;
+    bind 127.0.0.1:%(port)d%(tls)s;
     mode %(mode)s;
     backend %(bname)s;
 %(frontend_extra)s}
@@ -524,7 +570,8 @@ backend %(bname)s {
 """ % dict(workers=workers, log_level=log_level, admin=admin, drain=drain, port=port,
            mode=mode, balance=balance, servers="\n".join(lines), check=chk,
            frontend_extra=frontend_extra, backend_extra=backend_extra,
-           global_extra=global_extra, fname=frontend_name, bname=backend_name)
+           global_extra=global_extra, fname=frontend_name, bname=backend_name,
+           tls=" tls" if tls_cert else "")
 
 
 # --------------------------------------------------------------------------------------------
@@ -616,8 +663,7 @@ def http_get(addr_or_port, path, headers=None, method="GET", body=None, timeout=
         port = int(port)
     else:
         host, port = "127.0.0.1", int(addr_or_port)
-    c = http.client.HTTPConnection(host, port, timeout=timeout,
-                                   source_address=(source, 0) if source else None)
+    c = _http_connection(host, port, timeout, source)
     try:
         c.request(method, path, body=body, headers=headers or {})
         r = c.getresponse()
@@ -627,12 +673,20 @@ def http_get(addr_or_port, path, headers=None, method="GET", body=None, timeout=
         c.close()
 
 
+def _http_connection(host, port, timeout, source):
+    """http.client's connection to host:port: HTTPS (unverified) to a registered TLS port."""
+    src = (source, 0) if source else None
+    if port in TLS_PORTS:
+        return http.client.HTTPSConnection(host, port, timeout=timeout, source_address=src,
+                                           context=tls_client_context())
+    return http.client.HTTPConnection(host, port, timeout=timeout, source_address=src)
+
+
 class KeepAlive:
     """A keep-alive http.client connection; every failure is raised, never retried."""
 
     def __init__(self, port, host="127.0.0.1", timeout=10, source=None):
-        self.c = http.client.HTTPConnection(host, port, timeout=timeout,
-                                            source_address=(source, 0) if source else None)
+        self.c = _http_connection(host, port, timeout, source)
 
     def request(self, path, method="GET", headers=None, body=None):
         self.c.request(method, path, body=body, headers=headers or {})
@@ -677,11 +731,11 @@ class Response:
 
 
 class Raw:
-    """A raw TCP connection: send exact bytes, read exact responses."""
+    """A raw TCP connection: send exact bytes, read exact responses. To a registered TLS
+    port, the bytes go inside TLS (tls_connect)."""
 
     def __init__(self, port, host="127.0.0.1", timeout=5.0, source=None):
-        self.sock = socket.create_connection((host, port), timeout=timeout,
-                                             source_address=(source, 0) if source else None)
+        self.sock = tls_connect(port, host, timeout, source)
         self.sock.settimeout(timeout)
         self.buf = b""
         self.timeout = timeout
@@ -787,6 +841,29 @@ class Raw:
                     raise ValueError("body too large")
             r.body, self.buf = self.buf, b""
         return r
+
+    def has_data(self):
+        """Whether the peer has sent bytes (read into buf) or closed, without waiting. Over TLS,
+        records that carry no data (TLS 1.3 session tickets, sent after the handshake) make
+        the socket readable: they are not an answer."""
+        if self.buf or self.eof:
+            return True
+        pending = isinstance(self.sock, ssl.SSLSocket) and self.sock.pending() > 0
+        if not pending and not select.select([self.sock], [], [], 0)[0]:
+            return False
+        self.sock.setblocking(False)
+        try:
+            d = self.sock.recv(65536)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            return False
+        except ConnectionResetError:
+            d = b""
+        finally:
+            self.sock.settimeout(self.timeout)
+        if not d:
+            self.eof = True
+        self.buf += d
+        return True
 
     def closed_by_peer(self, timeout=3.0):
         """True if the peer closes (EOF or RST) within timeout with no more data.

@@ -1,9 +1,12 @@
 # SPDX-License-Identifier: MIT
 """HTTP/1.1 proxying: keep-alive, pipelining, framing, headers, limits, smuggling, timeouts,
-and errors from broken servers. Exact bytes go through kt.Raw."""
+and errors from broken servers. Exact bytes go through kt.Raw.
+
+Every case runs twice, over plain TCP and over TLS ([plain] and [tls]: conftest's
+`transport`, so the frontend binds with tls and the clients wrap their sockets): a case gives
+the same answer over both."""
 import os
 import re
-import select
 import socket
 import struct
 import threading
@@ -14,6 +17,12 @@ import pytest
 import keeltest as kt
 
 SMUGGLED = "GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+@pytest.fixture(autouse=True)
+def _transport(transport):
+    """Every case over plain TCP and over TLS."""
+    return transport
 
 
 def start(env, n=2, frontend_extra="", backend_extra="", **kw):
@@ -185,7 +194,7 @@ def test_forwarded_headers_and_hop_by_hop_removed(env):
         r.send("GET /headers HTTP/1.1\r\nHost: example.test\r\n\r\n")
         got2 = parse_head(r.read_response().body)
     assert got.get("x-forwarded-for") == ["10.1.2.3, 127.0.0.7"], got
-    assert got.get("x-forwarded-proto") == ["http"], got
+    assert got.get("x-forwarded-proto") == ["https" if k.tls else "http"], got
     assert got.get("x-forwarded-host") == ["example.test:8080"], got
     assert got.get("x-keep") == ["yes"]
     for name in ("keep-alive", "proxy-connection", "te", "upgrade", "trailer", "x-secret-hop"):
@@ -216,7 +225,12 @@ GIB = 1 << 30
 
 @pytest.mark.timeout(240)
 def test_1gib_upload_streamed_constant_memory(env):
-    k, _ = start(env, n=1, frontend_extra="    max_body 2g;\n")
+    # Under ASan, freed memory waits in a quarantine (256 MiB by default) before it is reused.
+    # Over TLS, OpenSSL gives its record buffers back between bursts and takes new ones
+    # (SSL_MODE_RELEASE_BUFFERS), so that quarantine would fill and count as growth: a small
+    # one keeps the check about keel (no effect on a build without ASan).
+    k, _ = start(env, n=1, frontend_extra="    max_body 2g;\n", keel_env={
+        "ASAN_OPTIONS": "abort_on_error=0:detect_leaks=1:quarantine_size_mb=16"})
     # warm up: buffers and pools exist before the baseline is taken
     for _ in range(3):
         assert kt.raw_request(k.port, "POST /upload HTTP/1.1\r\nHost: t\r\n"
@@ -279,7 +293,7 @@ def test_413_chunked_over_max_body(env):
         r.send("POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
         # a polite client: stops sending as soon as a response starts
         for _ in range(24):
-            if select.select([r.sock], [], [], 0)[0]:
+            if r.has_data():
                 break
             try:
                 r.send(piece)
@@ -483,10 +497,10 @@ def test_regression_connection_cannot_remove_x_forwarded_for(env):
                "X-Forwarded_Proto: https\r\nX_Served_By: evil\r\nX_Other: kept\r\n\r\n")
         got2 = parse_head(r.read_response().body)
     assert got.get("x-forwarded-for") == ["10.9.9.9, 127.0.0.7"], got
-    assert got.get("x-forwarded-proto") == ["http"], got
+    assert got.get("x-forwarded-proto") == ["https" if k.tls else "http"], got
     assert got.get("x-forwarded-host") == ["h"], got
     assert got2.get("x-forwarded-for") == ["127.0.0.7"], got2
-    assert got2.get("x-forwarded-proto") == ["http"], got2
+    assert got2.get("x-forwarded-proto") == ["https" if k.tls else "http"], got2
     for name in ("x_forwarded_for", "x-forwarded_proto", "x_served_by"):
         assert name not in got2, "%s forwarded: %s" % (name, got2)
     assert got2.get("x_other") == ["kept"], got2
@@ -545,7 +559,7 @@ def test_regression_reset_after_pipelining_does_not_spin(env):
     pad = "x" * 1000
     pipelined = "".join("GET /p%d HTTP/1.1\r\nHost: h\r\nX-Pad: %s\r\n\r\n" % (i, pad)
                         for i in range(60))
-    s = socket.create_connection(("127.0.0.1", k.port), timeout=5)
+    s = kt.tls_connect(k.port, timeout=5)
     try:
         s.sendall(b"GET /slow?ms=30000 HTTP/1.1\r\nHost: h\r\n\r\n" + pipelined.encode())
         bs[0].wait_request(r"GET /slow\?ms=30000", timeout=10)
@@ -597,6 +611,10 @@ def test_regression_timeout_client_does_not_cut_a_long_response(env):
     after, or streamed for, longer than timeout_client was cut with 408. Here the response
     starts after 7 s and streams for over 63 s more (one chunk every 3 s, within
     timeout_server 10s), through a frontend with timeout_client 5s."""
+    if env.transport == "tls":
+        # 70 s of timers that do not depend on the transport; the TLS write path under
+        # timeout_client is test_regression_slow_reader_is_governed_by_timeout_client[tls]
+        pytest.skip("plain only: a 70 s timer case (the suite runs twice in CI)")
     got = []
     srv = env.tiny(_streaming_handler(7, 22, 3, got))
     k = env.lb([("s", srv.addr)], frontend_extra="    timeout_client 5s;\n",

@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: MIT
 """The web server role (issue 3, first part): static files under a root, locations
-(exact and longest prefix), proxying to a backend, fixed answers and redirects."""
+(exact and longest prefix), proxying to a backend, fixed answers and redirects. Every case
+runs over plain TCP and over TLS ([plain], [tls]: the site binds with tls, the clients wrap
+their sockets; over TLS, files go through the transport's copy in place of sendfile)."""
 import gzip
 import os
 import socket
@@ -14,7 +16,7 @@ import keeltest as kt
 
 
 @pytest.fixture
-def site(env):
+def site(env, transport):
     root = os.path.join(env.tmp, "www")
     outside = os.path.join(env.tmp, "outside")
     os.makedirs(os.path.join(root, "sub"))
@@ -39,9 +41,13 @@ def site(env):
     os.symlink("a.txt", os.path.join(root, "inside-link"))  # relative: stays beneath
     (b,) = env.backends(1)
     port, admin = env.port(), env.port()
+    bind = "%d" % port
+    if transport == "tls":
+        bind += " tls;\n    certificate %s %s" % env.tls_cert()
+        env.tls_port(port)
     cfg = """global { workers 2; admin 127.0.0.1:%d; }
 frontend www {
-    bind 127.0.0.1:%d;
+    bind 127.0.0.1:%s;
     location / { root %s; cache_control "max-age=60"; }
     location /pub/ { root %s; autoindex on; }
     location = /old { return 301 /new; }
@@ -50,7 +56,7 @@ frontend www {
     location /api/v2/ { return 410 "gone"; }
 }
 backend app { server a %s; }
-""" % (admin, port, root, root, b.addr)
+""" % (admin, bind, root, root, b.addr)
     k = env.keel(cfg, ports=[port], admin=admin)
     k.port = port
     k.root = root

@@ -3,11 +3,14 @@
 here with the standard library) behind both of keel's hops, client -> lb frontend -> web
 node site -> echo server. 1 MB of frames round-trip, the close handshake, the tunnel's idle
 timeout (timeout_tunnel), h2c upgrades stripped (served as HTTP/1.1), a 101 the client did
-not ask for answered 502, and a refused upgrade answered as a normal response."""
+not ask for answered 502, and a refused upgrade answered as a normal response. Every case runs
+with the lb frontend over plain TCP and over TLS ([plain], [tls]: conftest's `transport`):
+a tunnel over TLS moves its transport, with records decrypted ahead, to the tunnel loop."""
 import base64
 import hashlib
 import os
 import socket
+import ssl
 import struct
 import subprocess
 import threading
@@ -20,6 +23,12 @@ import keeltest as kt
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+
+@pytest.fixture(autouse=True)
+def _transport(transport):
+    """Every case with the lb frontend over plain TCP and over TLS."""
+    return transport
 
 
 def ws_accept(key):
@@ -162,7 +171,7 @@ class WsClient:
 
     def __init__(self, port, path="/ws/echo", timeout=20, early=b""):
         """early: bytes sent with the handshake, before the 101 arrives."""
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock = kt.tls_connect(port, timeout=timeout)
         key = base64.b64encode(os.urandom(16))
         self.sock.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: chat.example\r\n"
                           b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -233,7 +242,8 @@ class Chain:
 
 def round_trip(ws, sizes):
     """Send frames of the given sizes from a thread while reading the echoes here, so
-    that neither side waits for the other (back-pressure goes through every hop)."""
+    that neither side waits for the other (back-pressure goes through every hop); over TLS,
+    one frame then its echo."""
     payloads = [os.urandom(n) for n in sizes]
     errors = []
 
@@ -245,15 +255,22 @@ def round_trip(ws, sizes):
         except OSError as e:
             errors.append(e)
     expect = [p if i % 2 == 0 else base64.b16encode(p)[:len(p)] for i, p in enumerate(payloads)]
+    # One SSL object must not read and write from two threads at once (OpenSSL's rule; it
+    # broke the stream here): over TLS, each frame is sent, then its echo read.
+    one_by_one = isinstance(ws.sock, ssl.SSLSocket)
     t = threading.Thread(target=sender, daemon=True)
-    t.start()
+    if not one_by_one:
+        t.start()
     got = 0
     for i, want in enumerate(expect):
+        if one_by_one:
+            ws.send(OP_BINARY if i % 2 == 0 else OP_TEXT, want)
         op, payload = ws.read()
         assert op == (OP_BINARY if i % 2 == 0 else OP_TEXT), "frame %d: opcode %d" % (i, op)
         assert payload == want, "frame %d (%d bytes) came back different" % (i, len(want))
         got += len(payload)
-    t.join(10)
+    if not one_by_one:
+        t.join(10)
     assert not errors, errors
     return got
 
@@ -346,6 +363,10 @@ def test_websocket_timeout_tunnel_on_the_web_node(env):
 
 @pytest.mark.timeout(60)
 def test_websocket_frames_sent_before_the_101_and_half_close(env):
+    if env.transport == "tls":
+        # Python's ssl cannot half-close (SSLSocket.shutdown drops the TLS layer, unwrap waits
+        # for the peer's close_notify): a TLS client's EOF is its close_notify, not tested here
+        pytest.skip("plain only: a half-close from Python's ssl")
     c = Chain(env)
     # frames right behind the handshake (read by keel before the server's 101)
     early = ws_frame(OP_TEXT, b"early one", mask=True) + ws_frame(OP_BINARY, b"\x00" * 3000,
@@ -372,6 +393,10 @@ def test_websocket_back_pressure_keeps_keel_memory_bounded(env):
     # The client sends without reading: the echo server blocks writing, stops reading, and
     # the stall must travel back hop by hop to the client (bounded buffers in keel), not
     # pile up in keel's memory. Then everything is read back intact.
+    if env.transport == "tls":
+        # the reads start while the sender is still blocked in a write: two threads on one
+        # SSL object, which OpenSSL does not allow (the 1 MB round trip goes one by one)
+        pytest.skip("plain only: reads and writes at once on one Python ssl socket")
     c = Chain(env)
     ws = WsClient(c.lb.port)
     frame_len, n_frames = 1 << 20, 48
@@ -466,9 +491,11 @@ def test_h2c_upgrade_is_stripped_and_served_as_http11(env):
         res = r.read_response()
         assert res.status == 200 and "upgrade:" not in res.body.decode("latin-1").lower()
     # a real client: curl --http2 over cleartext asks for h2c and falls back to 1.1
-    out = subprocess.run(["curl", "-sS", "--http2", "-o", "/dev/null", "-w",
-                          "%{http_code} %{http_version}", "http://127.0.0.1:%d/ws/echo"
-                          % c.lb.port], capture_output=True, text=True, timeout=20)
+    # (over TLS: ALPN offers h2, keel answers http/1.1)
+    out = subprocess.run(["curl", "-sS", "-k", "--http2", "-o", "/dev/null", "-w",
+                          "%{http_code} %{http_version}", "%s://127.0.0.1:%d/ws/echo"
+                          % ("https" if c.lb.tls else "http", c.lb.port)],
+                         capture_output=True, text=True, timeout=20)
     assert out.stdout == "200 1.1", (out.stdout, out.stderr)
     assert c.tunnels("lb") == (0, 0) and c.tunnels("web") == (0, 0)
 

@@ -320,6 +320,20 @@ static void resend_pending(struct acme_order *o)
     post(o, o->pending_state, o->pending_url, o->pending_payload, o->pending_jwk);
 }
 
+/* post() with the object written in w as the payload (w is emptied). */
+static void post_json(struct acme_order *o, enum acme_order_state to, const char *url,
+                      struct json_w *w, bool use_jwk)
+{
+    size_t len;
+    char *payload = json_w_take(w, &len);
+    if (payload == NULL) {
+        fail(o, "out of memory");
+        return;
+    }
+    post(o, to, url, payload, use_jwk);
+    free(payload);
+}
+
 /* ---------------------------------------------------------------- steps */
 
 static void next_authz(struct acme_order *o);
@@ -341,14 +355,7 @@ static void start_finalize(struct acme_order *o)
     json_w_key_str(&w, "csr", csr);
     json_w_end_object(&w);
     free(csr);
-    size_t len;
-    char *payload = json_w_take(&w, &len);
-    if (payload == NULL) {
-        fail(o, "out of memory");
-        return;
-    }
-    post(o, ACME_ORDER_FINALIZE, o->order.finalize, payload, false);
-    free(payload);
+    post_json(o, ACME_ORDER_FINALIZE, o->order.finalize, &w, false);
 }
 
 static void next_authz(struct acme_order *o)
@@ -580,14 +587,7 @@ static void on_http(void *data, const struct http_client_response *r)
                 json_w_end_array(&w);
             }
             json_w_end_object(&w);
-            size_t len;
-            char *payload = json_w_take(&w, &len);
-            if (payload == NULL) {
-                fail(o, "out of memory");
-                return;
-            }
-            post(o, ACME_ORDER_ACCOUNT, o->dir.new_account, payload, true);
-            free(payload);
+            post_json(o, ACME_ORDER_ACCOUNT, o->dir.new_account, &w, true);
         }
         return;
     case ACME_ORDER_NONCE:
@@ -620,14 +620,7 @@ static void on_http(void *data, const struct http_client_response *r)
             }
             json_w_end_array(&w);
             json_w_end_object(&w);
-            size_t len;
-            char *payload = json_w_take(&w, &len);
-            if (payload == NULL) {
-                fail(o, "out of memory");
-                return;
-            }
-            post(o, ACME_ORDER_NEW_ORDER, o->dir.new_order, payload, false);
-            free(payload);
+            post_json(o, ACME_ORDER_NEW_ORDER, o->dir.new_order, &w, false);
         }
         return;
     case ACME_ORDER_NEW_ORDER:

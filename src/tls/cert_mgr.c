@@ -33,10 +33,8 @@
 #define ACCOUNT_KEY "account.key"
 
 static const char *const state_names[CERT_STATE_COUNT] = {
-    [CERT_STATE_NONE] = "none",
-    [CERT_STATE_VALID] = "valid",
-    [CERT_STATE_ISSUING] = "issuing",
-    [CERT_STATE_BACKOFF] = "backoff",
+    [CERT_STATE_NONE] = "none",       [CERT_STATE_VALID] = "valid",
+    [CERT_STATE_ISSUING] = "issuing", [CERT_STATE_BACKOFF] = "backoff",
     [CERT_STATE_WAITING] = "waiting",
 };
 
@@ -81,12 +79,12 @@ struct cert_machine {
     struct ev_timer timer; /* renewal (valid) or retry (backoff) */
     time_t not_before, not_after;
     char serial[80];
-    uint32_t failures; /* consecutive, for the backoff */
-    uint64_t renewed;  /* keel_cert_renewals_total{result="ok"} */
-    uint64_t failed;   /* {result="failed"} */
-    uint64_t adopted;  /* keel_cert_adopted_total: taken from etcd, issued by another node */
-    bool is_placeholder; /* the served one is self-signed: a placeholder */
-    int64_t seen_rev;    /* the mod_revision of etcd's certificate last looked at */
+    uint32_t failures;    /* consecutive, for the backoff */
+    uint64_t renewed;     /* keel_cert_renewals_total{result="ok"} */
+    uint64_t failed;      /* {result="failed"} */
+    uint64_t adopted;     /* keel_cert_adopted_total: taken from etcd, issued by another node */
+    bool is_placeholder;  /* the served one is self-signed: a placeholder */
+    int64_t seen_rev;     /* the mod_revision of etcd's certificate last looked at */
     char etcd_serial[80]; /* what etcd holds (as of seen_rev): serial, not_after */
     time_t etcd_not_after;
     /* ACME (issuer directory): the order under way, the account and the TLS client, made
@@ -275,6 +273,12 @@ static bool pair_may_issue(struct cert_machine *c)
     return false;
 }
 
+/* An order's challenge answer, shared through etcd: the node the server reaches answers. */
+static void on_answer(void *data, bool is_tls_alpn, const char *name, const char *key_authorization)
+{
+    cert_pair_answer(data, is_tls_alpn, name, key_authorization);
+}
+
 static void on_timer(struct ev_loop *loop, struct ev_timer *t)
 {
     (void)loop;
@@ -283,10 +287,10 @@ static void on_timer(struct ev_loop *loop, struct ev_timer *t)
         return;
     }
     set_state(c, CERT_STATE_ISSUING,
-              c->state == CERT_STATE_WAITING ? "this node holds the order lock"
+              c->state == CERT_STATE_WAITING   ? "this node holds the order lock"
               : c->state == CERT_STATE_BACKOFF ? "retrying"
-              : c->state == CERT_STATE_NONE  ? "no usable certificate stored"
-                                             : "two thirds of its life passed");
+              : c->state == CERT_STATE_NONE    ? "no usable certificate stored"
+                                               : "two thirds of its life passed");
     const struct conf_acme *a = &c->fe->tls.acme;
     if (a->issuer == CONF_ACME_DIRECTORY) {
         struct acme_order_conf oc = {
@@ -302,6 +306,11 @@ static void on_timer(struct ev_loop *loop, struct ev_timer *t)
             .is_tls_alpn = a->is_tls_alpn,
             .timeout_ms = ORDER_TIMEOUT_MS,
         };
+        if (c->mgr->pair != NULL) {
+            oc.on_answer = on_answer;
+            oc.answer_data = c->mgr->pair;
+            oc.answer_delay_ms = cert_pair_answer_delay_ms(c->mgr->pair);
+        }
         c->order = c->tls != NULL && c->account_key != NULL
                        ? acme_order_start(c->mgr->loop, &oc, on_order_done, c)
                        : NULL;
@@ -336,9 +345,8 @@ static void machine_start(struct cert_machine *c)
         ev_timer_start(c->mgr->loop, &c->timer, 0); /* none -> issuing, from the loop */
         return;
     }
-    bool placeholder =
-        (c->fe->tls.acme.issuer == CONF_ACME_DIRECTORY || c->mgr->is_pair_wanted) &&
-        tls_cert_is_self_signed(cert.leaf);
+    bool placeholder = (c->fe->tls.acme.issuer == CONF_ACME_DIRECTORY || c->mgr->is_pair_wanted) &&
+                       tls_cert_is_self_signed(cert.leaf);
     remember(c, &cert);
     tls_cert_fini(&cert);
     if (placeholder && c->mgr->is_pair_wanted) {
@@ -542,6 +550,7 @@ struct cert_mgr *cert_mgr_new(struct ev_loop *loop, const struct conf *conf, con
                        (long)getpid());
         struct errbuf eb = {{0}};
         m->pair = cert_pair_new(loop, conf, identity, on_pair_poll, m, &eb);
+        cert_pair_take_over(m->pair, prev != NULL ? prev->pair : NULL);
         if (m->pair == NULL) {
             /* Never each node on its own behind the operator's back: serve what is stored,
              * issue nothing. */
@@ -677,8 +686,7 @@ static const struct metric_desc cert_metrics[] = {
                     "Managed certificates taken from etcd, issued by another LB node.",
                     METRIC_LABELS("frontend")},
     [CM_LOCK] = {"keel_cert_order_lock_held", METRIC_GAUGE,
-                 "1 when this node holds the managed certificates' order lock in etcd.",
-                 NULL},
+                 "1 when this node holds the managed certificates' order lock in etcd.", NULL},
 };
 
 const struct metric_table cert_mgr_metric_table =

@@ -7,6 +7,9 @@
  *   /keel/CLUSTER/acme/ca          the internal CA (key and certificate), sealed; created
  *                                  only if absent, by the first holder
  *   /keel/CLUSTER/acme/cert/NAME   frontend NAME's certificate (key, leaf, chain), sealed
+ *   /keel/CLUSTER/acme/answer/http-01/TOKEN, .../answer/tls-alpn-01/IDENTIFIER
+ *                                  the key authorization of a challenge under way, put by
+ *                                  the holder's order with its lease: every node answers
  *
  * The poll runs every third of the lease; the holder renews its lease at each. */
 #include "tls/cert_pair.h"
@@ -25,6 +28,8 @@
 #include "core/ev.h"
 #include "core/log.h"
 #include "db/etcd.h"
+#include "tls/acme_alpn.h"
+#include "tls/acme_http01.h"
 #include "tls/cert_seal.h"
 #include "tls/tls_issuer.h"
 
@@ -46,18 +51,27 @@ struct cert_pair {
     /* the lock */
     int64_t lease_id; /* ours, 0: none */
     bool is_holder;
-    bool is_lock_busy; /* a grant/create/keepalive in flight */
+    bool is_lock_busy;   /* a grant/create/keepalive in flight */
     uint64_t renewed_ms; /* monotonic: the last time the lease was known alive */
     char holder[128];
     /* the poll */
     bool is_poll_busy;
-    bool is_failing; /* the last poll failed (logged once per streak) */
+    bool is_failing;               /* the last poll failed (logged once per streak) */
     const struct etcd_result *res; /* during on_poll only */
     /* the CA */
     int64_t ca_rev;
     bool is_ca_ready;
     bool is_ca_busy;
+    /* the challenge answers this object added to the node's tables, from etcd */
+    struct pair_answer {
+        bool is_alpn;
+        char name[256];
+    } answers[ACME_HTTP01_MAX];
+    uint32_t n_answers;
 };
+
+#define ANSWER_HTTP "answer/http-01/"
+#define ANSWER_ALPN "answer/tls-alpn-01/"
 
 /* ---------------------------------------------------------------- pure parts */
 
@@ -72,8 +86,7 @@ enum cert_pair_lock_step cert_pair_lock_step(const char *holder, size_t holder_l
 }
 
 bool cert_pair_should_adopt(bool is_holder, bool has_served, const char *served_serial,
-                            time_t served_not_after, const char *etcd_serial,
-                            time_t etcd_not_after)
+                            time_t served_not_after, const char *etcd_serial, time_t etcd_not_after)
 {
     if (!has_served) {
         return true;
@@ -228,8 +241,8 @@ static void on_granted(void *data, const struct etcd_result *res)
         return;
     }
     p->lease_id = res->lease_id;
-    if (etcd_create(p->etcd, p->lock_key, p->identity, strlen(p->identity), p->lease_id,
-                    on_created, p) != 0) {
+    if (etcd_create(p->etcd, p->lock_key, p->identity, strlen(p->identity), p->lease_id, on_created,
+                    p) != 0) {
         p->is_lock_busy = false;
         p->lease_id = 0;
     }
@@ -388,6 +401,8 @@ static void on_ca_created(void *data, const struct etcd_result *res)
         log_warn(LOG_CTX, "publishing the internal CA: %s", res->msg);
     } else if (res->succeeded) {
         log_notice(LOG_CTX, "published this node's internal CA to etcd (%s)", p->ca_key);
+        p->ca_rev = res->revision; /* what was written is the local CA */
+        p->is_ca_ready = true;
     } /* else: another node's is there: the next poll adopts it */
 }
 
@@ -409,8 +424,7 @@ static void ca_publish(struct cert_pair *p, const char *ca_dir)
         OPENSSL_cleanse(plain, n);
         free(plain);
     }
-    if (sealed != NULL &&
-        etcd_create(p->etcd, p->ca_key, sealed, sn, 0, on_ca_created, p) == 0) {
+    if (sealed != NULL && etcd_create(p->etcd, p->ca_key, sealed, sn, 0, on_ca_created, p) == 0) {
         p->is_ca_busy = true;
     }
     free(sealed);
@@ -426,6 +440,110 @@ static const struct etcd_kv *find_kv(const struct etcd_result *res, const char *
         }
     }
     return NULL;
+}
+
+/* ---------------------------------------------------------------- challenge answers */
+
+/* Make the node's answer tables hold what etcd holds under answer/ (what this object
+ * added and etcd no longer has is withdrawn). An order on this node adds its own too:
+ * adding the same answer again replaces it. */
+static void answers_sync(struct cert_pair *p, const struct etcd_result *res)
+{
+    size_t plen = strlen(p->prefix);
+    bool seen[ACME_HTTP01_MAX] = {false};
+    for (size_t i = 0; i < res->n_kvs; i++) {
+        const struct etcd_kv *kv = &res->kvs[i];
+        const char *rest = kv->key + plen;
+        bool is_alpn;
+        if (kv->key_len <= plen || memcmp(kv->key, p->prefix, plen) != 0) {
+            continue;
+        } else if (strncmp(rest, ANSWER_HTTP, strlen(ANSWER_HTTP)) == 0) {
+            is_alpn = false;
+            rest += strlen(ANSWER_HTTP);
+        } else if (strncmp(rest, ANSWER_ALPN, strlen(ANSWER_ALPN)) == 0) {
+            is_alpn = true;
+            rest += strlen(ANSWER_ALPN);
+        } else {
+            continue;
+        }
+        if (rest[0] == '\0' || strlen(rest) >= sizeof(p->answers[0].name) ||
+            kv->value_len >= ACME_KEYAUTH_MAX || strlen(kv->value) != kv->value_len) {
+            continue;
+        }
+        uint32_t k = 0;
+        while (k < p->n_answers &&
+               !(p->answers[k].is_alpn == is_alpn && strcmp(p->answers[k].name, rest) == 0)) {
+            k++;
+        }
+        if (k == p->n_answers) {
+            if (k == ACME_HTTP01_MAX) {
+                continue;
+            }
+            int rc = is_alpn ? acme_alpn_add(rest, kv->value) : acme_http01_add(rest, kv->value);
+            if (rc != 0) {
+                log_warn(LOG_CTX, "cannot answer %s from etcd: %s", rest, strerror(-rc));
+                continue;
+            }
+            log_info(LOG_CTX, "answering the %s challenge %s (from etcd)",
+                     is_alpn ? "tls-alpn-01" : "http-01", rest);
+            p->answers[k].is_alpn = is_alpn;
+            (void)snprintf(p->answers[k].name, sizeof(p->answers[k].name), "%s", rest);
+            p->n_answers++;
+        }
+        seen[k] = true;
+    }
+    for (uint32_t k = p->n_answers; k-- > 0;) {
+        if (seen[k]) {
+            continue;
+        }
+        if (p->answers[k].is_alpn) {
+            acme_alpn_remove(p->answers[k].name);
+        } else {
+            acme_http01_remove(p->answers[k].name);
+        }
+        p->answers[k] = p->answers[--p->n_answers];
+        seen[k] = seen[p->n_answers];
+    }
+}
+
+static void answers_drop(struct cert_pair *p)
+{
+    for (uint32_t k = 0; k < p->n_answers; k++) {
+        if (p->answers[k].is_alpn) {
+            acme_alpn_remove(p->answers[k].name);
+        } else {
+            acme_http01_remove(p->answers[k].name);
+        }
+    }
+    p->n_answers = 0;
+}
+
+static void on_answer_done(void *data, const struct etcd_result *res)
+{
+    (void)data;
+    if (res->err != 0 && res->err != -ECANCELED) {
+        log_warn(LOG_CTX, "a challenge answer in etcd: %s", res->msg);
+    }
+}
+
+void cert_pair_answer(struct cert_pair *p, bool is_tls_alpn, const char *name,
+                      const char *key_authorization)
+{
+    char key[CONF_NAME_MAX + 320];
+    (void)snprintf(key, sizeof(key), "%s%s%.255s", p->prefix,
+                   is_tls_alpn ? ANSWER_ALPN : ANSWER_HTTP, name);
+    int rc = key_authorization != NULL
+                 ? etcd_put(p->etcd, key, key_authorization, strlen(key_authorization), p->lease_id,
+                            on_answer_done, NULL)
+                 : etcd_delete(p->etcd, key, on_answer_done, NULL);
+    if (rc != 0) {
+        log_warn(LOG_CTX, "cannot write %s to etcd: %s", key, strerror(-rc));
+    }
+}
+
+uint32_t cert_pair_answer_delay_ms(const struct cert_pair *p)
+{
+    return 2 * (p->lease_ms / 3) + 500; /* two polls of every node, and their round trips */
 }
 
 static void on_polled(void *data, const struct etcd_result *res)
@@ -460,6 +578,7 @@ static void on_polled(void *data, const struct etcd_result *res)
             ca_publish(p, ca_dir);
         }
     }
+    answers_sync(p, res);
     p->res = res;
     p->on_poll(p->data, p);
     p->res = NULL;
@@ -476,9 +595,8 @@ static void on_timer(struct ev_loop *loop, struct ev_timer *t)
 
 /* ---------------------------------------------------------------- the object */
 
-struct cert_pair *cert_pair_new(struct ev_loop *loop, const struct conf *conf,
-                                const char *identity, cert_pair_poll_fn fn, void *data,
-                                struct errbuf *eb)
+struct cert_pair *cert_pair_new(struct ev_loop *loop, const struct conf *conf, const char *identity,
+                                cert_pair_poll_fn fn, void *data, struct errbuf *eb)
 {
     if (conf->secret_file[0] == '\0') {
         errbuf_set(eb, "managed certificates in etcd need the cluster's secret_file");
@@ -529,6 +647,7 @@ void cert_pair_free(struct cert_pair *p)
     }
     ev_timer_stop(p->loop, &p->timer);
     etcd_free(p->etcd); /* callbacks run with -ECANCELED and touch nothing */
+    answers_drop(p);
     OPENSSL_cleanse(p->key, sizeof(p->key));
     free(p);
 }
@@ -601,4 +720,16 @@ void cert_pair_publish(struct cert_pair *p, const char *frontend, const struct t
         log_notice(LOG_CTX, "%s: published the certificate to etcd (%s)", frontend, key);
     }
     free(sealed);
+}
+
+void cert_pair_take_over(struct cert_pair *p, const struct cert_pair *prev)
+{
+    if (p == NULL || prev == NULL || strcmp(p->identity, prev->identity) != 0 ||
+        strcmp(p->prefix, prev->prefix) != 0) {
+        return;
+    }
+    p->lease_id = prev->lease_id;
+    p->is_holder = prev->is_holder;
+    p->renewed_ms = prev->renewed_ms;
+    (void)snprintf(p->holder, sizeof(p->holder), "%s", prev->holder);
 }

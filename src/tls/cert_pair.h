@@ -65,9 +65,8 @@ typedef void (*cert_pair_poll_fn)(void *data, struct cert_pair *p);
 /* Start polling the cluster's dcs for conf (borrowed: outlives the object). identity names
  * this process in the lock ("lb1/1234"). The sealing key comes from the cluster's
  * secret_file (read now: load time). NULL with eb filled (no secret, no etcd client, OOM). */
-struct cert_pair *cert_pair_new(struct ev_loop *loop, const struct conf *conf,
-                                const char *identity, cert_pair_poll_fn fn, void *data,
-                                struct errbuf *eb);
+struct cert_pair *cert_pair_new(struct ev_loop *loop, const struct conf *conf, const char *identity,
+                                cert_pair_poll_fn fn, void *data, struct errbuf *eb);
 /* Stop, revoke the lease when this node holds the lock (fire and forget), free. NULL ok. */
 void cert_pair_free(struct cert_pair *p);
 
@@ -87,5 +86,18 @@ int cert_pair_cert_open(const struct cert_pair *p, const char *frontend, const s
 /* Seal c and put it as frontend's certificate (async; a failure is logged, and the next poll
  * sees etcd without it and publishes again). */
 void cert_pair_publish(struct cert_pair *p, const char *frontend, const struct tls_cert *c);
+
+/* Put (key_authorization set) or delete (NULL) a challenge answer of this node's order in
+ * etcd, attached to the lock's lease: every node polls and answers it (acme_order.h
+ * acme_answer_fn). */
+void cert_pair_answer(struct cert_pair *p, bool is_tls_alpn, const char *name,
+                      const char *key_authorization);
+/* How long an order waits between publishing an answer and asking for its validation: two
+ * polls. */
+uint32_t cert_pair_answer_delay_ms(const struct cert_pair *p);
+
+/* Carry the order lock over from prev (the previous generation's object, same identity), so
+ * that a reload does not give it up for a lease. */
+void cert_pair_take_over(struct cert_pair *p, const struct cert_pair *prev);
 
 #endif

@@ -53,8 +53,7 @@ int cert_seal_key_load(const char *secret_file, uint8_t key[CERT_SEAL_KEY_LEN], 
     if (rc == 0) {
         rc = cert_seal_key_derive(buf, n, key);
         if (rc != 0) {
-            errbuf_set(eb, "cannot derive the sealing key from the cluster secret %s",
-                       secret_file);
+            errbuf_set(eb, "cannot derive the sealing key from the cluster secret %s", secret_file);
         }
     }
     OPENSSL_cleanse(buf, sizeof(buf));

@@ -149,11 +149,9 @@ Test(cert_pair, bundle_checks, .init = setup, .fini = teardown)
     /* cut before the certificate, or no key at all */
     const char *cert_at = strstr(b, "-----BEGIN CERTIFICATE-----");
     cr_assert_not_null(cert_at);
-    cr_assert_eq(cert_pair_bundle_parse(b, (size_t)(cert_at - b), now, &back, &eb),
-                 -KEEL_ECONFIG);
+    cr_assert_eq(cert_pair_bundle_parse(b, (size_t)(cert_at - b), now, &back, &eb), -KEEL_ECONFIG);
     cr_assert_not_null(strstr(eb.msg, "no certificate"), "%s", eb.msg);
-    cr_assert_eq(cert_pair_bundle_parse(cert_at, strlen(cert_at), now, &back, &eb),
-                 -KEEL_ECONFIG);
+    cr_assert_eq(cert_pair_bundle_parse(cert_at, strlen(cert_at), now, &back, &eb), -KEEL_ECONFIG);
     cr_assert_not_null(strstr(eb.msg, "no private key"), "%s", eb.msg);
     cr_assert_eq(cert_pair_bundle_parse("", 0, now, &back, &eb), -KEEL_ECONFIG);
     free(b);

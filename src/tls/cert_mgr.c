@@ -625,9 +625,9 @@ int cert_mgr_prepare(const struct conf_frontend *fe, time_t now, struct errbuf *
         OPENSSL_cleanse(key, sizeof(key));
         if (rc != 0) {
             errbuf_set(eb,
-                       "%s: managed certificates in the cluster's dcs need the cluster secret: "
-                       "%s",
-                       fe->name, why.msg);
+                       "the cluster's dcs keeps the keys sealed with the cluster secret, "
+                       "which this node cannot use: %s",
+                       why.msg);
             return -KEEL_ECONFIG;
         }
     }

@@ -461,6 +461,9 @@ static void adopt(struct cert_machine *c, const struct tls_cert *cert)
  * issuing (the holder, when there is none anywhere). */
 static void pair_machine(struct cert_machine *c, struct cert_pair *p)
 {
+    if (c->state == CERT_STATE_ISSUING) {
+        return; /* its result is stored, then compared with etcd's at the next poll */
+    }
     const struct etcd_kv *kv = cert_pair_cert_kv(p, c->fe->name);
     bool is_holder = cert_pair_is_holder(p);
     bool has_served = c->state != CERT_STATE_NONE && !c->is_placeholder && c->serial[0] != '\0';
@@ -488,9 +491,6 @@ static void pair_machine(struct cert_machine *c, struct cert_pair *p)
             }
             tls_cert_fini(&cert);
         }
-    }
-    if (c->state == CERT_STATE_ISSUING) {
-        return;
     }
     if (cert_pair_should_publish(is_holder, has_served, c->etcd_serial[0] != '\0', c->serial,
                                  c->not_after, c->etcd_serial, c->etcd_not_after)) {

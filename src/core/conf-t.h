@@ -185,6 +185,7 @@ struct conf_acme {
     char ca_file[CONF_PATH_MAX]; /* acme_ca_file: CAs for the directory; "" = the system's */
     char dir[CONF_PATH_MAX];     /* set at validation: STATE_DIR/tls/FRONTEND */
     char ca_dir[CONF_PATH_MAX];  /* set at validation: STATE_DIR/tls/ca */
+    bool is_shared;              /* set at validation: the cluster has a dcs (cert_pair.c) */
     struct conf_pos pos;         /* the acme line */
 };
 
@@ -355,6 +356,11 @@ struct conf {
     char cluster_name[CONF_NAME_MAX]; /* "" if no cluster block */
     char state_dir[CONF_PATH_MAX];    /* cluster state_dir; "" = not set */
     char secret_file[CONF_PATH_MAX];  /* cluster secret_file; "" = not set */
+    /* cluster dcs etcd URL...: where the LB nodes keep managed certificates, their order lock
+     * and the internal CA (tls/cert_pair.c); none: each LB node keeps its own. */
+    char dcs[CONF_DB_MAX_DCS][256];
+    uint32_t n_dcs;
+    uint32_t acme_lease_ms; /* cluster acme_lease: the order lock's TTL, default 10s */
     struct conf_global global;
     struct conf_node *nodes;
     uint32_t n_nodes;

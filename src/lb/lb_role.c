@@ -86,7 +86,7 @@ static int start(struct role_node *node, struct gen *gen, void **state, struct e
     if (r->checks == NULL) {
         log_error("lb", "out of memory starting health checks");
     }
-    r->certs = cert_mgr_new(node->loop, gen->conf, on_cert_stored, r, NULL);
+    r->certs = cert_mgr_new(node->loop, gen->conf, node->name, on_cert_stored, r, NULL);
     *state = r;
     return 0;
 }
@@ -149,7 +149,8 @@ static enum role_reload reload(struct role_node *node, void *state, struct gen *
         lb_gen_ref(lg);
         lb_worker_set_gen(&r->workers[i], lg);
     }
-    struct cert_mgr *certs = cert_mgr_new(node->loop, gen->conf, on_cert_stored, r, r->certs);
+    struct cert_mgr *certs =
+        cert_mgr_new(node->loop, gen->conf, node->name, on_cert_stored, r, r->certs);
     cert_mgr_free(r->certs);
     r->certs = certs;
     lb_gen_unref(old); /* the role's hold: the node retired or retires its generation */

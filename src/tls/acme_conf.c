@@ -14,6 +14,9 @@
 
 #define LIFETIME_MIN 3000u                       /* 3s: tests watch renewals */
 #define LIFETIME_MAX (30u * 24u * 3600u * 1000u) /* 30 days */
+#define LEASE_MIN 2000u                          /* etcd's own minimum is about 1.5 s */
+#define LEASE_MAX (300u * 1000u)
+#define LEASE_DEFAULT (10u * 1000u)
 
 static const struct conf_enum issuers[] = {
     {"internal", CONF_ACME_INTERNAL},
@@ -120,6 +123,38 @@ static int set_challenge(struct conf_parser *cp, const struct conf_directive *d,
     return -KEEL_ECONFIG;
 }
 
+/* dcs etcd URL... in the cluster block: the etcd of the LB pair's managed certificates. */
+static int set_cluster_dcs(struct conf_parser *cp, const struct conf_directive *d, void *obj,
+                           const struct conf_token *tok, size_t n)
+{
+    (void)d;
+    struct conf *conf = obj;
+    if (strcmp(tok[1].text, "etcd") != 0) {
+        conf_error(cp, &tok[1], "invalid value \"%s\" for \"dcs\": only etcd is supported",
+                   tok[1].text);
+        return -KEEL_ECONFIG;
+    }
+    if (n - 2 > CONF_DB_MAX_DCS) {
+        conf_error(cp, &tok[2 + CONF_DB_MAX_DCS], "too many etcd endpoints (at most %d)",
+                   CONF_DB_MAX_DCS);
+        return -KEEL_ECONFIG;
+    }
+    int rc = 0;
+    for (size_t i = 2; i < n; i++) {
+        const char *url = tok[i].text;
+        struct conf_addr addr;
+        struct errbuf eb;
+        if (strncmp(url, "http://", 7) != 0 || strchr(url + 7, '/') != NULL ||
+            conf_parse_addr(url + 7, CONF_ADDR_NO_RESOLVE, &addr, &eb) != 0) {
+            conf_error(cp, &tok[i], "invalid etcd endpoint \"%s\": expected http://IP:PORT", url);
+            rc = -KEEL_ECONFIG;
+            continue;
+        }
+        (void)snprintf(conf->dcs[conf->n_dcs++], sizeof(conf->dcs[0]), "%s", url);
+    }
+    return rc;
+}
+
 #define FE CONF_CTX_FRONTEND
 
 static const struct conf_directive acme_directives[] = {
@@ -175,6 +210,23 @@ static const struct conf_directive acme_directives[] = {
      .def = "12h",
      .syntax = "acme_lifetime DURATION",
      .help = "validity of the certificates the internal issuer signs"},
+    {.name = "dcs",
+     .contexts = CONF_CTX_CLUSTER,
+     .min_args = 2,
+     .max_args = CONF_ARGS_MANY,
+     .set = set_cluster_dcs,
+     .syntax = "dcs etcd URL...",
+     .help = "the etcd that holds the LB nodes' managed certificates and their order lock"},
+    {.name = "acme_lease",
+     .contexts = CONF_CTX_CLUSTER,
+     .min_args = 1,
+     .max_args = 1,
+     .set = conf_set_duration,
+     CONF_FIELD(struct conf, acme_lease_ms),
+     .min = LEASE_MIN,
+     .max = LEASE_MAX,
+     .syntax = "acme_lease DURATION",
+     .help = "TTL of the managed certificates' order lock in the cluster's dcs (default 10s)"},
 };
 
 /* The directory's host, resolved once at load time (the loop never blocks on DNS): every
@@ -232,6 +284,7 @@ static void validate_frontend(struct conf_parser *cp, const struct conf *conf,
     }
     (void)snprintf(a->dir, sizeof(a->dir), "%.900s/tls/%s", conf->state_dir, fe->name);
     (void)snprintf(a->ca_dir, sizeof(a->ca_dir), "%.900s/tls/ca", conf->state_dir);
+    a->is_shared = conf->n_dcs > 0;
     if (a->issuer == CONF_ACME_DIRECTORY) {
         resolve_directory(cp, a);
     }
@@ -239,8 +292,28 @@ static void validate_frontend(struct conf_parser *cp, const struct conf *conf,
 
 static void acme_conf_validate(struct conf_parser *cp, struct conf *conf)
 {
+    bool is_managed = false;
     for (uint32_t i = 0; i < conf->n_frontends; i++) {
         validate_frontend(cp, conf, &conf->frontends[i]);
+        is_managed = is_managed || conf->frontends[i].tls.acme.issuer != CONF_ACME_NONE;
+    }
+    if (conf->acme_lease_ms == 0) {
+        conf->acme_lease_ms = LEASE_DEFAULT;
+    }
+    /* Keys go to etcd sealed with the cluster secret: without it, no shared certificates
+     * (rather than keys in the clear, or each node on its own without saying so). */
+    if (is_managed && conf->n_dcs > 0 && conf->secret_file[0] == '\0') {
+        for (uint32_t i = 0; i < conf->n_frontends; i++) {
+            const struct conf_acme *a = &conf->frontends[i].tls.acme;
+            if (a->issuer != CONF_ACME_NONE) {
+                conf_error_at(cp, &a->pos,
+                              "\"acme\" in \"%s\" with the cluster's dcs keeps its keys in etcd "
+                              "sealed with the cluster secret, which is not set (add: cluster "
+                              "NAME { secret_file PATH; })",
+                              conf->frontends[i].name);
+                break;
+            }
+        }
     }
 }
 

@@ -123,6 +123,9 @@ struct acme_order {
     size_t body_out_len;
     unsigned bad_nonces;
     uint64_t poll_ms; /* after this answer, the next poll's delay */
+    /* answer_delay_ms: the challenge to POST when the timer fires */
+    bool is_challenge_due;
+    char challenge_url[ACME_URL_MAX];
 };
 
 /* ---------------------------------------------------------------- URLs */
@@ -202,10 +205,16 @@ static void unpublish(struct acme_order *o)
 {
     if (o->token[0] != '\0') {
         acme_http01_remove(o->token);
+        if (o->conf.on_answer != NULL) {
+            o->conf.on_answer(o->conf.answer_data, false, o->token, NULL);
+        }
         o->token[0] = '\0';
     }
     if (o->answered[0] != '\0') {
         acme_alpn_remove(o->answered);
+        if (o->conf.on_answer != NULL) {
+            o->conf.on_answer(o->conf.answer_data, true, o->answered, NULL);
+        }
         o->answered[0] = '\0';
     }
 }
@@ -375,7 +384,10 @@ static void on_poll_timer(struct ev_loop *loop, struct ev_timer *t)
         fail(o, "the order took longer than %llu ms", (unsigned long long)o->conf.timeout_ms);
         return;
     }
-    if (o->state == ACME_ORDER_DIRECTORY) {
+    if (o->is_challenge_due) {
+        o->is_challenge_due = false;
+        post(o, ACME_ORDER_CHALLENGE, o->challenge_url, "{}", false);
+    } else if (o->state == ACME_ORDER_DIRECTORY) {
         send_request(o, "GET", o->conf.directory_url, NULL, 0); /* the first request */
     } else if (o->state == ACME_ORDER_POLL_ORDER) {
         post(o, ACME_ORDER_POLL_ORDER, o->order_url, NULL, false);
@@ -441,12 +453,25 @@ static void on_authz(struct acme_order *o, const char *body, size_t len)
             (void)snprintf(o->token, sizeof(o->token), "%s", c->token);
         }
     }
+    if (rc == 0 && o->conf.on_answer != NULL) {
+        o->conf.on_answer(o->conf.answer_data, o->conf.is_tls_alpn,
+                          o->conf.is_tls_alpn ? a.identifier : c->token, ka);
+    }
     free(ka);
     if (rc != 0) {
         fail(o, "cannot answer the %s challenge: %s", type, strerror(-rc));
         return;
     }
     log_info(o->conf.log_ctx, "acme: answering %s for %s", type, a.identifier);
+    if (o->conf.answer_delay_ms > 0) {
+        /* The other LB nodes read the answer before the server may ask one of them. */
+        log_info(o->conf.log_ctx, "acme: the challenge in %u ms, once every node has the answer",
+                 o->conf.answer_delay_ms);
+        (void)snprintf(o->challenge_url, sizeof(o->challenge_url), "%s", c->url);
+        o->is_challenge_due = true;
+        ev_timer_start(o->loop, &o->timer, o->conf.answer_delay_ms);
+        return;
+    }
     post(o, ACME_ORDER_CHALLENGE, c->url, "{}", false);
 }
 

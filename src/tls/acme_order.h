@@ -42,6 +42,12 @@ enum acme_order_state {
 const char *acme_order_state_name(enum acme_order_state s);
 bool acme_order_state_is_legal(enum acme_order_state from, enum acme_order_state to);
 
+/* Told when the order starts answering a challenge (key_authorization set) and when it
+ * stops (NULL): name is the http-01 token, or the tls-alpn-01 identifier. Across the LB
+ * pair (cert_pair.h) the answers go to etcd, for the node the ACME server reaches. */
+typedef void (*acme_answer_fn)(void *data, bool is_tls_alpn, const char *name,
+                               const char *key_authorization);
+
 /* What an order needs; every pointer borrowed for the order's life. */
 struct acme_order_conf {
     const char *directory_url;   /* "https://host[:port]/path" */
@@ -52,9 +58,13 @@ struct acme_order_conf {
     const char *email;      /* "" or NULL: no contact */
     const char (*names)[254];
     uint32_t n_names;
-    const char *log_ctx; /* "cert www" */
-    bool is_tls_alpn;    /* answer tls-alpn-01 (RFC 8737) rather than http-01 */
-    uint64_t timeout_ms; /* the whole order, from its start */
+    const char *log_ctx;      /* "cert www" */
+    bool is_tls_alpn;         /* answer tls-alpn-01 (RFC 8737) rather than http-01 */
+    uint64_t timeout_ms;      /* the whole order, from its start */
+    acme_answer_fn on_answer; /* NULL: none */
+    void *answer_data;
+    uint32_t answer_delay_ms; /* between publishing an answer and asking the server to
+                               * validate it (the other nodes read it meanwhile); 0: none */
 };
 
 /* The outcome: rc 0 and cert (the caller takes its contents: leaf, chain, the new key), or

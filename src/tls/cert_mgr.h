@@ -25,6 +25,8 @@ enum cert_state {
     CERT_STATE_VALID,    /* a valid certificate is stored and served; renewal timer armed */
     CERT_STATE_ISSUING,  /* asking the issuer for a new one (internal: one callback) */
     CERT_STATE_BACKOFF,  /* the last attempt failed: the served one stays; retry timer armed */
+    CERT_STATE_WAITING,  /* across the pair: another node holds the order lock; its
+                          * certificate is awaited in etcd */
     CERT_STATE_COUNT
 };
 
@@ -58,9 +60,11 @@ typedef void (*cert_stored_fn)(void *data, const char *frontend);
  * its renewal. prev (NULL: none), the manager of the previous generation, gives its
  * counters to the machines of the same frontends (the caller then frees it). NULL on OOM
  * (logged); a conf without managed certificates gives a manager with nothing to do.
+ * With the cluster's dcs, the certificates are shared through etcd (cert_pair.h): node
+ * (--node NAME, NULL: the host's name) and the pid name this process in the order lock.
  * Control thread. */
-struct cert_mgr *cert_mgr_new(struct ev_loop *loop, const struct conf *conf, cert_stored_fn fn,
-                              void *data, const struct cert_mgr *prev);
+struct cert_mgr *cert_mgr_new(struct ev_loop *loop, const struct conf *conf, const char *node,
+                              cert_stored_fn fn, void *data, const struct cert_mgr *prev);
 /* Stop the timers and free (NULL allowed). Control thread. */
 void cert_mgr_free(struct cert_mgr *m);
 

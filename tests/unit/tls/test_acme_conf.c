@@ -123,3 +123,45 @@ Test(acme_conf, names_are_dns_names_or_ip_addresses)
     long_label[64] = '\0';
     cr_assert_not(is_cert_name(long_label));
 }
+
+Test(acme_conf, the_cluster_dcs_shares_the_certificates)
+{
+    struct conf_errors errs;
+    struct conf *conf =
+        load("cluster t { state_dir /var/lib/keel; secret_file /nonexistent/cluster.key;\n"
+             "  dcs etcd http://127.0.0.1:2379 http://[::1]:2379; acme_lease 3s; }\n"
+             "frontend www { bind 127.0.0.1:443 tls; acme internal; acme_names a.example; "
+             "backend web; }\n" BACKEND,
+             &errs);
+    cr_assert_not_null(conf, "%s", errs.text != NULL ? errs.text : "");
+    cr_assert_eq(conf->n_dcs, 2);
+    cr_assert_str_eq(conf->dcs[1], "http://[::1]:2379");
+    cr_assert_eq(conf->acme_lease_ms, 3000);
+    cr_assert(conf->frontends[0].tls.acme.is_shared);
+    conf_free(conf);
+    /* without a dcs: each node on its own, the default lease */
+    conf = load("cluster t { state_dir /var/lib/keel; }\n"
+                "frontend www { bind 127.0.0.1:443 tls; acme internal; acme_names a.example; "
+                "backend web; }\n" BACKEND,
+                &errs);
+    cr_assert_not_null(conf);
+    cr_assert_not(conf->frontends[0].tls.acme.is_shared);
+    cr_assert_eq(conf->acme_lease_ms, 10000);
+    conf_free(conf);
+}
+
+Test(acme_conf, the_cluster_dcs_needs_the_secret_and_etcd_urls)
+{
+    expect_error("cluster t { state_dir /var/lib/keel; dcs etcd http://127.0.0.1:2379; }\n"
+                 "frontend www { bind 127.0.0.1:443 tls; acme internal; acme_names a.example; "
+                 "backend web; }\n" BACKEND,
+                 "t.conf:2:40: error: \"acme\" in \"www\" with the cluster's dcs keeps its keys "
+                 "in etcd sealed with the cluster secret, which is not set");
+    expect_error("cluster t { state_dir /k; secret_file /k/s; dcs consul http://127.0.0.1:1; }\n",
+                 "only etcd is supported");
+    expect_error("cluster t { state_dir /k; secret_file /k/s; dcs etcd https://127.0.0.1:1; }\n",
+                 "invalid etcd endpoint \"https://127.0.0.1:1\"");
+    expect_error("cluster t { state_dir /k; acme_lease 1s; }\n", "acme_lease");
+    expect_error("node n { address 127.0.0.1; roles lb; dcs etcd http://127.0.0.1:1; }\n",
+                 "not allowed");
+}

@@ -58,7 +58,15 @@ Test(cert_mgr, the_table_allows_only_the_documented_moves)
     cr_assert(cert_state_is_legal(CERT_STATE_ISSUING, CERT_STATE_BACKOFF));
     cr_assert(cert_state_is_legal(CERT_STATE_BACKOFF, CERT_STATE_ISSUING));
     cr_assert_not(cert_state_is_legal(CERT_STATE_VALID, CERT_STATE_BACKOFF));
-    cr_assert_not(cert_state_is_legal(CERT_STATE_BACKOFF, CERT_STATE_VALID));
+    /* across the pair: another node's certificate arrives from etcd during a backoff */
+    cr_assert(cert_state_is_legal(CERT_STATE_BACKOFF, CERT_STATE_VALID));
+    cr_assert(cert_state_is_legal(CERT_STATE_NONE, CERT_STATE_WAITING));
+    cr_assert(cert_state_is_legal(CERT_STATE_VALID, CERT_STATE_WAITING));
+    cr_assert(cert_state_is_legal(CERT_STATE_BACKOFF, CERT_STATE_WAITING));
+    cr_assert(cert_state_is_legal(CERT_STATE_WAITING, CERT_STATE_VALID));
+    cr_assert(cert_state_is_legal(CERT_STATE_WAITING, CERT_STATE_ISSUING));
+    cr_assert_not(cert_state_is_legal(CERT_STATE_ISSUING, CERT_STATE_WAITING));
+    cr_assert_not(cert_state_is_legal(CERT_STATE_WAITING, CERT_STATE_BACKOFF));
     cr_assert_not(cert_state_is_legal(CERT_STATE_VALID, CERT_STATE_NONE));
     cr_assert_not(cert_state_is_legal(CERT_STATE_COUNT, CERT_STATE_NONE));
     for (int s = 0; s < CERT_STATE_COUNT; s++) {
@@ -179,7 +187,7 @@ Test(cert_mgr, a_short_life_is_renewed_at_two_thirds_and_the_owner_told, .timeou
     stored_serial(conf, first, sizeof(first));
     struct watch w = {.loop = ev_loop_new()};
     cr_assert_not_null(w.loop);
-    struct cert_mgr *m = cert_mgr_new(w.loop, conf, on_stored, &w, NULL);
+    struct cert_mgr *m = cert_mgr_new(w.loop, conf, NULL, on_stored, &w, NULL);
     cr_assert_not_null(m);
     cr_assert_eq(cert_mgr_state(m, "www"), CERT_STATE_VALID);
     cr_assert_eq(cert_mgr_state(m, "other"), -1);
@@ -191,7 +199,7 @@ Test(cert_mgr, a_short_life_is_renewed_at_two_thirds_and_the_owner_told, .timeou
     cr_assert_str_neq(first, second);
     cr_assert_eq(m->m[0].renewed, 1);
     /* A reload's manager keeps the counters. */
-    struct cert_mgr *next = cert_mgr_new(w.loop, conf, on_stored, &w, m);
+    struct cert_mgr *next = cert_mgr_new(w.loop, conf, NULL, on_stored, &w, m);
     cert_mgr_free(m);
     cr_assert_eq(next->m[0].renewed, 1);
     cert_mgr_free(next);
@@ -212,7 +220,7 @@ Test(cert_mgr, a_failed_renewal_keeps_the_certificate_and_backs_off, .timeout = 
     snprintf(path, sizeof(path), "%s/%s", conf->frontends[0].tls.acme.ca_dir, TLS_CA_KEY);
     cr_assert_eq(cert_store_write(path, "damaged\n", 8, 0600, &eb), 0);
     struct watch w = {.loop = ev_loop_new()};
-    struct cert_mgr *m = cert_mgr_new(w.loop, conf, on_stored, &w, NULL);
+    struct cert_mgr *m = cert_mgr_new(w.loop, conf, NULL, on_stored, &w, NULL);
     cr_assert_not_null(m);
     /* The renewal comes after at most 2 s (the certificate's notBefore is rounded to the
      * second, so it may come sooner); the retry 2 s after it fails. Step until it failed. */

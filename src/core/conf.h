@@ -217,6 +217,11 @@ int conf_set_name(struct conf_parser *cp, const struct conf_directive *d, void *
 int conf_set_node_names(struct conf_parser *cp, const struct conf_token *tok, size_t n,
                         char (*names)[CONF_NAME_MAX], uint32_t *n_names,
                         uint32_t max) KEEL_MUST_CHECK;
+/* `dcs etcd URL...` (tok[1, n)): the kind, etcd only, then the URLs appended to dcs (*n_dcs
+ * of them so far), each http://IP:PORT without a path, at most CONF_DB_MAX_DCS in all. The
+ * setter of the database block's and the cluster block's dcs. */
+int conf_set_dcs(struct conf_parser *cp, const struct conf_token *tok, size_t n, char (*dcs)[256],
+                 uint32_t *n_dcs) KEEL_MUST_CHECK;
 /* An address to connect to / to listen on (d->min = CONF_ADDR_* flags) into a struct
  * conf_addr field. */
 int conf_set_addr(struct conf_parser *cp, const struct conf_directive *d, void *obj,

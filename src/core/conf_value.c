@@ -561,6 +561,35 @@ int conf_set_node_names(struct conf_parser *cp, const struct conf_token *tok, si
     return rc;
 }
 
+int conf_set_dcs(struct conf_parser *cp, const struct conf_token *tok, size_t n, char (*dcs)[256],
+                 uint32_t *n_dcs)
+{
+    if (strcmp(tok[1].text, "etcd") != 0) {
+        conf_error(cp, &tok[1], "invalid value \"%s\" for \"dcs\": only etcd is supported",
+                   tok[1].text);
+        return -KEEL_ECONFIG;
+    }
+    if (n - 2 > CONF_DB_MAX_DCS) {
+        conf_error(cp, &tok[2 + CONF_DB_MAX_DCS], "too many etcd endpoints (at most %d)",
+                   CONF_DB_MAX_DCS);
+        return -KEEL_ECONFIG;
+    }
+    int rc = 0;
+    for (size_t i = 2; i < n; i++) {
+        const char *url = tok[i].text;
+        struct conf_addr addr;
+        struct errbuf eb;
+        if (strncmp(url, "http://", 7) != 0 || strchr(url + 7, '/') != NULL ||
+            conf_parse_addr(url + 7, CONF_ADDR_NO_RESOLVE, &addr, &eb) != 0) {
+            conf_error(cp, &tok[i], "invalid etcd endpoint \"%s\": expected http://IP:PORT", url);
+            rc = -KEEL_ECONFIG;
+            continue;
+        }
+        (void)snprintf(dcs[(*n_dcs)++], 256, "%s", url);
+    }
+    return rc;
+}
+
 int conf_set_addr(struct conf_parser *cp, const struct conf_directive *d, void *obj,
                   const struct conf_token *tok, size_t n)
 {

@@ -129,30 +129,7 @@ static int set_cluster_dcs(struct conf_parser *cp, const struct conf_directive *
 {
     (void)d;
     struct conf *conf = obj;
-    if (strcmp(tok[1].text, "etcd") != 0) {
-        conf_error(cp, &tok[1], "invalid value \"%s\" for \"dcs\": only etcd is supported",
-                   tok[1].text);
-        return -KEEL_ECONFIG;
-    }
-    if (n - 2 > CONF_DB_MAX_DCS) {
-        conf_error(cp, &tok[2 + CONF_DB_MAX_DCS], "too many etcd endpoints (at most %d)",
-                   CONF_DB_MAX_DCS);
-        return -KEEL_ECONFIG;
-    }
-    int rc = 0;
-    for (size_t i = 2; i < n; i++) {
-        const char *url = tok[i].text;
-        struct conf_addr addr;
-        struct errbuf eb;
-        if (strncmp(url, "http://", 7) != 0 || strchr(url + 7, '/') != NULL ||
-            conf_parse_addr(url + 7, CONF_ADDR_NO_RESOLVE, &addr, &eb) != 0) {
-            conf_error(cp, &tok[i], "invalid etcd endpoint \"%s\": expected http://IP:PORT", url);
-            rc = -KEEL_ECONFIG;
-            continue;
-        }
-        (void)snprintf(conf->dcs[conf->n_dcs++], sizeof(conf->dcs[0]), "%s", url);
-    }
-    return rc;
+    return conf_set_dcs(cp, tok, n, conf->dcs, &conf->n_dcs);
 }
 
 #define FE CONF_CTX_FRONTEND

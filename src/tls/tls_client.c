@@ -17,6 +17,9 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "tls/tls_ctx.h"
+#include "tls/tls_transport.h"
+
 #define TLS_ALPN_MAX 255 /* one protocol name (RFC 7301 section 3.1) */
 
 struct tls_client {
@@ -31,15 +34,6 @@ struct tls_client {
     pthread_mutex_t lock;
     SSL_SESSION *session;
 };
-
-/* "what: reason" with OpenSSL's last error, then the (per-thread) error queue emptied. */
-static void ossl_error(struct errbuf *eb, const char *what)
-{
-    unsigned long e = ERR_peek_last_error();
-    const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
-    errbuf_set(eb, "%s%s%s", what, reason != NULL ? ": " : "", reason != NULL ? reason : "");
-    ERR_clear_error();
-}
 
 /* A peer gave a session (a TLS 1.2 session at the end of the handshake, or a TLS 1.3
  * ticket): keep it as the one to resume. The same session is offered by every connection
@@ -78,7 +72,7 @@ static int load_ca_file(SSL_CTX *ctx, const char *path, struct errbuf *eb)
     if (SSL_CTX_load_verify_file(ctx, path) != 1) {
         char what[600];
         (void)snprintf(what, sizeof(what), "no usable PEM certificate in CA file %s", path);
-        ossl_error(eb, what);
+        tls_ossl_error(eb, what);
         return -KEEL_ECONFIG;
     }
     return 0;
@@ -101,7 +95,7 @@ static int set_name(struct tls_client *c, const char *name, struct errbuf *eb)
     int ok =
         c->is_ip ? X509_VERIFY_PARAM_set1_ip_asc(p, name) : X509_VERIFY_PARAM_set1_host(p, name, 0);
     if (ok != 1) {
-        ossl_error(eb, "cannot set the name to verify");
+        tls_ossl_error(eb, "cannot set the name to verify");
         return -KEEL_ECONFIG;
     }
     return 0;
@@ -119,7 +113,7 @@ static int set_alpn(SSL_CTX *ctx, const char *alpn, struct errbuf *eb)
     wire[0] = (unsigned char)len;
     memcpy(wire + 1, alpn, len);
     if (SSL_CTX_set_alpn_protos(ctx, wire, (unsigned)len + 1) != 0) { /* 0 is success */
-        ossl_error(eb, "cannot set ALPN");
+        tls_ossl_error(eb, "cannot set ALPN");
         return -KEEL_ECONFIG;
     }
     return 0;
@@ -130,24 +124,17 @@ static int ctx_configure(struct tls_client *c, const struct tls_client_conf *con
 {
     SSL_CTX *ctx = c->ctx;
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
-        ossl_error(eb, "cannot set the TLS versions");
+        tls_ossl_error(eb, "cannot set the TLS versions");
         return -KEEL_ECONFIG;
     }
-    /* As on the server side: no renegotiation, no compression, and an EOF without
-     * close_notify is an EOF (HTTP responses carry their own length; servers often close
-     * idle keep-alive connections without one). */
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
-    /* Pooled idle connections give their record buffers back; writes are one record per
-     * call and may be retried from a moved buffer (see tls_transport.c). */
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
-                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    SSL_CTX_set_read_ahead(ctx, 1);
+    /* As on the server side (servers often close idle keep-alive connections without a
+     * close_notify; pooled idle connections give their record buffers back). */
+    tls_transport_ctx_setup(ctx);
     /* Sessions go to on_new_session only: OpenSSL's own cache would hold every one. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, on_new_session);
     if (SSL_CTX_set_app_data(ctx, c) != 1) {
-        ossl_error(eb, "cannot attach the context");
+        tls_ossl_error(eb, "cannot attach the context");
         return -ENOMEM;
     }
     if (conf->is_verify_off) {
@@ -158,7 +145,7 @@ static int ctx_configure(struct tls_client *c, const struct tls_client_conf *con
         if (conf->ca_file != NULL) {
             rc = load_ca_file(ctx, conf->ca_file, eb);
         } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-            ossl_error(eb, "cannot load the system's CA store");
+            tls_ossl_error(eb, "cannot load the system's CA store");
             rc = -KEEL_ECONFIG;
         }
         if (rc != 0) {
@@ -186,7 +173,7 @@ struct tls_client *tls_client_new(const struct tls_client_conf *conf, struct err
     }
     c->ctx = SSL_CTX_new(TLS_client_method());
     if (c->ctx == NULL) {
-        ossl_error(eb, "cannot make an OpenSSL context");
+        tls_ossl_error(eb, "cannot make an OpenSSL context");
         tls_client_free(c);
         return NULL;
     }

@@ -24,6 +24,7 @@
 #include "tls/acme_alpn.h"
 #include "tls/cert_store.h"
 #include "tls/tls_ticket.h"
+#include "tls/tls_transport.h"
 
 /* Key types one context can hold a certificate of (RSA, RSA-PSS, EC, Ed25519, Ed448). */
 #define TLS_SET_MAX 8
@@ -68,9 +69,7 @@ struct tls_ctx {
 
 /* ---------------------------------------------------------------- errors */
 
-/* "what: reason" with the reason of OpenSSL's last error, then the error queue emptied (it
- * is per thread: a stale error would confuse the next SSL_get_error). */
-static void ossl_error(struct errbuf *eb, const char *what)
+void tls_ossl_error(struct errbuf *eb, const char *what)
 {
     unsigned long e = ERR_peek_last_error();
     const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
@@ -155,7 +154,7 @@ static int load_certs(struct cert_item *c, const char *path, struct errbuf *eb)
         char what[CONF_PATH_MAX + 64];
         (void)snprintf(what, sizeof(what), "cannot parse certificate %d of %s",
                        sk_X509_num(c->chain) + 2, path);
-        ossl_error(eb, what);
+        tls_ossl_error(eb, what);
         return -KEEL_ECONFIG;
     }
     ERR_clear_error();
@@ -375,21 +374,10 @@ static int ctx_configure(SSL_CTX *ctx, const struct conf_frontend *fe, struct tl
     int max = (v & CONF_TLS_V13) != 0 ? TLS1_3_VERSION : TLS1_2_VERSION;
     if (SSL_CTX_set_min_proto_version(ctx, min) != 1 ||
         SSL_CTX_set_max_proto_version(ctx, max) != 1) {
-        ossl_error(eb, "cannot set the TLS versions");
+        tls_ossl_error(eb, "cannot set the TLS versions");
         return -KEEL_ECONFIG;
     }
-    /* No renegotiation (a client-driven CPU cost and a write that would need a read), no
-     * compression (CRIME), and a client that closes without close_notify is an ordinary
-     * EOF: HTTP messages carry their own length, as browsers and curl assume. */
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
-    /* An idle connection gives its record buffers back (about 34 KiB); a write may return
-     * after one record, and a retried write may come from a buffer that moved (the
-     * connection's buffers are compacted). */
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
-                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    /* Read whole records (and what follows) in one recv rather than header then body. */
-    SSL_CTX_set_read_ahead(ctx, 1);
+    tls_transport_ctx_setup(ctx);
     /* Resumption is by tickets only (stateless; TLS 1.3 and 1.2): the server-side session
      * cache would take a lock per handshake and memory per session, and serve one process
      * only. Every context of the frontend has the same keys (tls_ticket.c): a session
@@ -399,19 +387,19 @@ static int ctx_configure(SSL_CTX *ctx, const struct conf_frontend *fe, struct tl
     }
     static const unsigned char sid_ctx[] = "keel";
     if (SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) != 1) {
-        ossl_error(eb, "cannot set the session context");
+        tls_ossl_error(eb, "cannot set the session context");
         return -KEEL_ECONFIG;
     }
     if (SSL_CTX_set_cipher_list(ctx, fe->tls.ciphers) != 1) {
-        ossl_error(eb, "invalid tls_ciphers");
+        tls_ossl_error(eb, "invalid tls_ciphers");
         return -KEEL_ECONFIG;
     }
     if (SSL_CTX_set_ciphersuites(ctx, fe->tls.ciphersuites) != 1) {
-        ossl_error(eb, "invalid tls_ciphersuites");
+        tls_ossl_error(eb, "invalid tls_ciphersuites");
         return -KEEL_ECONFIG;
     }
     if (SSL_CTX_set1_groups_list(ctx, fe->tls.groups) != 1) {
-        ossl_error(eb, "invalid tls_groups");
+        tls_ossl_error(eb, "invalid tls_groups");
         return -KEEL_ECONFIG;
     }
     SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);
@@ -426,7 +414,7 @@ int tls_setting_check(enum tls_setting which, const char *value, struct errbuf *
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL) {
-        ossl_error(eb, "cannot make an OpenSSL context");
+        tls_ossl_error(eb, "cannot make an OpenSSL context");
         return -ENOMEM;
     }
     int ok = 0;
@@ -443,7 +431,7 @@ int tls_setting_check(enum tls_setting which, const char *value, struct errbuf *
     }
     SSL_CTX_free(ctx);
     if (ok != 1) {
-        ossl_error(eb, "OpenSSL refuses it");
+        tls_ossl_error(eb, "OpenSSL refuses it");
         return -KEEL_ECONFIG;
     }
     ERR_clear_error();
@@ -457,7 +445,7 @@ static SSL_CTX *ctx_build(const struct conf_frontend *fe, const struct conf_cert
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL) {
-        ossl_error(eb, "cannot make an OpenSSL context");
+        tls_ossl_error(eb, "cannot make an OpenSSL context");
         return NULL;
     }
     if (ctx_configure(ctx, fe, t, eb) != 0) {
@@ -470,7 +458,7 @@ static SSL_CTX *ctx_build(const struct conf_frontend *fe, const struct conf_cert
             char what[CONF_PATH_MAX + 64];
             (void)snprintf(what, sizeof(what), "cannot use the certificate in %s",
                            certs[set->idx[i]].cert_file);
-            ossl_error(eb, what);
+            tls_ossl_error(eb, what);
             SSL_CTX_free(ctx);
             return NULL;
         }

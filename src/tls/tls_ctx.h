@@ -25,6 +25,11 @@
 
 struct tls_ctx;
 
+/* eb = "what: reason", the reason being OpenSSL's last error on this thread (none: "what"),
+ * then this thread's error queue emptied (a stale entry would confuse the next
+ * SSL_get_error). For every OpenSSL failure src/tls reports. */
+void tls_ossl_error(struct errbuf *eb, const char *what);
+
 /* Which file of a certificate line an error is about. */
 enum tls_cert_part { TLS_PART_CERT = 0, TLS_PART_KEY };
 

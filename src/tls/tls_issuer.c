@@ -15,14 +15,13 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "tls/tls_ctx.h"
+
 #define SKEW_S 300 /* leaves of an hour or more start 5 minutes early: clocks differ */
 
 static int ossl_fail(struct errbuf *eb, const char *what)
 {
-    unsigned long e = ERR_peek_last_error();
-    const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
-    errbuf_set(eb, "%s%s%s", what, reason != NULL ? ": " : "", reason != NULL ? reason : "");
-    ERR_clear_error();
+    tls_ossl_error(eb, what);
     return -ENOMEM;
 }
 

@@ -85,6 +85,15 @@ static void set_state(struct tls_conn *t, enum tls_conn_state to)
     t->state = to;
 }
 
+void tls_transport_ctx_setup(SSL_CTX *ctx)
+{
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_read_ahead(ctx, 1);
+}
+
 bool tls_sniff_is_plain_http(const uint8_t *p, size_t len)
 {
     return len > 0 && p[0] >= 'A' && p[0] <= 'Z';

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/types.h>
+
 #include "http/http_transport-t.h"
 
 /* open's conf_data is a struct tls_ctx (tls_ctx.h) on the accepted side (keel plays the
@@ -22,6 +24,15 @@
  * certificate says why in http_xprt_info.error ("certificate verify failed: hostname
  * mismatch"). */
 extern const struct http_xprt_ops tls_xprt_ops;
+
+/* The settings the transport relies on, for every SSL_CTX it runs on (server and client):
+ * no renegotiation (a peer-driven CPU cost and a write that would need a read), no
+ * compression (CRIME), and a peer that closes without close_notify is an ordinary EOF (HTTP
+ * messages carry their own length, as browsers and curl assume); an idle connection gives
+ * its record buffers back (about 34 KiB); a write may return after one record and a retried
+ * write may come from a buffer that moved (the connection's buffers are compacted); whole
+ * records (and what follows) are read in one recv. */
+void tls_transport_ctx_setup(SSL_CTX *ctx);
 
 /* The largest plaintext of one TLS record (RFC 8446 section 5.1): writes are cut and
  * gathered to it. */
